@@ -1,0 +1,39 @@
+# Tests: every tests/<kind>/test_*.c is one Check executable, labelled by its folder.
+# Each test has a ctest TIMEOUT; Check's per-case timeouts are set inside the suites.
+set(RB_TEST_LIBS rb_common)
+foreach(m engine worker hive keeper)
+  if(TARGET rb_${m})
+    list(APPEND RB_TEST_LIBS rb_${m})
+  endif()
+endforeach()
+
+file(GLOB _support CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
+add_library(rb_testsupport STATIC ${_support})
+target_include_directories(rb_testsupport PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
+target_link_libraries(rb_testsupport PUBLIC PkgConfig::CHECK rb_common)
+target_compile_definitions(rb_testsupport PUBLIC
+  RB_SOURCE_DIR="${CMAKE_SOURCE_DIR}" RB_BIN_DIR="${CMAKE_BINARY_DIR}")
+
+set(RB_TIMEOUT_unit 120)
+set(RB_TIMEOUT_integration 300)
+set(RB_TIMEOUT_e2e 600)
+
+foreach(kind unit integration e2e)
+  file(GLOB _tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${kind}/test_*.c)
+  foreach(t ${_tests})
+    get_filename_component(_name ${t} NAME_WE)
+    set(_exe ${kind}_${_name})
+    add_executable(${_exe} ${t})
+    # White-box tests may include a module's private headers.
+    target_include_directories(${_exe} PRIVATE ${CMAKE_SOURCE_DIR}/src/common
+      ${CMAKE_SOURCE_DIR}/src/engine ${CMAKE_SOURCE_DIR}/src/worker
+      ${CMAKE_SOURCE_DIR}/src/hive ${CMAKE_SOURCE_DIR}/src/keeper)
+    target_link_libraries(${_exe} PRIVATE rb_testsupport ${RB_TEST_LIBS} PkgConfig::CHECK)
+    set_property(GLOBAL APPEND PROPERTY RB_ALL_TARGETS ${_exe})
+    add_test(NAME ${kind}/${_name} COMMAND ${_exe})
+    set_tests_properties(${kind}/${_name} PROPERTIES LABELS ${kind}
+      TIMEOUT ${RB_TIMEOUT_${kind}} ENVIRONMENT "CK_FORK=yes")
+  endforeach()
+endforeach()
+
+get_property(_all GLOBAL PROPERTY RB_ALL_TARGETS)

@@ -1,0 +1,541 @@
+/*
+ * http.c - the HTTP server core over libmicrohttpd: routing, limits, auth, replies.
+ *
+ * DESIGN
+ * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): handlers may block briefly and
+ * SSE readers block in poll() (see http_sse.c). A request goes through these gates, in order,
+ * on libmicrohttpd's first call: route lookup (404/405), bearer auth (401), declared
+ * Content-Length against the limit (413), content type of a body (415). The body is then
+ * accumulated in a bounded buffer (413 if a chunked body outgrows it) and the handler runs once
+ * on the final call. Every reply carries X-Correlation-ID.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_internal.h"
+#include "rb_json.h"
+#include "rb_log.h"
+#include "rb_util.h"
+
+#define MAX_HEADERS 8
+#define MAX_PATH_SEGMENTS 16
+#define PARAMS_BYTES 512
+
+typedef struct reply_header {
+    char *name, *value;
+} reply_header;
+
+struct rb_http_reply {
+    int set;
+    int status;
+    char *body; /* owned */
+    size_t body_len;
+    char content_type[64];
+    rb_chan *sse; /* owned reference */
+    reply_header headers[MAX_HEADERS];
+    int nheaders;
+};
+
+typedef struct req_ctx {
+    const rb_http_route *route; /* NULL: rejected early */
+    rb_buf body;
+    int too_big;
+    int64_t start_us;
+    char corr[80];
+    char params[PARAMS_BYTES];
+    const char *param_ptr[RB_HTTP_MAX_PARAMS];
+    int nparams;
+} req_ctx;
+
+rb_http_config rb_http_config_default(void)
+{
+    rb_http_config c = {0};
+    c.bind_addr = "127.0.0.1";
+    c.max_body = 1024 * 1024;
+    c.sse_keepalive_ms = 10000;
+    c.component = "http";
+    return c;
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+/* Matches path against pattern; on success copies {x} values into ctx. */
+static int route_match(const char *pattern, const char *path, req_ctx *ctx)
+{
+    const char *p = pattern, *u = path;
+    size_t used = 0;
+    int np = 0;
+
+    while (*p && *u) {
+        if (*p == '{') {
+            const char *pe = strchr(p, '}');
+            const char *ue = strchr(u, '/');
+            size_t n;
+            if (!pe)
+                return 0;
+            if (!ue)
+                ue = u + strlen(u);
+            n = (size_t)(ue - u);
+            if (n == 0 || np == RB_HTTP_MAX_PARAMS || used + n + 1 > PARAMS_BYTES)
+                return 0;
+            if (ctx) {
+                memcpy(ctx->params + used, u, n);
+                ctx->params[used + n] = '\0';
+                ctx->param_ptr[np] = ctx->params + used;
+            }
+            used += n + 1;
+            np++;
+            p = pe + 1;
+            u = ue;
+            continue;
+        }
+        if (*p != *u)
+            return 0;
+        p++, u++;
+    }
+    if (*p || *u)
+        return 0;
+    if (ctx)
+        ctx->nparams = np;
+    return 1;
+}
+
+/* Finds the route; *path_known tells whether another method would have matched. */
+static const rb_http_route *route_find(const rb_http_server *srv, const char *method,
+                                       const char *path, req_ctx *ctx, int *path_known)
+{
+    *path_known = 0;
+    for (size_t i = 0; i < srv->cfg.nroutes; i++) {
+        const rb_http_route *r = &srv->cfg.routes[i];
+        if (!route_match(r->pattern, path, NULL))
+            continue;
+        *path_known = 1;
+        if (strcmp(r->method, method) == 0) {
+            route_match(r->pattern, path, ctx);
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+static void reply_clear(rb_http_reply *rep)
+{
+    free(rep->body);
+    rep->body = NULL;
+    rep->body_len = 0;
+    rb_chan_unref(rep->sse);
+    rep->sse = NULL;
+}
+
+void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type,
+                        const char *text)
+{
+    reply_clear(rep);
+    rep->set = 1;
+    rep->status = status;
+    rep->body = strdup(text ? text : "");
+    rep->body_len = rep->body ? strlen(rep->body) : 0;
+    snprintf(rep->content_type, sizeof rep->content_type, "%s", content_type);
+}
+
+void rb_http_reply_json(rb_http_reply *rep, int status, json_t *body)
+{
+    char *s = body ? rb_json_dump(body) : NULL;
+    reply_clear(rep);
+    rep->set = 1;
+    rep->status = s ? status : 500;
+    rep->body = s ? s : strdup("{\"error\":{\"code\":\"INTERNAL\",\"message\":\"out of memory\"}}");
+    rep->body_len = rep->body ? strlen(rep->body) : 0;
+    snprintf(rep->content_type, sizeof rep->content_type, "application/json");
+    json_decref(body);
+}
+
+void rb_http_reply_error(rb_http_reply *rep, int status, const char *code, const char *message,
+                         json_t *details)
+{
+    rb_http_reply_json(rep, status, rb_error_envelope(code, message, details));
+}
+
+void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch)
+{
+    reply_clear(rep);
+    rep->set = 1;
+    rep->status = 200;
+    rb_chan_ref(ch);
+    rep->sse = ch;
+}
+
+void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value)
+{
+    if (rep->nheaders == MAX_HEADERS)
+        return;
+    rep->headers[rep->nheaders].name = strdup(name);
+    rep->headers[rep->nheaders].value = strdup(value);
+    rep->nheaders++;
+}
+
+static void reply_release(rb_http_reply *rep)
+{
+    reply_clear(rep);
+    for (int i = 0; i < rep->nheaders; i++) {
+        free(rep->headers[i].name);
+        free(rep->headers[i].value);
+    }
+}
+
+/* Hands the reply to libmicrohttpd. */
+static enum MHD_Result send_reply(rb_http_server *srv, struct MHD_Connection *conn,
+                                  rb_http_reply *rep, req_ctx *ctx, const char *method,
+                                  const char *path)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ok;
+
+    if (!rep->set)
+        rb_http_reply_error(rep, 500, "INTERNAL", "handler produced no reply", NULL);
+    if (rep->sse) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1);
+        if (r) {
+            MHD_add_response_header(r, "Content-Type", "text/event-stream");
+            MHD_add_response_header(r, "Cache-Control", "no-cache");
+            MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        }
+    } else {
+        r = MHD_create_response_from_buffer(rep->body_len, rep->body, MHD_RESPMEM_MUST_FREE);
+        if (r) {
+            rep->body = NULL; /* libmicrohttpd frees it */
+            MHD_add_response_header(r, "Content-Type", rep->content_type);
+        }
+    }
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "X-Correlation-ID", ctx->corr);
+    for (int i = 0; i < rep->nheaders; i++)
+        MHD_add_response_header(r, rep->headers[i].name, rep->headers[i].value);
+    ok = MHD_queue_response(conn, (unsigned)rep->status, r);
+    MHD_destroy_response(r);
+    rb_log(rep->status >= 500 ? RB_LOG_WARN : RB_LOG_DEBUG, srv->component,
+           "%s %s -> %d (%s, %.1f ms)", method, path, rep->status, ctx->corr,
+           (double)(rb_now_us() - ctx->start_us) / 1000.0);
+    return ok;
+}
+
+static enum MHD_Result send_error(rb_http_server *srv, struct MHD_Connection *conn,
+                                  req_ctx *ctx, int status, const char *code, const char *msg,
+                                  const char *method, const char *path)
+{
+    rb_http_reply rep = {0};
+    enum MHD_Result ok;
+    rb_http_reply_error(&rep, status, code, msg, NULL);
+    ok = send_reply(srv, conn, &rep, ctx, method, path);
+    reply_release(&rep);
+    return ok;
+}
+
+/* ---- request gates ---------------------------------------------------------------------- */
+
+int rb_http_parse_bearer(const char *header, const char **tok, size_t *toklen)
+{
+    const char *p, *end;
+
+    if (!header)
+        return 0;
+    p = header;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (strncasecmp(p, "Bearer", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+        return -1;
+    p += 6;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    end = p + strlen(p);
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+        end--;
+    if (end == p)
+        return -1;
+    for (const char *q = p; q < end; q++)
+        if (*q == ' ' || *q == '\t')
+            return -1;
+    *tok = p;
+    *toklen = (size_t)(end - p);
+    return 1;
+}
+
+/* 0: authorised; else writes the error code. */
+static int check_auth(rb_http_server *srv, struct MHD_Connection *conn, const char **code)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    const char *tok;
+    size_t len;
+    char given[512];
+    int r = rb_http_parse_bearer(h, &tok, &len);
+
+    if (r == 0) {
+        *code = "MISSING_API_KEY";
+        return -1;
+    }
+    if (r < 0 || len >= sizeof given) {
+        *code = "INVALID_API_KEY";
+        return -1;
+    }
+    memcpy(given, tok, len);
+    given[len] = '\0';
+    if (!rb_ct_streq(given, srv->token)) {
+        *code = "INVALID_API_KEY";
+        return -1;
+    }
+    return 0;
+}
+
+static int is_json_type(const char *ct)
+{
+    size_t n = strlen("application/json");
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    return strncasecmp(ct, "application/json", n) == 0 &&
+           (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+static void set_correlation(struct MHD_Connection *conn, req_ctx *ctx)
+{
+    const char *c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Correlation-ID");
+    size_t n = c ? strlen(c) : 0;
+    int ok = n > 0 && n < 65;
+
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
+             (c[i] >= '0' && c[i] <= '9') || strchr("-_.:", c[i]);
+    if (ok)
+        memcpy(ctx->corr, c, n + 1);
+    else
+        rb_uuid(ctx->corr);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    rb_http_server *srv = cls;
+    req_ctx *ctx = *con_cls;
+
+    (void)version;
+    if (!ctx) {
+        int path_known;
+        const char *code;
+        const char *cl, *ct;
+
+        ctx = calloc(1, sizeof(*ctx));
+        if (!ctx)
+            return MHD_NO;
+        *con_cls = ctx;
+        ctx->start_us = rb_now_us();
+        rb_buf_init(&ctx->body, srv->cfg.max_body);
+        set_correlation(conn, ctx);
+
+        ctx->route = route_find(srv, method, url, ctx, &path_known);
+        if (!ctx->route)
+            return path_known
+                       ? send_error(srv, conn, ctx, 405, "METHOD_NOT_ALLOWED",
+                                    "method not allowed for this path", method, url)
+                       : send_error(srv, conn, ctx, 404, "NOT_FOUND", "no such route", method,
+                                    url);
+        if (srv->token && !(ctx->route->flags & RB_ROUTE_PUBLIC) &&
+            check_auth(srv, conn, &code)) {
+            ctx->route = NULL;
+            return send_error(srv, conn, ctx, 401, code,
+                              strcmp(code, "MISSING_API_KEY") == 0
+                                  ? "missing bearer token (Authorization: Bearer <token>)"
+                                  : "invalid bearer token",
+                              method, url);
+        }
+        cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            uint64_t n;
+            if (rb_parse_u64(cl, &n) == RB_OK && n > srv->cfg.max_body) {
+                ctx->route = NULL;
+                return send_error(srv, conn, ctx, 413, "PAYLOAD_TOO_LARGE",
+                                  "request body is larger than the limit", method, url);
+            }
+        }
+        ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+        if (((cl && strcmp(cl, "0") != 0) ||
+             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding")) &&
+            !is_json_type(ct)) {
+            ctx->route = NULL;
+            return send_error(srv, conn, ctx, 415, "UNSUPPORTED_MEDIA_TYPE",
+                              "request body must be application/json", method, url);
+        }
+        return MHD_YES;
+    }
+    if (!ctx->route) {
+        *upload_data_size = 0; /* already answered: discard the body */
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!ctx->too_big && rb_buf_append(&ctx->body, upload_data, *upload_data_size))
+            ctx->too_big = 1;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (ctx->too_big)
+        return send_error(srv, conn, ctx, 413, "PAYLOAD_TOO_LARGE",
+                          "request body is larger than the limit", method, url);
+
+    rb_http_req req = {0};
+    rb_http_reply rep = {0};
+    enum MHD_Result ok;
+
+    req.method = method;
+    req.path = url;
+    req.body = ctx->body.data ? ctx->body.data : "";
+    req.body_len = ctx->body.len;
+    req.correlation_id = ctx->corr;
+    req.nparams = ctx->nparams;
+    for (int i = 0; i < ctx->nparams; i++)
+        req.params[i] = ctx->param_ptr[i];
+    req.conn = conn;
+    ctx->route->handler(&req, &rep, srv->cfg.user);
+    ok = send_reply(srv, conn, &rep, ctx, method, url);
+    reply_release(&rep);
+    return ok;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    req_ctx *ctx = *con_cls;
+    (void)cls, (void)conn, (void)toe;
+    if (!ctx)
+        return;
+    rb_buf_release(&ctx->body);
+    free(ctx);
+    *con_cls = NULL;
+}
+
+const char *rb_http_req_header(rb_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *rb_http_req_query(rb_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    rb_http_server *srv = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    rb_log(RB_LOG_DEBUG, srv->component, "libmicrohttpd: %s", msg);
+}
+
+static rb_err listen_socket(const char *addr, uint16_t port, int *fd_out, uint16_t *port_out,
+                            char *err, size_t errlen)
+{
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof sa;
+    int one = 1;
+    int fd;
+
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+        return rb_errf(err, errlen, RB_EINVAL, "invalid bind address '%s'", addr);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return rb_errf(err, errlen, RB_EIO, "cannot create socket: %s", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return rb_errf(err, errlen, RB_EIO, "cannot listen on %s:%u: %s", addr, port,
+                       strerror(e));
+    }
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    *fd_out = fd;
+    *port_out = ntohs(sa.sin_port);
+    return RB_OK;
+}
+
+rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, char *err,
+                            size_t errlen)
+{
+    rb_http_server *srv = calloc(1, sizeof(*srv));
+    rb_err rc;
+
+    if (!srv)
+        return RB_ENOMEM;
+    srv->cfg = *cfg;
+    if (!srv->cfg.bind_addr)
+        srv->cfg.bind_addr = "127.0.0.1";
+    if (!srv->cfg.max_body)
+        srv->cfg.max_body = 1024 * 1024;
+    if (srv->cfg.sse_keepalive_ms <= 0)
+        srv->cfg.sse_keepalive_ms = 10000;
+    snprintf(srv->component, sizeof srv->component, "%s", cfg->component ? cfg->component : "http");
+    srv->listen_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    if (cfg->token && *cfg->token && !(srv->token = strdup(cfg->token))) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
+    rc = listen_socket(srv->cfg.bind_addr, cfg->port, &srv->listen_fd, &srv->port, err, errlen);
+    if (rc)
+        goto out;
+    srv->mhd = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+            MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    if (!srv->mhd) {
+        rc = rb_errf(err, errlen, RB_EIO, "cannot start HTTP server on %s:%u",
+                     srv->cfg.bind_addr, srv->port);
+        goto out;
+    }
+out:
+    if (rc) {
+        if (srv->listen_fd >= 0)
+            close(srv->listen_fd);
+        pthread_mutex_destroy(&srv->mu);
+        free(srv->token);
+        free(srv);
+        return rc;
+    }
+    *out = srv;
+    return RB_OK;
+}
+
+uint16_t rb_http_server_port(const rb_http_server *srv)
+{
+    return srv->port;
+}
+
+void rb_http_server_stop(rb_http_server *srv)
+{
+    if (!srv)
+        return;
+    rb_http_sse_close_all(srv);
+    MHD_stop_daemon(srv->mhd); /* also closes the listen socket */
+    pthread_mutex_destroy(&srv->mu);
+    free(srv->token);
+    free(srv);
+}

@@ -1,0 +1,108 @@
+/*
+ * rb_http.h - HTTP server over libmicrohttpd: routes, JSON replies, the error envelope,
+ * limits, correlation ids, bearer auth and SSE responses.
+ *
+ *     static void health(rb_http_req *req, rb_http_reply *rep, void *user) {
+ *         rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "alive"));
+ *     }
+ *     static const rb_http_route routes[] = {
+ *         {"GET", "/v1/health", health, RB_ROUTE_PUBLIC},
+ *         {"GET", "/v1/jobs/{id}/stream", stream, 0},
+ *     };
+ *     rb_http_config cfg = rb_http_config_default();
+ *     cfg.port = 8080; cfg.routes = routes; cfg.nroutes = 2; cfg.user = state;
+ *     rb_http_server *srv;
+ *     if (rb_http_server_start(&cfg, &srv, err, sizeof err)) ...
+ *     rb_http_server_stop(srv);
+ *
+ * Threads: one per connection (handlers and SSE streams may block). Handlers run on the
+ * connection's thread and must set exactly one reply; a handler that sets none answers 500.
+ * Before a handler runs the server has already checked: the route (404, or 405 for a known
+ * path with another method), auth (401 MISSING_API_KEY / INVALID_API_KEY unless the route is
+ * public), body size (413 PAYLOAD_TOO_LARGE) and, for a non-empty body, the content type
+ * (415 UNSUPPORTED_MEDIA_TYPE unless application/json).
+ */
+#ifndef RB_HTTP_H
+#define RB_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "rb_err.h"
+#include "rb_sse.h"
+
+#define RB_HTTP_MAX_PARAMS 4
+
+typedef struct rb_http_req {
+    const char *method;
+    const char *path;
+    const char *body;      /* NUL-terminated; "" when empty */
+    size_t body_len;
+    const char *correlation_id;
+    const char *params[RB_HTTP_MAX_PARAMS]; /* values of {name} segments, in order */
+    int nparams;
+    void *conn; /* the libmicrohttpd connection; use rb_http_req_header() */
+} rb_http_req;
+
+typedef struct rb_http_reply rb_http_reply;
+
+typedef void (*rb_http_handler)(rb_http_req *req, rb_http_reply *reply, void *user);
+
+enum { RB_ROUTE_PUBLIC = 1 }; /* no bearer token needed */
+
+typedef struct rb_http_route {
+    const char *method;  /* "GET", "POST", "DELETE" */
+    const char *pattern; /* "/v1/jobs/{id}/stream": {x} matches one non-empty segment */
+    rb_http_handler handler;
+    unsigned flags;
+} rb_http_route;
+
+typedef struct rb_http_config {
+    const char *bind_addr;        /* "127.0.0.1", "0.0.0.0" */
+    uint16_t port;                /* 0: any free port (see rb_http_server_port) */
+    const char *token;            /* bearer token; NULL or "": no auth */
+    size_t max_body;              /* default 1 MiB */
+    int sse_keepalive_ms;         /* default 10000 */
+    const rb_http_route *routes;  /* borrowed for the server's lifetime */
+    size_t nroutes;
+    void *user;                   /* passed to every handler */
+    const char *component;        /* log component, default "http" */
+} rb_http_config;
+
+rb_http_config rb_http_config_default(void);
+
+typedef struct rb_http_server rb_http_server;
+
+/* Binds and starts serving. RB_EIO with a message in err when the port cannot be bound. */
+rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, char *err,
+                            size_t errlen);
+/* The bound port. */
+uint16_t rb_http_server_port(const rb_http_server *srv);
+/* Ends every SSE stream (their channels are closed), stops the daemon, joins its threads,
+ * frees. NULL-safe. */
+void rb_http_server_stop(rb_http_server *srv);
+/* SSE responses in progress. */
+int rb_http_server_active_streams(rb_http_server *srv);
+
+/* Request header value (case-insensitive name) or NULL; borrowed for the handler's duration. */
+const char *rb_http_req_header(rb_http_req *req, const char *name);
+/* Query-string argument or NULL. */
+const char *rb_http_req_query(rb_http_req *req, const char *name);
+
+/* Replies. Each takes ownership of what it is given. */
+void rb_http_reply_json(rb_http_reply *rep, int status, json_t *body);
+void rb_http_reply_error(rb_http_reply *rep, int status, const char *code, const char *message,
+                         json_t *details);
+void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type,
+                        const char *text);
+/* Streams ch as text/event-stream; takes its own reference. When the client disconnects the
+ * channel is closed (rb_chan_close). */
+void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch);
+/* Adds a header to whatever reply is set (call before or after). */
+void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value);
+
+/* Parses "Authorization: Bearer <token>". Returns 0 when absent, 1 with the token borrowed
+ * into *tok, -1 when present but malformed. */
+int rb_http_parse_bearer(const char *header, const char **tok, size_t *toklen);
+
+#endif

@@ -1,0 +1,264 @@
+/*
+ * rb_test.c - shared helpers for the Check suites (see rb_test.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rb_buf.h"
+#include "rb_client.h"
+#include "rb_test.h"
+#include "rb_util.h"
+
+int rbt_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    int failed;
+
+    rb_client_global_init();
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
+
+TCase *rbt_tcase(Suite *s, const char *name, double timeout_s)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, timeout_s);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+void rbt_tmpdir(char *out)
+{
+    const char *t = getenv("TMPDIR");
+    snprintf(out, 4096, "%s/rbee-test-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(out))
+        ck_abort_msg("mkdtemp failed: %s", strerror(errno));
+}
+
+static int rm_one(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb, (void)flag, (void)ftw;
+    remove(p);
+    return 0;
+}
+
+void rbt_rmtree(const char *path)
+{
+    if (path && strstr(path, "rbee-test-"))
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *rbt_bin(const char *name)
+{
+    static __thread char p[4096];
+    snprintf(p, sizeof p, "%s/%s", RB_BIN_DIR, name);
+    return p;
+}
+
+const char *rbt_src(const char *rel)
+{
+    static __thread char p[4096];
+    snprintf(p, sizeof p, "%s/%s", RB_SOURCE_DIR, rel);
+    return p;
+}
+
+pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        ck_abort_msg("fork failed");
+    if (pid == 0) {
+        if (logpath) {
+            int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        for (int i = 0; env && env[i]; i++)
+            putenv(env[i]);
+        /* Own process group so a test can clean up everything a child started. */
+        setpgid(0, 0);
+        execv(argv[0], argv);
+        fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+int rbt_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    int st;
+    do {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid) {
+            if (status)
+                *status = st;
+            return 1;
+        }
+        if (r < 0)
+            return errno == ECHILD;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    } while (rbt_ms() < end);
+    return 0;
+}
+
+void rbt_kill(pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+int rbt_alive(pid_t pid)
+{
+    char path[64], state = 0;
+    FILE *f;
+    if (kill(pid, 0) != 0)
+        return 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    f = fopen(path, "r");
+    if (!f)
+        return 0;
+    if (fscanf(f, "%*d %*s %c", &state) != 1)
+        state = 0;
+    fclose(f);
+    return state != 'Z' && state != 0;
+}
+
+int rbt_wait_http(const char *url, long want, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    rb_client_opts o = rb_client_opts_default();
+    rb_buf b;
+    int ok = 0;
+
+    o.connect_timeout_ms = 500;
+    o.timeout_ms = 1000;
+    rb_buf_init(&b, 1 << 20);
+    do {
+        long st = 0;
+        char err[256];
+        if (rb_client_request("GET", url, NULL, &o, &st, &b, err, sizeof err) == RB_OK &&
+            st == want) {
+            ok = 1;
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+    } while (rbt_ms() < end);
+    rb_buf_release(&b);
+    return ok;
+}
+
+int rbt_free_port(void)
+{
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof sa;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
+        ck_abort_msg("bind failed");
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+int rbt_port_open(int port)
+{
+    struct sockaddr_in sa = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return ok;
+}
+
+int64_t rbt_ms(void)
+{
+    return rb_now_ms();
+}
+
+/* ---- log capture ---------------------------------------------------------------------- */
+
+#define CAP_LINES 512
+static pthread_mutex_t cap_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *cap_lines[CAP_LINES];
+static int cap_next;
+
+static void cap_sink(void *user, rb_log_level level, const char *component, const char *msg)
+{
+    char line[2200];
+    (void)user;
+    snprintf(line, sizeof line, "%d %s: %s", (int)level, component, msg);
+    pthread_mutex_lock(&cap_mu);
+    free(cap_lines[cap_next]);
+    cap_lines[cap_next] = strdup(line);
+    cap_next = (cap_next + 1) % CAP_LINES;
+    pthread_mutex_unlock(&cap_mu);
+}
+
+void rbt_log_capture_start(rb_log_level level)
+{
+    rb_log_set_level(level);
+    rb_log_set_sink(cap_sink, NULL);
+}
+
+void rbt_log_capture_stop(void)
+{
+    rb_log_set_sink(NULL, NULL);
+    pthread_mutex_lock(&cap_mu);
+    for (int i = 0; i < CAP_LINES; i++) {
+        free(cap_lines[i]);
+        cap_lines[i] = NULL;
+    }
+    pthread_mutex_unlock(&cap_mu);
+}
+
+int rbt_log_contains(const char *needle)
+{
+    int found = 0;
+    pthread_mutex_lock(&cap_mu);
+    for (int i = 0; i < CAP_LINES && !found; i++)
+        found = cap_lines[i] && strstr(cap_lines[i], needle);
+    pthread_mutex_unlock(&cap_mu);
+    return found;
+}
+
+char *rbt_slurp(const char *path)
+{
+    char *p;
+    size_t n;
+    return rb_read_file(path, 64u << 20, &p, &n) == RB_OK ? p : NULL;
+}
+
+int rbt_file_contains(const char *path, const char *needle)
+{
+    char *s = rbt_slurp(path);
+    int found = s && strstr(s, needle);
+    free(s);
+    return found;
+}

@@ -1,0 +1,65 @@
+/*
+ * rb_test.h - support for the Check suites: running a suite with a deadline, temporary
+ * folders, child processes with deadlines, polling helpers and log capture.
+ *
+ * Every wait here has a deadline; nothing sleeps a fixed time except the short poll interval
+ * inside rbt_poll-style loops.
+ */
+#ifndef RB_TEST_H
+#define RB_TEST_H
+
+#include <check.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rb_log.h"
+
+/* Runs the suite (fork mode, so a crash fails one test), prints Check's summary and returns
+ * the process exit status: 0 only if every test passed. */
+int rbt_run(Suite *s);
+
+/* Adds a test case with its own timeout in seconds. */
+TCase *rbt_tcase(Suite *s, const char *name, double timeout_s);
+
+/* Creates a fresh folder under $TMPDIR (or /tmp) and writes its path into out (4096 bytes). */
+void rbt_tmpdir(char *out);
+/* rm -rf path (test folders only). */
+void rbt_rmtree(const char *path);
+
+/* Path of a built binary ("llm-worker-rbee") or a source file ("models/x.gguf"). */
+const char *rbt_bin(const char *name);
+const char *rbt_src(const char *rel);
+
+/* Starts argv[0] with argv; stdout and stderr go to logpath (or inherit when NULL). Extra
+ * environment entries "K=V" in env (NULL-terminated, may be NULL) are added. Returns the pid. */
+pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath);
+/* Waits up to timeout_ms for pid to exit. Returns 1 and writes the wait status, or 0. */
+int rbt_wait_exit(pid_t pid, int timeout_ms, int *status);
+/* SIGKILLs and reaps pid if still running. */
+void rbt_kill(pid_t pid);
+/* 1 while pid exists (and is not a zombie of ours still to reap). */
+int rbt_alive(pid_t pid);
+
+/* Polls GET url every 20 ms until it answers status want, for at most timeout_ms. 1 on
+ * success. */
+int rbt_wait_http(const char *url, long want, int timeout_ms);
+/* A TCP port that was free a moment ago on 127.0.0.1. */
+int rbt_free_port(void);
+/* 1 if something accepts connections on 127.0.0.1:port. */
+int rbt_port_open(int port);
+
+/* Milliseconds since an arbitrary start (monotonic). */
+int64_t rbt_ms(void);
+
+/* Log capture: installs a sink that keeps the last lines in memory. */
+void rbt_log_capture_start(rb_log_level level);
+void rbt_log_capture_stop(void);
+/* 1 if a captured line contains needle. */
+int rbt_log_contains(const char *needle);
+
+/* Reads a whole file into a static-lifetime malloc'd string (caller frees); NULL if absent. */
+char *rbt_slurp(const char *path);
+/* 1 if file contains needle. */
+int rbt_file_contains(const char *path, const char *needle);
+
+#endif
