@@ -1,0 +1,132 @@
+/*
+ * eng_gguf.h - GGUF files: a checked, mmapped reader and a writer.
+ *
+ *     eng_gguf *g;
+ *     char err[256];
+ *     if (eng_gguf_open("model.gguf", &g, err, sizeof err)) { puts(err); return 1; }
+ *     int64_t k = eng_gguf_find_key(g, "llama.block_count");
+ *     uint32_t nl; eng_gguf_get_u32(g, k, &nl);
+ *     const eng_gguf_tensor *t = eng_gguf_tensor(g, eng_gguf_find_tensor(g, "output.weight"));
+ *     use(t->data, t->size);        // borrowed: valid until eng_gguf_close(g)
+ *     eng_gguf_close(g);
+ *
+ * Versions 2 and 3 are read. Every count, string length, array length, offset, alignment,
+ * dimension product and type is checked against the file size and for overflow before use;
+ * errors name the key or tensor and the value, e.g.
+ * "tensor 'blk.3.attn_q.weight' extends past end of file (offset 1234, size 5678, file 4000)".
+ */
+#ifndef ENG_GGUF_H
+#define ENG_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eng_types.h"
+#include "rb_err.h"
+
+#define ENG_GGUF_MAX_DIMS 4
+
+/* Metadata value types, numbered as in the GGUF specification. */
+typedef enum eng_gguf_vtype {
+    ENG_GGUF_U8 = 0,
+    ENG_GGUF_I8 = 1,
+    ENG_GGUF_U16 = 2,
+    ENG_GGUF_I16 = 3,
+    ENG_GGUF_U32 = 4,
+    ENG_GGUF_I32 = 5,
+    ENG_GGUF_F32 = 6,
+    ENG_GGUF_BOOL = 7,
+    ENG_GGUF_STRING = 8,
+    ENG_GGUF_ARRAY = 9,
+    ENG_GGUF_U64 = 10,
+    ENG_GGUF_I64 = 11,
+    ENG_GGUF_F64 = 12,
+    ENG_GGUF_VTYPE_COUNT
+} eng_gguf_vtype;
+
+typedef struct eng_gguf_str {
+    const char *p; /* NOT NUL-terminated; borrowed from the mapping */
+    uint64_t len;
+} eng_gguf_str;
+
+typedef struct eng_gguf_tensor {
+    char name[128];                  /* NUL-terminated copy */
+    eng_type type;
+    uint32_t ndim;
+    int64_t ne[ENG_GGUF_MAX_DIMS];   /* ne[0] is the contiguous dimension; unused dims are 1 */
+    uint64_t offset;                 /* from the start of the data section */
+    uint64_t size;                   /* bytes */
+    const void *data;                /* borrowed from the mapping */
+} eng_gguf_tensor;
+
+typedef struct eng_gguf eng_gguf;
+
+/* Opens and validates path (mmapped read-only). Caller closes with eng_gguf_close(). */
+rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen);
+/* Same over memory the caller keeps alive until close (used by tests and fuzzers). */
+rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err,
+                         size_t errlen);
+void eng_gguf_close(eng_gguf *g); /* NULL-safe */
+
+uint32_t eng_gguf_version(const eng_gguf *g);
+uint64_t eng_gguf_file_size(const eng_gguf *g);
+uint32_t eng_gguf_alignment(const eng_gguf *g);
+
+/* Metadata. Keys are indexed 0..n-1; find returns -1 when absent. */
+int64_t eng_gguf_n_keys(const eng_gguf *g);
+int64_t eng_gguf_find_key(const eng_gguf *g, const char *key);
+eng_gguf_str eng_gguf_key_name(const eng_gguf *g, int64_t i);
+eng_gguf_vtype eng_gguf_key_type(const eng_gguf *g, int64_t i);
+
+/* Scalar getters: RB_EINVAL when i is out of range or the value's type does not fit
+ * (integers convert between widths when the value is representable; get_f32 accepts F32/F64). */
+rb_err eng_gguf_get_u32(const eng_gguf *g, int64_t i, uint32_t *out);
+rb_err eng_gguf_get_i64(const eng_gguf *g, int64_t i, int64_t *out);
+rb_err eng_gguf_get_f32(const eng_gguf *g, int64_t i, float *out);
+rb_err eng_gguf_get_bool(const eng_gguf *g, int64_t i, int *out);
+rb_err eng_gguf_get_str(const eng_gguf *g, int64_t i, eng_gguf_str *out);
+
+/* Arrays: element type, length, and element access. Strings in arrays via arr_str;
+ * numeric elements via arr_data (borrowed, packed little-endian, element size by type). */
+rb_err eng_gguf_get_arr(const eng_gguf *g, int64_t i, eng_gguf_vtype *etype, uint64_t *n);
+rb_err eng_gguf_arr_str(const eng_gguf *g, int64_t i, uint64_t j, eng_gguf_str *out);
+const void *eng_gguf_arr_data(const eng_gguf *g, int64_t i);
+
+/* Convenience: a string value copied into out (NUL-terminated); RB_ENOTFOUND if absent. */
+rb_err eng_gguf_find_str(const eng_gguf *g, const char *key, char *out, size_t outlen);
+/* Convenience: numeric value by key with a default when absent; RB_EINVAL on a wrong type. */
+rb_err eng_gguf_find_u32(const eng_gguf *g, const char *key, uint32_t def, uint32_t *out);
+rb_err eng_gguf_find_f32(const eng_gguf *g, const char *key, float def, float *out);
+
+/* Tensors, indexed 0..n-1; find returns -1 when absent. */
+int64_t eng_gguf_n_tensors(const eng_gguf *g);
+int64_t eng_gguf_find_tensor(const eng_gguf *g, const char *name);
+const eng_gguf_tensor *eng_gguf_tensor(const eng_gguf *g, int64_t i);
+
+/* Writer: collects metadata and tensors, then writes a version 3 file atomically
+ * (temporary name, fsync, rename). Tensor data is copied at add time. */
+typedef struct eng_gguf_writer eng_gguf_writer;
+
+eng_gguf_writer *eng_gguf_writer_new(void);
+void eng_gguf_writer_free(eng_gguf_writer *w); /* NULL-safe */
+/* Setting a key again replaces its value. */
+rb_err eng_gguf_writer_set_u32(eng_gguf_writer *w, const char *key, uint32_t v);
+rb_err eng_gguf_writer_set_i32(eng_gguf_writer *w, const char *key, int32_t v);
+rb_err eng_gguf_writer_set_f32(eng_gguf_writer *w, const char *key, float v);
+rb_err eng_gguf_writer_set_bool(eng_gguf_writer *w, const char *key, int v);
+rb_err eng_gguf_writer_set_str(eng_gguf_writer *w, const char *key, const char *v);
+/* Numeric array of n elements of etype (U8..F64 except STRING/ARRAY/BOOL are fine). */
+rb_err eng_gguf_writer_set_arr(eng_gguf_writer *w, const char *key, eng_gguf_vtype etype,
+                               const void *data, uint64_t n);
+rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key,
+                                   const char *const *strs, uint64_t n);
+/* Copies every key of g (for quantize and random). */
+rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g);
+/* Adds a tensor: ne[0..ndim) with ne[0] contiguous; size must equal eng_type_row_bytes(type,
+ * ne[0]) * (product of the other dims). */
+rb_err eng_gguf_writer_add_tensor(eng_gguf_writer *w, const char *name, eng_type type,
+                                  uint32_t ndim, const int64_t *ne, const void *data,
+                                  uint64_t size);
+rb_err eng_gguf_writer_write(eng_gguf_writer *w, const char *path, char *err, size_t errlen);
+
+#endif
