@@ -186,6 +186,7 @@ rb_err rb_client_json(const char *method, const char *url, const json_t *req,
 void rb_sse_result_init(rb_sse_result *r)
 {
     memset(r, 0, sizeof(*r));
+    r->headers_ms = -1;
     rb_buf_init(&r->body, 64 * 1024);
 }
 
@@ -216,11 +217,25 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
         return 1;
     }
     s->res->events++;
+    s->res->comments = s->parser.comments;
     if (s->cb(s->user, event, data, len)) {
         s->stopped = 1;
         return 1;
     }
     return 0;
+}
+
+/* Looks at the status and content type once the headers are complete. */
+static void sse_check_status(sse_read *s)
+{
+    char *ct = NULL;
+    if (s->checked_status)
+        return;
+    s->checked_status = 1;
+    curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->res->status);
+    curl_easy_getinfo(s->curl, CURLINFO_CONTENT_TYPE, &ct);
+    s->is_stream = s->res->status >= 200 && s->res->status < 300 && ct &&
+                   strncmp(ct, "text/event-stream", 17) == 0;
 }
 
 static size_t sse_write(char *p, size_t size, size_t n, void *user)
@@ -229,14 +244,7 @@ static size_t sse_write(char *p, size_t size, size_t n, void *user)
     size_t len = size * n;
 
     s->last_byte_ms = rb_now_ms();
-    if (!s->checked_status) {
-        char *ct = NULL;
-        s->checked_status = 1;
-        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &s->res->status);
-        curl_easy_getinfo(s->curl, CURLINFO_CONTENT_TYPE, &ct);
-        s->is_stream = s->res->status >= 200 && s->res->status < 300 && ct &&
-                       strncmp(ct, "text/event-stream", 17) == 0;
-    }
+    sse_check_status(s);
     if (!s->is_stream)
         return rb_buf_append(&s->res->body, p, len) ? 0 : len;
     if (s->done || s->stopped)
@@ -252,8 +260,14 @@ static size_t sse_header(char *p, size_t size, size_t n, void *user)
 {
     sse_read *s = user;
     s->last_byte_ms = rb_now_ms();
-    if (size * n == 2 && p[0] == '\r' && p[1] == '\n' && !s->res->headers_ms)
-        s->res->headers_ms = s->last_byte_ms - s->start_ms;
+    if (size * n == 2 && p[0] == '\r' && p[1] == '\n') {
+        long code = 0;
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
+        if (code >= 200 && s->res->headers_ms < 0) { /* not an interim 1xx block */
+            s->res->headers_ms = s->last_byte_ms - s->start_ms;
+            sse_check_status(s);
+        }
+    }
     return size * n;
 }
 
@@ -338,8 +352,7 @@ rb_err rb_client_sse(const char *method, const char *url, const char *body,
         if (msg && msg->msg == CURLMSG_DONE)
             cc = msg->data.result;
     }
-    if (!s.checked_status)
-        curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &res->status);
+    sse_check_status(&s);
     if (s.done)
         rc = RB_OK;
     else if (s.stopped || s.parse_err == RB_ECANCELED)
@@ -354,6 +367,8 @@ rb_err rb_client_sse(const char *method, const char *url, const char *body,
     else
         rc = rb_errf(err, errlen, RB_EPROTO, "stream from %s closed without [DONE]", url);
 out:
+    if (s.curl && !res->status)
+        curl_easy_getinfo(s.curl, CURLINFO_RESPONSE_CODE, &res->status);
     if (m && s.curl)
         curl_multi_remove_handle(m, s.curl);
     curl_easy_cleanup(s.curl);

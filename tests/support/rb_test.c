@@ -2,6 +2,7 @@
  * rb_test.c - shared helpers for the Check suites (see rb_test.h).
  */
 #include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -115,8 +116,7 @@ int rbt_wait_exit(pid_t pid, int timeout_ms, int *status)
         }
         if (r < 0)
             return errno == ECHILD;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
+        rbt_poll_interval();
     } while (rbt_ms() < end);
     return 0;
 }
@@ -163,8 +163,7 @@ int rbt_wait_http(const char *url, long want, int timeout_ms)
             ok = 1;
             break;
         }
-        struct timespec ts = {0, 20 * 1000000L};
-        nanosleep(&ts, NULL);
+        rbt_poll_interval();
     } while (rbt_ms() < end);
     rb_buf_release(&b);
     return ok;
@@ -195,6 +194,49 @@ int rbt_port_open(int port)
     ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return ok;
+}
+
+void rbt_poll_interval(void)
+{
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static size_t rbt_write(char *p, size_t size, size_t n, void *user)
+{
+    if (user && rb_buf_append(user, p, size * n))
+        return 0;
+    return size * n;
+}
+
+long rbt_http(const char *method, const char *url, const char *const *headers, const char *body,
+              int timeout_ms, rb_buf *body_out, rb_buf *headers_out)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = NULL;
+    long status = -1;
+
+    for (int i = 0; headers && headers[i]; i++)
+        h = curl_slist_append(h, headers[i]);
+    h = curl_slist_append(h, "Expect:");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rbt_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body_out);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, rbt_write);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, headers_out);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    if (curl_easy_perform(c) == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return status;
 }
 
 int64_t rbt_ms(void)

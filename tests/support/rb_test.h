@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rb_buf.h"
 #include "rb_log.h"
 
 /* Runs the suite (fork mode, so a crash fails one test), prints Check's summary and returns
@@ -43,10 +44,20 @@ int rbt_alive(pid_t pid);
 /* Polls GET url every 20 ms until it answers status want, for at most timeout_ms. 1 on
  * success. */
 int rbt_wait_http(const char *url, long want, int timeout_ms);
+/* Raw HTTP exchange for tests that need exact headers: headers is a NULL-terminated list of
+ * "Name: value" lines (may be NULL), body may be NULL. The reply body goes into body_out and
+ * the response headers into headers_out (both optional, caller-initialised). Returns the
+ * status, or -1 when no answer came within timeout_ms. */
+long rbt_http(const char *method, const char *url, const char *const *headers, const char *body,
+              int timeout_ms, rb_buf *body_out, rb_buf *headers_out);
+
 /* A TCP port that was free a moment ago on 127.0.0.1. */
 int rbt_free_port(void);
 /* 1 if something accepts connections on 127.0.0.1:port. */
 int rbt_port_open(int port);
+
+/* The pause between two checks of a polling loop (a few ms); never a wait for a condition. */
+void rbt_poll_interval(void);
 
 /* Milliseconds since an arbitrary start (monotonic). */
 int64_t rbt_ms(void);

@@ -72,7 +72,7 @@ typedef struct rb_sse_result {
     rb_buf body;       /* the body when the status was not 2xx or not an event stream */
     long events;       /* events delivered */
     long comments;     /* comment lines (keep-alives) seen */
-    int64_t headers_ms; /* time from start to the response headers */
+    int64_t headers_ms; /* time from start to the response headers; -1 if none came */
 } rb_sse_result;
 
 void rb_sse_result_init(rb_sse_result *r);

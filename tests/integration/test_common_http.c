@@ -1,0 +1,319 @@
+/*
+ * Integration tests for spec/common_http.feature: a real server on loopback and real requests.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "rb_client.h"
+#include "rb_http.h"
+#include "rb_json.h"
+#include "rb_test.h"
+#include "rb_util.h"
+
+static char last_param[64];
+
+static void health(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    (void)req, (void)user;
+    rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "alive"));
+}
+
+static void job_stream(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    (void)user;
+    snprintf(last_param, sizeof last_param, "%s", req->nparams == 1 ? req->params[0] : "?");
+    rb_http_reply_json(rep, 200, json_pack("{s:s}", "id", req->params[0]));
+}
+
+static void echo(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    json_error_t je;
+    json_t *j = json_loadb(req->body, req->body_len, 0, &je);
+    (void)user;
+    if (!j) {
+        rb_http_reply_error(rep, 400, "INVALID_JSON", "body is not valid JSON", NULL);
+        return;
+    }
+    rb_http_reply_json(rep, 200, j);
+}
+
+static void no_reply(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    (void)req, (void)rep, (void)user;
+}
+
+static const rb_http_route routes[] = {
+    {"GET", "/v1/health", health, RB_ROUTE_PUBLIC},
+    {"GET", "/v1/jobs/{id}/stream", job_stream, 0},
+    {"POST", "/v1/echo", echo, 0},
+    {"GET", "/v1/secret", health, 0},
+    {"GET", "/v1/broken", no_reply, 0},
+};
+
+typedef struct server {
+    rb_http_server *srv;
+    char base[64];
+} server;
+
+static void server_start(server *s, const char *token, size_t max_body)
+{
+    rb_http_config cfg = rb_http_config_default();
+    char err[256];
+    cfg.routes = routes;
+    cfg.nroutes = RB_ARRAY_LEN(routes);
+    cfg.token = token;
+    if (max_body)
+        cfg.max_body = max_body;
+    ck_assert_int_eq(rb_http_server_start(&cfg, &s->srv, err, sizeof err), RB_OK);
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", rb_http_server_port(s->srv));
+}
+
+static long get(server *s, const char *method, const char *path, const char *const *headers,
+                const char *body, rb_buf *out, rb_buf *hdrs)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", s->base, path);
+    if (out)
+        rb_buf_reset(out);
+    if (hdrs)
+        rb_buf_reset(hdrs);
+    return rbt_http(method, url, headers, body, 5000, out, hdrs);
+}
+
+static void assert_code(const rb_buf *b, const char *code)
+{
+    char c[64], m[256];
+    ck_assert_msg(rb_error_envelope_parse(b->data, c, sizeof c, m, sizeof m),
+                  "not an envelope: %s", b->data ? b->data : "(empty)");
+    ck_assert_str_eq(c, code);
+    ck_assert_int_gt(strlen(m), 0);
+}
+
+/* Scenario: Unknown routes get 404 in the error envelope */
+START_TEST(test_common_http__unknown_routes_get_404_in_the_error_envelope)
+{
+    server s;
+    rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, NULL, 0);
+    ck_assert_int_eq(get(&s, "GET", "/v1/nope", NULL, NULL, &b, NULL), 404);
+    assert_code(&b, "NOT_FOUND");
+    ck_assert_int_eq(get(&s, "GET", "/v1/health/", NULL, NULL, &b, NULL), 404);
+    ck_assert_int_eq(get(&s, "GET", "/v1/jobs//stream", NULL, NULL, &b, NULL), 404);
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: A known path with another method gets 405 */
+START_TEST(test_common_http__a_known_path_with_another_method_gets_405)
+{
+    server s;
+    rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, NULL, 0);
+    ck_assert_int_eq(get(&s, "DELETE", "/v1/health", NULL, NULL, &b, NULL), 405);
+    assert_code(&b, "METHOD_NOT_ALLOWED");
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: Path parameters are passed to the handler */
+START_TEST(test_common_http__path_parameters_are_passed_to_the_handler)
+{
+    server s;
+    rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, NULL, 0);
+    ck_assert_int_eq(get(&s, "GET", "/v1/jobs/job-42/stream", NULL, NULL, &b, NULL), 200);
+    ck_assert_str_eq(last_param, "job-42");
+    ck_assert_str_eq(b.data, "{\"id\":\"job-42\"}");
+    /* A handler that forgets to reply gives a 500 envelope, not a hang. */
+    ck_assert_int_eq(get(&s, "GET", "/v1/broken", NULL, NULL, &b, NULL), 500);
+    assert_code(&b, "INTERNAL");
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: A body over the limit gets 413 */
+START_TEST(test_common_http__a_body_over_the_limit_gets_413)
+{
+    server s;
+    rb_buf b;
+    char big[4200];
+    const char *json_ct[] = {"Content-Type: application/json", NULL};
+    const char *chunked[] = {"Content-Type: application/json", "Transfer-Encoding: chunked",
+                             NULL};
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, NULL, 1024);
+    memset(big, ' ', sizeof big);
+    big[0] = '{';
+    memcpy(big + 4096 - 2, "}", 2);
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", json_ct, big, &b, NULL), 413);
+    assert_code(&b, "PAYLOAD_TOO_LARGE");
+    /* Without a Content-Length (chunked) the limit is enforced while reading. */
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", chunked, big, &b, NULL), 413);
+    assert_code(&b, "PAYLOAD_TOO_LARGE");
+    /* And the server still serves. */
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", json_ct, "{\"a\":1}", &b, NULL), 200);
+    ck_assert_str_eq(b.data, "{\"a\":1}");
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", json_ct, "{\"a\":", &b, NULL), 400);
+    assert_code(&b, "INVALID_JSON");
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: A body that is not JSON by content type gets 415 */
+START_TEST(test_common_http__a_body_that_is_not_json_by_content_type_gets_415)
+{
+    server s;
+    rb_buf b;
+    const char *form[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+    const char *charset[] = {"Content-Type: application/json; charset=utf-8", NULL};
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, NULL, 0);
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", form, "a=b", &b, NULL), 415);
+    assert_code(&b, "UNSUPPORTED_MEDIA_TYPE");
+    ck_assert_int_eq(get(&s, "POST", "/v1/echo", charset, "[1]", &b, NULL), 200);
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: The correlation id is echoed or generated */
+START_TEST(test_common_http__the_correlation_id_is_echoed_or_generated)
+{
+    server s;
+    rb_buf b, h;
+    const char *with[] = {"X-Correlation-ID: abc-123", NULL};
+    const char *bad[] = {"X-Correlation-ID: has space<>", NULL};
+    const char *p;
+    rb_buf_init(&b, 1 << 16);
+    rb_buf_init(&h, 1 << 16);
+    server_start(&s, NULL, 0);
+    ck_assert_int_eq(get(&s, "GET", "/v1/health", with, NULL, &b, &h), 200);
+    ck_assert_ptr_nonnull(strstr(h.data, "X-Correlation-ID: abc-123\r\n"));
+    ck_assert_int_eq(get(&s, "GET", "/v1/nope", NULL, NULL, &b, &h), 404);
+    p = strstr(h.data, "X-Correlation-ID: ");
+    ck_assert_ptr_nonnull(p);
+    ck_assert_int_eq(strcspn(p + 18, "\r\n"), 36);
+    ck_assert_int_eq(get(&s, "GET", "/v1/health", bad, NULL, &b, &h), 200);
+    ck_assert_ptr_null(strstr(h.data, "has space"));
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+    rb_buf_release(&h);
+}
+END_TEST
+
+/* Scenario Outline: Bearer authentication in network mode */
+START_TEST(test_common_http__bearer_authentication_in_network_mode)
+{
+    static const struct {
+        const char *header;
+        long status;
+        const char *code;
+    } rows[] = {
+        {NULL, 401, "MISSING_API_KEY"},
+        {"Authorization: Bearer wrong", 401, "INVALID_API_KEY"},
+        {"Authorization: Basic czNjcmV0", 401, "INVALID_API_KEY"},
+        {"Authorization: Bearer s3cret", 200, NULL},
+    };
+    server s;
+    rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, "s3cret", 0);
+    for (size_t i = 0; i < RB_ARRAY_LEN(rows); i++) {
+        const char *h[] = {rows[i].header, NULL};
+        long st = get(&s, "GET", "/v1/secret", h, NULL, &b, NULL);
+        ck_assert_msg(st == rows[i].status, "row %zu: status %ld", i, st);
+        if (rows[i].code)
+            assert_code(&b, rows[i].code);
+    }
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: Public routes need no token */
+START_TEST(test_common_http__public_routes_need_no_token)
+{
+    server s;
+    rb_buf b;
+    rb_buf_init(&b, 1 << 16);
+    server_start(&s, "s3cret", 0);
+    ck_assert_int_eq(get(&s, "GET", "/v1/health", NULL, NULL, &b, NULL), 200);
+    /* Unknown routes answer 404 whatever the token: routing comes before auth. */
+    ck_assert_int_eq(get(&s, "GET", "/v1/nope", NULL, NULL, &b, NULL), 404);
+    rb_http_server_stop(s.srv);
+    rb_buf_release(&b);
+}
+END_TEST
+
+/* Scenario: The JSON client retries a refused connection with backoff */
+START_TEST(test_common_http__the_json_client_retries_a_refused_connection_with_backoff)
+{
+    rb_client_opts o = rb_client_opts_default();
+    char url[64], err[256];
+    long status;
+    json_t *reply;
+    int64_t t0;
+    rb_err rc;
+
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/health", rbt_free_port());
+    o.attempts = 3;
+    o.backoff_ms = 50;
+    t0 = rbt_ms();
+    rc = rb_client_json("GET", url, NULL, &o, &status, &reply, err, sizeof err);
+    ck_assert_int_eq(rc, RB_ECONNECT);
+    ck_assert_int_ge(rbt_ms() - t0, 150); /* 50 + 100 ms of backoff */
+    ck_assert_ptr_nonnull(strstr(err, "cannot connect"));
+    ck_assert_ptr_null(reply);
+}
+END_TEST
+
+/* The JSON client against a live server: body, status and the envelope. */
+START_TEST(test_common_http_json_client_round_trip)
+{
+    server s;
+    rb_client_opts o = rb_client_opts_default();
+    char url[128], err[256];
+    long status;
+    json_t *req = json_pack("{s:i}", "n", 7), *reply;
+
+    server_start(&s, "tok", 0);
+    o.token = "tok";
+    snprintf(url, sizeof url, "%s/v1/echo", s.base);
+    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err),
+                     RB_OK);
+    ck_assert_int_eq(status, 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(reply, "n")), 7);
+    json_decref(reply);
+    o.token = NULL;
+    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err),
+                     RB_OK);
+    ck_assert_int_eq(status, 401);
+    json_decref(reply);
+    json_decref(req);
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("common_http");
+    TCase *tc = rbt_tcase(s, "http", 20);
+    tcase_add_test(tc, test_common_http__unknown_routes_get_404_in_the_error_envelope);
+    tcase_add_test(tc, test_common_http__a_known_path_with_another_method_gets_405);
+    tcase_add_test(tc, test_common_http__path_parameters_are_passed_to_the_handler);
+    tcase_add_test(tc, test_common_http__a_body_over_the_limit_gets_413);
+    tcase_add_test(tc, test_common_http__a_body_that_is_not_json_by_content_type_gets_415);
+    tcase_add_test(tc, test_common_http__the_correlation_id_is_echoed_or_generated);
+    tcase_add_test(tc, test_common_http__bearer_authentication_in_network_mode);
+    tcase_add_test(tc, test_common_http__public_routes_need_no_token);
+    tcase_add_test(tc, test_common_http__the_json_client_retries_a_refused_connection_with_backoff);
+    tcase_add_test(tc, test_common_http_json_client_round_trip);
+    return rbt_run(s);
+}

@@ -1,0 +1,333 @@
+/*
+ * Integration tests for spec/common_sse.feature: the SSE server and client in one process over
+ * loopback. Arrival times are compared with push times to prove events are streamed as they
+ * are produced, not buffered.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "rb_client.h"
+#include "rb_http.h"
+#include "rb_test.h"
+#include "rb_util.h"
+
+#define NEVENTS 20
+
+/* The test's server: one route whose handler hands out the current channel. */
+typedef struct fixture {
+    rb_http_server *srv;
+    rb_chan *ch;   /* the channel the next GET /stream is served from */
+    char url[128];
+} fixture;
+
+static void stream_handler(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    fixture *f = user;
+    (void)req;
+    rb_http_reply_sse(rep, f->ch);
+}
+
+static const rb_http_route routes[] = {
+    {"GET", "/stream", stream_handler, 0},
+};
+
+static void fixture_start(fixture *f, int keepalive_ms)
+{
+    rb_http_config cfg = rb_http_config_default();
+    char err[256];
+    memset(f, 0, sizeof(*f));
+    f->ch = rb_chan_new(64);
+    cfg.routes = routes;
+    cfg.nroutes = 1;
+    cfg.user = f;
+    if (keepalive_ms)
+        cfg.sse_keepalive_ms = keepalive_ms;
+    ck_assert_int_eq(rb_http_server_start(&cfg, &f->srv, err, sizeof err), RB_OK);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%u/stream", rb_http_server_port(f->srv));
+}
+
+static void fixture_stop(fixture *f)
+{
+    rb_http_server_stop(f->srv);
+    rb_chan_unref(f->ch);
+}
+
+/* Sleeps until an absolute monotonic time: the producer's pacing, the subject of the test. */
+static void pace_until(int64_t when_ms)
+{
+    struct timespec ts = {when_ms / 1000, (when_ms % 1000) * 1000000L};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0)
+        ;
+}
+
+typedef struct producer {
+    rb_chan *ch;
+    int64_t pushed_ms[NEVENTS];
+    int interval_ms;
+    int n;
+    int start_delay_ms;
+    int send_done;
+    int pushes_after_close; /* successful pushes once the client was gone */
+    volatile int client_gone;
+} producer;
+
+static void *produce(void *arg)
+{
+    producer *p = arg;
+    int64_t t0 = rbt_ms() + p->start_delay_ms;
+    for (int i = 0; i < p->n; i++) {
+        pace_until(t0 + (int64_t)i * p->interval_ms);
+        char ev[64];
+        snprintf(ev, sizeof ev, "{\"i\":%d}", i);
+        p->pushed_ms[i] = rbt_ms();
+        if (rb_chan_push(p->ch, ev, (size_t)-1, 1000) != RB_OK)
+            return NULL;
+    }
+    if (p->send_done)
+        rb_chan_push(p->ch, "[DONE]", (size_t)-1, 1000);
+    rb_chan_finish(p->ch);
+    return NULL;
+}
+
+typedef struct arrivals {
+    int64_t at_ms[NEVENTS];
+    int n;
+    int stop_after;
+    long comments_before_first;
+    rb_sse_result *res;
+} arrivals;
+
+static int on_event(void *user, const char *event, const char *data, size_t len)
+{
+    arrivals *a = user;
+    int i = -1;
+    (void)event, (void)len;
+    if (a->n == 0)
+        a->comments_before_first = a->res->comments;
+    if (sscanf(data, "{\"i\":%d}", &i) == 1 && i >= 0 && i < NEVENTS)
+        a->at_ms[i] = rbt_ms();
+    a->n++;
+    return a->stop_after && a->n >= a->stop_after;
+}
+
+/* Scenario: Events arrive at the client as they are pushed */
+START_TEST(test_common_sse__events_arrive_at_the_client_as_they_are_pushed)
+{
+    fixture f;
+    producer p = {0};
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    pthread_t t;
+    char err[256];
+    int64_t worst = 0;
+
+    fixture_start(&f, 0);
+    p.ch = f.ch;
+    p.n = NEVENTS;
+    p.interval_ms = 50;
+    p.start_delay_ms = 100; /* let the client connect first */
+    p.send_done = 1;
+    rb_sse_result_init(&res);
+    a.res = &res;
+    o.idle_timeout_ms = 5000;
+    o.deadline_ms = 20000;
+    pthread_create(&t, NULL, produce, &p);
+    rb_err rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    pthread_join(t, NULL);
+    ck_assert_msg(rc == RB_OK, "stream failed: %s", err);
+    ck_assert_int_eq(a.n, NEVENTS);
+    for (int i = 0; i < NEVENTS; i++) {
+        int64_t lag = a.at_ms[i] - p.pushed_ms[i];
+        if (lag > worst)
+            worst = lag;
+        ck_assert_msg(lag >= 0 && lag <= 20, "event %d arrived %lld ms after its push", i,
+                      (long long)lag);
+    }
+    /* Arrivals are spread like the pushes: first to last spans ~19 intervals. */
+    ck_assert_int_ge(a.at_ms[NEVENTS - 1] - a.at_ms[0], 19 * 50 - 20);
+    printf("streaming: 20 events, worst push-to-arrival lag %lld ms, span %lld ms\n",
+           (long long)worst, (long long)(a.at_ms[NEVENTS - 1] - a.at_ms[0]));
+    rb_sse_result_release(&res);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Scenario: The producer learns of a client disconnect within one push */
+START_TEST(test_common_sse__the_producer_learns_of_a_client_disconnect_within_one_push)
+{
+    fixture f;
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    char err[256];
+    int ok_after = 0;
+    rb_err rc;
+
+    fixture_start(&f, 0);
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(rb_chan_pushf(f.ch, "{\"i\":%d}", i), RB_OK);
+    rb_sse_result_init(&res);
+    a.res = &res;
+    a.stop_after = 3;
+    o.idle_timeout_ms = 5000;
+    rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    ck_assert_int_eq(rc, RB_ECANCELED); /* the reader stopped after 3 events and hung up */
+    ck_assert_int_eq(a.n, 3);
+    /* The client is gone. Push at the producer's own pace: at most one push may succeed. */
+    int64_t end = rbt_ms() + 5000;
+    for (;;) {
+        rc = rb_chan_pushf(f.ch, "{\"i\":%d}", 3 + ok_after);
+        if (rc != RB_OK)
+            break;
+        ok_after++;
+        ck_assert_msg(rbt_ms() < end, "producer never learned of the disconnect");
+        pace_until(rbt_ms() + 20);
+    }
+    ck_assert_int_eq(rc, RB_ECLOSED);
+    ck_assert_int_le(ok_after, 1);
+    /* The server forgets the stream. */
+    end = rbt_ms() + 5000;
+    while (rb_http_server_active_streams(f.srv) > 0 && rbt_ms() < end)
+        rbt_poll_interval();
+    ck_assert_int_eq(rb_http_server_active_streams(f.srv), 0);
+    rb_sse_result_release(&res);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Scenario: A silent server trips the client's idle timeout */
+START_TEST(test_common_sse__a_silent_server_trips_the_client_s_idle_timeout)
+{
+    fixture f;
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    char err[256];
+    int64_t t0;
+    rb_err rc;
+
+    fixture_start(&f, 0);
+    rb_sse_result_init(&res);
+    a.res = &res;
+    o.idle_timeout_ms = 300;
+    t0 = rbt_ms();
+    rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    ck_assert_int_eq(rc, RB_ETIMEDOUT);
+    ck_assert_int_lt(rbt_ms() - t0, 1000);
+    ck_assert_int_ge(rbt_ms() - t0, 290);
+    ck_assert_ptr_nonnull(strstr(err, "idle timeout"));
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_int_ge(res.headers_ms, 0); /* headers came at once, before any event */
+    ck_assert_int_lt(res.headers_ms, 100);
+    rb_sse_result_release(&res);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Scenario: A stream closed without [DONE] is a protocol error, not a timeout */
+START_TEST(test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout)
+{
+    fixture f;
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    char err[256];
+    rb_err rc;
+
+    fixture_start(&f, 0);
+    rb_chan_pushf(f.ch, "{\"i\":0}");
+    rb_chan_finish(f.ch);
+    rb_sse_result_init(&res);
+    a.res = &res;
+    o.idle_timeout_ms = 5000;
+    rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    ck_assert_int_eq(rc, RB_EPROTO);
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_msg(strstr(err, "closed without [DONE]"), "message: %s", err);
+    rb_sse_result_release(&res);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Scenario: A silent stream gets keep-alive comments */
+START_TEST(test_common_sse__a_silent_stream_gets_keep_alive_comments)
+{
+    fixture f;
+    producer p = {0};
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    pthread_t t;
+    char err[256];
+
+    fixture_start(&f, 200);
+    p.ch = f.ch;
+    p.n = 1;
+    p.start_delay_ms = 700;
+    p.send_done = 1;
+    rb_sse_result_init(&res);
+    a.res = &res;
+    o.idle_timeout_ms = 500; /* longer than the keep-alive: keep-alives must reset it */
+    pthread_create(&t, NULL, produce, &p);
+    rb_err rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    pthread_join(t, NULL);
+    ck_assert_msg(rc == RB_OK, "stream failed: %s", err);
+    ck_assert_int_eq(a.n, 1);
+    ck_assert_int_ge(a.comments_before_first, 2);
+    rb_sse_result_release(&res);
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Server stop ends open streams instead of waiting for them. */
+static void *stop_when_streaming(void *arg)
+{
+    fixture *f = arg;
+    int64_t end = rbt_ms() + 5000;
+    while (rb_http_server_active_streams(f->srv) == 0 && rbt_ms() < end)
+        rbt_poll_interval();
+    rb_http_server_stop(f->srv);
+    f->srv = NULL;
+    return NULL;
+}
+
+START_TEST(test_common_streaming_stop_ends_open_streams)
+{
+    fixture f;
+    arrivals a = {0};
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    char err[256];
+    pthread_t t;
+    int64_t t0 = rbt_ms();
+    rb_err rc;
+
+    fixture_start(&f, 0);
+    rb_sse_result_init(&res);
+    a.res = &res;
+    o.idle_timeout_ms = 10000;
+    pthread_create(&t, NULL, stop_when_streaming, &f);
+    rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(rc, RB_EPROTO);
+    ck_assert_int_lt(rbt_ms() - t0, 5000);
+    rb_sse_result_release(&res);
+    rb_chan_unref(f.ch);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("common_streaming");
+    TCase *tc = rbt_tcase(s, "streaming", 30);
+    tcase_add_test(tc, test_common_sse__events_arrive_at_the_client_as_they_are_pushed);
+    tcase_add_test(tc, test_common_sse__the_producer_learns_of_a_client_disconnect_within_one_push);
+    tcase_add_test(tc, test_common_sse__a_silent_server_trips_the_client_s_idle_timeout);
+    tcase_add_test(tc, test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout);
+    tcase_add_test(tc, test_common_sse__a_silent_stream_gets_keep_alive_comments);
+    tcase_add_test(tc, test_common_streaming_stop_ends_open_streams);
+    return rbt_run(s);
+}
