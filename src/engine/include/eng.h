@@ -1,0 +1,158 @@
+/*
+ * eng.h - the inference engine: open a GGUF llama model, open a session, prefill a prompt,
+ * then pull one token per step.
+ *
+ *     eng_model_params mp = eng_model_params_default();
+ *     eng_model *m;
+ *     if (eng_model_open("models/kjv.gguf", &mp, &m, err, sizeof err)) die(err);
+ *
+ *     eng_session_params sp = eng_session_params_default();     // n_ctx 0: the model's
+ *     eng_session *s;
+ *     if (eng_session_open(m, &sp, &s, err, sizeof err)) die(err);
+ *
+ *     eng_sampler_params smp = eng_sampler_params_default();
+ *     smp.temperature = 0;                                       // greedy
+ *     int32_t *ids; size_t n;
+ *     eng_model_tokenize(m, "In the beginning", 16, 1, &ids, &n);  // with BOS when the model
+ *     eng_session_reset(s, &smp, NULL, 0);                       // wants it
+ *     if (eng_session_prefill(s, ids, n, err, sizeof err)) die(err);
+ *     eng_step st;
+ *     while (eng_session_step(s, &st) == RB_OK && !st.done)
+ *         fwrite(st.text, 1, st.text_len, stdout);                 // UTF-8-complete deltas
+ *     free(ids);
+ *     eng_session_free(s);
+ *     eng_model_free(m);
+ *
+ * Threads: a model is immutable after open and may be shared by sessions on several threads;
+ * one session belongs to one thread at a time (it uses its own thread pool inside a forward
+ * pass). eng_session_cancel() is the one call that may come from any thread.
+ */
+#ifndef ENG_H
+#define ENG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eng_types.h"
+#include "rb_err.h"
+
+typedef struct eng_model eng_model;
+typedef struct eng_session eng_session;
+
+/* Called while loading: layers_loaded goes from 0 to layers_total. */
+typedef void (*eng_progress_fn)(void *user, int layers_loaded, int layers_total);
+
+typedef struct eng_model_params {
+    eng_progress_fn progress; /* may be NULL */
+    void *progress_user;
+    int prefault;             /* touch every weight page while loading (default 1) */
+} eng_model_params;
+
+eng_model_params eng_model_params_default(void);
+
+/* Opens and validates a GGUF llama model (weights stay mmapped). Errors name the file and the
+ * missing or malformed key or tensor. Caller frees with eng_model_free(). */
+rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
+                      size_t errlen);
+void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */
+
+typedef struct eng_model_info {
+    char arch[32];
+    char name[128];
+    int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot;
+    float rope_freq_base, rms_eps;
+    int tied_output;         /* output head shares token_embd */
+    eng_type main_type;      /* type of most 2-D weights */
+    uint64_t n_params;
+    uint64_t file_size;
+    int bos, eos;            /* token ids, -1 if none */
+    int add_bos;             /* the model wants BOS prepended */
+} eng_model_info;
+
+void eng_model_get_info(const eng_model *m, eng_model_info *out);
+
+/* Tokenizes text (len bytes) with the model's tokenizer; add_bos adds BOS when the model's
+ * metadata asks for it. Special-token text is plain text. *ids is malloc'd (caller frees). */
+rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int add_bos,
+                          int32_t **ids, size_t *n);
+/* The raw bytes a token decodes to (for tools); writes at most cap bytes, returns the length. */
+size_t eng_model_token_bytes(const eng_model *m, int32_t id, char *out, size_t cap);
+
+typedef struct eng_sampler_params {
+    float temperature;     /* 0: greedy */
+    int top_k;             /* 0: off */
+    float top_p;           /* 1: off */
+    float min_p;           /* 0: off */
+    float repeat_penalty;  /* 1: off; applied to the last repeat_last_n tokens */
+    int repeat_last_n;     /* default 64 */
+    uint64_t seed;
+} eng_sampler_params;
+
+eng_sampler_params eng_sampler_params_default(void);
+
+typedef struct eng_session_params {
+    int n_ctx;      /* 0: the model's context length */
+    int n_threads;  /* 0: physical cores */
+    int n_batch;    /* prompt tokens per forward pass; default 64 */
+} eng_session_params;
+
+eng_session_params eng_session_params_default(void);
+
+/* Allocates the KV cache and every buffer a forward pass needs (nothing is allocated per
+ * token afterwards). Caller frees with eng_session_free(). */
+rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
+                        size_t errlen);
+void eng_session_free(eng_session *s); /* NULL-safe */
+int eng_session_n_ctx(const eng_session *s);
+
+/* Starts a new generation: clears the KV cache, the cancel flag and the text state, seeds the
+ * sampler. stop: up to nstop strings whose text ends generation and is not emitted (copied). */
+rb_err eng_session_reset(eng_session *s, const eng_sampler_params *p, const char *const *stop,
+                         size_t nstop);
+
+/* Runs the prompt through the model. RB_ETOOBIG (with the context size in err) if the prompt
+ * does not fit; RB_ECANCELED if cancelled meanwhile. */
+rb_err eng_session_prefill(eng_session *s, const int32_t *tokens, size_t n, char *err,
+                           size_t errlen);
+
+typedef enum eng_stop_reason {
+    ENG_STOP_NONE = 0,
+    ENG_STOP_EOS,       /* end-of-generation token */
+    ENG_STOP_SEQUENCE,  /* a stop string */
+    ENG_STOP_CONTEXT,   /* context full */
+    ENG_STOP_CANCELLED,
+} eng_stop_reason;
+
+typedef struct eng_step {
+    int32_t token;          /* the sampled token (-1 when none) */
+    const char *text;       /* text delta, complete UTF-8; borrowed until the next step/reset */
+    size_t text_len;        /* may be 0 (bytes held back for UTF-8 or a possible stop string) */
+    int done;               /* 1: generation is over; reason says why */
+    eng_stop_reason reason;
+} eng_step;
+
+/* Samples the next token from the current logits, then (on the next call) feeds it back.
+ * The token is returned the moment it is sampled. After done, call reset before reusing.
+ * Returns RB_ECANCELED (done, reason CANCELLED) once eng_session_cancel() was called. */
+rb_err eng_session_step(eng_session *s, eng_step *out);
+
+/* Asks the session to stop at its next token; safe from any thread. */
+void eng_session_cancel(eng_session *s);
+
+/* Last computed logits (n_vocab floats), borrowed until the next prefill or step. */
+const float *eng_session_logits(const eng_session *s);
+/* Logits of every prompt position of the last prefill, if requested with
+ * eng_session_keep_all_logits(s, 1) before prefill (tests). Row-major (n, n_vocab). */
+void eng_session_keep_all_logits(eng_session *s, int on);
+const float *eng_session_all_logits(const eng_session *s, size_t *n);
+
+/* Timings of the current generation, milliseconds. */
+typedef struct eng_timings {
+    double prefill_ms;
+    int prefill_tokens;
+    double decode_ms;
+    int decode_tokens;
+} eng_timings;
+void eng_session_timings(const eng_session *s, eng_timings *out);
+
+#endif

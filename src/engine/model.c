@@ -1,0 +1,317 @@
+/*
+ * model.c - opens a GGUF llama model: reads the hyperparameters, checks every tensor's type
+ * and shape against them, and builds weight views into the mapping.
+ *
+ * Nothing is copied but the 1-D norm weights (converted to F32). Loading reports progress
+ * per layer; with prefault on, each layer's pages are touched as it is checked so the
+ * progress reflects real I/O on a cold file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+eng_model_params eng_model_params_default(void)
+{
+    eng_model_params p = {0};
+    p.prefault = 1;
+    return p;
+}
+
+/* Reads "<arch>.<suffix>" as u32 into *out; required unless def >= 0. */
+static rb_err hp_u32(const eng_gguf *g, const char *arch, const char *suffix, int64_t def,
+                     int *out, char *err, size_t errlen)
+{
+    char key[128];
+    uint32_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (eng_gguf_find_key(g, key) < 0) {
+        if (def < 0)
+            return rb_errf(err, errlen, RB_EFORMAT, "missing key '%s'", key);
+        *out = (int)def;
+        return RB_OK;
+    }
+    if (eng_gguf_find_u32(g, key, 0, &v) || v == 0 || v > (1u << 30))
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has an invalid value", key);
+    *out = (int)v;
+    return RB_OK;
+}
+
+static rb_err hp_f32(const eng_gguf *g, const char *arch, const char *suffix, float def,
+                     float *out, char *err, size_t errlen)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    if (eng_gguf_find_f32(g, key, def, out) || !(*out > 0))
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has an invalid value", key);
+    return RB_OK;
+}
+
+static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t errlen)
+{
+    const eng_gguf *g = m->gguf;
+    eng_hparams *hp = &m->hp;
+    rb_err rc;
+
+    if ((rc = hp_u32(g, arch, "embedding_length", -1, &hp->n_embd, err, errlen)) ||
+        (rc = hp_u32(g, arch, "block_count", -1, &hp->n_layer, err, errlen)) ||
+        (rc = hp_u32(g, arch, "feed_forward_length", -1, &hp->n_ff, err, errlen)) ||
+        (rc = hp_u32(g, arch, "attention.head_count", -1, &hp->n_head, err, errlen)) ||
+        (rc = hp_u32(g, arch, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err,
+                     errlen)) ||
+        (rc = hp_u32(g, arch, "context_length", 2048, &hp->n_ctx_train, err, errlen)) ||
+        (rc = hp_f32(g, arch, "rope.freq_base", 10000.0f, &hp->rope_base, err, errlen)) ||
+        (rc = hp_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err,
+                     errlen)))
+        return rc;
+    if (hp->n_embd % hp->n_head)
+        return rb_errf(err, errlen, RB_EFORMAT,
+                       "embedding_length %d is not a multiple of head_count %d", hp->n_embd,
+                       hp->n_head);
+    if (hp->n_head % hp->n_head_kv)
+        return rb_errf(err, errlen, RB_EFORMAT,
+                       "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
+                       hp->n_head_kv);
+    hp->head_dim = hp->n_embd / hp->n_head;
+    hp->kv_dim = hp->head_dim * hp->n_head_kv;
+    if ((rc = hp_u32(g, arch, "rope.dimension_count", hp->head_dim, &hp->n_rot, err, errlen)))
+        return rc;
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2)
+        return rb_errf(err, errlen, RB_EFORMAT, "rope.dimension_count %d does not fit head size %d",
+                       hp->n_rot, hp->head_dim);
+    if (hp->n_layer > 1024)
+        return rb_errf(err, errlen, RB_EFORMAT, "block_count %d is implausible", hp->n_layer);
+    return RB_OK;
+}
+
+static const eng_gguf_tensor *find(const eng_model *m, const char *name)
+{
+    int64_t i = eng_gguf_find_tensor(m->gguf, name);
+    return i < 0 ? NULL : eng_gguf_tensor(m->gguf, i);
+}
+
+/* Binds a 2-D weight and checks its shape is (rows, cols). */
+static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t cols,
+                          eng_weight *w, char *err, size_t errlen)
+{
+    const eng_gguf_tensor *t = find(m, name);
+
+    if (!t)
+        return rb_errf(err, errlen, RB_EFORMAT, "missing tensor '%s'", name);
+    if (t->ndim != 2 || t->ne[0] != cols || t->ne[1] != rows)
+        return rb_errf(err, errlen, RB_EFORMAT,
+                       "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)cols,
+                       (long long)rows);
+    if (!eng_type_supported(t->type) || cols % eng_type_block_elems(t->type))
+        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has unsupported type %s for %lld columns",
+                       name, eng_type_name(t->type), (long long)cols);
+    w->type = t->type;
+    w->data = t->data;
+    w->rows = rows;
+    w->cols = cols;
+    w->row_bytes = eng_type_row_bytes(t->type, cols);
+    return RB_OK;
+}
+
+/* Copies a 1-D norm weight of n entries into a new F32 array. */
+static rb_err bind_norm(eng_model *m, const char *name, int64_t n, float **out, char *err,
+                        size_t errlen)
+{
+    const eng_gguf_tensor *t = find(m, name);
+    float *v;
+
+    if (!t)
+        return rb_errf(err, errlen, RB_EFORMAT, "missing tensor '%s'", name);
+    if (t->ndim != 1 || t->ne[0] != n)
+        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has %lld entries, expected %lld",
+                       name, (long long)t->ne[0], (long long)n);
+    if (t->type != ENG_TYPE_F32 && t->type != ENG_TYPE_F16 && t->type != ENG_TYPE_BF16)
+        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has type %s; norms must be float",
+                       name, eng_type_name(t->type));
+    v = malloc((size_t)n * sizeof(float));
+    if (!v)
+        return RB_ENOMEM;
+    eng_dequantize_row(t->type, t->data, v, n);
+    *out = v;
+    return RB_OK;
+}
+
+/* Reads every byte of the weight so the pages are resident before serving. */
+static void touch(const eng_weight *w)
+{
+    volatile uint8_t sink = 0;
+    size_t bytes = (size_t)w->rows * w->row_bytes;
+    for (size_t i = 0; i < bytes; i += 4096)
+        sink ^= w->data[i];
+    (void)sink;
+}
+
+static rb_err bind_layer(eng_model *m, int l, int prefault, char *err, size_t errlen)
+{
+    eng_hparams *hp = &m->hp;
+    eng_layer *L = &m->layers[l];
+    char name[96];
+    rb_err rc;
+
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", l, suffix), name)
+    if ((rc = bind_norm(m, NAME("attn_norm.weight"), hp->n_embd, &L->attn_norm, err, errlen)) ||
+        (rc = bind_weight(m, NAME("attn_q.weight"), hp->n_embd, hp->n_embd, &L->wq, err,
+                          errlen)) ||
+        (rc = bind_weight(m, NAME("attn_k.weight"), hp->kv_dim, hp->n_embd, &L->wk, err,
+                          errlen)) ||
+        (rc = bind_weight(m, NAME("attn_v.weight"), hp->kv_dim, hp->n_embd, &L->wv, err,
+                          errlen)) ||
+        (rc = bind_weight(m, NAME("attn_output.weight"), hp->n_embd, hp->n_embd, &L->wo, err,
+                          errlen)) ||
+        (rc = bind_norm(m, NAME("ffn_norm.weight"), hp->n_embd, &L->ffn_norm, err, errlen)) ||
+        (rc = bind_weight(m, NAME("ffn_gate.weight"), hp->n_ff, hp->n_embd, &L->w_gate, err,
+                          errlen)) ||
+        (rc = bind_weight(m, NAME("ffn_up.weight"), hp->n_ff, hp->n_embd, &L->w_up, err,
+                          errlen)) ||
+        (rc = bind_weight(m, NAME("ffn_down.weight"), hp->n_embd, hp->n_ff, &L->w_down, err,
+                          errlen)))
+        return rc;
+#undef NAME
+    if (prefault) {
+        const eng_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo,
+                                  &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+            touch(ws[i]);
+    }
+    return RB_OK;
+}
+
+static void fill_info(eng_model *m, const char *arch)
+{
+    eng_model_info *in = &m->info;
+    const eng_hparams *hp = &m->hp;
+    uint64_t n = 0;
+
+    snprintf(in->arch, sizeof in->arch, "%s", arch);
+    if (eng_gguf_find_str(m->gguf, "general.name", in->name, sizeof in->name))
+        snprintf(in->name, sizeof in->name, "%s", "unnamed");
+    in->n_vocab = hp->n_vocab;
+    in->n_ctx_train = hp->n_ctx_train;
+    in->n_embd = hp->n_embd;
+    in->n_layer = hp->n_layer;
+    in->n_head = hp->n_head;
+    in->n_head_kv = hp->n_head_kv;
+    in->n_ff = hp->n_ff;
+    in->n_rot = hp->n_rot;
+    in->rope_freq_base = hp->rope_base;
+    in->rms_eps = hp->rms_eps;
+    in->tied_output = m->tied_output;
+    in->main_type = m->layers[0].w_up.type; /* the feed-forward dominates the size */
+    for (int64_t i = 0; i < eng_gguf_n_tensors(m->gguf); i++) {
+        const eng_gguf_tensor *t = eng_gguf_tensor(m->gguf, i);
+        uint64_t e = 1;
+        for (uint32_t d = 0; d < t->ndim; d++)
+            e *= (uint64_t)t->ne[d];
+        n += e;
+    }
+    in->n_params = n;
+    in->file_size = eng_gguf_file_size(m->gguf);
+    in->bos = eng_tokenizer_bos(m->tok);
+    in->eos = eng_tokenizer_eos(m->tok);
+    in->add_bos = eng_tokenizer_add_bos(m->tok);
+}
+
+rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
+                      size_t errlen)
+{
+    eng_model_params def = eng_model_params_default();
+    eng_model *m = calloc(1, sizeof(*m));
+    char arch[32], gerr[256];
+    rb_err rc;
+
+    if (!p)
+        p = &def;
+    if (!m)
+        return RB_ENOMEM;
+    rc = eng_gguf_open(path, &m->gguf, gerr, sizeof gerr);
+    if (rc) {
+        rb_errf(err, errlen, rc, "cannot open model '%s': %s", path, gerr);
+        goto out;
+    }
+    if (eng_gguf_find_str(m->gguf, "general.architecture", arch, sizeof arch)) {
+        rc = rb_errf(err, errlen, RB_EFORMAT, "model '%s' has no general.architecture", path);
+        goto out;
+    }
+    if (strcmp(arch, "llama") != 0) {
+        rc = rb_errf(err, errlen, RB_EUNSUPPORTED,
+                     "model '%s' has architecture '%s'; only 'llama' is supported", path, arch);
+        goto out;
+    }
+    if ((rc = read_hparams(m, arch, gerr, sizeof gerr))) {
+        rb_errf(err, errlen, rc, "model '%s': %s", path, gerr);
+        goto out;
+    }
+    if ((rc = eng_tokenizer_load(m->gguf, &m->tok, gerr, sizeof gerr))) {
+        rb_errf(err, errlen, rc, "model '%s': tokenizer: %s", path, gerr);
+        goto out;
+    }
+    m->hp.n_vocab = eng_tokenizer_n_vocab(m->tok);
+
+    {
+        const eng_hparams *hp = &m->hp;
+        if ((rc = bind_weight(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd,
+                              gerr, sizeof gerr)) ||
+            (rc = bind_norm(m, "output_norm.weight", hp->n_embd, &m->out_norm, gerr,
+                            sizeof gerr)))
+            goto bad;
+        if (find(m, "output.weight")) {
+            if ((rc = bind_weight(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output,
+                                  gerr, sizeof gerr)))
+                goto bad;
+        } else {
+            m->output = m->tok_embd;
+            m->tied_output = 1;
+        }
+        m->layers = calloc((size_t)hp->n_layer, sizeof(*m->layers));
+        if (!m->layers) {
+            rc = RB_ENOMEM;
+            goto out;
+        }
+        if (p->progress)
+            p->progress(p->progress_user, 0, hp->n_layer);
+        for (int l = 0; l < hp->n_layer; l++) {
+            if ((rc = bind_layer(m, l, p->prefault, gerr, sizeof gerr)))
+                goto bad;
+            if (p->progress)
+                p->progress(p->progress_user, l + 1, hp->n_layer);
+        }
+    }
+    fill_info(m, arch);
+    goto out;
+bad:
+    rb_errf(err, errlen, rc, "model '%s': %s", path, gerr);
+out:
+    if (rc) {
+        eng_model_free(m);
+        return rc;
+    }
+    *out = m;
+    return RB_OK;
+}
+
+void eng_model_free(eng_model *m)
+{
+    if (!m)
+        return;
+    for (int l = 0; m->layers && l < m->hp.n_layer; l++) {
+        free(m->layers[l].attn_norm);
+        free(m->layers[l].ffn_norm);
+    }
+    free(m->layers);
+    free(m->out_norm);
+    eng_tokenizer_free(m->tok);
+    eng_gguf_close(m->gguf);
+    free(m);
+}
+
+void eng_model_get_info(const eng_model *m, eng_model_info *out)
+{
+    *out = m->info;
+}

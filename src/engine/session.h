@@ -1,0 +1,64 @@
+/*
+ * session.h - a generation session: activations, KV cache, sampler and text state
+ * (internal to the engine). Like llama2.c's RunState: everything a forward pass touches is
+ * allocated once in eng_session_open(), so decoding allocates nothing.
+ */
+#ifndef ENG_SESSION_H
+#define ENG_SESSION_H
+
+#include <stdatomic.h>
+
+#include "model.h"
+#include "pool.h"
+#include "sampler.h"
+
+struct eng_session {
+    eng_model *m;
+    eng_pool *pool;
+    int n_ctx;
+    int n_batch;      /* max tokens per forward pass */
+    int blas_min;     /* batches of at least this many tokens use sgemm */
+    int max_cols;     /* max(n_embd, n_ff): widest input of a matrix product */
+
+    /* activations for up to n_batch tokens */
+    float *x;         /* (n_batch, n_embd) residual stream */
+    float *xb;        /* (n_batch, n_embd) normalised input of a block */
+    float *xb2;       /* (n_batch, n_embd) attention output */
+    float *q;         /* (n_batch, n_embd) */
+    float *k;         /* (n_batch, kv_dim) */
+    float *v;         /* (n_batch, kv_dim) */
+    float *hb;        /* (n_batch, n_ff) gate, then silu(gate) * up */
+    float *hb2;       /* (n_batch, n_ff) up */
+    void *xq;         /* (n_batch, max(n_embd, n_ff)) prepared activations, any format */
+    size_t xq_row;    /* bytes between prepared rows */
+    float *att;       /* (n_threads, n_ctx) attention scores scratch */
+    float *deq;       /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
+    float *logits;    /* (n_vocab) of the last position */
+    float *all_logits;/* (n_ctx, n_vocab) when keep_all is on */
+    size_t n_all;
+    int keep_all;
+
+    /* kv cache */
+    float *key_cache;   /* (n_layer, n_ctx, kv_dim) */
+    float *value_cache; /* (n_layer, n_ctx, kv_dim) */
+    int n_past;
+
+    /* generation state */
+    eng_sampler sampler;
+    eng_stopper stopper;
+    eng_detok *detok;     /* generated ids -> UTF-8-complete text */
+    int32_t pending;      /* sampled but not yet fed back, -1 if none */
+    int n_generated;
+    int finished;
+    atomic_int cancel;
+    char text[1024];      /* the last step's text when it had to be assembled */
+
+    eng_timings timings;
+};
+
+/* Runs n tokens at positions n_past.. through the model, leaving the last position's logits in
+ * s->logits (and every position's in all_logits when keep_all). n <= n_batch; the caller
+ * checks the context. */
+void eng_forward(eng_session *s, const int32_t *tokens, int n);
+
+#endif
