@@ -23,6 +23,7 @@ static const char *const rb_err_text[RB_ERR__COUNT] = {
     [RB_EHTTP] = "http error status",
     [RB_ECLOSED] = "closed",
     [RB_EUNSUPPORTED] = "not supported",
+    [RB_EEXIST] = "already exists",
 };
 
 const char *rb_strerror(rb_err e)
@@ -40,6 +41,7 @@ int rb_err_http_status(rb_err e)
     case RB_EFORMAT: return 400;
     case RB_EAUTH: return 401;
     case RB_ENOTFOUND: return 404;
+    case RB_EEXIST: return 409;
     case RB_ETOOBIG: return 413;
     case RB_EBUSY: return 503;
     case RB_ETIMEDOUT: return 504;

@@ -239,3 +239,71 @@ char *rb_json_dump(const json_t *j)
 {
     return json_dumps(j, JSON_COMPACT);
 }
+
+/* Length of the valid UTF-8 sequence starting at p (at most n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+
+    if (p[0] < 0x80)
+        return 1;
+    if ((p[0] & 0xE0) == 0xC0)
+        len = 2, cp = p[0] & 0x1F;
+    else if ((p[0] & 0xF0) == 0xE0)
+        len = 3, cp = p[0] & 0x0F;
+    else if ((p[0] & 0xF8) == 0xF0)
+        len = 4, cp = p[0] & 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+rb_err rb_json_quote(rb_buf *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    rb_err rc = rb_buf_append(out, "\"", 1);
+    size_t i = 0;
+
+    while (!rc && i < len) {
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = {'\\', (char)c};
+            rc = rb_buf_append(out, esc, 2);
+            i++;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n': rc = rb_buf_append(out, "\\n", 2); break;
+            case '\r': rc = rb_buf_append(out, "\\r", 2); break;
+            case '\t': rc = rb_buf_append(out, "\\t", 2); break;
+            default: rc = rb_buf_appendf(out, "\\u%04x", c); break;
+            }
+            i++;
+        } else if (c < 0x80) {
+            rc = rb_buf_append(out, s + i, 1);
+            i++;
+        } else {
+            size_t n = utf8_len(p + i, len - i);
+            if (n) {
+                rc = rb_buf_append(out, s + i, n);
+                i += n;
+            } else {
+                rc = rb_buf_append(out, "\xEF\xBF\xBD", 3);
+                i++;
+            }
+        }
+    }
+    if (!rc)
+        rc = rb_buf_append(out, "\"", 1);
+    return rc;
+}

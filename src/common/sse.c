@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ typedef struct chan_event {
 struct rb_chan {
     pthread_mutex_t mu;
     pthread_cond_t not_full;
-    int refs;      /* guarded by mu */
+    atomic_int refs;
     chan_event *ring;
     size_t cap, head, count;
     int finished;  /* producer is done */
@@ -59,7 +60,7 @@ rb_chan *rb_chan_new(size_t max_events)
         return NULL;
     }
     ch->cap = max_events;
-    ch->refs = 1;
+    atomic_init(&ch->refs, 1);
     pthread_mutex_init(&ch->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -70,21 +71,12 @@ rb_chan *rb_chan_new(size_t max_events)
 
 void rb_chan_ref(rb_chan *ch)
 {
-    pthread_mutex_lock(&ch->mu);
-    ch->refs++;
-    pthread_mutex_unlock(&ch->mu);
+    atomic_fetch_add(&ch->refs, 1);
 }
 
 void rb_chan_unref(rb_chan *ch)
 {
-    int last;
-
-    if (!ch)
-        return;
-    pthread_mutex_lock(&ch->mu);
-    last = --ch->refs == 0;
-    pthread_mutex_unlock(&ch->mu);
-    if (!last)
+    if (!ch || atomic_fetch_sub(&ch->refs, 1) != 1)
         return;
     for (size_t i = 0; i < ch->count; i++)
         free(ch->ring[(ch->head + i) % ch->cap].data);

@@ -29,6 +29,7 @@ typedef enum rb_err {
     RB_EHTTP,      /* peer answered with an HTTP error status */
     RB_ECLOSED,    /* channel or stream closed */
     RB_EUNSUPPORTED, /* valid but not supported here */
+    RB_EEXIST,     /* already exists */
     RB_ERR__COUNT
 } rb_err;
 

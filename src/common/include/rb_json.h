@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rb_buf.h"
+
 #define RB_REQUIRED 1
 #define RB_OPTIONAL 0
 
@@ -61,6 +63,10 @@ json_t *rb_error_envelope(const char *code, const char *message, json_t *details
  * Returns 1 if body was an envelope. */
 int rb_error_envelope_parse(const char *body, char *code, size_t codelen, char *message,
                             size_t msglen);
+
+/* Appends s (len bytes, UTF-8) as a quoted JSON string; control characters are escaped and
+ * bytes that are not valid UTF-8 become U+FFFD. */
+rb_err rb_json_quote(rb_buf *out, const char *s, size_t len);
 
 /* Compact serialisation, caller frees with free(). */
 char *rb_json_dump(const json_t *j);
