@@ -1,0 +1,387 @@
+/*
+ * gen.c - model loading and the generation threads: the one place where HTTP streams and the
+ * engine meet.
+ *
+ * DESIGN
+ * A loader thread opens the model (publishing layer progress), opens one engine session per
+ * slot and starts one generation thread per slot. Each generation thread pops a job, runs
+ * the prompt, and then for every token pushes a "token" event into the job's channel the
+ * moment the engine returns it; the HTTP side drains the channel concurrently. Before every
+ * token the thread checks the job's cancel flag and whether the client has gone (the channel
+ * is closed), so a cancel or a disconnect stops generation within one token and the thread
+ * takes the next job. Every job ends with exactly one `end` or `error` event and then [DONE].
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng.h"
+#include "rb_json.h"
+#include "rb_log.h"
+#include "rb_util.h"
+#include "worker.h"
+
+#define PUSH_TIMEOUT_MS 30000 /* a client that reads nothing for this long is dropped */
+
+typedef struct slot {
+    wrk *w;
+    int index;
+    eng_session *session;
+    pthread_t tid;
+    int started;
+} slot;
+
+struct wrk_gen {
+    eng_model *model;
+    slot *slots;
+    int nslots;
+    pthread_t loader;
+    int loader_started;
+    atomic_int busy;
+};
+
+/* ---- events ------------------------------------------------------------------------------ */
+
+static rb_err push_event(wrk_job *j, const char *json)
+{
+    return rb_chan_push(j->chan, json, (size_t)-1, PUSH_TIMEOUT_MS);
+}
+
+static void end_stream(wrk_job *j)
+{
+    rb_chan_push(j->chan, "[DONE]", (size_t)-1, 1000);
+    rb_chan_finish(j->chan);
+}
+
+static void push_error(wrk_job *j, const char *code, const char *message)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+    char *s = rb_json_dump(e);
+    if (s)
+        push_event(j, s);
+    free(s);
+    json_decref(e);
+}
+
+static const char *stop_reason_name(eng_stop_reason r, int max_tokens_hit)
+{
+    if (max_tokens_hit)
+        return "MAX_TOKENS";
+    switch (r) {
+    case ENG_STOP_EOS: return "EOS";
+    case ENG_STOP_SEQUENCE: return "STOP_SEQUENCE";
+    case ENG_STOP_CANCELLED: return "CANCELLED";
+    case ENG_STOP_CONTEXT: return "MAX_TOKENS"; /* the context bounds the tokens: documented */
+    default: return "MAX_TOKENS";
+    }
+}
+
+void wrk_job_end_unstarted(wrk_job *j)
+{
+    rb_chan_pushf(j->chan,
+                  "{\"type\":\"end\",\"tokens_out\":0,\"prompt_tokens\":0,\"decode_time_ms\":0,"
+                  "\"ttft_ms\":0,\"tokens_per_sec\":0,\"stop_reason\":\"CANCELLED\"}");
+    end_stream(j);
+}
+
+/* ---- one job ----------------------------------------------------------------------------- */
+
+typedef struct run_state {
+    rb_buf ev;          /* the event being built */
+    int emitted;        /* token events sent: the next "i" */
+    int generated;      /* tokens sampled */
+    int64_t first_ms;   /* when the first token event was pushed (0: none yet) */
+} run_state;
+
+/* Pushes a token event; RB_ECLOSED when the client has gone. */
+static rb_err push_token(wrk_job *j, run_state *rs, const char *text, size_t len)
+{
+    rb_buf_reset(&rs->ev);
+    rb_buf_appends(&rs->ev, "{\"type\":\"token\",\"t\":");
+    rb_json_quote(&rs->ev, text, len);
+    rb_buf_appendf(&rs->ev, ",\"i\":%d}", rs->emitted);
+    rb_err rc = rb_chan_push(j->chan, rs->ev.data, rs->ev.len, PUSH_TIMEOUT_MS);
+    if (!rc) {
+        if (!rs->first_ms)
+            rs->first_ms = rb_now_ms();
+        rs->emitted++;
+    }
+    return rc;
+}
+
+static void run_job(slot *sl, wrk_job *j)
+{
+    wrk *w = sl->w;
+    eng_session *s = sl->session;
+    eng_sampler_params sp = eng_sampler_params_default();
+    run_state rs = {0};
+    int32_t *ids = NULL;
+    size_t nids = 0;
+    char err[256];
+    eng_stop_reason reason = ENG_STOP_NONE;
+    int max_hit = 0, client_gone = 0, failed = 0;
+    int64_t started_ms = rb_now_ms();
+    rb_err rc;
+
+    rb_buf_init(&rs.ev, 64 * 1024);
+    rb_buf_appendf(&rs.ev, "{\"type\":\"started\",\"job_id\":\"%s\",\"model\":", j->id);
+    rb_json_quote(&rs.ev, w->cfg.model_ref, strlen(w->cfg.model_ref));
+    rb_buf_appendf(&rs.ev, ",\"started_at\":%lld}", (long long)rb_unix_s());
+    if (push_event(j, rs.ev.data)) {
+        client_gone = 1;
+        reason = ENG_STOP_CANCELLED;
+        goto out;
+    }
+
+    rc = eng_model_tokenize(w->gen->model, j->req.prompt, strlen(j->req.prompt), 1, &ids, &nids);
+    if (rc) {
+        push_error(j, "TOKENIZE_FAILED", "the prompt could not be tokenized");
+        failed = 1;
+        goto out;
+    }
+    if (nids >= (size_t)eng_session_n_ctx(s)) {
+        snprintf(err, sizeof err, "prompt has %zu tokens; the context holds %d", nids,
+                 eng_session_n_ctx(s));
+        push_error(j, "PROMPT_TOO_LONG", err);
+        failed = 1;
+        goto out;
+    }
+    sp.temperature = j->req.temperature;
+    sp.top_k = j->req.top_k;
+    sp.top_p = j->req.top_p;
+    sp.min_p = j->req.min_p;
+    sp.repeat_penalty = j->req.repetition_penalty;
+    sp.seed = j->req.seed;
+    rc = eng_session_reset(s, &sp, (const char *const *)j->req.stop, (size_t)j->req.nstop);
+    if (!rc)
+        rc = eng_session_prefill(s, ids, nids, err, sizeof err);
+    if (rc) {
+        push_error(j, rc == RB_ECANCELED ? "CANCELLED" : "ENGINE_ERROR",
+                   rc == RB_ECANCELED ? "canceled" : err);
+        failed = rc != RB_ECANCELED;
+        reason = ENG_STOP_CANCELLED;
+        goto out;
+    }
+
+    for (;;) {
+        eng_step st;
+        if (wrk_job_cancelled(j) || rb_chan_is_closed(j->chan)) {
+            client_gone = rb_chan_is_closed(j->chan);
+            reason = ENG_STOP_CANCELLED;
+            break;
+        }
+        rc = eng_session_step(s, &st);
+        if (rc && rc != RB_ECANCELED) {
+            push_error(j, "ENGINE_ERROR", rb_strerror(rc));
+            failed = 1;
+            break;
+        }
+        if (st.token >= 0)
+            rs.generated++;
+        if (st.text_len && push_token(j, &rs, st.text, st.text_len)) {
+            client_gone = 1;
+            reason = ENG_STOP_CANCELLED;
+            break;
+        }
+        if (st.done) {
+            reason = st.reason;
+            break;
+        }
+        if (rs.generated >= j->req.max_tokens) {
+            max_hit = 1;
+            break;
+        }
+    }
+    if (max_hit || (reason == ENG_STOP_CONTEXT)) {
+        /* Release text held back for UTF-8 or a possible stop string. */
+        eng_step st;
+        eng_session_flush(s, &st);
+        if (st.text_len)
+            push_token(j, &rs, st.text, st.text_len);
+    }
+out:
+    {
+        eng_timings tm;
+        double decode_ms, tps, ttft;
+        eng_session_timings(s, &tm);
+        decode_ms = tm.decode_ms;
+        tps = decode_ms > 0 ? rs.generated * 1000.0 / decode_ms : 0;
+        ttft = rs.first_ms ? (double)(rs.first_ms - j->created_ms) : 0;
+        if (!failed && !client_gone) {
+            rb_chan_pushf(j->chan,
+                          "{\"type\":\"end\",\"tokens_out\":%d,\"prompt_tokens\":%zu,"
+                          "\"decode_time_ms\":%.1f,\"ttft_ms\":%.1f,\"tokens_per_sec\":%.1f,"
+                          "\"stop_reason\":\"%s\"}",
+                          rs.generated, nids, decode_ms, ttft, tps,
+                          stop_reason_name(reason, max_hit));
+        }
+        end_stream(j);
+        wrk_metrics_tokens(w->metrics, rs.generated);
+        wrk_metrics_request(w->metrics, failed ? WRK_OUT_ERROR
+                                        : reason == ENG_STOP_CANCELLED ? WRK_OUT_CANCELLED
+                                                                       : WRK_OUT_COMPLETED);
+        if (!failed && rs.first_ms)
+            wrk_metrics_generation(w->metrics, ttft, tps);
+        rb_log(RB_LOG_INFO, "worker", "job %s %s after %d tokens (%d prompt, %.0f ms, %.1f tok/s)%s",
+               j->id, failed ? "failed" : reason == ENG_STOP_CANCELLED ? "cancelled" : "completed",
+               rs.generated, (int)nids, (double)(rb_now_ms() - started_ms), tps,
+               client_gone ? ": client disconnected" : "");
+    }
+    free(ids);
+    rb_buf_release(&rs.ev);
+}
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+static void *slot_main(void *arg)
+{
+    slot *sl = arg;
+    wrk *w = sl->w;
+    char name[16];
+
+    snprintf(name, sizeof name, "gen-%d", sl->index);
+    rb_thread_set_name(name);
+    for (;;) {
+        wrk_job *j = wrk_jobs_pop(w->jobs);
+        if (!j)
+            break;
+        if (j->wait_for_stream && !wrk_job_wait_stream(j, w->cfg.stream_open_timeout_ms) &&
+            !wrk_job_cancelled(j)) {
+            rb_log(RB_LOG_WARN, "worker", "job %s cancelled: its stream was not opened within %d ms",
+                   j->id, w->cfg.stream_open_timeout_ms);
+            wrk_job_cancel(j);
+        }
+        if (wrk_job_cancelled(j) || rb_chan_is_closed(j->chan)) {
+            wrk_job_end_unstarted(j);
+            wrk_metrics_request(w->metrics, WRK_OUT_CANCELLED);
+        } else {
+            atomic_fetch_add(&w->gen->busy, 1);
+            wrk_poke(w);
+            run_job(sl, j);
+            atomic_fetch_sub(&w->gen->busy, 1);
+            wrk_poke(w);
+        }
+        wrk_jobs_done(w->jobs, j);
+        wrk_job_unref(j);
+    }
+    return NULL;
+}
+
+static void on_progress(void *user, int loaded, int total)
+{
+    wrk *w = user;
+    char ev[128];
+    atomic_store(&w->layers_loaded, loaded);
+    atomic_store(&w->layers_total, total);
+    snprintf(ev, sizeof ev, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
+             loaded, total);
+    rb_bcast_publish(w->progress, ev);
+}
+
+static void load_failed(wrk *w, const char *msg)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s}", "stage", "error", "code", "MODEL_LOAD_FAILED",
+                          "message", msg);
+    char *s = rb_json_dump(e);
+    rb_log(RB_LOG_ERROR, "worker", "%s", msg);
+    atomic_store(&w->phase, WRK_FAILED);
+    rb_bcast_finish(w->progress, s);
+    free(s);
+    json_decref(e);
+    wrk_request_stop(w);
+}
+
+static void *loader_main(void *arg)
+{
+    wrk *w = arg;
+    wrk_gen *g = w->gen;
+    eng_model_params mp = eng_model_params_default();
+    eng_session_params sp = eng_session_params_default();
+    eng_model_info info;
+    char err[512];
+    int64_t t0 = rb_now_ms();
+    int threads;
+
+    rb_thread_set_name("loader");
+    mp.progress = on_progress;
+    mp.progress_user = w;
+    if (eng_model_open(w->cfg.model_path, &mp, &g->model, err, sizeof err)) {
+        load_failed(w, err);
+        return NULL;
+    }
+    eng_model_get_info(g->model, &info);
+    snprintf(w->model_name, sizeof w->model_name, "%s", info.name);
+    threads = w->cfg.threads > 0 ? w->cfg.threads : rb_physical_cores();
+    sp.n_ctx = w->cfg.ctx;
+    sp.n_threads = threads / g->nslots > 0 ? threads / g->nslots : 1;
+    for (int i = 0; i < g->nslots; i++) {
+        slot *sl = &g->slots[i];
+        sl->w = w;
+        sl->index = i;
+        if (eng_session_open(g->model, &sp, &sl->session, err, sizeof err)) {
+            load_failed(w, err);
+            return NULL;
+        }
+    }
+    for (int i = 0; i < g->nslots; i++) {
+        if (pthread_create(&g->slots[i].tid, NULL, slot_main, &g->slots[i]) != 0) {
+            load_failed(w, "cannot start a generation thread");
+            return NULL;
+        }
+        g->slots[i].started = 1;
+    }
+    rb_log(RB_LOG_INFO, "worker",
+           "model '%s' loaded in %lld ms: %d layers, %d context, %d slots x %d threads",
+           w->cfg.model_path, (long long)(rb_now_ms() - t0), info.n_layer,
+           eng_session_n_ctx(g->slots[0].session), g->nslots, sp.n_threads);
+    atomic_store(&w->phase, WRK_READY);
+    rb_bcast_finish(w->progress, "{\"stage\":\"ready\"}");
+    wrk_poke(w);
+    return NULL;
+}
+
+rb_err wrk_gen_start(wrk *w, char *err, size_t errlen)
+{
+    wrk_gen *g = calloc(1, sizeof(*g));
+    if (!g)
+        return RB_ENOMEM;
+    g->nslots = w->cfg.slots > 0 ? w->cfg.slots : 1;
+    g->slots = calloc((size_t)g->nslots, sizeof(*g->slots));
+    if (!g->slots) {
+        free(g);
+        return RB_ENOMEM;
+    }
+    w->gen = g;
+    if (pthread_create(&g->loader, NULL, loader_main, w) != 0) {
+        free(g->slots);
+        free(g);
+        w->gen = NULL;
+        return rb_errf(err, errlen, RB_ENOMEM, "cannot start the loader thread");
+    }
+    g->loader_started = 1;
+    return RB_OK;
+}
+
+void wrk_gen_stop(wrk *w)
+{
+    wrk_gen *g = w->gen;
+    if (!g)
+        return;
+    if (g->loader_started)
+        pthread_join(g->loader, NULL);
+    for (int i = 0; i < g->nslots; i++) {
+        if (g->slots[i].started)
+            pthread_join(g->slots[i].tid, NULL);
+        eng_session_free(g->slots[i].session);
+    }
+    eng_model_free(g->model);
+    free(g->slots);
+    free(g);
+    w->gen = NULL;
+}
+
+int wrk_gen_busy(wrk *w)
+{
+    return w->gen ? atomic_load(&w->gen->busy) : 0;
+}

@@ -1,0 +1,50 @@
+/*
+ * wrk.h - llm-worker-rbee: serves one GGUF model over HTTP with real-time token streaming.
+ *
+ *     wrk_config c = wrk_config_default();
+ *     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) { fprintf(stderr, ...); exit(2); }
+ *     return wrk_run(&c);    // until SIGTERM/SIGINT or POST /v1/admin/shutdown
+ *
+ * See ARCHITECTURE.md §4.2, §4.3 and §5.3 for the wire contract.
+ */
+#ifndef WRK_H
+#define WRK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rb_err.h"
+
+typedef struct wrk_config {
+    const char *worker_id;
+    const char *model_path;
+    const char *model_ref;
+    const char *backend;        /* "cpu" */
+    int device;
+    uint16_t port;              /* 0: any free port (printed at start) */
+    const char *hive_url;       /* NULL: no heartbeats or ready callback */
+    const char *advertise_host; /* host in the url sent to the hive; default 127.0.0.1 */
+    int local_mode;             /* bind 127.0.0.1, no auth */
+    const char *token;          /* bearer token for network mode (RBEE_API_TOKEN) */
+    int threads;                /* 0: physical cores, shared by the slots */
+    int slots;                  /* generation threads, default 1 */
+    int ctx;                    /* 0: the model's context length */
+    int queue;                  /* jobs waiting beyond the slots, default 16 */
+    int heartbeat_interval_s;   /* default 30 */
+    int stream_open_timeout_ms; /* POST /v1/jobs stream must open within this; default 30000 */
+    int handle_signals;         /* wrk_run waits for SIGTERM/SIGINT itself (default 1) */
+} wrk_config;
+
+wrk_config wrk_config_default(void);
+
+/* Parses llm-worker-rbee's command line into c (strings borrowed from argv). Returns
+ * RB_EINVAL with a one-line message (naming the option) in err. */
+rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen);
+/* Usage text for --help. */
+const char *wrk_usage(void);
+
+/* Runs the worker until it is told to stop. Returns the process exit code: 0 after a clean
+ * shutdown, 1 when it could not start or the model failed to load. */
+int wrk_run(const wrk_config *c);
+
+#endif

@@ -1,0 +1,305 @@
+/*
+ * worker.c - the worker's lifecycle: arguments, start-up order, signals and shutdown.
+ *
+ * Start-up: bind HTTP first (so the hive can see the worker while it loads), start the
+ * heartbeat, then load the model in the background. Shutdown (SIGTERM, SIGINT or
+ * POST /v1/admin/shutdown): stop admitting jobs, end queued jobs' streams, cancel running
+ * ones (they end with stop_reason CANCELLED), join the generation threads and the heartbeat,
+ * then stop HTTP, which ends any stream still open. Exit 0.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rb_client.h"
+#include "rb_log.h"
+#include "rb_util.h"
+#include "worker.h"
+
+wrk_config wrk_config_default(void)
+{
+    wrk_config c = {0};
+    c.worker_id = "worker-local";
+    c.model_ref = NULL;
+    c.backend = "cpu";
+    c.slots = 1;
+    c.queue = 16;
+    c.heartbeat_interval_s = 30;
+    c.stream_open_timeout_ms = 30000;
+    c.handle_signals = 1;
+    return c;
+}
+
+const char *wrk_usage(void)
+{
+    return "usage: llm-worker-rbee --model PATH --port P [options]\n"
+           "  --worker-id ID            id reported to the hive (default worker-local)\n"
+           "  --model PATH              GGUF model file (required)\n"
+           "  --model-ref REF           the model reference the hive resolved (default PATH)\n"
+           "  --backend B --device D    only cpu/0 is served by this build\n"
+           "  --port P                  HTTP port (0: any free port)\n"
+           "  --hive-url URL            hive base URL for heartbeats and the ready callback\n"
+           "  --local-mode              bind 127.0.0.1 without authentication\n"
+           "  --threads N               compute threads (default: physical cores)\n"
+           "  --slots N                 concurrent generations (default 1)\n"
+           "  --queue N                 jobs that may wait for a slot (default 16)\n"
+           "  --ctx N                   context length (default: the model's)\n"
+           "  --heartbeat-interval S    seconds between heartbeats (default 30)\n"
+           "  --stream-open-timeout MS  cancel a /v1/jobs job whose stream is not opened\n"
+           "                            within MS milliseconds (default 30000)\n"
+           "  --advertise-host H        host in the URL sent to the hive (default 127.0.0.1)\n"
+           "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG\n";
+}
+
+static rb_err int_arg(const char *opt, const char *v, int64_t min, int64_t max, int *out,
+                      char *err, size_t errlen)
+{
+    int64_t x;
+    if (!v)
+        return rb_errf(err, errlen, RB_EINVAL, "option %s needs a value", opt);
+    if (rb_parse_i64(v, min, max, &x))
+        return rb_errf(err, errlen, RB_EINVAL, "option %s must be an integer from %lld to %lld",
+                       opt, (long long)min, (long long)max);
+    *out = (int)x;
+    return RB_OK;
+}
+
+rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int port = 0;
+        rb_err rc = RB_OK;
+
+        if (strcmp(a, "--local-mode") == 0) {
+            c->local_mode = 1;
+            continue;
+        }
+        if (strncmp(a, "--", 2) != 0)
+            return rb_errf(err, errlen, RB_EINVAL, "unexpected argument '%s'", a);
+        if (!v)
+            return rb_errf(err, errlen, RB_EINVAL, "option %s needs a value", a);
+        i++;
+        if (strcmp(a, "--worker-id") == 0)
+            c->worker_id = v;
+        else if (strcmp(a, "--model") == 0)
+            c->model_path = v;
+        else if (strcmp(a, "--model-ref") == 0)
+            c->model_ref = v;
+        else if (strcmp(a, "--backend") == 0)
+            c->backend = v;
+        else if (strcmp(a, "--device") == 0)
+            rc = int_arg(a, v, 0, 1024, &c->device, err, errlen);
+        else if (strcmp(a, "--port") == 0) {
+            rc = int_arg(a, v, 0, 65535, &port, err, errlen);
+            c->port = (uint16_t)port;
+        } else if (strcmp(a, "--hive-url") == 0)
+            c->hive_url = v;
+        else if (strcmp(a, "--advertise-host") == 0)
+            c->advertise_host = v;
+        else if (strcmp(a, "--threads") == 0)
+            rc = int_arg(a, v, 0, 256, &c->threads, err, errlen);
+        else if (strcmp(a, "--slots") == 0)
+            rc = int_arg(a, v, 1, 64, &c->slots, err, errlen);
+        else if (strcmp(a, "--queue") == 0)
+            rc = int_arg(a, v, 0, 4096, &c->queue, err, errlen);
+        else if (strcmp(a, "--ctx") == 0)
+            rc = int_arg(a, v, 0, 1 << 20, &c->ctx, err, errlen);
+        else if (strcmp(a, "--heartbeat-interval") == 0)
+            rc = int_arg(a, v, 1, 3600, &c->heartbeat_interval_s, err, errlen);
+        else if (strcmp(a, "--stream-open-timeout") == 0)
+            rc = int_arg(a, v, 1, 3600000, &c->stream_open_timeout_ms, err, errlen);
+        else
+            return rb_errf(err, errlen, RB_EINVAL, "unknown option '%s'", a);
+        if (rc)
+            return rc;
+    }
+    if (!c->model_path)
+        return rb_errf(err, errlen, RB_EINVAL, "--model is required");
+    if (strcmp(c->backend, "cpu") != 0)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "backend '%s' is not available in this build (available: cpu)",
+                       c->backend);
+    if (!c->model_ref)
+        c->model_ref = c->model_path;
+    if (!c->local_mode) {
+        const char *t = getenv("RBEE_API_TOKEN");
+        if (!t || !*t)
+            return rb_errf(err, errlen, RB_EINVAL,
+                           "network mode needs RBEE_API_TOKEN; set it or use --local-mode "
+                           "to bind 127.0.0.1 without authentication");
+        c->token = t;
+    }
+    return RB_OK;
+}
+
+void wrk_request_stop(wrk *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->stop = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int wrk_stop_requested(wrk *w)
+{
+    int s;
+    pthread_mutex_lock(&w->mu);
+    s = w->stop;
+    pthread_mutex_unlock(&w->mu);
+    return s;
+}
+
+void wrk_poke(wrk *w)
+{
+    pthread_mutex_lock(&w->mu);
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+const char *wrk_state_name(wrk *w)
+{
+    int phase = atomic_load(&w->phase);
+    if (phase == WRK_LOADING)
+        return "loading";
+    if (phase == WRK_FAILED)
+        return "failed";
+    if (phase == WRK_STOPPING)
+        return "stopping";
+    return wrk_gen_busy(w) > 0 ? "busy" : "idle";
+}
+
+static void *signal_main(void *arg)
+{
+    wrk *w = arg;
+    sigset_t set;
+    int sig;
+
+    rb_thread_set_name("signals");
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1); /* sent by wrk_run itself to end this thread */
+    for (;;) {
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGUSR1)
+            break;
+        rb_log(RB_LOG_INFO, "worker", "received %s, shutting down",
+               sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        wrk_request_stop(w);
+    }
+    return NULL;
+}
+
+static void end_queued(wrk *w, wrk_job *queued)
+{
+    while (queued) {
+        wrk_job *next = queued->next;
+        queued->next = NULL;
+        wrk_job_end_unstarted(queued);
+        wrk_metrics_request(w->metrics, WRK_OUT_CANCELLED);
+        wrk_job_unref(queued);
+        queued = next;
+    }
+}
+
+int wrk_run(const wrk_config *c)
+{
+    wrk *w = calloc(1, sizeof(*w));
+    rb_http_config hc = rb_http_config_default();
+    pthread_condattr_t ca;
+    pthread_t sig_thread;
+    sigset_t set, old;
+    char err[512], fp[7];
+    int code = 1, sig_started = 0;
+
+    if (!w)
+        return 1;
+    w->cfg = *c;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&w->phase, WRK_LOADING);
+    w->jobs = wrk_jobs_new(c->slots > 0 ? c->slots : 1, c->queue);
+    w->metrics = wrk_metrics_new();
+    w->progress = rb_bcast_new();
+    if (!w->jobs || !w->metrics || !w->progress)
+        goto out;
+    rb_client_global_init();
+
+    /* Every thread created from here on inherits the blocked signals; one thread waits. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    if (c->handle_signals && pthread_create(&sig_thread, NULL, signal_main, w) == 0)
+        sig_started = 1;
+
+    hc.bind_addr = c->local_mode ? "127.0.0.1" : "0.0.0.0";
+    hc.port = c->port;
+    hc.token = c->local_mode ? NULL : c->token;
+    hc.routes = wrk_routes;
+    hc.nroutes = wrk_nroutes;
+    hc.user = w;
+    hc.component = "worker-http";
+    if (rb_http_server_start(&hc, &w->http, err, sizeof err)) {
+        rb_log(RB_LOG_ERROR, "worker", "%s", err);
+        fprintf(stderr, "llm-worker-rbee: %s\n", err);
+        goto out;
+    }
+    snprintf(w->url, sizeof w->url, "http://%s:%u",
+             c->advertise_host ? c->advertise_host : "127.0.0.1", rb_http_server_port(w->http));
+    if (hc.token)
+        rb_token_fingerprint(hc.token, fp);
+    rb_log(RB_LOG_INFO, "worker", "%s listening on %s:%u (%s), model %s", c->worker_id,
+           hc.bind_addr, rb_http_server_port(w->http),
+           hc.token ? "network mode, token fingerprint" : "local mode", c->model_path);
+    if (hc.token)
+        rb_log(RB_LOG_INFO, "worker", "token fingerprint %s", fp);
+    /* Machine-readable line for whoever started us with --port 0. */
+    printf("listening on port %u\n", rb_http_server_port(w->http));
+    fflush(stdout);
+
+    if (wrk_heartbeat_start(w) || wrk_gen_start(w, err, sizeof err)) {
+        rb_log(RB_LOG_ERROR, "worker", "cannot start: %s", err);
+        goto stop;
+    }
+
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop)
+        pthread_cond_wait(&w->cv, &w->mu);
+    pthread_mutex_unlock(&w->mu);
+    code = atomic_load(&w->phase) == WRK_FAILED ? 1 : 0;
+
+stop:
+    if (atomic_load(&w->phase) != WRK_FAILED)
+        atomic_store(&w->phase, WRK_STOPPING);
+    wrk_request_stop(w);
+    end_queued(w, wrk_jobs_shutdown(w->jobs));
+    wrk_gen_stop(w);
+    wrk_heartbeat_stop(w);
+    rb_http_server_stop(w->http);
+    rb_log(RB_LOG_INFO, "worker", "%s stopped", c->worker_id);
+out:
+    if (sig_started) {
+        pthread_kill(sig_thread, SIGUSR1);
+        pthread_join(sig_thread, NULL);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    rb_bcast_free(w->progress);
+    wrk_metrics_free(w->metrics);
+    wrk_jobs_free(w->jobs);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    free(w);
+    return code;
+}

@@ -1,0 +1,73 @@
+/*
+ * worker.h - the worker's shared state (internal): what the HTTP handlers, the generation
+ * threads and the heartbeat see.
+ */
+#ifndef WRK_WORKER_H
+#define WRK_WORKER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "job.h"
+#include "metrics.h"
+#include "rb_bcast.h"
+#include "rb_http.h"
+#include "wrk.h"
+
+typedef enum wrk_phase {
+    WRK_LOADING = 0,
+    WRK_READY,
+    WRK_FAILED,
+    WRK_STOPPING,
+} wrk_phase;
+
+typedef struct wrk_gen wrk_gen;
+
+typedef struct wrk {
+    wrk_config cfg;
+    wrk_jobs *jobs;
+    wrk_metrics *metrics;
+    rb_bcast *progress;        /* loading progress for /v1/loading/progress */
+    atomic_int phase;
+    atomic_int layers_loaded, layers_total;
+    rb_http_server *http;
+    wrk_gen *gen;
+    char url[160];             /* how the hive reaches us */
+    char model_name[128];
+
+    pthread_mutex_t mu;        /* guards stop and the wake-ups below */
+    pthread_cond_t cv;
+    int stop;                  /* shutdown requested */
+    int ready_sent;            /* the hive acknowledged the ready callback */
+    pthread_t hb_thread;
+    int hb_started;
+} wrk;
+
+/* Asks the worker to shut down (from a handler, a signal thread or a failed load). */
+void wrk_request_stop(wrk *w);
+int wrk_stop_requested(wrk *w);
+/* Wakes the heartbeat early (state changed). */
+void wrk_poke(wrk *w);
+
+/* "loading", "idle" or "busy" as reported by health and heartbeats. */
+const char *wrk_state_name(wrk *w);
+
+/* Generation (gen.c, the only file that uses the engine). Loads the model on a thread of its
+ * own, then starts cfg.slots generation threads that serve w->jobs. */
+rb_err wrk_gen_start(wrk *w, char *err, size_t errlen);
+/* Joins every generation thread (after wrk_jobs_shutdown) and frees the model. */
+void wrk_gen_stop(wrk *w);
+int wrk_gen_busy(wrk *w);
+
+/* Ends a job that never ran: `end` with stop_reason CANCELLED, [DONE]. */
+void wrk_job_end_unstarted(wrk_job *j);
+
+/* HTTP routes (handlers.c). */
+extern const rb_http_route wrk_routes[];
+extern const size_t wrk_nroutes;
+
+/* Heartbeat and ready callback (heartbeat.c). */
+rb_err wrk_heartbeat_start(wrk *w);
+void wrk_heartbeat_stop(wrk *w);
+
+#endif
