@@ -148,6 +148,11 @@ int eng_session_n_ctx(const eng_session *s)
     return s->n_ctx;
 }
 
+int eng_session_threads(const eng_session *s)
+{
+    return eng_pool_size(s->pool);
+}
+
 rb_err eng_session_reset(eng_session *s, const eng_sampler_params *p, const char *const *stop,
                          size_t nstop)
 {
@@ -247,6 +252,18 @@ static void finish(eng_session *s, eng_step *out, eng_stop_reason why)
     memcpy(s->text + k, t2, n2);
     out->text = s->text;
     out->text_len = k + n2;
+}
+
+void eng_session_flush(eng_session *s, eng_step *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->token = -1;
+    out->text = "";
+    if (s->finished) {
+        out->done = 1;
+        return;
+    }
+    finish(s, out, ENG_STOP_NONE);
 }
 
 rb_err eng_session_step(eng_session *s, eng_step *out)

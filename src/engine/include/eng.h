@@ -104,6 +104,8 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
                         size_t errlen);
 void eng_session_free(eng_session *s); /* NULL-safe */
 int eng_session_n_ctx(const eng_session *s);
+/* Threads the session's forward passes use. */
+int eng_session_threads(const eng_session *s);
 
 /* Starts a new generation: clears the KV cache, the cancel flag and the text state, seeds the
  * sampler. stop: up to nstop strings whose text ends generation and is not emitted (copied). */
@@ -135,6 +137,10 @@ typedef struct eng_step {
  * The token is returned the moment it is sampled. After done, call reset before reusing.
  * Returns RB_ECANCELED (done, reason CANCELLED) once eng_session_cancel() was called. */
 rb_err eng_session_step(eng_session *s, eng_step *out);
+
+/* Ends the generation early (the caller's token limit): releases text held back for UTF-8 or a
+ * possible stop string into out (done = 1, reason NONE). */
+void eng_session_flush(eng_session *s, eng_step *out);
 
 /* Asks the session to stop at its next token; safe from any thread. */
 void eng_session_cancel(eng_session *s);

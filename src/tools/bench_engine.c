@@ -1,0 +1,178 @@
+/*
+ * bench_engine.c - `rbee-bench engine`: prompt processing (pp) and text generation (tg)
+ * speed of the engine, measured like llama-bench.
+ *
+ * pp: a fresh context takes p prompt tokens in one prefill; tokens/s = p / time.
+ * tg: a fresh context takes one token, then n single-token forward passes follow, each on
+ *     the token before (decoding without sampling, so an end-of-text token cannot cut the run
+ *     short); tokens/s = n / time.
+ * Each test runs r times after one warm-up; median, min and max are printed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "bench.h"
+#include "eng.h"
+#include "rb_util.h"
+
+typedef struct engine_args {
+    const char *model;
+    int p, n, threads, reps, json;
+} engine_args;
+
+static int parse(engine_args *a, int argc, char **argv)
+{
+    a->p = 128;
+    a->n = 64;
+    a->reps = 5;
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t x;
+        if (strcmp(argv[i], "--json") == 0) {
+            a->json = 1;
+            continue;
+        }
+        if (!v)
+            goto bad;
+        if (strcmp(argv[i], "-m") == 0)
+            a->model = v;
+        else if (strcmp(argv[i], "-p") == 0 && !rb_parse_i64(v, 1, 65536, &x))
+            a->p = (int)x;
+        else if (strcmp(argv[i], "-n") == 0 && !rb_parse_i64(v, 1, 65536, &x))
+            a->n = (int)x;
+        else if (strcmp(argv[i], "-t") == 0 && !rb_parse_i64(v, 1, 256, &x))
+            a->threads = (int)x;
+        else if (strcmp(argv[i], "-r") == 0 && !rb_parse_i64(v, 1, 1000, &x))
+            a->reps = (int)x;
+        else
+            goto bad;
+        i++;
+        continue;
+    bad:
+        fprintf(stderr, "rbee-bench engine: bad argument '%s'\n", argv[i]);
+        return -1;
+    }
+    if (!a->model) {
+        fprintf(stderr, "rbee-bench engine: -m MODEL is required\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* One pp run: seconds. */
+static double run_pp(eng_session *s, const int32_t *toks, int p)
+{
+    char err[256];
+    int64_t t0;
+    eng_session_reset(s, NULL, NULL, 0);
+    t0 = rb_now_us();
+    if (eng_session_prefill(s, toks, (size_t)p, err, sizeof err)) {
+        fprintf(stderr, "rbee-bench engine: %s\n", err);
+        return -1;
+    }
+    return (double)(rb_now_us() - t0) / 1e6;
+}
+
+/* One tg run: seconds for n single-token passes. */
+static double run_tg(eng_session *s, const int32_t *toks, int n)
+{
+    char err[256];
+    int64_t t0;
+    eng_session_reset(s, NULL, NULL, 0);
+    if (eng_session_prefill(s, toks, 1, err, sizeof err))
+        return -1;
+    t0 = rb_now_us();
+    for (int i = 1; i <= n; i++)
+        if (eng_session_prefill(s, toks + i, 1, err, sizeof err)) {
+            fprintf(stderr, "rbee-bench engine: %s\n", err);
+            return -1;
+        }
+    return (double)(rb_now_us() - t0) / 1e6;
+}
+
+int bench_engine_main(int argc, char **argv)
+{
+    engine_args a = {0};
+    eng_model_params mp = eng_model_params_default();
+    eng_session_params sp = eng_session_params_default();
+    eng_model *m = NULL;
+    eng_session *s = NULL;
+    eng_model_info info;
+    char err[512];
+    int32_t *toks = NULL;
+    double *pp = NULL, *tg = NULL;
+    int code = 1, len;
+    struct rusage ru;
+
+    if (parse(&a, argc, argv))
+        return 1;
+    if (eng_model_open(a.model, &mp, &m, err, sizeof err)) {
+        fprintf(stderr, "rbee-bench engine: %s\n", err);
+        return 1;
+    }
+    eng_model_get_info(m, &info);
+    len = a.p > a.n + 1 ? a.p : a.n + 1;
+    sp.n_ctx = len + 1;
+    sp.n_threads = a.threads;
+    sp.n_batch = a.p;
+    if (sp.n_ctx > info.n_ctx_train) {
+        fprintf(stderr, "rbee-bench engine: the model's context (%d) is shorter than %d tokens\n",
+                info.n_ctx_train, len + 1);
+        goto out;
+    }
+    if (eng_session_open(m, &sp, &s, err, sizeof err)) {
+        fprintf(stderr, "rbee-bench engine: %s\n", err);
+        goto out;
+    }
+    toks = malloc((size_t)len * sizeof(*toks));
+    pp = calloc((size_t)a.reps, sizeof(double));
+    tg = calloc((size_t)a.reps, sizeof(double));
+    if (!toks || !pp || !tg)
+        goto out;
+    for (int i = 0; i < len; i++)
+        toks[i] = (int32_t)((1103515245u * (unsigned)i + 12345u) % (unsigned)info.n_vocab);
+    run_pp(s, toks, a.p); /* warm-up: page in the weights, fault in the buffers */
+    run_tg(s, toks, a.n < 8 ? a.n : 8);
+    for (int r = 0; r < a.reps; r++) {
+        double tp = run_pp(s, toks, a.p), tt = run_tg(s, toks, a.n);
+        if (tp <= 0 || tt <= 0)
+            goto out;
+        pp[r] = a.p / tp;
+        tg[r] = a.n / tt;
+        if (!a.json)
+            fprintf(stderr, "rep %d: pp %.1f tok/s, tg %.1f tok/s\n", r + 1, pp[r], tg[r]);
+    }
+    getrusage(RUSAGE_SELF, &ru);
+    {
+        double pmed = bench_quantile(pp, (size_t)a.reps, 0.5), pmin = pp[0],
+               pmax = pp[a.reps - 1];
+        double tmed = bench_quantile(tg, (size_t)a.reps, 0.5), tmin = tg[0],
+               tmax = tg[a.reps - 1];
+        printf("model %s: %s, %.2f M params, %.1f MiB, %d threads\n", a.model,
+               eng_type_name(info.main_type), (double)info.n_params / 1e6,
+               (double)info.file_size / 1048576.0, eng_session_threads(s));
+        printf("pp%-5d %9.1f tok/s  (min %.1f, max %.1f, %d runs)\n", a.p, pmed, pmin, pmax,
+               a.reps);
+        printf("tg%-5d %9.1f tok/s  (min %.1f, max %.1f, %d runs)\n", a.n, tmed, tmin, tmax,
+               a.reps);
+        printf("peak RSS %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
+        if (a.json)
+            printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
+                   "\"pp_tokens_per_s\":%.2f,\"pp_min\":%.2f,\"pp_max\":%.2f,"
+                   "\"tg_tokens_per_s\":%.2f,\"tg_min\":%.2f,\"tg_max\":%.2f,"
+                   "\"file_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
+                   a.model, eng_type_name(info.main_type), eng_session_threads(s), a.p, a.n,
+                   pmed, pmin, pmax, tmed, tmin, tmax, (double)info.file_size / 1048576.0,
+                   (double)ru.ru_maxrss / 1024.0);
+    }
+    code = 0;
+out:
+    free(toks);
+    free(pp);
+    free(tg);
+    eng_session_free(s);
+    eng_model_free(m);
+    return code;
+}
