@@ -120,13 +120,3 @@ Feature: Engine GGUF files
   Scenario: A missing file is reported
     When "/nonexistent/x.gguf" is opened
     Then it fails with RB_ENOTFOUND and the message "no such file or directory"
-
-  Scenario: rbee-gguf info lists metadata and tensors
-    Given a written file with the key "general.name" = "tiny" and the f32 tensor "a" of 4 x 3
-    When "rbee-gguf info FILE" runs
-    Then it exits 0 and prints "version: 3", "general.name", "tiny", "a", "f32", "4 x 3" and "total: 1 tensors"
-
-  Scenario: rbee-gguf reports a file it cannot open
-    When "rbee-gguf info /nonexistent/x.gguf" runs
-    Then it exits 1 and prints "rbee-gguf: cannot open model '/nonexistent/x.gguf': no such file or directory"
-    And "rbee-gguf frobnicate" exits 2

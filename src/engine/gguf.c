@@ -21,40 +21,14 @@
 #include <unistd.h>
 
 #include "eng_gguf.h"
-#include "strmap.h"
+#include "gguf_internal.h"
 
 #define GGUF_MAGIC "GGUF"
-#define GGUF_HEADER_BYTES 24 /* magic, version, tensor count, key count */
-#define GGUF_MIN_KV_BYTES 13 /* key length, type, one-byte value */
-#define GGUF_MIN_TENSOR_BYTES 24 /* name length, ndim, type, offset */
+#define GGUF_HEADER_BYTES 24         /* magic, version, tensor count, key count */
+#define GGUF_MIN_KV_BYTES 13         /* key length, type, one-byte value */
+#define GGUF_MIN_TENSOR_BYTES 24     /* name length, ndim, type, offset */
 #define GGUF_MIN_NESTED_ARR_BYTES 12 /* element type, count */
-#define QUOTE_BYTES 336 /* a quoted name: 80 bytes shown, each at most 4 */
-
-typedef struct gguf_kv {
-    eng_gguf_str key;
-    eng_gguf_vtype type;
-    const uint8_t *val; /* the encoded value, after the type field */
-    uint64_t val_len;
-    eng_gguf_vtype etype; /* arrays only */
-    uint64_t n;           /* arrays only: element count */
-    const uint8_t *elems; /* arrays only: first element */
-    eng_gguf_str *strs;   /* string arrays only: n entries, owned */
-} gguf_kv;
-
-struct eng_gguf {
-    const uint8_t *base;
-    uint64_t size;
-    void *map; /* owned mapping, NULL for eng_gguf_open_mem */
-    uint32_t version;
-    uint32_t alignment;
-    uint64_t data_start; /* file offset of the tensor data section */
-    int64_t n_kv;
-    gguf_kv *kv;
-    int64_t n_tensors;
-    eng_gguf_tensor *tensors;
-    eng_strmap keys;
-    eng_strmap names;
-};
+#define QUOTE_BYTES 336              /* a quoted name: 80 bytes shown, each at most 4 */
 
 typedef struct cursor {
     const uint8_t *base;
@@ -78,16 +52,21 @@ size_t eng_gguf_vtype_size(eng_gguf_vtype t)
     switch (t) {
     case ENG_GGUF_U8:
     case ENG_GGUF_I8:
-    case ENG_GGUF_BOOL: return 1;
+    case ENG_GGUF_BOOL:
+        return 1;
     case ENG_GGUF_U16:
-    case ENG_GGUF_I16: return 2;
+    case ENG_GGUF_I16:
+        return 2;
     case ENG_GGUF_U32:
     case ENG_GGUF_I32:
-    case ENG_GGUF_F32: return 4;
+    case ENG_GGUF_F32:
+        return 4;
     case ENG_GGUF_U64:
     case ENG_GGUF_I64:
-    case ENG_GGUF_F64: return 8;
-    default: return 0;
+    case ENG_GGUF_F64:
+        return 8;
+    default:
+        return 0;
     }
 }
 
@@ -181,8 +160,8 @@ static rb_err check_count(cursor *c, uint64_t n, uint64_t min_bytes, const char 
 {
     if (n > left(c) / min_bytes)
         return rb_errf(c->err, c->errlen, RB_EFORMAT,
-                       "%s: count %llu is more than the %llu bytes left in the file can hold",
-                       what, (unsigned long long)n, (unsigned long long)left(c));
+                       "%s: count %llu is more than the %llu bytes left in the file can hold", what,
+                       (unsigned long long)n, (unsigned long long)left(c));
     return RB_OK;
 }
 
@@ -196,13 +175,13 @@ static rb_err parse_array(cursor *c, int depth, gguf_kv *kv, const char *what)
     rb_err rc;
 
     if (depth >= ENG_GGUF_MAX_NESTING)
-        return rb_errf(c->err, c->errlen, RB_EFORMAT, "%s: arrays nested deeper than %d",
-                       what, ENG_GGUF_MAX_NESTING);
+        return rb_errf(c->err, c->errlen, RB_EFORMAT, "%s: arrays nested deeper than %d", what,
+                       ENG_GGUF_MAX_NESTING);
     if ((rc = rd_u32(c, &et, what)) || (rc = rd_u64(c, &n, what)))
         return rc;
     if (et >= ENG_GGUF_VTYPE_COUNT)
-        return rb_errf(c->err, c->errlen, RB_EFORMAT, "%s: unknown array element type %u",
-                       what, et);
+        return rb_errf(c->err, c->errlen, RB_EFORMAT, "%s: unknown array element type %u", what,
+                       et);
     if (kv) {
         kv->etype = (eng_gguf_vtype)et;
         kv->n = n;
@@ -282,8 +261,9 @@ static rb_err parse_kvs(eng_gguf *g, cursor *c)
         if (prev == -2)
             return rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory");
         if (prev >= 0)
-            return rb_errf(c->err, c->errlen, RB_EFORMAT, "duplicate key '%s' (entries %lld and %lld)",
-                           q, (long long)prev, (long long)i);
+            return rb_errf(c->err, c->errlen, RB_EFORMAT,
+                           "duplicate key '%s' (entries %lld and %lld)", q, (long long)prev,
+                           (long long)i);
     }
     return RB_OK;
 }
@@ -341,8 +321,8 @@ static rb_err parse_tensor_shape(cursor *c, eng_gguf_tensor *t, const char *q, c
     if ((rc = rd_u32(c, &type, what)))
         return rc;
     if (type >= ENG_TYPE_COUNT || eng_type_block_elems((eng_type)type) == 0)
-        return rb_errf(c->err, c->errlen, RB_EUNSUPPORTED,
-                       "tensor '%s' has unknown type %u", q, type);
+        return rb_errf(c->err, c->errlen, RB_EUNSUPPORTED, "tensor '%s' has unknown type %u", q,
+                       type);
     t->type = (eng_type)type;
     if (!eng_type_supported(t->type))
         return rb_errf(c->err, c->errlen, RB_EUNSUPPORTED,
@@ -351,7 +331,8 @@ static rb_err parse_tensor_shape(cursor *c, eng_gguf_tensor *t, const char *q, c
     if ((uint64_t)t->ne[0] % (uint64_t)eng_type_block_elems(t->type))
         return rb_errf(c->err, c->errlen, RB_EFORMAT,
                        "tensor '%s' rows of %lld elements are not a multiple of the %s block "
-                       "(%d)", q, (long long)t->ne[0], eng_type_name(t->type),
+                       "(%d)",
+                       q, (long long)t->ne[0], eng_type_name(t->type),
                        eng_type_block_elems(t->type));
     blocks = (uint64_t)t->ne[0] / (uint64_t)eng_type_block_elems(t->type);
     if (__builtin_mul_overflow(blocks, (uint64_t)eng_type_block_bytes(t->type), &size) ||
@@ -377,8 +358,8 @@ static rb_err parse_tensor_infos(eng_gguf *g, cursor *c)
         gguf_quote(q, sizeof q, name.p, name.len);
         if (name.len > ENG_GGUF_MAX_NAME)
             return rb_errf(c->err, c->errlen, RB_EFORMAT,
-                           "tensor #%lld name '%s' is %llu bytes long, at most %d", (long long)i,
-                           q, (unsigned long long)name.len, ENG_GGUF_MAX_NAME);
+                           "tensor #%lld name '%s' is %llu bytes long, at most %d", (long long)i, q,
+                           (unsigned long long)name.len, ENG_GGUF_MAX_NAME);
         if (memchr(name.p, '\0', name.len))
             return rb_errf(c->err, c->errlen, RB_EFORMAT, "tensor #%lld name '%s' contains a NUL",
                            (long long)i, q);
@@ -417,8 +398,8 @@ static rb_err place_tensors(eng_gguf *g, cursor *c)
             __builtin_add_overflow(abs, t->size, &end) || end > g->size)
             return rb_errf(c->err, c->errlen, RB_EFORMAT,
                            "tensor '%s' extends past end of file (offset %llu, size %llu, file "
-                           "%llu)", t->name,
-                           (unsigned long long)(abs >= g->data_start ? abs : UINT64_MAX),
+                           "%llu)",
+                           t->name, (unsigned long long)(abs >= g->data_start ? abs : UINT64_MAX),
                            (unsigned long long)t->size, (unsigned long long)g->size);
         t->data = g->base + abs;
     }
@@ -464,8 +445,7 @@ static rb_err parse_header(eng_gguf *g, cursor *c)
     return RB_OK;
 }
 
-rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err,
-                         size_t errlen)
+rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err, size_t errlen)
 {
     cursor c = {data, size, 0, err, errlen};
     eng_gguf *g = calloc(1, sizeof(*g));
@@ -550,231 +530,4 @@ void eng_gguf_close(eng_gguf *g)
     if (g->map)
         munmap(g->map, g->size);
     free(g);
-}
-
-uint32_t eng_gguf_version(const eng_gguf *g)
-{
-    return g->version;
-}
-
-uint64_t eng_gguf_file_size(const eng_gguf *g)
-{
-    return g->size;
-}
-
-uint32_t eng_gguf_alignment(const eng_gguf *g)
-{
-    return g->alignment;
-}
-
-uint64_t eng_gguf_data_offset(const eng_gguf *g)
-{
-    return g->data_start;
-}
-
-int64_t eng_gguf_n_keys(const eng_gguf *g)
-{
-    return g->n_kv;
-}
-
-int64_t eng_gguf_find_key(const eng_gguf *g, const char *key)
-{
-    return eng_strmap_get(&g->keys, key, strlen(key));
-}
-
-static const gguf_kv *kv_at(const eng_gguf *g, int64_t i)
-{
-    return i >= 0 && i < g->n_kv ? &g->kv[i] : NULL;
-}
-
-eng_gguf_str eng_gguf_key_name(const eng_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    eng_gguf_str none = {"", 0};
-    return kv ? kv->key : none;
-}
-
-eng_gguf_vtype eng_gguf_key_type(const eng_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    return kv ? kv->type : ENG_GGUF_VTYPE_COUNT;
-}
-
-rb_err eng_gguf_key_raw(const eng_gguf *g, int64_t i, const void **data, uint64_t *len)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv)
-        return RB_EINVAL;
-    *data = kv->val;
-    *len = kv->val_len;
-    return RB_OK;
-}
-
-int64_t eng_gguf_n_tensors(const eng_gguf *g)
-{
-    return g->n_tensors;
-}
-
-int64_t eng_gguf_find_tensor(const eng_gguf *g, const char *name)
-{
-    return eng_strmap_get(&g->names, name, strlen(name));
-}
-
-const eng_gguf_tensor *eng_gguf_tensor_at(const eng_gguf *g, int64_t i)
-{
-    return i >= 0 && i < g->n_tensors ? &g->tensors[i] : NULL;
-}
-
-rb_err eng_gguf_get_arr(const eng_gguf *g, int64_t i, eng_gguf_vtype *etype, uint64_t *n)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv || kv->type != ENG_GGUF_ARRAY)
-        return RB_EINVAL;
-    *etype = kv->etype;
-    *n = kv->n;
-    return RB_OK;
-}
-
-rb_err eng_gguf_arr_str(const eng_gguf *g, int64_t i, uint64_t j, eng_gguf_str *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv || kv->type != ENG_GGUF_ARRAY || kv->etype != ENG_GGUF_STRING || j >= kv->n)
-        return RB_EINVAL;
-    *out = kv->strs[j];
-    return RB_OK;
-}
-
-const void *eng_gguf_arr_data(const eng_gguf *g, int64_t i)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    if (!kv || kv->type != ENG_GGUF_ARRAY || !eng_gguf_vtype_size(kv->etype))
-        return NULL;
-    return kv->elems;
-}
-
-/* Integer value of key i in *v; *is_u64_big is set when a U64 exceeds INT64_MAX.
- * Returns 0 when the key is an integer of any width. */
-static int kv_int(const gguf_kv *kv, int64_t *v, int *is_u64_big)
-{
-    const uint8_t *p = kv->val;
-    *is_u64_big = 0;
-    switch (kv->type) {
-    case ENG_GGUF_U8: *v = p[0]; return 0;
-    case ENG_GGUF_I8: *v = (int8_t)p[0]; return 0;
-    case ENG_GGUF_U16: { uint16_t x; memcpy(&x, p, 2); *v = x; return 0; }
-    case ENG_GGUF_I16: { int16_t x; memcpy(&x, p, 2); *v = x; return 0; }
-    case ENG_GGUF_U32: { uint32_t x; memcpy(&x, p, 4); *v = x; return 0; }
-    case ENG_GGUF_I32: { int32_t x; memcpy(&x, p, 4); *v = x; return 0; }
-    case ENG_GGUF_I64: memcpy(v, p, 8); return 0;
-    case ENG_GGUF_U64: {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        *is_u64_big = x > INT64_MAX;
-        *v = (int64_t)(x & INT64_MAX);
-        return 0;
-    }
-    default: return -1;
-    }
-}
-
-rb_err eng_gguf_get_u32(const eng_gguf *g, int64_t i, uint32_t *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    int64_t v;
-    int big;
-
-    if (!kv || kv_int(kv, &v, &big) || big || v < 0 || v > UINT32_MAX)
-        return RB_EINVAL;
-    *out = (uint32_t)v;
-    return RB_OK;
-}
-
-rb_err eng_gguf_get_i64(const eng_gguf *g, int64_t i, int64_t *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    int64_t v;
-    int big;
-
-    if (!kv || kv_int(kv, &v, &big) || big)
-        return RB_EINVAL;
-    *out = v;
-    return RB_OK;
-}
-
-rb_err eng_gguf_get_f32(const eng_gguf *g, int64_t i, float *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-
-    if (kv && kv->type == ENG_GGUF_F32) {
-        memcpy(out, kv->val, 4);
-        return RB_OK;
-    }
-    if (kv && kv->type == ENG_GGUF_F64) {
-        double d;
-        memcpy(&d, kv->val, 8);
-        *out = (float)d;
-        return RB_OK;
-    }
-    return RB_EINVAL;
-}
-
-rb_err eng_gguf_get_bool(const eng_gguf *g, int64_t i, int *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-
-    if (!kv || kv->type != ENG_GGUF_BOOL)
-        return RB_EINVAL;
-    *out = kv->val[0] != 0;
-    return RB_OK;
-}
-
-rb_err eng_gguf_get_str(const eng_gguf *g, int64_t i, eng_gguf_str *out)
-{
-    const gguf_kv *kv = kv_at(g, i);
-    uint64_t len;
-
-    if (!kv || kv->type != ENG_GGUF_STRING)
-        return RB_EINVAL;
-    memcpy(&len, kv->val, 8);
-    out->p = (const char *)kv->val + 8;
-    out->len = len;
-    return RB_OK;
-}
-
-rb_err eng_gguf_find_str(const eng_gguf *g, const char *key, char *out, size_t outlen)
-{
-    int64_t i = eng_gguf_find_key(g, key);
-    eng_gguf_str s;
-    size_t n;
-
-    if (i < 0)
-        return RB_ENOTFOUND;
-    if (eng_gguf_get_str(g, i, &s) || !outlen)
-        return RB_EINVAL;
-    n = s.len < outlen ? (size_t)s.len : outlen - 1;
-    memcpy(out, s.p, n);
-    out[n] = '\0';
-    return n == s.len ? RB_OK : RB_ETOOBIG;
-}
-
-rb_err eng_gguf_find_u32(const eng_gguf *g, const char *key, uint32_t def, uint32_t *out)
-{
-    int64_t i = eng_gguf_find_key(g, key);
-
-    if (i < 0) {
-        *out = def;
-        return RB_OK;
-    }
-    return eng_gguf_get_u32(g, i, out);
-}
-
-rb_err eng_gguf_find_f32(const eng_gguf *g, const char *key, float def, float *out)
-{
-    int64_t i = eng_gguf_find_key(g, key);
-
-    if (i < 0) {
-        *out = def;
-        return RB_OK;
-    }
-    return eng_gguf_get_f32(g, i, out);
 }

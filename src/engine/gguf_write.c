@@ -83,8 +83,8 @@ static void put_u64(uint8_t *p, uint64_t v)
 }
 
 /* Stores key = (type, val) taking ownership of val (freed on failure too). */
-static rb_err set_encoded(eng_gguf_writer *w, const char *key, eng_gguf_vtype type,
-                          uint8_t *val, size_t len)
+static rb_err set_encoded(eng_gguf_writer *w, const char *key, eng_gguf_vtype type, uint8_t *val,
+                          size_t len)
 {
     rb_err rc = RB_OK;
     wkv *kv = NULL;
@@ -195,8 +195,8 @@ rb_err eng_gguf_writer_set_arr(eng_gguf_writer *w, const char *key, eng_gguf_vty
     return set_encoded(w, key, ENG_GGUF_ARRAY, val, 12 + n * es);
 }
 
-rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key,
-                                   const char *const *strs, uint64_t n)
+rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const char *const *strs,
+                                   uint64_t n)
 {
     size_t len = 12, o;
     uint8_t *val;
@@ -257,8 +257,7 @@ rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g)
 }
 
 rb_err eng_gguf_writer_add_tensor(eng_gguf_writer *w, const char *name, eng_type type,
-                                  uint32_t ndim, const int64_t *ne, const void *data,
-                                  uint64_t size)
+                                  uint32_t ndim, const int64_t *ne, const void *data, uint64_t size)
 {
     uint64_t rows = 1, want;
     size_t row;
@@ -305,8 +304,7 @@ rb_err eng_gguf_writer_add_tensor(eng_gguf_writer *w, const char *name, eng_type
 }
 
 /* The alignment the file will declare: general.alignment when set, else the default. */
-static rb_err writer_alignment(const eng_gguf_writer *w, uint64_t *align, char *err,
-                               size_t errlen)
+static rb_err writer_alignment(const eng_gguf_writer *w, uint64_t *align, char *err, size_t errlen)
 {
     *align = ENG_GGUF_DEFAULT_ALIGNMENT;
     for (size_t i = 0; i < w->n_kv; i++) {

@@ -56,8 +56,8 @@ void eng_strmap_release(eng_strmap *m)
     m->cap = m->n = 0;
 }
 
-static eng_strmap_slot *find_slot(eng_strmap_slot *slots, size_t cap, const char *key,
-                                  uint32_t len, uint32_t hash)
+static eng_strmap_slot *find_slot(eng_strmap_slot *slots, size_t cap, const char *key, uint32_t len,
+                                  uint32_t hash)
 {
     size_t mask = cap - 1;
     size_t i = hash & mask;

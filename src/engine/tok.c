@@ -24,14 +24,23 @@
 
 /* Texts that end a turn, in the order used to pick the EOT id when the file names none. */
 static const char *const eot_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>",
-    "<|end_of_text|>", "<EOT>", "_<EOT>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81"
-    "sentence\xef\xbd\x9c>", "<end_of_utterance>",
+    "<|eot_id|>",
+    "<|im_end|>",
+    "<|end|>",
+    "<end_of_turn>",
+    "<|endoftext|>",
+    "<|end_of_text|>",
+    "<EOT>",
+    "_<EOT>",
+    "<\xef\xbd\x9c"
+    "end\xe2\x96\x81of\xe2\x96\x81"
+    "sentence\xef\xbd\x9c>",
+    "<end_of_utterance>",
 };
 /* Texts that end generation besides EOS/EOT/EOM. */
 static const char *const eog_texts[] = {
-    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<|eom_id|>",
-    "<EOT>", "_<EOT>", "<|end_of_text|>", "<end_of_utterance>",
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",   "<|endoftext|>",
+    "<|eom_id|>", "<EOT>",      "_<EOT>",  "<|end_of_text|>", "<end_of_utterance>",
 };
 
 rb_err tok_vec_push(tok_vec *v, eng_token id)
@@ -112,8 +121,7 @@ int tok_utf8_len(unsigned char c)
 
 /* Reads a numeric array of n_vocab or more elements as floats; NULL data when absent. */
 static rb_err read_num_array(const eng_gguf *g, const char *key, int64_t n_vocab, int want_int,
-                             const uint8_t **data, eng_gguf_vtype *etype, char *err,
-                             size_t errlen)
+                             const uint8_t **data, eng_gguf_vtype *etype, char *err, size_t errlen)
 {
     int64_t i = eng_gguf_find_key(g, key);
     uint64_t n;
@@ -126,8 +134,7 @@ static rb_err read_num_array(const eng_gguf *g, const char *key, int64_t n_vocab
         return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of %s", key,
                        want_int ? "i32" : "f32 or i32");
     if (n < (uint64_t)n_vocab)
-        return rb_errf(err, errlen, RB_EFORMAT,
-                       "key '%s' has %llu entries for %lld tokens", key,
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has %llu entries for %lld tokens", key,
                        (unsigned long long)n, (long long)n_vocab);
     *data = eng_gguf_arr_data(g, i);
     return RB_OK;
@@ -144,8 +151,7 @@ static rb_err load_pieces(eng_tokenizer *t, const eng_gguf *g, char *err, size_t
     if (ki < 0)
         return rb_errf(err, errlen, RB_EFORMAT, "key '%s' is missing", KEY_TOKENS);
     if (eng_gguf_get_arr(g, ki, &etype, &n) || etype != ENG_GGUF_STRING)
-        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of strings",
-                       KEY_TOKENS);
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of strings", KEY_TOKENS);
     if (n == 0 || n > INT32_MAX)
         return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has %llu tokens", KEY_TOKENS,
                        (unsigned long long)n);
@@ -182,8 +188,8 @@ static rb_err load_pieces(eng_tokenizer *t, const eng_gguf *g, char *err, size_t
         if (types) {
             int32_t ty;
             memcpy(&ty, types + 4 * (size_t)id, 4);
-            e->type = ty >= ENG_TOK_TYPE_NORMAL && ty <= ENG_TOK_TYPE_BYTE
-                          ? (uint8_t)ty : ENG_TOK_TYPE_UNDEFINED;
+            e->type = ty >= ENG_TOK_TYPE_NORMAL && ty <= ENG_TOK_TYPE_BYTE ? (uint8_t)ty
+                                                                           : ENG_TOK_TYPE_UNDEFINED;
         }
         if (scores && stype == ENG_GGUF_F32) {
             memcpy(&e->score, scores + 4 * (size_t)id, 4);
@@ -315,7 +321,8 @@ static rb_err index_tokens(eng_tokenizer *t)
     for (int32_t id = 0; id < t->n_vocab; id++) {
         uint8_t ty = t->tok[id].type;
         if ((ty == ENG_TOK_TYPE_CONTROL || ty == ENG_TOK_TYPE_USER_DEFINED ||
-             ty == ENG_TOK_TYPE_UNKNOWN) && t->tok[id].len > 0)
+             ty == ENG_TOK_TYPE_UNKNOWN) &&
+            t->tok[id].len > 0)
             t->special[t->n_special++] = id;
     }
     qsort_r(t->special, t->n_special, sizeof(*t->special), cmp_special, t);
@@ -404,8 +411,10 @@ rb_err eng_tokenizer_load(const eng_gguf *g, eng_tokenizer **out, char *err, siz
         t->model = ENG_TOK_MODEL_BPE;
         t->bos = t->eos = t->unk = ENG_TOKEN_NONE;
     } else {
-        rc = rb_errf(err, errlen, RB_EUNSUPPORTED, "key '%s' is '%s'; only 'llama' and 'gpt2' "
-                     "tokenizers are supported", KEY_MODEL, model);
+        rc = rb_errf(err, errlen, RB_EUNSUPPORTED,
+                     "key '%s' is '%s'; only 'llama' and 'gpt2' "
+                     "tokenizers are supported",
+                     KEY_MODEL, model);
         goto out;
     }
     t->eot = t->eom = ENG_TOKEN_NONE;
@@ -625,8 +634,7 @@ rb_err eng_tokenize(const eng_tokenizer *t, const char *text, size_t len, unsign
             rc = tok_vec_push(&out, f.id);
             prev_special = 1;
         } else if (t->model == ENG_TOK_MODEL_SPM) {
-            rc = tok_spm_encode(t, text + f.off, f.len, t->add_space_prefix && prev_special,
-                                &out);
+            rc = tok_spm_encode(t, text + f.off, f.len, t->add_space_prefix && prev_special, &out);
             prev_special = 0;
         } else {
             rc = tok_bpe_encode(t, text + f.off, f.len, &out);

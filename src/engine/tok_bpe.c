@@ -24,26 +24,27 @@
 
 /* Pre-tokenizer regexes, from the models' tokenizer.json files (llama.cpp names). */
 #define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define RE_LLAMA3                                                                              \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"                  \
+#define RE_LLAMA3                                                                                  \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"                      \
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define RE_QWEN2                                                                               \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"                       \
+#define RE_QWEN2                                                                                   \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"                           \
     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 
 typedef struct pre_def {
-    const char *name;          /* name reported by eng_tokenizer_pre */
-    const char *aliases[4];    /* values of tokenizer.ggml.pre that select it */
+    const char *name;       /* name reported by eng_tokenizer_pre */
+    const char *aliases[4]; /* values of tokenizer.ggml.pre that select it */
     const char *re[BPE_MAX_STAGES];
-    int ignore_merges;         /* a word that is itself a piece is not merged */
+    int ignore_merges; /* a word that is itself a piece is not merged */
 } pre_def;
 
 static const pre_def pre_defs[] = {
     /* llama.cpp's "default": four stages, for files converted without a named pre-tokenizer */
-    {"default", {"default"},
+    {"default",
+     {"default"},
      {"[\\p{P}\\$\\+<=>\\^~\\|]+",
-      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)",
-      "\\p{N}+", "[0-9][0-9][0-9]"},
+      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)", "\\p{N}+",
+      "[0-9][0-9][0-9]"},
      0},
     {"llama3", {"llama3", "llama-v3", "llama-bpe"}, {RE_LLAMA3}, 1},
     {"qwen2", {"qwen2"}, {RE_QWEN2}, 0},
@@ -57,8 +58,8 @@ struct tok_bpe {
     int n_re;
     char *merges; /* arena of merge texts */
     eng_strmap ranks;
-    uint16_t byte_cp[256];           /* byte -> stand-in code point */
-    int16_t cp_byte[BPE_BYTE_CPS];   /* stand-in code point -> byte, -1 */
+    uint16_t byte_cp[256];         /* byte -> stand-in code point */
+    int16_t cp_byte[BPE_BYTE_CPS]; /* stand-in code point -> byte, -1 */
 };
 
 typedef struct word {
@@ -114,8 +115,7 @@ static rb_err compile_pre(tok_bpe *b, char *err, size_t errlen)
         int code;
         PCRE2_SIZE at;
         b->re[i] = pcre2_compile((PCRE2_SPTR)b->pre->re[i], PCRE2_ZERO_TERMINATED,
-                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at,
-                                 NULL);
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
         if (!b->re[i]) {
             PCRE2_UCHAR msg[128];
             pcre2_get_error_message(code, msg, sizeof msg);
@@ -138,8 +138,7 @@ static rb_err load_merges(tok_bpe *b, const eng_gguf *g, char *err, size_t errle
     if (ki < 0)
         return rb_errf(err, errlen, RB_EFORMAT, "key '%s' is missing", KEY_MERGES);
     if (eng_gguf_get_arr(g, ki, &et, &n) || et != ENG_GGUF_STRING)
-        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of strings",
-                       KEY_MERGES);
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of strings", KEY_MERGES);
     if (n > INT32_MAX)
         return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has %llu merges", KEY_MERGES,
                        (unsigned long long)n);
@@ -165,8 +164,7 @@ static rb_err load_merges(tok_bpe *b, const eng_gguf *g, char *err, size_t errle
     return RB_OK;
 }
 
-rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err,
-                    size_t errlen)
+rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err, size_t errlen)
 {
     tok_bpe *b = calloc(1, sizeof(*b));
     rb_err rc = RB_OK;
@@ -232,10 +230,10 @@ static rb_err split_stage(const pcre2_code *re, pcre2_match_data *md, const char
 
 /* Scratch space reused across the words of one call. */
 typedef struct bpe_scratch {
-    char *enc;      /* the word in stand-in characters */
+    char *enc; /* the word in stand-in characters */
     tok_sym *sym;
-    char *key;      /* "left right" for rank lookups */
-    size_t cap;     /* bytes of the longest word these buffers fit */
+    char *key;  /* "left right" for rank lookups */
+    size_t cap; /* bytes of the longest word these buffers fit */
     tok_heap heap;
 } bpe_scratch;
 

@@ -20,11 +20,11 @@
 struct eng_detok {
     const eng_tokenizer *t;
     unsigned flags;
-    int started;        /* a text token has been seen (for ENG_DETOK_FROM_START) */
+    int started; /* a text token has been seen (for ENG_DETOK_FROM_START) */
     unsigned char pend[4];
     size_t npend;
-    unsigned char *in;  /* pending + new bytes: max_dec + 4 */
-    char *out;          /* worst case 3 bytes out per byte in, plus NUL */
+    unsigned char *in; /* pending + new bytes: max_dec + 4 */
+    char *out;         /* worst case 3 bytes out per byte in, plus NUL */
 };
 
 rb_err eng_detok_new(const eng_tokenizer *t, unsigned flags, eng_detok **out)

@@ -19,7 +19,7 @@
 #define TOK_FLAG_RSTRIP (1u << 2) /* ... and on its right */
 
 typedef struct tok_entry {
-    uint32_t off;     /* piece: tokenizer text arena offset, NUL-terminated */
+    uint32_t off; /* piece: tokenizer text arena offset, NUL-terminated */
     uint32_t len;
     uint32_t dec_off; /* decoded bytes: tokenizer dec arena offset, NUL-terminated */
     uint32_t dec_len;
@@ -34,10 +34,10 @@ struct eng_tokenizer {
     eng_tok_model model;
     char pre[32];
     int32_t n_vocab;
-    tok_entry *tok; /* n_vocab entries */
-    char *text;     /* pieces */
-    char *dec;      /* decoded bytes */
-    size_t max_dec; /* longest decoded piece */
+    tok_entry *tok;    /* n_vocab entries */
+    char *text;        /* pieces */
+    char *dec;         /* decoded bytes */
+    size_t max_dec;    /* longest decoded piece */
     eng_strmap pieces; /* piece -> id, keys in text */
     eng_token bos, eos, eot, eom, unk;
     int add_bos;
@@ -88,8 +88,7 @@ rb_err tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, int 
                       tok_vec *out);
 
 /* Byte-level BPE: state from tokenizer.ggml.merges and the pre-tokenizer name. */
-rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err,
-                    size_t errlen);
+rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err, size_t errlen);
 void tok_bpe_free(tok_bpe *b); /* NULL-safe */
 rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_vec *out);
 /* Maps a GPT-2 byte-level piece back to bytes into out (at most len bytes); returns the

@@ -16,20 +16,13 @@ typedef struct type_traits {
 } type_traits;
 
 static const type_traits traits[ENG_TYPE_COUNT] = {
-    [ENG_TYPE_F32] = {"f32", 1, 4, 1},
-    [ENG_TYPE_F16] = {"f16", 1, 2, 1},
-    [ENG_TYPE_Q4_0] = {"q4_0", 32, 18, 1},
-    [ENG_TYPE_Q4_1] = {"q4_1", 32, 20, 1},
-    [ENG_TYPE_Q5_0] = {"q5_0", 32, 22, 1},
-    [ENG_TYPE_Q5_1] = {"q5_1", 32, 24, 1},
-    [ENG_TYPE_Q8_0] = {"q8_0", 32, 34, 1},
-    [ENG_TYPE_Q8_1] = {"q8_1", 32, 36, 0},
-    [ENG_TYPE_Q2_K] = {"q2_k", 256, 84, 0},
-    [ENG_TYPE_Q3_K] = {"q3_k", 256, 110, 0},
-    [ENG_TYPE_Q4_K] = {"q4_k", 256, 144, 1},
-    [ENG_TYPE_Q5_K] = {"q5_k", 256, 176, 1},
-    [ENG_TYPE_Q6_K] = {"q6_k", 256, 210, 1},
-    [ENG_TYPE_Q8_K] = {"q8_k", 256, 292, 0},
+    [ENG_TYPE_F32] = {"f32", 1, 4, 1},       [ENG_TYPE_F16] = {"f16", 1, 2, 1},
+    [ENG_TYPE_Q4_0] = {"q4_0", 32, 18, 1},   [ENG_TYPE_Q4_1] = {"q4_1", 32, 20, 1},
+    [ENG_TYPE_Q5_0] = {"q5_0", 32, 22, 1},   [ENG_TYPE_Q5_1] = {"q5_1", 32, 24, 1},
+    [ENG_TYPE_Q8_0] = {"q8_0", 32, 34, 1},   [ENG_TYPE_Q8_1] = {"q8_1", 32, 36, 0},
+    [ENG_TYPE_Q2_K] = {"q2_k", 256, 84, 0},  [ENG_TYPE_Q3_K] = {"q3_k", 256, 110, 0},
+    [ENG_TYPE_Q4_K] = {"q4_k", 256, 144, 1}, [ENG_TYPE_Q5_K] = {"q5_k", 256, 176, 1},
+    [ENG_TYPE_Q6_K] = {"q6_k", 256, 210, 1}, [ENG_TYPE_Q8_K] = {"q8_k", 256, 292, 0},
     [ENG_TYPE_BF16] = {"bf16", 1, 2, 1},
 };
 

@@ -76,24 +76,56 @@ static void print_escaped(const char *s, uint64_t len, uint64_t max)
 static void print_number(eng_gguf_vtype t, const unsigned char *p)
 {
     union {
-        uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32;
-        float f32; uint64_t u64; int64_t i64; double f64;
+        uint8_t u8;
+        int8_t i8;
+        uint16_t u16;
+        int16_t i16;
+        uint32_t u32;
+        int32_t i32;
+        float f32;
+        uint64_t u64;
+        int64_t i64;
+        double f64;
     } v;
 
     memcpy(&v, p, eng_gguf_vtype_size(t));
     switch (t) {
-    case ENG_GGUF_U8: printf("%u", v.u8); break;
-    case ENG_GGUF_I8: printf("%d", v.i8); break;
-    case ENG_GGUF_U16: printf("%u", v.u16); break;
-    case ENG_GGUF_I16: printf("%d", v.i16); break;
-    case ENG_GGUF_U32: printf("%" PRIu32, v.u32); break;
-    case ENG_GGUF_I32: printf("%" PRId32, v.i32); break;
-    case ENG_GGUF_F32: printf("%g", v.f32); break;
-    case ENG_GGUF_BOOL: fputs(v.u8 ? "true" : "false", stdout); break;
-    case ENG_GGUF_U64: printf("%" PRIu64, v.u64); break;
-    case ENG_GGUF_I64: printf("%" PRId64, v.i64); break;
-    case ENG_GGUF_F64: printf("%g", v.f64); break;
-    default: fputs("?", stdout); break;
+    case ENG_GGUF_U8:
+        printf("%u", v.u8);
+        break;
+    case ENG_GGUF_I8:
+        printf("%d", v.i8);
+        break;
+    case ENG_GGUF_U16:
+        printf("%u", v.u16);
+        break;
+    case ENG_GGUF_I16:
+        printf("%d", v.i16);
+        break;
+    case ENG_GGUF_U32:
+        printf("%" PRIu32, v.u32);
+        break;
+    case ENG_GGUF_I32:
+        printf("%" PRId32, v.i32);
+        break;
+    case ENG_GGUF_F32:
+        printf("%g", v.f32);
+        break;
+    case ENG_GGUF_BOOL:
+        fputs(v.u8 ? "true" : "false", stdout);
+        break;
+    case ENG_GGUF_U64:
+        printf("%" PRIu64, v.u64);
+        break;
+    case ENG_GGUF_I64:
+        printf("%" PRId64, v.i64);
+        break;
+    case ENG_GGUF_F64:
+        printf("%g", v.f64);
+        break;
+    default:
+        fputs("?", stdout);
+        break;
     }
 }
 
@@ -142,8 +174,8 @@ static void print_tensors(const eng_gguf *g)
         int o = 0;
         uint64_t ne = 1;
         for (uint32_t d = 0; d < t->ndim; d++) {
-            o += snprintf(dims + o, sizeof dims - (size_t)o, "%s%" PRId64, d ? " x " : "",
-                          t->ne[d]);
+            o +=
+                snprintf(dims + o, sizeof dims - (size_t)o, "%s%" PRId64, d ? " x " : "", t->ne[d]);
             ne *= (uint64_t)t->ne[d];
         }
         if (t->ndim == 0)
@@ -230,8 +262,8 @@ static int cmd_tokenize(int argc, char **argv)
         } else if (strcmp(argv[i], "--special") == 0) {
             flags |= ENG_TOK_PARSE_SPECIAL;
         } else if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "%s: unexpected argument '%s'\nusage: %s %s\n", PROG, argv[i],
-                    PROG, subcmds[1].usage);
+            fprintf(stderr, "%s: unexpected argument '%s'\nusage: %s %s\n", PROG, argv[i], PROG,
+                    subcmds[1].usage);
             return EXIT_USAGE;
         } else {
             path = argv[i];

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 
 #include "eng_gguf.h"
 #include "rb_test.h"
@@ -251,10 +250,8 @@ START_TEST(test_engine_gguf__tensors_round_trip_with_their_type_shape_and_data)
     for (size_t i = 0; i < sizeof h; i++)
         h[i] = (uint8_t)(i + 100);
     /* q8_0: 64 elements per row = 2 blocks of 34 bytes; wrong sizes are refused. */
-    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "b", ENG_TYPE_Q8_0, 2, ne_b, q, 68),
-                     RB_EINVAL);
-    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "a", ENG_TYPE_F32, 2, ne_a, a, sizeof a),
-                     RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "b", ENG_TYPE_Q8_0, 2, ne_b, q, 68), RB_EINVAL);
+    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "a", ENG_TYPE_F32, 2, ne_a, a, sizeof a), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "a", ENG_TYPE_F32, 2, ne_a, a, sizeof a),
                      RB_EINVAL);
     ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "b", ENG_TYPE_Q8_0, 2, ne_b, NULL, 0),
@@ -266,8 +263,7 @@ START_TEST(test_engine_gguf__tensors_round_trip_with_their_type_shape_and_data)
         ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "b", ENG_TYPE_Q8_0, 2, ne_b, q2, 136),
                          RB_OK);
     }
-    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "c", ENG_TYPE_F16, 1, ne_c, h, sizeof h),
-                     RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_add_tensor(w, "c", ENG_TYPE_F16, 1, ne_c, h, sizeof h), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_n_tensors(w), 3);
     rbt_tmpdir(dir);
     snprintf(path, sizeof path, "%s/t.gguf", dir);
@@ -499,8 +495,8 @@ START_TEST(test_engine_gguf__a_truncated_file_is_refused)
         err[0] = '\0';
         g = (eng_gguf *)1;
         rc = eng_gguf_open_mem(p, len, &g, err, sizeof err);
-        ck_assert_msg(rc == RB_EFORMAT, "prefix %zu of %zu: %s (%s)", len, size,
-                      rb_strerror(rc), err);
+        ck_assert_msg(rc == RB_EFORMAT, "prefix %zu of %zu: %s (%s)", len, size, rb_strerror(rc),
+                      err);
         ck_assert_ptr_null(g);
         ck_assert_msg(strlen(err) > 10, "prefix %zu: empty message", len);
         free(p);
@@ -677,8 +673,7 @@ START_TEST(test_engine_gguf__a_misaligned_tensor_offset_is_refused)
 {
     uint64_t ne[1] = {8};
     bb b = one_tensor_file(1, ne, ENG_TYPE_F32, 8, 96);
-    expect_refused(&b, RB_EFORMAT, "tensor 'w' offset 8",
-                   "not a multiple of the alignment 32");
+    expect_refused(&b, RB_EFORMAT, "tensor 'w' offset 8", "not a multiple of the alignment 32");
 }
 END_TEST
 
@@ -748,73 +743,6 @@ START_TEST(test_engine_gguf__a_missing_file_is_reported)
 }
 END_TEST
 
-/* ---- the tool -------------------------------------------------------------------------- */
-
-/* Runs rbee-gguf with args, output into log; returns the exit status. */
-static int run_tool(char *const argv[], const char *log)
-{
-    int st = 0;
-    pid_t pid = rbt_spawn(argv, NULL, log);
-    ck_assert_msg(rbt_wait_exit(pid, 20000, &st), "rbee-gguf did not exit");
-    ck_assert(WIFEXITED(st));
-    return WEXITSTATUS(st);
-}
-
-/* Scenario: rbee-gguf info lists metadata and tensors */
-START_TEST(test_engine_gguf__rbee_gguf_info_lists_metadata_and_tensors)
-{
-    char dir[4096], path[4200], log[4200], bin[4096];
-    float a[12] = {0};
-    int64_t ne[2] = {4, 3};
-    eng_gguf_writer *w = eng_gguf_writer_new();
-
-    rbt_tmpdir(dir);
-    snprintf(path, sizeof path, "%s/tiny.gguf", dir);
-    snprintf(log, sizeof log, "%s/out.txt", dir);
-    snprintf(bin, sizeof bin, "%s", rbt_bin("rbee-gguf"));
-    eng_gguf_writer_set_str(w, "general.name", "tiny");
-    eng_gguf_writer_add_tensor(w, "a", ENG_TYPE_F32, 2, ne, a, sizeof a);
-    write_ok(w, path);
-    eng_gguf_writer_free(w);
-    {
-        char *argv[] = {bin, "info", path, NULL};
-        ck_assert_int_eq(run_tool(argv, log), 0);
-    }
-    ck_assert(rbt_file_contains(log, "version: 3"));
-    ck_assert(rbt_file_contains(log, "general.name (str) = \"tiny\""));
-    ck_assert(rbt_file_contains(log, "f32"));
-    ck_assert(rbt_file_contains(log, "4 x 3"));
-    ck_assert(rbt_file_contains(log, "total: 1 tensors, 12 elements, 48 bytes"));
-    rbt_rmtree(dir);
-}
-END_TEST
-
-/* Scenario: rbee-gguf reports a file it cannot open */
-START_TEST(test_engine_gguf__rbee_gguf_reports_a_file_it_cannot_open)
-{
-    char dir[4096], log[4200], bin[4096];
-
-    rbt_tmpdir(dir);
-    snprintf(log, sizeof log, "%s/out.txt", dir);
-    snprintf(bin, sizeof bin, "%s", rbt_bin("rbee-gguf"));
-    {
-        char *argv[] = {bin, "info", "/nonexistent/x.gguf", NULL};
-        ck_assert_int_eq(run_tool(argv, log), 1);
-    }
-    ck_assert(rbt_file_contains(log, "rbee-gguf: cannot open model '/nonexistent/x.gguf': "
-                                     "no such file or directory\n"));
-    {
-        char *argv[] = {bin, "frobnicate", NULL};
-        ck_assert_int_eq(run_tool(argv, log), 2);
-    }
-    {
-        char *argv[] = {bin, "tokenize", NULL};
-        ck_assert_int_eq(run_tool(argv, log), 2);
-    }
-    rbt_rmtree(dir);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("engine_gguf");
@@ -847,9 +775,5 @@ int main(void)
     tcase_add_test(tc, test_engine_gguf__duplicate_tensors_are_refused);
     tcase_add_test(tc, test_engine_gguf__a_too_long_tensor_name_is_refused);
     tcase_add_test(tc, test_engine_gguf__a_missing_file_is_reported);
-
-    tc = rbt_tcase(s, "tool", 60);
-    tcase_add_test(tc, test_engine_gguf__rbee_gguf_info_lists_metadata_and_tensors);
-    tcase_add_test(tc, test_engine_gguf__rbee_gguf_reports_a_file_it_cannot_open);
     return rbt_run(s);
 }

@@ -36,8 +36,8 @@
 #include "rb_err.h"
 
 #define ENG_GGUF_MAX_DIMS 4
-#define ENG_GGUF_MAX_NAME 127     /* longest tensor name in bytes */
-#define ENG_GGUF_MAX_NESTING 8    /* deepest array-of-array nesting accepted */
+#define ENG_GGUF_MAX_NAME 127  /* longest tensor name in bytes */
+#define ENG_GGUF_MAX_NESTING 8 /* deepest array-of-array nesting accepted */
 #define ENG_GGUF_DEFAULT_ALIGNMENT 32
 
 /* Metadata value types, numbered as in the GGUF specification. */
@@ -64,13 +64,13 @@ typedef struct eng_gguf_str {
 } eng_gguf_str;
 
 typedef struct eng_gguf_tensor {
-    char name[128];                  /* NUL-terminated copy */
+    char name[128]; /* NUL-terminated copy */
     eng_type type;
     uint32_t ndim;
-    int64_t ne[ENG_GGUF_MAX_DIMS];   /* ne[0] is the contiguous dimension; unused dims are 1 */
-    uint64_t offset;                 /* from the start of the data section */
-    uint64_t size;                   /* bytes */
-    const void *data;                /* borrowed from the mapping */
+    int64_t ne[ENG_GGUF_MAX_DIMS]; /* ne[0] is the contiguous dimension; unused dims are 1 */
+    uint64_t offset;               /* from the start of the data section */
+    uint64_t size;                 /* bytes */
+    const void *data;              /* borrowed from the mapping */
 } eng_gguf_tensor;
 
 typedef struct eng_gguf eng_gguf;
@@ -78,8 +78,7 @@ typedef struct eng_gguf eng_gguf;
 /* Opens and validates path (mmapped read-only). Caller closes with eng_gguf_close(). */
 rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen);
 /* Same over memory the caller keeps alive until close (used by tests and fuzzers). */
-rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err,
-                         size_t errlen);
+rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err, size_t errlen);
 void eng_gguf_close(eng_gguf *g); /* NULL-safe */
 
 uint32_t eng_gguf_version(const eng_gguf *g);
@@ -151,8 +150,8 @@ rb_err eng_gguf_writer_set_scalar(eng_gguf_writer *w, const char *key, eng_gguf_
 /* Numeric array of n elements of etype (U8..F64 except STRING/ARRAY/BOOL are fine). */
 rb_err eng_gguf_writer_set_arr(eng_gguf_writer *w, const char *key, eng_gguf_vtype etype,
                                const void *data, uint64_t n);
-rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key,
-                                   const char *const *strs, uint64_t n);
+rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const char *const *strs,
+                                   uint64_t n);
 /* Copies every key of g (for quantize and random). */
 rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g);
 /* Adds a tensor: ne[0..ndim) with ne[0] contiguous; size must equal eng_type_row_bytes(type,

@@ -59,9 +59,10 @@ typedef struct eng_detok eng_detok;
 #define ENG_TOK_PARSE_SPECIAL (1u << 1) /* control-token text like "<s>" becomes the token */
 
 /* Flags of eng_detok_new and eng_detokenize. */
-#define ENG_DETOK_FROM_START (1u << 0) /* ids begin the text: drop the space SentencePiece
-                                          prepended to the first token after BOS */
-#define ENG_DETOK_SPECIAL (1u << 1)    /* print control and unknown tokens' text too */
+#define ENG_DETOK_FROM_START                                                                       \
+    (1u << 0)                       /* ids begin the text: drop the space SentencePiece            \
+                                       prepended to the first token after BOS */
+#define ENG_DETOK_SPECIAL (1u << 1) /* print control and unknown tokens' text too */
 
 typedef enum eng_tok_model {
     ENG_TOK_MODEL_SPM = 1, /* "llama" */
