@@ -9,7 +9,8 @@
  * multiple of its own size. Values stay in the mapping: a key records where its encoded
  * value lies; string arrays get one index of (pointer, length) pairs so element access is
  * O(1), which the tokenizer's 150k-entry vocabularies need. Keys and tensor names go into
- * hash maps, which both find duplicates at open time and serve the find functions.
+ * hash maps, which both find duplicates at open time and serve the find functions. The
+ * accessors over this form are in gguf_get.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -468,7 +469,7 @@ out:
     return rc;
 }
 
-static rb_err open_error(const char *path, int e, char *err, size_t errlen)
+static rb_err open_error(int e, char *err, size_t errlen)
 {
     char msg[128];
 
@@ -488,7 +489,7 @@ rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen)
     *out = NULL;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0) {
-        rc = open_error(path, errno, err, errlen);
+        rc = open_error(errno, err, errlen);
         goto out;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -501,7 +502,7 @@ rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen)
     }
     map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
-        rc = open_error(path, errno, err, errlen);
+        rc = open_error(errno, err, errlen);
         goto out;
     }
     if ((rc = eng_gguf_open_mem(map, (size_t)st.st_size, out, err, errlen)))

@@ -207,6 +207,8 @@ static rb_err split_stage(const pcre2_code *re, pcre2_match_data *md, const char
         while (pos < n && !rc) {
             int m = pcre2_match(re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
             PCRE2_SIZE *ov;
+            /* No match, or a matcher error (a JIT stack limit on pathological input):
+             * the rest stays one word, still encoded, only split less finely. */
             if (m < 0)
                 break;
             ov = pcre2_get_ovector_pointer(md);

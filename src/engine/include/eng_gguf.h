@@ -66,7 +66,7 @@ typedef struct eng_gguf_str {
 typedef struct eng_gguf_tensor {
     char name[128]; /* NUL-terminated copy */
     eng_type type;
-    uint32_t ndim;
+    uint32_t ndim;                 /* 0..4; 0 is a single element */
     int64_t ne[ENG_GGUF_MAX_DIMS]; /* ne[0] is the contiguous dimension; unused dims are 1 */
     uint64_t offset;               /* from the start of the data section */
     uint64_t size;                 /* bytes */
