@@ -6,14 +6,25 @@
  *     if (eng_gguf_open("model.gguf", &g, err, sizeof err)) { puts(err); return 1; }
  *     int64_t k = eng_gguf_find_key(g, "llama.block_count");
  *     uint32_t nl; eng_gguf_get_u32(g, k, &nl);
- *     const eng_gguf_tensor *t = eng_gguf_tensor(g, eng_gguf_find_tensor(g, "output.weight"));
+ *     const eng_gguf_tensor *t = eng_gguf_tensor_at(g, eng_gguf_find_tensor(g, "output.weight"));
  *     use(t->data, t->size);        // borrowed: valid until eng_gguf_close(g)
  *     eng_gguf_close(g);
  *
  * Versions 2 and 3 are read. Every count, string length, array length, offset, alignment,
  * dimension product and type is checked against the file size and for overflow before use;
  * errors name the key or tensor and the value, e.g.
- * "tensor 'blk.3.attn_q.weight' extends past end of file (offset 1234, size 5678, file 4000)".
+ * "tensor 'blk.3.attn_q.weight' extends past end of file (offset 1234, size 5678, file 4000)"
+ * (offsets in messages are from the start of the file).
+ *
+ * Error codes of eng_gguf_open and eng_gguf_open_mem:
+ *   RB_EFORMAT       malformed or truncated file: bad magic, counts or lengths past the end,
+ *                    bad alignment, duplicate keys or tensors, bad dimensions, tensor data
+ *                    outside the file, misaligned tensor offsets
+ *   RB_EUNSUPPORTED  well-formed but not readable here: version other than 2 or 3, a tensor
+ *                    type this engine does not read (unknown numbers included)
+ *   RB_ENOTFOUND     no such file;  RB_EIO  other open/stat/mmap failures;  RB_ENOMEM
+ * Metadata arrays may nest (arrays of arrays, up to ENG_GGUF_MAX_NESTING levels); nested
+ * arrays are validated but only their type and length are exposed.
  */
 #ifndef ENG_GGUF_H
 #define ENG_GGUF_H
@@ -25,6 +36,9 @@
 #include "rb_err.h"
 
 #define ENG_GGUF_MAX_DIMS 4
+#define ENG_GGUF_MAX_NAME 127  /* longest tensor name in bytes */
+#define ENG_GGUF_MAX_NESTING 8 /* deepest array-of-array nesting accepted */
+#define ENG_GGUF_DEFAULT_ALIGNMENT 32
 
 /* Metadata value types, numbered as in the GGUF specification. */
 typedef enum eng_gguf_vtype {
@@ -50,13 +64,13 @@ typedef struct eng_gguf_str {
 } eng_gguf_str;
 
 typedef struct eng_gguf_tensor {
-    char name[128];                  /* NUL-terminated copy */
+    char name[128]; /* NUL-terminated copy */
     eng_type type;
-    uint32_t ndim;
-    int64_t ne[ENG_GGUF_MAX_DIMS];   /* ne[0] is the contiguous dimension; unused dims are 1 */
-    uint64_t offset;                 /* from the start of the data section */
-    uint64_t size;                   /* bytes */
-    const void *data;                /* borrowed from the mapping */
+    uint32_t ndim;                 /* 0..4; 0 is a single element */
+    int64_t ne[ENG_GGUF_MAX_DIMS]; /* ne[0] is the contiguous dimension; unused dims are 1 */
+    uint64_t offset;               /* from the start of the data section */
+    uint64_t size;                 /* bytes */
+    const void *data;              /* borrowed from the mapping */
 } eng_gguf_tensor;
 
 typedef struct eng_gguf eng_gguf;
@@ -64,13 +78,14 @@ typedef struct eng_gguf eng_gguf;
 /* Opens and validates path (mmapped read-only). Caller closes with eng_gguf_close(). */
 rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen);
 /* Same over memory the caller keeps alive until close (used by tests and fuzzers). */
-rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err,
-                         size_t errlen);
+rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err, size_t errlen);
 void eng_gguf_close(eng_gguf *g); /* NULL-safe */
 
 uint32_t eng_gguf_version(const eng_gguf *g);
 uint64_t eng_gguf_file_size(const eng_gguf *g);
 uint32_t eng_gguf_alignment(const eng_gguf *g);
+/* File offset where the tensor data section starts (tensor offsets are relative to it). */
+uint64_t eng_gguf_data_offset(const eng_gguf *g);
 
 /* Metadata. Keys are indexed 0..n-1; find returns -1 when absent. */
 int64_t eng_gguf_n_keys(const eng_gguf *g);
@@ -90,9 +105,19 @@ rb_err eng_gguf_get_str(const eng_gguf *g, int64_t i, eng_gguf_str *out);
  * numeric elements via arr_data (borrowed, packed little-endian, element size by type). */
 rb_err eng_gguf_get_arr(const eng_gguf *g, int64_t i, eng_gguf_vtype *etype, uint64_t *n);
 rb_err eng_gguf_arr_str(const eng_gguf *g, int64_t i, uint64_t j, eng_gguf_str *out);
+/* NULL unless key i is an array of a fixed-size type. The data may be unaligned: copy
+ * elements out with memcpy rather than casting to a typed pointer. */
 const void *eng_gguf_arr_data(const eng_gguf *g, int64_t i);
+/* The value of key i exactly as encoded in the file (the bytes after its type field), for
+ * copying and dumping; borrowed. RB_EINVAL when i is out of range. */
+rb_err eng_gguf_key_raw(const eng_gguf *g, int64_t i, const void **data, uint64_t *len);
+/* "u8", "str", "arr", ...; "?" for numbers outside the enum. */
+const char *eng_gguf_vtype_name(eng_gguf_vtype t);
+/* Bytes of one element of a fixed-size type; 0 for STRING, ARRAY and unknown types. */
+size_t eng_gguf_vtype_size(eng_gguf_vtype t);
 
-/* Convenience: a string value copied into out (NUL-terminated); RB_ENOTFOUND if absent. */
+/* Convenience: a string value copied into out (NUL-terminated); RB_ENOTFOUND if absent,
+ * RB_EINVAL if not a string, RB_ETOOBIG if it does not fit (out then holds a prefix). */
 rb_err eng_gguf_find_str(const eng_gguf *g, const char *key, char *out, size_t outlen);
 /* Convenience: numeric value by key with a default when absent; RB_EINVAL on a wrong type. */
 rb_err eng_gguf_find_u32(const eng_gguf *g, const char *key, uint32_t def, uint32_t *out);
@@ -101,10 +126,14 @@ rb_err eng_gguf_find_f32(const eng_gguf *g, const char *key, float def, float *o
 /* Tensors, indexed 0..n-1; find returns -1 when absent. */
 int64_t eng_gguf_n_tensors(const eng_gguf *g);
 int64_t eng_gguf_find_tensor(const eng_gguf *g, const char *name);
-const eng_gguf_tensor *eng_gguf_tensor(const eng_gguf *g, int64_t i);
+/* Tensor i (borrowed, valid until eng_gguf_close), or NULL when i is out of range. Named
+ * _at because C cannot have a function and the type eng_gguf_tensor under one name. */
+const eng_gguf_tensor *eng_gguf_tensor_at(const eng_gguf *g, int64_t i);
 
 /* Writer: collects metadata and tensors, then writes a version 3 file atomically
- * (temporary name, fsync, rename). Tensor data is copied at add time. */
+ * (temporary name in the same folder, fsync, rename). Tensor data is copied at add time.
+ * Tensor data is aligned to general.alignment when that key is set (a power of two), else 32.
+ * Setters return RB_EINVAL for bad arguments, RB_ENOMEM. */
 typedef struct eng_gguf_writer eng_gguf_writer;
 
 eng_gguf_writer *eng_gguf_writer_new(void);
@@ -115,11 +144,14 @@ rb_err eng_gguf_writer_set_i32(eng_gguf_writer *w, const char *key, int32_t v);
 rb_err eng_gguf_writer_set_f32(eng_gguf_writer *w, const char *key, float v);
 rb_err eng_gguf_writer_set_bool(eng_gguf_writer *w, const char *key, int v);
 rb_err eng_gguf_writer_set_str(eng_gguf_writer *w, const char *key, const char *v);
+/* Any fixed-size scalar type (U8..F64 and BOOL); v points at one value of that type. */
+rb_err eng_gguf_writer_set_scalar(eng_gguf_writer *w, const char *key, eng_gguf_vtype type,
+                                  const void *v);
 /* Numeric array of n elements of etype (U8..F64 except STRING/ARRAY/BOOL are fine). */
 rb_err eng_gguf_writer_set_arr(eng_gguf_writer *w, const char *key, eng_gguf_vtype etype,
                                const void *data, uint64_t n);
-rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key,
-                                   const char *const *strs, uint64_t n);
+rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const char *const *strs,
+                                   uint64_t n);
 /* Copies every key of g (for quantize and random). */
 rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g);
 /* Adds a tensor: ne[0..ndim) with ne[0] contiguous; size must equal eng_type_row_bytes(type,
@@ -127,6 +159,8 @@ rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g);
 rb_err eng_gguf_writer_add_tensor(eng_gguf_writer *w, const char *name, eng_type type,
                                   uint32_t ndim, const int64_t *ne, const void *data,
                                   uint64_t size);
+/* Number of tensors added so far. */
+int64_t eng_gguf_writer_n_tensors(const eng_gguf_writer *w);
 rb_err eng_gguf_writer_write(eng_gguf_writer *w, const char *path, char *err, size_t errlen);
 
 #endif

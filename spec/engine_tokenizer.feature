@@ -1,0 +1,90 @@
+Feature: Engine tokenizers
+  The engine builds its tokenizer from a GGUF file's tokenizer.ggml.* metadata:
+  SentencePiece with scores ("llama") and byte-level BPE with merges and the model's
+  pre-tokenizer ("gpt2"). Its ids match llama.cpp's reference outputs, kept beside the
+  vocabulary files in ../shared/data/tokenizer/ (ggml-vocab-NAME.gguf, .inp with the texts
+  separated by "\n__ggml_vocab_test__\n", .out with one line of ids per text, no BOS,
+  special-token text not parsed). Tests print a SKIP line when that folder is absent.
+  An incremental detokenizer turns ids back into text that is always valid UTF-8.
+
+  Scenario: SentencePiece tokenization matches the phi-3 reference ids
+    Given ggml-vocab-phi-3.gguf (tokenizer "llama", 32064 pieces)
+    When each of its 46 reference texts is tokenized without BOS
+    Then all 46 id lists equal the reference, e.g. "Hello world" gives 15043 3186
+      and " Hello world" gives 29871 15043 3186
+
+  Scenario: GPT-2 byte-level tokenization matches the gpt-2 reference ids
+    Given ggml-vocab-gpt-2.gguf (tokenizer "gpt2", pre-tokenizer "gpt-2", 50257 pieces)
+    When each of its 46 reference texts is tokenized
+    Then all 46 id lists equal the reference, e.g. "Hello world" gives 15496 995
+
+  Scenario: Qwen2 tokenization matches the qwen2 reference ids
+    Given ggml-vocab-qwen2.gguf (tokenizer "gpt2", pre-tokenizer "qwen2", 151936 pieces)
+    When each of its 46 reference texts is tokenized
+    Then all 46 id lists equal the reference, e.g. "Hello world" gives 9707 1879
+
+  Scenario: Decoding the reference texts gives them back
+    Given the ids of every reference text of the three files
+    When they are decoded from the start of the text
+    Then every one of the 138 texts comes back byte for byte
+
+  Scenario: The incremental detokenizer holds back split UTF-8 characters
+    Given the phi-3 ids 243 162 169 156 (the bytes F0 9F A6 99 of "🦙")
+    When they are pushed one at a time
+    Then the first three pushes give "" and the fourth gives "🦙"
+    And for every reference text of the three files each delta is valid UTF-8 and the deltas join to the text
+
+  Scenario: Invalid byte sequences decode to U+FFFD
+    Given the phi-3 byte tokens for FF, then F0 9F followed by "▁a", then a lone E2 at the end
+    When they are decoded incrementally and flushed
+    Then the text is "\uFFFD", then "\uFFFD a", then "\uFFFD" from the flush
+
+  Scenario: Control tokens are not printed unless asked
+    Given the phi-3 ids 1 (BOS "<s>") and 15043 ("▁Hello")
+    When they are decoded from the start
+    Then the text is "Hello"
+    And with ENG_DETOK_SPECIAL the text is "<s>Hello"
+
+  Scenario: The space SentencePiece prepends is dropped only at the start of the text
+    Given the phi-3 id 15043 ("▁Hello")
+    When it is decoded from the start of the text, the result is "Hello"
+    And when it continues earlier text, the result is " Hello"
+
+  Scenario: BOS is added only when requested
+    Given phi-3 (add_bos_token true) and qwen2 (no add_bos_token)
+    Then eng_tokenizer_add_bos is 1 for phi-3 and 0 for qwen2
+    And "Hello" tokenizes to 1 15043 with ENG_TOK_ADD_BOS and to 15043 without
+
+  Scenario: Special token text is matched only when parsing special tokens
+    Given qwen2 and the text "<|im_start|>user"
+    When it is tokenized with ENG_TOK_PARSE_SPECIAL the ids are 151644 872
+    And without it the ids do not contain 151644 and decode back to the text
+    And phi-3's user-defined token "</s>" (id 2) is matched either way
+
+  Scenario: End-of-generation tokens are recognised
+    Given qwen2
+    Then 151643 ("<|endoftext|>") and 151645 ("<|im_end|>") end generation and 151644 does not
+    And for phi-3 the EOT id is 32007 ("<|end|>") and it ends generation
+
+  Scenario: Bytes that are not UTF-8 survive byte-level tokenization
+    Given the gpt-2 tokenizer and the bytes FF FE "ab"
+    When they are tokenized
+    Then the tokens' bytes join to FF FE "ab" and the detokenizer prints "\uFFFD\uFFFDab"
+
+  Scenario: An unknown pre-tokenizer falls back to gpt-2
+    Given the gpt-2 vocabulary with tokenizer.ggml.pre set to "mystery"
+    When it is loaded
+    Then eng_tokenizer_pre is "gpt-2" and the reference texts tokenize as with "gpt-2"
+
+  Scenario: A short id buffer reports the size needed
+    Given "Hello world" for qwen2 (2 ids) and room for 1 id
+    Then eng_tokenize returns RB_ETOOBIG with a count of 2
+
+  Scenario: The qwen2 vocabulary loads in under one second
+    When ggml-vocab-qwen2.gguf's tokenizer is loaded
+    Then it takes less than 1000 ms
+
+  Scenario: A file without a tokenizer is refused
+    Given a GGUF file with only "general.name"
+    Then loading fails with RB_ENOTFOUND and "no tokenizer: key 'tokenizer.ggml.model' is missing"
+    And a file whose tokenizer.ggml.model is "bert" fails with RB_EUNSUPPORTED naming "bert"

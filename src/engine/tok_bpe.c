@@ -1,0 +1,420 @@
+/*
+ * tok_bpe.c - byte-level BPE (tokenizer.ggml.model = "gpt2") with the model's pre-tokenizer.
+ *
+ * DESIGN. A fragment is split into words by the pre-tokenizer's regexes (PCRE2 in UTF and
+ * Unicode-property mode, one stage after another, each stage splitting the words of the
+ * previous one; text between matches stays a word of its own, as in llama.cpp). Each word's
+ * bytes are mapped to GPT-2's printable stand-in characters (bytes_to_unicode), then merged
+ * pair by pair, lowest merge rank first and leftmost on ties, using a heap; stale heap
+ * entries are recognised by byte length. The merge table maps the text "left right" (as
+ * stored in tokenizer.ggml.merges) to its rank. Regexes are compiled once; match data is
+ * made per call so encoding stays thread-safe.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tok_internal.h"
+
+#define BPE_MAX_STAGES 4
+#define BPE_BYTE_CPS 324 /* code points used by the byte map: 0..255 and 256..323 */
+#define KEY_MERGES "tokenizer.ggml.merges"
+
+/* Pre-tokenizer regexes, from the models' tokenizer.json files (llama.cpp names). */
+#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
+#define RE_LLAMA3                                                                                  \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"                      \
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_QWEN2                                                                                   \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"                           \
+    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+typedef struct pre_def {
+    const char *name;       /* name reported by eng_tokenizer_pre */
+    const char *aliases[4]; /* values of tokenizer.ggml.pre that select it */
+    const char *re[BPE_MAX_STAGES];
+    int ignore_merges; /* a word that is itself a piece is not merged */
+} pre_def;
+
+static const pre_def pre_defs[] = {
+    /* llama.cpp's "default": four stages, for files converted without a named pre-tokenizer */
+    {"default",
+     {"default"},
+     {"[\\p{P}\\$\\+<=>\\^~\\|]+",
+      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)", "\\p{N}+",
+      "[0-9][0-9][0-9]"},
+     0},
+    {"llama3", {"llama3", "llama-v3", "llama-bpe"}, {RE_LLAMA3}, 1},
+    {"qwen2", {"qwen2"}, {RE_QWEN2}, 0},
+    {"gpt-2", {"gpt-2"}, {RE_GPT2}, 0},
+};
+#define PRE_GPT2 3 /* the fallback for names not listed */
+
+struct tok_bpe {
+    const pre_def *pre;
+    pcre2_code *re[BPE_MAX_STAGES];
+    int n_re;
+    char *merges; /* arena of merge texts */
+    eng_strmap ranks;
+    uint16_t byte_cp[256];         /* byte -> stand-in code point */
+    int16_t cp_byte[BPE_BYTE_CPS]; /* stand-in code point -> byte, -1 */
+};
+
+typedef struct word {
+    size_t off, len;
+} word;
+
+typedef struct word_list {
+    word *w;
+    size_t n, cap;
+} word_list;
+
+static void build_byte_map(uint16_t byte_cp[256], int16_t cp_byte[BPE_BYTE_CPS])
+{
+    int extra = 0;
+
+    for (int cp = 0; cp < BPE_BYTE_CPS; cp++)
+        cp_byte[cp] = -1;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || b >= 0xae;
+        byte_cp[b] = (uint16_t)(printable ? b : 256 + extra++);
+        cp_byte[byte_cp[b]] = (int16_t)b;
+    }
+}
+
+const char *tok_bpe_pre_name(const tok_bpe *b)
+{
+    return b->pre->name;
+}
+
+void tok_bpe_free(tok_bpe *b)
+{
+    if (!b)
+        return;
+    for (int i = 0; i < b->n_re; i++)
+        pcre2_code_free(b->re[i]);
+    free(b->merges);
+    eng_strmap_release(&b->ranks);
+    free(b);
+}
+
+static const pre_def *find_pre(const char *name)
+{
+    for (size_t i = 0; i < sizeof pre_defs / sizeof *pre_defs; i++)
+        for (int k = 0; k < 4 && pre_defs[i].aliases[k]; k++)
+            if (strcmp(name, pre_defs[i].aliases[k]) == 0)
+                return &pre_defs[i];
+    return &pre_defs[PRE_GPT2];
+}
+
+static rb_err compile_pre(tok_bpe *b, char *err, size_t errlen)
+{
+    for (int i = 0; i < BPE_MAX_STAGES && b->pre->re[i]; i++) {
+        int code;
+        PCRE2_SIZE at;
+        b->re[i] = pcre2_compile((PCRE2_SPTR)b->pre->re[i], PCRE2_ZERO_TERMINATED,
+                                 PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &code, &at, NULL);
+        if (!b->re[i]) {
+            PCRE2_UCHAR msg[128];
+            pcre2_get_error_message(code, msg, sizeof msg);
+            return rb_errf(err, errlen, RB_EINVAL, "pre-tokenizer '%s' regex %d: %s at %zu",
+                           b->pre->name, i, (const char *)msg, (size_t)at);
+        }
+        b->n_re = i + 1;
+        /* JIT is an optimisation only; the interpreter gives the same matches. */
+        pcre2_jit_compile(b->re[i], PCRE2_JIT_COMPLETE);
+    }
+    return RB_OK;
+}
+
+static rb_err load_merges(tok_bpe *b, const eng_gguf *g, char *err, size_t errlen)
+{
+    int64_t ki = eng_gguf_find_key(g, KEY_MERGES);
+    eng_gguf_vtype et;
+    uint64_t n, total = 0;
+
+    if (ki < 0)
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' is missing", KEY_MERGES);
+    if (eng_gguf_get_arr(g, ki, &et, &n) || et != ENG_GGUF_STRING)
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' must be an array of strings", KEY_MERGES);
+    if (n > INT32_MAX)
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has %llu merges", KEY_MERGES,
+                       (unsigned long long)n);
+    for (uint64_t j = 0; j < n; j++) {
+        eng_gguf_str s;
+        eng_gguf_arr_str(g, ki, j, &s);
+        total += s.len + 1;
+    }
+    b->merges = malloc(total ? total : 1);
+    if (!b->merges || eng_strmap_init(&b->ranks, n))
+        return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+    total = 0;
+    for (uint64_t j = 0; j < n; j++) {
+        eng_gguf_str s;
+        eng_gguf_arr_str(g, ki, j, &s);
+        memcpy(b->merges + total, s.p, s.len);
+        b->merges[total + s.len] = '\0';
+        /* A repeated merge keeps its first (best) rank, as in llama.cpp. */
+        if (eng_strmap_put(&b->ranks, b->merges + total, s.len, (int64_t)j) == -2)
+            return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+        total += s.len + 1;
+    }
+    return RB_OK;
+}
+
+rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err, size_t errlen)
+{
+    tok_bpe *b = calloc(1, sizeof(*b));
+    rb_err rc = RB_OK;
+
+    if (!b)
+        return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+    t->bpe = b;
+    b->pre = find_pre(pre);
+    build_byte_map(b->byte_cp, b->cp_byte);
+    if ((rc = load_merges(b, g, err, errlen)) || (rc = compile_pre(b, err, errlen)))
+        return rc;
+    return RB_OK;
+}
+
+static rb_err word_push(word_list *l, size_t off, size_t len)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 32;
+        word *p = realloc(l->w, cap * sizeof(*p));
+        if (!p)
+            return RB_ENOMEM;
+        l->w = p;
+        l->cap = cap;
+    }
+    l->w[l->n++] = (word){off, len};
+    return RB_OK;
+}
+
+/* Splits each word of in by re into out: matches and the text between them. */
+static rb_err split_stage(const pcre2_code *re, pcre2_match_data *md, const char *text,
+                          const word_list *in, word_list *out)
+{
+    rb_err rc = RB_OK;
+
+    out->n = 0;
+    for (size_t i = 0; i < in->n && !rc; i++) {
+        const char *s = text + in->w[i].off;
+        size_t n = in->w[i].len, pos = 0, gap = 0;
+
+        while (pos < n && !rc) {
+            int m = pcre2_match(re, (PCRE2_SPTR)s, n, pos, 0, md, NULL);
+            PCRE2_SIZE *ov;
+            /* No match, or a matcher error (a JIT stack limit on pathological input):
+             * the rest stays one word, still encoded, only split less finely. */
+            if (m < 0)
+                break;
+            ov = pcre2_get_ovector_pointer(md);
+            if (ov[1] == ov[0]) {
+                /* An empty match splits nothing: step over one character. */
+                size_t cl = (size_t)tok_utf8_len((unsigned char)s[ov[0]]);
+                pos = ov[0] + (cl < n - ov[0] ? cl : n - ov[0]);
+                continue;
+            }
+            if (ov[0] > gap)
+                rc = word_push(out, in->w[i].off + gap, ov[0] - gap);
+            if (!rc)
+                rc = word_push(out, in->w[i].off + ov[0], ov[1] - ov[0]);
+            pos = gap = ov[1];
+        }
+        if (!rc && gap < n)
+            rc = word_push(out, in->w[i].off + gap, n - gap);
+    }
+    return rc;
+}
+
+/* Scratch space reused across the words of one call. */
+typedef struct bpe_scratch {
+    char *enc; /* the word in stand-in characters */
+    tok_sym *sym;
+    char *key;  /* "left right" for rank lookups */
+    size_t cap; /* bytes of the longest word these buffers fit */
+    tok_heap heap;
+} bpe_scratch;
+
+static rb_err scratch_fit(bpe_scratch *s, size_t word_len)
+{
+    size_t cap = s->cap ? s->cap : 64;
+    char *enc, *key;
+    tok_sym *sym;
+
+    if (word_len <= s->cap)
+        return RB_OK;
+    while (cap < word_len)
+        cap *= 2;
+    enc = realloc(s->enc, 2 * cap);
+    if (enc)
+        s->enc = enc;
+    key = realloc(s->key, 2 * cap + 1);
+    if (key)
+        s->key = key;
+    sym = realloc(s->sym, cap * sizeof(*sym));
+    if (sym)
+        s->sym = sym;
+    if (!enc || !key || !sym)
+        return RB_ENOMEM;
+    s->cap = cap;
+    return RB_OK;
+}
+
+static rb_err try_pair(const tok_bpe *b, bpe_scratch *s, int32_t left, int32_t right)
+{
+    const tok_sym *l, *r;
+    int64_t rank;
+    tok_merge m;
+
+    if (left < 0 || right < 0)
+        return RB_OK;
+    l = &s->sym[left];
+    r = &s->sym[right];
+    memcpy(s->key, s->enc + l->off, l->n);
+    s->key[l->n] = ' ';
+    memcpy(s->key + l->n + 1, s->enc + r->off, r->n);
+    rank = eng_strmap_get(&b->ranks, s->key, (size_t)l->n + 1 + r->n);
+    if (rank < 0)
+        return RB_OK;
+    m.pri = (double)rank;
+    m.left = left;
+    m.right = right;
+    m.size = l->n + r->n;
+    return tok_heap_push(&s->heap, m);
+}
+
+static rb_err emit_symbol(const eng_tokenizer *t, const char *p, uint32_t n, tok_vec *out)
+{
+    int64_t id = eng_strmap_get(&t->pieces, p, n);
+    rb_err rc = RB_OK;
+
+    if (id >= 0)
+        return tok_vec_push(out, (eng_token)id);
+    /* Not a piece: fall back to one token per stand-in character, skipping any the
+     * vocabulary lacks. */
+    for (uint32_t k = 0; k < n && !rc;) {
+        uint32_t cl = (uint32_t)tok_utf8_len((unsigned char)p[k]);
+        if (cl > n - k)
+            cl = n - k;
+        id = eng_strmap_get(&t->pieces, p + k, cl);
+        if (id >= 0)
+            rc = tok_vec_push(out, (eng_token)id);
+        k += cl;
+    }
+    return rc;
+}
+
+static rb_err encode_word(const eng_tokenizer *t, const char *w, size_t len, bpe_scratch *s,
+                          tok_vec *out)
+{
+    const tok_bpe *b = t->bpe;
+    size_t n = 0;
+    int32_t nsym = (int32_t)len;
+    tok_merge m;
+    rb_err rc;
+
+    if ((rc = scratch_fit(s, len)))
+        return rc;
+    for (size_t i = 0; i < len; i++) {
+        unsigned cp = b->byte_cp[(unsigned char)w[i]];
+        s->sym[i] = (tok_sym){(int32_t)i - 1, i + 1 == len ? -1 : (int32_t)i + 1, (uint32_t)n,
+                              cp < 0x80 ? 1u : 2u};
+        if (cp < 0x80) {
+            s->enc[n++] = (char)cp;
+        } else {
+            s->enc[n++] = (char)(0xc0 | (cp >> 6));
+            s->enc[n++] = (char)(0x80 | (cp & 0x3f));
+        }
+    }
+    if (b->pre->ignore_merges && eng_strmap_get(&t->pieces, s->enc, n) >= 0)
+        return emit_symbol(t, s->enc, (uint32_t)n, out);
+    s->heap.n = 0;
+    for (int32_t i = 1; i < nsym && !rc; i++)
+        rc = try_pair(b, s, i - 1, i);
+    while (!rc && tok_heap_pop(&s->heap, &m)) {
+        tok_sym *l = &s->sym[m.left], *r = &s->sym[m.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != m.size)
+            continue;
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0)
+            s->sym[r->next].prev = m.left;
+        rc = try_pair(b, s, l->prev, m.left);
+        if (!rc)
+            rc = try_pair(b, s, m.left, l->next);
+    }
+    for (int32_t i = nsym ? 0 : -1; i >= 0 && !rc; i = s->sym[i].next)
+        rc = emit_symbol(t, s->enc + s->sym[i].off, s->sym[i].n, out);
+    return rc;
+}
+
+rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_vec *out)
+{
+    const tok_bpe *b = t->bpe;
+    pcre2_match_data *md = NULL;
+    word_list a = {0}, c = {0};
+    bpe_scratch s = {0};
+    rb_err rc = RB_OK;
+
+    if (len == 0)
+        goto out;
+    if (len > INT32_MAX) {
+        rc = RB_ETOOBIG;
+        goto out;
+    }
+    md = pcre2_match_data_create(1, NULL);
+    if (!md || (rc = word_push(&a, 0, len))) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
+    for (int i = 0; i < b->n_re; i++) {
+        word_list tmp;
+        if ((rc = split_stage(b->re[i], md, text, &a, &c)))
+            goto out;
+        tmp = a;
+        a = c;
+        c = tmp;
+    }
+    for (size_t i = 0; i < a.n && !rc; i++)
+        rc = encode_word(t, text + a.w[i].off, a.w[i].len, &s, out);
+out:
+    pcre2_match_data_free(md);
+    free(a.w);
+    free(c.w);
+    free(s.enc);
+    free(s.sym);
+    free(s.key);
+    free(s.heap.a);
+    return rc;
+}
+
+size_t tok_bpe_decode_piece(const tok_bpe *b, const char *piece, size_t len, char *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)piece[i];
+        size_t cl = (size_t)tok_utf8_len(c);
+        unsigned cp = c;
+        if (cl > len - i)
+            cl = len - i;
+        if (cl == 2)
+            cp = (unsigned)(c & 0x1f) << 6 | ((unsigned char)piece[i + 1] & 0x3f);
+        if ((cl == 1 && c < 0x80) || cl == 2) {
+            if (cp < BPE_BYTE_CPS && b->cp_byte[cp] >= 0) {
+                out[n++] = (char)b->cp_byte[cp];
+                i += cl;
+                continue;
+            }
+        }
+        memcpy(out + n, piece + i, cl);
+        n += cl;
+        i += cl;
+    }
+    return n;
+}
