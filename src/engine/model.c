@@ -88,7 +88,7 @@ static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t err
 static const eng_gguf_tensor *find(const eng_model *m, const char *name)
 {
     int64_t i = eng_gguf_find_tensor(m->gguf, name);
-    return i < 0 ? NULL : eng_gguf_tensor(m->gguf, i);
+    return i < 0 ? NULL : eng_gguf_tensor_at(m->gguf, i);
 }
 
 /* Binds a 2-D weight and checks its shape is (rows, cols). */
@@ -205,7 +205,7 @@ static void fill_info(eng_model *m, const char *arch)
     in->tied_output = m->tied_output;
     in->main_type = m->layers[0].w_up.type; /* the feed-forward dominates the size */
     for (int64_t i = 0; i < eng_gguf_n_tensors(m->gguf); i++) {
-        const eng_gguf_tensor *t = eng_gguf_tensor(m->gguf, i);
+        const eng_gguf_tensor *t = eng_gguf_tensor_at(m->gguf, i);
         uint64_t e = 1;
         for (uint32_t d = 0; d < t->ndim; d++)
             e *= (uint64_t)t->ne[d];

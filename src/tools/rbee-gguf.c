@@ -3,6 +3,7 @@
  *
  *     rbee-gguf info FILE                         version, metadata, tensor table, totals
  *     rbee-gguf tokenize FILE [--bos] [--special] < text
+ *     rbee-gguf generate | quantize | random ...  (gguf_cmds.c)
  *
  * Subcommands live in one table (name, handler, usage line); a new one is a function and a
  * row. Exit codes: 0 success, 1 the work failed (bad model, I/O), 2 usage errors.
@@ -15,6 +16,7 @@
 
 #include "eng_gguf.h"
 #include "eng_tok.h"
+#include "gguf_cmds.h"
 
 #define PROG "rbee-gguf"
 #define EXIT_USAGE 2
@@ -35,6 +37,13 @@ static const subcmd subcmds[] = {
     {"info", cmd_info, "info FILE                       metadata and tensors of a model"},
     {"tokenize", cmd_tokenize,
      "tokenize FILE [--bos] [--special]  ids of standard input, on one line"},
+    {"generate", gguf_cmd_generate,
+     "generate FILE --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S] "
+     "[--threads N]"},
+    {"quantize", gguf_cmd_quantize,
+     "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k"},
+    {"random", gguf_cmd_random,
+     "random OUT --like tinyllama-1.1b|tiny --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
 };
 
 static void usage(FILE *f)

@@ -44,7 +44,7 @@ static int parse_request(rb_http_req *req, rb_http_reply *rep, wrk_request *out,
     double temperature = 0.7, top_p = 1.0, min_p = 0.0, rep_pen = 1.0;
     uint64_t seed = 0;
     size_t nstop = 0;
-    int has_seed, ok = 0;
+    int has_seed = 0, ok = 0;
 
     memset(out, 0, sizeof(*out));
     if (!body) {

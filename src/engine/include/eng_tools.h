@@ -1,0 +1,37 @@
+/*
+ * eng_tools.h - whole-file operations on models: quantization and random models of a real
+ * model's shape (for benchmarks). Used by rbee-gguf and the tests.
+ *
+ *     if (eng_quantize_file("kjv-f16.gguf", "kjv-q8_0.gguf", "q8_0", 2, err, sizeof err)) ...
+ *     if (eng_random_model("tl.gguf", "tinyllama-1.1b", "q4_0", NULL, 1, 2, err, sizeof err)) ...
+ */
+#ifndef ENG_TOOLS_H
+#define ENG_TOOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rb_err.h"
+
+/* File types accepted by the tools: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" and
+ * the mix "q4_k_m" (Q4_K, with Q6_K for output.weight and for attn_v/ffn_down in the layers
+ * llama.cpp's use_more_bits rule picks). 1 if name is one of them. */
+int eng_ftype_known(const char *name);
+
+/* Writes a copy of in with every 2-D weight converted to ftype (1-D tensors stay F32). A
+ * weight whose row length is not a multiple of the target block falls back to Q8_0, or F16
+ * when even that does not divide it. general.file_type is updated. The output is written to a
+ * temporary name and renamed. */
+rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int n_threads,
+                         char *err, size_t errlen);
+
+/* Writes a llama model with random weights (normal, std 0.02; norms 1) shaped like a known
+ * model: "tinyllama-1.1b" (2048 dim, 22 layers, 32 heads, 4 KV heads, 5632 FFN) or
+ * "tiny" (64 dim, 2 layers; for tests). The tokenizer is copied from vocab_path (a GGUF with
+ * tokenizer.ggml.* keys, e.g. a vocab-only file) or, when NULL, a synthetic SentencePiece
+ * vocabulary of 32000 pieces with byte fallback. */
+rb_err eng_random_model(const char *out, const char *like, const char *ftype,
+                        const char *vocab_path, uint64_t seed, int n_threads, char *err,
+                        size_t errlen);
+
+#endif

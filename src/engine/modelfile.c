@@ -1,0 +1,425 @@
+/*
+ * modelfile.c - quantizing model files and writing random models of a real model's shape.
+ *
+ * Both build a new GGUF through the writer: metadata copied (or synthesised), then every
+ * tensor converted row by row across a small thread pool, since quantizing a 1.1 B-parameter
+ * model with the K-quant scale search is minutes of work on one core.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_gguf.h"
+#include "eng_tools.h"
+#include "pool.h"
+
+typedef struct ftype_def {
+    const char *name;
+    eng_type type;      /* the main type */
+    uint32_t file_type; /* llama.cpp's general.file_type */
+} ftype_def;
+
+static const ftype_def ftypes[] = {
+    {"f32", ENG_TYPE_F32, 0},   {"f16", ENG_TYPE_F16, 1},   {"q4_0", ENG_TYPE_Q4_0, 2},
+    {"q8_0", ENG_TYPE_Q8_0, 7}, {"q4_k", ENG_TYPE_Q4_K, 14}, {"q4_k_m", ENG_TYPE_Q4_K, 15},
+    {"q6_k", ENG_TYPE_Q6_K, 18}, {"bf16", ENG_TYPE_BF16, 32},
+};
+
+static const ftype_def *find_ftype(const char *name)
+{
+    for (size_t i = 0; i < sizeof ftypes / sizeof ftypes[0]; i++)
+        if (strcmp(ftypes[i].name, name) == 0)
+            return &ftypes[i];
+    return NULL;
+}
+
+int eng_ftype_known(const char *name)
+{
+    return find_ftype(name) != NULL;
+}
+
+/* llama.cpp's rule for which layers get more bits in the _M mixes. */
+static int use_more_bits(int layer, int n_layers)
+{
+    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 ||
+           (layer - n_layers / 8) % 3 == 2;
+}
+
+/* Layer number of "blk.N.xxx", or -1. */
+static int layer_of(const char *name)
+{
+    int l;
+    return sscanf(name, "blk.%d.", &l) == 1 ? l : -1;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* The type a tensor gets in a file of type ft. */
+static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim, int64_t ne0,
+                            int n_layers)
+{
+    eng_type t = ft->type;
+
+    if (ndim < 2)
+        return ENG_TYPE_F32;
+    if (ft->file_type == 15) { /* q4_k_m */
+        int l = layer_of(name);
+        if (strcmp(name, "output.weight") == 0)
+            t = ENG_TYPE_Q6_K;
+        else if ((ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight")) &&
+                 l >= 0 && use_more_bits(l, n_layers))
+            t = ENG_TYPE_Q6_K;
+    }
+    if (ne0 % eng_type_block_elems(t) != 0)
+        t = ne0 % eng_type_block_elems(ENG_TYPE_Q8_0) == 0 ? ENG_TYPE_Q8_0 : ENG_TYPE_F16;
+    return t;
+}
+
+/* ---- parallel row conversion ----------------------------------------------------------- */
+
+typedef struct convert_task {
+    eng_type src_type, dst_type;
+    const uint8_t *src;        /* NULL: generate random rows */
+    uint8_t *dst;
+    int64_t rows, cols;
+    size_t src_row, dst_row;
+    float *scratch;            /* (nth, cols) */
+    uint64_t seed;
+    float std, fill;           /* random: normal(0, std); fill != 0: constant rows */
+} convert_task;
+
+/* splitmix64 */
+static uint64_t mix(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* A row of approximately normal values: sum of 4 uniforms, scaled (cheap and good enough for
+ * benchmark weights). */
+static void random_row(float *x, int64_t n, uint64_t seed, float std)
+{
+    uint64_t s = mix(seed);
+    const float scale = std * 1.7320508f / 2.0f / 65536.0f; /* var of U(0,1) sum of 4 = 1/3 */
+    for (int64_t i = 0; i < n; i++) {
+        s = mix(s);
+        float u = (float)(s & 0xFFFF) + (float)((s >> 16) & 0xFFFF) + (float)((s >> 32) & 0xFFFF) +
+                  (float)((s >> 48) & 0xFFFF) - 2.0f * 65535.0f;
+        x[i] = u * scale;
+    }
+}
+
+static void convert_part(void *ctx, int ith, int nth)
+{
+    convert_task *t = ctx;
+    float *x = t->scratch + (size_t)ith * (size_t)t->cols;
+    long r0, r1;
+
+    eng_split(t->rows, ith, nth, 1, &r0, &r1);
+    for (long r = r0; r < r1; r++) {
+        if (t->src)
+            eng_dequantize_row(t->src_type, t->src + (size_t)r * t->src_row, x, t->cols);
+        else if (t->fill != 0) {
+            for (int64_t i = 0; i < t->cols; i++)
+                x[i] = t->fill;
+        } else
+            random_row(x, t->cols, t->seed ^ ((uint64_t)r * 0x100000001B3ull), t->std);
+        eng_quantize_row(t->dst_type, x, t->dst + (size_t)r * t->dst_row, t->cols);
+    }
+}
+
+/* Converts (or generates) a tensor and adds it to the writer. */
+static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name,
+                            uint32_t ndim, const int64_t *ne, convert_task *t, char *err,
+                            size_t errlen)
+{
+    rb_err rc;
+    size_t bytes;
+
+    t->cols = ne[0];
+    t->rows = 1;
+    for (uint32_t d = 1; d < ndim; d++)
+        t->rows *= ne[d];
+    t->dst_row = eng_type_row_bytes(t->dst_type, t->cols);
+    if (!t->dst_row)
+        return rb_errf(err, errlen, RB_EINVAL, "tensor '%s': %lld columns do not fit type %s",
+                       name, (long long)t->cols, eng_type_name(t->dst_type));
+    bytes = t->dst_row * (size_t)t->rows;
+    t->dst = malloc(bytes ? bytes : 1);
+    t->scratch = malloc((size_t)eng_pool_size(pool) * (size_t)t->cols * sizeof(float));
+    if (!t->dst || !t->scratch) {
+        free(t->dst);
+        free(t->scratch);
+        return RB_ENOMEM;
+    }
+    eng_pool_run(pool, convert_part, t);
+    rc = eng_gguf_writer_add_tensor(w, name, t->dst_type, ndim, ne, t->dst, bytes);
+    if (rc)
+        rb_errf(err, errlen, rc, "cannot add tensor '%s'", name);
+    free(t->dst);
+    free(t->scratch);
+    t->dst = NULL;
+    t->scratch = NULL;
+    return rc;
+}
+
+rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int n_threads,
+                         char *err, size_t errlen)
+{
+    const ftype_def *ft = find_ftype(ftype);
+    eng_gguf *g = NULL;
+    eng_gguf_writer *w = NULL;
+    eng_pool *pool = NULL;
+    uint32_t n_layers = 0;
+    char arch[64], key[96], gerr[256];
+    rb_err rc;
+
+    if (!ft)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k)",
+                       ftype);
+    if ((rc = eng_gguf_open(in, &g, gerr, sizeof gerr))) {
+        rb_errf(err, errlen, rc, "cannot open model '%s': %s", in, gerr);
+        goto out;
+    }
+    if (eng_gguf_find_str(g, "general.architecture", arch, sizeof arch) == RB_OK) {
+        snprintf(key, sizeof key, "%s.block_count", arch);
+        eng_gguf_find_u32(g, key, 0, &n_layers);
+    }
+    w = eng_gguf_writer_new();
+    pool = eng_pool_new(n_threads > 0 ? n_threads : 1);
+    if (!w || !pool) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
+    if ((rc = eng_gguf_writer_copy_kv(w, g)) ||
+        (rc = eng_gguf_writer_set_u32(w, "general.file_type", ft->file_type))) {
+        rb_errf(err, errlen, rc, "cannot copy the metadata of '%s'", in);
+        goto out;
+    }
+    for (int64_t i = 0; i < eng_gguf_n_tensors(g); i++) {
+        const eng_gguf_tensor *t = eng_gguf_tensor_at(g, i);
+        convert_task ct = {0};
+        ct.src_type = t->type;
+        ct.src = t->data;
+        ct.src_row = eng_type_row_bytes(t->type, t->ne[0]);
+        ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], (int)n_layers);
+        if (ct.dst_type == t->type) {
+            rc = eng_gguf_writer_add_tensor(w, t->name, t->type, t->ndim, t->ne, t->data,
+                                            t->size);
+            if (rc)
+                rb_errf(err, errlen, rc, "cannot add tensor '%s'", t->name);
+        } else {
+            rc = add_converted(w, pool, t->name, t->ndim, t->ne, &ct, err, errlen);
+        }
+        if (rc)
+            goto out;
+    }
+    if ((rc = eng_gguf_writer_write(w, out, gerr, sizeof gerr)))
+        rb_errf(err, errlen, rc, "cannot write '%s': %s", out, gerr);
+out:
+    eng_pool_free(pool);
+    eng_gguf_writer_free(w);
+    eng_gguf_close(g);
+    return rc;
+}
+
+/* ---- random models ---------------------------------------------------------------------- */
+
+typedef struct shape {
+    const char *name;
+    int dim, layers, heads, kv_heads, ff, ctx;
+    float rope_base;
+} shape;
+
+static const shape shapes[] = {
+    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 10000.0f},
+    {"tiny", 64, 2, 4, 2, 128, 256, 10000.0f},
+};
+
+/* A SentencePiece vocabulary with byte fallback and n pieces in all. */
+static rb_err synth_vocab(eng_gguf_writer *w, int n)
+{
+    char **tok = calloc((size_t)n, sizeof(*tok));
+    float *scores = calloc((size_t)n, sizeof(float));
+    int32_t *types = calloc((size_t)n, sizeof(int32_t));
+    rb_err rc = RB_ENOMEM;
+
+    if (!tok || !scores || !types)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        char buf[32];
+        if (i == 0)
+            snprintf(buf, sizeof buf, "<unk>"), types[i] = 2;
+        else if (i == 1)
+            snprintf(buf, sizeof buf, "<s>"), types[i] = 3;
+        else if (i == 2)
+            snprintf(buf, sizeof buf, "</s>"), types[i] = 3;
+        else if (i < 259)
+            snprintf(buf, sizeof buf, "<0x%02X>", i - 3), types[i] = 6;
+        else
+            snprintf(buf, sizeof buf, "\xE2\x96\x81t%d", i), types[i] = 1;
+        scores[i] = -(float)i;
+        if (!(tok[i] = strdup(buf)))
+            goto out;
+    }
+    if ((rc = eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama")) ||
+        (rc = eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok,
+                                          (uint64_t)n)) ||
+        (rc = eng_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ENG_GGUF_F32, scores,
+                                      (uint64_t)n)) ||
+        (rc = eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types,
+                                      (uint64_t)n)) ||
+        (rc = eng_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1)) ||
+        (rc = eng_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2)) ||
+        (rc = eng_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0)))
+        goto out;
+out:
+    for (int i = 0; tok && i < n; i++)
+        free(tok[i]);
+    free(tok);
+    free(scores);
+    free(types);
+    return rc;
+}
+
+/* Copies the tokenizer.* keys of the vocabulary file; returns its vocabulary size. */
+static rb_err copy_vocab(eng_gguf_writer *w, const char *path, int *n_vocab, char *err,
+                         size_t errlen)
+{
+    eng_gguf *v = NULL;
+    char gerr[256];
+    eng_gguf_vtype et;
+    uint64_t n = 0;
+    rb_err rc;
+    int64_t k;
+
+    if ((rc = eng_gguf_open(path, &v, gerr, sizeof gerr)))
+        return rb_errf(err, errlen, rc, "cannot open vocabulary '%s': %s", path, gerr);
+    k = eng_gguf_find_key(v, "tokenizer.ggml.tokens");
+    if (k < 0 || eng_gguf_get_arr(v, k, &et, &n) || et != ENG_GGUF_STRING || n == 0) {
+        rc = rb_errf(err, errlen, RB_EFORMAT, "'%s' has no tokenizer.ggml.tokens", path);
+        goto out;
+    }
+    /* Every key comes along; the caller then sets the model's own keys over them. */
+    if ((rc = eng_gguf_writer_copy_kv(w, v)))
+        goto out;
+    *n_vocab = (int)n;
+out:
+    eng_gguf_close(v);
+    return rc;
+}
+
+/* Adds one random tensor: a norm (1-D, all ones) or a weight of rows x cols. */
+static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft, int n_layers,
+                         const char *name, int rows, int cols, int norm, uint64_t seed,
+                         char *err, size_t errlen)
+{
+    convert_task ct = {0};
+    int64_t ne[2] = {cols, rows};
+
+    ct.std = 0.02f;
+    ct.fill = norm ? 1.0f : 0.0f;
+    ct.seed = seed;
+    ct.dst_type = norm ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], n_layers);
+    return add_converted(w, pool, name, norm ? 1 : 2, ne, &ct, err, errlen);
+}
+
+rb_err eng_random_model(const char *out, const char *like, const char *ftype,
+                        const char *vocab_path, uint64_t seed, int n_threads, char *err,
+                        size_t errlen)
+{
+    const ftype_def *ft = find_ftype(ftype);
+    const shape *sh = NULL;
+    eng_gguf_writer *w = NULL;
+    eng_pool *pool = NULL;
+    int n_vocab = 32000;
+    char gerr[256], name[128];
+    rb_err rc;
+
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (strcmp(shapes[i].name, like) == 0)
+            sh = &shapes[i];
+    if (!sh)
+        return rb_errf(err, errlen, RB_EINVAL, "unknown shape '%s' (known: tinyllama-1.1b, tiny)",
+                       like);
+    if (!ft)
+        return rb_errf(err, errlen, RB_EINVAL, "unknown type '%s'", ftype);
+    w = eng_gguf_writer_new();
+    pool = eng_pool_new(n_threads > 0 ? n_threads : 1);
+    if (!w || !pool) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
+    if (vocab_path)
+        rc = copy_vocab(w, vocab_path, &n_vocab, err, errlen);
+    else
+        rc = synth_vocab(w, sh->dim < 256 ? 512 : n_vocab);
+    if (!vocab_path && sh->dim < 256)
+        n_vocab = 512;
+    if (rc)
+        goto out;
+    snprintf(name, sizeof name, "random %s %s", sh->name, ft->name);
+    if ((rc = eng_gguf_writer_set_str(w, "general.architecture", "llama")) ||
+        (rc = eng_gguf_writer_set_str(w, "general.name", name)) ||
+        (rc = eng_gguf_writer_set_u32(w, "general.file_type", ft->file_type)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)sh->ctx)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)sh->dim)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)sh->layers)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)sh->ff)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)sh->heads)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv",
+                                      (uint32_t)sh->kv_heads)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.rope.dimension_count",
+                                      (uint32_t)(sh->dim / sh->heads))) ||
+        (rc = eng_gguf_writer_set_f32(w, "llama.rope.freq_base", sh->rope_base)) ||
+        (rc = eng_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f)) ||
+        (rc = eng_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab)))
+        goto out;
+
+    {
+        int kv = sh->dim / sh->heads * sh->kv_heads;
+        const struct {
+            const char *suffix;
+            int rows, cols, norm;
+        } per_layer[] = {
+            {"attn_norm.weight", 1, sh->dim, 1}, {"attn_q.weight", sh->dim, sh->dim, 0},
+            {"attn_k.weight", kv, sh->dim, 0},   {"attn_v.weight", kv, sh->dim, 0},
+            {"attn_output.weight", sh->dim, sh->dim, 0}, {"ffn_norm.weight", 1, sh->dim, 1},
+            {"ffn_gate.weight", sh->ff, sh->dim, 0}, {"ffn_up.weight", sh->ff, sh->dim, 0},
+            {"ffn_down.weight", sh->dim, sh->ff, 0},
+        };
+        char tname[96];
+        uint64_t tseed = seed;
+
+        if ((rc = add_random(w, pool, ft, sh->layers, "token_embd.weight", n_vocab, sh->dim, 0,
+                             mix(++tseed), err, errlen)))
+            goto out;
+        for (int l = 0; l < sh->layers; l++)
+            for (size_t p = 0; p < sizeof per_layer / sizeof per_layer[0]; p++) {
+                snprintf(tname, sizeof tname, "blk.%d.%s", l, per_layer[p].suffix);
+                if ((rc = add_random(w, pool, ft, sh->layers, tname, per_layer[p].rows,
+                                     per_layer[p].cols, per_layer[p].norm, mix(++tseed), err,
+                                     errlen)))
+                    goto out;
+            }
+        if ((rc = add_random(w, pool, ft, sh->layers, "output_norm.weight", 1, sh->dim, 1,
+                             mix(++tseed), err, errlen)) ||
+            (rc = add_random(w, pool, ft, sh->layers, "output.weight", n_vocab, sh->dim, 0,
+                             mix(++tseed), err, errlen)))
+            goto out;
+    }
+    if ((rc = eng_gguf_writer_write(w, out, gerr, sizeof gerr)))
+        rb_errf(err, errlen, rc, "cannot write '%s': %s", out, gerr);
+out:
+    eng_pool_free(pool);
+    eng_gguf_writer_free(w);
+    return rc;
+}

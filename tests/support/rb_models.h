@@ -1,0 +1,32 @@
+/*
+ * rb_models.h - where tests find the models/ fixtures, and a reader for reference JSON files
+ * written by tools/reference/.
+ */
+#ifndef RB_MODELS_H
+#define RB_MODELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The bundled model in F16 and in Q8_0, and the random GQA test model (paths under models/).
+ * Each returns NULL when the file is absent. */
+const char *rbt_model_f16(void);
+const char *rbt_model_q8(void);
+const char *rbt_model_gqa(void);
+
+/* A reference produced by tools/reference/reference.py. */
+typedef struct rbt_reference {
+    char prompt[256];
+    int32_t *tokens;   /* including BOS */
+    size_t ntokens;
+    float *logits;     /* (ntokens, n_vocab) */
+    int n_vocab;
+    int32_t *greedy;   /* greedy continuation */
+    size_t ngreedy;
+} rbt_reference;
+
+/* Loads "<model without .gguf>.ref.json"; 0 on success. */
+int rbt_reference_load(const char *model_path, rbt_reference *r);
+void rbt_reference_release(rbt_reference *r);
+
+#endif

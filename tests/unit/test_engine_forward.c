@@ -1,0 +1,358 @@
+/*
+ * Unit tests for spec/engine_forward.feature: the forward pass against the independent
+ * PyTorch reference (tools/reference/), generation, limits, cancel and loading progress.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng.h"
+#include "eng_tools.h"
+#include "rb_models.h"
+#include "rb_test.h"
+
+static eng_model *open_model(const char *path)
+{
+    eng_model *m = NULL;
+    char err[512];
+    ck_assert_msg(path != NULL, "model fixture missing under models/");
+    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
+    return m;
+}
+
+static eng_session *open_session(eng_model *m, int n_ctx, int threads)
+{
+    eng_session_params sp = eng_session_params_default();
+    eng_session *s = NULL;
+    char err[512];
+    sp.n_ctx = n_ctx;
+    sp.n_threads = threads;
+    ck_assert_msg(eng_session_open(m, &sp, &s, err, sizeof err) == RB_OK, "%s", err);
+    return s;
+}
+
+static int argmax(const float *v, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b])
+            b = i;
+    return b;
+}
+
+/* Runs the reference's tokens and compares every position's logits. Returns the max abs
+ * error; counts top-1 agreements into *agree. kl receives the mean KL(ref || engine). */
+static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree, double *kl)
+{
+    eng_session *s = open_session(m, 0, 2);
+    const float *all;
+    size_t n;
+    char err[256];
+    double maxerr = 0, klsum = 0;
+
+    eng_session_keep_all_logits(s, 1);
+    eng_session_reset(s, NULL, NULL, 0);
+    ck_assert_msg(eng_session_prefill(s, ref->tokens, ref->ntokens, err, sizeof err) == RB_OK,
+                  "%s", err);
+    all = eng_session_all_logits(s, &n);
+    ck_assert_int_eq(n, ref->ntokens);
+    *agree = 0;
+    for (size_t p = 0; p < n; p++) {
+        const float *a = all + p * (size_t)ref->n_vocab;
+        const float *b = ref->logits + p * (size_t)ref->n_vocab;
+        double za = 0, zb = 0, ma = a[argmax(a, ref->n_vocab)], mb = b[argmax(b, ref->n_vocab)];
+        for (int v = 0; v < ref->n_vocab; v++) {
+            double e = fabs((double)a[v] - b[v]);
+            if (e > maxerr)
+                maxerr = e;
+            za += exp(a[v] - ma);
+            zb += exp(b[v] - mb);
+        }
+        for (int v = 0; v < ref->n_vocab; v++) {
+            double pb = exp(b[v] - mb) / zb, pa = exp(a[v] - ma) / za;
+            if (pb > 0)
+                klsum += pb * (log(pb) - log(pa > 1e-30 ? pa : 1e-30));
+        }
+        *agree += argmax(a, ref->n_vocab) == argmax(b, ref->n_vocab);
+    }
+    *kl = klsum / (double)n;
+    eng_session_free(s);
+    return maxerr;
+}
+
+/* Scenario: Logits match the PyTorch reference for the bundled model */
+START_TEST(test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model)
+{
+    const char *path = rbt_model_f16();
+    eng_model *m = open_model(path);
+    rbt_reference ref;
+    int32_t *ids;
+    size_t n;
+    int agree;
+    double kl, err;
+
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    ck_assert_int_eq(eng_model_tokenize(m, ref.prompt, strlen(ref.prompt), 1, &ids, &n), RB_OK);
+    ck_assert_int_eq(n, ref.ntokens);
+    ck_assert_mem_eq(ids, ref.tokens, n * sizeof(int32_t));
+    free(ids);
+    err = compare_logits(m, &ref, &agree, &kl);
+    printf("bundled f16 vs reference: max abs logit error %.5f, top-1 %d/%zu, KL %.2e\n", err,
+           agree, ref.ntokens, kl);
+    ck_assert_double_lt(err, 0.02);
+    ck_assert_int_eq(agree, (int)ref.ntokens);
+    rbt_reference_release(&ref);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Scenario: Logits match the reference for a random GQA model with an untied head */
+START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head)
+{
+    const char *path = rbt_model_gqa();
+    eng_model *m = open_model(path);
+    eng_model_info info;
+    rbt_reference ref;
+    int agree;
+    double kl, err;
+
+    eng_model_get_info(m, &info);
+    ck_assert_int_lt(info.n_head_kv, info.n_head);
+    ck_assert(!info.tied_output);
+    ck_assert(info.rope_freq_base != 10000.0f);
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    err = compare_logits(m, &ref, &agree, &kl);
+    printf("random GQA f16 vs reference: max abs logit error %.5f, top-1 %d/%zu\n", err, agree,
+           ref.ntokens);
+    ck_assert_double_lt(err, 0.01);
+    ck_assert_int_eq(agree, (int)ref.ntokens);
+    rbt_reference_release(&ref);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Greedy tokens from the prompt of the reference file. */
+static void greedy(eng_model *m, const rbt_reference *ref, int32_t *out, size_t n)
+{
+    eng_session *s = open_session(m, 0, 2);
+    eng_sampler_params sp = eng_sampler_params_default();
+    char err[256];
+    sp.temperature = 0;
+    eng_session_reset(s, &sp, NULL, 0);
+    ck_assert_int_eq(eng_session_prefill(s, ref->tokens, ref->ntokens, err, sizeof err), RB_OK);
+    for (size_t i = 0; i < n; i++) {
+        eng_step st;
+        ck_assert_int_eq(eng_session_step(s, &st), RB_OK);
+        out[i] = st.token;
+        if (st.done)
+            break;
+    }
+    eng_session_free(s);
+}
+
+/* Scenario: Greedy generation matches PyTorch on the bundled model */
+START_TEST(test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled_model)
+{
+    const char *path = rbt_model_f16();
+    eng_model *m = open_model(path);
+    rbt_reference ref;
+    int32_t got[64] = {0};
+
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    ck_assert_int_gt(ref.ngreedy, 0);
+    ck_assert_int_le(ref.ngreedy, 64);
+    greedy(m, &ref, got, ref.ngreedy);
+    for (size_t i = 0; i < ref.ngreedy; i++)
+        ck_assert_msg(got[i] == ref.greedy[i], "greedy token %zu: engine %d, PyTorch %d", i,
+                      got[i], ref.greedy[i]);
+    rbt_reference_release(&ref);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Scenario: Batched prompt processing equals token-by-token processing */
+START_TEST(test_engine_forward__batched_prompt_processing_equals_token_by_token_processing)
+{
+    eng_model *m = open_model(rbt_model_f16());
+    eng_model_info info;
+    const char *text = "And God said, Let there be light: and there was light. And God saw the "
+                       "light, that it was good: and God divided the light from the darkness.";
+    int32_t *ids;
+    size_t n;
+    float *a, *b;
+    char err[256];
+    double maxerr = 0;
+
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(eng_model_tokenize(m, text, strlen(text), 1, &ids, &n), RB_OK);
+    ck_assert_int_ge(n, 33); /* long enough for the sgemm path (32 tokens or more) */
+    a = malloc((size_t)info.n_vocab * sizeof(float));
+    b = malloc((size_t)info.n_vocab * sizeof(float));
+    eng_session *s = open_session(m, 0, 2);
+    eng_session_reset(s, NULL, NULL, 0);
+    ck_assert_int_eq(eng_session_prefill(s, ids, n, err, sizeof err), RB_OK);
+    memcpy(a, eng_session_logits(s), (size_t)info.n_vocab * sizeof(float));
+    eng_session_reset(s, NULL, NULL, 0);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(eng_session_prefill(s, ids + i, 1, err, sizeof err), RB_OK);
+    memcpy(b, eng_session_logits(s), (size_t)info.n_vocab * sizeof(float));
+    for (int v = 0; v < info.n_vocab; v++)
+        if (fabs((double)a[v] - b[v]) > maxerr)
+            maxerr = fabs((double)a[v] - b[v]);
+    printf("batched vs one-by-one: max abs logit difference %.6f over %zu tokens\n", maxerr, n);
+    ck_assert_double_lt(maxerr, 2e-2);
+    ck_assert_int_eq(argmax(a, info.n_vocab), argmax(b, info.n_vocab));
+    eng_session_free(s);
+    free(a);
+    free(b);
+    free(ids);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Scenario: Quantized variants stay close to the reference */
+START_TEST(test_engine_forward__quantized_variants_stay_close_to_the_reference)
+{
+    const char *f16 = rbt_model_f16();
+    const char *types[] = {"q8_0", "q4_0", "q4_k_m"};
+    char dir[4096], path[4200], err[512];
+    rbt_reference ref;
+
+    ck_assert_ptr_nonnull(f16);
+    ck_assert_int_eq(rbt_reference_load(f16, &ref), 0);
+    rbt_tmpdir(dir);
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        int agree;
+        double kl, maxerr;
+        snprintf(path, sizeof path, "%s/model-%s.gguf", dir, types[t]);
+        ck_assert_msg(eng_quantize_file(f16, path, types[t], 2, err, sizeof err) == RB_OK, "%s",
+                      err);
+        eng_model *m = open_model(path);
+        maxerr = compare_logits(m, &ref, &agree, &kl);
+        printf("%s vs reference: max abs logit error %.4f, top-1 %d/%zu, mean KL %.5f\n",
+               types[t], maxerr, agree, ref.ntokens, kl);
+        if (t == 0) {
+            ck_assert_int_eq(agree, (int)ref.ntokens);
+            ck_assert_double_lt(kl, 0.01);
+        } else {
+            ck_assert_int_ge(2 * agree, (int)ref.ntokens); /* most positions */
+            ck_assert_double_lt(kl, 0.2);
+        }
+        eng_model_free(m);
+    }
+    rbt_reference_release(&ref);
+    rbt_rmtree(dir);
+}
+END_TEST
+
+/* Scenario: The context limit is enforced */
+START_TEST(test_engine_forward__the_context_limit_is_enforced)
+{
+    eng_model *m = open_model(rbt_model_f16());
+    eng_session *s = open_session(m, 16, 1);
+    int32_t toks[20];
+    char err[256];
+    eng_step st;
+
+    for (int i = 0; i < 20; i++)
+        toks[i] = 100 + i;
+    ck_assert_int_eq(eng_session_n_ctx(s), 16);
+    eng_session_reset(s, NULL, NULL, 0);
+    ck_assert_int_eq(eng_session_prefill(s, toks, 20, err, sizeof err), RB_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(err, "16"));
+    /* Generation stops when the context is full. */
+    eng_sampler_params sp = eng_sampler_params_default();
+    sp.temperature = 0;
+    eng_session_reset(s, &sp, NULL, 0);
+    ck_assert_int_eq(eng_session_prefill(s, toks, 14, err, sizeof err), RB_OK);
+    int steps = 0;
+    do {
+        ck_assert_int_eq(eng_session_step(s, &st), RB_OK);
+        steps++;
+    } while (!st.done && steps < 10);
+    ck_assert(st.done);
+    ck_assert(st.reason == ENG_STOP_CONTEXT || st.reason == ENG_STOP_EOS);
+    ck_assert_int_le(steps, 3);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Scenario: A cancel flag stops generation between tokens */
+START_TEST(test_engine_forward__a_cancel_flag_stops_generation_between_tokens)
+{
+    eng_model *m = open_model(rbt_model_f16());
+    eng_session *s = open_session(m, 64, 1);
+    int32_t *ids;
+    size_t n;
+    char err[256];
+    eng_step st;
+
+    ck_assert_int_eq(eng_model_tokenize(m, "In the beginning", 16, 1, &ids, &n), RB_OK);
+    eng_session_reset(s, NULL, NULL, 0);
+    ck_assert_int_eq(eng_session_prefill(s, ids, n, err, sizeof err), RB_OK);
+    ck_assert_int_eq(eng_session_step(s, &st), RB_OK);
+    eng_session_cancel(s);
+    ck_assert_int_eq(eng_session_step(s, &st), RB_ECANCELED);
+    ck_assert(st.done);
+    ck_assert_int_eq(st.reason, ENG_STOP_CANCELLED);
+    ck_assert_str_eq(rb_strerror(RB_ECANCELED), "canceled");
+    free(ids);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+END_TEST
+
+typedef struct progress_log {
+    int calls, last, total, monotonic;
+} progress_log;
+
+static void on_progress(void *user, int loaded, int total)
+{
+    progress_log *p = user;
+    if (p->calls && loaded < p->last)
+        p->monotonic = 0;
+    p->calls++;
+    p->last = loaded;
+    p->total = total;
+}
+
+/* Scenario: Loading reports layer progress */
+START_TEST(test_engine_forward__loading_reports_layer_progress)
+{
+    eng_model_params mp = eng_model_params_default();
+    progress_log p = {0, 0, 0, 1};
+    eng_model *m = NULL;
+    eng_model_info info;
+    char err[256];
+
+    mp.progress = on_progress;
+    mp.progress_user = &p;
+    ck_assert_int_eq(eng_model_open(rbt_model_f16(), &mp, &m, err, sizeof err), RB_OK);
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(p.total, info.n_layer);
+    ck_assert_int_eq(p.last, info.n_layer);
+    ck_assert_int_eq(p.calls, info.n_layer + 1);
+    ck_assert(p.monotonic);
+    eng_model_free(m);
+    /* A file that is not a model is refused with its name in the message. */
+    ck_assert_int_ne(eng_model_open(rbt_src("README.md"), &mp, &m, err, sizeof err), RB_OK);
+    ck_assert_ptr_nonnull(strstr(err, "README.md"));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine_forward");
+    TCase *tc = rbt_tcase(s, "forward", 120);
+    tcase_add_test(tc, test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model);
+    tcase_add_test(tc, test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head);
+    tcase_add_test(tc, test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled_model);
+    tcase_add_test(tc, test_engine_forward__batched_prompt_processing_equals_token_by_token_processing);
+    tcase_add_test(tc, test_engine_forward__quantized_variants_stay_close_to_the_reference);
+    tcase_add_test(tc, test_engine_forward__the_context_limit_is_enforced);
+    tcase_add_test(tc, test_engine_forward__a_cancel_flag_stops_generation_between_tokens);
+    tcase_add_test(tc, test_engine_forward__loading_reports_layer_progress);
+    return rbt_run(s);
+}
