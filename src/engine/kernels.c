@@ -1,0 +1,490 @@
+/*
+ * kernels.c - instruction-set selection, the kernels.h entry points, and the scalar twins:
+ * a plain C dot product per weight type that is both the fallback on any CPU and the
+ * reference every SIMD kernel is tested against.
+ *
+ * DESIGN. eng_matmul picks a kernel set once per call (AVX-512, else AVX2, else scalar; a
+ * set without a kernel for the type falls through to the next) and walks the output (see
+ * kernels_isa.h): one weight row at a time, in memory order, when there is one activation
+ * row (decode, memory-bound), and 4 activation rows at a time per weight row otherwise
+ * (prompt, compute-bound: each weight block is decoded once for 4 tokens). Activation rows
+ * are taken in chunks that fit the L2 cache, and within a chunk every weight row is visited
+ * once, so weights stream from memory once per chunk. Nothing allocates.
+ *
+ * The twins compute exactly the integers the SIMD kernels compute (per-block integer dot
+ * products, then one float multiply-add per block), so the two differ only by the order of
+ * float additions.
+ *
+ * The chosen instruction set is the one piece of process-wide mutable state: an atomic,
+ * set on first use to the best the CPU offers and changed only by eng_isa_force.
+ */
+#include <stdatomic.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "kernels_isa.h"
+#include "quant.h"
+
+/* Activation bytes one chunk of tokens may occupy: about half of a 1 MiB L2, leaving room
+ * for the weight rows passing through. */
+#define ACT_CHUNK_BYTES (512u * 1024u)
+
+static _Atomic int g_isa = -1; /* -1: not yet detected */
+
+eng_isa eng_isa_detect(void)
+{
+    eng_isa isa = ENG_ISA_SCALAR;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+        __builtin_cpu_supports("f16c"))
+        isa = ENG_ISA_AVX2;
+    if (isa == ENG_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        isa = ENG_ISA_AVX512;
+    return isa;
+}
+
+eng_isa eng_isa_active(void)
+{
+    int isa = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    if (isa < 0) { /* racing first callers all store the same value */
+        isa = (int)eng_isa_detect();
+        atomic_store_explicit(&g_isa, isa, memory_order_relaxed);
+    }
+    return (eng_isa)isa;
+}
+
+eng_isa eng_isa_force(eng_isa isa)
+{
+    eng_isa best = eng_isa_detect();
+    eng_isa chosen = isa > best ? best : isa < ENG_ISA_SCALAR ? ENG_ISA_SCALAR : isa;
+    atomic_store_explicit(&g_isa, (int)chosen, memory_order_relaxed);
+    return chosen;
+}
+
+const char *eng_isa_name(eng_isa isa)
+{
+    const char *name = "unknown";
+    switch (isa) {
+    case ENG_ISA_SCALAR:
+        name = "scalar";
+        break;
+    case ENG_ISA_AVX2:
+        name = "avx2";
+        break;
+    case ENG_ISA_AVX512:
+        name = "avx512";
+        break;
+    }
+    return name;
+}
+
+/* Float weights dot float activations: converting the weight (F16, BF16) is one
+ * instruction per 8 or 16 elements and the activation row is small and cache-resident, so
+ * narrowing the activations would only add a conversion and lose precision. Block types
+ * dot 8-bit activations with one scale per block (Q8_0: 32, Q8_K: 256 plus 16-element
+ * sums for the K-quant mins and offsets); Q4_1/Q5_1 compute their per-block activation sum
+ * inside the kernel, so they share Q8_0 with the other 32-element types. */
+eng_type eng_vec_dot_type(eng_type wtype)
+{
+    eng_type at = ENG_TYPE_F32;
+    switch (wtype) {
+    case ENG_TYPE_Q4_0:
+    case ENG_TYPE_Q4_1:
+    case ENG_TYPE_Q5_0:
+    case ENG_TYPE_Q5_1:
+    case ENG_TYPE_Q8_0:
+        at = ENG_TYPE_Q8_0;
+        break;
+    case ENG_TYPE_Q4_K:
+    case ENG_TYPE_Q5_K:
+    case ENG_TYPE_Q6_K:
+        at = ENG_TYPE_Q8_K;
+        break;
+    default:
+        break;
+    }
+    return at;
+}
+
+void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n)
+{
+    switch (eng_vec_dot_type(wtype)) {
+    case ENG_TYPE_Q8_0:
+        eng_quantize_q8_0(x, xq, n);
+        break;
+    case ENG_TYPE_Q8_K:
+        eng_quantize_q8_K(x, xq, n);
+        break;
+    default:
+        memcpy(xq, x, (size_t)n * sizeof(float));
+        break;
+    }
+}
+
+/* The kernels for wtype on the active instruction set; all NULL for an unsupported type. */
+static eng_kernel_set select_kernels(eng_type wtype)
+{
+    eng_kernel_set ks = {0};
+    eng_isa isa = eng_isa_active();
+    int found = 0;
+    if (isa >= ENG_ISA_AVX512)
+        found = eng_kernels_avx512(wtype, &ks);
+    if (!found && isa >= ENG_ISA_AVX2)
+        found = eng_kernels_avx2(wtype, &ks);
+    if (!found)
+        eng_kernels_scalar(wtype, &ks);
+    return ks;
+}
+
+float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n)
+{
+    eng_kernel_set ks = select_kernels(wtype);
+    float out = 0.0f;
+    if (ks.dot)
+        ks.dot(n, w, 0, 1, xq, 0, 1, &out, 0);
+    return out;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_t nt, float *Y,
+                int64_t ldy, int64_t r0, int64_t r1)
+{
+    const eng_kernel_set ks = select_kernels(wtype);
+    const size_t wrow = eng_type_row_bytes(wtype, n);
+    const size_t xrow = eng_type_row_bytes(eng_vec_dot_type(wtype), n);
+    const uint8_t *w = W, *x = Xq;
+
+    if (!ks.dot || !wrow) { /* unsupported type: defined output */
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = r0; r < r1; r++)
+                Y[t * ldy + r] = 0.0f;
+    } else if (nt == 1) {
+        for (int64_t r = r0; r < r1; r++)
+            ks.dot(n, w + r * wrow, wrow, 1, x, xrow, 1, Y + r, (size_t)ldy);
+    } else {
+        int64_t chunk = (int64_t)(ACT_CHUNK_BYTES / xrow) / ENG_TILE_TOKENS * ENG_TILE_TOKENS;
+        chunk = chunk < ENG_TILE_TOKENS ? ENG_TILE_TOKENS : chunk;
+        for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
+            const int64_t c1 = min64(nt, c0 + chunk);
+            for (int64_t r = r0; r < r1; r++)
+                for (int64_t t = c0; t < c1; t += ENG_TILE_TOKENS)
+                    ks.tile(n, w + r * wrow, wrow, 1, x + t * xrow, xrow,
+                            (int)min64(ENG_TILE_TOKENS, c1 - t), Y + t * ldy + r, (size_t)ldy);
+        }
+    }
+}
+
+/* ---- scalar twins ------------------------------------------------------------------ */
+
+static float dot_f32(int64_t n, const void *w, const void *x)
+{
+    const float *a = w, *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += a[i] * b[i];
+    return sum;
+}
+
+static float dot_f16(int64_t n, const void *w, const void *x)
+{
+    const uint16_t *a = w;
+    const float *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += eng_h2f(a[i]) * b[i];
+    return sum;
+}
+
+static float dot_bf16(int64_t n, const void *w, const void *x)
+{
+    const uint16_t *a = w;
+    const float *b = x;
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++)
+        sum += eng_bf16_to_f32(a[i]) * b[i];
+    return sum;
+}
+
+/* Sum of the 32 activation codes of a Q8_0 block (for the Q4_1/Q5_1 offset m). */
+static int q8_sum(const eng_block_q8_0 *y)
+{
+    int s = 0;
+    for (int j = 0; j < ENG_QK; j++)
+        s += y->qs[j];
+    return s;
+}
+
+static float dot_q8_0(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q8_0 *a = w, *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        int s = 0;
+        for (int j = 0; j < ENG_QK; j++)
+            s += a[b].qs[j] * y[b].qs[j];
+        sum += (float)s * (eng_h2f(a[b].d) * eng_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_0(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q4_0 *a = w;
+    const eng_block_q8_0 *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        int s = 0;
+        for (int j = 0; j < ENG_QK / 2; j++)
+            s += ((a[b].qs[j] & 0xF) - 8) * y[b].qs[j] +
+                 ((a[b].qs[j] >> 4) - 8) * y[b].qs[j + ENG_QK / 2];
+        sum += (float)s * (eng_h2f(a[b].d) * eng_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q4_1(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q4_1 *a = w;
+    const eng_block_q8_0 *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        int s = 0;
+        for (int j = 0; j < ENG_QK / 2; j++)
+            s += (a[b].qs[j] & 0xF) * y[b].qs[j] + (a[b].qs[j] >> 4) * y[b].qs[j + ENG_QK / 2];
+        const float dy = eng_h2f(y[b].d);
+        sum += (float)s * (eng_h2f(a[b].d) * dy);
+        sum += (float)q8_sum(&y[b]) * (eng_h2f(a[b].m) * dy);
+    }
+    return sum;
+}
+
+/* Code j of a Q5 block, 0..31. */
+static int q5_code(const uint8_t *qs, uint32_t qh, int j)
+{
+    int nib = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
+    return nib | (int)((qh >> j) & 1) << 4;
+}
+
+static float dot_q5_0(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q5_0 *a = w;
+    const eng_block_q8_0 *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        const uint32_t qh = eng_q5_qh(a[b].qh);
+        int s = 0;
+        for (int j = 0; j < ENG_QK; j++)
+            s += (q5_code(a[b].qs, qh, j) - 16) * y[b].qs[j];
+        sum += (float)s * (eng_h2f(a[b].d) * eng_h2f(y[b].d));
+    }
+    return sum;
+}
+
+static float dot_q5_1(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q5_1 *a = w;
+    const eng_block_q8_0 *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        const uint32_t qh = eng_q5_qh(a[b].qh);
+        int s = 0;
+        for (int j = 0; j < ENG_QK; j++)
+            s += q5_code(a[b].qs, qh, j) * y[b].qs[j];
+        const float dy = eng_h2f(y[b].d);
+        sum += (float)s * (eng_h2f(a[b].d) * dy);
+        sum += (float)q8_sum(&y[b]) * (eng_h2f(a[b].m) * dy);
+    }
+    return sum;
+}
+
+/* Sum of Q8_K codes 32 * j .. 32 * j + 31, from the stored 16-element sums. */
+static int q8k_sum32(const eng_block_q8_K *y, int j)
+{
+    return y->bsums[2 * j] + y->bsums[2 * j + 1];
+}
+
+/* Integer part of a Q4_K/Q5_K super-block (qh NULL for Q4_K):
+ * *isum = sum_j sc_j * (codes . y)_j and *msum = sum_j m_j * (sum of y)_j over the 8
+ * sub-blocks j, so the block contributes d * isum - dmin * msum (times the activation
+ * scale). Sub-block j is the low (j even) or high nibble of chunk j / 2; its fifth bit, in
+ * Q5_K, is bit j of qh[l]. */
+static void k45_block(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh,
+                      const eng_block_q8_K *y, int *isum, int *msum)
+{
+    *isum = *msum = 0;
+    for (int j = 0; j < 8; j++) {
+        uint8_t sc, m;
+        eng_k4_scale_min(j, scales, &sc, &m);
+        const uint8_t *q = qs + 32 * (j / 2);
+        const int shift = 4 * (j & 1);
+        int s = 0;
+        for (int l = 0; l < 32; l++) {
+            int code = (q[l] >> shift) & 0xF;
+            if (qh)
+                code |= ((qh[l] >> j) & 1) << 4;
+            s += code * y->qs[32 * j + l];
+        }
+        *isum += sc * s;
+        *msum += m * q8k_sum32(y, j);
+    }
+}
+
+static float dot_q4_K(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q4_K *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int isum, msum;
+        k45_block(a[b].scales, a[b].qs, NULL, &y[b], &isum, &msum);
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum - eng_h2f(a[b].dmin) * y[b].d * (float)msum;
+    }
+    return sum;
+}
+
+static float dot_q5_K(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q5_K *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int isum, msum;
+        k45_block(a[b].scales, a[b].qs, a[b].qh, &y[b], &isum, &msum);
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum - eng_h2f(a[b].dmin) * y[b].d * (float)msum;
+    }
+    return sum;
+}
+
+static float dot_q6_K(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q6_K *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int isum = 0;
+        for (int g = 0; g < 16; g++) { /* sub-block g: elements 16g .. 16g + 15 */
+            const int h = g / 8, e0 = 16 * (g % 8), k = e0 / 32;
+            const uint8_t *ql = a[b].ql + 64 * h + 32 * (k & 1);
+            const uint8_t *qh = a[b].qh + 32 * h;
+            int s = 0;
+            for (int i = 0; i < 16; i++) {
+                const int l = e0 % 32 + i;
+                const int lo = (ql[l] >> (4 * (k >> 1))) & 0xF;
+                const int hi = (qh[l] >> (2 * k)) & 3;
+                s += ((lo | hi << 4) - 32) * y[b].qs[16 * g + i];
+            }
+            isum += a[b].scales[g] * s;
+        }
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum;
+    }
+    return sum;
+}
+
+typedef float (*row_dot_fn)(int64_t n, const void *w, const void *x);
+
+/* Every scalar kernel shape is this loop over the tile. */
+static void scalar_tile(row_dot_fn f, int64_t n, const uint8_t *w, size_t ws, int nr,
+                        const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)
+{
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++)
+            y[(size_t)t * ldy + (size_t)r] = f(n, w + (size_t)r * ws, x + (size_t)t * xs);
+}
+
+#define SCALAR_ARGS                                                                            \
+    int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,       \
+        float *y, size_t ldy
+
+static void tile_f32(SCALAR_ARGS)
+{
+    scalar_tile(dot_f32, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_f16(SCALAR_ARGS)
+{
+    scalar_tile(dot_f16, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_bf16(SCALAR_ARGS)
+{
+    scalar_tile(dot_bf16, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q8_0(SCALAR_ARGS)
+{
+    scalar_tile(dot_q8_0, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q4_0(SCALAR_ARGS)
+{
+    scalar_tile(dot_q4_0, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q4_1(SCALAR_ARGS)
+{
+    scalar_tile(dot_q4_1, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q5_0(SCALAR_ARGS)
+{
+    scalar_tile(dot_q5_0, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q5_1(SCALAR_ARGS)
+{
+    scalar_tile(dot_q5_1, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q4_K(SCALAR_ARGS)
+{
+    scalar_tile(dot_q4_K, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q5_K(SCALAR_ARGS)
+{
+    scalar_tile(dot_q5_K, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+static void tile_q6_K(SCALAR_ARGS)
+{
+    scalar_tile(dot_q6_K, n, w, ws, nr, x, xs, nt, y, ldy);
+}
+
+int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks)
+{
+    eng_tile_fn f = NULL;
+    switch (wtype) {
+    case ENG_TYPE_F32:
+        f = tile_f32;
+        break;
+    case ENG_TYPE_F16:
+        f = tile_f16;
+        break;
+    case ENG_TYPE_BF16:
+        f = tile_bf16;
+        break;
+    case ENG_TYPE_Q8_0:
+        f = tile_q8_0;
+        break;
+    case ENG_TYPE_Q4_0:
+        f = tile_q4_0;
+        break;
+    case ENG_TYPE_Q4_1:
+        f = tile_q4_1;
+        break;
+    case ENG_TYPE_Q5_0:
+        f = tile_q5_0;
+        break;
+    case ENG_TYPE_Q5_1:
+        f = tile_q5_1;
+        break;
+    case ENG_TYPE_Q4_K:
+        f = tile_q4_K;
+        break;
+    case ENG_TYPE_Q5_K:
+        f = tile_q5_K;
+        break;
+    case ENG_TYPE_Q6_K:
+        f = tile_q6_K;
+        break;
+    default:
+        break;
+    }
+    ks->dot = ks->tile = f;
+    return f != NULL;
+}

@@ -1,0 +1,371 @@
+/*
+ * kernels_avx512.c - AVX-512 kernels (F/BW/VL, VNNI for the integer ones). Each has a
+ * scalar twin in kernels.c; the tests compare the two.
+ *
+ * DESIGN. Same structure as kernels_avx2.c (one step per block, instantiated for 1 token
+ * and for a tile of ENG_TILE_TOKENS), with two gains over AVX2:
+ *   - float weights use 512-bit vectors: 16 elements per conversion and multiply-add;
+ *   - VNNI fuses the integer dot products: vpdpbusd (unsigned 8-bit x signed 8-bit, four
+ *     products summed into a 32-bit lane) replaces maddubs + madd, and vpdpwssd (16-bit
+ *     pairs multiplied and accumulated) folds the K-quant sub-block scales into the sum.
+ * The 32-element blocks keep 256-bit vectors: a block is 32 codes, and on Zen 4 a 512-bit
+ * operation costs two 256-bit ones, so pairing blocks only adds shuffles. Types whose
+ * AVX-512 form would not drop an instruction per block (Q8_0: the sign handling costs what
+ * it saves; Q4_1, Q5_0, Q5_1, Q5_K) are left to the AVX2 kernels: eng_kernels_avx512
+ * reports no kernel and kernels.c falls back.
+ */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels_isa.h"
+#include "quant.h"
+
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define INLINE static inline __attribute__((always_inline))
+#define TT ENG_TILE_TOKENS /* array bound: the largest NT */
+
+/* Token pointers of a tile; positions past nt repeat the last valid one. */
+INLINE void tile_ptrs(const uint8_t *x, size_t xs, int nt, int NT, const uint8_t **xp)
+{
+    for (int t = 0; t < NT; t++)
+        xp[t] = x + (size_t)(t < nt ? t : nt - 1) * xs;
+}
+
+INLINE AVX512 float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Stores the nt valid results of a tile of 256-bit accumulators (plus a second set, for
+ * one-token loops). */
+INLINE AVX512 void store8(const __m256 *acc, const __m256 *acc2, int NT, int nt, float *y,
+                          size_t ldy)
+{
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        if (t < nt)
+            y[(size_t)t * ldy] = hsum8(acc2 ? _mm256_add_ps(acc[t], acc2[t]) : acc[t]);
+}
+
+INLINE AVX512 __m256 h2f8(uint16_t h)
+{
+    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
+}
+
+/* ---- float weights: F32, F16, BF16 against F32 activations ------------------------- */
+
+enum fkind { F_F32, F_F16, F_BF16 };
+
+INLINE AVX512 __m512 fload16(const int kind, const uint8_t *p, int64_t i)
+{
+    const __m256i *h = (const __m256i *)((const uint16_t *)p + i);
+    __m512 v;
+    if (kind == F_F32)
+        v = _mm512_loadu_ps((const float *)p + i);
+    else if (kind == F_F16)
+        v = _mm512_cvtph_ps(_mm256_loadu_si256(h));
+    else /* bf16 is the top half of a float */
+        v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h)), 16));
+    return v;
+}
+
+INLINE AVX512 float fload1(const int kind, const uint8_t *p, int64_t i)
+{
+    const uint16_t *h = (const uint16_t *)p;
+    return kind == F_F32   ? ((const float *)p)[i]
+           : kind == F_F16 ? _cvtsh_ss(h[i])
+                           : eng_bf16_to_f32(h[i]);
+}
+
+INLINE AVX512 void float_kernel(const int kind, const int NT, int64_t n, const uint8_t *w,
+                                const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)
+{
+    /* independent chains per token: 4 for a lone token, 2 each for a tile */
+    enum { U = 4 };
+    const int u = NT == 1 ? 4 : 2;
+    const uint8_t *xp[TT];
+    __m512 acc[U][TT];
+    float tail[TT] = {0};
+    const int64_t nv = n / (16 * u) * (16 * u);
+    tile_ptrs(x, xs, nt, NT, xp);
+    for (int k = 0; k < U; k++)
+        for (int t = 0; t < TT; t++)
+            acc[k][t] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nv; i += 16 * u) {
+#pragma GCC unroll 4
+        for (int k = 0; k < u; k++) {
+            const __m512 wv = fload16(kind, w, i + 16 * k);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++)
+                acc[k][t] = _mm512_fmadd_ps(
+                    wv, _mm512_loadu_ps((const float *)xp[t] + i + 16 * k), acc[k][t]);
+        }
+    }
+    for (int64_t i = nv; i < n; i++)
+        for (int t = 0; t < NT; t++)
+            tail[t] += fload1(kind, w, i) * ((const float *)xp[t])[i];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        __m512 s = acc[0][t];
+#pragma GCC unroll 4
+        for (int k = 1; k < u; k++)
+            s = _mm512_add_ps(s, acc[k][t]);
+        if (t < nt)
+            y[(size_t)t * ldy] = _mm512_reduce_add_ps(s) + tail[t];
+    }
+}
+
+/* ---- Q4_0 against Q8_0 ------------------------------------------------------------- */
+
+/* The 32 nibbles of 16 bytes in element order: the low nibbles, then the high ones. The
+ * bytes are broadcast to both halves and the upper half shifted right by 4 (per 32-bit
+ * lane; the bits that cross into a byte's top half are masked off with the rest). */
+INLINE VNNI __m256i nibbles32(const uint8_t *qs)
+{
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(both, shift), _mm256_set1_epi8(0x0F));
+}
+
+/* sum((q - 8) * y) = q . y - 8 * sum(y): two vpdpbusd and a subtraction, where AVX2 needs
+ * two maddubs, a subtraction and a madd. */
+INLINE VNNI void q4_0_step(const int NT, const uint8_t *w, const uint8_t **xp, int64_t b,
+                           __m256 *acc)
+{
+    const eng_block_q4_0 *wb = (const eng_block_q4_0 *)w + b;
+    const __m256i q = nibbles32(wb->qs);
+    const __m256 dw = h2f8(wb->d);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const eng_block_q8_0 *yb = (const eng_block_q8_0 *)xp[t] + b;
+        const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
+        const __m256i zero = _mm256_setzero_si256();
+        const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, yq),
+                                           _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), yq));
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, h2f8(yb->d)), acc[t]);
+    }
+}
+
+INLINE VNNI void q4_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
+                             size_t xs, int nt, float *y, size_t ldy)
+{
+    const int64_t nb = n / ENG_QK;
+    const uint8_t *xp[TT];
+    __m256 acc[TT], acc2[TT];
+    int64_t b = 0;
+    tile_ptrs(x, xs, nt, NT, xp);
+    for (int t = 0; t < TT; t++)
+        acc[t] = acc2[t] = _mm256_setzero_ps();
+    for (; NT == 1 && b + 2 <= nb; b += 2) {
+        q4_0_step(NT, w, xp, b, acc);
+        q4_0_step(NT, w, xp, b + 1, acc2);
+    }
+    for (; b < nb; b++)
+        q4_0_step(NT, w, xp, b, acc);
+    store8(acc, NT == 1 ? acc2 : NULL, NT, nt, y, ldy);
+}
+
+/* ---- Q4_K against Q8_K ------------------------------------------------------------- */
+
+/* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K super-block (see
+ * eng_k4_scale_min), unpacked four at a time. */
+INLINE VNNI __m128i k4_scales_mins(const uint8_t *q)
+{
+    uint32_t a, b, c;
+    memcpy(&a, q, 4);
+    memcpy(&b, q + 4, 4);
+    memcpy(&c, q + 8, 4);
+    const uint32_t lo6 = 0x3F3F3F3F, lo4 = 0x0F0F0F0F, lo2 = 0x03030303;
+    const uint32_t sc03 = a & lo6, m03 = b & lo6;
+    const uint32_t sc47 = (c & lo4) | ((a >> 6) & lo2) << 4;
+    const uint32_t m47 = ((c >> 4) & lo4) | ((b >> 6) & lo2) << 4;
+    return _mm_setr_epi32((int)sc03, (int)sc47, (int)m03, (int)m47);
+}
+
+/* Byte shuffle that spreads 16-bit lane k over a whole 128-bit lane. */
+INLINE VNNI __m256i lane16(int k)
+{
+    return _mm256_set1_epi16((short)((2 * k + 1) << 8 | 2 * k));
+}
+
+INLINE VNNI void q4_K_step(const int NT, const uint8_t *w, const uint8_t **xp, int64_t b,
+                           __m256 *acc)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const eng_block_q4_K *wb = (const eng_block_q4_K *)w + b;
+    const __m128i sm = k4_scales_mins(wb->scales);
+    const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+    const float d = _cvtsh_ss(wb->d), dmin = _cvtsh_ss(wb->dmin);
+    __m256i isum[TT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++)
+        isum[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c + 1 */
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * c));
+        const __m256i lo = _mm256_and_si256(raw, m4);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        const __m256i slo = _mm256_shuffle_epi8(sc16, lane16(2 * c));
+        const __m256i shi = _mm256_shuffle_epi8(sc16, lane16(2 * c + 1));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 64 * c;
+            const __m256i plo =
+                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
+            const __m256i phi =
+                _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
+            isum[t] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[t], plo, slo), phi, shi);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
+        /* the mins: sum_j m_j * (sum of y over sub-block j), from the 16-element sums */
+        const __m128i ysub = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
+                                            _mm_loadu_si128((const __m128i *)yb->bsums + 1));
+        const __m256 mins = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mn16, ysub)));
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yb->d), mins, acc[t]);
+    }
+}
+
+INLINE VNNI void q4_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
+                             size_t xs, int nt, float *y, size_t ldy)
+{
+    const uint8_t *xp[TT];
+    __m256 acc[TT];
+    tile_ptrs(x, xs, nt, NT, xp);
+    for (int t = 0; t < TT; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / ENG_QK_K; b++)
+        q4_K_step(NT, w, xp, b, acc);
+    store8(acc, NULL, NT, nt, y, ldy);
+}
+
+/* ---- Q6_K against Q8_K ------------------------------------------------------------- */
+
+/* Byte shuffle giving 8 copies of byte a, then 8 copies of byte b. */
+INLINE VNNI __m128i pair_bytes(int a, int b)
+{
+    return _mm_setr_epi8((char)a, (char)a, (char)a, (char)a, (char)a, (char)a, (char)a, (char)a,
+                         (char)b, (char)b, (char)b, (char)b, (char)b, (char)b, (char)b, (char)b);
+}
+
+INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, int64_t b,
+                           __m256 *acc)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30);
+    const eng_block_q6_K *wb = (const eng_block_q6_K *)w + b;
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)wb->scales);
+    const float d = _cvtsh_ss(wb->d);
+    __m256i isum[TT];
+    /* codes are stored + 32: take 32 * sum_g sc_g * (sum of y over g) back out */
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
+        const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
+                                              _mm256_loadu_si256((const __m256i *)yb->bsums));
+        isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+    }
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
+        __m256i q[4], s[4];
+        /* vpternlog: (a & m) | b in one instruction (0xEA = (A & B) | C) */
+        q[0] = _mm256_ternarylogic_epi32(ql0, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4), 0xEA);
+        q[1] = _mm256_ternarylogic_epi32(ql1, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2), 0xEA);
+        q[2] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql0, 4), m4, _mm256_and_si256(qh, m30), 0xEA);
+        q[3] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql1, 4), m4, _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30), 0xEA);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) /* q[k] covers sub-blocks 8h + 2k and 8h + 2k + 1 */
+            s[k] = _mm256_cvtepi8_epi16(
+                _mm_shuffle_epi8(sc8, pair_bytes(8 * h + 2 * k, 8 * h + 2 * k + 1)));
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 128 * h;
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const __m256i p = _mm256_maddubs_epi16(
+                    q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
+                isum[t] = _mm256_dpwssd_epi32(isum[t], p, s[k]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        const float dy = ((const eng_block_q8_K *)xp[t] + b)->d;
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+    }
+}
+
+INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
+                             size_t xs, int nt, float *y, size_t ldy)
+{
+    const uint8_t *xp[TT];
+    __m256 acc[TT];
+    tile_ptrs(x, xs, nt, NT, xp);
+    for (int t = 0; t < TT; t++)
+        acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / ENG_QK_K; b++)
+        q6_K_step(NT, w, xp, b, acc);
+    store8(acc, NULL, NT, nt, y, ldy);
+}
+
+/* ---- the kernel shapes ------------------------------------------------------------- */
+
+/* Every shape has the eng_tile_fn signature; weight tiles are one row (nr = 1). */
+#define SHAPES(name, attr, call)                                                               \
+    static attr void name##_dot(int64_t n, const uint8_t *w, size_t ws, int nr,               \
+                                const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)    \
+    {                                                                                          \
+        (void)ws, (void)nr;                                                                    \
+        call(1, n, w, x, xs, nt, y, ldy);                                                      \
+    }                                                                                          \
+    static attr void name##_tile(int64_t n, const uint8_t *w, size_t ws, int nr,              \
+                                 const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)   \
+    {                                                                                          \
+        (void)ws, (void)nr;                                                                    \
+        call(TT, n, w, x, xs, nt, y, ldy);                                                     \
+    }
+
+#define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)
+#define F16_K(NT, ...) float_kernel(F_F16, NT, __VA_ARGS__)
+#define BF16_K(NT, ...) float_kernel(F_BF16, NT, __VA_ARGS__)
+
+SHAPES(f32, AVX512, F32_K)
+SHAPES(f16, AVX512, F16_K)
+SHAPES(bf16, AVX512, BF16_K)
+SHAPES(q4_0, VNNI, q4_0_kernel)
+SHAPES(q4_K, VNNI, q4_K_kernel)
+SHAPES(q6_K, VNNI, q6_K_kernel)
+
+int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
+{
+    static const eng_kernel_set sets[ENG_TYPE_COUNT] = {
+        [ENG_TYPE_F32] = {f32_dot, f32_tile},
+        [ENG_TYPE_F16] = {f16_dot, f16_tile},
+        [ENG_TYPE_BF16] = {bf16_dot, bf16_tile},
+    };
+    static const eng_kernel_set vnni_sets[ENG_TYPE_COUNT] = {
+        [ENG_TYPE_Q4_0] = {q4_0_dot, q4_0_tile},
+        [ENG_TYPE_Q4_K] = {q4_K_dot, q4_K_tile},
+        [ENG_TYPE_Q6_K] = {q6_K_dot, q6_K_tile},
+    };
+    eng_kernel_set found = {0};
+    if ((unsigned)wtype < ENG_TYPE_COUNT) {
+        found = sets[wtype];
+        if (!found.dot && __builtin_cpu_supports("avx512vnni"))
+            found = vnni_sets[wtype];
+    }
+    if (found.dot)
+        *ks = found;
+    return found.dot != NULL;
+}

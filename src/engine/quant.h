@@ -1,0 +1,187 @@
+/*
+ * quant.h - the GGUF quantization blocks as packed structs (internal to rb_engine and its
+ * tests), plus the small helpers that the (de)quantizers and the dot-product kernels share.
+ *
+ * DESIGN. A quantized row is an array of blocks; each block holds a few scales and the packed
+ * integer codes of 32 (or 256, for the K-quants) consecutive elements. The layouts below are
+ * the GGUF ones bit for bit, so tensors are used straight from the mmapped file. Every struct
+ * is packed and its size asserted: a block is never padded, and rows are plain byte arrays
+ * whose blocks may sit at any alignment (use unaligned loads).
+ *
+ * Element order inside a block (j counts bytes of qs):
+ *   Q4_0/Q4_1/Q5_x  element j is the low nibble of qs[j], element j+16 the high nibble;
+ *                   Q5_x take bit 4 of element i from bit i of the 32-bit little-endian qh.
+ *   Q4_K/Q5_K       8 sub-blocks of 32 with 6-bit scales and mins packed in 12 bytes
+ *                   (eng_k4_scale_min); qs is 4 chunks of 32 bytes, chunk c holding elements
+ *                   64c..64c+31 in the low nibbles and 64c+32..64c+63 in the high nibbles;
+ *                   Q5_K takes bit 4 of element 64c+l from bit 2c of qh[l] and of element
+ *                   64c+32+l from bit 2c+1.
+ *   Q6_K            16 sub-blocks of 16 with int8 scales; two halves of 128 elements, each
+ *                   with 64 bytes of ql and 32 of qh: element l, l+32, l+64, l+96 of a half
+ *                   take their low 4 bits from ql[l] low, ql[l+32] low, ql[l] high,
+ *                   ql[l+32] high, and their top 2 bits from qh[l] bits 0-1, 2-3, 4-5, 6-7;
+ *                   codes are 0..63 and stand for code - 32.
+ */
+#ifndef ENG_QUANT_H
+#define ENG_QUANT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "eng_types.h"
+
+#define ENG_QK 32        /* elements per Q4_0 .. Q8_1 block */
+#define ENG_QK_K 256     /* elements per K-quant super-block */
+#define ENG_K_SCALES 12  /* bytes of packed 6-bit scales and mins in Q4_K/Q5_K */
+#define ENG_FP16_MAX 65504.0f /* largest finite half; block scales are clamped to it */
+
+/* x = d * (q - 8) */
+typedef struct __attribute__((packed)) eng_block_q4_0 {
+    uint16_t d; /* fp16 */
+    uint8_t qs[ENG_QK / 2];
+} eng_block_q4_0;
+_Static_assert(sizeof(eng_block_q4_0) == 18, "q4_0 block is 18 bytes");
+
+/* x = d * q + m */
+typedef struct __attribute__((packed)) eng_block_q4_1 {
+    uint16_t d; /* fp16 */
+    uint16_t m; /* fp16 */
+    uint8_t qs[ENG_QK / 2];
+} eng_block_q4_1;
+_Static_assert(sizeof(eng_block_q4_1) == 20, "q4_1 block is 20 bytes");
+
+/* x = d * (q - 16), q of 5 bits */
+typedef struct __attribute__((packed)) eng_block_q5_0 {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[ENG_QK / 2];
+} eng_block_q5_0;
+_Static_assert(sizeof(eng_block_q5_0) == 22, "q5_0 block is 22 bytes");
+
+/* x = d * q + m, q of 5 bits */
+typedef struct __attribute__((packed)) eng_block_q5_1 {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[ENG_QK / 2];
+} eng_block_q5_1;
+_Static_assert(sizeof(eng_block_q5_1) == 24, "q5_1 block is 24 bytes");
+
+/* x = d * q; also the activation format of the 32-element block types */
+typedef struct __attribute__((packed)) eng_block_q8_0 {
+    uint16_t d;
+    int8_t qs[ENG_QK];
+} eng_block_q8_0;
+_Static_assert(sizeof(eng_block_q8_0) == 34, "q8_0 block is 34 bytes");
+
+/* Q8_0 plus s = d * sum(qs); known for its size only (never read or produced here) */
+typedef struct __attribute__((packed)) eng_block_q8_1 {
+    uint16_t d;
+    uint16_t s;
+    int8_t qs[ENG_QK];
+} eng_block_q8_1;
+_Static_assert(sizeof(eng_block_q8_1) == 36, "q8_1 block is 36 bytes");
+
+/* x = d * sc * q - dmin * m over 8 sub-blocks of 32 */
+typedef struct __attribute__((packed)) eng_block_q4_K {
+    uint16_t d;    /* scale of the 6-bit sub-block scales */
+    uint16_t dmin; /* scale of the 6-bit sub-block mins */
+    uint8_t scales[ENG_K_SCALES];
+    uint8_t qs[ENG_QK_K / 2];
+} eng_block_q4_K;
+_Static_assert(sizeof(eng_block_q4_K) == 144, "q4_K block is 144 bytes");
+
+/* as Q4_K with a fifth bit per code in qh */
+typedef struct __attribute__((packed)) eng_block_q5_K {
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[ENG_K_SCALES];
+    uint8_t qh[ENG_QK_K / 8];
+    uint8_t qs[ENG_QK_K / 2];
+} eng_block_q5_K;
+_Static_assert(sizeof(eng_block_q5_K) == 176, "q5_K block is 176 bytes");
+
+/* x = d * sc * (q - 32) over 16 sub-blocks of 16 */
+typedef struct __attribute__((packed)) eng_block_q6_K {
+    uint8_t ql[ENG_QK_K / 2];
+    uint8_t qh[ENG_QK_K / 4];
+    int8_t scales[ENG_QK_K / 16];
+    uint16_t d;
+} eng_block_q6_K;
+_Static_assert(sizeof(eng_block_q6_K) == 210, "q6_K block is 210 bytes");
+
+/* Activations for the K-quants: x = d * q, with the sums of each 16 codes precomputed */
+typedef struct __attribute__((packed)) eng_block_q8_K {
+    float d;
+    int8_t qs[ENG_QK_K];
+    int16_t bsums[ENG_QK_K / 16];
+} eng_block_q8_K;
+_Static_assert(sizeof(eng_block_q8_K) == 292, "q8_K block is 292 bytes");
+
+/* Sizes only: types we name but do not read. */
+#define ENG_Q2_K_BYTES 84
+#define ENG_Q3_K_BYTES 110
+
+/* Scale (*sc) and min (*m) of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K:
+ * sub-blocks 0-3 keep 6 bits in bytes j and j+4; sub-blocks 4-7 keep their low 4 bits in
+ * byte j+4 and their top 2 bits in the spare top bits of bytes j-4 and j. */
+static inline void eng_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* The 32 high bits of a Q5_0/Q5_1 block as one little-endian word. */
+static inline uint32_t eng_q5_qh(const uint8_t qh[4])
+{
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 |
+           (uint32_t)qh[3] << 24;
+}
+
+/* Quantizers of the K-quant family (quant_k.c); n is a multiple of ENG_QK_K. */
+void eng_quantize_q4_K(const float *x, eng_block_q4_K *y, int64_t n);
+void eng_quantize_q6_K(const float *x, eng_block_q6_K *y, int64_t n);
+void eng_quantize_q8_K(const float *x, eng_block_q8_K *y, int64_t n);
+void eng_dequantize_q4_K(const eng_block_q4_K *x, float *y, int64_t n);
+void eng_dequantize_q5_K(const eng_block_q5_K *x, float *y, int64_t n);
+void eng_dequantize_q6_K(const eng_block_q6_K *x, float *y, int64_t n);
+void eng_dequantize_q8_K(const eng_block_q8_K *x, float *y, int64_t n);
+
+/* Quantizers of the 32-element family (quant.c), also used for the activations. */
+void eng_quantize_q8_0(const float *x, eng_block_q8_0 *y, int64_t n);
+void eng_quantize_q4_0(const float *x, eng_block_q4_0 *y, int64_t n);
+
+/* eng_fp16_to_f32 inlined for the scalar loops (exact; subnormals, inf and NaN kept). */
+static inline float eng_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F;
+    uint32_t man = h & 0x3FF;
+    uint32_t bits;
+    float f;
+    if (exp == 0x1F) { /* inf or NaN, payload kept */
+        bits = sign | 0x7F800000 | man << 13;
+    } else if (exp) {  /* rebias 15 -> 127 */
+        bits = sign | (exp + 112) << 23 | man << 13;
+    } else {           /* zero or subnormal: man * 2^-24, exact in float */
+        f = (float)man * 0x1p-24f;
+        memcpy(&bits, &f, sizeof bits);
+        bits |= sign;
+    }
+    memcpy(&f, &bits, sizeof f);
+    return f;
+}
+
+/* Half-precision scale of a block, clamped so a huge block saturates instead of turning
+ * into inf (and inf * 0 into NaN). */
+static inline uint16_t eng_fp16_scale(float d)
+{
+    return eng_f32_to_fp16(d > ENG_FP16_MAX ? ENG_FP16_MAX : d < -ENG_FP16_MAX ? -ENG_FP16_MAX : d);
+}
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * test_engine_kernels.c - spec/engine_kernels.feature, the kernel scenarios: instruction-set
+ * selection, activation formats, every SIMD kernel against its scalar twin, the dot product
+ * against a float reference, and the output placement of eng_matmul.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eng_types.h"
+#include "kernels.h"
+#include "quant.h"
+#include "rb_test.h"
+
+/* SIMD vs scalar twin, relative to sum |w_i * x_i| (the size of the terms, so cancellation
+ * in the sum cannot inflate the error). Both compute identical integers per block and differ
+ * only in the order of float additions: measured at most 5e-8 for the block types and 1.8e-7
+ * for the float types; the bounds are about 10 times that. */
+#define TWIN_TOL_INT 5e-7
+#define TWIN_TOL_FLOAT 2e-6
+/* eng_vec_dot vs the float dot product of the dequantized weights, relative to |w| * |x|.
+ * With float activations only rounding differs; with 8-bit activations the activation
+ * rounding (0.5-0.7 percent RMS) leaves an error of about 0.006 / sqrt(n) = 1.3e-4 of
+ * |w| * |x| at n = 2048 (measured at most 3.2e-4 over the types); the bound is 6 times
+ * that, while a wrong kernel is off by about the size of the dot itself (~0.02). */
+#define DOT_TOL_F32ACT 1e-5
+#define DOT_TOL_8BITACT 0.002
+#define SENTINEL -12345.0f
+
+static const eng_type k_types[] = {ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16, ENG_TYPE_Q8_0,
+                                   ENG_TYPE_Q4_0, ENG_TYPE_Q4_1, ENG_TYPE_Q5_0, ENG_TYPE_Q5_1,
+                                   ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K};
+#define N_TYPES (sizeof k_types / sizeof k_types[0])
+
+typedef struct rng {
+    uint64_t s;
+} rng;
+
+static uint32_t rng_u32(rng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return (uint32_t)(r->s >> 32);
+}
+
+static double rng_unit(rng *r) /* (0, 1) */
+{
+    return ((double)rng_u32(r) + 0.5) / 4294967296.0;
+}
+
+static float rng_normal(rng *r)
+{
+    double u = rng_unit(r), v = rng_unit(r);
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
+}
+
+static int is_float_type(eng_type t)
+{
+    return t == ENG_TYPE_F32 || t == ENG_TYPE_F16 || t == ENG_TYPE_BF16;
+}
+
+/* A random half-precision scale in [lo, lo + span), with a random sign when sign is set. */
+static uint16_t rand_scale(rng *r, float lo, float span, int sign)
+{
+    float v = lo + span * (float)rng_unit(r);
+    return eng_f32_to_fp16(sign && (rng_u32(r) & 1) ? -v : v);
+}
+
+/* Fills rows of n weights of type t: normal values for the float types; random codes and
+ * sane random scales for the block types (every bit pattern of the codes occurs). */
+static void fill_weights(eng_type t, uint8_t *w, int64_t n, int rows, rng *r)
+{
+    const size_t bytes = eng_type_row_bytes(t, n) * (size_t)rows;
+    if (is_float_type(t)) {
+        for (size_t i = 0; i < (size_t)n * (size_t)rows; i++) {
+            float v = rng_normal(r);
+            uint16_t h = t == ENG_TYPE_F16 ? eng_f32_to_fp16(v) : eng_f32_to_bf16(v);
+            if (t == ENG_TYPE_F32)
+                memcpy(w + 4 * i, &v, 4);
+            else
+                memcpy(w + 2 * i, &h, 2);
+        }
+    } else {
+        const size_t bb = eng_type_block_bytes(t);
+        for (size_t i = 0; i < bytes; i++)
+            w[i] = (uint8_t)rng_u32(r);
+        for (size_t o = 0; o < bytes; o += bb) {
+            uint16_t d = rand_scale(r, 0.002f, 0.02f, 1), m = rand_scale(r, 0.0f, 0.01f, 1);
+            if (t == ENG_TYPE_Q6_K) {
+                memcpy(w + o + 208, &d, 2);
+            } else {
+                memcpy(w + o, &d, 2);
+                if (t == ENG_TYPE_Q4_1 || t == ENG_TYPE_Q5_1 || t == ENG_TYPE_Q4_K ||
+                    t == ENG_TYPE_Q5_K)
+                    memcpy(w + o + 2, &m, 2);
+            }
+        }
+    }
+}
+
+/* Prepares nt activation rows of n normal values for weights of type t into xq; the float
+ * values go to xf. */
+static void fill_acts(eng_type t, float *xf, uint8_t *xq, int64_t n, int nt, rng *r)
+{
+    const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
+    for (int64_t i = 0; i < n * nt; i++)
+        xf[i] = rng_normal(r);
+    for (int k = 0; k < nt; k++)
+        eng_act_quantize(t, xf + k * n, xq + (size_t)k * xr, n);
+}
+
+/* Scenario: Forcing an instruction set is clamped to what the CPU has */
+START_TEST(test_engine_kernels__forcing_an_instruction_set_is_clamped_to_what_the_cpu_has)
+{
+    const eng_isa best = eng_isa_detect();
+    ck_assert_int_le(best, ENG_ISA_AVX512);
+    ck_assert_int_eq(eng_isa_force(ENG_ISA_AVX512), best);
+    ck_assert_int_eq(eng_isa_active(), best);
+    ck_assert_int_eq(eng_isa_force(ENG_ISA_SCALAR), ENG_ISA_SCALAR);
+    ck_assert_int_eq(eng_isa_active(), ENG_ISA_SCALAR);
+    ck_assert_str_eq(eng_isa_name(ENG_ISA_SCALAR), "scalar");
+    ck_assert_str_eq(eng_isa_name(ENG_ISA_AVX2), "avx2");
+    ck_assert_str_eq(eng_isa_name(ENG_ISA_AVX512), "avx512");
+    eng_isa_force(best);
+}
+END_TEST
+
+/* Scenario Outline: The activation format follows the weight type */
+START_TEST(test_engine_kernels__the_activation_format_follows_the_weight_type)
+{
+    static const struct {
+        const char *weights, *acts;
+    } rows[] = {
+        {"f32", "f32"},   {"f16", "f32"},   {"bf16", "f32"},  {"q8_0", "q8_0"},
+        {"q4_0", "q8_0"}, {"q4_1", "q8_0"}, {"q5_0", "q8_0"}, {"q5_1", "q8_0"},
+        {"q4_k", "q8_k"}, {"q5_k", "q8_k"}, {"q6_k", "q8_k"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        ck_assert_str_eq(eng_type_name(eng_vec_dot_type((eng_type)eng_type_parse(rows[i].weights))),
+                         rows[i].acts);
+}
+END_TEST
+
+/* sum |w_i * x_i| for weight row w and activation row xq (both dequantized). */
+static double abs_terms(eng_type t, const uint8_t *w, const uint8_t *xq, int64_t n, float *wf,
+                        float *xf)
+{
+    double s = 0.0;
+    eng_dequantize_row(t, w, wf, n);
+    eng_dequantize_row(eng_vec_dot_type(t), xq, xf, n);
+    for (int64_t i = 0; i < n; i++)
+        s += fabs((double)wf[i] * xf[i]);
+    return s;
+}
+
+/* Scenario: Every fast kernel matches its scalar twin */
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
+{
+    static const int64_t ns[] = {256, 512, 768, 4352, 37, 1000}; /* last two: float types */
+    static const int nts[] = {1, 2, 3, 4, 5, 9};
+    enum { ROWS = 7, MAX_N = 4352, MAX_NT = 9 };
+    const eng_isa best = eng_isa_detect();
+    uint8_t *w = malloc((size_t)ROWS * MAX_N * 4), *xq = malloc((size_t)MAX_NT * MAX_N * 4);
+    float *xf = malloc(sizeof(float) * MAX_NT * MAX_N), *wf = malloc(sizeof(float) * MAX_N);
+    float *tmp = malloc(sizeof(float) * MAX_N);
+    float ref[MAX_NT * ROWS], got[MAX_NT * ROWS];
+    rng r = {1234};
+    int compared = 0;
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const eng_type t = k_types[ti];
+        const double tol = is_float_type(t) ? TWIN_TOL_FLOAT : TWIN_TOL_INT;
+        for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+            const int64_t n = ns[ni];
+            if (n % eng_type_block_elems(t))
+                continue;
+            const size_t wr = eng_type_row_bytes(t, n);
+            const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
+            fill_weights(t, w, n, ROWS, &r);
+            fill_acts(t, xf, xq, n, MAX_NT, &r);
+            for (size_t k = 0; k < sizeof nts / sizeof nts[0]; k++) {
+                const int nt = nts[k];
+                eng_isa_force(ENG_ISA_SCALAR);
+                eng_matmul(t, w, n, xq, nt, ref, ROWS, 0, ROWS);
+                for (int isa = ENG_ISA_AVX2; isa <= (int)best; isa++) {
+                    ck_assert_int_eq(eng_isa_force((eng_isa)isa), isa);
+                    eng_matmul(t, w, n, xq, nt, got, ROWS, 0, ROWS);
+                    for (int tt = 0; tt < nt; tt++) {
+                        for (int row = 0; row < ROWS; row++) {
+                            const double s = abs_terms(t, w + row * wr, xq + tt * xr, n, wf, tmp);
+                            const double diff = fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
+                            ck_assert_msg(diff <= tol * s,
+                                          "%s %s n=%ld nt=%d row %d token %d: %.9g vs scalar %.9g",
+                                          eng_type_name(t), eng_isa_name((eng_isa)isa), (long)n, nt,
+                                          row, tt, (double)got[tt * ROWS + row],
+                                          (double)ref[tt * ROWS + row]);
+                            compared++;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eng_isa_force(best);
+    /* on a CPU without AVX2 there is nothing to compare, and nothing to fail */
+    ck_assert(best == ENG_ISA_SCALAR || compared > 0);
+    free(w);
+    free(xq);
+    free(xf);
+    free(wf);
+    free(tmp);
+}
+END_TEST
+
+/* Scenario: The dot product approximates the float dot product */
+START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_product)
+{
+    enum { N = 2048 };
+    const eng_isa best = eng_isa_detect();
+    uint8_t *w = malloc(N * 4), *xq = malloc(N * 4);
+    float *xf = malloc(sizeof(float) * N), *wf = malloc(sizeof(float) * N);
+    rng r = {99};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const eng_type t = k_types[ti];
+        fill_weights(t, w, N, 1, &r);
+        fill_acts(t, xf, xq, N, 1, &r);
+        eng_dequantize_row(t, w, wf, N);
+        double ref = 0.0, ww = 0.0, xx = 0.0;
+        for (int i = 0; i < N; i++) {
+            ref += (double)wf[i] * xf[i];
+            ww += (double)wf[i] * wf[i];
+            xx += (double)xf[i] * xf[i];
+        }
+        const double tol = (eng_vec_dot_type(t) == ENG_TYPE_F32 ? DOT_TOL_F32ACT : DOT_TOL_8BITACT) *
+                           sqrt(ww * xx);
+        for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
+            eng_isa_force((eng_isa)isa);
+            const float got = eng_vec_dot(t, w, xq, N);
+            ck_assert_msg(fabs(got - ref) <= tol, "%s %s: %.7g vs float %.7g (|w||x| = %.4g)",
+                          eng_type_name(t), eng_isa_name((eng_isa)isa), (double)got, ref,
+                          sqrt(ww * xx));
+        }
+    }
+    eng_isa_force(best);
+    free(w);
+    free(xq);
+    free(xf);
+    free(wf);
+}
+END_TEST
+
+/* Scenario: Matrix products write only their rows and columns */
+START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_columns)
+{
+    static const eng_type types[] = {ENG_TYPE_F16, ENG_TYPE_Q4_0, ENG_TYPE_Q6_K};
+    enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
+    const eng_isa best = eng_isa_detect();
+    uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 4);
+    float *xf = malloc(sizeof(float) * NT * N), y[NT * LDY];
+    rng r = {5};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const eng_type t = types[ti];
+        const size_t wr = eng_type_row_bytes(t, N), xr = eng_type_row_bytes(eng_vec_dot_type(t), N);
+        fill_weights(t, w, N, ROWS, &r);
+        fill_acts(t, xf, xq, N, NT, &r);
+        for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
+            eng_isa_force((eng_isa)isa);
+            for (int nt = 1; nt <= NT; nt += NT - 1) { /* the decode path and a tile */
+                for (int i = 0; i < NT * LDY; i++)
+                    y[i] = SENTINEL;
+                eng_matmul(t, w, N, xq, nt, y, LDY, R0, R1);
+                for (int tt = 0; tt < NT; tt++) {
+                    for (int c = 0; c < LDY; c++) {
+                        const float v = y[tt * LDY + c];
+                        if (tt < nt && c >= R0 && c < R1) {
+                            const float want = eng_vec_dot(t, w + c * wr, xq + tt * xr, N);
+                            ck_assert_msg(fabsf(v - want) <= 1e-4f * (1.0f + fabsf(want)),
+                                          "%s %s nt=%d: Y[%d][%d] = %g, want %g", eng_type_name(t),
+                                          eng_isa_name((eng_isa)isa), nt, tt, c, (double)v,
+                                          (double)want);
+                        } else {
+                            ck_assert_msg(v == SENTINEL, "%s %s nt=%d: Y[%d][%d] was written",
+                                          eng_type_name(t), eng_isa_name((eng_isa)isa), nt, tt, c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eng_isa_force(best);
+    free(w);
+    free(xq);
+    free(xf);
+}
+END_TEST
+
+/* Scenario: Unsupported weight types produce zeros */
+START_TEST(test_engine_kernels__unsupported_weight_types_produce_zeros)
+{
+    uint8_t w[2 * ENG_Q2_K_BYTES] = {0};
+    float x[256] = {1.0f}, y[6];
+    for (int i = 0; i < 6; i++)
+        y[i] = SENTINEL;
+    eng_matmul(ENG_TYPE_Q2_K, w, 256, x, 2, y, 3, 0, 3);
+    for (int i = 0; i < 6; i++)
+        ck_assert_float_eq(y[i], 0.0f);
+    ck_assert_float_eq(eng_vec_dot(ENG_TYPE_Q2_K, w, x, 256), 0.0f);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine_kernels");
+    TCase *tc = rbt_tcase(s, "dispatch", 10);
+    tcase_add_test(tc, test_engine_kernels__forcing_an_instruction_set_is_clamped_to_what_the_cpu_has);
+    tcase_add_test(tc, test_engine_kernels__the_activation_format_follows_the_weight_type);
+    tcase_add_test(tc, test_engine_kernels__unsupported_weight_types_produce_zeros);
+    /* the twin comparison dequantizes every row for every token: seconds under sanitizers */
+    tc = rbt_tcase(s, "kernels", 90);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin);
+    tcase_add_test(tc, test_engine_kernels__the_dot_product_approximates_the_float_dot_product);
+    tcase_add_test(tc, test_engine_kernels__matrix_products_write_only_their_rows_and_columns);
+    return rbt_run(s);
+}
