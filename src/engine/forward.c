@@ -24,7 +24,7 @@
 #include "kernels.h"
 #include "session.h"
 
-#define BLAS_ROWS 64 /* weight rows dequantized per sgemm call */
+#define BLAS_ROWS ENG_BLAS_ROWS
 
 /* ---- small ops ---------------------------------------------------------------------------- */
 
@@ -92,7 +92,7 @@ static void mm_blas_part(void *ctx, int ith, int nth)
 {
     mm_task *t = ctx;
     const eng_weight *w = t->w;
-    float *deq = t->s->deq + (size_t)ith * BLAS_ROWS * (size_t)(t->s->xq_row / sizeof(float));
+    float *deq = t->s->deq + (size_t)ith * BLAS_ROWS * (size_t)t->s->max_cols;
     long r0, r1;
 
     eng_split(w->rows, ith, nth, BLAS_ROWS, &r0, &r1);

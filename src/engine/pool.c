@@ -4,6 +4,7 @@
  * when every part has finished.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -42,7 +43,7 @@ static void *helper_main(void *arg)
 {
     helper *h = arg;
     eng_pool *p = h->pool;
-    unsigned seen = atomic_load(&p->gen);
+    unsigned seen = 0; /* gen starts at 0: a run posted before we got here is not missed */
 
     rb_thread_set_name("eng-pool");
     for (;;) {
@@ -131,8 +132,14 @@ void eng_pool_run(eng_pool *p, eng_pool_fn fn, void *ctx)
         pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    while (atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1)
-        cpu_relax();
+    /* Spin briefly (the parts finish together on idle cores), then yield so that a helper
+     * sharing our core with other work can run instead of us burning its time slice. */
+    for (int spins = 0; atomic_load_explicit(&p->done, memory_order_acquire) < p->n - 1;) {
+        if (++spins < SPIN_ROUNDS)
+            cpu_relax();
+        else
+            sched_yield();
+    }
 }
 
 void eng_split(long n, int ith, int nth, long align, long *begin, long *end)

@@ -87,7 +87,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->hb2 = xalloc(B * hp->n_ff * sizeof(float), &rc);
     s->xq = xalloc(B * s->xq_row, &rc);
     s->att = xalloc((size_t)nth * s->n_ctx * sizeof(float), &rc);
-    s->deq = xalloc((size_t)nth * 64 * s->max_cols * sizeof(float), &rc);
+    s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
     kvsize = (size_t)hp->n_layer * s->n_ctx * hp->kv_dim * sizeof(float);
     s->key_cache = xalloc(kvsize, &rc);

@@ -12,6 +12,8 @@
 #include "pool.h"
 #include "sampler.h"
 
+#define ENG_BLAS_ROWS 64 /* weight rows dequantized per sgemm call */
+
 struct eng_session {
     eng_model *m;
     eng_pool *pool;
