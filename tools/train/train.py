@@ -18,7 +18,10 @@ step count:
 The step count comes from --steps, or when that is absent from the time budget:
 after a few steps we time them and choose the number of steps that fits in
 --minutes, leaving room for evaluation and export.  The chosen count is printed
-and recorded; pass it back with --steps to reproduce a run exactly.
+and recorded; pass it back with --steps to reproduce a run exactly.  If the
+budget ran out before the planned steps (the machine was busier than during
+calibration), the summary says so, and --steps PLANNED --stop-step DONE replays
+that run.
 """
 
 import argparse
@@ -39,6 +42,9 @@ def parse_args():
     ap.add_argument("--minutes", type=float, default=50.0,
                     help="wall-clock budget for the whole run")
     ap.add_argument("--steps", type=int, default=0, help="fix the step count (0: from budget)")
+    ap.add_argument("--stop-step", type=int, default=0,
+                    help="stop after this step, keeping the --steps schedule (replays a run "
+                         "the time budget cut short)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--dim", type=int, default=256)
@@ -183,6 +189,8 @@ def main():
     step = 0
     stopped_early = False
     while step < total:
+        if a.stop_step and step >= a.stop_step:
+            break
         if time.time() > deadline - EVAL_RESERVE_S:
             stopped_early = True
             print("time budget reached at step %d of %d" % (step, total), flush=True)
