@@ -123,11 +123,13 @@ typedef struct prep_task {
 static void prep_part(void *ctx, int ith, int nth)
 {
     prep_task *t = ctx;
+    /* Prepared rows are packed as eng_matmul reads them: one activation row after another. */
+    size_t stride = eng_type_row_bytes(eng_vec_dot_type(t->wtype), t->cols);
     long b0, b1;
     eng_split(t->nt, ith, nth, 1, &b0, &b1);
     for (long b = b0; b < b1; b++)
-        eng_act_quantize(t->wtype, t->X + b * t->cols,
-                         (char *)t->s->xq + (size_t)b * t->s->xq_row, t->cols);
+        eng_act_quantize(t->wtype, t->X + b * t->cols, (char *)t->s->xq + (size_t)b * stride,
+                         t->cols);
 }
 
 /* Prepares X (nt rows of cols) for weights of type wtype, unless it already is. */

@@ -273,7 +273,7 @@ START_TEST(test_engine_forward__the_context_limit_is_enforced)
     } while (!st.done && steps < 10);
     ck_assert(st.done);
     ck_assert(st.reason == ENG_STOP_CONTEXT || st.reason == ENG_STOP_EOS);
-    ck_assert_int_le(steps, 3);
+    ck_assert_int_le(steps, 4); /* 14 + 2 fed back = 16; the 4th step finds the context full */
     eng_session_free(s);
     eng_model_free(m);
 }
