@@ -139,7 +139,7 @@ static void prepare(eng_session *s, const float *X, int nt, int cols, eng_type w
     if (nt == 1)
         eng_act_quantize(wtype, X, s->xq, cols);
     else
-        eng_pool_run(s->pool, prep_part, &t);
+        eng_pool_for(s->pool, eng_pool_chunks(s->pool, nt, cols), prep_part, &t);
 }
 
 /* Y (nt, w->rows) = X (nt, w->cols) W^T. prepared: X already prepared for w's dot format. */
@@ -149,12 +149,14 @@ static void matmul(eng_session *s, const eng_weight *w, const float *X, int nt, 
     mm_task t = {s, w, X, nt, Y};
 
     if (nt >= s->blas_min) {
-        eng_pool_run(s->pool, mm_blas_part, &t);
+        /* One chunk per thread: each owns a slice of the dequantization scratch. */
+        eng_pool_for(s->pool, eng_pool_size(s->pool), mm_blas_part, &t);
         return;
     }
     if (!prepared)
         prepare(s, X, nt, (int)w->cols, w->type);
-    eng_pool_run(s->pool, mm_quant_part, &t);
+    eng_pool_for(s->pool, eng_pool_chunks(s->pool, w->rows / 16, 16 * w->cols * nt),
+                 mm_quant_part, &t);
 }
 
 /* 1 if weights a and b take activations in the same format (so one preparation serves both). */
@@ -234,7 +236,10 @@ static void layer_forward(eng_session *s, int l, int n)
         memcpy(vc + (size_t)pos * kv, s->v + (size_t)b * kv, (size_t)kv * sizeof(float));
     }
     att_task at = {s, l, n, s->n_past};
-    eng_pool_run(s->pool, attention_part, &at);
+    eng_pool_for(s->pool,
+                 eng_pool_chunks(s->pool, (long)n * hp->n_head,
+                                 (long)(s->n_past + n) * hp->head_dim * 2),
+                 attention_part, &at);
     matmul(s, &L->wo, s->xb2, n, s->xb, 0);
     for (size_t i = 0; i < (size_t)n * dim; i++)
         s->x[i] += s->xb[i];

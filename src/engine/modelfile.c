@@ -159,7 +159,7 @@ static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name
         free(t->scratch);
         return RB_ENOMEM;
     }
-    eng_pool_run(pool, convert_part, t);
+    eng_pool_for(pool, eng_pool_chunks(pool, t->rows, t->cols * 64), convert_part, t);
     rc = eng_gguf_writer_add_tensor(w, name, t->dst_type, ndim, ne, t->dst, bytes);
     if (rc)
         rb_errf(err, errlen, rc, "cannot add tensor '%s'", name);
