@@ -70,7 +70,8 @@ INLINE AVX512 __m512 fload16(const int kind, const uint8_t *p, int64_t i)
     else if (kind == F_F16)
         v = _mm512_cvtph_ps(_mm256_loadu_si256(h));
     else /* bf16 is the top half of a float */
-        v = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h)), 16));
+        v = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(h)), 16));
     return v;
 }
 
@@ -102,8 +103,8 @@ INLINE AVX512 void float_kernel(const int kind, const int NT, int64_t n, const u
             const __m512 wv = fload16(kind, w, i + 16 * k);
 #pragma GCC unroll 4
             for (int t = 0; t < NT; t++)
-                acc[k][t] = _mm512_fmadd_ps(
-                    wv, _mm512_loadu_ps((const float *)xp[t] + i + 16 * k), acc[k][t]);
+                acc[k][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps((const float *)xp[t] + i + 16 * k),
+                                            acc[k][t]);
         }
     }
     for (int64_t i = nv; i < n; i++)
@@ -151,8 +152,8 @@ INLINE VNNI void q4_0_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     }
 }
 
-INLINE VNNI void q4_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
-                             size_t xs, int nt, float *y, size_t ldy)
+INLINE VNNI void q4_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                             int nt, float *y, size_t ldy)
 {
     const int64_t nb = n / ENG_QK;
     const uint8_t *xp[TT];
@@ -216,8 +217,7 @@ INLINE VNNI void q4_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 64 * c;
-            const __m256i plo =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
             const __m256i phi =
                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
             isum[t] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[t], plo, slo), phi, shi);
@@ -235,8 +235,8 @@ INLINE VNNI void q4_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     }
 }
 
-INLINE VNNI void q4_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
-                             size_t xs, int nt, float *y, size_t ldy)
+INLINE VNNI void q4_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                             int nt, float *y, size_t ldy)
 {
     const uint8_t *xp[TT];
     __m256 acc[TT];
@@ -280,10 +280,14 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
         __m256i q[4], s[4];
         /* vpternlog: (a & m) | b in one instruction (0xEA = (A & B) | C) */
-        q[0] = _mm256_ternarylogic_epi32(ql0, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4), 0xEA);
-        q[1] = _mm256_ternarylogic_epi32(ql1, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2), 0xEA);
-        q[2] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql0, 4), m4, _mm256_and_si256(qh, m30), 0xEA);
-        q[3] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql1, 4), m4, _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30), 0xEA);
+        q[0] = _mm256_ternarylogic_epi32(
+            ql0, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4), 0xEA);
+        q[1] = _mm256_ternarylogic_epi32(
+            ql1, m4, _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0C)), 2), 0xEA);
+        q[2] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql0, 4), m4, _mm256_and_si256(qh, m30),
+                                         0xEA);
+        q[3] = _mm256_ternarylogic_epi32(_mm256_srli_epi16(ql1, 4), m4,
+                                         _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30), 0xEA);
 #pragma GCC unroll 4
         for (int k = 0; k < 4; k++) /* q[k] covers sub-blocks 8h + 2k and 8h + 2k + 1 */
             s[k] = _mm256_cvtepi8_epi16(
@@ -293,8 +297,8 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
             const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 128 * h;
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                const __m256i p = _mm256_maddubs_epi16(
-                    q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
+                const __m256i p =
+                    _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
                 isum[t] = _mm256_dpwssd_epi32(isum[t], p, s[k]);
             }
         }
@@ -306,8 +310,8 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     }
 }
 
-INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
-                             size_t xs, int nt, float *y, size_t ldy)
+INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                             int nt, float *y, size_t ldy)
 {
     const uint8_t *xp[TT];
     __m256 acc[TT];
@@ -321,19 +325,17 @@ INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
 
 /* ---- the kernel shapes ------------------------------------------------------------- */
 
-/* Every shape has the eng_tile_fn signature; weight tiles are one row (nr = 1). */
-#define SHAPES(name, attr, call)                                                               \
-    static attr void name##_dot(int64_t n, const uint8_t *w, size_t ws, int nr,               \
-                                const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)    \
-    {                                                                                          \
-        (void)ws, (void)nr;                                                                    \
-        call(1, n, w, x, xs, nt, y, ldy);                                                      \
-    }                                                                                          \
-    static attr void name##_tile(int64_t n, const uint8_t *w, size_t ws, int nr,              \
-                                 const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)   \
-    {                                                                                          \
-        (void)ws, (void)nr;                                                                    \
-        call(TT, n, w, x, xs, nt, y, ldy);                                                     \
+/* Every shape has the eng_tile_fn signature. */
+#define SHAPES(name, attr, call)                                                                   \
+    static attr void name##_dot(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt,  \
+                                float *y, size_t ldy)                                              \
+    {                                                                                              \
+        call(1, n, w, x, xs, nt, y, ldy);                                                          \
+    }                                                                                              \
+    static attr void name##_tile(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt, \
+                                 float *y, size_t ldy)                                             \
+    {                                                                                              \
+        call(TT, n, w, x, xs, nt, y, ldy);                                                         \
     }
 
 #define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)
