@@ -79,9 +79,12 @@ INLINE AVX512 __m512 fload16(const int kind, const uint8_t *p, int64_t i)
 INLINE AVX512 float fload1(const int kind, const uint8_t *p, int64_t i)
 {
     const uint16_t *h = (const uint16_t *)p;
-    return kind == F_F32   ? ((const float *)p)[i]
-           : kind == F_F16 ? _cvtsh_ss(h[i])
-                           : eng_bf16_to_f32(h[i]);
+    /* bf16 inline: an out-of-line call here would make the compiler keep the vector
+     * accumulators in memory across the whole loop (vector registers are caller-saved) */
+    const uint32_t bf = (uint32_t)h[i] << 16;
+    float v;
+    memcpy(&v, &bf, sizeof v);
+    return kind == F_F32 ? ((const float *)p)[i] : kind == F_F16 ? _cvtsh_ss(h[i]) : v;
 }
 
 INLINE AVX512 void float_kernel(const int kind, const int NT, int64_t n, const uint8_t *w,
@@ -95,7 +98,10 @@ INLINE AVX512 void float_kernel(const int kind, const int NT, int64_t n, const u
     float tail[TT] = {0};
     const int64_t nv = n / (16 * u) * (16 * u);
     tile_ptrs(x, xs, nt, NT, xp);
+    /* every loop over acc is unrolled, so the array lives in registers */
+#pragma GCC unroll 4
     for (int k = 0; k < U; k++)
+#pragma GCC unroll 4
         for (int t = 0; t < TT; t++)
             acc[k][t] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nv; i += 16 * u) {
