@@ -142,7 +142,7 @@ float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n)
     eng_kernel_set ks = select_kernels(wtype);
     float out = 0.0f;
     if (ks.dot)
-        ks.dot(n, w, 0, 1, xq, 0, 1, &out, 0);
+        ks.dot(n, w, xq, 0, 1, &out, 0);
     return out;
 }
 
@@ -165,7 +165,7 @@ void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_
                 Y[t * ldy + r] = 0.0f;
     } else if (nt == 1) {
         for (int64_t r = r0; r < r1; r++)
-            ks.dot(n, w + r * wrow, wrow, 1, x, xrow, 1, Y + r, (size_t)ldy);
+            ks.dot(n, w + r * wrow, x, xrow, 1, Y + r, (size_t)ldy);
     } else {
         int64_t chunk = (int64_t)(ACT_CHUNK_BYTES / xrow) / ENG_TILE_TOKENS * ENG_TILE_TOKENS;
         chunk = chunk < ENG_TILE_TOKENS ? ENG_TILE_TOKENS : chunk;
@@ -173,7 +173,7 @@ void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_
             const int64_t c1 = min64(nt, c0 + chunk);
             for (int64_t r = r0; r < r1; r++)
                 for (int64_t t = c0; t < c1; t += ENG_TILE_TOKENS)
-                    ks.tile(n, w + r * wrow, wrow, 1, x + t * xrow, xrow,
+                    ks.tile(n, w + r * wrow, x + t * xrow, xrow,
                             (int)min64(ENG_TILE_TOKENS, c1 - t), Y + t * ldy + r, (size_t)ldy);
         }
     }
@@ -387,62 +387,60 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
 
 typedef float (*row_dot_fn)(int64_t n, const void *w, const void *x);
 
-/* Every scalar kernel shape is this loop over the tile. */
-static void scalar_tile(row_dot_fn f, int64_t n, const uint8_t *w, size_t ws, int nr,
-                        const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)
+/* Every scalar kernel shape is this loop over the tokens. */
+static void scalar_tile(row_dot_fn f, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                        int nt, float *y, size_t ldy)
 {
     for (int t = 0; t < nt; t++)
-        for (int r = 0; r < nr; r++)
-            y[(size_t)t * ldy + (size_t)r] = f(n, w + (size_t)r * ws, x + (size_t)t * xs);
+        y[(size_t)t * ldy] = f(n, w, x + (size_t)t * xs);
 }
 
-#define SCALAR_ARGS                                                                            \
-    int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *x, size_t xs, int nt,       \
-        float *y, size_t ldy
+#define SCALAR_ARGS                                                                                \
+    int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt, float *y, size_t ldy
 
 static void tile_f32(SCALAR_ARGS)
 {
-    scalar_tile(dot_f32, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_f32, n, w, x, xs, nt, y, ldy);
 }
 static void tile_f16(SCALAR_ARGS)
 {
-    scalar_tile(dot_f16, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_f16, n, w, x, xs, nt, y, ldy);
 }
 static void tile_bf16(SCALAR_ARGS)
 {
-    scalar_tile(dot_bf16, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_bf16, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q8_0(SCALAR_ARGS)
 {
-    scalar_tile(dot_q8_0, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q8_0, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q4_0(SCALAR_ARGS)
 {
-    scalar_tile(dot_q4_0, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q4_0, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q4_1(SCALAR_ARGS)
 {
-    scalar_tile(dot_q4_1, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q4_1, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q5_0(SCALAR_ARGS)
 {
-    scalar_tile(dot_q5_0, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q5_0, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q5_1(SCALAR_ARGS)
 {
-    scalar_tile(dot_q5_1, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q5_1, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q4_K(SCALAR_ARGS)
 {
-    scalar_tile(dot_q4_K, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q4_K, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q5_K(SCALAR_ARGS)
 {
-    scalar_tile(dot_q5_K, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q5_K, n, w, x, xs, nt, y, ldy);
 }
 static void tile_q6_K(SCALAR_ARGS)
 {
-    scalar_tile(dot_q6_K, n, w, ws, nr, x, xs, nt, y, ldy);
+    scalar_tile(dot_q6_K, n, w, x, xs, nt, y, ldy);
 }
 
 int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks)

@@ -14,9 +14,8 @@
  * and madd (pairs of 16-bit summed to 32 bits). maddubs needs an unsigned operand, so the
  * weight codes are kept unsigned and their offset is taken out through the activations:
  * codes . y - 8 * sum(y) for Q4_0, with 8 * sum(y) from one more maddubs of the activation
- * block. Q8_0 weights are signed and use the
- * sign trick instead: |w| . (y * sign(w)). No 16-bit sum can saturate: the largest pair is
- * 2 * 63 * 127 (Q6_K) or 2 * 128 * 127 (Q8_0).
+ * block. Q8_0 weights are signed and use the sign trick instead: |w| . (y * sign(w)). No 16-bit sum
+ * can saturate: the largest pair is 2 * 63 * 127 (Q6_K) or 2 * 128 * 127 (Q8_0).
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -24,7 +23,6 @@
 
 #include "kernels_isa.h"
 #include "quant.h"
-
 
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
@@ -88,9 +86,12 @@ INLINE AVX2 __m256 fload8(const int kind, const uint8_t *p, int64_t i)
 INLINE AVX2 float fload1(const int kind, const uint8_t *p, int64_t i)
 {
     const uint16_t *h = (const uint16_t *)p;
-    return kind == F_F32   ? ((const float *)p)[i]
-           : kind == F_F16 ? _cvtsh_ss(h[i])
-                           : eng_bf16_to_f32(h[i]);
+    /* bf16 inline: an out-of-line call here would make the compiler keep the vector
+     * accumulators in memory across the whole loop (vector registers are caller-saved) */
+    const uint32_t bf = (uint32_t)h[i] << 16;
+    float v;
+    memcpy(&v, &bf, sizeof v);
+    return kind == F_F32 ? ((const float *)p)[i] : kind == F_F16 ? _cvtsh_ss(h[i]) : v;
 }
 
 INLINE AVX2 void float_kernel(const int kind, const int NT, int64_t n, const uint8_t *w,
@@ -104,8 +105,12 @@ INLINE AVX2 void float_kernel(const int kind, const int NT, int64_t n, const uin
     float tail[TT] = {0};
     const int64_t nv = n / (8 * u) * (8 * u);
     tile_ptrs(x, xs, nt, NT, xp);
+    /* every loop over acc is unrolled, so the array lives in registers */
+#pragma GCC unroll 4
     for (int k = 0; k < U; k++)
-        zero_acc(acc[k]);
+#pragma GCC unroll 4
+        for (int t = 0; t < TT; t++)
+            acc[k][t] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nv; i += 8 * u) {
 #pragma GCC unroll 4
         for (int k = 0; k < u; k++) {
@@ -146,8 +151,8 @@ INLINE size_t bsize(const int kind)
 INLINE AVX2 __m256i bits_to_bytes(uint32_t bits)
 {
     /* byte i takes byte i / 8 of bits, then every bit but bit i % 8 is forced on */
-    const __m256i spread = _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL,
-                                              0x0303030303030303LL);
+    const __m256i spread =
+        _mm256_setr_epi64x(0, 0x0101010101010101LL, 0x0202020202020202LL, 0x0303030303030303LL);
     const __m256i others = _mm256_set1_epi64x(0x7FBFDFEFF7FBFDFELL);
     __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
     return _mm256_cmpeq_epi8(_mm256_or_si256(v, others), _mm256_set1_epi64x(-1));
@@ -172,10 +177,10 @@ INLINE AVX2 __m256i bcodes(const int kind, const uint8_t *blk)
                                          : ((const eng_block_q5_1 *)blk)->qs;
     __m256i q = nibbles32(qs);
     if (kind == B_Q5_0 || kind == B_Q5_1) {
-        const uint8_t *qh = kind == B_Q5_0 ? ((const eng_block_q5_0 *)blk)->qh
-                                           : ((const eng_block_q5_1 *)blk)->qh;
-        q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(eng_q5_qh(qh)),
-                                                _mm256_set1_epi8(0x10)));
+        const uint8_t *qh =
+            kind == B_Q5_0 ? ((const eng_block_q5_0 *)blk)->qh : ((const eng_block_q5_1 *)blk)->qh;
+        q = _mm256_or_si256(q,
+                            _mm256_and_si256(bits_to_bytes(eng_q5_qh(qh)), _mm256_set1_epi8(0x10)));
     }
     return q;
 }
@@ -261,8 +266,8 @@ INLINE AVX2 void q8_0_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     }
 }
 
-INLINE AVX2 void q8_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
-                             size_t xs, int nt, float *y, size_t ldy)
+INLINE AVX2 void q8_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                             int nt, float *y, size_t ldy)
 {
     const int64_t nb = n / ENG_QK;
     const uint8_t *xp[TT];
@@ -336,8 +341,7 @@ INLINE AVX2 void k45_step(const int q5, const int NT, const uint8_t *w, const ui
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
             const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 64 * c;
-            const __m256i plo =
-                _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
+            const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
             const __m256i phi =
                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
             isum[t] = _mm256_add_epi32(isum[t], _mm256_add_epi32(_mm256_madd_epi16(plo, slo),
@@ -416,8 +420,8 @@ INLINE AVX2 void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
             const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 128 * h;
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
-                const __m256i p = _mm256_maddubs_epi16(
-                    q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
+                const __m256i p =
+                    _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
                 isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(p, s[k]));
             }
         }
@@ -429,8 +433,8 @@ INLINE AVX2 void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     }
 }
 
-INLINE AVX2 void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x,
-                             size_t xs, int nt, float *y, size_t ldy)
+INLINE AVX2 void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
+                             int nt, float *y, size_t ldy)
 {
     const uint8_t *xp[TT];
     __m256 acc[TT];
@@ -443,19 +447,17 @@ INLINE AVX2 void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
 
 /* ---- the kernel shapes ------------------------------------------------------------- */
 
-/* Every shape has the eng_tile_fn signature; weight tiles are one row (nr = 1). */
-#define SHAPES(name, call)                                                                     \
-    static AVX2 void name##_dot(int64_t n, const uint8_t *w, size_t ws, int nr,               \
-                                const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)    \
-    {                                                                                          \
-        (void)ws, (void)nr;                                                                    \
-        call(1, n, w, x, xs, nt, y, ldy);                                                      \
-    }                                                                                          \
-    static AVX2 void name##_tile(int64_t n, const uint8_t *w, size_t ws, int nr,              \
-                                 const uint8_t *x, size_t xs, int nt, float *y, size_t ldy)   \
-    {                                                                                          \
-        (void)ws, (void)nr;                                                                    \
-        call(TT, n, w, x, xs, nt, y, ldy);                                                     \
+/* Every shape has the eng_tile_fn signature. */
+#define SHAPES(name, call)                                                                         \
+    static AVX2 void name##_dot(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt,  \
+                                float *y, size_t ldy)                                              \
+    {                                                                                              \
+        call(1, n, w, x, xs, nt, y, ldy);                                                          \
+    }                                                                                              \
+    static AVX2 void name##_tile(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt, \
+                                 float *y, size_t ldy)                                             \
+    {                                                                                              \
+        call(TT, n, w, x, xs, nt, y, ldy);                                                         \
     }
 
 #define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)

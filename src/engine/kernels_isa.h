@@ -2,8 +2,8 @@
  * kernels_isa.h - the per-instruction-set kernel sets behind kernels.h (internal to the
  * kernels_*.c files).
  *
- * A kernel dots a small tile of weight rows with a small tile of activation rows. Each
- * kernel has a fixed shape chosen at compile time so its accumulators live in registers:
+ * A kernel dots one weight row with a small tile of activation rows. Each kernel has a
+ * fixed shape chosen at compile time so its accumulators live in registers:
  *
  *     dot    1 row x 1 token           eng_vec_dot, and eng_matmul with nt = 1 (decode)
  *     tile   1 row x ENG_TILE_TOKENS   eng_matmul with nt > 1 (prompt): each weight block
@@ -14,8 +14,8 @@
  * 4 interleaved row streams of 3-6 KB read DRAM at 10-15 GB/s against 25-27 GB/s for one
  * stream, and software prefetching does not recover it.
  *
- * A call with fewer rows (nr) or tokens (nt) than the shape repeats the last row or token
- * and stores only the nr x nt valid results, so no shape needs a tail version.
+ * A call with fewer tokens (nt) than the shape repeats the last token and stores only the
+ * nt valid results, so no shape needs a tail version.
  */
 #ifndef ENG_KERNELS_ISA_H
 #define ENG_KERNELS_ISA_H
@@ -27,11 +27,11 @@
 
 #define ENG_TILE_TOKENS 4
 
-/* y[t * ldy + r] = dot(weight row r, activation row t) for r < nr, t < nt, where weight row
- * r starts at w + r * wstride and activation row t at x + t * xstride (n elements each, in
- * the weight type and its activation type). 1 <= nr, nt <= the kernel's shape. */
-typedef void (*eng_tile_fn)(int64_t n, const uint8_t *w, size_t wstride, int nr,
-                            const uint8_t *x, size_t xstride, int nt, float *y, size_t ldy);
+/* y[t * ldy] = dot(weight row w, activation row t) for t < nt, where activation row t
+ * starts at x + t * xstride (n elements each, in the weight type and its activation type).
+ * 1 <= nt <= the kernel's shape. */
+typedef void (*eng_tile_fn)(int64_t n, const uint8_t *w, const uint8_t *x, size_t xstride, int nt,
+                            float *y, size_t ldy);
 
 typedef struct eng_kernel_set {
     eng_tile_fn dot;  /* 1 x 1 */

@@ -124,13 +124,13 @@ uint16_t eng_f32_to_fp16(float f)
     uint32_t sign = (x >> 16) & 0x8000;
     uint32_t ax = x & 0x7FFFFFFF;
     uint32_t h;
-    if (ax > 0x7F800000) {        /* NaN: keep it a (quiet) NaN */
+    if (ax > 0x7F800000) { /* NaN: keep it a (quiet) NaN */
         h = 0x7E00 | ((ax >> 13) & 0x3FF);
     } else if (ax >= 0x477FF000) { /* 65520 and up round to inf (ties go to even = inf) */
         h = 0x7C00;
     } else if (ax >= 0x38800000) { /* normal half: rebias, round to nearest even */
         h = (ax - 0x38000000 + 0xFFF + ((ax >> 13) & 1)) >> 13;
-    } else {                       /* subnormal half: round(|f| * 2^24) to nearest even */
+    } else { /* subnormal half: round(|f| * 2^24) to nearest even */
         float r = bits_f32(ax) * 0x1p24f + 0x1p23f;
         h = f32_bits(r) - 0x4B000000;
     }
@@ -315,8 +315,7 @@ void eng_quantize_q4_0(const float *x, eng_block_q4_0 *y, int64_t n)
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = eng_f32_to_fp16(d);
         for (int j = 0; j < ENG_QK / 2; j++)
-            y[b].qs[j] = (uint8_t)(q4_0_code(x[j] * id) |
-                                   q4_0_code(x[j + ENG_QK / 2] * id) << 4);
+            y[b].qs[j] = (uint8_t)(q4_0_code(x[j] * id) | q4_0_code(x[j + ENG_QK / 2] * id) << 4);
     }
 }
 

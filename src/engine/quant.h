@@ -30,9 +30,9 @@
 
 #include "eng_types.h"
 
-#define ENG_QK 32        /* elements per Q4_0 .. Q8_1 block */
-#define ENG_QK_K 256     /* elements per K-quant super-block */
-#define ENG_K_SCALES 12  /* bytes of packed 6-bit scales and mins in Q4_K/Q5_K */
+#define ENG_QK 32             /* elements per Q4_0 .. Q8_1 block */
+#define ENG_QK_K 256          /* elements per K-quant super-block */
+#define ENG_K_SCALES 12       /* bytes of packed 6-bit scales and mins in Q4_K/Q5_K */
 #define ENG_FP16_MAX 65504.0f /* largest finite half; block scales are clamped to it */
 
 /* x = d * (q - 8) */
@@ -139,8 +139,7 @@ static inline void eng_k4_scale_min(int j, const uint8_t *q, uint8_t *sc, uint8_
 /* The 32 high bits of a Q5_0/Q5_1 block as one little-endian word. */
 static inline uint32_t eng_q5_qh(const uint8_t qh[4])
 {
-    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 |
-           (uint32_t)qh[3] << 24;
+    return (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
 }
 
 /* Quantizers of the K-quant family (quant_k.c); n is a multiple of ENG_QK_K. */
@@ -166,9 +165,9 @@ static inline float eng_h2f(uint16_t h)
     float f;
     if (exp == 0x1F) { /* inf or NaN, payload kept */
         bits = sign | 0x7F800000 | man << 13;
-    } else if (exp) {  /* rebias 15 -> 127 */
+    } else if (exp) { /* rebias 15 -> 127 */
         bits = sign | (exp + 112) << 23 | man << 13;
-    } else {           /* zero or subnormal: man * 2^-24, exact in float */
+    } else { /* zero or subnormal: man * 2^-24, exact in float */
         f = (float)man * 0x1p-24f;
         memcpy(&bits, &f, sizeof bits);
         bits |= sign;

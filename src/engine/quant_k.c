@@ -155,7 +155,6 @@ static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint
     return scale;
 }
 
-
 /* Packs sub-block j's 6-bit scale ls and min lm (inverse of eng_k4_scale_min). */
 static void pack_k4_scale_min(uint8_t *q, int j, uint8_t ls, uint8_t lm)
 {
@@ -185,8 +184,7 @@ void eng_quantize_q4_K(const float *x, eng_block_q4_K *y, int64_t n)
             const float av_x = sqrtf(sum_x2 / 32.0f);
             for (int l = 0; l < 32; l++)
                 w[l] = av_x + fabsf(xs[l]);
-            scales[j] = fit_scale_min(32, 15, xs, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f,
-                                      20);
+            scales[j] = fit_scale_min(32, 15, xs, w, L + 32 * j, &mins[j], Laux, -1.0f, 0.1f, 20);
             max_scale = scales[j] > max_scale ? scales[j] : max_scale;
             max_min = mins[j] > max_min ? mins[j] : max_min;
         }

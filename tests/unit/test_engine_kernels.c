@@ -188,7 +188,8 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
                     for (int tt = 0; tt < nt; tt++) {
                         for (int row = 0; row < ROWS; row++) {
                             const double s = abs_terms(t, w + row * wr, xq + tt * xr, n, wf, tmp);
-                            const double diff = fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
+                            const double diff =
+                                fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
                             ck_assert_msg(diff <= tol * s,
                                           "%s %s n=%ld nt=%d row %d token %d: %.9g vs scalar %.9g",
                                           eng_type_name(t), eng_isa_name((eng_isa)isa), (long)n, nt,
@@ -231,8 +232,9 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
             ww += (double)wf[i] * wf[i];
             xx += (double)xf[i] * xf[i];
         }
-        const double tol = (eng_vec_dot_type(t) == ENG_TYPE_F32 ? DOT_TOL_F32ACT : DOT_TOL_8BITACT) *
-                           sqrt(ww * xx);
+        const double tol =
+            (eng_vec_dot_type(t) == ENG_TYPE_F32 ? DOT_TOL_F32ACT : DOT_TOL_8BITACT) *
+            sqrt(ww * xx);
         for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
             eng_isa_force((eng_isa)isa);
             const float got = eng_vec_dot(t, w, xq, N);
@@ -312,7 +314,8 @@ int main(void)
 {
     Suite *s = suite_create("engine_kernels");
     TCase *tc = rbt_tcase(s, "dispatch", 10);
-    tcase_add_test(tc, test_engine_kernels__forcing_an_instruction_set_is_clamped_to_what_the_cpu_has);
+    tcase_add_test(tc,
+                   test_engine_kernels__forcing_an_instruction_set_is_clamped_to_what_the_cpu_has);
     tcase_add_test(tc, test_engine_kernels__the_activation_format_follows_the_weight_type);
     tcase_add_test(tc, test_engine_kernels__unsupported_weight_types_produce_zeros);
     /* the twin comparison dequantizes every row for every token: seconds under sanitizers */

@@ -68,9 +68,8 @@ typedef struct bound_row {
 } bound_row;
 
 static const bound_row k_bounds[] = {
-    {ENG_TYPE_F16, 0.0005}, {ENG_TYPE_BF16, 0.004}, {ENG_TYPE_Q8_0, 0.008},
-    {ENG_TYPE_Q8_K, 0.01},  {ENG_TYPE_Q4_0, 0.10},  {ENG_TYPE_Q4_K, 0.08},
-    {ENG_TYPE_Q6_K, 0.02},
+    {ENG_TYPE_F16, 0.0005}, {ENG_TYPE_BF16, 0.004}, {ENG_TYPE_Q8_0, 0.008}, {ENG_TYPE_Q8_K, 0.01},
+    {ENG_TYPE_Q4_0, 0.10},  {ENG_TYPE_Q4_K, 0.08},  {ENG_TYPE_Q6_K, 0.02},
 };
 #define N_BOUNDS (sizeof k_bounds / sizeof k_bounds[0])
 #define RANDOM_N 65536
@@ -259,7 +258,7 @@ START_TEST(test_engine_kernels__q5_0_dequantization_matches_the_block_definition
     const uint32_t qh = 0xAAAA5555;
     uint8_t blk[22];
     float y[32];
-    put16(blk, 0x3C00); /* d = 1 */
+    put16(blk, 0x3C00);      /* d = 1 */
     memcpy(blk + 2, &qh, 4); /* little-endian, as in the file */
     for (int j = 0; j < 16; j++)
         blk[6 + j] = (uint8_t)(j | (15 - j) << 4);
@@ -393,10 +392,10 @@ START_TEST(test_engine_kernels__q4_0_quantization_picks_the_reference_codes)
     ck_assert_uint_eq(eng_quantize_row(ENG_TYPE_Q4_0, x, blk, 32), 18);
     memcpy(&d, blk, 2);
     ck_assert_float_eq(eng_fp16_to_f32(d), 2.0f);
-    ck_assert_uint_eq(blk[2] & 15, 0);  /* x = -16 */
-    ck_assert_uint_eq(blk[3] & 15, 1);  /* x = -15 */
-    ck_assert_uint_eq(blk[2 + 15] & 15, 8); /* x = -1 */
-    ck_assert_uint_eq(blk[2] >> 4, 8);  /* x = 0 */
+    ck_assert_uint_eq(blk[2] & 15, 0);       /* x = -16 */
+    ck_assert_uint_eq(blk[3] & 15, 1);       /* x = -15 */
+    ck_assert_uint_eq(blk[2 + 15] & 15, 8);  /* x = -1 */
+    ck_assert_uint_eq(blk[2] >> 4, 8);       /* x = 0 */
     ck_assert_uint_eq(blk[2 + 15] >> 4, 15); /* x = 15 */
 }
 END_TEST
@@ -514,7 +513,8 @@ START_TEST(test_engine_kernels__a_single_outlier_is_kept_and_disturbs_only_its_o
 END_TEST
 
 /* Scenario: Block scales beyond the half-precision range saturate instead of becoming infinite */
-START_TEST(test_engine_kernels__block_scales_beyond_the_half_precision_range_saturate_instead_of_becoming_infinite)
+START_TEST(
+    test_engine_kernels__block_scales_beyond_the_half_precision_range_saturate_instead_of_becoming_infinite)
 {
     static const eng_type types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q4_K, ENG_TYPE_Q6_K};
     float x[256], y[256];
@@ -542,7 +542,8 @@ int main(void)
     TCase *tc = rbt_tcase(s, "types", 30);
     tcase_add_test(tc, test_engine_kernels__type_traits_follow_the_gguf_block_sizes);
     tcase_add_test(tc, test_engine_kernels__type_names_parse_in_either_case);
-    tcase_add_test(tc, test_engine_kernels__half_precision_conversion_is_exact_and_rounds_to_nearest_even);
+    tcase_add_test(
+        tc, test_engine_kernels__half_precision_conversion_is_exact_and_rounds_to_nearest_even);
     tcase_add_test(tc, test_engine_kernels__bf16_conversion_rounds_to_nearest_even);
     tc = rbt_tcase(s, "dequantize", 10);
     tcase_add_test(tc, test_engine_kernels__float_rows_dequantize_to_their_values);
@@ -557,11 +558,17 @@ int main(void)
     tc = rbt_tcase(s, "quantize", 60);
     tcase_add_test(tc, test_engine_kernels__q4_0_quantization_picks_the_reference_codes);
     tcase_add_test(tc, test_engine_kernels__q8_0_quantization_rounds_half_away_from_zero);
-    tcase_add_test(tc, test_engine_kernels__quantizing_random_rows_keeps_the_error_within_the_type_s_bound);
+    tcase_add_test(
+        tc, test_engine_kernels__quantizing_random_rows_keeps_the_error_within_the_type_s_bound);
     tcase_add_test(tc, test_engine_kernels__large_and_small_magnitudes_keep_the_error_bound);
-    tcase_add_test(tc, test_engine_kernels__an_all_zero_row_quantizes_to_exact_zeros_in_every_target_type);
-    tcase_add_test(tc, test_engine_kernels__a_constant_row_comes_back_within_0_1_percent_in_every_block_type);
-    tcase_add_test(tc, test_engine_kernels__a_single_outlier_is_kept_and_disturbs_only_its_own_block);
-    tcase_add_test(tc, test_engine_kernels__block_scales_beyond_the_half_precision_range_saturate_instead_of_becoming_infinite);
+    tcase_add_test(
+        tc, test_engine_kernels__an_all_zero_row_quantizes_to_exact_zeros_in_every_target_type);
+    tcase_add_test(
+        tc, test_engine_kernels__a_constant_row_comes_back_within_0_1_percent_in_every_block_type);
+    tcase_add_test(tc,
+                   test_engine_kernels__a_single_outlier_is_kept_and_disturbs_only_its_own_block);
+    tcase_add_test(
+        tc,
+        test_engine_kernels__block_scales_beyond_the_half_precision_range_saturate_instead_of_becoming_infinite);
     return rbt_run(s);
 }
