@@ -178,7 +178,7 @@ static void attention_part(void *ctx, int ith, int nth)
     eng_session *s = t->s;
     const eng_hparams *hp = &s->m->hp;
     int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float *att = s->att + (size_t)ith * s->n_ctx;
+    float *att = s->att + (size_t)ith * s->n_ctx; /* one scratch row per chunk */
     const float *kc = s->key_cache + (size_t)t->layer * s->n_ctx * hp->kv_dim;
     const float *vc = s->value_cache + (size_t)t->layer * s->n_ctx * hp->kv_dim;
     float scale = 1.0f / sqrtf((float)hd);

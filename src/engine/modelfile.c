@@ -153,7 +153,7 @@ static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name
                        name, (long long)t->cols, eng_type_name(t->dst_type));
     bytes = t->dst_row * (size_t)t->rows;
     t->dst = malloc(bytes ? bytes : 1);
-    t->scratch = malloc((size_t)eng_pool_size(pool) * (size_t)t->cols * sizeof(float));
+    t->scratch = malloc((size_t)eng_pool_max_chunks(pool) * (size_t)t->cols * sizeof(float));
     if (!t->dst || !t->scratch) {
         free(t->dst);
         free(t->scratch);

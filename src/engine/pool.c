@@ -144,14 +144,19 @@ int eng_pool_size(const eng_pool *p)
     return p->n;
 }
 
+int eng_pool_max_chunks(const eng_pool *p)
+{
+    return 4 * p->n;
+}
+
 int eng_pool_chunks(const eng_pool *p, long work_units, long unit_cost)
 {
     long total = work_units * unit_cost, chunks;
     if (p->n == 1 || total < 2 * MIN_WORK_PER_CHUNK)
         return 1;
     chunks = total / MIN_WORK_PER_CHUNK;
-    if (chunks > 4L * p->n)
-        chunks = 4L * p->n;
+    if (chunks > eng_pool_max_chunks(p))
+        chunks = eng_pool_max_chunks(p);
     if (chunks > work_units)
         chunks = work_units;
     return chunks < 1 ? 1 : (int)chunks;

@@ -27,6 +27,8 @@ int eng_pool_size(const eng_pool *p);
 /* Runs fn for chunks 0..n_chunks-1 on the pool's threads (the caller included). A single
  * chunk runs on the caller without waking anyone. Not reentrant. */
 void eng_pool_for(eng_pool *p, int n_chunks, eng_pool_fn fn, void *ctx);
+/* The most chunks eng_pool_chunks() returns: size per-chunk scratch space by this. */
+int eng_pool_max_chunks(const eng_pool *p);
 /* Chunks worth making for `work` units of about unit_cost operations each: 1 when the job is
  * too small to pay for waking helpers, else a few per thread. */
 int eng_pool_chunks(const eng_pool *p, long work, long unit_cost);

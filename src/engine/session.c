@@ -86,7 +86,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->hb = xalloc(B * hp->n_ff * sizeof(float), &rc);
     s->hb2 = xalloc(B * hp->n_ff * sizeof(float), &rc);
     s->xq = xalloc(B * s->xq_row, &rc);
-    s->att = xalloc((size_t)nth * s->n_ctx * sizeof(float), &rc);
+    s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
     kvsize = (size_t)hp->n_layer * s->n_ctx * hp->kv_dim * sizeof(float);
@@ -107,6 +107,9 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
         rc = rb_errf(err, errlen, RB_ENOMEM, "cannot start %d threads", nth);
         goto out;
     }
+    s->att = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->n_ctx * sizeof(float), &rc);
+    if (rc)
+        goto out;
     openblas_set_num_threads(1);
 out:
     if (rc) {
