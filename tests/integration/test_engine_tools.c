@@ -1,0 +1,105 @@
+/*
+ * Tests of the model tool's run-and-write commands (spec/engine_forward.feature): the real
+ * rbee-gguf binary on the bundled model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "eng.h"
+#include "rb_models.h"
+#include "rb_test.h"
+
+/* Runs rbee-gguf with args, output to log; returns the exit status (-1 on timeout). */
+static int run_tool(char *const args[], const char *log, int timeout_ms)
+{
+    int st;
+    pid_t pid = rbt_spawn(args, NULL, log);
+    if (!rbt_wait_exit(pid, timeout_ms, &st)) {
+        rbt_kill(pid);
+        return -1;
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* Scenario: rbee-gguf generate streams the continuation */
+START_TEST(test_engine_forward__rbee_gguf_generate_streams_the_continuation)
+{
+    char dir[4096], log[4200];
+    char *out;
+    const char *model = rbt_model_f16();
+    rbt_reference ref;
+
+    ck_assert_ptr_nonnull(model);
+    ck_assert_int_eq(rbt_reference_load(model, &ref), 0);
+    rbt_tmpdir(dir);
+    snprintf(log, sizeof log, "%s/out.txt", dir);
+    char *args[] = {(char *)rbt_bin("rbee-gguf"), "generate", (char *)model, "--prompt",
+                    "In the beginning", "-n", "16", "--temp", "0", NULL};
+    ck_assert_int_eq(run_tool(args, log, 30000), 0);
+    out = rbt_slurp(log);
+    ck_assert_ptr_nonnull(out);
+    /* The continuation only: not the prompt, and the reference's greedy text starts it. */
+    ck_assert_ptr_null(strstr(out, "In the beginning"));
+    ck_assert_msg(strncmp(out, " of the earth", 13) == 0, "output: %s", out);
+    free(out);
+    /* Bad input: one line, exit 1. */
+    char *bad[] = {(char *)rbt_bin("rbee-gguf"), "generate", "/nonexistent.gguf", "--prompt",
+                   "x", NULL};
+    ck_assert_int_eq(run_tool(bad, log, 30000), 1);
+    ck_assert(rbt_file_contains(log, "cannot open model '/nonexistent.gguf'"));
+    rbt_reference_release(&ref);
+    rbt_rmtree(dir);
+}
+END_TEST
+
+/* Scenario: rbee-gguf quantize and random make loadable files */
+START_TEST(test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files)
+{
+    char dir[4096], q8[4200], rnd[4200], log[4200];
+    eng_model *m;
+    eng_model_info info;
+    char err[256];
+
+    rbt_tmpdir(dir);
+    snprintf(q8, sizeof q8, "%s/q8.gguf", dir);
+    snprintf(rnd, sizeof rnd, "%s/rnd.gguf", dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    char *qa[] = {(char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q8_0",
+                  NULL};
+    ck_assert_int_eq(run_tool(qa, log, 60000), 0);
+    char *ra[] = {(char *)rbt_bin("rbee-gguf"), "random", rnd, "--like", "tiny", "--type",
+                  "q4_0", NULL};
+    ck_assert_int_eq(run_tool(ra, log, 60000), 0);
+    char *ia[] = {(char *)rbt_bin("rbee-gguf"), "info", q8, NULL};
+    ck_assert_int_eq(run_tool(ia, log, 30000), 0);
+    ck_assert(rbt_file_contains(log, "blk.0.attn_q.weight"));
+    ck_assert(rbt_file_contains(log, "q8_0"));
+
+    ck_assert_int_eq(eng_model_open(q8, NULL, &m, err, sizeof err), RB_OK);
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(info.main_type, ENG_TYPE_Q8_0);
+    eng_model_free(m);
+    ck_assert_int_eq(eng_model_open(rnd, NULL, &m, err, sizeof err), RB_OK);
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(info.main_type, ENG_TYPE_Q4_0);
+    ck_assert_int_eq(info.n_layer, 2);
+    eng_model_free(m);
+    /* An unknown type is refused with the list of known ones. */
+    char *bad[] = {(char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q3_x",
+                   NULL};
+    ck_assert_int_eq(run_tool(bad, log, 30000), 1);
+    ck_assert(rbt_file_contains(log, "unknown type 'q3_x'"));
+    rbt_rmtree(dir);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("engine_tools");
+    TCase *tc = rbt_tcase(s, "tools", 120);
+    tcase_add_test(tc, test_engine_forward__rbee_gguf_generate_streams_the_continuation);
+    tcase_add_test(tc, test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files);
+    return rbt_run(s);
+}
