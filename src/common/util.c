@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,43 @@ rb_err rb_home_dir(char *out, size_t outlen)
         n = snprintf(out, outlen, "%s/.rbee", home && *home ? home : "/tmp");
     }
     return n < 0 || (size_t)n >= outlen ? RB_ETOOBIG : RB_OK;
+}
+
+static int signal_fds[2] = {-1, -1};
+
+static void on_stop_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t w = write(signal_fds[1], &b, 1);
+    (void)w;
+    errno = saved;
+}
+
+rb_err rb_signal_pipe(int *read_fd)
+{
+    struct sigaction sa;
+
+    if (signal_fds[0] < 0 && pipe2(signal_fds, O_CLOEXEC) != 0)
+        return RB_EIO;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    *read_fd = signal_fds[0];
+    return RB_OK;
+}
+
+void rb_signal_pipe_wake(void)
+{
+    unsigned char b = 0;
+    if (signal_fds[1] >= 0) {
+        ssize_t w = write(signal_fds[1], &b, 1);
+        (void)w;
+    }
 }
 
 void rb_thread_set_name(const char *name)

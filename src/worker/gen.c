@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "eng.h"
 #include "rb_json.h"
@@ -277,6 +278,14 @@ static void on_progress(void *user, int loaded, int total)
     snprintf(ev, sizeof ev, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
              loaded, total);
     rb_bcast_publish(w->progress, ev);
+    if (w->cfg.load_delay_ms > 0 && loaded < total) {
+        /* Test knob (RBEE_TEST_LOAD_DELAY_MS): makes the loading state observable with a
+         * model that loads in milliseconds. Never set in production. */
+        struct timespec ts = {w->cfg.load_delay_ms / 1000,
+                              (long)(w->cfg.load_delay_ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0)
+            ;
+    }
 }
 
 static void load_failed(wrk *w, const char *msg)

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rb_client.h"
 #include "rb_log.h"
@@ -52,7 +53,8 @@ const char *wrk_usage(void)
            "  --stream-open-timeout MS  cancel a /v1/jobs job whose stream is not opened\n"
            "                            within MS milliseconds (default 30000)\n"
            "  --advertise-host H        host in the URL sent to the hive (default 127.0.0.1)\n"
-           "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG\n";
+           "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG,\n"
+           "  RBEE_TEST_LOAD_DELAY_MS (tests only: pause after each loaded layer)\n";
 }
 
 static rb_err int_arg(const char *opt, const char *v, int64_t min, int64_t max, int *out,
@@ -126,6 +128,12 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
                        c->backend);
     if (!c->model_ref)
         c->model_ref = c->model_path;
+    {
+        const char *d = getenv("RBEE_TEST_LOAD_DELAY_MS");
+        int64_t v;
+        if (d && rb_parse_i64(d, 0, 60000, &v) == RB_OK)
+            c->load_delay_ms = (int)v;
+    }
     if (!c->local_mode) {
         const char *t = getenv("RBEE_API_TOKEN");
         if (!t || !*t)
@@ -176,19 +184,15 @@ const char *wrk_state_name(wrk *w)
 static void *signal_main(void *arg)
 {
     wrk *w = arg;
-    sigset_t set;
-    int sig;
+    unsigned char sig;
 
     rb_thread_set_name("signals");
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1); /* sent by wrk_run itself to end this thread */
     for (;;) {
-        if (sigwait(&set, &sig) != 0)
+        ssize_t r = read(w->signal_fd, &sig, 1);
+        if (r < 0 && errno == EINTR)
             continue;
-        if (sig == SIGUSR1)
-            break;
+        if (r <= 0 || sig == 0 || wrk_stop_requested(w))
+            break; /* woken by wrk_run at exit */
         rb_log(RB_LOG_INFO, "worker", "received %s, shutting down",
                sig == SIGTERM ? "SIGTERM" : "SIGINT");
         wrk_request_stop(w);
@@ -214,7 +218,6 @@ int wrk_run(const wrk_config *c)
     rb_http_config hc = rb_http_config_default();
     pthread_condattr_t ca;
     pthread_t sig_thread;
-    sigset_t set, old;
     char err[512], fp[7];
     int code = 1, sig_started = 0;
 
@@ -234,14 +237,10 @@ int wrk_run(const wrk_config *c)
         goto out;
     rb_client_global_init();
 
-    /* Every thread created from here on inherits the blocked signals; one thread waits. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
-    if (c->handle_signals && pthread_create(&sig_thread, NULL, signal_main, w) == 0)
+    /* SIGTERM/SIGINT become bytes on a pipe that one thread reads: OpenBLAS starts threads
+     * before main(), so blocking the signals in our threads alone would not be enough. */
+    if (c->handle_signals && rb_signal_pipe(&w->signal_fd) == RB_OK &&
+        pthread_create(&sig_thread, NULL, signal_main, w) == 0)
         sig_started = 1;
 
     hc.bind_addr = c->local_mode ? "127.0.0.1" : "0.0.0.0";
@@ -291,10 +290,9 @@ stop:
     rb_log(RB_LOG_INFO, "worker", "%s stopped", c->worker_id);
 out:
     if (sig_started) {
-        pthread_kill(sig_thread, SIGUSR1);
+        rb_signal_pipe_wake();
         pthread_join(sig_thread, NULL);
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
     rb_bcast_free(w->progress);
     wrk_metrics_free(w->metrics);
     wrk_jobs_free(w->jobs);

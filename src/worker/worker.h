@@ -41,6 +41,7 @@ typedef struct wrk {
     int ready_sent;            /* the hive acknowledged the ready callback */
     pthread_t hb_thread;
     int hb_started;
+    int signal_fd;             /* read end of the signal pipe */
 } wrk;
 
 /* Asks the worker to shut down (from a handler, a signal thread or a failed load). */

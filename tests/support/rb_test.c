@@ -169,6 +169,23 @@ int rbt_wait_http(const char *url, long want, int timeout_ms)
     return ok;
 }
 
+int rbt_wait_listening(const char *logpath, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    do {
+        char *log = rbt_slurp(logpath);
+        const char *p = log ? strstr(log, "listening on port ") : NULL;
+        int port = -1;
+        if (p)
+            port = atoi(p + strlen("listening on port "));
+        free(log);
+        if (port > 0)
+            return port;
+        rbt_poll_interval();
+    } while (rbt_ms() < end);
+    return -1;
+}
+
 int rbt_free_port(void)
 {
     struct sockaddr_in sa = {0};

@@ -41,6 +41,9 @@ void rbt_kill(pid_t pid);
 /* 1 while pid exists (and is not a zombie of ours still to reap). */
 int rbt_alive(pid_t pid);
 
+/* Waits up to timeout_ms for a "listening on port N" line in logpath; returns N or -1. */
+int rbt_wait_listening(const char *logpath, int timeout_ms);
+
 /* Polls GET url every 20 ms until it answers status want, for at most timeout_ms. 1 on
  * success. */
 int rbt_wait_http(const char *url, long want, int timeout_ms);

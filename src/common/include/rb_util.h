@@ -54,6 +54,14 @@ rb_err rb_home_dir(char *out, size_t outlen);
 /* snprintf that reports truncation as RB_ETOOBIG. */
 rb_err rb_path_join(char *out, size_t outlen, const char *a, const char *b);
 
+/* Routes SIGTERM and SIGINT to a pipe through an async-signal-safe handler and ignores
+ * SIGPIPE. Unlike sigwait() with blocked masks this works even when a library started threads
+ * before main() (OpenBLAS does). Each signal arrives as one byte, its number; *read_fd is the
+ * pipe's read end (close-on-exec). Call once per process. */
+rb_err rb_signal_pipe(int *read_fd);
+/* Writes byte 0 to the signal pipe so that a thread blocked reading it wakes up. */
+void rb_signal_pipe_wake(void);
+
 /* Names the calling thread (at most 15 chars shown by the kernel). */
 void rb_thread_set_name(const char *name);
 

@@ -33,6 +33,7 @@ typedef struct wrk_config {
     int heartbeat_interval_s;   /* default 30 */
     int stream_open_timeout_ms; /* POST /v1/jobs stream must open within this; default 30000 */
     int handle_signals;         /* wrk_run waits for SIGTERM/SIGINT itself (default 1) */
+    int load_delay_ms;          /* test knob: pause after each loaded layer (RBEE_TEST_LOAD_DELAY_MS) */
 } wrk_config;
 
 wrk_config wrk_config_default(void);

@@ -1,0 +1,169 @@
+/*
+ * rb_procs.c - daemons as test children, and recorded SSE streams (see rb_procs.h).
+ */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "rb_buf.h"
+#include "rb_procs.h"
+#include "rb_test.h"
+
+static void set_base(rbt_proc *p)
+{
+    snprintf(p->base, sizeof p->base, "http://127.0.0.1:%d", p->port);
+}
+
+void rbt_start_mock_hive(rbt_proc *p, const char *dir)
+{
+    char *argv[] = {(char *)rbt_bin("mock-hive"), "--port", "0", NULL};
+    memset(p, 0, sizeof(*p));
+    snprintf(p->log, sizeof p->log, "%s/mock-hive.log", dir);
+    p->pid = rbt_spawn(argv, NULL, p->log);
+    p->port = rbt_wait_listening(p->log, 10000);
+    ck_assert_msg(p->port > 0, "mock-hive did not start (log %s)", p->log);
+    set_base(p);
+}
+
+void rbt_start_worker(rbt_proc *p, const char *dir, const char *model, const char *hive_url,
+                      const char *const *extra, char *const *env)
+{
+    char *argv[48];
+    int n = 0;
+    static int seq;
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->log, sizeof p->log, "%s/worker-%d.log", dir, ++seq);
+    argv[n++] = (char *)rbt_bin("llm-worker-rbee");
+    argv[n++] = "--worker-id";
+    argv[n++] = "worker-test";
+    argv[n++] = "--model";
+    argv[n++] = (char *)model;
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "--local-mode";
+    if (hive_url) {
+        argv[n++] = "--hive-url";
+        argv[n++] = (char *)hive_url;
+    }
+    for (int i = 0; extra && extra[i] && n < 46; i++)
+        argv[n++] = (char *)extra[i];
+    argv[n] = NULL;
+    p->pid = rbt_spawn(argv, env, p->log);
+    p->port = rbt_wait_listening(p->log, 10000);
+    ck_assert_msg(p->port > 0, "worker did not start (log %s)", p->log);
+    set_base(p);
+}
+
+int rbt_wait_ready(const rbt_proc *p, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    do {
+        char *r = rbt_get(p->base, "/v1/ready");
+        int ready = r && strstr(r, "\"ready\": true") != NULL;
+        ready |= r && strstr(r, "\"ready\":true") != NULL;
+        free(r);
+        if (ready)
+            return 1;
+        rbt_poll_interval();
+    } while (rbt_ms() < end);
+    return 0;
+}
+
+int rbt_stop(rbt_proc *p, int timeout_ms)
+{
+    int st;
+    if (p->pid <= 0)
+        return -1;
+    kill(p->pid, SIGTERM);
+    if (!rbt_wait_exit(p->pid, timeout_ms, &st)) {
+        rbt_kill(p->pid);
+        p->pid = 0;
+        return -1;
+    }
+    p->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int record(void *user, const char *event, const char *data, size_t len)
+{
+    rbt_stream *st = user;
+    (void)event;
+    if (st->n == st->cap) {
+        int cap = st->cap ? st->cap * 2 : 64;
+        rbt_event *e = realloc(st->ev, (size_t)cap * sizeof(*e));
+        if (!e)
+            return 1;
+        st->ev = e;
+        st->cap = cap;
+    }
+    st->ev[st->n].data = strndup(data, len);
+    st->ev[st->n].at_ms = rbt_ms();
+    st->n++;
+    return st->stop_after > 0 && st->n >= st->stop_after;
+}
+
+rb_err rbt_stream_run(rbt_stream *st, const char *base, const char *path, const char *body,
+                      long idle_timeout_ms, long deadline_ms)
+{
+    rb_sse_opts o = rb_sse_opts_default();
+    char url[512];
+    int stop_after = st->stop_after;
+
+    memset(st, 0, sizeof(*st));
+    st->stop_after = stop_after;
+    rb_sse_result_init(&st->res);
+    o.idle_timeout_ms = idle_timeout_ms;
+    o.deadline_ms = deadline_ms;
+    snprintf(url, sizeof url, "%s%s", base, path);
+    st->start_ms = rbt_ms();
+    st->rc = rb_client_sse(body ? "POST" : "GET", url, body, &o, record, st, &st->res, st->err,
+                           sizeof st->err);
+    return st->rc;
+}
+
+void rbt_stream_release(rbt_stream *st)
+{
+    for (int i = 0; i < st->n; i++)
+        free(st->ev[i].data);
+    free(st->ev);
+    rb_sse_result_release(&st->res);
+    memset(st, 0, sizeof(*st));
+}
+
+int rbt_stream_find(const rbt_stream *st, const char *needle)
+{
+    for (int i = 0; i < st->n; i++)
+        if (strstr(st->ev[i].data, needle))
+            return i;
+    return -1;
+}
+
+char *rbt_get(const char *base, const char *path)
+{
+    char url[512];
+    rb_buf b;
+    rb_buf_init(&b, 8 << 20);
+    snprintf(url, sizeof url, "%s%s", base, path);
+    if (rbt_http("GET", url, NULL, NULL, 5000, &b, NULL) < 0) {
+        rb_buf_release(&b);
+        return NULL;
+    }
+    return rb_buf_detach(&b, NULL);
+}
+
+double rbt_metric(const char *metrics, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = metrics; p && *p;) {
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            return atof(p + n + 1);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return -1;
+}
