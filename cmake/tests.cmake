@@ -10,7 +10,7 @@ endforeach()
 file(GLOB _support CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
 add_library(rb_testsupport STATIC ${_support})
 target_include_directories(rb_testsupport PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
-target_link_libraries(rb_testsupport PUBLIC PkgConfig::CHECK rb_common PkgConfig::JANSSON)
+target_link_libraries(rb_testsupport PUBLIC PkgConfig::CHECK rb_common rb_engine PkgConfig::JANSSON)
 target_compile_definitions(rb_testsupport PUBLIC
   RB_SOURCE_DIR="${CMAKE_SOURCE_DIR}" RB_BIN_DIR="${CMAKE_BINARY_DIR}")
 

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "eng_gguf.h"
 #include "rb_models.h"
 
 /* First match of pattern under models/ that does not start with "test-". */
@@ -103,4 +104,92 @@ void rbt_reference_release(rbt_reference *r)
     free(r->greedy);
     free(r->logits);
     memset(r, 0, sizeof(*r));
+}
+
+#define CYC_VOCAB 261 /* <unk> <s> </s>, 256 bytes, "\xE2\x96\x81x", "x" */
+#define CYC_DIM 264
+#define CYC_FF 8
+#define TOK_C3 (3 + 0xC3)
+#define TOK_A9 (3 + 0xA9)
+#define TOK_SPX 259
+
+static int cycle_next(int t)
+{
+    return t == TOK_SPX ? TOK_C3 : t == TOK_C3 ? TOK_A9 : TOK_SPX;
+}
+
+static int add(eng_gguf_writer *w, const char *name, int64_t ne0, int64_t ne1, const float *v)
+{
+    int64_t ne[2] = {ne0, ne1};
+    return eng_gguf_writer_add_tensor(w, name, ENG_TYPE_F32, ne1 > 1 ? 2 : 1, ne, v,
+                                      (uint64_t)(ne0 * ne1) * sizeof(float));
+}
+
+int rbt_make_cycle_model(const char *path)
+{
+    eng_gguf_writer *w = eng_gguf_writer_new();
+    char *tok[CYC_VOCAB];
+    float scores[CYC_VOCAB];
+    int32_t types[CYC_VOCAB];
+    float *emb = calloc((size_t)CYC_VOCAB * CYC_DIM, sizeof(float));
+    float *out = calloc((size_t)CYC_VOCAB * CYC_DIM, sizeof(float));
+    float *zeros = calloc((size_t)CYC_DIM * CYC_DIM, sizeof(float));
+    float ones[CYC_DIM];
+    char err[256];
+    int rc = 0;
+
+    for (int i = 0; i < CYC_DIM; i++)
+        ones[i] = 1.0f;
+    for (int i = 0; i < CYC_VOCAB; i++) {
+        char buf[16];
+        if (i < 3)
+            snprintf(buf, sizeof buf, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else if (i < 259)
+            snprintf(buf, sizeof buf, "<0x%02X>", i - 3);
+        else
+            snprintf(buf, sizeof buf, "%s", i == TOK_SPX ? "\xE2\x96\x81x" : "x");
+        tok[i] = strdup(buf);
+        scores[i] = i >= 259 ? 0.0f : -1000.0f;
+        types[i] = i == 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1;
+        emb[(size_t)i * CYC_DIM + (size_t)i] = 1.0f;             /* one-hot embedding */
+        out[(size_t)cycle_next(i) * CYC_DIM + (size_t)i] = 1.0f; /* row next(t) fires on t */
+    }
+    rc |= eng_gguf_writer_set_str(w, "general.architecture", "llama");
+    rc |= eng_gguf_writer_set_str(w, "general.name", "cycle test model");
+    rc |= eng_gguf_writer_set_u32(w, "llama.context_length", 256);
+    rc |= eng_gguf_writer_set_u32(w, "llama.embedding_length", CYC_DIM);
+    rc |= eng_gguf_writer_set_u32(w, "llama.block_count", 1);
+    rc |= eng_gguf_writer_set_u32(w, "llama.feed_forward_length", CYC_FF);
+    rc |= eng_gguf_writer_set_u32(w, "llama.attention.head_count", 1);
+    rc |= eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv", 1);
+    rc |= eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    rc |= eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok,
+                                      CYC_VOCAB);
+    rc |= eng_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ENG_GGUF_F32, scores, CYC_VOCAB);
+    rc |= eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types,
+                                  CYC_VOCAB);
+    rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    rc |= add(w, "token_embd.weight", CYC_DIM, CYC_VOCAB, emb);
+    rc |= add(w, "blk.0.attn_norm.weight", CYC_DIM, 1, ones);
+    rc |= add(w, "blk.0.attn_q.weight", CYC_DIM, CYC_DIM, zeros);
+    rc |= add(w, "blk.0.attn_k.weight", CYC_DIM, CYC_DIM, zeros);
+    rc |= add(w, "blk.0.attn_v.weight", CYC_DIM, CYC_DIM, zeros);
+    rc |= add(w, "blk.0.attn_output.weight", CYC_DIM, CYC_DIM, zeros);
+    rc |= add(w, "blk.0.ffn_norm.weight", CYC_DIM, 1, ones);
+    rc |= add(w, "blk.0.ffn_gate.weight", CYC_DIM, CYC_FF, zeros);
+    rc |= add(w, "blk.0.ffn_up.weight", CYC_DIM, CYC_FF, zeros);
+    rc |= add(w, "blk.0.ffn_down.weight", CYC_FF, CYC_DIM, zeros);
+    rc |= add(w, "output_norm.weight", CYC_DIM, 1, ones);
+    rc |= add(w, "output.weight", CYC_DIM, CYC_VOCAB, out);
+    if (!rc)
+        rc = eng_gguf_writer_write(w, path, err, sizeof err);
+    for (int i = 0; i < CYC_VOCAB; i++)
+        free(tok[i]);
+    free(emb);
+    free(out);
+    free(zeros);
+    eng_gguf_writer_free(w);
+    return rc ? -1 : 0;
 }

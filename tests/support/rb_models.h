@@ -14,6 +14,12 @@ const char *rbt_model_f16(void);
 const char *rbt_model_q8(void);
 const char *rbt_model_gqa(void);
 
+/* Writes a one-layer model whose greedy output is a fixed cycle after any prompt:
+ * <0xC3> <0xA9> "▁x" <0xC3> <0xA9> "▁x" ...  i.e. the text "é x é x ...", with "é" split over two
+ * byte tokens. Its attention and feed-forward weights are zero and its embeddings one-hot, so
+ * the output head alone decides the next token. 0 on success. */
+int rbt_make_cycle_model(const char *path);
+
 /* A reference produced by tools/reference/reference.py. */
 typedef struct rbt_reference {
     char prompt[256];
