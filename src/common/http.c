@@ -41,6 +41,8 @@ struct rb_http_reply {
     rb_chan *sse; /* owned reference */
     reply_header headers[MAX_HEADERS];
     int nheaders;
+    void (*on_complete)(void *user);
+    void *on_complete_user;
 };
 
 typedef struct req_ctx {
@@ -52,6 +54,8 @@ typedef struct req_ctx {
     char params[PARAMS_BYTES];
     const char *param_ptr[RB_HTTP_MAX_PARAMS];
     int nparams;
+    void (*on_complete)(void *user);
+    void *on_complete_user;
 } req_ctx;
 
 rb_http_config rb_http_config_default(void)
@@ -172,6 +176,12 @@ void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch)
     rep->status = 200;
     rb_chan_ref(ch);
     rep->sse = ch;
+}
+
+void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user)
+{
+    rep->on_complete = fn;
+    rep->on_complete_user = user;
 }
 
 void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value)
@@ -409,6 +419,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req.params[i] = ctx->param_ptr[i];
     req.conn = conn;
     ctx->route->handler(&req, &rep, srv->cfg.user);
+    ctx->on_complete = rep.on_complete;
+    ctx->on_complete_user = rep.on_complete_user;
     ok = send_reply(srv, conn, &rep, ctx, method, url);
     reply_release(&rep);
     return ok;
@@ -421,6 +433,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)cls, (void)conn, (void)toe;
     if (!ctx)
         return;
+    if (ctx->on_complete)
+        ctx->on_complete(ctx->on_complete_user);
     rb_buf_release(&ctx->body);
     free(ctx);
     *con_cls = NULL;

@@ -217,7 +217,6 @@ out:
                           rs.generated, nids, decode_ms, ttft, tps,
                           stop_reason_name(reason, max_hit));
         }
-        end_stream(j);
         wrk_metrics_tokens(w->metrics, rs.generated);
         wrk_metrics_request(w->metrics, failed ? WRK_OUT_ERROR
                                         : reason == ENG_STOP_CANCELLED ? WRK_OUT_CANCELLED
@@ -254,16 +253,20 @@ static void *slot_main(void *arg)
             wrk_job_cancel(j);
         }
         if (wrk_job_cancelled(j) || rb_chan_is_closed(j->chan)) {
+            wrk_jobs_done(w->jobs, j);
             wrk_job_end_unstarted(j);
             wrk_metrics_request(w->metrics, WRK_OUT_CANCELLED);
         } else {
             atomic_fetch_add(&w->gen->busy, 1);
             wrk_poke(w);
             run_job(sl, j);
+            /* The slot is free before the client sees [DONE], so a request sent right after
+             * the stream ends finds the worker idle. */
+            wrk_jobs_done(w->jobs, j);
             atomic_fetch_sub(&w->gen->busy, 1);
             wrk_poke(w);
+            end_stream(j);
         }
-        wrk_jobs_done(w->jobs, j);
         wrk_job_unref(j);
     }
     return NULL;

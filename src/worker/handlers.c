@@ -265,13 +265,19 @@ static void h_progress(rb_http_req *req, rb_http_reply *rep, void *user)
     rb_chan_unref(ch);
 }
 
+static void stop_after_reply(void *user)
+{
+    wrk_request_stop(user);
+}
+
 static void h_shutdown(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     wrk *w = user;
     (void)req;
     rb_log(RB_LOG_INFO, "worker", "shutdown requested over HTTP");
     rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "shutting_down"));
-    wrk_request_stop(w);
+    /* Stop once the answer is out: stopping first could close this very connection. */
+    rb_http_reply_on_complete(rep, stop_after_reply, w);
 }
 
 static void h_metrics(rb_http_req *req, rb_http_reply *rep, void *user)

@@ -98,6 +98,9 @@ void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type
 /* Streams ch as text/event-stream; takes its own reference. When the client disconnects the
  * channel is closed (rb_chan_close). */
 void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch);
+/* Calls fn(user) once the reply has been sent (or the connection ended), from the connection's
+ * thread; e.g. to shut the server down only after "shutting_down" reached the client. */
+void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user);
 /* Adds a header to whatever reply is set (call before or after). */
 void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value);
 
