@@ -2,16 +2,18 @@
  * hive_registry.h - the workers this hive has spawned: state, pid, slots, heartbeats, activity.
  *
  *     hive_registry *reg = hive_registry_new();
- *     hive_registry_add(reg, &w, pidfd);               // the spawner, once the child started
+ *     hive_registry_add(reg, &w, pidfd);               // the spawner, right after fork
+ *     hive_registry_started(reg, w.id);                // ... once it survived its first 100 ms
  *     hive_registry_heartbeat(reg, "worker-...", &hb); // POST /v1/heartbeat
  *     hive_exit gone[HIVE_MAX_WORKERS];
  *     size_t n = hive_registry_reap(reg, gone, HIVE_MAX_WORKERS);  // the monitor
  *     hive_registry_free(reg);
  *
- * Ownership of child processes: a registered worker's pid is reaped only by
- * hive_registry_reap(), which calls waitpid() under the registry lock and removes the entry in
- * the same step; hive_registry_kill() signals under that lock only while the entry exists. So
- * a pid is never signalled after it was reaped (and possibly reused). Every function is
+ * Ownership of child processes: a registered worker's pid is reaped only inside the registry
+ * (hive_registry_reap for started workers, hive_registry_discard for a start that failed),
+ * which calls waitpid() under the registry lock and removes the entry in the same step;
+ * hive_registry_kill() signals under that lock only while the entry exists. So a pid is never
+ * signalled after it was reaped (and possibly reused). Every function is
  * thread-safe; none calls out while holding the lock. Functions return copies, never pointers
  * into the registry.
  */
@@ -78,9 +80,17 @@ hive_registry *hive_registry_new(void);
 /* Frees the registry; the caller has stopped every worker first. Closes remaining pidfds. */
 void hive_registry_free(hive_registry *r);
 
-/* Registers a started worker; takes ownership of pidfd (-1 when the kernel has no pidfd).
- * RB_ETOOBIG past HIVE_MAX_WORKERS, RB_EEXIST for a duplicate id. */
+/* Registers a worker just forked, marked starting; takes ownership of pidfd (-1 when the
+ * kernel has none). A starting worker is listed, heartbeats and can be signalled, but
+ * hive_registry_reap leaves it to its spawner, which ends the start with exactly one of
+ * hive_registry_started or hive_registry_discard. RB_ETOOBIG past HIVE_MAX_WORKERS (pidfd is
+ * then not taken), RB_EEXIST for a duplicate id. */
 rb_err hive_registry_add(hive_registry *r, const hive_worker *w, int pidfd);
+/* The start went well: from now on hive_registry_reap owns the worker. */
+rb_err hive_registry_started(hive_registry *r, const char *id);
+/* The starting worker's process has exited (its spawner saw it): reaps it into *status and
+ * removes it. */
+rb_err hive_registry_discard(hive_registry *r, const char *id, int *status);
 /* Copies the worker with this id into out. RB_ENOTFOUND. */
 rb_err hive_registry_get(hive_registry *r, const char *id, hive_worker *out);
 /* Copies every worker into a new array (caller frees with free()); *n may be 0. */
@@ -109,9 +119,9 @@ rb_err hive_registry_kill(hive_registry *r, const char *id, int sig);
 /* Reaps (waitpid WNOHANG) every worker whose process ended, removes it and copies it into
  * out[] (at most max; later ones stay for the next call). Wakes hive_registry_wait_gone. */
 size_t hive_registry_reap(hive_registry *r, hive_exit *out, size_t max);
-/* Copies the pidfds of the registered workers into fds (at most max); *no_pidfd is set to 1
- * when a worker has none (the caller then polls). The fds stay owned by the registry and are
- * closed only by hive_registry_reap, which the caller of this function must be. */
+/* Copies the pidfds of the registered, started workers into fds (at most max); *no_pidfd is
+ * set to 1 when one has none (the caller then polls). The fds stay owned by the registry and
+ * are closed only by hive_registry_reap, which the caller of this function must be. */
 size_t hive_registry_pidfds(hive_registry *r, int *fds, size_t max, int *no_pidfd);
 /* Waits until the worker is no longer registered, at most timeout_ms. 1 when gone. */
 int hive_registry_wait_gone(hive_registry *r, const char *id, int timeout_ms);

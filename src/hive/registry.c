@@ -5,10 +5,16 @@
  * A fixed array of HIVE_MAX_WORKERS entries under one mutex, with a condition variable
  * (monotonic clock) broadcast whenever an entry is removed, so stoppers can wait for "gone"
  * without polling. The registry owns each worker's pidfd and is the only place that reaps a
- * registered pid: waitpid(WNOHANG) and the removal happen together under the lock, and kill()
- * is sent under the same lock only while the entry exists, so a reaped (and perhaps reused)
- * pid is never signalled. waitpid(WNOHANG) and kill() do not block, so holding the lock across
- * them keeps "never call out under a lock" in spirit: nothing here waits on another party.
+ * registered pid: waitpid and the removal happen together under the lock, and kill() is sent
+ * under the same lock only while the entry exists, so a reaped (and perhaps reused) pid is
+ * never signalled. The waitpid calls never block (WNOHANG, or a process already known to have
+ * exited), and neither does kill(), so holding the lock across them keeps "never call out under
+ * a lock" in spirit: nothing here waits on another party.
+ *
+ * A worker is added the moment it is forked, marked starting: its spawner watches it for the
+ * first moments (through the pidfd, without reaping) and then either hands it over
+ * (hive_registry_started) or discards it. Registering at fork time means the worker's first
+ * heartbeat, sent at once, already finds its entry.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -26,6 +32,7 @@
 typedef struct entry {
     hive_worker w;
     int pidfd;
+    int starting; /* its spawner still watches it: not reaped here */
 } entry;
 
 struct hive_registry {
@@ -98,7 +105,48 @@ rb_err hive_registry_add(hive_registry *r, const hive_worker *w, int pidfd)
     else {
         r->e[r->n].w = *w;
         r->e[r->n].pidfd = pidfd;
+        r->e[r->n].starting = 1;
         r->n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+/* Removes entry i, closing its pidfd; the caller holds the lock. */
+static void remove_at(hive_registry *r, size_t i)
+{
+    if (r->e[i].pidfd >= 0)
+        close(r->e[i].pidfd);
+    r->e[i] = r->e[--r->n];
+    pthread_cond_broadcast(&r->changed);
+}
+
+rb_err hive_registry_started(hive_registry *r, const char *id)
+{
+    rb_err rc = RB_ENOTFOUND;
+    int i;
+
+    pthread_mutex_lock(&r->mu);
+    if ((i = find(r, id)) >= 0) {
+        r->e[i].starting = 0;
+        rc = RB_OK;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+rb_err hive_registry_discard(hive_registry *r, const char *id, int *status)
+{
+    rb_err rc = RB_ENOTFOUND;
+    int i;
+
+    *status = 0;
+    pthread_mutex_lock(&r->mu);
+    if ((i = find(r, id)) >= 0) {
+        if (waitpid(r->e[i].w.pid, status, 0) < 0)
+            *status = 0;
+        remove_at(r, (size_t)i);
+        rc = RB_OK;
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
@@ -276,7 +324,7 @@ size_t hive_registry_reap(hive_registry *r, hive_exit *out, size_t max)
     pthread_mutex_lock(&r->mu);
     while (i < r->n && got < max) {
         int status = 0;
-        pid_t p = waitpid(r->e[i].w.pid, &status, WNOHANG);
+        pid_t p = r->e[i].starting ? 0 : waitpid(r->e[i].w.pid, &status, WNOHANG);
         if (p == 0 || (p < 0 && errno == EINTR)) {
             i++;
             continue;
@@ -285,12 +333,8 @@ size_t hive_registry_reap(hive_registry *r, hive_exit *out, size_t max)
         out[got].w = r->e[i].w;
         out[got].status = p > 0 ? status : 0;
         got++;
-        if (r->e[i].pidfd >= 0)
-            close(r->e[i].pidfd);
-        r->e[i] = r->e[--r->n];
+        remove_at(r, i);
     }
-    if (got)
-        pthread_cond_broadcast(&r->changed);
     pthread_mutex_unlock(&r->mu);
     return got;
 }
@@ -302,6 +346,8 @@ size_t hive_registry_pidfds(hive_registry *r, int *fds, size_t max, int *no_pidf
     *no_pidfd = 0;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->n; i++) {
+        if (r->e[i].starting)
+            continue;
         if (r->e[i].pidfd < 0)
             *no_pidfd = 1;
         else if (n < max)
@@ -324,7 +370,8 @@ static struct timespec deadline_in(int timeout_ms)
     return ts;
 }
 
-/* Waits for cond(r, id) with the lock held; 1 when it became true before the deadline. */
+/* Waits until id (or, with id NULL, every worker) is gone; 1 when that happened before the
+ * deadline. */
 static int wait_until(hive_registry *r, const char *id, int timeout_ms)
 {
     struct timespec dl = deadline_in(timeout_ms > 0 ? timeout_ms : 0);

@@ -14,10 +14,11 @@
  * appended to $RBEE_HOME/logs/<id>.log, and no other descriptor. Between fork and exec it only
  * makes async-signal-safe calls.
  *
- * After exec the spawner watches the child for HIVE_START_WATCH_MS through a pidfd. A child
- * that dies in that window was never registered, so the spawner reaps it itself and answers
- * with its log tail; if the log says the port was taken, it tries the next port (§3). A child
- * that survives is registered and from then on reaped only by the registry.
+ * The child is registered as "starting" right after fork, so its first heartbeat finds it.
+ * The spawner then watches it for HIVE_START_WATCH_MS through its pidfd, without reaping. A
+ * child that dies in that window is discarded (reaped through the registry) and the answer
+ * quotes its log tail; if the log says the port was taken, the next port is tried (§3). A
+ * child that survives is handed to the monitor, which reaps it whenever it exits.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -230,23 +231,23 @@ out:
     return rc;
 }
 
-/* Watches a new child for HIVE_START_WATCH_MS. 1 (and reaped, *status set) if it exited. */
-static int exited_at_once(pid_t pid, int pidfd, int *status)
+/* Watches a new child for HIVE_START_WATCH_MS without reaping it. 1 if it exited. */
+static int exited_at_once(pid_t pid, int pidfd)
 {
     int64_t deadline = rb_now_ms() + HIVE_START_WATCH_MS;
     int64_t left;
+    siginfo_t si;
 
     while ((left = deadline - rb_now_ms()) > 0) {
         if (pidfd >= 0) {
             struct pollfd p = {.fd = pidfd, .events = POLLIN};
             int n = poll(&p, 1, (int)left);
-            if (n > 0)
-                return waitpid(pid, status, 0) == pid;
-            if (n == 0)
-                return 0;
+            if (n >= 0)
+                return n > 0;
             continue; /* EINTR */
         }
-        if (waitpid(pid, status, WNOHANG) == pid)
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
             return 1;
         struct timespec ts = {0, FALLBACK_POLL_MS * 1000000L};
         nanosleep(&ts, NULL);
@@ -280,13 +281,35 @@ static void fill_worker(hive_worker *w, const hive_spawn_req *req, const char *i
     w->started_ms = w->last_heartbeat_ms = w->last_activity_ms = rb_now_ms();
 }
 
+/* Forks a worker on port and registers it as starting; *w describes it. *pidfd stays owned
+ * by the registry (and open while the worker is starting). */
+static rb_err start_worker(hive *h, const hive_spawn_req *req, const char *id, int port,
+                           const char *log_path, hive_worker *w, int *pidfd, char *err,
+                           size_t errlen)
+{
+    pid_t pid = -1;
+    rb_err rc = start_child(h, req, id, port, log_path, &pid, pidfd, err, errlen);
+
+    if (rc)
+        goto out;
+    fill_worker(w, req, id, port, pid);
+    if ((rc = hive_registry_add(h->reg, w, *pidfd))) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (*pidfd >= 0)
+            close(*pidfd);
+        rc = rb_errf(err, errlen, rc, "too many workers (at most %d)", HIVE_MAX_WORKERS);
+    }
+out:
+    return rc;
+}
+
 /* One spawn, on the spawner thread. */
 static rb_err spawn_one(hive *h, const hive_spawn_req *req, hive_worker *out, char *err,
                         size_t errlen)
 {
     char id[HIVE_WORKER_ID_MAX], uuid[37], log_path[HIVE_PATH_MAX], tail[1024], st[32];
     int from = h->cfg.worker_port_base, port = -1, pidfd = -1, status = 0;
-    pid_t pid = -1;
     rb_err rc = RB_OK;
 
     rb_uuid(uuid);
@@ -299,13 +322,11 @@ static rb_err spawn_one(hive *h, const hive_spawn_req *req, hive_worker *out, ch
                          h->cfg.worker_port_base);
             goto out;
         }
-        if ((rc = start_child(h, req, id, port, log_path, &pid, &pidfd, err, errlen)))
+        if ((rc = start_worker(h, req, id, port, log_path, out, &pidfd, err, errlen)))
             goto out;
-        if (!exited_at_once(pid, pidfd, &status))
+        if (!exited_at_once(out->pid, pidfd))
             break;
-        if (pidfd >= 0)
-            close(pidfd);
-        pidfd = -1;
+        hive_registry_discard(h->reg, id, &status);
         hive_log_tail(log_path, TAIL_LINES, tail, sizeof tail);
         if (strstr(tail, PORT_IN_USE_TEXT)) {
             rb_log(RB_LOG_INFO, "spawn", "port %d was taken; trying the next one", port);
@@ -317,17 +338,9 @@ static rb_err spawn_one(hive *h, const hive_spawn_req *req, hive_worker *out, ch
                      tail[0] ? tail : "(no output)");
         goto out;
     }
-    fill_worker(out, req, id, port, pid);
-    if ((rc = hive_registry_add(h->reg, out, pidfd))) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        if (pidfd >= 0)
-            close(pidfd);
-        rc = rb_errf(err, errlen, rc, "too many workers (at most %d)", HIVE_MAX_WORKERS);
-        goto out;
-    }
+    hive_registry_started(h->reg, id);
     rb_log(RB_LOG_INFO, "spawn", "worker %s started: pid %d, port %d, model %s, log %s", id,
-           (int)pid, port, req->model_ref, log_path);
+           (int)out->pid, port, req->model_ref, log_path);
     hive_monitor_wake(h->mon);
 out:
     return rc;
