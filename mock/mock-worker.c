@@ -30,7 +30,7 @@
  *     ignore_sigterm      false               SIGTERM is ignored (only SIGKILL ends it)
  *     keepalive_ms        10000               SSE keep-alive period
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
- * "heartbeats_sent","cancels"}. Every event worth asserting is also printed on stdout.
+ * "heartbeats_sent","cancels","health_checks"}. Every event worth asserting is also printed on stdout.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -90,7 +90,7 @@ typedef struct mock {
     atomic_int loaded;
     rb_bcast *progress;
     int64_t start_ms;
-    atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels;
+    atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
 } mock;
 
 static const char *const default_tokens[] = {"In", " the", " beginning", " God", " created",
@@ -481,6 +481,7 @@ static void h_health(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
+    atomic_fetch_add(&m->n_health, 1);
     if (m->s.health_status != 200)
         rb_http_reply_error(rep, m->s.health_status, "SCRIPTED", "scripted health failure",
                             NULL);
@@ -589,13 +590,15 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
-    rb_http_reply_json(rep, 200, json_pack("{s:I, s:I, s:I, s:I}", "inference_requests",
+    rb_http_reply_json(rep, 200, json_pack("{s:I, s:I, s:I, s:I, s:I}", "inference_requests",
                                            (json_int_t)atomic_load(&m->n_infer),
                                            "shutdown_requests",
                                            (json_int_t)atomic_load(&m->n_shutdown),
                                            "heartbeats_sent",
                                            (json_int_t)atomic_load(&m->n_heartbeats), "cancels",
-                                           (json_int_t)atomic_load(&m->n_cancels)));
+                                           (json_int_t)atomic_load(&m->n_cancels),
+                                           "health_checks",
+                                           (json_int_t)atomic_load(&m->n_health)));
 }
 
 static const rb_http_route routes[] = {
