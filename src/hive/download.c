@@ -147,6 +147,7 @@ static void *dl_main(void *arg)
     f.url = d->url;
     f.dest = d->dest;
     f.token = d->mgr->hf_token;
+    f.tag = d->id;
     f.cancel = &d->cancel;
     f.progress = on_progress;
     f.user = d;

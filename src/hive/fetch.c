@@ -57,7 +57,8 @@ hive_fetch hive_fetch_default(void)
     int64_t v;
 
     f.attempts = HIVE_FETCH_ATTEMPTS;
-    f.backoff_ms = b && rb_parse_i64(b, 0, 600000, &v) == RB_OK ? (long)v : HIVE_FETCH_BACKOFF_MS;
+    f.backoff_ms =
+        b && rb_parse_i64(b, 0, 600000, &v) == RB_OK ? (long)v : HIVE_FETCH_BACKOFF_MS;
     f.stall_timeout_s = STALL_TIMEOUT_S;
     return f;
 }
@@ -382,7 +383,8 @@ static attempt_result run_attempts(xfer *x, const char *part, hive_fetch_result 
         r = attempt(x, part, err, errlen);
         if (r != ATT_RETRY)
             break;
-        rb_log(RB_LOG_WARN, "download", "attempt %d of %d failed: %s", i, x->f->attempts, err);
+        rb_log(RB_LOG_WARN, "download", "%s: attempt %d of %d failed: %s",
+               x->f->tag ? x->f->tag : "-", i, x->f->attempts, err);
         if (i < x->f->attempts && pause_ms(x->f, backoff)) {
             r = ATT_CANCEL;
             break;

@@ -37,6 +37,7 @@ typedef struct hive_fetch {
     const char *url;
     const char *dest;
     const char *token;          /* bearer token for the server (HF_TOKEN) or NULL */
+    const char *tag;            /* names the transfer in log lines (the download id) */
     int attempts;
     long backoff_ms;
     long stall_timeout_s;       /* abort an attempt that receives nothing for this long */

@@ -11,6 +11,7 @@
 
 #include "rb_buf.h"
 #include "rb_test.h"
+#include "rb_util.h"
 #include "rbt_hive.h"
 
 #define MAX_ARGS 48
@@ -212,4 +213,67 @@ int rbt_hive_wait_worker(rbt_hive *h, const char *id, const char *state, int tim
 int rbt_pid_gone(pid_t pid)
 {
     return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/* ---- mock-files -------------------------------------------------------------------------- */
+
+void rbt_files_init(rbt_files *f)
+{
+    memset(f, 0, sizeof(*f));
+    rbt_tmpdir(f->dir);
+    snprintf(f->root, sizeof f->root, "%s/root", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/files.log", f->dir);
+    ck_assert_int_eq(rb_mkdir_p(f->root), RB_OK);
+}
+
+void rbt_files_start(rbt_files *f, const char *scenario_json)
+{
+    char port[16], scenario[4200], bin[4096], url[128];
+    char *argv[] = {bin, "--root", f->root, "--port", port, NULL, NULL, NULL};
+    FILE *sf;
+
+    snprintf(bin, sizeof bin, "%s", rbt_bin("mock-files"));
+    f->port = rbt_free_port();
+    snprintf(port, sizeof port, "%d", f->port);
+    snprintf(f->base, sizeof f->base, "http://127.0.0.1:%d", f->port);
+    if (scenario_json) {
+        snprintf(scenario, sizeof scenario, "%s/scenario.json", f->dir);
+        sf = fopen(scenario, "w");
+        ck_assert(sf != NULL);
+        fputs(scenario_json, sf);
+        fclose(sf);
+        argv[5] = "--scenario";
+        argv[6] = scenario;
+    }
+    f->pid = rbt_spawn(argv, NULL, f->log);
+    snprintf(url, sizeof url, "%s/mock/requests", f->base);
+    ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(HEALTH_WAIT_MS)),
+                  "mock-files did not come up; log %s", f->log);
+}
+
+void rbt_files_stop(rbt_files *f)
+{
+    if (f->pid > 0) {
+        kill(f->pid, SIGTERM);
+        if (!rbt_wait_exit(f->pid, rbt_scaled(5000), NULL))
+            rbt_kill(f->pid);
+    }
+    f->pid = 0;
+    rbt_rmtree(f->dir);
+}
+
+json_t *rbt_files_requests(rbt_files *f)
+{
+    char url[128];
+    rb_buf b;
+    json_t *j = NULL, *reqs;
+
+    snprintf(url, sizeof url, "%s/mock/requests", f->base);
+    rb_buf_init(&b, 4 << 20);
+    if (rbt_http("GET", url, NULL, NULL, rbt_scaled(5000), &b, NULL) == 200)
+        j = json_loads(b.data, 0, NULL);
+    rb_buf_release(&b);
+    reqs = json_incref(json_object_get(j, "requests"));
+    json_decref(j);
+    return reqs ? reqs : json_array();
 }

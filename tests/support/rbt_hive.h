@@ -76,4 +76,32 @@ int rbt_hive_wait_worker(rbt_hive *h, const char *id, const char *state, int tim
 /* 1 when no process with this pid exists (not even a zombie). */
 int rbt_pid_gone(pid_t pid);
 
+/*
+ * mock-files, the stand-in for the Hugging Face hub (see mock/mock-files.c):
+ *
+ *     rbt_files f;
+ *     rbt_files_init(&f);                                   // f.root: put org/repo/file there
+ *     rbt_write_fake_gguf(path_under_f_root, 3 << 20);
+ *     rbt_files_start(&f, "{\"rate_bytes_per_s\":3145728}");  // scenario JSON or NULL
+ *     ... HF_ENDPOINT=f.base ...
+ *     json_t *reqs = rbt_files_requests(&f);                // what the server was asked
+ *     rbt_files_stop(&f);
+ */
+typedef struct rbt_files {
+    char root[4200]; /* the served folder (inside dir) */
+    char dir[4096];  /* a fresh temporary folder */
+    char log[4200];
+    char base[64];   /* http://127.0.0.1:PORT */
+    int port;
+    pid_t pid;
+} rbt_files;
+
+void rbt_files_init(rbt_files *f);
+/* Writes the scenario (may be NULL), starts mock-files and waits until it answers. */
+void rbt_files_start(rbt_files *f, const char *scenario_json);
+/* Stops the server and removes its folder. */
+void rbt_files_stop(rbt_files *f);
+/* The "requests" array of GET /mock/requests (new reference; empty array on failure). */
+json_t *rbt_files_requests(rbt_files *f);
+
 #endif
