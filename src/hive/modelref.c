@@ -236,9 +236,11 @@ static rb_err find_in_dir(const char *dir, char *out, size_t outlen)
     if (glob(pattern, 0, NULL, &g) != 0)
         return RB_ENOTFOUND;
     for (size_t i = 0; i < g.gl_pathc && rc; i++) {
-        if (!hive_file_is_gguf(g.gl_pathv[i]))
+        char *real;
+        if (!hive_file_is_gguf(g.gl_pathv[i]) || !(real = realpath(g.gl_pathv[i], NULL)))
             continue;
-        rc = snprintf(out, outlen, "%s", g.gl_pathv[i]) < (int)outlen ? RB_OK : RB_ETOOBIG;
+        rc = snprintf(out, outlen, "%s", real) < (int)outlen ? RB_OK : RB_ETOOBIG;
+        free(real);
     }
     globfree(&g);
     return rc;
