@@ -49,7 +49,7 @@ typedef struct fault {
     long long drop_after; /* -1: no drop */
     int status;           /* 0: no scripted status */
     int wrong_etag;
-    int times;            /* -1: always */
+    int times; /* -1: always */
 } fault;
 
 typedef struct record {
@@ -88,22 +88,21 @@ static void pause_ns(long long ns)
 static int load_scenario(server *s, const char *file)
 {
     json_error_t je;
-    json_t *j = json_load_file(file, 0, &je), *f;
+    json_t *j = json_load_file(file, 0, &je), *f, *faults = json_object_get(j, "faults");
     size_t i;
+    int ok = json_is_object(j);
 
-    if (!json_is_object(j)) {
+    if (!ok) {
         fprintf(stderr, "mock-files: cannot read scenario '%s': %s\n", file, je.text);
-        json_decref(j);
-        return 0;
+        goto out;
     }
     s->rate = json_integer_value(json_object_get(j, "rate_bytes_per_s"));
     if (json_is_boolean(json_object_get(j, "etag")))
         s->etag = json_is_true(json_object_get(j, "etag"));
-    json_array_foreach(json_object_get(j, "faults"), i, f) {
+    for (i = 0; i < json_array_size(faults) && s->nfaults < MAX_FAULTS; i++) {
         fault *x = &s->faults[s->nfaults];
         json_t *v;
-        if (s->nfaults == MAX_FAULTS)
-            break;
+        f = json_array_get(faults, i);
         v = json_object_get(f, "path");
         snprintf(x->path, sizeof x->path, "%s", json_is_string(v) ? json_string_value(v) : "*");
         x->drop_after = (v = json_object_get(f, "drop_after_bytes")) ? json_integer_value(v) : -1;
@@ -112,8 +111,9 @@ static int load_scenario(server *s, const char *file)
         x->times = (v = json_object_get(f, "times")) ? (int)json_integer_value(v) : -1;
         s->nfaults++;
     }
+out:
     json_decref(j);
-    return 1;
+    return ok;
 }
 
 /* The fault for url (copied into out), its use counted; 0 when none applies. */
@@ -163,25 +163,30 @@ static ssize_t read_body(void *cls, uint64_t pos, char *buf, size_t max)
 {
     body *b = cls;
     long long want = b->len - (long long)pos;
-    ssize_t n;
+    ssize_t n = MHD_CONTENT_READER_END_WITH_ERROR; /* also: the scripted broken connection */
 
     if (b->drop_after >= 0 && (long long)pos >= b->drop_after)
-        return MHD_CONTENT_READER_END_WITH_ERROR; /* the scripted broken connection */
+        goto out;
     if (want > (long long)max)
         want = (long long)max;
     if (want > BLOCK)
         want = BLOCK;
     if (b->drop_after >= 0 && (long long)pos + want > b->drop_after)
         want = b->drop_after - (long long)pos;
-    if (want <= 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (want <= 0) {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+        goto out;
+    }
     if (b->s->rate > 0)
         pause_ns(want * 1000000000LL / b->s->rate);
     n = pread(b->fd, buf, (size_t)want, (off_t)(b->start + (long long)pos));
-    if (n <= 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (n <= 0) {
+        n = MHD_CONTENT_READER_END_WITH_ERROR;
+        goto out;
+    }
     b->sent = (long long)pos + n;
     set_record(b->s, b->rec, 0, b->sent);
+out:
     return n;
 }
 
@@ -195,8 +200,8 @@ static void free_body(void *cls)
 static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j)
 {
     char *text = rb_json_dump(j);
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text,
-                                                             MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     enum MHD_Result ok;
     MHD_add_response_header(r, "Content-Type", "application/json");
     ok = MHD_queue_response(c, (unsigned)status, r);
@@ -207,23 +212,22 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status, json_t *j
 
 static enum MHD_Result send_status(struct MHD_Connection *c, int status)
 {
-    return send_json(c, status, json_pack("{s:{s:s, s:s}}", "error", "code", "MOCK", "message",
-                                          "scripted or not found"));
+    return send_json(
+        c, status,
+        json_pack("{s:{s:s, s:s}}", "error", "code", "MOCK", "message", "scripted or not found"));
 }
 
 /* Maps a URL to a file below root; 0 for a path with "..". */
 static int map_path(const server *s, const char *url, char *out, size_t outlen)
 {
     char org[256], repo[256];
-    int n = 0;
+    int n = 0, ok = !strstr(url, "..");
 
-    if (strstr(url, ".."))
-        return 0;
-    if (sscanf(url, "/%255[^/]/%255[^/]/resolve/main/%n", org, repo, &n) == 2 && n > 0)
+    if (ok && sscanf(url, "/%255[^/]/%255[^/]/resolve/main/%n", org, repo, &n) == 2 && n > 0)
         snprintf(out, outlen, "%s/%s/%s/%s", s->root, org, repo, url + n);
-    else
+    else if (ok)
         snprintf(out, outlen, "%s%s", s->root, url);
-    return 1;
+    return ok;
 }
 
 static void file_etag(const char *path, int wrong, char *out, size_t outlen)
@@ -233,26 +237,25 @@ static void file_etag(const char *path, int wrong, char *out, size_t outlen)
     uint8_t d[32];
     char hex[65];
 
-    if (rb_read_file(path, (size_t)1 << 31, &data, &n) != RB_OK) {
-        out[0] = '\0';
-        return;
+    out[0] = '\0';
+    if (rb_read_file(path, (size_t)1 << 31, &data, &n) == RB_OK) {
+        rb_sha256(data, n, d);
+        free(data);
+        if (wrong)
+            d[0] ^= 0xff;
+        rb_hex(d, sizeof d, hex);
+        snprintf(out, outlen, "\"%s\"", hex);
     }
-    rb_sha256(data, n, d);
-    free(data);
-    if (wrong)
-        d[0] ^= 0xff;
-    rb_hex(d, sizeof d, hex);
-    snprintf(out, outlen, "\"%s\"", hex);
 }
 
 /* Parses "bytes=a-" or "bytes=a-b" against size; 0 when absent or unusable. */
 static int parse_range(const char *h, long long size, long long *a, long long *b)
 {
-    if (!h || sscanf(h, "bytes=%lld-%lld", a, b) < 1)
-        return 0;
-    if (sscanf(h, "bytes=%lld-%lld", a, b) != 2 || *b >= size)
+    int got = h ? sscanf(h, "bytes=%lld-%lld", a, b) : 0;
+
+    if (got == 1 || (got == 2 && *b >= size))
         *b = size - 1;
-    return 1;
+    return got >= 1;
 }
 
 static enum MHD_Result send_unsatisfiable(struct MHD_Connection *c, long long size)
@@ -268,36 +271,16 @@ static enum MHD_Result send_unsatisfiable(struct MHD_Connection *c, long long si
     return ok;
 }
 
-static enum MHD_Result serve_file(server *s, struct MHD_Connection *c, const char *method,
-                                  const char *url, int rec, const fault *f)
+/* Queues the body of an open file (fd is handed to the response), ranged to [a, z]. */
+static enum MHD_Result send_body(server *s, struct MHD_Connection *c, const char *method,
+                                 const char *url, const char *path, int fd, int status, long long a,
+                                 long long z, long long size, int rec, const fault *f)
 {
-    char path[4096], etag[80];
-    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
-    struct stat st;
-    long long a = 0, z = 0, size;
-    int status = 200, fd;
-    body *b;
+    body *b = calloc(1, sizeof(*b));
     struct MHD_Response *r;
+    char cr[96], etag[80];
     enum MHD_Result ok;
 
-    fd = map_path(s, url, path, sizeof path) ? open(path, O_RDONLY) : -1;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
-        set_record(s, rec, 404, 0);
-        return send_status(c, 404);
-    }
-    size = (long long)st.st_size;
-    z = size - 1;
-    if (parse_range(range, size, &a, &z)) {
-        if (a >= size) {
-            close(fd);
-            set_record(s, rec, 416, 0);
-            return send_unsatisfiable(c, size);
-        }
-        status = 206;
-    }
-    b = calloc(1, sizeof(*b));
     b->s = s;
     b->fd = fd;
     b->start = a;
@@ -307,7 +290,6 @@ static enum MHD_Result serve_file(server *s, struct MHD_Connection *c, const cha
     set_record(s, rec, status, 0);
     r = MHD_create_response_from_callback((uint64_t)(z - a + 1), BLOCK, read_body, b, free_body);
     if (status == 206) {
-        char cr[96];
         snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", a, z, size);
         MHD_add_response_header(r, "Content-Range", cr);
     }
@@ -323,6 +305,38 @@ static enum MHD_Result serve_file(server *s, struct MHD_Connection *c, const cha
     return ok;
 }
 
+static enum MHD_Result serve_file(server *s, struct MHD_Connection *c, const char *method,
+                                  const char *url, int rec, const fault *f)
+{
+    char path[4096];
+    const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
+    struct stat st;
+    long long a = 0, z = 0, size = 0;
+    int fd = map_path(s, url, path, sizeof path) ? open(path, O_RDONLY) : -1, ranged = 0;
+    enum MHD_Result ok;
+
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd >= 0) {
+        size = (long long)st.st_size;
+        z = size - 1;
+        ranged = parse_range(range, size, &a, &z);
+    }
+    if (fd < 0) {
+        set_record(s, rec, 404, 0);
+        ok = send_status(c, 404);
+    } else if (ranged && a >= size) {
+        close(fd);
+        set_record(s, rec, 416, 0);
+        ok = send_unsatisfiable(c, size);
+    } else {
+        ok = send_body(s, c, method, url, path, fd, ranged ? 206 : 200, a, z, size, rec, f);
+    }
+    return ok;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -334,17 +348,18 @@ static enum MHD_Result serve_listing(server *s, struct MHD_Connection *c, const 
     char *names[1024];
     int n = 0;
     struct dirent *e;
-    DIR *d;
+    DIR *d = NULL;
     json_t *sib = json_array();
+    enum MHD_Result ok;
 
-    if (sscanf(url, "/api/models/%255[^/]/%255[^/]", org, repo) != 2 || strstr(url, "..")) {
-        json_decref(sib);
-        return send_status(c, 404);
+    if (sscanf(url, "/api/models/%255[^/]/%255[^/]", org, repo) == 2 && !strstr(url, "..")) {
+        snprintf(dir, sizeof dir, "%s/%s/%s", s->root, org, repo);
+        d = opendir(dir);
     }
-    snprintf(dir, sizeof dir, "%s/%s/%s", s->root, org, repo);
-    if (!(d = opendir(dir))) {
+    if (!d) {
         json_decref(sib);
-        return send_status(c, 404);
+        ok = send_status(c, 404);
+        goto out;
     }
     while ((e = readdir(d)) && n < 1024)
         if (e->d_name[0] != '.')
@@ -355,8 +370,9 @@ static enum MHD_Result serve_listing(server *s, struct MHD_Connection *c, const 
         json_array_append_new(sib, json_pack("{s:s}", "rfilename", names[i]));
         free(names[i]);
     }
-    return send_json(c, 200, json_pack("{s:s+++, s:o}", "id", org, "/", repo, "", "siblings",
-                                       sib));
+    ok = send_json(c, 200, json_pack("{s:s+++, s:o}", "id", org, "/", repo, "", "siblings", sib));
+out:
+    return ok;
 }
 
 static enum MHD_Result serve_records(server *s, struct MHD_Connection *c)
@@ -367,41 +383,45 @@ static enum MHD_Result serve_records(server *s, struct MHD_Connection *c)
         record *r = &s->records[i];
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:i, s:I}", "method", r->method,
                                               "path", r->path, "range", r->range, "status",
-                                              r->status, "bytes_sent",
-                                              (json_int_t)r->bytes_sent));
+                                              r->status, "bytes_sent", (json_int_t)r->bytes_sent));
     }
     pthread_mutex_unlock(&s->mu);
     return send_json(c, 200, json_pack("{s:o}", "requests", list));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
     server *s = cls;
     fault f;
     int rec, has_fault;
+    enum MHD_Result ok = MHD_YES;
 
     (void)version, (void)upload, (void)upload_size;
     if (!*con_cls) { /* headers only; answer on the second call */
         *con_cls = s;
-        return MHD_YES;
+        goto out;
     }
-    if (strcmp(url, "/mock/requests") == 0)
-        return serve_records(s, c);
+    if (strcmp(url, "/mock/requests") == 0) {
+        ok = serve_records(s, c);
+        goto out;
+    }
     rec = add_record(s, method, url, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range"));
     has_fault = take_fault(s, url, &f);
     if (has_fault && f.status) {
         set_record(s, rec, f.status, 0);
-        return send_status(c, f.status);
-    }
-    if (strncmp(url, "/api/models/", 12) == 0) {
+        ok = send_status(c, f.status);
+    } else if (strncmp(url, "/api/models/", 12) == 0) {
         set_record(s, rec, 200, 0);
-        return serve_listing(s, c, url);
+        ok = serve_listing(s, c, url);
+    } else if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+        ok = send_status(c, 405);
+    } else {
+        ok = serve_file(s, c, method, url, rec, has_fault ? &f : NULL);
     }
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-        return send_status(c, 405);
-    return serve_file(s, c, method, url, rec, has_fault ? &f : NULL);
+out:
+    return ok;
 }
 
 int main(int argc, char **argv)

@@ -30,11 +30,13 @@
  *     ignore_sigterm      false               SIGTERM is ignored (only SIGKILL ends it)
  *     keepalive_ms        10000               SSE keep-alive period
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
- * "heartbeats_sent","cancels","health_checks"}. Every event worth asserting is also printed on stdout.
+ * "heartbeats_sent","cancels","health_checks"}. Every event worth asserting is also printed on
+ * stdout.
  */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,7 @@ typedef struct script {
 
 typedef struct opts {
     const char *worker_id, *model, *model_ref, *backend, *device, *hive_url, *advertise_host;
+    const char *scenario;
     int port, local_mode, slots, queue, stream_open_timeout_ms;
     double heartbeat_s;
 } opts;
@@ -84,17 +87,18 @@ typedef struct mock {
     pthread_t main_thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    int stopping;      /* under mu */
+    int stopping;        /* under mu */
     job *jobs[MAX_JOBS]; /* under mu */
-    int active;        /* running jobs, under mu */
+    int active;          /* running jobs, under mu */
     atomic_int loaded;
     rb_bcast *progress;
     int64_t start_ms;
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
 } mock;
 
-static const char *const default_tokens[] = {"In", " the", " beginning", " God", " created",
-                                             " the", " heaven", " and", " the", " earth", "."};
+static const char *const default_tokens[] = {"In",       " the",   " beginning", " God",
+                                             " created", " the",   " heaven",    " and",
+                                             " the",     " earth", "."};
 
 static void pause_ms(int ms)
 {
@@ -159,7 +163,8 @@ static void script_apply(script *s, json_t *j)
         for (int k = 0; k < s->ntokens; k++)
             free(s->tokens[k]);
         s->ntokens = 0;
-        json_array_foreach(toks, i, v) {
+        for (i = 0; i < json_array_size(toks); i++) {
+            v = json_array_get(toks, i);
             if (json_is_string(v) && s->ntokens < MAX_TOKENS_SCRIPT)
                 s->tokens[s->ntokens++] = strdup(json_string_value(v));
         }
@@ -168,34 +173,32 @@ static void script_apply(script *s, json_t *j)
         s->layers = 1;
 }
 
+/* Applies one script source (NULL j: nothing to apply); 0 when it is not a JSON object. */
+static int script_take(script *s, json_t *j, const char *what, const json_error_t *je)
+{
+    int ok = json_is_object(j);
+
+    if (ok)
+        script_apply(s, j);
+    else
+        fprintf(stderr, "mock-worker: %s is not a JSON object: %s\n", what, je->text);
+    json_decref(j);
+    return ok;
+}
+
 /* Reads the scenario file, then $MOCK_WORKER_SCENARIO. 0 on a bad script. */
 static int script_load(script *s, const char *file)
 {
     const char *env = getenv("MOCK_WORKER_SCENARIO");
     json_error_t je;
-    json_t *j;
+    int ok = 1;
 
     script_defaults(s);
-    if (file) {
-        if (!json_is_object(j = json_load_file(file, 0, &je))) {
-            fprintf(stderr, "mock-worker: cannot read scenario '%s': %s\n", file, je.text);
-            json_decref(j);
-            return 0;
-        }
-        script_apply(s, j);
-        json_decref(j);
-    }
-    if (env && *env) {
-        if (!json_is_object(j = json_loads(env, 0, &je))) {
-            fprintf(stderr, "mock-worker: MOCK_WORKER_SCENARIO is not a JSON object: %s\n",
-                    je.text);
-            json_decref(j);
-            return 0;
-        }
-        script_apply(s, j);
-        json_decref(j);
-    }
-    return 1;
+    if (file)
+        ok = script_take(s, json_load_file(file, 0, &je), file, &je);
+    if (ok && env && *env)
+        ok = script_take(s, json_loads(env, 0, &je), "MOCK_WORKER_SCENARIO", &je);
+    return ok;
 }
 
 /* ---- state ---------------------------------------------------------------------------- */
@@ -203,12 +206,10 @@ static int script_load(script *s, const char *file)
 static const char *state_name(mock *m)
 {
     int active;
-    if (!atomic_load(&m->loaded))
-        return "loading";
     pthread_mutex_lock(&m->mu);
     active = m->active;
     pthread_mutex_unlock(&m->mu);
-    return active > 0 ? "busy" : "idle";
+    return !atomic_load(&m->loaded) ? "loading" : active > 0 ? "busy" : "idle";
 }
 
 static int busy_slots(mock *m)
@@ -261,9 +262,9 @@ static void *heartbeat_main(void *arg)
         if (stop_after < 0 || age < stop_after) {
             post_hive(m, "/v1/heartbeat",
                       json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "worker_id", m->o.worker_id,
-                                "timestamp", (json_int_t)rb_unix_s(), "health_status",
-                                "healthy", "state", state_name(m), "slots_total", m->o.slots,
-                                "slots_busy", busy_slots(m)));
+                                "timestamp", (json_int_t)rb_unix_s(), "health_status", "healthy",
+                                "state", state_name(m), "slots_total", m->o.slots, "slots_busy",
+                                busy_slots(m)));
             atomic_fetch_add(&m->n_heartbeats, 1);
         }
         clock_gettime(CLOCK_REALTIME, &dl);
@@ -286,15 +287,15 @@ static int load_model(mock *m)
 {
     FILE *f = fopen(m->o.model, "rb");
     char magic[4] = {0}, url[300], ev[128];
+    int ok = f && fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
 
-    if (!f || fread(magic, 1, 4, f) != 4 || memcmp(magic, "GGUF", 4) != 0) {
+    if (f)
+        fclose(f);
+    if (!ok) {
         fprintf(stderr, "mock-worker: cannot load model '%s': %s\n", m->o.model,
                 f ? "not a GGUF file" : "no such file");
-        if (f)
-            fclose(f);
-        return 0;
+        goto out;
     }
-    fclose(f);
     for (int i = 1; i <= m->s.layers; i++) {
         pause_ms(m->s.load_ms / m->s.layers);
         snprintf(ev, sizeof ev, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
@@ -303,18 +304,19 @@ static int load_model(mock *m)
     }
     if (m->s.never_ready) {
         say("mock-worker: scripted never to become ready%s", "");
-        return 1;
+        goto out;
     }
     rb_bcast_finish(m->progress, "{\"stage\":\"ready\"}");
     atomic_store(&m->loaded, 1);
     snprintf(url, sizeof url, "http://%s:%d", m->o.advertise_host, m->o.port);
     if (m->o.hive_url)
         post_hive(m, "/v1/workers/ready",
-                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "worker_id", m->o.worker_id, "url",
-                            url, "model_ref", m->o.model_ref, "backend", m->o.backend,
-                            "device", m->o.device));
+                  json_pack("{s:s, s:s, s:s, s:s, s:s}", "worker_id", m->o.worker_id, "url", url,
+                            "model_ref", m->o.model_ref, "backend", m->o.backend, "device",
+                            m->o.device));
     say("mock-worker: ready at %s", url);
-    return 1;
+out:
+    return ok;
 }
 
 /* ---- jobs ------------------------------------------------------------------------------- */
@@ -374,8 +376,10 @@ static void *job_main(void *arg)
     rb_buf_init(&b, 4096);
     if (!wait_attached(m, j))
         goto out;
-    rb_chan_pushf(j->ch, "{\"type\":\"started\",\"job_id\":\"%s\",\"model\":\"mock\","
-                  "\"started_at\":%lld}", j->id, (long long)rb_unix_s());
+    rb_chan_pushf(j->ch,
+                  "{\"type\":\"started\",\"job_id\":\"%s\",\"model\":\"mock\","
+                  "\"started_at\":%lld}",
+                  j->id, (long long)rb_unix_s());
     for (int i = 0; i < n && !atomic_load(&j->cancel); i++) {
         if (i == m->s.crash_after) {
             printf("mock-worker: crashing after %d tokens (scripted)\n", i);
@@ -385,6 +389,8 @@ static void *job_main(void *arg)
         while (i == m->s.hang_after && !atomic_load(&j->cancel) && !rb_chan_is_closed(j->ch))
             pause_ms(20);
         pause_ms(m->s.token_interval_ms);
+        if (atomic_load(&j->cancel))
+            break;
         rb_buf_reset(&b);
         rb_buf_appendf(&b, "{\"type\":\"token\",\"t\":");
         rb_json_quote(&b, m->s.tokens[i], strlen(m->s.tokens[i]));
@@ -397,11 +403,12 @@ static void *job_main(void *arg)
     }
     if (atomic_load(&j->cancel))
         reason = "CANCELLED";
-    rb_chan_pushf(j->ch, "{\"type\":\"end\",\"tokens_out\":%d,\"prompt_tokens\":5,"
+    rb_chan_pushf(j->ch,
+                  "{\"type\":\"end\",\"tokens_out\":%d,\"prompt_tokens\":5,"
                   "\"decode_time_ms\":%lld,\"ttft_ms\":%lld,\"tokens_per_sec\":%.1f,"
-                  "\"stop_reason\":\"%s\"}", sent, (long long)(rb_now_ms() - t0),
-                  (long long)ttft, m->s.token_interval_ms ? 1000.0 / m->s.token_interval_ms : 0,
-                  reason);
+                  "\"stop_reason\":\"%s\"}",
+                  sent, (long long)(rb_now_ms() - t0), (long long)ttft,
+                  m->s.token_interval_ms ? 1000.0 / m->s.token_interval_ms : 0, reason);
     rb_chan_push(j->ch, "[DONE]", (size_t)-1, 1000);
 out:
     rb_chan_finish(j->ch);
@@ -453,9 +460,9 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
     }
     pthread_mutex_unlock(&m->mu);
     if (!j)
-        rb_http_reply_error(rep, 503, "ALL_SLOTS_BUSY", "all slots are busy",
-                            json_pack("{s:i, s:i}", "slots_total", m->o.slots, "slots_busy",
-                                      m->o.slots));
+        rb_http_reply_error(
+            rep, 503, "ALL_SLOTS_BUSY", "all slots are busy",
+            json_pack("{s:i, s:i}", "slots_total", m->o.slots, "slots_busy", m->o.slots));
 out:
     rb_jcheck_release(&c);
     json_decref(body);
@@ -483,11 +490,10 @@ static void h_health(rb_http_req *req, rb_http_reply *rep, void *user)
     (void)req;
     atomic_fetch_add(&m->n_health, 1);
     if (m->s.health_status != 200)
-        rb_http_reply_error(rep, m->s.health_status, "SCRIPTED", "scripted health failure",
-                            NULL);
+        rb_http_reply_error(rep, m->s.health_status, "SCRIPTED", "scripted health failure", NULL);
     else
-        rb_http_reply_json(rep, 200, json_pack("{s:s, s:s}", "status", "healthy", "state",
-                                               state_name(m)));
+        rb_http_reply_json(rep, 200,
+                           json_pack("{s:s, s:s}", "status", "healthy", "state", state_name(m)));
 }
 
 static void h_ready(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -495,12 +501,13 @@ static void h_ready(rb_http_req *req, rb_http_reply *rep, void *user)
     mock *m = user;
     (void)req;
     if (atomic_load(&m->loaded))
-        rb_http_reply_json(rep, 200, json_pack("{s:b, s:s, s:b}", "ready", 1, "state",
-                                               state_name(m), "model_loaded", 1));
+        rb_http_reply_json(
+            rep, 200,
+            json_pack("{s:b, s:s, s:b}", "ready", 1, "state", state_name(m), "model_loaded", 1));
     else
-        rb_http_reply_json(rep, 200, json_pack("{s:b, s:s, s:s}", "ready", 0, "state",
-                                               "loading", "progress_url",
-                                               "/v1/loading/progress"));
+        rb_http_reply_json(rep, 200,
+                           json_pack("{s:b, s:s, s:s}", "ready", 0, "state", "loading",
+                                     "progress_url", "/v1/loading/progress"));
 }
 
 static void h_progress(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -560,8 +567,8 @@ static void h_job_cancel(rb_http_req *req, rb_http_reply *rep, void *user)
         atomic_store(&j->cancel, 1);
         atomic_fetch_add(&m->n_cancels, 1);
         say("mock-worker: job %s cancelled", j->id);
-        rb_http_reply_json(rep, 200, json_pack("{s:s, s:s}", "job_id", j->id, "status",
-                                               "cancelling"));
+        rb_http_reply_json(rep, 200,
+                           json_pack("{s:s, s:s}", "job_id", j->id, "status", "cancelling"));
     }
     job_unref(j);
 }
@@ -590,15 +597,13 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
-    rb_http_reply_json(rep, 200, json_pack("{s:I, s:I, s:I, s:I, s:I}", "inference_requests",
-                                           (json_int_t)atomic_load(&m->n_infer),
-                                           "shutdown_requests",
-                                           (json_int_t)atomic_load(&m->n_shutdown),
-                                           "heartbeats_sent",
-                                           (json_int_t)atomic_load(&m->n_heartbeats), "cancels",
-                                           (json_int_t)atomic_load(&m->n_cancels),
-                                           "health_checks",
-                                           (json_int_t)atomic_load(&m->n_health)));
+    rb_http_reply_json(rep, 200,
+                       json_pack("{s:I, s:I, s:I, s:I, s:I}", "inference_requests",
+                                 (json_int_t)atomic_load(&m->n_infer), "shutdown_requests",
+                                 (json_int_t)atomic_load(&m->n_shutdown), "heartbeats_sent",
+                                 (json_int_t)atomic_load(&m->n_heartbeats), "cancels",
+                                 (json_int_t)atomic_load(&m->n_cancels), "health_checks",
+                                 (json_int_t)atomic_load(&m->n_health)));
 }
 
 static const rb_http_route routes[] = {
@@ -619,69 +624,64 @@ static const rb_http_route routes[] = {
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-/* Options that take a string: where each one goes. */
-static const char **string_opt(opts *o, const char *name, const char **scenario)
+/* Options with a value: where each goes (NO_FIELD: accepted and ignored, as --threads). */
+#define NO_FIELD ((size_t)-1)
+typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_SECONDS } opt_kind;
+typedef struct opt_def {
+    const char *name;
+    opt_kind kind;
+    size_t field; /* offsetof(opts, ...) */
+} opt_def;
+
+static const opt_def opt_defs[] = {
+    {"--worker-id", OPT_STRING, offsetof(opts, worker_id)},
+    {"--model", OPT_STRING, offsetof(opts, model)},
+    {"--model-ref", OPT_STRING, offsetof(opts, model_ref)},
+    {"--backend", OPT_STRING, offsetof(opts, backend)},
+    {"--device", OPT_STRING, offsetof(opts, device)},
+    {"--hive-url", OPT_STRING, offsetof(opts, hive_url)},
+    {"--advertise-host", OPT_STRING, offsetof(opts, advertise_host)},
+    {"--scenario", OPT_STRING, offsetof(opts, scenario)},
+    {"--port", OPT_INT, offsetof(opts, port)},
+    {"--slots", OPT_INT, offsetof(opts, slots)},
+    {"--queue", OPT_INT, offsetof(opts, queue)},
+    {"--stream-open-timeout", OPT_INT, offsetof(opts, stream_open_timeout_ms)},
+    {"--threads", OPT_INT, NO_FIELD},
+    {"--ctx", OPT_INT, NO_FIELD},
+    {"--heartbeat-interval", OPT_SECONDS, offsetof(opts, heartbeat_s)},
+};
+
+/* Stores value v of option d into o; 0 when v is not valid for it. */
+static int set_opt(opts *o, const opt_def *d, const char *v)
 {
-    if (strcmp(name, "--worker-id") == 0)
-        return &o->worker_id;
-    if (strcmp(name, "--model") == 0)
-        return &o->model;
-    if (strcmp(name, "--model-ref") == 0)
-        return &o->model_ref;
-    if (strcmp(name, "--backend") == 0)
-        return &o->backend;
-    if (strcmp(name, "--device") == 0)
-        return &o->device;
-    if (strcmp(name, "--hive-url") == 0)
-        return &o->hive_url;
-    if (strcmp(name, "--advertise-host") == 0)
-        return &o->advertise_host;
-    return strcmp(name, "--scenario") == 0 ? scenario : NULL;
+    char *field = (char *)o + d->field;
+    int64_t n = 0;
+    int ok = 1;
+
+    if (d->kind == OPT_STRING)
+        *(const char **)(void *)field = v;
+    else if (d->kind == OPT_SECONDS)
+        ok = rb_parse_double(v, 0.01, 86400, (double *)(void *)field) == RB_OK;
+    else if ((ok = rb_parse_i64(v, 0, 1000000, &n) == RB_OK) && d->field != NO_FIELD)
+        *(int *)(void *)field = (int)n;
+    return ok;
 }
 
-/* Options that take a number: where each one goes (NULL: accepted and ignored). */
-static int *int_opt(opts *o, const char *name, int *known)
-{
-    *known = 1;
-    if (strcmp(name, "--port") == 0)
-        return &o->port;
-    if (strcmp(name, "--slots") == 0)
-        return &o->slots;
-    if (strcmp(name, "--queue") == 0)
-        return &o->queue;
-    if (strcmp(name, "--stream-open-timeout") == 0)
-        return &o->stream_open_timeout_ms;
-    *known = strcmp(name, "--threads") == 0 || strcmp(name, "--ctx") == 0;
-    return NULL;
-}
-
-static int parse_args(int argc, char **argv, opts *o, const char **scenario)
+static int parse_args(int argc, char **argv, opts *o)
 {
     int ok = 1;
 
     for (int i = 1; i < argc && ok; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        const char **sp;
-        int64_t n;
-        int known, *ip;
-
-        if (strcmp(a, "--local-mode") == 0) {
+        const opt_def *d = NULL;
+        for (size_t k = 0; k < RB_ARRAY_LEN(opt_defs) && !d; k++)
+            if (strcmp(argv[i], opt_defs[k].name) == 0)
+                d = &opt_defs[k];
+        if (strcmp(argv[i], "--local-mode") == 0)
             o->local_mode = 1;
-            continue;
-        }
-        i++;
-        if (!v)
+        else if (!d || i + 1 == argc)
             ok = 0;
-        else if ((sp = string_opt(o, a, scenario)))
-            *sp = v;
-        else if (strcmp(a, "--heartbeat-interval") == 0)
-            ok = rb_parse_double(v, 0.01, 86400, &o->heartbeat_s) == RB_OK;
-        else if ((ip = int_opt(o, a, &known)) || known) {
-            ok = rb_parse_i64(v, 0, 1000000, &n) == RB_OK;
-            if (ok && ip)
-                *ip = (int)n;
-        } else
-            ok = 0;
+        else
+            ok = set_opt(o, d, argv[++i]);
     }
     if (o->slots < 1)
         o->slots = 1;
@@ -767,16 +767,15 @@ out:
 int main(int argc, char **argv)
 {
     static mock m;
-    const char *scenario = NULL;
     int rc = 2;
 
     opts_defaults(&m.o);
-    if (!parse_args(argc, argv, &m.o, &scenario)) {
+    if (!parse_args(argc, argv, &m.o)) {
         fprintf(stderr, "usage: mock-worker --model PATH --port P [--scenario FILE] "
                         "[llm-worker-rbee options]\n");
         goto out;
     }
-    if (!script_load(&m.s, scenario))
+    if (!script_load(&m.s, m.o.scenario))
         goto out;
     if (m.s.start_exit_code >= 0) {
         fprintf(stderr, "%s\n", m.s.start_message);

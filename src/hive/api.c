@@ -25,9 +25,8 @@ json_t *hive_api_body(rb_http_req *req, rb_http_reply *rep)
 
     if (!json_is_object(body)) {
         json_decref(body);
-        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not a JSON object",
-                            NULL);
-        return NULL;
+        body = NULL;
+        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not a JSON object", NULL);
     }
     return body;
 }
@@ -52,8 +51,9 @@ uint64_t hive_ram_required_mb(int64_t size_bytes)
 static void h_health(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     (void)req, (void)user;
-    rb_http_reply_json(rep, 200, json_pack("{s:s, s:s, s:s}", "status", "alive", "version",
-                                           RB_VERSION, "api_version", "v1"));
+    rb_http_reply_json(rep, 200,
+                       json_pack("{s:s, s:s, s:s}", "status", "alive", "version", RB_VERSION,
+                                 "api_version", "v1"));
 }
 
 static void h_capabilities(rb_http_req *req, rb_http_reply *rep, void *user)

@@ -26,18 +26,19 @@ void hive_h_models(rb_http_req *req, rb_http_reply *rep, void *user)
     (void)req;
     if (hive_catalog_list(h->cat, &rows, &n) != RB_OK) {
         rb_http_reply_error(rep, 500, "CATALOG_ERROR", "cannot read the model catalog", NULL);
-        return;
+        goto out;
     }
     list = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I, s:I}", "reference",
                                               rows[i].reference, "provider", rows[i].provider,
                                               "local_path", rows[i].local_path, "size_bytes",
-                                              (json_int_t)rows[i].size_bytes,
-                                              "downloaded_at_unix",
+                                              (json_int_t)rows[i].size_bytes, "downloaded_at_unix",
                                               (json_int_t)rows[i].downloaded_at_unix));
     free(rows);
     rb_http_reply_json(rep, 200, json_pack("{s:o}", "models", list));
+out:
+    return;
 }
 
 /* Validates {"model_ref"} into out; 0 after replying 400. */
@@ -46,10 +47,10 @@ static int download_request(rb_http_req *req, rb_http_reply *rep, char *out, siz
     json_t *body = hive_api_body(req, rep);
     const char *ref = NULL;
     rb_jcheck c;
-    int ok;
+    int ok = 0;
 
     if (!body)
-        return 0;
+        goto out;
     rb_jcheck_init(&c);
     rb_json_str(&c, body, "model_ref", RB_REQUIRED, 1, HIVE_REF_MAX - 1, &ref);
     ok = rb_jcheck_ok(&c);
@@ -59,6 +60,7 @@ static int download_request(rb_http_req *req, rb_http_reply *rep, char *out, siz
         rb_http_reply_json(rep, 400, rb_jcheck_envelope(&c));
     rb_jcheck_release(&c);
     json_decref(body);
+out:
     return ok;
 }
 
@@ -73,25 +75,22 @@ void hive_h_download(rb_http_req *req, rb_http_reply *rep, void *user)
     rb_err rc;
 
     if (!download_request(req, rep, text, sizeof text))
-        return;
+        goto out;
     if (hive_resolve_model(h, text, &ref, canonical, sizeof canonical, path, sizeof path, &what,
                            &e)) {
         hive_api_reply(rep, &e);
-        return;
+    } else if (what == HIVE_RESOLVED_LOCAL) {
+        rb_http_reply_json(rep, 200,
+                           json_pack("{s:s, s:s}", "download_id", "cached", "local_path", path));
+    } else if ((rc = hive_downloads_start(h->dl, &ref, id, sizeof id, err, sizeof err))) {
+        rb_http_reply_error(rep, 503, rc == RB_ECANCELED ? "SHUTTING_DOWN" : "DOWNLOAD_BUSY", err,
+                            NULL);
+    } else {
+        rb_log(RB_LOG_INFO, "api", "download %s of %s requested", id, canonical);
+        rb_http_reply_json(rep, 200, json_pack("{s:s, s:n}", "download_id", id, "local_path"));
     }
-    if (what == HIVE_RESOLVED_LOCAL) {
-        rb_http_reply_json(rep, 200, json_pack("{s:s, s:s}", "download_id", "cached",
-                                               "local_path", path));
-        return;
-    }
-    rc = hive_downloads_start(h->dl, &ref, id, sizeof id, err, sizeof err);
-    if (rc) {
-        rb_http_reply_error(rep, 503, rc == RB_ECANCELED ? "SHUTTING_DOWN" : "DOWNLOAD_BUSY",
-                            err, NULL);
-        return;
-    }
-    rb_log(RB_LOG_INFO, "api", "download %s of %s requested", id, canonical);
-    rb_http_reply_json(rep, 200, json_pack("{s:s, s:n}", "download_id", id, "local_path"));
+out:
+    return;
 }
 
 void hive_h_download_progress(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -99,12 +98,11 @@ void hive_h_download_progress(rb_http_req *req, rb_http_reply *rep, void *user)
     hive *h = user;
     rb_chan *ch = hive_downloads_subscribe(h->dl, req->params[0]);
 
-    if (!ch) {
+    if (ch)
+        rb_http_reply_sse(rep, ch);
+    else
         rb_http_reply_error(rep, 404, "DOWNLOAD_NOT_FOUND",
                             "no such download (finished downloads are kept for 60 s)",
                             json_pack("{s:s}", "download_id", req->params[0]));
-        return;
-    }
-    rb_http_reply_sse(rep, ch);
     rb_chan_unref(ch);
 }

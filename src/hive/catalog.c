@@ -20,14 +20,13 @@ struct hive_catalog {
     sqlite3 *db;
 };
 
-static const char schema[] =
-    "CREATE TABLE IF NOT EXISTS models ("
-    " reference TEXT PRIMARY KEY,"
-    " provider TEXT NOT NULL,"
-    " local_path TEXT NOT NULL,"
-    " size_bytes INTEGER NOT NULL,"
-    " sha256 TEXT NOT NULL DEFAULT '',"
-    " downloaded_at_unix INTEGER NOT NULL);";
+static const char schema[] = "CREATE TABLE IF NOT EXISTS models ("
+                             " reference TEXT PRIMARY KEY,"
+                             " provider TEXT NOT NULL,"
+                             " local_path TEXT NOT NULL,"
+                             " size_bytes INTEGER NOT NULL,"
+                             " sha256 TEXT NOT NULL DEFAULT '',"
+                             " downloaded_at_unix INTEGER NOT NULL);";
 
 static const char select_cols[] =
     "SELECT reference, provider, local_path, size_bytes, sha256, downloaded_at_unix FROM models";
@@ -35,17 +34,15 @@ static const char select_cols[] =
 rb_err hive_catalog_open(const char *path, hive_catalog **out, char *err, size_t errlen)
 {
     hive_catalog *c = calloc(1, sizeof(*c));
-    rb_err rc;
+    rb_err rc = c ? rb_db_open(path, schema, &c->db, err, errlen)
+                  : rb_errf(err, errlen, RB_ENOMEM, "out of memory");
 
-    if (!c)
-        return RB_ENOMEM;
-    rc = rb_db_open(path, schema, &c->db, err, errlen);
     if (rc) {
         free(c);
-        return rc;
+        c = NULL;
     }
     *out = c;
-    return RB_OK;
+    return rc;
 }
 
 void hive_catalog_close(hive_catalog *c)
@@ -172,9 +169,10 @@ out:
     sqlite3_finalize(st);
     if (rc) {
         free(v);
-        return rc;
+        v = NULL;
+        len = 0;
     }
     *out = v;
     *n = len;
-    return RB_OK;
+    return rc;
 }

@@ -34,16 +34,16 @@ static int on_path(const char *prog)
     const char *path = getenv("PATH");
     char dir[4096], full[4200];
     struct stat st;
+    int found = 0;
 
-    while (path && *path) {
+    while (path && *path && !found) {
         size_t n = strcspn(path, ":");
         snprintf(dir, sizeof dir, "%.*s", (int)n, path);
         snprintf(full, sizeof full, "%s/%s", n ? dir : ".", prog);
-        if (stat(full, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111))
-            return 1;
+        found = stat(full, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
         path += n + (path[n] == ':');
     }
-    return 0;
+    return found;
 }
 
 /* GPUs listed by nvidia-smi (0 when it is absent or fails). */
@@ -51,14 +51,14 @@ static int cuda_devices(void)
 {
     char line[256];
     int n = 0;
-    FILE *p;
+    FILE *p = on_path("nvidia-smi") ? popen(NVIDIA_SMI_QUERY, "r") : NULL;
 
-    if (!on_path("nvidia-smi") || !(p = popen(NVIDIA_SMI_QUERY, "r")))
-        return 0;
-    while (fgets(line, sizeof line, p))
+    while (p && fgets(line, sizeof line, p))
         if (line[0] != '\n' && line[0] != '\0')
             n++;
-    return pclose(p) == 0 ? n : 0;
+    if (p && pclose(p) != 0)
+        n = 0;
+    return n;
 }
 
 void hive_detect(hive_backends *out)
@@ -74,10 +74,11 @@ void hive_detect(hive_backends *out)
 
 int hive_backends_find(const hive_backends *b, const char *name)
 {
-    for (int i = 0; i < b->n; i++)
+    int found = -1;
+    for (int i = 0; i < b->n && found < 0; i++)
         if (strcmp(b->name[i], name) == 0)
-            return i;
-    return -1;
+            found = i;
+    return found;
 }
 
 static rb_err print_json(FILE *out, const hive_backends *b)

@@ -106,6 +106,7 @@ static rb_err record(dl *d, const hive_fetch_result *res, char *err, size_t errl
 {
     hive *h = d->mgr->h;
     hive_model m = {0};
+    rb_err rc = RB_OK;
 
     snprintf(m.reference, sizeof m.reference, "%s", d->reference);
     snprintf(m.provider, sizeof m.provider, "hf");
@@ -115,23 +116,24 @@ static rb_err record(dl *d, const hive_fetch_result *res, char *err, size_t errl
     m.downloaded_at_unix = rb_unix_s();
     if (hive_catalog_put(h->cat, &m) != RB_OK) {
         unlink(d->dest);
-        return rb_errf(err, errlen, RB_EIO, "cannot write the catalog row of %s", d->reference);
+        rc = rb_errf(err, errlen, RB_EIO, "cannot write the catalog row of %s", d->reference);
     }
-    return RB_OK;
+    return rc;
 }
 
 static rb_err prepare_dest(const char *dest, char *err, size_t errlen)
 {
     char dir[HIVE_PATH_MAX];
     char *slash;
+    rb_err rc = RB_OK;
 
     snprintf(dir, sizeof dir, "%s", dest);
     slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
     if (rb_mkdir_p(dir))
-        return rb_errf(err, errlen, RB_EIO, "cannot create folder '%s'", dir);
-    return RB_OK;
+        rc = rb_errf(err, errlen, RB_EIO, "cannot create folder '%s'", dir);
+    return rc;
 }
 
 static void *dl_main(void *arg)
@@ -163,8 +165,8 @@ static void *dl_main(void *arg)
     } else {
         atomic_fetch_add(&h->m.downloads_done, 1);
         atomic_fetch_add(&h->m.download_bytes, res.size);
-        rb_log(RB_LOG_INFO, "download", "%s: %s complete: %s (%lld bytes)", d->id,
-               d->reference, d->dest, (long long)res.size);
+        rb_log(RB_LOG_INFO, "download", "%s: %s complete: %s (%lld bytes)", d->id, d->reference,
+               d->dest, (long long)res.size);
         finish_events(d, NULL, NULL);
     }
     pthread_mutex_lock(&d->mgr->mu);
@@ -181,17 +183,20 @@ rb_err hive_downloads_new(hive *h, hive_downloads **out)
     const char *keep = getenv("RBEE_DOWNLOAD_KEEP_MS");
     const char *tok = getenv("HF_TOKEN");
     int64_t v;
+    rb_err rc = RB_OK;
 
-    if (!d)
-        return RB_ENOMEM;
+    if (!d) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
     d->h = h;
     pthread_mutex_init(&d->mu, NULL);
-    d->keep_ms = keep && rb_parse_i64(keep, 0, 86400000, &v) == RB_OK ? v
-                                                                      : HIVE_DOWNLOAD_KEEP_MS;
+    d->keep_ms = keep && rb_parse_i64(keep, 0, 86400000, &v) == RB_OK ? v : HIVE_DOWNLOAD_KEEP_MS;
     d->hf_token = tok && *tok ? tok : NULL;
     hive_hf_endpoint(d->endpoint, sizeof d->endpoint);
+out:
     *out = d;
-    return RB_OK;
+    return rc;
 }
 
 /* Joins and drops the list's reference of every record in a detached list. */
@@ -229,8 +234,8 @@ void hive_downloads_free(hive_downloads *d)
 }
 
 /* A new record for ref, not yet linked or started, in *out. */
-static rb_err dl_new(hive_downloads *m, const hive_modelref *ref, const char *reference,
-                     dl **out, char *err, size_t errlen)
+static rb_err dl_new(hive_downloads *m, const hive_modelref *ref, const char *reference, dl **out,
+                     char *err, size_t errlen)
 {
     dl *d = calloc(1, sizeof(*d));
     char uuid[37];
@@ -238,7 +243,9 @@ static rb_err dl_new(hive_downloads *m, const hive_modelref *ref, const char *re
 
     if (!d || !(d->progress = rb_bcast_new())) {
         free(d);
-        return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+        d = NULL;
+        rc = rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+        goto out;
     }
     d->mgr = m;
     atomic_init(&d->refs, 1);
@@ -253,6 +260,7 @@ static rb_err dl_new(hive_downloads *m, const hive_modelref *ref, const char *re
         dl_unref(d);
         d = NULL;
     }
+out:
     *out = d;
     return rc;
 }
@@ -260,21 +268,24 @@ static rb_err dl_new(hive_downloads *m, const hive_modelref *ref, const char *re
 /* The record sharing reference (running, or finished well); caller holds the lock. */
 static dl *find_shared(hive_downloads *m, const char *reference)
 {
-    for (dl *x = m->list; x; x = x->next)
+    dl *found = NULL;
+    for (dl *x = m->list; x && !found; x = x->next)
         if (strcmp(x->reference, reference) == 0 && (!x->finished || x->ok))
-            return x;
-    return NULL;
+            found = x;
+    return found;
 }
 
-rb_err hive_downloads_start(hive_downloads *m, const hive_modelref *ref, char *id,
-                            size_t idlen, char *err, size_t errlen)
+rb_err hive_downloads_start(hive_downloads *m, const hive_modelref *ref, char *id, size_t idlen,
+                            char *err, size_t errlen)
 {
     char reference[HIVE_REF_MAX];
     dl *d = NULL, *shared;
     rb_err rc = RB_OK;
 
-    if (hive_modelref_format(ref, reference, sizeof reference))
-        return rb_errf(err, errlen, RB_ETOOBIG, "model reference too long");
+    if (hive_modelref_format(ref, reference, sizeof reference)) {
+        rc = rb_errf(err, errlen, RB_ETOOBIG, "model reference too long");
+        goto out;
+    }
     hive_downloads_sweep(m);
     pthread_mutex_lock(&m->mu);
     if (m->stopping) {
@@ -296,6 +307,7 @@ rb_err hive_downloads_start(hive_downloads *m, const hive_modelref *ref, char *i
         snprintf(id, idlen, "%s", d->id);
     }
     pthread_mutex_unlock(&m->mu);
+out:
     return rc;
 }
 

@@ -29,7 +29,7 @@
 
 #define CONNECT_TIMEOUT_MS 10000
 #define STALL_TIMEOUT_S 30
-#define CANCEL_POLL_MS 50   /* granularity of a cancellable backoff pause */
+#define CANCEL_POLL_MS 50 /* granularity of a cancellable backoff pause */
 #define HASH_CHUNK (1 << 20)
 
 typedef enum attempt_result { ATT_OK, ATT_RETRY, ATT_FATAL, ATT_CANCEL } attempt_result;
@@ -37,15 +37,15 @@ typedef enum attempt_result { ATT_OK, ATT_RETRY, ATT_FATAL, ATT_CANCEL } attempt
 typedef struct xfer {
     const hive_fetch *f;
     FILE *fp;
-    int64_t offset;     /* bytes on disk when the attempt began */
-    int64_t written;    /* body bytes written by this attempt */
-    int64_t total;      /* full size once announced, else -1 (kept across attempts) */
-    char sha[65];       /* expected SHA-256 from an ETag (kept across attempts) */
+    int64_t offset;  /* bytes on disk when the attempt began */
+    int64_t written; /* body bytes written by this attempt */
+    int64_t total;   /* full size once announced, else -1 (kept across attempts) */
+    char sha[65];    /* expected SHA-256 from an ETag (kept across attempts) */
     /* per response, reset at each status line */
     long status;
     int64_t content_length, range_start, range_total;
-    int began;          /* the body callback has judged this response */
-    int body_ok;        /* its body goes to the file */
+    int began;   /* the body callback has judged this response */
+    int body_ok; /* its body goes to the file */
     rb_err werr;
     int64_t start_ms, last_report_ms, run_bytes;
 } xfer;
@@ -57,8 +57,7 @@ hive_fetch hive_fetch_default(void)
     int64_t v;
 
     f.attempts = HIVE_FETCH_ATTEMPTS;
-    f.backoff_ms =
-        b && rb_parse_i64(b, 0, 600000, &v) == RB_OK ? (long)v : HIVE_FETCH_BACKOFF_MS;
+    f.backoff_ms = b && rb_parse_i64(b, 0, 600000, &v) == RB_OK ? (long)v : HIVE_FETCH_BACKOFF_MS;
     f.stall_timeout_s = STALL_TIMEOUT_S;
     return f;
 }
@@ -163,14 +162,16 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *user)
     if (!x->began)
         begin_body(x);
     if (!x->body_ok)
-        return len; /* an error page: not part of the file */
+        goto out; /* an error page: not part of the file */
     if (x->werr || fwrite(p, 1, len, x->fp) != len) {
         x->werr = RB_EIO;
-        return 0;
+        len = 0; /* curl stops the transfer */
+        goto out;
     }
     x->written += (int64_t)len;
     x->run_bytes += (int64_t)len;
     report(x, 0);
+out:
     return len;
 }
 
@@ -210,37 +211,33 @@ static void setup(CURL *c, xfer *x, struct curl_slist *h, char *range, char *cer
 static attempt_result judge(xfer *x, CURLcode cc, const char *cerr, char *err, size_t errlen)
 {
     int64_t have = x->offset + x->written;
+    attempt_result r;
 
-    if (cancelled(x->f))
-        return ATT_CANCEL;
-    if (x->werr) {
+    if (cancelled(x->f)) {
+        r = ATT_CANCEL;
+    } else if (x->werr) {
         rb_errf(err, errlen, RB_EIO, "cannot write the download: %s", strerror(errno));
-        return ATT_FATAL;
-    }
-    if (cc != CURLE_OK) {
+        r = ATT_FATAL;
+    } else if (cc != CURLE_OK) {
         rb_errf(err, errlen, RB_EIO, "transfer from %s failed after %lld bytes: %s", x->f->url,
                 (long long)have, cerr[0] ? cerr : curl_easy_strerror(cc));
-        return ATT_RETRY;
-    }
-    if ((x->status == 200 || x->status == 206) && x->body_ok) {
-        if (x->total >= 0 && have < x->total) {
+        r = ATT_RETRY;
+    } else if ((x->status == 200 || x->status == 206) && x->body_ok) {
+        r = x->total >= 0 && have < x->total ? ATT_RETRY : ATT_OK;
+        if (r == ATT_RETRY)
             rb_errf(err, errlen, RB_EIO, "connection closed after %lld of %lld bytes",
                     (long long)have, (long long)x->total);
-            return ATT_RETRY;
-        }
-        return ATT_OK;
-    }
-    if (x->status == 416 && x->offset > 0 && x->range_total == x->offset) {
+    } else if (x->status == 416 && x->offset > 0 && x->range_total == x->offset) {
         x->total = x->range_total; /* we already had every byte */
-        return ATT_OK;
+        r = ATT_OK;
+    } else {
+        rb_errf(err, errlen, RB_EIO, "%s answered HTTP %ld", x->f->url, x->status);
+        if (x->status == 416 || x->status == 206) /* a range we did not ask for: start over */
+            r = ftruncate(fileno(x->fp), 0) == 0 ? ATT_RETRY : ATT_FATAL;
+        else
+            r = x->status == 408 || x->status == 429 || x->status >= 500 ? ATT_RETRY : ATT_FATAL;
     }
-    rb_errf(err, errlen, RB_EIO, "%s answered HTTP %ld", x->f->url, x->status);
-    if (x->status == 416 || x->status == 206) { /* a range we did not ask for: start over */
-        if (ftruncate(fileno(x->fp), 0) != 0)
-            return ATT_FATAL;
-        return ATT_RETRY;
-    }
-    return x->status == 408 || x->status == 429 || x->status >= 500 ? ATT_RETRY : ATT_FATAL;
+    return r;
 }
 
 static attempt_result attempt(xfer *x, const char *part, char *err, size_t errlen)
@@ -318,6 +315,25 @@ out:
     return rc;
 }
 
+/* The announced SHA-256, when there is one; sets res->code on a mismatch. */
+static rb_err check_sha(const xfer *x, const char *part, hive_fetch_result *res, char *err,
+                        size_t errlen)
+{
+    rb_err rc = RB_OK;
+
+    if (!x->sha[0])
+        goto out;
+    if (file_sha256(part, res->sha256)) {
+        rc = rb_errf(err, errlen, RB_EIO, "cannot read the download to check it");
+    } else if (strcmp(res->sha256, x->sha) != 0) {
+        snprintf(res->code, sizeof res->code, "CHECKSUM_MISMATCH");
+        rc = rb_errf(err, errlen, RB_EFORMAT, "SHA-256 %s does not match the expected %s",
+                     res->sha256, x->sha);
+    }
+out:
+    return rc;
+}
+
 /* The checks of a complete .part file; sets res->code on failure. */
 static rb_err check_file(const xfer *x, const char *part, hive_fetch_result *res, char *err,
                          size_t errlen)
@@ -325,14 +341,18 @@ static rb_err check_file(const xfer *x, const char *part, hive_fetch_result *res
     struct stat st;
     char head[8] = "";
     FILE *fp;
+    rb_err rc = RB_OK;
 
-    if (stat(part, &st) != 0)
-        return rb_errf(err, errlen, RB_EIO, "download vanished: %s", strerror(errno));
+    if (stat(part, &st) != 0) {
+        rc = rb_errf(err, errlen, RB_EIO, "download vanished: %s", strerror(errno));
+        goto out;
+    }
     res->size = (int64_t)st.st_size;
     if (x->total >= 0 && res->size != x->total) {
         snprintf(res->code, sizeof res->code, "SIZE_MISMATCH");
-        return rb_errf(err, errlen, RB_EFORMAT, "downloaded %lld bytes, expected %lld",
-                       (long long)res->size, (long long)x->total);
+        rc = rb_errf(err, errlen, RB_EFORMAT, "downloaded %lld bytes, expected %lld",
+                     (long long)res->size, (long long)x->total);
+        goto out;
     }
     if ((fp = fopen(part, "rb"))) {
         size_t n = fread(head, 1, 6, fp);
@@ -343,37 +363,32 @@ static rb_err check_file(const xfer *x, const char *part, hive_fetch_result *res
         for (char *p = head; *p; p++)
             *p = *p >= 32 && *p < 127 ? *p : '?';
         snprintf(res->code, sizeof res->code, "NOT_GGUF");
-        return rb_errf(err, errlen, RB_EFORMAT,
-                       "%s is not a GGUF model (it starts with '%s')", x->f->url, head);
+        rc = rb_errf(err, errlen, RB_EFORMAT, "%s is not a GGUF model (it starts with '%s')",
+                     x->f->url, head);
+        goto out;
     }
-    if (x->sha[0]) {
-        if (file_sha256(part, res->sha256))
-            return rb_errf(err, errlen, RB_EIO, "cannot read the download to check it");
-        if (strcmp(res->sha256, x->sha) != 0) {
-            snprintf(res->code, sizeof res->code, "CHECKSUM_MISMATCH");
-            return rb_errf(err, errlen, RB_EFORMAT, "SHA-256 %s does not match the expected %s",
-                           res->sha256, x->sha);
-        }
-    }
-    return RB_OK;
+    rc = check_sha(x, part, res, err, errlen);
+out:
+    return rc;
 }
 
 static rb_err commit(const char *part, const char *dest, char *err, size_t errlen)
 {
     FILE *fp = fopen(part, "rb+");
     int synced = fp && fsync(fileno(fp)) == 0;
+    rb_err rc = RB_OK;
 
     if (fp)
         fclose(fp);
     if (!synced || rename(part, dest) != 0)
-        return rb_errf(err, errlen, RB_EIO, "cannot move the download to '%s': %s", dest,
-                       strerror(errno));
-    return RB_OK;
+        rc = rb_errf(err, errlen, RB_EIO, "cannot move the download to '%s': %s", dest,
+                     strerror(errno));
+    return rc;
 }
 
 /* Runs attempts until one succeeds, one fails for good, or they are used up. */
-static attempt_result run_attempts(xfer *x, const char *part, hive_fetch_result *res,
-                                   char *err, size_t errlen)
+static attempt_result run_attempts(xfer *x, const char *part, hive_fetch_result *res, char *err,
+                                   size_t errlen)
 {
     long backoff = x->f->backoff_ms;
     attempt_result r = ATT_FATAL;

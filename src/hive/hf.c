@@ -33,8 +33,7 @@ void hive_hf_endpoint(char *out, size_t outlen)
 
 rb_err hive_hf_file_url(const char *endpoint, const hive_modelref *r, char *out, size_t outlen)
 {
-    int n = snprintf(out, outlen, "%s/%s/%s/resolve/main/%s", endpoint, r->org, r->repo,
-                     r->file);
+    int n = snprintf(out, outlen, "%s/%s/%s/resolve/main/%s", endpoint, r->org, r->repo, r->file);
     return n < 0 || (size_t)n >= outlen ? RB_ETOOBIG : RB_OK;
 }
 
@@ -56,8 +55,8 @@ static rb_err fetch_info(const char *endpoint, const char *token, const hive_mod
     if (rc)
         goto out;
     if (status == 404 || status == 401) {
-        rc = rb_errf(err, errlen, RB_ENOTFOUND, "repo '%s/%s' was not found at %s", r->org,
-                     r->repo, endpoint);
+        rc = rb_errf(err, errlen, RB_ENOTFOUND, "repo '%s/%s' was not found at %s", r->org, r->repo,
+                     endpoint);
     } else if (status != 200 || !json_is_object(*info)) {
         rc = rb_errf(err, errlen, RB_EPROTO, "%s answered HTTP %ld", url, status);
     }
@@ -69,10 +68,10 @@ out:
     return rc;
 }
 
-rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref *r,
-                         json_t **files, char *err, size_t errlen)
+rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref *r, json_t **files,
+                         char *err, size_t errlen)
 {
-    json_t *info = NULL, *sib, *item;
+    json_t *info = NULL, *sib;
     const char **names = NULL;
     size_t n = 0, idx, pick;
     rb_err rc;
@@ -87,8 +86,9 @@ rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref 
         rc = RB_ENOMEM;
         goto out;
     }
-    json_array_foreach(sib, idx, item) {
-        const char *name = json_string_value(json_object_get(item, "rfilename"));
+    for (idx = 0; idx < json_array_size(sib); idx++) {
+        const char *name =
+            json_string_value(json_object_get(json_array_get(sib, idx), "rfilename"));
         if (name && n < LIST_MAX_FILES && hive_modelref_valid_file(name))
             names[n++] = name;
     }
@@ -98,8 +98,10 @@ rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref 
     } else if (rc == RB_ENOTFOUND) {
         rb_errf(err, errlen, rc, "repo '%s/%s' has no .gguf file", r->org, r->repo);
     } else {
-        rb_errf(err, errlen, rc, "repo '%s/%s' has several .gguf files and none is Q4_K_M: "
-                "name one as hf:%s/%s/<file>", r->org, r->repo, r->org, r->repo);
+        rb_errf(err, errlen, rc,
+                "repo '%s/%s' has several .gguf files and none is Q4_K_M: "
+                "name one as hf:%s/%s/<file>",
+                r->org, r->repo, r->org, r->repo);
         if (files && (*files = json_array()))
             for (size_t i = 0; i < n; i++)
                 json_array_append_new(*files, json_string(names[i]));

@@ -32,15 +32,15 @@ uint64_t hive_ram_required_mb(int64_t size_bytes);
 
 /* What resolving a model reference to a local file found. */
 typedef enum hive_resolved {
-    HIVE_RESOLVED_LOCAL,     /* path holds a local file (file:, bundled, or downloaded) */
-    HIVE_RESOLVED_DOWNLOAD,  /* an hf: file that is not downloaded; ref->file is set */
+    HIVE_RESOLVED_LOCAL,    /* path holds a local file (file:, bundled, or downloaded) */
+    HIVE_RESOLVED_DOWNLOAD, /* an hf: file that is not downloaded; ref->file is set */
 } hive_resolved;
 
 /* The API error a resolution failure maps to. */
 typedef struct hive_api_error {
-    int status;        /* HTTP status */
-    const char *code;  /* envelope code */
-    json_t *details;   /* new reference or NULL */
+    int status;       /* HTTP status */
+    const char *code; /* envelope code */
+    json_t *details;  /* new reference or NULL */
     char message[1024];
 } hive_api_error;
 

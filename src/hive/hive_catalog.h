@@ -23,11 +23,11 @@
 typedef struct hive_catalog hive_catalog;
 
 typedef struct hive_model {
-    char reference[HIVE_REF_MAX];   /* canonical reference, the key */
-    char provider[16];              /* "hf" */
+    char reference[HIVE_REF_MAX]; /* canonical reference, the key */
+    char provider[16];            /* "hf" */
     char local_path[HIVE_PATH_MAX];
     int64_t size_bytes;
-    char sha256[65];                /* lower-case hex, or "" when unknown */
+    char sha256[65]; /* lower-case hex, or "" when unknown */
     int64_t downloaded_at_unix;
 } hive_model;
 

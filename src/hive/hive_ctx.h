@@ -25,27 +25,27 @@ typedef struct hive_stopper hive_stopper;
 
 /* Counters exported by GET /metrics. */
 typedef struct hive_metrics {
-    atomic_long spawned;          /* workers started */
-    atomic_long spawn_failures;   /* spawn requests that started no worker */
-    atomic_long died;             /* workers that exited without being asked */
-    atomic_long stopped;          /* workers the hive stopped (any reason) */
+    atomic_long spawned;        /* workers started */
+    atomic_long spawn_failures; /* spawn requests that started no worker */
+    atomic_long died;           /* workers that exited without being asked */
+    atomic_long stopped;        /* workers the hive stopped (any reason) */
     atomic_long downloads_done;
     atomic_long downloads_failed;
-    atomic_llong download_bytes;  /* bytes received by downloads */
+    atomic_llong download_bytes; /* bytes received by downloads */
 } hive_metrics;
 
 typedef struct hive {
-    hive_config cfg;                  /* string fields point into the buffers below */
+    hive_config cfg; /* string fields point into the buffers below */
     char bind_addr[64];
-    char token[512];                  /* "" in local mode */
-    char home[HIVE_PATH_MAX];         /* $RBEE_HOME */
-    char models_dir[HIVE_PATH_MAX];   /* $RBEE_HOME/models */
-    char logs_dir[HIVE_PATH_MAX];     /* $RBEE_HOME/logs */
-    char exe_dir[HIVE_PATH_MAX];      /* folder of the running rbee-hive */
+    char token[512];                /* "" in local mode */
+    char home[HIVE_PATH_MAX];       /* $RBEE_HOME */
+    char models_dir[HIVE_PATH_MAX]; /* $RBEE_HOME/models */
+    char logs_dir[HIVE_PATH_MAX];   /* $RBEE_HOME/logs */
+    char exe_dir[HIVE_PATH_MAX];    /* folder of the running rbee-hive */
     char worker_binary[HIVE_PATH_MAX];
-    char hive_url[128];               /* base URL workers call back */
+    char hive_url[128]; /* base URL workers call back */
     int64_t started_unix;
-    hive_backends backends;           /* detected once at start */
+    hive_backends backends; /* detected once at start */
     hive_registry *reg;
     hive_catalog *cat;
     hive_downloads *dl;

@@ -39,8 +39,8 @@ void hive_downloads_free(hive_downloads *d);
 /* Starts the download of ref (kind HIVE_REF_HF with a file), or joins the one already running
  * for the same reference. Writes the download id into id. RB_EBUSY when HIVE_DOWNLOADS_MAX are
  * in use, RB_ECANCELED while the hive stops. */
-rb_err hive_downloads_start(hive_downloads *d, const hive_modelref *ref, char *id,
-                            size_t idlen, char *err, size_t errlen);
+rb_err hive_downloads_start(hive_downloads *d, const hive_modelref *ref, char *id, size_t idlen,
+                            char *err, size_t errlen);
 /* A new SSE channel for the download's progress (caller owns one reference), or NULL when the
  * id is unknown or expired. */
 rb_chan *hive_downloads_subscribe(hive_downloads *d, const char *id);

@@ -30,18 +30,17 @@
 #define HIVE_FETCH_ATTEMPTS 6
 #define HIVE_FETCH_BACKOFF_MS 1000 /* first pause between attempts; RBEE_DOWNLOAD_BACKOFF_MS */
 
-typedef void (*hive_fetch_progress_fn)(void *user, int64_t done, int64_t total,
-                                       double speed_mbps);
+typedef void (*hive_fetch_progress_fn)(void *user, int64_t done, int64_t total, double speed_mbps);
 
 typedef struct hive_fetch {
     const char *url;
     const char *dest;
-    const char *token;          /* bearer token for the server (HF_TOKEN) or NULL */
-    const char *tag;            /* names the transfer in log lines (the download id) */
+    const char *token; /* bearer token for the server (HF_TOKEN) or NULL */
+    const char *tag;   /* names the transfer in log lines (the download id) */
     int attempts;
     long backoff_ms;
-    long stall_timeout_s;       /* abort an attempt that receives nothing for this long */
-    atomic_int *cancel;         /* non-zero: stop (code CANCELLED); may be NULL */
+    long stall_timeout_s;            /* abort an attempt that receives nothing for this long */
+    atomic_int *cancel;              /* non-zero: stop (code CANCELLED); may be NULL */
     hive_fetch_progress_fn progress; /* at most every HIVE_FETCH_PROGRESS_MS, and at the end */
     void *user;
 } hive_fetch;
@@ -50,10 +49,10 @@ typedef struct hive_fetch {
 
 typedef struct hive_fetch_result {
     int64_t size;
-    char sha256[65];   /* of the file, when the server named one; else "" */
-    char code[32];     /* on failure: DOWNLOAD_FAILED, NOT_GGUF, SIZE_MISMATCH,
-                          CHECKSUM_MISMATCH, CANCELLED */
-    int attempts;      /* attempts made */
+    char sha256[65]; /* of the file, when the server named one; else "" */
+    char code[32];   /* on failure: DOWNLOAD_FAILED, NOT_GGUF, SIZE_MISMATCH,
+                        CHECKSUM_MISMATCH, CANCELLED */
+    int attempts;    /* attempts made */
 } hive_fetch_result;
 
 /* Defaults: HIVE_FETCH_ATTEMPTS, backoff from $RBEE_DOWNLOAD_BACKOFF_MS or
@@ -72,7 +71,7 @@ rb_err hive_hf_file_url(const char *endpoint, const hive_modelref *r, char *out,
  * sets r->file with hive_pick_gguf. RB_ENOTFOUND (no such repo, or no .gguf file), RB_EINVAL
  * (several files and no Q4_K_M; *files gets a new reference to the list of .gguf names),
  * RB_ECONNECT / RB_ETIMEDOUT / RB_EPROTO for the endpoint. files may be NULL. */
-rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref *r,
-                         json_t **files, char *err, size_t errlen);
+rb_err hive_hf_pick_file(const char *endpoint, const char *token, hive_modelref *r, json_t **files,
+                         char *err, size_t errlen);
 
 #endif

@@ -19,17 +19,17 @@
 
 #include "rb_err.h"
 
-#define HIVE_REF_MAX 512   /* longest model reference accepted */
+#define HIVE_REF_MAX 512 /* longest model reference accepted */
 #define HIVE_PATH_MAX 4096
 
 typedef enum hive_ref_kind { HIVE_REF_HF, HIVE_REF_FILE, HIVE_REF_BUNDLED } hive_ref_kind;
 
 typedef struct hive_modelref {
     hive_ref_kind kind;
-    char org[128];               /* hf only */
-    char repo[128];              /* hf only */
-    char file[HIVE_REF_MAX];     /* hf: path inside the repo; "" when the ref names none */
-    char path[HIVE_PATH_MAX];    /* file: the absolute path; "" otherwise */
+    char org[128];            /* hf only */
+    char repo[128];           /* hf only */
+    char file[HIVE_REF_MAX];  /* hf: path inside the repo; "" when the ref names none */
+    char path[HIVE_PATH_MAX]; /* file: the absolute path; "" otherwise */
 } hive_modelref;
 
 /* Parses ref. RB_EINVAL with a user-facing message in err when it is not a valid reference. */

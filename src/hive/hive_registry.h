@@ -57,8 +57,8 @@ typedef struct hive_worker {
     int64_t last_activity_ms;    /* monotonic; started_ms until ready */
     int64_t last_heartbeat_unix; /* wall clock for the API; 0 before the first */
     int64_t last_activity_unix;
-    int health_failures;         /* consecutive failed health checks */
-    char stop_reason[48];        /* why the hive stops it; "" while it runs */
+    int health_failures;  /* consecutive failed health checks */
+    char stop_reason[48]; /* why the hive stops it; "" while it runs */
 } hive_worker;
 
 /* What a heartbeat reports; -1 marks a field that was absent. */

@@ -41,8 +41,8 @@ void hive_spawner_stop(hive_spawner *sp);
  * user-facing message: RB_EIO when the worker could not be started or died at once (the
  * message ends with its log tail), RB_EBUSY when no port is free, RB_ETOOBIG when the registry
  * is full, RB_ECANCELED while the hive stops. */
-rb_err hive_spawner_run(hive_spawner *sp, const hive_spawn_req *req, hive_worker *out,
-                        char *err, size_t errlen);
+rb_err hive_spawner_run(hive_spawner *sp, const hive_spawn_req *req, hive_worker *out, char *err,
+                        size_t errlen);
 
 /* The last max_lines lines of the file at path (at most outlen-1 bytes, newlines kept as
  * " | "); "" when unreadable. */

@@ -21,24 +21,22 @@
 #define GGUF_MAGIC "GGUF"
 #define SHOWN_REF_MAX 100 /* characters of a bad reference echoed in a message */
 
-static const char ref_help[] = "use hf:<org>/<repo>[/<file>.gguf], file:/absolute/path or '"
-                               HIVE_BUNDLED_NAME "'";
+static const char ref_help[] =
+    "use hf:<org>/<repo>[/<file>.gguf], file:/absolute/path or '" HIVE_BUNDLED_NAME "'";
 
 static int name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-' || c == '+';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == '+';
 }
 
 /* 1 if s[0..n) is a valid path segment. */
 static int valid_segment(const char *s, size_t n)
 {
-    if (n == 0 || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!name_char(s[i]))
-            return 0;
-    return 1;
+    int ok = n > 0 && !(n == 1 && s[0] == '.') && !(n == 2 && s[0] == '.' && s[1] == '.');
+    for (size_t i = 0; i < n && ok; i++)
+        ok = name_char(s[i]);
+    return ok;
 }
 
 static int ends_with_gguf(const char *s)
@@ -50,28 +48,25 @@ static int ends_with_gguf(const char *s)
 int hive_modelref_valid_file(const char *name)
 {
     const char *p = name;
+    int ok = name && *name && strlen(name) < HIVE_REF_MAX && ends_with_gguf(name);
 
-    if (!name || !*name || strlen(name) >= HIVE_REF_MAX || !ends_with_gguf(name))
-        return 0;
-    for (;;) {
+    while (ok && p) {
         const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if (!valid_segment(p, n))
-            return 0;
-        if (!slash)
-            return 1;
-        p = slash + 1;
+        ok = valid_segment(p, slash ? (size_t)(slash - p) : strlen(p));
+        p = slash ? slash + 1 : NULL;
     }
+    return ok;
 }
 
 /* Copies segment s[0..n) into out (outlen bytes) when it is a valid segment. */
 static int take_segment(const char *s, size_t n, char *out, size_t outlen)
 {
-    if (!valid_segment(s, n) || n >= outlen)
-        return 0;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    return 1;
+    int ok = valid_segment(s, n) && n < outlen;
+    if (ok) {
+        memcpy(out, s, n);
+        out[n] = '\0';
+    }
+    return ok;
 }
 
 static rb_err parse_hf(const char *ref, const char *rest, hive_modelref *out, char *err,
@@ -79,39 +74,39 @@ static rb_err parse_hf(const char *ref, const char *rest, hive_modelref *out, ch
 {
     const char *s1 = strchr(rest, '/');
     const char *s2 = s1 ? strchr(s1 + 1, '/') : NULL;
-    size_t repo_len;
+    size_t repo_len = s1 ? (s2 ? (size_t)(s2 - s1 - 1) : strlen(s1 + 1)) : 0;
+    rb_err rc = RB_OK;
 
     if (!s1 || !take_segment(rest, (size_t)(s1 - rest), out->org, sizeof out->org))
-        return rb_errf(err, errlen, RB_EINVAL,
-                       "model reference '%.*s' has no valid <org>/<repo>: %s", SHOWN_REF_MAX,
-                       ref, ref_help);
-    repo_len = s2 ? (size_t)(s2 - s1 - 1) : strlen(s1 + 1);
-    if (!take_segment(s1 + 1, repo_len, out->repo, sizeof out->repo))
-        return rb_errf(err, errlen, RB_EINVAL, "model reference '%.*s' has no valid repo: %s",
-                       SHOWN_REF_MAX, ref, ref_help);
-    if (s2) {
-        if (!hive_modelref_valid_file(s2 + 1))
-            return rb_errf(err, errlen, RB_EINVAL,
-                           "model reference '%.*s' names no valid .gguf file: %s",
-                           SHOWN_REF_MAX, ref, ref_help);
+        rc = rb_errf(err, errlen, RB_EINVAL, "model reference '%.*s' has no valid <org>/<repo>: %s",
+                     SHOWN_REF_MAX, ref, ref_help);
+    else if (!take_segment(s1 + 1, repo_len, out->repo, sizeof out->repo))
+        rc = rb_errf(err, errlen, RB_EINVAL, "model reference '%.*s' has no valid repo: %s",
+                     SHOWN_REF_MAX, ref, ref_help);
+    else if (s2 && !hive_modelref_valid_file(s2 + 1))
+        rc = rb_errf(err, errlen, RB_EINVAL, "model reference '%.*s' names no valid .gguf file: %s",
+                     SHOWN_REF_MAX, ref, ref_help);
+    if (!rc && s2)
         snprintf(out->file, sizeof out->file, "%s", s2 + 1);
-    }
     out->kind = HIVE_REF_HF;
-    return RB_OK;
+    return rc;
 }
 
 static rb_err parse_file(const char *ref, const char *rest, hive_modelref *out, char *err,
                          size_t errlen)
 {
+    rb_err rc = RB_OK;
+
     if (strncmp(rest, "///", 3) == 0)
         rest += 2; /* file:///abs/path */
     if (rest[0] != '/' || strlen(rest) >= sizeof out->path)
-        return rb_errf(err, errlen, RB_EINVAL,
-                       "model reference '%.*s' must name an absolute path: %s", SHOWN_REF_MAX,
-                       ref, ref_help);
-    snprintf(out->path, sizeof out->path, "%s", rest);
+        rc =
+            rb_errf(err, errlen, RB_EINVAL, "model reference '%.*s' must name an absolute path: %s",
+                    SHOWN_REF_MAX, ref, ref_help);
+    else
+        snprintf(out->path, sizeof out->path, "%s", rest);
     out->kind = HIVE_REF_FILE;
-    return RB_OK;
+    return rc;
 }
 
 rb_err hive_modelref_parse(const char *ref, hive_modelref *out, char *err, size_t errlen)
@@ -120,8 +115,7 @@ rb_err hive_modelref_parse(const char *ref, hive_modelref *out, char *err, size_
 
     memset(out, 0, sizeof(*out));
     if (!ref || !*ref || strlen(ref) >= HIVE_REF_MAX) {
-        rc = rb_errf(err, errlen, RB_EINVAL, "model reference is empty or too long: %s",
-                     ref_help);
+        rc = rb_errf(err, errlen, RB_EINVAL, "model reference is empty or too long: %s", ref_help);
         goto out;
     }
     if (strncmp(ref, "hf:", 3) == 0)
@@ -144,8 +138,7 @@ rb_err hive_modelref_format(const hive_modelref *r, char *out, size_t outlen)
 
     switch (r->kind) {
     case HIVE_REF_HF:
-        n = snprintf(out, outlen, "hf:%s/%s%s%s", r->org, r->repo, r->file[0] ? "/" : "",
-                     r->file);
+        n = snprintf(out, outlen, "hf:%s/%s%s%s", r->org, r->repo, r->file[0] ? "/" : "", r->file);
         break;
     case HIVE_REF_FILE:
         n = snprintf(out, outlen, "file:%s", r->path);
@@ -161,22 +154,20 @@ rb_err hive_modelref_format(const hive_modelref *r, char *out, size_t outlen)
 static int is_split_part(const char *name)
 {
     const char *of = strstr(name, "-of-");
+    int split = of && of - name >= 6 && of[-6] == '-';
 
-    if (!of || of - name < 6 || of[-6] != '-')
-        return 0;
-    for (int i = 1; i <= 5; i++)
-        if (of[-i] < '0' || of[-i] > '9')
-            return 0;
-    return 1;
+    for (int i = 1; i <= 5 && split; i++)
+        split = of[-i] >= '0' && of[-i] <= '9';
+    return split;
 }
 
 static int contains_nocase(const char *s, const char *needle)
 {
     size_t n = strlen(needle);
-    for (; *s; s++)
-        if (strncasecmp(s, needle, n) == 0)
-            return 1;
-    return 0;
+    int found = 0;
+    for (; *s && !found; s++)
+        found = strncasecmp(s, needle, n) == 0;
+    return found;
 }
 
 /* 1 when candidate a should be preferred over b (shorter, then byte order). */
@@ -189,6 +180,7 @@ static int better(const char *a, const char *b)
 rb_err hive_pick_gguf(const char *const *names, size_t n, size_t *pick)
 {
     size_t ngguf = 0, only = 0, best = n;
+    rb_err rc = RB_OK;
 
     for (size_t i = 0; i < n; i++) {
         if (!names[i] || !ends_with_gguf(names[i]) || is_split_part(names[i]))
@@ -198,28 +190,24 @@ rb_err hive_pick_gguf(const char *const *names, size_t n, size_t *pick)
         if (contains_nocase(names[i], "Q4_K_M") && (best == n || better(names[i], names[best])))
             best = i;
     }
-    if (best < n) {
+    if (best < n)
         *pick = best;
-        return RB_OK;
-    }
-    if (ngguf == 1) {
+    else if (ngguf == 1)
         *pick = only;
-        return RB_OK;
-    }
-    return ngguf == 0 ? RB_ENOTFOUND : RB_EINVAL;
+    else
+        rc = ngguf == 0 ? RB_ENOTFOUND : RB_EINVAL;
+    return rc;
 }
 
 int hive_file_is_gguf(const char *path)
 {
     FILE *f = fopen(path, "rb");
     char magic[4];
-    int ok;
+    int ok = f && fread(magic, 1, sizeof magic, f) == sizeof magic &&
+             memcmp(magic, GGUF_MAGIC, sizeof magic) == 0;
 
-    if (!f)
-        return 0;
-    ok = fread(magic, 1, sizeof magic, f) == sizeof magic &&
-         memcmp(magic, GGUF_MAGIC, sizeof magic) == 0;
-    fclose(f);
+    if (f)
+        fclose(f);
     return ok;
 }
 
@@ -230,11 +218,9 @@ static rb_err find_in_dir(const char *dir, char *out, size_t outlen)
     glob_t g;
     rb_err rc = RB_ENOTFOUND;
 
-    if (snprintf(pattern, sizeof pattern, "%s/%s", dir, HIVE_BUNDLED_GLOB) >=
-        (int)sizeof pattern)
-        return RB_ETOOBIG;
-    if (glob(pattern, 0, NULL, &g) != 0)
-        return RB_ENOTFOUND;
+    if (snprintf(pattern, sizeof pattern, "%s/%s", dir, HIVE_BUNDLED_GLOB) >= (int)sizeof pattern ||
+        glob(pattern, 0, NULL, &g) != 0)
+        goto out;
     for (size_t i = 0; i < g.gl_pathc && rc; i++) {
         char *real;
         if (!hive_file_is_gguf(g.gl_pathv[i]) || !(real = realpath(g.gl_pathv[i], NULL)))
@@ -243,6 +229,7 @@ static rb_err find_in_dir(const char *dir, char *out, size_t outlen)
         free(real);
     }
     globfree(&g);
+out:
     return rc;
 }
 

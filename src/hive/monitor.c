@@ -58,8 +58,8 @@ static void log_exit(hive *h, const hive_exit *e)
     if (hive_worker_log_path(h, e->w.id, log_path, sizeof log_path) == RB_OK)
         hive_log_tail(log_path, CRASH_TAIL_LINES, tail, sizeof tail);
     rb_log(RB_LOG_WARN, "monitor",
-           "worker %s (pid %d, %s) died (%s); removed, not restarted; last log lines: %s",
-           e->w.id, (int)e->w.pid, e->w.model_ref, st, tail[0] ? tail : "(none)");
+           "worker %s (pid %d, %s) died (%s); removed, not restarted; last log lines: %s", e->w.id,
+           (int)e->w.pid, e->w.model_ref, st, tail[0] ? tail : "(none)");
 }
 
 static void reap(hive *h)
@@ -108,28 +108,24 @@ static void check_worker(hive *h, const hive_worker *w, int64_t now)
 {
     const hive_config *c = &h->cfg;
     hive_worker cur;
-    int state = -1, failures;
+    int state = -1;
 
     if (w->state == HIVE_W_STOPPING)
-        return;
+        goto out;
     if (w->state == HIVE_W_LOADING && now - w->started_ms > c->load_timeout_ms) {
         kill_worker(h, w, "load timeout");
-        return;
-    }
-    if (now - w->last_heartbeat_ms > 2 * (int64_t)c->heartbeat_interval_ms) {
+    } else if (now - w->last_heartbeat_ms > 2 * (int64_t)c->heartbeat_interval_ms) {
         kill_worker(h, w, "heartbeat lost");
-        return;
-    }
-    failures = hive_registry_health(h->reg, w->id, health_check(h, w, &state), state);
-    if (failures >= HIVE_HEALTH_FAILURES) {
+    } else if (hive_registry_health(h->reg, w->id, health_check(h, w, &state), state) >=
+               HIVE_HEALTH_FAILURES) {
         kill_worker(h, w, "health checks failed");
-        return;
-    }
-    if (c->idle_timeout_ms <= 0 || hive_registry_get(h->reg, w->id, &cur) != RB_OK)
-        return;
-    if (cur.state == HIVE_W_IDLE && cur.slots_busy == 0 &&
-        rb_now_ms() - cur.last_activity_ms >= c->idle_timeout_ms)
+    } else if (c->idle_timeout_ms > 0 && hive_registry_get(h->reg, w->id, &cur) == RB_OK &&
+               cur.state == HIVE_W_IDLE && cur.slots_busy == 0 &&
+               rb_now_ms() - cur.last_activity_ms >= c->idle_timeout_ms) {
         hive_stop_async(h->stopper, cur.id, "idle timeout");
+    }
+out:
+    return;
 }
 
 static void tick(hive *h)
@@ -188,9 +184,12 @@ static void *monitor_main(void *arg)
 rb_err hive_monitor_start(hive *h, hive_monitor **out)
 {
     hive_monitor *m = calloc(1, sizeof(*m));
+    rb_err rc = RB_OK;
 
-    if (!m)
-        return RB_ENOMEM;
+    if (!m) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
     m->h = h;
     atomic_init(&m->stop, 0);
     m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -198,10 +197,12 @@ rb_err hive_monitor_start(hive *h, hive_monitor **out)
         if (m->wake_fd >= 0)
             close(m->wake_fd);
         free(m);
-        return RB_ENOMEM;
+        m = NULL;
+        rc = RB_ENOMEM;
     }
+out:
     *out = m;
-    return RB_OK;
+    return rc;
 }
 
 void hive_monitor_wake(hive_monitor *m)

@@ -51,10 +51,11 @@ const char *hive_wstate_name(hive_wstate s)
 
 int hive_wstate_parse(const char *s)
 {
-    for (int i = HIVE_W_LOADING; s && i <= HIVE_W_BUSY; i++)
+    int found = -1;
+    for (int i = HIVE_W_LOADING; s && i <= HIVE_W_BUSY && found < 0; i++)
         if (strcmp(s, state_names[i]) == 0)
-            return i;
-    return -1;
+            found = i;
+    return found;
 }
 
 hive_registry *hive_registry_new(void)
@@ -62,13 +63,13 @@ hive_registry *hive_registry_new(void)
     hive_registry *r = calloc(1, sizeof(*r));
     pthread_condattr_t ca;
 
-    if (!r)
-        return NULL;
-    pthread_mutex_init(&r->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    if (r) {
+        pthread_mutex_init(&r->mu, NULL);
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&r->changed, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     return r;
 }
 
@@ -87,10 +88,11 @@ void hive_registry_free(hive_registry *r)
 /* Index of id or -1; the caller holds the lock. */
 static int find(const hive_registry *r, const char *id)
 {
-    for (size_t i = 0; i < r->n; i++)
+    int found = -1;
+    for (size_t i = 0; i < r->n && found < 0; i++)
         if (strcmp(r->e[i].w.id, id) == 0)
-            return (int)i;
-    return -1;
+            found = (int)i;
+    return found;
 }
 
 rb_err hive_registry_add(hive_registry *r, const hive_worker *w, int pidfd)

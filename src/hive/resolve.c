@@ -31,17 +31,17 @@ static int catalog_hit(hive *h, const char *reference, char *path, size_t pathle
 {
     hive_model m;
     struct stat st;
+    int hit = hive_catalog_find(h->cat, reference, &m) == RB_OK;
 
-    if (hive_catalog_find(h->cat, reference, &m) != RB_OK)
-        return 0;
-    if (stat(m.local_path, &st) != 0 || (int64_t)st.st_size != m.size_bytes) {
+    if (hit && (stat(m.local_path, &st) != 0 || (int64_t)st.st_size != m.size_bytes)) {
         rb_log(RB_LOG_WARN, "catalog", "%s: file '%s' is missing or changed; row removed",
                reference, m.local_path);
         hive_catalog_remove(h->cat, reference);
-        return 0;
+        hit = 0;
     }
-    snprintf(path, pathlen, "%s", m.local_path);
-    return 1;
+    if (hit)
+        snprintf(path, pathlen, "%s", m.local_path);
+    return hit;
 }
 
 /* Offline fallback for hf:org/repo: a downloaded file of the repo chosen by the same rule,
@@ -80,34 +80,61 @@ static rb_err choose_repo_file(hive *h, hive_modelref *ref, hive_api_error *e)
     hive_hf_endpoint(endpoint, sizeof endpoint);
     rc = hive_hf_pick_file(endpoint, tok && *tok ? tok : NULL, ref, &files, e->message,
                            sizeof e->message);
-    if (rc == RB_OK)
-        return RB_OK;
-    if (rc == RB_ENOTFOUND)
-        return fail(e, 404, "MODEL_NOT_FOUND", rc);
-    if (rc == RB_EINVAL) {
+    if (rc == RB_ENOTFOUND) {
+        fail(e, 404, "MODEL_NOT_FOUND", rc);
+    } else if (rc == RB_EINVAL) {
         e->details = json_pack("{s:o}", "files", files ? files : json_array());
-        return fail(e, 400, "AMBIGUOUS_MODEL_REF", rc);
+        files = NULL;
+        fail(e, 400, "AMBIGUOUS_MODEL_REF", rc);
+    } else if (rc && cached_repo_pick(h, ref)) {
+        rb_log(RB_LOG_WARN, "resolve", "%s; using the downloaded %s", e->message, ref->file);
+        rc = RB_OK;
+    } else if (rc) {
+        fail(e, 502, "DOWNLOAD_FAILED", rc);
     }
     json_decref(files);
-    if (cached_repo_pick(h, ref)) {
-        rb_log(RB_LOG_WARN, "resolve", "%s; using the downloaded %s", e->message, ref->file);
-        return RB_OK;
-    }
-    return fail(e, 502, "DOWNLOAD_FAILED", rc);
+    return rc;
 }
 
-static rb_err resolve_hf(hive *h, hive_modelref *ref, char *canonical, size_t canonlen,
-                         char *path, size_t pathlen, hive_resolved *what, hive_api_error *e)
+static rb_err resolve_hf(hive *h, hive_modelref *ref, char *canonical, size_t canonlen, char *path,
+                         size_t pathlen, hive_resolved *what, hive_api_error *e)
 {
-    rb_err rc;
+    rb_err rc = RB_OK;
 
     if (!ref->file[0] && (rc = choose_repo_file(h, ref, e)))
-        return rc;
-    if (hive_modelref_format(ref, canonical, canonlen))
-        return fail(e, 400, "INVALID_MODEL_REF", RB_ETOOBIG);
-    *what = catalog_hit(h, canonical, path, pathlen) ? HIVE_RESOLVED_LOCAL
-                                                     : HIVE_RESOLVED_DOWNLOAD;
-    return RB_OK;
+        goto out;
+    if ((rc = hive_modelref_format(ref, canonical, canonlen))) {
+        snprintf(e->message, sizeof e->message, "model reference is too long");
+        fail(e, 400, "INVALID_MODEL_REF", rc);
+        goto out;
+    }
+    *what = catalog_hit(h, canonical, path, pathlen) ? HIVE_RESOLVED_LOCAL : HIVE_RESOLVED_DOWNLOAD;
+out:
+    return rc;
+}
+
+/* file: and the bundled model: the file must be there. */
+static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t pathlen,
+                            hive_api_error *e)
+{
+    rb_err rc = RB_OK;
+
+    if (ref->kind == HIVE_REF_BUNDLED && hive_bundled_path(h->exe_dir, path, pathlen)) {
+        snprintf(e->message, sizeof e->message,
+                 "the bundled model ('%s', %s) is not "
+                 "installed next to rbee-hive",
+                 HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB);
+        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
+    } else if (ref->kind == HIVE_REF_FILE && access(ref->path, R_OK) != 0) {
+        snprintf(e->message, sizeof e->message,
+                 "model file '%.900s' does not exist or is not "
+                 "readable",
+                 ref->path);
+        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
+    } else if (ref->kind == HIVE_REF_FILE) {
+        snprintf(path, pathlen, "%s", ref->path);
+    }
+    return rc;
 }
 
 rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *canonical,
@@ -118,27 +145,17 @@ rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *c
 
     memset(e, 0, sizeof(*e));
     path[0] = '\0';
+    canonical[0] = '\0';
     *what = HIVE_RESOLVED_LOCAL;
-    if ((rc = hive_modelref_parse(text, ref, e->message, sizeof e->message)))
-        return fail(e, 400, "INVALID_MODEL_REF", rc);
-    if (ref->kind == HIVE_REF_HF)
-        return resolve_hf(h, ref, canonical, canonlen, path, pathlen, what, e);
-    hive_modelref_format(ref, canonical, canonlen);
-    if (ref->kind == HIVE_REF_BUNDLED) {
-        if (hive_bundled_path(h->exe_dir, path, pathlen) != RB_OK) {
-            snprintf(e->message, sizeof e->message, "the bundled model ('%s', %s) is not "
-                     "installed next to rbee-hive", HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB);
-            return fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
-        }
-        return RB_OK;
+    if ((rc = hive_modelref_parse(text, ref, e->message, sizeof e->message))) {
+        fail(e, 400, "INVALID_MODEL_REF", rc);
+    } else if (ref->kind == HIVE_REF_HF) {
+        rc = resolve_hf(h, ref, canonical, canonlen, path, pathlen, what, e);
+    } else {
+        hive_modelref_format(ref, canonical, canonlen);
+        rc = resolve_local(h, ref, path, pathlen, e);
     }
-    if (access(ref->path, R_OK) != 0) {
-        snprintf(e->message, sizeof e->message, "model file '%.900s' does not exist or is not "
-                 "readable", ref->path);
-        return fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
-    }
-    snprintf(path, pathlen, "%s", ref->path);
-    return RB_OK;
+    return rc;
 }
 
 void hive_api_reply(rb_http_reply *rep, hive_api_error *e)

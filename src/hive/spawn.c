@@ -42,10 +42,10 @@
 #include "rb_log.h"
 #include "rb_util.h"
 
-#define PORT_TRIES 16          /* workers started before giving up on "address in use" */
-#define TAIL_LINES 8           /* log lines quoted in a start failure */
-#define TAIL_READ_BYTES 4096   /* bytes read from the end of a log for its tail */
-#define FALLBACK_POLL_MS 5     /* start watch without a pidfd: waitpid every 5 ms */
+#define PORT_TRIES 16        /* workers started before giving up on "address in use" */
+#define TAIL_LINES 8         /* log lines quoted in a start failure */
+#define TAIL_READ_BYTES 4096 /* bytes read from the end of a log for its tail */
+#define FALLBACK_POLL_MS 5   /* start watch without a pidfd: waitpid every 5 ms */
 #define PORT_IN_USE_TEXT "Address already in use"
 
 struct hive_spawner {
@@ -58,7 +58,7 @@ struct hive_spawner {
     char *err;
     size_t errlen;
     rb_err rc;
-    int done;     /* the request in the slot has been answered */
+    int done; /* the request in the slot has been answered */
     int stopping;
 };
 
@@ -116,17 +116,17 @@ void hive_log_tail(const char *path, int max_lines, char *out, size_t outlen)
 static int port_free(const char *addr, int port)
 {
     struct sockaddr_in sa = {0};
-    int one = 1, ok, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1, ok = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
-    if (fd < 0)
-        return 0;
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-        sa.sin_addr.s_addr = htonl(INADDR_ANY);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
+    if (fd >= 0) {
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
+            sa.sin_addr.s_addr = htonl(INADDR_ANY);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+        close(fd);
+    }
     return ok;
 }
 
@@ -134,10 +134,11 @@ static int port_free(const char *addr, int port)
 static int pick_port(hive *h, int from)
 {
     const char *addr = h->cfg.local_mode ? "127.0.0.1" : "0.0.0.0";
-    for (int p = from; p <= 65535; p++)
+    int found = -1;
+    for (int p = from; p <= 65535 && found < 0; p++)
         if (!hive_registry_port_taken(h->reg, p) && port_free(addr, p))
-            return p;
-    return -1;
+            found = p;
+    return found;
 }
 
 static void build_args(const hive *h, const hive_spawn_req *req, const char *id, int port,
@@ -199,8 +200,7 @@ static void child_exec(int logfd, int nullfd, pid_t parent, char *const argv[])
 
 /* Forks and execs the worker; *pidfd is -1 when the kernel offers none. */
 static rb_err start_child(hive *h, const hive_spawn_req *req, const char *id, int port,
-                          const char *log_path, pid_t *pid, int *pidfd, char *err,
-                          size_t errlen)
+                          const char *log_path, pid_t *pid, int *pidfd, char *err, size_t errlen)
 {
     spawn_args a;
     pid_t parent = getpid();
@@ -236,23 +236,25 @@ static int exited_at_once(pid_t pid, int pidfd)
 {
     int64_t deadline = rb_now_ms() + HIVE_START_WATCH_MS;
     int64_t left;
+    int exited = 0, n = -1;
     siginfo_t si;
 
-    while ((left = deadline - rb_now_ms()) > 0) {
+    while (!exited && n != 0 && (left = deadline - rb_now_ms()) > 0) {
         if (pidfd >= 0) {
             struct pollfd p = {.fd = pidfd, .events = POLLIN};
-            int n = poll(&p, 1, (int)left);
-            if (n >= 0)
-                return n > 0;
-            continue; /* EINTR */
+            n = poll(&p, 1, (int)left); /* -1: EINTR, wait again */
+            exited = n > 0;
+            continue;
         }
         memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
-            return 1;
-        struct timespec ts = {0, FALLBACK_POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        exited =
+            waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+        if (!exited) {
+            struct timespec ts = {0, FALLBACK_POLL_MS * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
-    return 0;
+    return exited;
 }
 
 void hive_describe_status(int status, char *out, size_t outlen)
@@ -372,9 +374,12 @@ static void *spawner_main(void *arg)
 rb_err hive_spawner_start(hive *h, hive_spawner **out)
 {
     hive_spawner *sp = calloc(1, sizeof(*sp));
+    rb_err rc = RB_OK;
 
-    if (!sp)
-        return RB_ENOMEM;
+    if (!sp) {
+        rc = RB_ENOMEM;
+        goto out;
+    }
     sp->h = h;
     pthread_mutex_init(&sp->mu, NULL);
     pthread_cond_init(&sp->cv, NULL);
@@ -382,10 +387,12 @@ rb_err hive_spawner_start(hive *h, hive_spawner **out)
         pthread_cond_destroy(&sp->cv);
         pthread_mutex_destroy(&sp->mu);
         free(sp);
-        return RB_ENOMEM;
+        sp = NULL;
+        rc = RB_ENOMEM;
     }
+out:
     *out = sp;
-    return RB_OK;
+    return rc;
 }
 
 void hive_spawner_stop(hive_spawner *sp)
@@ -404,8 +411,8 @@ void hive_spawner_stop(hive_spawner *sp)
     free(sp);
 }
 
-rb_err hive_spawner_run(hive_spawner *sp, const hive_spawn_req *req, hive_worker *out,
-                        char *err, size_t errlen)
+rb_err hive_spawner_run(hive_spawner *sp, const hive_spawn_req *req, hive_worker *out, char *err,
+                        size_t errlen)
 {
     rb_err rc;
 

@@ -39,12 +39,12 @@ rb_err hive_stopper_new(hive *h, hive_stopper **out)
 {
     hive_stopper *s = calloc(1, sizeof(*s));
 
-    if (!s)
-        return RB_ENOMEM;
-    s->h = h;
-    pthread_mutex_init(&s->mu, NULL);
+    if (s) {
+        s->h = h;
+        pthread_mutex_init(&s->mu, NULL);
+    }
     *out = s;
-    return RB_OK;
+    return s ? RB_OK : RB_ENOMEM;
 }
 
 /* Joins and frees every job of a detached list. */
@@ -96,8 +96,10 @@ static void *stop_main(void *arg)
     rb_thread_set_name("hive-stop");
     request_shutdown(j->h, &j->w);
     if (!hive_registry_wait_gone(reg, id, HIVE_STOP_HTTP_GRACE_MS)) {
-        rb_log(RB_LOG_WARN, "stop", "worker %s did not exit after the shutdown request; "
-               "sending SIGTERM", id);
+        rb_log(RB_LOG_WARN, "stop",
+               "worker %s did not exit after the shutdown request; "
+               "sending SIGTERM",
+               id);
         hive_registry_kill(reg, id, SIGTERM);
         if (!hive_registry_wait_gone(reg, id, HIVE_STOP_TERM_GRACE_MS)) {
             rb_log(RB_LOG_WARN, "stop", "worker %s ignored SIGTERM; sending SIGKILL", id);
@@ -114,10 +116,10 @@ static void *stop_main(void *arg)
 rb_err hive_stop_async(hive_stopper *s, const char *id, const char *reason)
 {
     stop_job *j = calloc(1, sizeof(*j));
-    rb_err rc;
+    rb_err rc = RB_ENOMEM;
 
     if (!j)
-        return RB_ENOMEM;
+        goto out;
     j->h = s->h;
     atomic_init(&j->done, 0);
     rc = hive_registry_begin_stop(s->h->reg, id, reason, &j->w);
@@ -172,8 +174,10 @@ size_t hive_stop_all(hive_stopper *s)
     if (!hive_registry_wait_empty(s->h->reg, HIVE_STOP_ALL_BUDGET_MS) &&
         hive_registry_list(s->h->reg, &ws, &n) == RB_OK) {
         for (size_t i = 0; i < n; i++) {
-            rb_log(RB_LOG_ERROR, "stop", "worker %s still running at the end of the shutdown "
-                   "budget; sending SIGKILL", ws[i].id);
+            rb_log(RB_LOG_ERROR, "stop",
+                   "worker %s still running at the end of the shutdown "
+                   "budget; sending SIGKILL",
+                   ws[i].id);
             hive_registry_kill(s->h->reg, ws[i].id, SIGKILL);
         }
         free(ws);

@@ -56,8 +56,8 @@ static long spawn(rbt_hive *h, const char *backend, json_t **reply)
 {
     char path[4200], body[4400];
     model_path(h, path, sizeof path);
-    snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\",\"backend\":\"%s\",\"device\":0}",
-             path, backend);
+    snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\",\"backend\":\"%s\",\"device\":0}", path,
+             backend);
     return rbt_hive_json(h, "POST", "/v1/workers/spawn", body, reply);
 }
 
@@ -113,10 +113,8 @@ START_TEST(test_hive_lifecycle__the_hive_answers_health_and_capabilities)
     ck_assert_str_eq(json_string_value(json_object_get(r, "api_version")), "v1");
     json_decref(r);
     ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/capabilities", NULL, &r), 200);
-    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "backends"), 0)),
-                     "cpu");
-    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "devices"), "cpu")),
-                     1);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "backends"), 0)), "cpu");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "devices"), "cpu")), 1);
     ck_assert_int_gt(json_integer_value(json_object_get(r, "ram_total_mb")), 0);
     ck_assert(json_is_integer(json_object_get(r, "ram_available_mb")));
     json_decref(r);
@@ -136,8 +134,11 @@ START_TEST(test_hive_lifecycle__spawn_ready_and_list)
     start_hive(&h, &o);
     t0 = rbt_ms();
     ck_assert_int_eq(spawn(&h, "cpu", &r), 200);
-    ck_assert_int_eq(regcomp(&re, "^worker-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
-                                  "-[0-9a-f]{12}$", REG_EXTENDED | REG_NOSUB), 0);
+    ck_assert_int_eq(regcomp(&re,
+                             "^worker-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
+                             "-[0-9a-f]{12}$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
     const char *id = json_string_value(json_object_get(r, "worker_id"));
     const char *url = json_string_value(json_object_get(r, "url"));
     ck_assert_msg(id && regexec(&re, id, 0, NULL, 0) == 0, "bad worker id %s", id);
@@ -370,14 +371,12 @@ START_TEST(test_hive_lifecycle__unknown_workers_get_404)
     start_hive(&h, &o);
     for (size_t i = 0; i < RB_ARRAY_LEN(paths); i++) {
         ck_assert_int_eq(rbt_hive_json(&h, "POST", paths[i],
-                                       "{\"worker_id\":\"worker-unknown\",\"state\":\"idle\"}",
-                                       &r),
+                                       "{\"worker_id\":\"worker-unknown\",\"state\":\"idle\"}", &r),
                          404);
         ck_assert_str_eq(rbt_error_code(r), "WORKER_NOT_FOUND");
         json_decref(r);
     }
-    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r),
-                     400);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r), 400);
     ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
     json_decref(r);
     finish(&h);
@@ -401,7 +400,8 @@ START_TEST(test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers)
     rbt_hive_start(&h, &o);
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
                                    "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\",\"backend\":\"cpu\","
-                                   "\"device\":0}", &r),
+                                   "\"device\":0}",
+                                   &r),
                      507);
     ck_assert_str_eq(rbt_error_code(r), "INSUFFICIENT_MEMORY");
     d = json_object_get(json_object_get(r, "error"), "details");
@@ -427,8 +427,7 @@ START_TEST(test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_l
     start_hive(&h, &o);
     ck_assert_int_eq(spawn(&h, hive_backends_find(&b, "cuda") < 0 ? "cuda" : "tpu", &r), 503);
     ck_assert_str_eq(rbt_error_code(r), "BACKEND_UNAVAILABLE");
-    avail = json_object_get(json_object_get(json_object_get(r, "error"), "details"),
-                            "available");
+    avail = json_object_get(json_object_get(json_object_get(r, "error"), "details"), "available");
     ck_assert_int_eq(json_array_size(avail), (size_t)b.n);
     ck_assert_str_eq(json_string_value(json_array_get(avail, 0)), "cpu");
     json_decref(r);
@@ -525,10 +524,14 @@ static long no_token(rbt_hive *h, const char *method, const char *path)
 START_TEST(test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics)
 {
     static const char *const protected_routes[][2] = {
-        {"GET", "/v1/capabilities"},     {"POST", "/v1/workers/spawn"},
-        {"POST", "/v1/workers/ready"},   {"POST", "/v1/heartbeat"},
-        {"GET", "/v1/workers/list"},     {"POST", "/v1/workers/shutdown"},
-        {"GET", "/v1/models"},           {"POST", "/v1/models/download"},
+        {"GET", "/v1/capabilities"},
+        {"POST", "/v1/workers/spawn"},
+        {"POST", "/v1/workers/ready"},
+        {"POST", "/v1/heartbeat"},
+        {"GET", "/v1/workers/list"},
+        {"POST", "/v1/workers/shutdown"},
+        {"GET", "/v1/models"},
+        {"POST", "/v1/models/download"},
         {"GET", "/v1/models/download/x/progress"},
     };
     rbt_hive h;
@@ -598,8 +601,11 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, NULL); /* runs in each test's own process */
     tcase_add_test(tc, test_hive_lifecycle__the_hive_answers_health_and_capabilities);
     tcase_add_test(tc, test_hive_lifecycle__spawn_ready_and_list);
-    tcase_add_test(tc, test_hive_lifecycle__a_worker_killed_with_sigkill_disappears_within_one_monitor_interval);
-    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_exits_at_once_is_reported_with_its_log_tail);
+    tcase_add_test(
+        tc,
+        test_hive_lifecycle__a_worker_killed_with_sigkill_disappears_within_one_monitor_interval);
+    tcase_add_test(tc,
+                   test_hive_lifecycle__a_worker_that_exits_at_once_is_reported_with_its_log_tail);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_that_never_becomes_ready_is_removed);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_whose_heartbeats_stop_is_removed);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_removed);
@@ -612,7 +618,8 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind);
     tcase_add_test(tc, test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind);
     tcase_add_test(tc, test_hive_lifecycle__network_mode_requires_a_token);
-    tcase_add_test(tc, test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
+    tcase_add_test(tc,
+                   test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
     tcase_add_test(tc, test_hive_lifecycle__detect_prints_backends_and_devices);
     return rbt_run(s);
 }

@@ -148,7 +148,8 @@ static int gets_of(env *e, const char *path, json_t **which)
     size_t i;
     int n = 0;
 
-    json_array_foreach(reqs, i, r) {
+    for (i = 0; i < json_array_size(reqs); i++) {
+        r = json_array_get(reqs, i);
         if (strcmp(json_string_value(json_object_get(r, "path")), path) == 0 &&
             strcmp(json_string_value(json_object_get(r, "method")), "GET") == 0)
             n++;
@@ -181,15 +182,15 @@ START_TEST(test_hive_models__a_download_publishes_progress_in_order_and_complete
         prev = json_integer_value(json_object_get(ev, "bytes_downloaded"));
     }
     ck_assert_int_eq(prev, MODEL_SIZE);
-    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(events, n - 2),
-                                                        "bytes_total")), MODEL_SIZE);
+    ck_assert_int_eq(
+        json_integer_value(json_object_get(json_array_get(events, n - 2), "bytes_total")),
+        MODEL_SIZE);
     ck_assert_str_eq(stage(last(events)), "complete");
     const char *path = json_string_value(json_object_get(last(events), "local_path"));
     ck_assert(path && access(path, R_OK) == 0);
     ck_assert_int_eq(rbt_hive_json(&e.hive, "GET", "/v1/models", NULL, &r), 200);
     ev = json_array_get(json_object_get(r, "models"), 0);
-    ck_assert_str_eq(json_string_value(json_object_get(ev, "reference")),
-                     "hf:org/repo/model.gguf");
+    ck_assert_str_eq(json_string_value(json_object_get(ev, "reference")), "hf:org/repo/model.gguf");
     ck_assert_int_eq(json_integer_value(json_object_get(ev, "size_bytes")), MODEL_SIZE);
     ck_assert_str_eq(json_string_value(json_object_get(ev, "local_path")), path);
     json_decref(r);
@@ -207,8 +208,10 @@ START_TEST(test_hive_models__a_dropped_connection_is_resumed_with_a_range_reques
     char *a, *b;
     size_t alen, blen;
 
-    env_start(&e, "{\"faults\":[{\"path\":\"" MODEL_PATH "\",\"drop_after_bytes\":1048576,"
-                  "\"times\":1}]}", NULL);
+    env_start(&e,
+              "{\"faults\":[{\"path\":\"" MODEL_PATH "\",\"drop_after_bytes\":1048576,"
+              "\"times\":1}]}",
+              NULL);
     start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
     events = progress(&e, id);
     ck_assert_str_eq(stage(last(events)), "complete");
@@ -220,7 +223,8 @@ START_TEST(test_hive_models__a_dropped_connection_is_resumed_with_a_range_reques
     snprintf(src, sizeof src, "%s/org/repo/model.gguf", e.files.root);
     ck_assert_int_eq(rb_read_file(src, MODEL_SIZE, &a, &alen), RB_OK);
     ck_assert_int_eq(rb_read_file(json_string_value(json_object_get(last(events), "local_path")),
-                                  MODEL_SIZE, &b, &blen), RB_OK);
+                                  MODEL_SIZE, &b, &blen),
+                     RB_OK);
     ck_assert_int_eq(alen, blen);
     ck_assert(memcmp(a, b, alen) == 0);
     free(a);
@@ -242,8 +246,7 @@ START_TEST(test_hive_models__a_download_that_fails_every_time_leaves_no_file_and
     start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
     events = progress(&e, id);
     ck_assert_str_eq(stage(last(events)), "error");
-    ck_assert_str_eq(json_string_value(json_object_get(last(events), "code")),
-                     "DOWNLOAD_FAILED");
+    ck_assert_str_eq(json_string_value(json_object_get(last(events), "code")), "DOWNLOAD_FAILED");
     ck_assert_int_eq(gets_of(&e, MODEL_PATH, NULL), 6);
     ck_assert_int_eq(files_under_models(&e), 0);
     ck_assert_int_eq(count_models(&e), 0);
@@ -287,8 +290,7 @@ START_TEST(test_hive_models__a_file_whose_checksum_does_not_match_is_refused)
     start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
     events = progress(&e, id);
     ck_assert_str_eq(stage(last(events)), "error");
-    ck_assert_str_eq(json_string_value(json_object_get(last(events), "code")),
-                     "CHECKSUM_MISMATCH");
+    ck_assert_str_eq(json_string_value(json_object_get(last(events), "code")), "CHECKSUM_MISMATCH");
     ck_assert_int_eq(files_under_models(&e), 0);
     ck_assert_int_eq(count_models(&e), 0);
     json_decref(events);
@@ -367,8 +369,7 @@ END_TEST
 /* Scenario: A repo without a file name picks the Q4_K_M file */
 START_TEST(test_hive_models__a_repo_without_a_file_name_picks_the_q4_k_m_file)
 {
-    static const char *const names[] = {"model-Q8_0.gguf", "model-Q4_K_M.gguf",
-                                        "model-F16.gguf"};
+    static const char *const names[] = {"model-Q8_0.gguf", "model-Q4_K_M.gguf", "model-F16.gguf"};
     env e;
     char id[64], path[4400];
     json_t *events, *r = NULL;
@@ -432,8 +433,12 @@ END_TEST
 /* Scenario: Bad model references are refused */
 START_TEST(test_hive_models__bad_model_references_are_refused)
 {
-    static const char *const bad[] = {"ftp:x", "hf:", "hf:org", "file:relative.gguf",
-                                      "hf:org/repo/../x.gguf", "hf:org/repo/notes.txt"};
+    static const char *const bad[] = {"ftp:x",
+                                      "hf:",
+                                      "hf:org",
+                                      "file:relative.gguf",
+                                      "hf:org/repo/../x.gguf",
+                                      "hf:org/repo/notes.txt"};
     env e;
     json_t *r = NULL;
 
@@ -487,13 +492,15 @@ int main(void)
 
     tcase_add_test(tc, test_hive_models__a_download_publishes_progress_in_order_and_completes);
     tcase_add_test(tc, test_hive_models__a_dropped_connection_is_resumed_with_a_range_request);
-    tcase_add_test(tc, test_hive_models__a_download_that_fails_every_time_leaves_no_file_and_no_row);
+    tcase_add_test(tc,
+                   test_hive_models__a_download_that_fails_every_time_leaves_no_file_and_no_row);
     tcase_add_test(tc, test_hive_models__a_file_that_is_not_gguf_is_refused);
     tcase_add_test(tc, test_hive_models__a_file_whose_checksum_does_not_match_is_refused);
     tcase_add_test(tc, test_hive_models__a_catalog_hit_answers_cached);
     tcase_add_test(tc, test_hive_models__concurrent_requests_share_one_download);
     tcase_add_test(tc, test_hive_models__a_repo_without_a_file_name_picks_the_q4_k_m_file);
-    tcase_add_test(tc, test_hive_models__local_files_and_the_bundled_model_resolve_without_a_download);
+    tcase_add_test(tc,
+                   test_hive_models__local_files_and_the_bundled_model_resolve_without_a_download);
     tcase_add_test(tc, test_hive_models__bad_model_references_are_refused);
     tcase_add_test(tc, test_hive_models__a_late_subscriber_still_sees_the_end);
     return rbt_run(s);

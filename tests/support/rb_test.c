@@ -96,6 +96,9 @@ pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
             putenv(env[i]);
         /* Own process group so a test can clean up everything a child started. */
         setpgid(0, 0);
+        /* No inherited descriptor: a daemon left behind by a failed test must not keep the
+         * test's files open (such as the build lock held by whoever ran the suite). */
+        close_range(3, ~0U, 0);
         execv(argv[0], argv);
         fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
         _exit(127);

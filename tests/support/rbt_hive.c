@@ -18,6 +18,41 @@
 #define HEALTH_WAIT_MS 10000
 #define STOP_WAIT_MS 35000
 #define REQUEST_TIMEOUT_MS 10000
+#define MAX_TRACKED 32
+#define TRACKED_STOP_MS 5000
+
+static pid_t tracked[MAX_TRACKED];
+
+static void stop_tracked(void)
+{
+    for (int i = 0; i < MAX_TRACKED; i++) {
+        if (tracked[i] <= 0)
+            continue;
+        kill(tracked[i], SIGTERM);
+        if (!rbt_wait_exit(tracked[i], TRACKED_STOP_MS, NULL))
+            rbt_kill(tracked[i]);
+        tracked[i] = 0;
+    }
+}
+
+void rbt_track(pid_t pid)
+{
+    static int registered;
+    if (!registered && atexit(stop_tracked) == 0)
+        registered = 1;
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] <= 0) {
+            tracked[i] = pid;
+            break;
+        }
+}
+
+void rbt_untrack(pid_t pid)
+{
+    for (int i = 0; i < MAX_TRACKED; i++)
+        if (tracked[i] == pid)
+            tracked[i] = 0;
+}
 
 rbt_hive_opts rbt_hive_opts_default(void)
 {
@@ -49,9 +84,7 @@ static int wrapper_args(char **argv, char *buf, size_t buflen)
     const char *w = getenv("RBT_HIVE_WRAPPER");
     int n = 0;
 
-    if (!w || !*w)
-        return 0;
-    snprintf(buf, buflen, "%s", w);
+    snprintf(buf, buflen, "%s", w ? w : "");
     for (char *tok = strtok(buf, " "); tok && n < MAX_ARGS / 2; tok = strtok(NULL, " "))
         argv[n++] = tok;
     return n;
@@ -105,6 +138,7 @@ void rbt_hive_start(rbt_hive *h, const rbt_hive_opts *o)
         env[e++] = (char *)o->env[i];
     env[e] = NULL;
     h->pid = rbt_spawn(argv, env, h->log);
+    rbt_track(h->pid);
     snprintf(url, sizeof url, "%s/v1/health", h->base);
     ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(HEALTH_WAIT_MS)),
                   "rbee-hive did not come up; log %s", h->log);
@@ -115,7 +149,8 @@ int rbt_hive_stop(rbt_hive *h)
     int status = 0, code = -1;
 
     if (h->pid <= 0)
-        return -1;
+        goto out;
+    rbt_untrack(h->pid);
     kill(h->pid, SIGTERM);
     if (rbt_wait_exit(h->pid, rbt_scaled(STOP_WAIT_MS), &status)) {
         if (WIFEXITED(status))
@@ -124,13 +159,16 @@ int rbt_hive_stop(rbt_hive *h)
         rbt_kill(h->pid);
     }
     h->pid = 0;
+out:
     return code;
 }
 
 void rbt_hive_cleanup(rbt_hive *h)
 {
-    if (h->pid > 0)
+    if (h->pid > 0) {
+        rbt_untrack(h->pid);
         rbt_kill(h->pid);
+    }
     h->pid = 0;
     if (!getenv("RBT_KEEP_HOME"))
         rbt_rmtree(h->home);
@@ -176,10 +214,11 @@ const char *rbt_error_code(json_t *body)
 /* The entry of id in a /v1/workers/list reply, borrowed, or NULL. */
 static json_t *find_worker(json_t *list, const char *id)
 {
-    json_t *w, *found = NULL;
+    json_t *w, *found = NULL, *workers = json_object_get(list, "workers");
     size_t i;
 
-    json_array_foreach(json_object_get(list, "workers"), i, w) {
+    for (i = 0; i < json_array_size(workers); i++) {
+        w = json_array_get(workers, i);
         if (!found && strcmp(json_string_value(json_object_get(w, "id")), id) == 0)
             found = w;
     }
@@ -246,6 +285,7 @@ void rbt_files_start(rbt_files *f, const char *scenario_json)
         argv[6] = scenario;
     }
     f->pid = rbt_spawn(argv, NULL, f->log);
+    rbt_track(f->pid);
     snprintf(url, sizeof url, "%s/mock/requests", f->base);
     ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(HEALTH_WAIT_MS)),
                   "mock-files did not come up; log %s", f->log);
@@ -254,6 +294,7 @@ void rbt_files_start(rbt_files *f, const char *scenario_json)
 void rbt_files_stop(rbt_files *f)
 {
     if (f->pid > 0) {
+        rbt_untrack(f->pid);
         kill(f->pid, SIGTERM);
         if (!rbt_wait_exit(f->pid, rbt_scaled(5000), NULL))
             rbt_kill(f->pid);

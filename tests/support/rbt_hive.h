@@ -32,9 +32,9 @@ typedef struct rbt_hive_opts {
 } rbt_hive_opts;
 
 typedef struct rbt_hive {
-    char home[4096];  /* RBEE_HOME */
-    char log[4200];   /* the hive's stdout and stderr */
-    char base[64];    /* http://127.0.0.1:PORT */
+    char home[4096]; /* RBEE_HOME */
+    char log[4200];  /* the hive's stdout and stderr */
+    char base[64];   /* http://127.0.0.1:PORT */
     const char *token;
     int port;
     int worker_port_base;
@@ -76,6 +76,12 @@ int rbt_hive_wait_worker(rbt_hive *h, const char *id, const char *state, int tim
 /* 1 when no process with this pid exists (not even a zombie). */
 int rbt_pid_gone(pid_t pid);
 
+/* Remembers a started daemon so that a test that fails half-way (Check ends its process with
+ * exit()) does not leave it running: at exit every tracked pid gets SIGTERM, then SIGKILL after
+ * 5 s. rbt_hive_start/stop and rbt_files_start/stop do this themselves. */
+void rbt_track(pid_t pid);
+void rbt_untrack(pid_t pid);
+
 /*
  * mock-files, the stand-in for the Hugging Face hub (see mock/mock-files.c):
  *
@@ -91,7 +97,7 @@ typedef struct rbt_files {
     char root[4200]; /* the served folder (inside dir) */
     char dir[4096];  /* a fresh temporary folder */
     char log[4200];
-    char base[64];   /* http://127.0.0.1:PORT */
+    char base[64]; /* http://127.0.0.1:PORT */
     int port;
     pid_t pid;
 } rbt_files;

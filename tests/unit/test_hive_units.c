@@ -23,10 +23,22 @@
 
 START_TEST(test_hive_units_modelref_parse)
 {
-    static const char *const bad[] = {
-        "", "ftp:x", "hf:", "hf:org", "hf:org/", "hf:/repo", "hf:org/repo/", "hf:org/repo/x.bin",
-        "hf:org/../x.gguf", "hf:org/repo/../y.gguf", "hf:org/repo/a//b.gguf", "hf:o rg/repo",
-        "file:relative.gguf", "file:", "KJV", "kjv2"};
+    static const char *const bad[] = {"",
+                                      "ftp:x",
+                                      "hf:",
+                                      "hf:org",
+                                      "hf:org/",
+                                      "hf:/repo",
+                                      "hf:org/repo/",
+                                      "hf:org/repo/x.bin",
+                                      "hf:org/../x.gguf",
+                                      "hf:org/repo/../y.gguf",
+                                      "hf:org/repo/a//b.gguf",
+                                      "hf:o rg/repo",
+                                      "file:relative.gguf",
+                                      "file:",
+                                      "KJV",
+                                      "kjv2"};
     hive_modelref r;
     char err[256], text[HIVE_REF_MAX];
 
@@ -59,8 +71,7 @@ END_TEST
 
 START_TEST(test_hive_units_pick_gguf)
 {
-    const char *multi[] = {"README.md", "model-Q8_0.gguf", "model-Q4_K_M.gguf",
-                           "model-F16.gguf"};
+    const char *multi[] = {"README.md", "model-Q8_0.gguf", "model-Q4_K_M.gguf", "model-F16.gguf"};
     const char *two_q4[] = {"big-model.Q4_K_M.gguf", "m.q4_k_m.gguf", "config.json"};
     const char *one[] = {"README.md", "only.gguf"};
     const char *none[] = {"README.md", "weights.bin"};

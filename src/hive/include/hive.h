@@ -32,17 +32,17 @@
 #define HIVE_WORKER_BINARY "llm-worker-rbee"
 
 typedef struct hive_config {
-    const char *bind_addr;      /* NULL: "127.0.0.1" in local mode, else "0.0.0.0" */
-    uint16_t port;              /* default 8080 */
-    int local_mode;             /* bind loopback, no authentication, workers get --local-mode */
-    const char *token;          /* bearer token; required (non-empty) unless local_mode */
-    int monitor_interval_ms;    /* health, heartbeat, loading and idle checks; default 30000 */
-    int idle_timeout_ms;        /* idle workers are shut down after this; 0: never; default 300000 */
-    int load_timeout_ms;        /* a worker still loading after this is killed; default 300000 */
-    int heartbeat_interval_ms;  /* passed to workers; stale after two intervals; default 30000 */
-    const char *worker_binary;  /* NULL: HIVE_WORKER_BINARY next to the running executable */
-    const char *home;           /* NULL: rb_home_dir() ($RBEE_HOME or ~/.rbee) */
-    uint16_t worker_port_base;  /* first port tried for workers; default 8081 */
+    const char *bind_addr;     /* NULL: "127.0.0.1" in local mode, else "0.0.0.0" */
+    uint16_t port;             /* default 8080 */
+    int local_mode;            /* bind loopback, no authentication, workers get --local-mode */
+    const char *token;         /* bearer token; required (non-empty) unless local_mode */
+    int monitor_interval_ms;   /* health, heartbeat, loading and idle checks; default 30000 */
+    int idle_timeout_ms;       /* idle workers are shut down after this; 0: never; default 300000 */
+    int load_timeout_ms;       /* a worker still loading after this is killed; default 300000 */
+    int heartbeat_interval_ms; /* passed to workers; stale after two intervals; default 30000 */
+    const char *worker_binary; /* NULL: HIVE_WORKER_BINARY next to the running executable */
+    const char *home;          /* NULL: rb_home_dir() ($RBEE_HOME or ~/.rbee) */
+    uint16_t worker_port_base; /* first port tried for workers; default 8081 */
 } hive_config;
 
 /* Defaults of ARCHITECTURE §3 and §5.2; RBEE_WORKER_PORT_BASE overrides worker_port_base. */
@@ -59,9 +59,9 @@ rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen);
 
 typedef struct hive_backends {
     int n;
-    char name[HIVE_MAX_BACKENDS][16];  /* "cpu" first, then "cuda", "metal" when present */
-    int devices[HIVE_MAX_BACKENDS];    /* devices of each backend (cpu: 1) */
-    int cpu_cores;                     /* physical cores */
+    char name[HIVE_MAX_BACKENDS][16]; /* "cpu" first, then "cuda", "metal" when present */
+    int devices[HIVE_MAX_BACKENDS];   /* devices of each backend (cpu: 1) */
+    int cpu_cores;                    /* physical cores */
 } hive_backends;
 
 /* Finds the backends of this machine. Runs nvidia-smi when it is on PATH (a child process:
