@@ -21,7 +21,8 @@
  *     never_ready         false               stay loading forever
  *     start_exit_code     -1                  >= 0: print start_message, exit at once
  *     start_message       "bad model"
- *     crash_after_tokens  -1                  >= 0: SIGKILL itself after that many tokens
+ *     crash_after_tokens  -1                  >= 0: SIGKILL itself once that many tokens
+ *                                             have reached the client
  *     hang_after_tokens   -1                  >= 0: stop producing after that many tokens
  *     busy                false               inference answers 503 ALL_SLOTS_BUSY
  *     health_status       200                 status of GET /health
@@ -53,6 +54,8 @@
 #define MAX_TOKENS_SCRIPT 256
 #define MAX_JOBS 64
 #define JOB_CHANNEL 64
+#define CRASH_DRAIN_MS 2000 /* longest wait for the client to take the tokens before a crash */
+#define CRASH_FLUSH_MS 50
 
 typedef struct script {
     char *tokens[MAX_TOKENS_SCRIPT];
@@ -71,7 +74,10 @@ typedef struct opts {
     double heartbeat_s;
 } opts;
 
+typedef struct mock mock;
+
 typedef struct job {
+    mock *m;
     char id[64];
     int max_tokens;
     rb_chan *ch;
@@ -80,7 +86,7 @@ typedef struct job {
     atomic_int refs;
 } job;
 
-typedef struct mock {
+struct mock {
     script s;
     opts o;
     const char *token;
@@ -94,7 +100,7 @@ typedef struct mock {
     rb_bcast *progress;
     int64_t start_ms;
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
-} mock;
+};
 
 static const char *const default_tokens[] = {"In",       " the",   " beginning", " God",
                                              " created", " the",   " heaven",    " and",
@@ -110,7 +116,7 @@ static void pause_ms(int ms)
 static void say(const char *fmt, const char *arg)
 {
     printf(fmt, arg);
-    printf("\n");
+    putchar('\n');
     fflush(stdout);
 }
 
@@ -363,16 +369,28 @@ static int wait_attached(mock *m, job *j)
     return atomic_load(&j->attached);
 }
 
+/* The scripted crash: once the tokens so far have reached the client, SIGKILL itself. */
+static void crash(job *j, int tokens)
+{
+    int64_t end = rb_now_ms() + CRASH_DRAIN_MS;
+
+    while (rb_chan_depth(j->ch) > 0 && !rb_chan_is_closed(j->ch) && rb_now_ms() < end)
+        pause_ms(5);
+    pause_ms(CRASH_FLUSH_MS); /* the last event leaves the HTTP layer's buffer */
+    printf("mock-worker: crashing after %d tokens (scripted)\n", tokens);
+    fflush(stdout);
+    kill(getpid(), SIGKILL);
+}
+
 static void *job_main(void *arg)
 {
-    job *j = ((void **)arg)[0];
-    mock *m = ((void **)arg)[1];
+    job *j = arg;
+    mock *m = j->m;
     int n = j->max_tokens < m->s.ntokens ? j->max_tokens : m->s.ntokens, sent = 0;
     const char *reason = n == j->max_tokens ? "MAX_TOKENS" : "EOS";
     int64_t t0 = rb_now_ms(), ttft = 0;
     rb_buf b;
 
-    free(arg);
     rb_buf_init(&b, 4096);
     if (!wait_attached(m, j))
         goto out;
@@ -381,11 +399,8 @@ static void *job_main(void *arg)
                   "\"started_at\":%lld}",
                   j->id, (long long)rb_unix_s());
     for (int i = 0; i < n && !atomic_load(&j->cancel); i++) {
-        if (i == m->s.crash_after) {
-            printf("mock-worker: crashing after %d tokens (scripted)\n", i);
-            fflush(stdout);
-            kill(getpid(), SIGKILL);
-        }
+        if (i == m->s.crash_after)
+            crash(j, i);
         while (i == m->s.hang_after && !atomic_load(&j->cancel) && !rb_chan_is_closed(j->ch))
             pause_ms(20);
         pause_ms(m->s.token_interval_ms);
@@ -450,6 +465,7 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
             slot = i;
     if (slot >= 0 && !m->s.busy) {
         j = calloc(1, sizeof(*j));
+        j->m = m;
         rb_uuid(uuid);
         snprintf(j->id, sizeof j->id, "%s", id ? id : uuid);
         j->max_tokens = (int)max_tokens;
@@ -471,13 +487,10 @@ out:
 
 static void job_run(mock *m, job *j)
 {
-    void **arg = malloc(2 * sizeof(void *));
     pthread_t t;
 
     atomic_fetch_add(&j->refs, 1); /* the thread's */
-    arg[0] = j;
-    arg[1] = m;
-    pthread_create(&t, NULL, job_main, arg);
+    pthread_create(&t, NULL, job_main, j);
     pthread_detach(t);
     atomic_fetch_add(&m->n_infer, 1);
 }

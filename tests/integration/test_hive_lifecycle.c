@@ -92,6 +92,19 @@ static int wait_pid_gone(pid_t pid, int timeout_ms)
     return rbt_pid_gone(pid);
 }
 
+/* Polls the hive log until it contains every needle (the log line follows the removal). */
+static int wait_log(const rbt_hive *h, const char *a, const char *b, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    int found = 0;
+    while (!found && rbt_ms() < end) {
+        found = rbt_file_contains(h->log, a) && (!b || rbt_file_contains(h->log, b));
+        if (!found)
+            rbt_poll_interval();
+    }
+    return found;
+}
+
 static void finish(rbt_hive *h)
 {
     ck_assert_int_eq(rbt_hive_stop(h), 0);
@@ -171,7 +184,7 @@ START_TEST(test_hive_lifecycle__a_worker_killed_with_sigkill_disappears_within_o
     kill(s.pid, SIGKILL);
     ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(2000)));
-    ck_assert_msg(rbt_file_contains(h.log, s.id) && rbt_file_contains(h.log, "died"),
+    ck_assert_msg(wait_log(&h, s.id, "died", rbt_scaled(2000)),
                   "the hive log does not name the dead worker");
     ck_assert(rbt_file_contains(h.log, "not restarted"));
     finish(&h);
@@ -221,7 +234,7 @@ START_TEST(test_hive_lifecycle__a_worker_that_never_becomes_ready_is_removed)
     json_decref(w);
     ck_assert(rbt_hive_wait_worker(&h, id, NULL, rbt_scaled(5000), NULL));
     ck_assert(wait_pid_gone(pid, rbt_scaled(1000)));
-    ck_assert(rbt_file_contains(h.log, "load timeout"));
+    ck_assert(wait_log(&h, "load timeout", NULL, rbt_scaled(2000)));
     finish(&h);
 }
 END_TEST
@@ -244,7 +257,7 @@ START_TEST(test_hive_lifecycle__a_worker_whose_heartbeats_stop_is_removed)
     ck_assert_int_le(rbt_ms() - last_beat, rbt_scaled(4000));
     ck_assert_int_ge(rbt_ms() - last_beat, 1500);
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
-    ck_assert(rbt_file_contains(h.log, "heartbeat lost"));
+    ck_assert(wait_log(&h, "heartbeat lost", NULL, rbt_scaled(2000)));
     finish(&h);
 }
 END_TEST
@@ -261,7 +274,7 @@ START_TEST(test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_remov
     spawn_idle(&h, &s);
     ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(5000), NULL));
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
-    ck_assert(rbt_file_contains(h.log, "health checks failed"));
+    ck_assert(wait_log(&h, "health checks failed", NULL, rbt_scaled(2000)));
     finish(&h);
 }
 END_TEST
@@ -285,7 +298,7 @@ START_TEST(test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeou
     snprintf(wlog, sizeof wlog, "%s/logs/%s.log", h.home, s.id);
     ck_assert_msg(rbt_file_contains(wlog, "received POST /v1/admin/shutdown"),
                   "the worker was not asked over HTTP (see %s)", wlog);
-    ck_assert(rbt_file_contains(h.log, "idle timeout"));
+    ck_assert(wait_log(&h, "idle timeout", NULL, rbt_scaled(2000)));
     finish(&h);
 }
 END_TEST
@@ -331,7 +344,7 @@ START_TEST(test_hive_lifecycle__health_checks_do_not_count_as_activity)
     ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(4000), NULL));
     ck_assert_int_ge(rbt_ms() - idle_at, 1800);
     ck_assert_int_le(rbt_ms() - idle_at, rbt_scaled(4000));
-    ck_assert(rbt_file_contains(h.log, "idle timeout"));
+    ck_assert(wait_log(&h, "idle timeout", NULL, rbt_scaled(2000)));
     finish(&h);
 }
 END_TEST

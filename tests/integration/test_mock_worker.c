@@ -48,7 +48,6 @@ static void mw_start(mw *m, const char *scenario, const char *hive_url)
     }
     argv[n] = NULL;
     m->pid = rbt_spawn(argv, env, m->log);
-    rbt_track(m->pid);
 }
 
 /* Polls GET /v1/ready until it says ready. */
@@ -74,7 +73,6 @@ static void mw_wait_ready(mw *m)
 
 static void mw_stop(mw *m)
 {
-    rbt_untrack(m->pid);
     if (m->pid > 0 && rbt_alive(m->pid)) {
         kill(m->pid, SIGTERM);
         ck_assert(rbt_wait_exit(m->pid, rbt_scaled(5000), NULL));
@@ -220,7 +218,6 @@ START_TEST(test_mock_worker_busy_and_crash)
     ck_assert_int_eq(json_array_size(ev), 3); /* started and two tokens */
     ck_assert(rbt_wait_exit(m.pid, rbt_scaled(5000), &status));
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-    rbt_untrack(m.pid);
     m.pid = 0;
     json_decref(ev);
     mw_stop(&m);
@@ -267,7 +264,6 @@ START_TEST(test_mock_worker_reports_to_its_hive)
     snprintf(hive_url, sizeof hive_url, "http://127.0.0.1:%s", hive_port);
     snprintf(log, sizeof log, "/dev/null");
     hive = rbt_spawn(argv, NULL, log);
-    rbt_track(hive);
     snprintf(url, sizeof url, "%s/v1/health", hive_url);
     ck_assert(rbt_wait_http(url, 200, rbt_scaled(5000)));
     mw_start(&m, NULL, hive_url);
@@ -290,7 +286,6 @@ START_TEST(test_mock_worker_reports_to_its_hive)
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
     ck_assert(rbt_file_contains(log, "cannot listen on 127.0.0.1:"));
     ck_assert(rbt_file_contains(log, "Address already in use"));
-    rbt_untrack(hive);
     kill(hive, SIGTERM);
     ck_assert(rbt_wait_exit(hive, rbt_scaled(5000), NULL));
     mw_stop(&m);

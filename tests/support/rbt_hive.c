@@ -18,42 +18,6 @@
 #define HEALTH_WAIT_MS 10000
 #define STOP_WAIT_MS 35000
 #define REQUEST_TIMEOUT_MS 10000
-#define MAX_TRACKED 32
-#define TRACKED_STOP_MS 5000
-
-static pid_t tracked[MAX_TRACKED];
-
-static void stop_tracked(void)
-{
-    for (int i = 0; i < MAX_TRACKED; i++) {
-        if (tracked[i] <= 0)
-            continue;
-        kill(tracked[i], SIGTERM);
-        if (!rbt_wait_exit(tracked[i], TRACKED_STOP_MS, NULL))
-            rbt_kill(tracked[i]);
-        tracked[i] = 0;
-    }
-}
-
-void rbt_track(pid_t pid)
-{
-    static int registered;
-    if (!registered && atexit(stop_tracked) == 0)
-        registered = 1;
-    for (int i = 0; i < MAX_TRACKED; i++)
-        if (tracked[i] <= 0) {
-            tracked[i] = pid;
-            break;
-        }
-}
-
-void rbt_untrack(pid_t pid)
-{
-    for (int i = 0; i < MAX_TRACKED; i++)
-        if (tracked[i] == pid)
-            tracked[i] = 0;
-}
-
 rbt_hive_opts rbt_hive_opts_default(void)
 {
     rbt_hive_opts o = {0};
@@ -138,7 +102,6 @@ void rbt_hive_start(rbt_hive *h, const rbt_hive_opts *o)
         env[e++] = (char *)o->env[i];
     env[e] = NULL;
     h->pid = rbt_spawn(argv, env, h->log);
-    rbt_track(h->pid);
     snprintf(url, sizeof url, "%s/v1/health", h->base);
     ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(HEALTH_WAIT_MS)),
                   "rbee-hive did not come up; log %s", h->log);
@@ -150,7 +113,6 @@ int rbt_hive_stop(rbt_hive *h)
 
     if (h->pid <= 0)
         goto out;
-    rbt_untrack(h->pid);
     kill(h->pid, SIGTERM);
     if (rbt_wait_exit(h->pid, rbt_scaled(STOP_WAIT_MS), &status)) {
         if (WIFEXITED(status))
@@ -165,10 +127,8 @@ out:
 
 void rbt_hive_cleanup(rbt_hive *h)
 {
-    if (h->pid > 0) {
-        rbt_untrack(h->pid);
+    if (h->pid > 0)
         rbt_kill(h->pid);
-    }
     h->pid = 0;
     if (!getenv("RBT_KEEP_HOME"))
         rbt_rmtree(h->home);
@@ -285,7 +245,6 @@ void rbt_files_start(rbt_files *f, const char *scenario_json)
         argv[6] = scenario;
     }
     f->pid = rbt_spawn(argv, NULL, f->log);
-    rbt_track(f->pid);
     snprintf(url, sizeof url, "%s/mock/requests", f->base);
     ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(HEALTH_WAIT_MS)),
                   "mock-files did not come up; log %s", f->log);
@@ -294,7 +253,6 @@ void rbt_files_start(rbt_files *f, const char *scenario_json)
 void rbt_files_stop(rbt_files *f)
 {
     if (f->pid > 0) {
-        rbt_untrack(f->pid);
         kill(f->pid, SIGTERM);
         if (!rbt_wait_exit(f->pid, rbt_scaled(5000), NULL))
             rbt_kill(f->pid);

@@ -76,11 +76,6 @@ int rbt_hive_wait_worker(rbt_hive *h, const char *id, const char *state, int tim
 /* 1 when no process with this pid exists (not even a zombie). */
 int rbt_pid_gone(pid_t pid);
 
-/* Remembers a started daemon so that a test that fails half-way (Check ends its process with
- * exit()) does not leave it running: at exit every tracked pid gets SIGTERM, then SIGKILL after
- * 5 s. rbt_hive_start/stop and rbt_files_start/stop do this themselves. */
-void rbt_track(pid_t pid);
-void rbt_untrack(pid_t pid);
 
 /*
  * mock-files, the stand-in for the Hugging Face hub (see mock/mock-files.c):
