@@ -55,6 +55,11 @@ Feature: Model catalog and provisioning
     When a client requests "ftp:x", "hf:", "hf:org" or "file:relative.gguf"
     Then each answers 400 with code "INVALID_MODEL_REF"
 
+  Scenario: Stopping the hive during a download leaves no partial file
+    Given the file server sends at 256 KB/s
+    When the hive receives SIGTERM while the model is downloading
+    Then the hive exits 0, no file remains under models/ and no row is written
+
   Scenario: A late subscriber still sees the end
     Given a download that finished and whose first progress stream has ended
     When a client opens its progress stream again

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "hive.h"
 #include "rb_client.h"
 #include "rb_test.h"
@@ -485,6 +487,49 @@ START_TEST(test_hive_models__a_late_subscriber_still_sees_the_end)
 }
 END_TEST
 
+/* Waits until the download has received some bytes (the first progress events). */
+static int first_bytes(void *user, const char *event, const char *data, size_t len)
+{
+    json_t *ev = json_loadb(data, len, 0, NULL);
+    int got = json_integer_value(json_object_get(ev, "bytes_downloaded")) > 0;
+    (void)event, (void)user;
+    json_decref(ev);
+    return got; /* non-zero stops the stream */
+}
+
+/* Scenario: Stopping the hive during a download leaves no partial file */
+START_TEST(test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file)
+{
+    env e;
+    rb_sse_opts o = rb_sse_opts_default();
+    rb_sse_result res;
+    char id[64], url[256], err[256], db[4400];
+    sqlite3 *dbh;
+    sqlite3_stmt *st;
+
+    env_start(&e, "{\"rate_bytes_per_s\":262144}", NULL);
+    start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
+    o.idle_timeout_ms = rbt_scaled(10000);
+    snprintf(url, sizeof url, "%s/v1/models/download/%s/progress", e.hive.base, id);
+    rb_sse_result_init(&res);
+    ck_assert_int_eq(rb_client_sse("GET", url, NULL, &o, first_bytes, NULL, &res, err, sizeof err),
+                     RB_ECANCELED);
+    rb_sse_result_release(&res);
+    ck_assert_int_eq(rbt_hive_stop(&e.hive), 0);
+    ck_assert_int_eq(files_under_models(&e), 0);
+    snprintf(db, sizeof db, "%s/models.db", e.hive.home);
+    ck_assert_int_eq(sqlite3_open(db, &dbh), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(dbh, "SELECT COUNT(*) FROM models", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
+    sqlite3_finalize(st);
+    sqlite3_close(dbh);
+    rbt_hive_cleanup(&e.hive);
+    rbt_files_stop(&e.files);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_models");
@@ -502,6 +547,8 @@ int main(void)
     tcase_add_test(tc,
                    test_hive_models__local_files_and_the_bundled_model_resolve_without_a_download);
     tcase_add_test(tc, test_hive_models__bad_model_references_are_refused);
+    tcase_add_test(tc,
+                   test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file);
     tcase_add_test(tc, test_hive_models__a_late_subscriber_still_sees_the_end);
     return rbt_run(s);
 }
