@@ -6,61 +6,62 @@ Feature: Model catalog and provisioning
     Given a fresh RBEE_HOME
     And a local file server acting as HF_ENDPOINT with "org/repo/model.gguf" of 3 MB
 
-  @pending
   Scenario: A download publishes progress in order and completes
     When a client posts {"model_ref":"hf:org/repo/model.gguf"} to /v1/models/download
     Then the reply has a download_id and local_path null
     And the progress stream shows "downloading" events with bytes_downloaded rising to 3145728, then "complete" with the local_path, then [DONE]
     And GET /v1/models lists the model with size_bytes 3145728
 
-  @pending
   Scenario: A dropped connection is resumed with a Range request
     Given the file server drops the connection after 1 MB on the first attempt
     When the model is downloaded
     Then the second attempt sends "Range: bytes=1048576-" and the file is complete and identical
 
-  @pending
   Scenario: A download that fails every time leaves no file and no row
     Given the file server answers 500 for every request
     When the model is downloaded
     Then the progress stream ends with {"stage":"error","code":"DOWNLOAD_FAILED"} after 6 attempts
     And no file remains under models/ and GET /v1/models is empty
 
-  @pending
   Scenario: A file that is not GGUF is refused
     Given the file server serves "org/repo/bad.gguf" starting with "<html>"
     When the model is downloaded
     Then the stream ends with code "NOT_GGUF" and no row is written
 
-  @pending
+  Scenario: A file whose checksum does not match is refused
+    Given the file server announces a SHA-256 (X-Linked-Etag) that does not match the file
+    When the model is downloaded
+    Then the stream ends with code "CHECKSUM_MISMATCH", no file remains and no row is written
+
   Scenario: A catalog hit answers cached
     Given "hf:org/repo/model.gguf" was downloaded
     When it is requested again
     Then the reply is {"download_id":"cached","local_path":"<path>"}
 
-  @pending
   Scenario: Concurrent requests share one download
     When two clients request "hf:org/repo/model.gguf" at once
     Then both get the same download_id and the file server sees one transfer
 
-  @pending
   Scenario: A repo without a file name picks the Q4_K_M file
     Given the repo "org/multi" lists model-Q8_0.gguf, model-Q4_K_M.gguf and model-F16.gguf
     When "hf:org/multi" is requested
     Then model-Q4_K_M.gguf is downloaded
 
-  @pending
   Scenario: Local files and the bundled model resolve without a download
     When "file:/abs/path/model.gguf" or the bundled model's name is requested
     Then the reply is cached with that local path
 
-  @pending
   Scenario: Bad model references are refused
     When a client requests "ftp:x", "hf:", "hf:org" or "file:relative.gguf"
     Then each answers 400 with code "INVALID_MODEL_REF"
 
-  @pending
+  Scenario: Stopping the hive during a download leaves no partial file
+    Given the file server sends at 256 KB/s
+    When the hive receives SIGTERM while the model is downloading
+    Then the hive exits 0, no file remains under models/ and no row is written
+
   Scenario: A late subscriber still sees the end
-    Given a download finished 5 seconds ago
-    When a client opens its progress stream
+    Given a download that finished and whose first progress stream has ended
+    When a client opens its progress stream again
     Then it receives the "complete" event and [DONE]
+    And once the keep time has passed (60 s; 1 s in the test) the download id answers 404

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -80,6 +81,7 @@ const char *rbt_src(const char *rel)
 
 pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         ck_abort_msg("fork failed");
@@ -96,6 +98,14 @@ pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
             putenv(env[i]);
         /* Own process group so a test can clean up everything a child started. */
         setpgid(0, 0);
+        /* SIGTERM when the test process ends, even through a failed assertion (Check leaves
+         * with _exit, so no cleanup of the test runs): a daemon never outlives its test. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent)
+            _exit(127);
+        /* No inherited descriptor: a daemon left behind by a failed test must not keep the
+         * test's files open (such as the build lock held by whoever ran the suite). */
+        close_range(3, ~0U, 0);
         execv(argv[0], argv);
         fprintf(stderr, "exec %s failed: %s\n", argv[0], strerror(errno));
         _exit(127);

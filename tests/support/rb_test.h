@@ -32,7 +32,10 @@ const char *rbt_bin(const char *name);
 const char *rbt_src(const char *rel);
 
 /* Starts argv[0] with argv; stdout and stderr go to logpath (or inherit when NULL). Extra
- * environment entries "K=V" in env (NULL-terminated, may be NULL) are added. Returns the pid. */
+ * environment entries "K=V" in env (NULL-terminated, may be NULL) are added. Returns the pid.
+ * The child gets its own process group, no inherited descriptor beyond 0-2, and SIGTERM when
+ * the calling thread ends (so call it from the test's main thread): a daemon never outlives
+ * the test that started it, even one that failed half-way. */
 pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath);
 /* Waits up to timeout_ms for pid to exit. Returns 1 and writes the wait status, or 0. */
 int rbt_wait_exit(pid_t pid, int timeout_ms, int *status);

@@ -1,0 +1,165 @@
+/*
+ * resolve.c - from a model reference to a local file, or to the file that must be downloaded.
+ *
+ * DESIGN
+ * Spawning and downloading both start here. file: references and the bundled model name a
+ * local file directly. An hf: reference that names a file is looked up in the catalog, and the
+ * row is trusted only while its file still exists with the recorded size (a row whose file was
+ * deleted by hand is dropped, so the model can be downloaded again). An hf: reference to a
+ * repo first asks the endpoint which file the Q4_K_M rule picks; when the endpoint cannot be
+ * reached, a downloaded Q4_K_M file of that repo still resolves, so a node works offline.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hive_api.h"
+#include "hive_fetch.h"
+#include "rb_log.h"
+
+static rb_err fail(hive_api_error *e, int status, const char *code, rb_err rc)
+{
+    e->status = status;
+    e->code = code;
+    return rc;
+}
+
+/* 1 when the catalog has reference and its file is intact; fills path. */
+static int catalog_hit(hive *h, const char *reference, char *path, size_t pathlen)
+{
+    hive_model m;
+    struct stat st;
+    int hit = hive_catalog_find(h->cat, reference, &m) == RB_OK;
+
+    if (hit && (stat(m.local_path, &st) != 0 || (int64_t)st.st_size != m.size_bytes)) {
+        rb_log(RB_LOG_WARN, "catalog", "%s: file '%s' is missing or changed; row removed",
+               reference, m.local_path);
+        hive_catalog_remove(h->cat, reference);
+        hit = 0;
+    }
+    if (hit)
+        snprintf(path, pathlen, "%s", m.local_path);
+    return hit;
+}
+
+/* Offline fallback for hf:org/repo: a downloaded file of the repo chosen by the same rule,
+ * accepted only when it is a Q4_K_M file. */
+static int cached_repo_pick(hive *h, hive_modelref *ref)
+{
+    hive_model *rows = NULL;
+    const char **names = NULL;
+    char prefix[HIVE_REF_MAX];
+    size_t n = 0, k = 0, pick;
+    int found = 0;
+
+    snprintf(prefix, sizeof prefix, "hf:%s/%s/", ref->org, ref->repo);
+    if (hive_catalog_list(h->cat, &rows, &n) != RB_OK || !(names = calloc(n + 1, sizeof(*names))))
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(rows[i].reference, prefix, strlen(prefix)) == 0)
+            names[k++] = rows[i].reference + strlen(prefix);
+    if (hive_pick_gguf(names, k, &pick) == RB_OK && strcasestr(names[pick], "Q4_K_M")) {
+        snprintf(ref->file, sizeof ref->file, "%s", names[pick]);
+        found = 1;
+    }
+out:
+    free(names);
+    free(rows);
+    return found;
+}
+
+static rb_err choose_repo_file(hive *h, hive_modelref *ref, hive_api_error *e)
+{
+    char endpoint[1024];
+    const char *tok = getenv("HF_TOKEN");
+    json_t *files = NULL;
+    rb_err rc;
+
+    hive_hf_endpoint(endpoint, sizeof endpoint);
+    rc = hive_hf_pick_file(endpoint, tok && *tok ? tok : NULL, ref, &files, e->message,
+                           sizeof e->message);
+    if (rc == RB_ENOTFOUND) {
+        fail(e, 404, "MODEL_NOT_FOUND", rc);
+    } else if (rc == RB_EINVAL) {
+        e->details = json_pack("{s:o}", "files", files ? files : json_array());
+        files = NULL;
+        fail(e, 400, "AMBIGUOUS_MODEL_REF", rc);
+    } else if (rc && cached_repo_pick(h, ref)) {
+        rb_log(RB_LOG_WARN, "resolve", "%s; using the downloaded %s", e->message, ref->file);
+        rc = RB_OK;
+    } else if (rc) {
+        fail(e, 502, "DOWNLOAD_FAILED", rc);
+    }
+    json_decref(files);
+    return rc;
+}
+
+static rb_err resolve_hf(hive *h, hive_modelref *ref, char *canonical, size_t canonlen, char *path,
+                         size_t pathlen, hive_resolved *what, hive_api_error *e)
+{
+    rb_err rc = RB_OK;
+
+    if (!ref->file[0] && (rc = choose_repo_file(h, ref, e)))
+        goto out;
+    if ((rc = hive_modelref_format(ref, canonical, canonlen))) {
+        snprintf(e->message, sizeof e->message, "model reference is too long");
+        fail(e, 400, "INVALID_MODEL_REF", rc);
+        goto out;
+    }
+    *what = catalog_hit(h, canonical, path, pathlen) ? HIVE_RESOLVED_LOCAL : HIVE_RESOLVED_DOWNLOAD;
+out:
+    return rc;
+}
+
+/* file: and the bundled model: the file must be there. */
+static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t pathlen,
+                            hive_api_error *e)
+{
+    rb_err rc = RB_OK;
+
+    if (ref->kind == HIVE_REF_BUNDLED && hive_bundled_path(h->exe_dir, path, pathlen)) {
+        snprintf(e->message, sizeof e->message,
+                 "the bundled model ('%s', %s) is not "
+                 "installed next to rbee-hive",
+                 HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB);
+        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
+    } else if (ref->kind == HIVE_REF_FILE && access(ref->path, R_OK) != 0) {
+        snprintf(e->message, sizeof e->message,
+                 "model file '%.900s' does not exist or is not "
+                 "readable",
+                 ref->path);
+        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
+    } else if (ref->kind == HIVE_REF_FILE) {
+        snprintf(path, pathlen, "%s", ref->path);
+    }
+    return rc;
+}
+
+rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *canonical,
+                          size_t canonlen, char *path, size_t pathlen, hive_resolved *what,
+                          hive_api_error *e)
+{
+    rb_err rc;
+
+    memset(e, 0, sizeof(*e));
+    path[0] = '\0';
+    canonical[0] = '\0';
+    *what = HIVE_RESOLVED_LOCAL;
+    if ((rc = hive_modelref_parse(text, ref, e->message, sizeof e->message))) {
+        fail(e, 400, "INVALID_MODEL_REF", rc);
+    } else if (ref->kind == HIVE_REF_HF) {
+        rc = resolve_hf(h, ref, canonical, canonlen, path, pathlen, what, e);
+    } else {
+        hive_modelref_format(ref, canonical, canonlen);
+        rc = resolve_local(h, ref, path, pathlen, e);
+    }
+    return rc;
+}
+
+void hive_api_reply(rb_http_reply *rep, hive_api_error *e)
+{
+    rb_http_reply_error(rep, e->status, e->code, e->message, e->details);
+    e->details = NULL;
+}

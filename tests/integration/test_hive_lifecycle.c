@@ -1,0 +1,638 @@
+/*
+ * Integration tests for spec/hive_lifecycle.feature: the real rbee-hive binary on loopback,
+ * mock-worker as its worker binary, a fresh RBEE_HOME per test, a 1 s monitor interval.
+ * Every wait polls with a deadline; every process started is checked by its recorded pid.
+ */
+#include <errno.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hive.h"
+#include "rb_test.h"
+#include "rb_util.h"
+#include "rbt_hive.h"
+
+#define READY_MS 5000
+
+typedef struct spawned {
+    char id[64];
+    char url[128];
+    pid_t pid;
+    int port;
+} spawned;
+
+/* The tests become a subreaper: workers orphaned by a dead hive are re-parented here, so a
+ * worker left running or unreaped is seen (and cleaned up) instead of vanishing into init. */
+static void setup(void)
+{
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
+    unsetenv("RBEE_API_TOKEN");
+    unsetenv("MOCK_WORKER_SCENARIO");
+}
+
+static void model_path(const rbt_hive *h, char *out, size_t outlen)
+{
+    snprintf(out, outlen, "%s/model.gguf", h->home);
+}
+
+/* Starts a hive with a fake model in its home. */
+static void start_hive(rbt_hive *h, rbt_hive_opts *o)
+{
+    char path[4200];
+    rbt_hive_init(h);
+    model_path(h, path, sizeof path);
+    rbt_write_fake_gguf(path, 4096);
+    rbt_hive_start(h, o);
+}
+
+/* POST /v1/workers/spawn for the fake model; returns the status, *reply the body. */
+static long spawn(rbt_hive *h, const char *backend, json_t **reply)
+{
+    char path[4200], body[4400];
+    model_path(h, path, sizeof path);
+    snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\",\"backend\":\"%s\",\"device\":0}", path,
+             backend);
+    return rbt_hive_json(h, "POST", "/v1/workers/spawn", body, reply);
+}
+
+/* Spawns a worker and waits until it is listed idle. */
+static void spawn_idle(rbt_hive *h, spawned *s)
+{
+    json_t *r = NULL, *w = NULL;
+    ck_assert_int_eq(spawn(h, "cpu", &r), 200);
+    snprintf(s->id, sizeof s->id, "%s", json_string_value(json_object_get(r, "worker_id")));
+    snprintf(s->url, sizeof s->url, "%s", json_string_value(json_object_get(r, "url")));
+    json_decref(r);
+    ck_assert_msg(rbt_hive_wait_worker(h, s->id, "idle", rbt_scaled(READY_MS), &w),
+                  "worker %s never became idle", s->id);
+    s->pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    s->port = atoi(strrchr(s->url, ':') + 1);
+    ck_assert_int_gt(s->pid, 0);
+    json_decref(w);
+}
+
+/* Reaps any re-parented child that has exited (we are a subreaper). */
+static void reap_orphans(void)
+{
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+
+static int wait_pid_gone(pid_t pid, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    while (!rbt_pid_gone(pid) && rbt_ms() < end)
+        rbt_poll_interval();
+    return rbt_pid_gone(pid);
+}
+
+/* Polls the hive log until it contains every needle (the log line follows the removal). */
+static int wait_log(const rbt_hive *h, const char *a, const char *b, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    int found = 0;
+    while (!found && rbt_ms() < end) {
+        found = rbt_file_contains(h->log, a) && (!b || rbt_file_contains(h->log, b));
+        if (!found)
+            rbt_poll_interval();
+    }
+    return found;
+}
+
+static void finish(rbt_hive *h)
+{
+    ck_assert_int_eq(rbt_hive_stop(h), 0);
+    rbt_hive_cleanup(h);
+    reap_orphans();
+}
+
+/* Scenario: The hive answers health and capabilities */
+START_TEST(test_hive_lifecycle__the_hive_answers_health_and_capabilities)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+
+    start_hive(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/health", NULL, &r), 200);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "status")), "alive");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "version")), RB_VERSION);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "api_version")), "v1");
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/capabilities", NULL, &r), 200);
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "backends"), 0)), "cpu");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r, "devices"), "cpu")), 1);
+    ck_assert_int_gt(json_integer_value(json_object_get(r, "ram_total_mb")), 0);
+    ck_assert(json_is_integer(json_object_get(r, "ram_available_mb")));
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: Spawn, ready and list */
+START_TEST(test_hive_lifecycle__spawn_ready_and_list)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL, *w = NULL;
+    regex_t re;
+    int64_t t0;
+
+    start_hive(&h, &o);
+    t0 = rbt_ms();
+    ck_assert_int_eq(spawn(&h, "cpu", &r), 200);
+    ck_assert_int_eq(regcomp(&re,
+                             "^worker-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}"
+                             "-[0-9a-f]{12}$",
+                             REG_EXTENDED | REG_NOSUB),
+                     0);
+    const char *id = json_string_value(json_object_get(r, "worker_id"));
+    const char *url = json_string_value(json_object_get(r, "url"));
+    ck_assert_msg(id && regexec(&re, id, 0, NULL, 0) == 0, "bad worker id %s", id);
+    ck_assert_int_ge(atoi(strrchr(url, ':') + 1), 8081);
+    ck_assert_int_ge(atoi(strrchr(url, ':') + 1), h.worker_port_base);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "state")), "loading");
+    ck_assert(rbt_hive_wait_worker(&h, id, "idle", rbt_scaled(READY_MS), &w));
+    ck_assert_int_lt(rbt_ms() - t0, rbt_scaled(READY_MS));
+    ck_assert(rbt_alive((pid_t)json_integer_value(json_object_get(w, "pid"))));
+    ck_assert_str_eq(json_string_value(json_object_get(w, "url")), url);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "backend")), "cpu");
+    ck_assert(json_is_integer(json_object_get(w, "last_heartbeat_unix")));
+    ck_assert(json_is_integer(json_object_get(w, "last_activity_unix")));
+    regfree(&re);
+    json_decref(w);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: A worker killed with SIGKILL disappears within one monitor interval */
+START_TEST(test_hive_lifecycle__a_worker_killed_with_sigkill_disappears_within_one_monitor_interval)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    spawned s;
+
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    kill(s.pid, SIGKILL);
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(2000)));
+    ck_assert_msg(wait_log(&h, s.id, "died", rbt_scaled(2000)),
+                  "the hive log does not name the dead worker");
+    ck_assert(rbt_file_contains(h.log, "not restarted"));
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: A worker that exits at once is reported with its log tail */
+START_TEST(test_hive_lifecycle__a_worker_that_exits_at_once_is_reported_with_its_log_tail)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+    const char *msg;
+
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"start_exit_code\":1,\"start_message\":\"bad model\"}";
+    start_hive(&h, &o);
+    ck_assert_int_eq(spawn(&h, "cpu", &r), 500);
+    ck_assert_str_eq(rbt_error_code(r), "WORKER_START_FAILED");
+    msg = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+    ck_assert_msg(msg && strstr(msg, "bad model"), "message: %s", msg);
+    ck_assert_msg(strstr(msg, "exit status 1"), "message: %s", msg);
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: A worker that never becomes ready is removed */
+START_TEST(test_hive_lifecycle__a_worker_that_never_becomes_ready_is_removed)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL, *w = NULL;
+    char id[64];
+    pid_t pid;
+
+    o.load_timeout = "3";
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"never_ready\":true}";
+    start_hive(&h, &o);
+    ck_assert_int_eq(spawn(&h, "cpu", &r), 200);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "worker_id")));
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&h, id, "loading", rbt_scaled(1000), &w));
+    pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    json_decref(w);
+    ck_assert(rbt_hive_wait_worker(&h, id, NULL, rbt_scaled(5000), NULL));
+    ck_assert(wait_pid_gone(pid, rbt_scaled(1000)));
+    ck_assert(wait_log(&h, "load timeout", NULL, rbt_scaled(2000)));
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: A worker whose heartbeats stop is removed */
+START_TEST(test_hive_lifecycle__a_worker_whose_heartbeats_stop_is_removed)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    spawned s;
+    int64_t last_beat;
+
+    o.heartbeat_interval = "1";
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"heartbeats_stop_after_ms\":1500}";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    /* Heartbeats go out at 0 and 1 s; the one due at 2 s is not sent. */
+    last_beat = rbt_ms() + 1000;
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(6000), NULL));
+    ck_assert_int_le(rbt_ms() - last_beat, rbt_scaled(4000));
+    ck_assert_int_ge(rbt_ms() - last_beat, 1500);
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
+    ck_assert(wait_log(&h, "heartbeat lost", NULL, rbt_scaled(2000)));
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: A worker that fails three health checks is removed */
+START_TEST(test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_removed)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    spawned s;
+
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"health_status\":500}";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(5000), NULL));
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
+    ck_assert(wait_log(&h, "health checks failed", NULL, rbt_scaled(2000)));
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: Idle workers are shut down after the idle timeout */
+START_TEST(test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeout)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char wlog[4400];
+    spawned s;
+    int64_t idle_at;
+
+    o.idle_timeout = "2";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    idle_at = rbt_ms();
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(4000), NULL));
+    ck_assert_int_le(rbt_ms() - idle_at, rbt_scaled(4000));
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
+    snprintf(wlog, sizeof wlog, "%s/logs/%s.log", h.home, s.id);
+    ck_assert_msg(rbt_file_contains(wlog, "received POST /v1/admin/shutdown"),
+                  "the worker was not asked over HTTP (see %s)", wlog);
+    ck_assert(wait_log(&h, "idle timeout", NULL, rbt_scaled(2000)));
+    finish(&h);
+}
+END_TEST
+
+/* The mock worker's counters. */
+static long worker_record(const spawned *s, const char *name)
+{
+    char url[256];
+    rb_buf b;
+    json_t *j;
+    long v = -1;
+
+    snprintf(url, sizeof url, "%s/mock/records", s->url);
+    rb_buf_init(&b, 1 << 16);
+    if (rbt_http("GET", url, NULL, NULL, rbt_scaled(2000), &b, NULL) == 200 &&
+        (j = json_loads(b.data, 0, NULL))) {
+        v = (long)json_integer_value(json_object_get(j, name));
+        json_decref(j);
+    }
+    rb_buf_release(&b);
+    return v;
+}
+
+/* Scenario: Health checks do not count as activity */
+START_TEST(test_hive_lifecycle__health_checks_do_not_count_as_activity)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    spawned s;
+    int64_t idle_at, checks = 0;
+
+    o.idle_timeout = "2";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    idle_at = rbt_ms();
+    /* Wait for the first health check while the worker is idle. */
+    while (checks < 1 && rbt_ms() - idle_at < rbt_scaled(3000)) {
+        checks = worker_record(&s, "health_checks");
+        if (checks < 1)
+            rbt_poll_interval();
+    }
+    ck_assert_int_ge(checks, 1);
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(4000), NULL));
+    ck_assert_int_ge(rbt_ms() - idle_at, 1800);
+    ck_assert_int_le(rbt_ms() - idle_at, rbt_scaled(4000));
+    ck_assert(wait_log(&h, "idle timeout", NULL, rbt_scaled(2000)));
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: Shutting a worker down by request */
+START_TEST(test_hive_lifecycle__shutting_a_worker_down_by_request)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char body[128];
+    json_t *r = NULL;
+    spawned s;
+
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", s.id);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/shutdown", body, &r), 200);
+    json_decref(r);
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(5000)));
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: Unknown workers get 404 */
+START_TEST(test_hive_lifecycle__unknown_workers_get_404)
+{
+    static const char *const paths[] = {"/v1/heartbeat", "/v1/workers/ready",
+                                        "/v1/workers/shutdown"};
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+
+    start_hive(&h, &o);
+    for (size_t i = 0; i < RB_ARRAY_LEN(paths); i++) {
+        ck_assert_int_eq(rbt_hive_json(&h, "POST", paths[i],
+                                       "{\"worker_id\":\"worker-unknown\",\"state\":\"idle\"}", &r),
+                         404);
+        ck_assert_str_eq(rbt_error_code(r), "WORKER_NOT_FOUND");
+        json_decref(r);
+    }
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: Not enough RAM gives 507 with the numbers */
+START_TEST(test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char path[4200], bundled[4300];
+    json_t *r = NULL, *d;
+
+    rbt_hive_init(&h);
+    model_path(&h, path, sizeof path);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", path);
+    o.env[0] = "RBEE_HIVE_RAM_LIMIT_MB=1";
+    o.env[1] = bundled;
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\",\"backend\":\"cpu\","
+                                   "\"device\":0}",
+                                   &r),
+                     507);
+    ck_assert_str_eq(rbt_error_code(r), "INSUFFICIENT_MEMORY");
+    d = json_object_get(json_object_get(r, "error"), "details");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "available_mb")), 1);
+    ck_assert_int_gt(json_integer_value(json_object_get(d, "required_mb")), 1);
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/capabilities", NULL, &r), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "ram_available_mb")), 1);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: An absent backend gives 503 with the available list */
+START_TEST(test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    hive_backends b;
+    json_t *r = NULL, *avail;
+
+    hive_detect(&b);
+    start_hive(&h, &o);
+    ck_assert_int_eq(spawn(&h, hive_backends_find(&b, "cuda") < 0 ? "cuda" : "tpu", &r), 503);
+    ck_assert_str_eq(rbt_error_code(r), "BACKEND_UNAVAILABLE");
+    avail = json_object_get(json_object_get(json_object_get(r, "error"), "details"), "available");
+    ck_assert_int_eq(json_array_size(avail), (size_t)b.n);
+    ck_assert_str_eq(json_string_value(json_array_get(avail, 0)), "cpu");
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* Scenario: SIGTERM stops every worker and leaves nothing behind */
+START_TEST(test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char db[4200];
+    spawned s[2];
+    int64_t t0;
+
+    start_hive(&h, &o);
+    spawn_idle(&h, &s[0]);
+    spawn_idle(&h, &s[1]);
+    ck_assert_int_ne(s[0].port, s[1].port);
+    t0 = rbt_ms();
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    ck_assert_int_le(rbt_ms() - t0, rbt_scaled(30000));
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(rbt_pid_gone(s[i].pid), "worker pid %d is still there (alive: %d)",
+                      (int)s[i].pid, rbt_alive(s[i].pid));
+        ck_assert_msg(!rbt_port_open(s[i].port), "port %d is still bound", s[i].port);
+    }
+    ck_assert(!rbt_port_open(h.port));
+    snprintf(db, sizeof db, "%s/models.db", h.home);
+    ck_assert(access(db, F_OK) == 0);
+    rbt_hive_cleanup(&h);
+    reap_orphans();
+}
+END_TEST
+
+/* Scenario: A hive killed with SIGKILL leaves no worker behind */
+START_TEST(test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    spawned s;
+    int64_t end;
+
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    rbt_kill(h.pid);
+    h.pid = 0;
+    /* The orphan is re-parented to this test (a subreaper): reap it as it exits. */
+    end = rbt_ms() + rbt_scaled(5000);
+    while (!rbt_pid_gone(s.pid) && rbt_ms() < end) {
+        reap_orphans();
+        rbt_poll_interval();
+    }
+    ck_assert_msg(rbt_pid_gone(s.pid), "worker %d outlived its hive", (int)s.pid);
+    rbt_hive_cleanup(&h);
+}
+END_TEST
+
+/* Scenario: Network mode requires a token */
+START_TEST(test_hive_lifecycle__network_mode_requires_a_token)
+{
+    char home[4096], log[4200], addr[64], env_home[4200];
+    char *argv[] = {(char *)rbt_bin("rbee-hive"), "daemon", "--addr", addr, NULL};
+    char *env[] = {env_home, NULL};
+    int status = 0;
+    pid_t pid;
+
+    rbt_tmpdir(home);
+    snprintf(log, sizeof log, "%s/hive.log", home);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", rbt_free_port());
+    snprintf(env_home, sizeof env_home, "RBEE_HOME=%s", home);
+    pid = rbt_spawn(argv, env, log);
+    ck_assert(rbt_wait_exit(pid, rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 1);
+    ck_assert(rbt_file_contains(log, "--local-mode"));
+    ck_assert(rbt_file_contains(log, "RBEE_API_TOKEN"));
+    rbt_rmtree(home);
+}
+END_TEST
+
+/* Status of a request without a token. */
+static long no_token(rbt_hive *h, const char *method, const char *path)
+{
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", h->base, path);
+    return rbt_http(method, url, headers, strcmp(method, "POST") == 0 ? "{}" : NULL,
+                    rbt_scaled(5000), NULL, NULL);
+}
+
+/* Scenario: Network mode protects every route but health and metrics */
+START_TEST(test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics)
+{
+    static const char *const protected_routes[][2] = {
+        {"GET", "/v1/capabilities"},
+        {"POST", "/v1/workers/spawn"},
+        {"POST", "/v1/workers/ready"},
+        {"POST", "/v1/heartbeat"},
+        {"GET", "/v1/workers/list"},
+        {"POST", "/v1/workers/shutdown"},
+        {"GET", "/v1/models"},
+        {"POST", "/v1/models/download"},
+        {"GET", "/v1/models/download/x/progress"},
+    };
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char fp[7], line[64];
+    spawned s;
+
+    o.token = "s3cret-token";
+    start_hive(&h, &o);
+    ck_assert_int_eq(no_token(&h, "GET", "/v1/health"), 200);
+    ck_assert_int_eq(no_token(&h, "GET", "/metrics"), 200);
+    for (size_t i = 0; i < RB_ARRAY_LEN(protected_routes); i++)
+        ck_assert_msg(no_token(&h, protected_routes[i][0], protected_routes[i][1]) == 401,
+                      "%s %s is not protected", protected_routes[i][0], protected_routes[i][1]);
+    spawn_idle(&h, &s); /* the worker's heartbeats and ready callback carry the token */
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    rb_token_fingerprint(o.token, fp);
+    snprintf(line, sizeof line, "token fingerprint %s", fp);
+    ck_assert(rbt_file_contains(h.log, line));
+    ck_assert_msg(!rbt_file_contains(h.log, o.token), "the hive log shows the token");
+    rbt_hive_cleanup(&h);
+    reap_orphans();
+}
+END_TEST
+
+/* Scenario: detect prints backends and devices */
+START_TEST(test_hive_lifecycle__detect_prints_backends_and_devices)
+{
+    char home[4096], log[4200], cores[32];
+    char *argv[] = {(char *)rbt_bin("rbee-hive"), "detect", NULL, NULL};
+    hive_backends b;
+    json_t *j, *want;
+    char *text;
+    int status = 0;
+
+    hive_detect(&b);
+    rbt_tmpdir(home);
+    snprintf(log, sizeof log, "%s/table.txt", home);
+    ck_assert(rbt_wait_exit(rbt_spawn(argv, NULL, log), rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    snprintf(cores, sizeof cores, "%d cores", rb_physical_cores());
+    ck_assert(rbt_file_contains(log, "cpu"));
+    ck_assert(rbt_file_contains(log, cores));
+    argv[2] = "--json";
+    snprintf(log, sizeof log, "%s/json.txt", home);
+    ck_assert(rbt_wait_exit(rbt_spawn(argv, NULL, log), rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    text = rbt_slurp(log);
+    j = json_loads(text, 0, NULL);
+    ck_assert_msg(j != NULL, "not JSON: %s", text);
+    if (b.n == 1) {
+        want = json_loads("{\"backends\":[\"cpu\"],\"devices\":{\"cpu\":1}}", 0, NULL);
+        ck_assert_msg(json_equal(j, want), "got %s", text);
+        json_decref(want);
+    }
+    json_decref(j);
+    free(text);
+    rbt_rmtree(home);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("hive_lifecycle");
+    TCase *tc = rbt_tcase(s, "lifecycle", rbt_scaled(60000) / 1000.0);
+
+    tcase_add_checked_fixture(tc, setup, NULL); /* runs in each test's own process */
+    tcase_add_test(tc, test_hive_lifecycle__the_hive_answers_health_and_capabilities);
+    tcase_add_test(tc, test_hive_lifecycle__spawn_ready_and_list);
+    tcase_add_test(
+        tc,
+        test_hive_lifecycle__a_worker_killed_with_sigkill_disappears_within_one_monitor_interval);
+    tcase_add_test(tc,
+                   test_hive_lifecycle__a_worker_that_exits_at_once_is_reported_with_its_log_tail);
+    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_never_becomes_ready_is_removed);
+    tcase_add_test(tc, test_hive_lifecycle__a_worker_whose_heartbeats_stop_is_removed);
+    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_removed);
+    tcase_add_test(tc, test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeout);
+    tcase_add_test(tc, test_hive_lifecycle__health_checks_do_not_count_as_activity);
+    tcase_add_test(tc, test_hive_lifecycle__shutting_a_worker_down_by_request);
+    tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
+    tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);
+    tcase_add_test(tc, test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list);
+    tcase_add_test(tc, test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind);
+    tcase_add_test(tc, test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind);
+    tcase_add_test(tc, test_hive_lifecycle__network_mode_requires_a_token);
+    tcase_add_test(tc,
+                   test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
+    tcase_add_test(tc, test_hive_lifecycle__detect_prints_backends_and_devices);
+    return rbt_run(s);
+}
