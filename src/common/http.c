@@ -507,6 +507,13 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
     snprintf(srv->component, sizeof srv->component, "%s", cfg->component ? cfg->component : "http");
     srv->listen_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
+    {
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&srv->streams_cv, &ca);
+        pthread_condattr_destroy(&ca);
+    }
     if (cfg->token && *cfg->token && !(srv->token = strdup(cfg->token))) {
         rc = RB_ENOMEM;
         goto out;
@@ -529,6 +536,7 @@ out:
     if (rc) {
         if (srv->listen_fd >= 0)
             close(srv->listen_fd);
+        pthread_cond_destroy(&srv->streams_cv);
         pthread_mutex_destroy(&srv->mu);
         free(srv->token);
         free(srv);
@@ -549,6 +557,7 @@ void rb_http_server_stop(rb_http_server *srv)
         return;
     rb_http_sse_close_all(srv);
     MHD_stop_daemon(srv->mhd); /* also closes the listen socket */
+    pthread_cond_destroy(&srv->streams_cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv->token);
     free(srv);

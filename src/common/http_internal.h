@@ -20,6 +20,7 @@ struct rb_http_server {
     uint16_t port;
     int listen_fd;
     pthread_mutex_t mu;   /* guards streams and nstreams */
+    pthread_cond_t streams_cv; /* signalled when a stream ends */
     sse_stream *streams;  /* active SSE responses (doubly linked) */
     int nstreams;
     int stopping;

@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 
 #include "http_internal.h"
@@ -113,6 +114,7 @@ static void sse_free(void *cls)
     if (s->next)
         s->next->prev = s->prev;
     srv->nstreams--;
+    pthread_cond_broadcast(&srv->streams_cv);
     pthread_mutex_unlock(&srv->mu);
 
     /* Whatever ended the response, nobody reads this channel any more. */
@@ -172,6 +174,27 @@ void rb_http_sse_close_all(rb_http_server *srv)
         rb_chan_unref(chans[i]);
     }
     free(chans);
+}
+
+int rb_http_server_drain(rb_http_server *srv, int timeout_ms)
+{
+    struct timespec until;
+    int n;
+
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&srv->mu);
+    while (srv->nstreams > 0)
+        if (pthread_cond_timedwait(&srv->streams_cv, &srv->mu, &until) != 0)
+            break;
+    n = srv->nstreams;
+    pthread_mutex_unlock(&srv->mu);
+    return n;
 }
 
 int rb_http_server_active_streams(rb_http_server *srv)

@@ -286,6 +286,9 @@ stop:
     end_queued(w, wrk_jobs_shutdown(w->jobs));
     wrk_gen_stop(w);
     wrk_heartbeat_stop(w);
+    /* Every job's stream is finished; let their last events reach the clients. */
+    if (w->http && rb_http_server_drain(w->http, 2000) > 0)
+        rb_log(RB_LOG_WARN, "worker", "closing streams whose clients did not read their end");
     rb_http_server_stop(w->http);
     rb_log(RB_LOG_INFO, "worker", "%s stopped", c->worker_id);
 out:

@@ -81,6 +81,10 @@ uint16_t rb_http_server_port(const rb_http_server *srv);
 /* Ends every SSE stream (their channels are closed), stops the daemon, joins its threads,
  * frees. NULL-safe. */
 void rb_http_server_stop(rb_http_server *srv);
+/* Waits up to timeout_ms for every SSE response to finish on its own (their producers have
+ * finished their channels); returns the number still open. Call before stop so the last
+ * events of finished streams reach their clients. */
+int rb_http_server_drain(rb_http_server *srv, int timeout_ms);
 /* SSE responses in progress. */
 int rb_http_server_active_streams(rb_http_server *srv);
 
