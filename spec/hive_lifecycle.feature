@@ -80,7 +80,6 @@ Feature: rbee-hive worker lifecycle
     When the hive is killed with SIGKILL
     Then the worker receives SIGTERM from the kernel (parent-death signal) and exits within 5 seconds
 
-  @pending
   Scenario: The same lifecycle with the real worker and the bundled model
     Given rbee-hive uses the real llm-worker-rbee
     When a worker is spawned for the bundled model, streams one inference and the hive stops

@@ -26,7 +26,7 @@
 /* The name under which the bundled model can be requested as a model reference. Its file is
  * the first models/HIVE_BUNDLED_GLOB in name order (see docs/hive.md for the folders searched). */
 #define HIVE_BUNDLED_NAME "kjv"
-#define HIVE_BUNDLED_GLOB "kjv*.gguf"
+#define HIVE_BUNDLED_GLOB "kjv*-q8_0.gguf" /* the Q8_0 file is the default */
 
 /* The binary the hive spawns, looked up next to rbee-hive unless --worker-binary is given. */
 #define HIVE_WORKER_BINARY "llm-worker-rbee"
