@@ -45,8 +45,10 @@ Feature: Worker token streaming in real time
 
   Scenario: A full queue answers 503 ALL_SLOTS_BUSY
     Given the worker runs with --slots 1 --queue 1
-    When 3 long requests arrive at once
-    Then at least one is answered 503 with code "ALL_SLOTS_BUSY" and slots_total 1
+    And one long request is running and another waits in the queue
+    When a third request arrives
+    Then it is answered 503 with code "ALL_SLOTS_BUSY", slots_total 1 and slots_busy 1
+    And cancelling the two long jobs ends both streams with stop_reason "CANCELLED"
 
   Scenario: A job whose stream is never opened is cancelled
     Given the worker runs with a 1 second stream-open timeout

@@ -36,9 +36,11 @@ struct eng_pool {
     atomic_int done;          /* chunks finished in the current run */
     atomic_int stop;
     struct {
-        eng_pool_fn fn;
-        void *ctx;
-        int n_chunks;
+        /* Atomic (relaxed) because a late helper may read a slot while it is rewritten for a
+         * later run; its claims then fail on the generation check. */
+        _Atomic(eng_pool_fn) fn;
+        _Atomic(void *) ctx;
+        atomic_int n_chunks;
     } run[2];                 /* by generation parity; written before it is published */
     pthread_mutex_t mu;       /* only for sleeping helpers */
     pthread_cond_t wake;
@@ -94,7 +96,9 @@ static void *helper_main(void *arg)
         if (atomic_load(&p->stop))
             break;
         seen = g;
-        work(p, g, p->run[g & 1].fn, p->run[g & 1].ctx, p->run[g & 1].n_chunks);
+        work(p, g, atomic_load_explicit(&p->run[g & 1].fn, memory_order_relaxed),
+             atomic_load_explicit(&p->run[g & 1].ctx, memory_order_relaxed),
+             atomic_load_explicit(&p->run[g & 1].n_chunks, memory_order_relaxed));
     }
     return NULL;
 }
@@ -172,9 +176,9 @@ void eng_pool_for(eng_pool *p, int n_chunks, eng_pool_fn fn, void *ctx)
         return;
     }
     gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
-    p->run[gen & 1].fn = fn;
-    p->run[gen & 1].ctx = ctx;
-    p->run[gen & 1].n_chunks = n_chunks;
+    atomic_store_explicit(&p->run[gen & 1].fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->run[gen & 1].ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&p->run[gen & 1].n_chunks, n_chunks, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->state, (uint64_t)gen << 32, memory_order_release);
     pthread_mutex_lock(&p->mu);

@@ -39,7 +39,6 @@ struct wrk_gen {
     int nslots;
     pthread_t loader;
     int loader_started;
-    atomic_int busy;
 };
 
 /* ---- events ------------------------------------------------------------------------------ */
@@ -257,13 +256,13 @@ static void *slot_main(void *arg)
             wrk_job_end_unstarted(j);
             wrk_metrics_request(w->metrics, WRK_OUT_CANCELLED);
         } else {
-            atomic_fetch_add(&w->gen->busy, 1);
+            atomic_fetch_add(&w->busy, 1);
             wrk_poke(w);
             run_job(sl, j);
             /* The slot is free before the client sees [DONE], so a request sent right after
              * the stream ends finds the worker idle. */
             wrk_jobs_done(w->jobs, j);
-            atomic_fetch_sub(&w->gen->busy, 1);
+            atomic_fetch_sub(&w->busy, 1);
             wrk_poke(w);
             end_stream(j);
         }
@@ -395,5 +394,5 @@ void wrk_gen_stop(wrk *w)
 
 int wrk_gen_busy(wrk *w)
 {
-    return w->gen ? atomic_load(&w->gen->busy) : 0;
+    return atomic_load(&w->busy);
 }

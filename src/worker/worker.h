@@ -30,6 +30,7 @@ typedef struct wrk {
     rb_bcast *progress;        /* loading progress for /v1/loading/progress */
     atomic_int phase;
     atomic_int layers_loaded, layers_total;
+    atomic_int busy;           /* generation slots running a job */
     rb_http_server *http;
     wrk_gen *gen;
     char url[160];             /* how the hive reaches us */

@@ -103,6 +103,7 @@ static int record(void *user, const char *event, const char *data, size_t len)
     st->ev[st->n].data = strndup(data, len);
     st->ev[st->n].at_ms = rbt_ms();
     st->n++;
+    atomic_store(&st->received, st->n);
     return st->stop_after > 0 && st->n >= st->stop_after;
 }
 
@@ -111,10 +112,11 @@ rb_err rbt_stream_run(rbt_stream *st, const char *base, const char *path, const 
 {
     rb_sse_opts o = rb_sse_opts_default();
     char url[512];
-    int stop_after = st->stop_after;
-
-    memset(st, 0, sizeof(*st));
-    st->stop_after = stop_after;
+    /* Field by field: another thread may be watching `received` already. */
+    st->ev = NULL;
+    st->n = st->cap = 0;
+    atomic_store(&st->received, 0);
+    st->err[0] = '\0';
     rb_sse_result_init(&st->res);
     o.idle_timeout_ms = idle_timeout_ms;
     o.deadline_ms = deadline_ms;

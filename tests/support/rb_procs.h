@@ -16,6 +16,7 @@
 #ifndef RB_PROCS_H
 #define RB_PROCS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -48,6 +49,7 @@ typedef struct rbt_event {
 typedef struct rbt_stream {
     rbt_event *ev;
     int n, cap;
+    atomic_int received; /* events so far, readable from other threads while running */
     int stop_after;  /* > 0: hang up after this many events */
     int64_t start_ms;
     rb_sse_result res;
