@@ -30,6 +30,7 @@ typedef struct kpr_out {
     int last_step;   /* plain progress: the last 10 % step printed, -1 for none */
     int64_t last_ms; /* plain progress without a total: time of the last line */
     int tokens_open; /* text tokens were printed and no newline followed yet */
+    int closed;      /* writing a token to stdout failed: nobody reads the output any more */
 } kpr_out;
 
 typedef enum kpr_progress_kind { KPR_PROGRESS_BYTES, KPR_PROGRESS_LAYERS } kpr_progress_kind;

@@ -191,9 +191,11 @@ void kpr_out_token(kpr_out *o, long index, const char *text)
     } else {
         kpr_out_progress_end(o);
         fputs(text, stdout);
-        fflush(stdout);
         o->tokens_open = 1;
     }
+    /* A reader that went away (rbee infer ... | head) ends the stream: see kpr_out.closed. */
+    if (fflush(stdout) != 0 || ferror(stdout))
+        o->closed = 1;
 }
 
 void kpr_out_tokens_end(kpr_out *o)

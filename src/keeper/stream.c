@@ -12,6 +12,7 @@
  * died) keeps what arrived: the text so far goes to a file under $RBEE_HOME/partial/ whose
  * path is printed with the count of tokens (EC4).
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -164,7 +165,7 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
         snprintf(s->err_msg, sizeof s->err_msg, "%s", kpr_jstr(ev, "message"));
     }
     json_decref(ev);
-    return 0;
+    return s->r->c->out.closed; /* stop reading when nobody reads our output */
 }
 
 static void *watch_main(void *arg)
@@ -203,6 +204,10 @@ static void fail_broken(kpr_run *r, stream_state *s, const char *job_id, const c
         rb_path_join(dir, sizeof dir, r->c->home, "partial") == RB_OK && rb_mkdir_p(dir) == RB_OK;
 
     snprintf(path, sizeof path, "%s/%s.txt", dir, job_id);
+    /* The id comes from the worker: keep it a plain file name. */
+    for (char *p = path + strlen(dir) + 1; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' && *p != '.')
+            *p = '_';
     saved =
         saved && rb_write_file_atomic(path, s->text.data ? s->text.data : "", s->text.len) == RB_OK;
     kpr_fail_set(&r->f, "STREAM_BROKEN", "SSE stream closed unexpectedly (%s)", err);
@@ -289,6 +294,12 @@ rb_err kpr_phase_infer(kpr_run *r)
                                      : "canceled; the worker did not confirm within 5 s",
                  s.tokens);
         rc = RB_ECANCELED;
+    } else if (r->c->out.closed) {
+        rc = RB_EIO;
+        kpr_fail_set(&r->f, "OUTPUT_CLOSED",
+                     "Standard output was closed after %ld tokens; job %s "
+                     "was abandoned (the worker stops it)",
+                     s.tokens, job_id);
     } else if (rc == RB_OK && s.errored) {
         rc = RB_EIO;
         kpr_fail_set(&r->f, "WORKER_ERROR", "The worker reported an error: %s: %s", s.err_code,

@@ -76,12 +76,12 @@ static const char *last_line(const char *s)
 static int word_after(const char *s, const char *needle, char *out, size_t len)
 {
     const char *p = strstr(s, needle);
-    size_t n;
-    if (!p)
-        return 0;
-    p += strlen(needle);
-    n = strcspn(p, " )\n");
-    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
+    size_t n = 0;
+    if (p) {
+        p += strlen(needle);
+        n = strcspn(p, " )\n");
+        snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
+    }
     return n > 0;
 }
 
