@@ -105,14 +105,19 @@ START_TEST(test_hive_units_bundled_model_search)
     ck_assert_int_eq(rb_mkdir_p(models), RB_OK);
     ck_assert_int_eq(hive_bundled_path(exe_dir, found, sizeof found), RB_ENOTFOUND);
     snprintf(a, sizeof a, "%s/kjv-5m-q8_0.gguf", models);
-    snprintf(b, sizeof b, "%s/kjv-5m-f16.gguf", models);
-    rb_write_file_atomic(a, "GGUF....", 8);
-    rb_write_file_atomic(b, "<html>..", 8); /* not GGUF: skipped */
-    ck_assert_int_eq(hive_bundled_path(exe_dir, found, sizeof found), RB_OK);
-    ck_assert_str_eq(found, a);
+    snprintf(b, sizeof b, "%s/kjv-9m-q8_0.gguf", models);
+    {
+        char f16[4300];
+        snprintf(f16, sizeof f16, "%s/kjv-1m-f16.gguf", models);
+        rb_write_file_atomic(f16, "GGUF....", 8); /* not the Q8_0 default: never picked */
+    }
+    rb_write_file_atomic(a, "<html>..", 8); /* not GGUF: skipped */
     rb_write_file_atomic(b, "GGUF....", 8);
     ck_assert_int_eq(hive_bundled_path(exe_dir, found, sizeof found), RB_OK);
-    ck_assert_str_eq(found, b); /* first in name order */
+    ck_assert_str_eq(found, b);
+    rb_write_file_atomic(a, "GGUF....", 8);
+    ck_assert_int_eq(hive_bundled_path(exe_dir, found, sizeof found), RB_OK);
+    ck_assert_str_eq(found, a); /* first in name order */
     setenv("RBEE_BUNDLED_MODEL", a, 1);
     ck_assert_int_eq(hive_bundled_path(exe_dir, found, sizeof found), RB_OK);
     ck_assert_str_eq(found, a);
