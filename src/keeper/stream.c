@@ -304,6 +304,10 @@ rb_err kpr_phase_infer(kpr_run *r)
         rc = RB_EIO;
         kpr_fail_set(&r->f, "WORKER_ERROR", "The worker reported an error: %s: %s", s.err_code,
                      s.err_msg);
+        kpr_fail_hint(&r->f,
+                      strcmp(s.err_code, "PROMPT_TOO_LONG") == 0
+                          ? "shorten the prompt, or use a model with a longer context"
+                          : "read the worker's log on the node: $RBEE_HOME/logs/<worker>.log");
     } else if (rc == RB_OK) {
         report_end(r, &s);
     } else if (rc == RB_EPROTO || rc == RB_EIO || rc == RB_ETIMEDOUT || rc == RB_ECONNECT) {
