@@ -21,13 +21,25 @@
 #define RUN_MS 60000
 #define PROMPT "In the beginning"
 
-static char worker_bin[4096];
+static char worker_bin[4096], bundled_env[4200];
+
+/* Gives the hive the bundled model's path, so a build tree anywhere works. */
+static void with_bundled(rbt_hive_opts *o)
+{
+    int e = 0;
+
+    snprintf(bundled_env, sizeof bundled_env, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
+    while (e < 7 && o->env[e])
+        e++;
+    o->env[e] = bundled_env;
+}
 
 /* A persistent hive spawning the real worker. */
 static void start_real_hive(rbt_hive *h, rbt_hive_opts *o)
 {
     snprintf(worker_bin, sizeof worker_bin, "%s", rbt_bin("llm-worker-rbee"));
     o->worker_binary = worker_bin;
+    with_bundled(o);
     rbt_hive_start(h, o);
 }
 
@@ -513,6 +525,7 @@ START_TEST(test_keeper_infer__ec6_the_worker_stays_busy)
     fclose(sf);
     chmod(script, 0755);
     o.worker_binary = script;
+    with_bundled(&o);
     rbt_hive_start(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
@@ -558,6 +571,7 @@ START_TEST(test_keeper_infer__ec7_the_worker_never_becomes_ready)
     int code;
 
     o.env[0] = "MOCK_WORKER_SCENARIO={\"never_ready\":true,\"load_ms\":300,\"layers\":4}";
+    with_bundled(&o);
     rbt_hive_start(&h, &o); /* mock-worker */
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);

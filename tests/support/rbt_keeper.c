@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rbt_keeper.h"
 #include "rbt_hive.h"
@@ -65,6 +66,9 @@ void rbt_keeper_init(rbt_keeper *k, const char *home)
     rbt_keeper_env(k, "RBEE_WORKER_PORT_BASE=%d", k->worker_port_base);
     rbt_keeper_env(k, "RBEE_API_TOKEN=");
     rbt_keeper_env(k, "RBEE_SSH=");
+    /* Hives started through rbee find the bundled model wherever the build tree is. */
+    if (rbt_model_q8())
+        rbt_keeper_env(k, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
 }
 
 pid_t rbt_keeper_start(rbt_keeper *k, const char *const *args)

@@ -35,7 +35,8 @@ typedef struct rbt_keeper {
 } rbt_keeper;
 
 /* home NULL: a fresh temporary folder. Sets RBEE_HOME, RBEE_HIVE_PORT and
- * RBEE_WORKER_PORT_BASE (free ports), and empties RBEE_API_TOKEN and RBEE_SSH. */
+ * RBEE_WORKER_PORT_BASE (free ports), RBEE_BUNDLED_MODEL (the source tree's Q8_0 file, so a
+ * build tree anywhere works), and empties RBEE_API_TOKEN and RBEE_SSH. */
 void rbt_keeper_init(rbt_keeper *k, const char *home);
 /* Adds an environment entry "K=V" (printf-style). */
 void rbt_keeper_env(rbt_keeper *k, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
