@@ -47,6 +47,14 @@ static const char stop_script[] =
     "if ps -p \"$P\" -o comm= 2>/dev/null | grep -q rbee-hive; then kill -TERM \"$P\"; fi; "
     "rm -f \"$F\"";
 
+/* The script's output without its trailing newlines ("" when none). */
+static const char *output_text(rb_buf *out)
+{
+    while (out->len > 0 && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
+        out->data[--out->len] = '\0';
+    return out->data ? out->data : "";
+}
+
 /* Runs script on t's node: over ssh, or under /bin/sh for localhost. */
 static rb_err run_script(const kpr_target *t, const char *script, const char *input, int *status,
                          rb_buf *out, char *err, size_t errlen)
@@ -121,7 +129,7 @@ static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     } else if (rc != RB_ECANCELED) {
         rc = rc ? rc : RB_EIO;
         kpr_fail_set(f, "HIVE_START_FAILED", "The hive on %s did not come up at %s: %s", t->name,
-                     t->hive_url, status != 0 ? (out.data ? out.data : err) : v);
+                     t->hive_url, status != 0 ? (out.len ? output_text(&out) : err) : v);
         kpr_fail_hint(f, "read its log on %s: $RBEE_HOME/logs/hive-%d.log", t->name, port);
     }
 out:
@@ -142,12 +150,12 @@ static rb_err hive_stop(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     if (!rc && status == NO_PID_FILE) {
         rc = RB_ENOTFOUND;
         kpr_fail_set(f, "NOT_STARTED_BY_RBEE", "No hive started by rbee runs on %s (%s)", t->name,
-                     out.data ? out.data : "no pid file");
+                     out.len ? output_text(&out) : "no pid file");
         kpr_fail_hint(f, "a hive started by hand is stopped with Ctrl+C or kill -TERM <pid>");
     } else if (rc || status != 0) {
         rc = rc ? rc : RB_EIO;
         kpr_fail_set(f, "HIVE_STOP_FAILED", "Cannot stop the hive on %s: %s", t->name,
-                     out.data && out.len ? out.data : err);
+                     out.len ? output_text(&out) : err);
     } else if (!wait_state(c, t, 0, STOP_WAIT_MS, v, sizeof v)) {
         rc = RB_ETIMEDOUT;
         kpr_fail_set(f, "HIVE_STOP_FAILED", "The hive on %s still answers at %s", t->name,
