@@ -83,8 +83,6 @@ void kpr_out_summary(kpr_out *o, const kpr_summary *s);
 void kpr_out_canceled(kpr_out *o, const char *detail);
 /* A table row or other command output on stdout (text mode only: JSON callers print JSON). */
 void kpr_out_line(kpr_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Prints a JSON value as one line on stdout. Borrowed. */
-void kpr_out_json(kpr_out *o, const json_t *j);
 
 void kpr_fail_init(kpr_fail *f);
 /* Sets code and message (replacing earlier ones). */

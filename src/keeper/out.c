@@ -251,12 +251,6 @@ void kpr_out_line(kpr_out *o, const char *fmt, ...)
     fflush(stdout);
 }
 
-void kpr_out_json(kpr_out *o, const json_t *j)
-{
-    (void)o;
-    emit(json_incref((json_t *)j));
-}
-
 /* ---- failures ---------------------------------------------------------------------------- */
 
 void kpr_fail_init(kpr_fail *f)
