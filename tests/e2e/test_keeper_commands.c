@@ -65,14 +65,6 @@ static char *squeeze(const char *s)
     return out;
 }
 
-static int count(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* Scenario: Adding a node tests SSH first */
 START_TEST(test_keeper_commands__adding_a_node_tests_ssh_first)
 {
@@ -239,23 +231,14 @@ START_TEST(test_keeper_commands__models_are_listed_and_downloaded)
 {
     const char *dl[] = {"models", "download", "hf:test/kjv/model.gguf", NULL};
     const char *list[] = {"models", "list", NULL};
-    char dir[4400], path[4500], *data, *err, *out, *sq, row[128];
+    char *err, *out, *sq, row[128];
     rbt_files f;
     rbt_keeper k;
-    FILE *mf;
     size_t n;
     int code;
 
     rbt_files_init(&f);
-    snprintf(dir, sizeof dir, "%s/test/kjv", f.root);
-    ck_assert_int_eq(rb_mkdir_p(dir), RB_OK);
-    snprintf(path, sizeof path, "%s/model.gguf", dir);
-    ck_assert_int_eq(rb_read_file(rbt_model_q8(), 64u << 20, &data, &n), RB_OK);
-    mf = fopen(path, "wb");
-    ck_assert_ptr_nonnull(mf);
-    ck_assert_int_eq(fwrite(data, 1, n, mf), n);
-    fclose(mf);
-    free(data);
+    n = rbt_keeper_serve_model(f.root);
     rbt_files_start(&f, "{\"rate_bytes_per_s\":3000000}");
     rbt_keeper_init(&k, NULL);
     rbt_keeper_env(&k, "HF_ENDPOINT=%s", f.base);
@@ -266,7 +249,7 @@ START_TEST(test_keeper_commands__models_are_listed_and_downloaded)
     err = rbt_keeper_err(&k);
     ck_assert_msg(code == 0, "exit %d:\n%s", code, err);
     ck_assert_ptr_nonnull(strstr(err, "Model: downloading hf:test/kjv/model.gguf"));
-    ck_assert_msg(count(err, "\ndownloading: ") >= 3, "too few progress lines:\n%s", err);
+    ck_assert_msg(rbt_count(err, "\ndownloading: ") >= 3, "too few progress lines:\n%s", err);
     ck_assert_ptr_nonnull(strstr(err, "Model: downloaded hf:test/kjv/model.gguf"));
     free(err);
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);

@@ -62,14 +62,6 @@ static int has_phase(const char *s, int n)
     return strstr(s, tag) != NULL;
 }
 
-static int count(const char *s, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
-
 /* The last non-empty line of s, in a static buffer. */
 static const char *last_line(const char *s)
 {
@@ -95,24 +87,6 @@ static int word_after(const char *s, const char *needle, char *out, size_t len)
         snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
     }
     return n > 0;
-}
-
-/* Puts the bundled model where mock-files serves it as hf:test/kjv/model.gguf. */
-static void serve_model(rbt_files *f)
-{
-    char dir[4400], path[4500], *data;
-    size_t n;
-    FILE *out;
-
-    snprintf(dir, sizeof dir, "%s/test/kjv", f->root);
-    ck_assert_int_eq(rb_mkdir_p(dir), RB_OK);
-    snprintf(path, sizeof path, "%s/model.gguf", dir);
-    ck_assert_int_eq(rb_read_file(rbt_model_q8(), 64u << 20, &data, &n), RB_OK);
-    out = fopen(path, "wb");
-    ck_assert_ptr_nonnull(out);
-    ck_assert_int_eq(fwrite(data, 1, n, out), n);
-    fclose(out);
-    free(data);
 }
 
 /* Waits until the hive lists exactly one worker; its id and pid. */
@@ -146,7 +120,7 @@ static int wait_tokens(rbt_keeper *k, int n, int timeout_ms)
     int ok = 0;
     while (!ok && rbt_ms() < end && rbt_alive(k->pid)) {
         char *out = rbt_keeper_out(k);
-        ok = count(out, " ") >= n;
+        ok = rbt_count(out, " ") >= n;
         free(out);
         if (!ok)
             rbt_poll_interval();
@@ -249,7 +223,7 @@ START_TEST(test_keeper_infer__a_catalog_hit_skips_the_download)
     int64_t end;
 
     rbt_files_init(&f);
-    serve_model(&f);
+    rbt_keeper_serve_model(f.root);
     rbt_files_start(&f, NULL);
     snprintf(env_hf, sizeof env_hf, "HF_ENDPOINT=%s", f.base);
     o.env[0] = env_hf;
@@ -301,7 +275,7 @@ START_TEST(test_keeper_infer__a_download_shows_progress)
     int code;
 
     rbt_files_init(&f);
-    serve_model(&f);
+    rbt_keeper_serve_model(f.root);
     rbt_files_start(&f, "{\"rate_bytes_per_s\":3000000}");
     rbt_keeper_init(&k, NULL);
     rbt_keeper_env(&k, "HF_ENDPOINT=%s", f.base);
@@ -309,8 +283,9 @@ START_TEST(test_keeper_infer__a_download_shows_progress)
     err = rbt_keeper_err(&k);
     ck_assert_msg(code == 0, "exit %d:\n%s", code, err);
     ck_assert_ptr_nonnull(strstr(err, "[Phase 3] Model: downloading hf:test/kjv/model.gguf"));
-    printf("progress lines: %d\n", count(err, "[Phase 3] downloading: "));
-    ck_assert_msg(count(err, "[Phase 3] downloading: ") >= 3, "too few progress lines:\n%s", err);
+    printf("progress lines: %d\n", rbt_count(err, "[Phase 3] downloading: "));
+    ck_assert_msg(rbt_count(err, "[Phase 3] downloading: ") >= 3, "too few progress lines:\n%s",
+                  err);
     ck_assert_ptr_nonnull(strstr(err, "% ("));
     ck_assert_ptr_nonnull(strstr(err, "MB/s"));
     p = strstr(err, "[Phase 3] Model: downloaded hf:test/kjv/model.gguf");
@@ -343,7 +318,7 @@ START_TEST(test_keeper_infer__ec1_the_hive_is_unreachable)
     ck_assert_ptr_nonnull(strstr(err, "Cannot connect to "));
     ck_assert_ptr_nonnull(strstr(err, url));
     ck_assert_ptr_nonnull(strstr(err, "after 3 attempts"));
-    ck_assert_int_eq(count(err, "retrying in"), 2);
+    ck_assert_int_eq(rbt_count(err, "retrying in"), 2);
     ck_assert_ptr_nonnull(strstr(err, "retrying in 1 s"));
     ck_assert_ptr_nonnull(strstr(err, "retrying in 2 s"));
     ck_assert_ptr_nonnull(strstr(err, "Suggestion: "));
@@ -763,14 +738,14 @@ START_TEST(test_keeper_infer__bad_arguments_give_a_one_line_error)
     rbt_keeper_init(&k, NULL);
     ck_assert_int_eq(rbt_keeper_run(&k, 10000, args), 1);
     err = rbt_keeper_err(&k);
-    ck_assert_int_eq(count(err, "\n"), 1);
+    ck_assert_int_eq(rbt_count(err, "\n"), 1);
     ck_assert_ptr_nonnull(strstr(err, "--max-tokens"));
     ck_assert_ptr_nonnull(strstr(err, "'zero'"));
     ck_assert_int_eq(rbt_keeper_out_size(&k), 0);
     free(err);
     ck_assert_int_eq(rbt_keeper_run(&k, 10000, args2), 1);
     err = rbt_keeper_err(&k);
-    ck_assert_int_eq(count(err, "\n"), 1);
+    ck_assert_int_eq(rbt_count(err, "\n"), 1);
     ck_assert_ptr_nonnull(strstr(err, "--prompt is required"));
     free(err);
     rbt_keeper_cleanup(&k);

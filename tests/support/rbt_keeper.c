@@ -13,6 +13,7 @@
 
 #include "rb_models.h"
 #include "rb_test.h"
+#include "rb_util.h"
 #include "rbt_keeper.h"
 #include "rbt_hive.h"
 
@@ -163,6 +164,32 @@ void rbt_keeper_cleanup(rbt_keeper *k)
     rbt_kill_with_env(home_kv);
     if (k->own_home && !getenv("RBT_KEEP_HOME"))
         rbt_rmtree(k->home);
+}
+
+size_t rbt_keeper_serve_model(const char *root)
+{
+    char dir[4400], path[4500], *data;
+    size_t n;
+    FILE *out;
+
+    snprintf(dir, sizeof dir, "%s/test/kjv", root);
+    ck_assert_int_eq(rb_mkdir_p(dir), RB_OK);
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    ck_assert_int_eq(rb_read_file(rbt_model_q8(), 64u << 20, &data, &n), RB_OK);
+    out = fopen(path, "wb");
+    ck_assert_ptr_nonnull(out);
+    ck_assert_int_eq(fwrite(data, 1, n, out), n);
+    fclose(out);
+    free(data);
+    return n;
+}
+
+int rbt_count(const char *s, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
 }
 
 /* ---- processes by environment ------------------------------------------------------------ */

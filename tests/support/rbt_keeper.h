@@ -59,6 +59,12 @@ long rbt_keeper_out_size(const rbt_keeper *k);
 /* Kills what is left and removes RBEE_HOME when rbt_keeper_init made it. */
 void rbt_keeper_cleanup(rbt_keeper *k);
 
+/* Copies the bundled Q8_0 model to <root>/test/kjv/model.gguf, where mock-files serves it as
+ * hf:test/kjv/model.gguf. Returns its size. */
+size_t rbt_keeper_serve_model(const char *root);
+/* How many times needle occurs in s. */
+int rbt_count(const char *s, const char *needle);
+
 /* Processes (not zombies) whose environment holds the entry kv ("RBEE_HOME=/tmp/x"). */
 int rbt_procs_with_env(const char *kv);
 /* SIGKILLs every process whose environment holds kv; returns how many. */
