@@ -409,7 +409,7 @@ static rb_err place_tensors(eng_gguf *g, cursor *c)
 
 static rb_err parse_header(eng_gguf *g, cursor *c)
 {
-    const uint8_t *magic;
+    const uint8_t *magic = NULL;
     uint64_t n_tensors, n_kv;
     rb_err rc;
 

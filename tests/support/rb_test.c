@@ -79,21 +79,29 @@ const char *rbt_src(const char *rel)
     return p;
 }
 
-pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
+/* Points descriptor target at path (appending), if path is set. */
+static void redirect(int target, const char *path)
+{
+    int fd = path ? open(path, O_WRONLY | O_CREAT | O_APPEND, 0644) : -1;
+    if (fd >= 0) {
+        dup2(fd, target);
+        close(fd);
+    }
+}
+
+pid_t rbt_spawn_split(char *const argv[], char *const env[], const char *outpath,
+                      const char *errpath)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         ck_abort_msg("fork failed");
     if (pid == 0) {
-        if (logpath) {
-            int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
+        redirect(1, outpath);
+        if (errpath)
+            redirect(2, errpath);
+        else if (outpath)
+            dup2(1, 2);
         for (int i = 0; env && env[i]; i++)
             putenv(env[i]);
         /* Own process group so a test can clean up everything a child started. */
@@ -111,6 +119,11 @@ pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
         _exit(127);
     }
     return pid;
+}
+
+pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath)
+{
+    return rbt_spawn_split(argv, env, logpath, NULL);
 }
 
 int rbt_wait_exit(pid_t pid, int timeout_ms, int *status)

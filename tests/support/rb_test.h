@@ -37,6 +37,10 @@ const char *rbt_src(const char *rel);
  * the calling thread ends (so call it from the test's main thread): a daemon never outlives
  * the test that started it, even one that failed half-way. */
 pid_t rbt_spawn(char *const argv[], char *const env[], const char *logpath);
+/* rbt_spawn with stdout appended to outpath and stderr to errpath (NULL: stderr follows
+ * stdout; both NULL: inherited). */
+pid_t rbt_spawn_split(char *const argv[], char *const env[], const char *outpath,
+                      const char *errpath);
 /* Waits up to timeout_ms for pid to exit. Returns 1 and writes the wait status, or 0. */
 int rbt_wait_exit(pid_t pid, int timeout_ms, int *status);
 /* SIGKILLs and reaps pid if still running. */

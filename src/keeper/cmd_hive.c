@@ -1,0 +1,215 @@
+/*
+ * cmd_hive.c - `rbee hive start|stop|status --node NAME`: a persistent hive on a node.
+ *
+ * DESIGN
+ * A registered node's hive is started over ssh with a short sh script: the token arrives on
+ * the script's standard input (never on a command line, where `ps` would show it), the hive
+ * runs under nohup in network mode with its output in $RBEE_HOME/logs/hive-<port>.log on the
+ * node, and its pid goes to $RBEE_HOME/hive-<port>.pid there. Stopping reads that file and
+ * sends SIGTERM only if the pid still belongs to an rbee-hive, so a recycled pid is never
+ * hit; the hive then stops its workers itself. For localhost the same scripts run under
+ * /bin/sh without ssh and the hive runs in local mode. Start and stop both end by watching
+ * /v1/health, so the command returns when the change is real.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kpr.h"
+#include "kpr_args.h"
+#include "kpr_cmds.h"
+#include "kpr_hive.h"
+#include "kpr_infer.h"
+#include "kpr_proc.h"
+#include "rb_util.h"
+
+#define SCRIPT_MS 30000
+#define START_WAIT_MS 15000
+#define STOP_WAIT_MS 40000
+#define STATUS_MS 3000
+#define POLL_MS 200
+#define OUTPUT_MAX (64 * 1024)
+#define NO_PID_FILE 3 /* exit status of the stop script */
+
+static const char start_network[] =
+    "H=\"${RBEE_HOME:-$HOME/.rbee}\"; mkdir -p \"$H/logs\" || exit 1; "
+    "IFS= read -r RBEE_API_TOKEN || exit 1; export RBEE_API_TOKEN; "
+    "nohup '%s' daemon --addr 0.0.0.0:%d </dev/null >>\"$H/logs/hive-%d.log\" 2>&1 & "
+    "echo $! >\"$H/hive-%d.pid\"";
+
+static const char start_local[] =
+    "H=\"${RBEE_HOME:-$HOME/.rbee}\"; mkdir -p \"$H/logs\" || exit 1; "
+    "nohup '%s' daemon --local-mode --addr 127.0.0.1:%d </dev/null >>\"$H/logs/hive-%d.log\" "
+    "2>&1 & echo $! >\"$H/hive-%d.pid\"";
+
+static const char stop_script[] =
+    "H=\"${RBEE_HOME:-$HOME/.rbee}\"; F=\"$H/hive-%d.pid\"; "
+    "[ -r \"$F\" ] || { echo \"no pid file $F\"; exit 3; }; P=$(cat \"$F\"); "
+    "if ps -p \"$P\" -o comm= 2>/dev/null | grep -q rbee-hive; then kill -TERM \"$P\"; fi; "
+    "rm -f \"$F\"";
+
+/* The script's output without its trailing newlines ("" when none). */
+static const char *output_text(rb_buf *out)
+{
+    while (out->len > 0 && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
+        out->data[--out->len] = '\0';
+    return out->data ? out->data : "";
+}
+
+/* Runs script on t's node: over ssh, or under /bin/sh for localhost. */
+static rb_err run_script(const kpr_target *t, const char *script, const char *input, int *status,
+                         rb_buf *out, char *err, size_t errlen)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)script, NULL};
+    rb_err rc;
+
+    if (t->registered)
+        rc = kpr_ssh_run(&t->node, script, input, SCRIPT_MS, out, status, err, errlen);
+    else
+        rc = kpr_run_program(argv, input, SCRIPT_MS, out, status, err, errlen);
+    return rc;
+}
+
+/* GET /v1/health once: 1 alive (its version into version), 0 not. */
+static int alive(const kpr_target *t, char *version, size_t len)
+{
+    kpr_reply r;
+    int ok = kpr_call(t->hive_url, NULL, "GET", "/v1/health", NULL, STATUS_MS, &r) == RB_OK &&
+             r.status == 200;
+
+    snprintf(version, len, "%s", ok ? kpr_jstr(r.body, "version") : r.err);
+    kpr_reply_release(&r);
+    return ok;
+}
+
+/* Polls health until it is up (want 1) or down (want 0), at most ms. */
+static int wait_state(kpr_ctx *c, const kpr_target *t, int want, int ms, char *v, size_t len)
+{
+    int64_t end = rb_now_ms() + ms;
+    int state = alive(t, v, len);
+
+    while (state != want && rb_now_ms() < end && kpr_wait_ms(c, POLL_MS) == RB_OK)
+        state = alive(t, v, len);
+    return state == want;
+}
+
+static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
+{
+    char script[KPR_PATH_MAX + 1024], bin[KPR_PATH_MAX], v[512], err[512], input[KPR_TOKEN_MAX + 2];
+    int port = t->registered ? t->node.hive_port : t->local_port, status = -1;
+    rb_buf out;
+    rb_err rc = RB_OK;
+
+    rb_buf_init(&out, OUTPUT_MAX);
+    if (alive(t, v, sizeof v)) {
+        kpr_out_line(&c->out, "A hive already runs on %s at %s (version %s)", t->name, t->hive_url,
+                     v);
+        goto out;
+    }
+    if (t->registered && !t->token[0]) {
+        rc = RB_EAUTH;
+        kpr_fail_set(f, "NO_TOKEN", "A hive on %s runs in network mode and needs a token: %s",
+                     t->name, t->token_source);
+        kpr_fail_hint(f,
+                      "set RBEE_API_TOKEN, or add {\"nodes\":{\"%s\":{\"token\":\"...\"}}} to "
+                      "$RBEE_HOME/config.json",
+                      t->name);
+        goto out;
+    }
+    if (t->registered) {
+        snprintf(script, sizeof script, start_network, t->node.hive_bin, port, port, port);
+    } else {
+        kpr_hive_program(bin, sizeof bin);
+        snprintf(script, sizeof script, start_local, strchr(bin, '\'') ? "rbee-hive" : bin, port,
+                 port, port);
+    }
+    snprintf(input, sizeof input, "%s\n", t->token);
+    rc = run_script(t, script, t->registered ? input : NULL, &status, &out, err, sizeof err);
+    if (!rc && status == 0 && wait_state(c, t, 1, START_WAIT_MS, v, sizeof v)) {
+        kpr_out_line(&c->out, "Hive started on %s at %s (version %s)", t->name, t->hive_url, v);
+    } else if (rc != RB_ECANCELED) {
+        rc = rc ? rc : RB_EIO;
+        kpr_fail_set(f, "HIVE_START_FAILED", "The hive on %s did not come up at %s: %s", t->name,
+                     t->hive_url, status != 0 ? (out.len ? output_text(&out) : err) : v);
+        kpr_fail_hint(f, "read its log on %s: $RBEE_HOME/logs/hive-%d.log", t->name, port);
+    }
+out:
+    rb_buf_release(&out);
+    return rc;
+}
+
+static rb_err hive_stop(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
+{
+    char script[1024], v[512], err[512];
+    int port = t->registered ? t->node.hive_port : t->local_port, status = -1;
+    rb_buf out;
+    rb_err rc;
+
+    rb_buf_init(&out, OUTPUT_MAX);
+    snprintf(script, sizeof script, stop_script, port);
+    rc = run_script(t, script, NULL, &status, &out, err, sizeof err);
+    if (!rc && status == NO_PID_FILE) {
+        rc = RB_ENOTFOUND;
+        kpr_fail_set(f, "NOT_STARTED_BY_RBEE", "No hive started by rbee runs on %s (%s)", t->name,
+                     out.len ? output_text(&out) : "no pid file");
+        kpr_fail_hint(f, "a hive started by hand is stopped with Ctrl+C or kill -TERM <pid>");
+    } else if (rc || status != 0) {
+        rc = rc ? rc : RB_EIO;
+        kpr_fail_set(f, "HIVE_STOP_FAILED", "Cannot stop the hive on %s: %s", t->name,
+                     out.len ? output_text(&out) : err);
+    } else if (!wait_state(c, t, 0, STOP_WAIT_MS, v, sizeof v)) {
+        rc = RB_ETIMEDOUT;
+        kpr_fail_set(f, "HIVE_STOP_FAILED", "The hive on %s still answers at %s", t->name,
+                     t->hive_url);
+    } else {
+        kpr_out_line(&c->out, "Hive on %s stopped", t->name);
+    }
+    rb_buf_release(&out);
+    return rc;
+}
+
+static rb_err hive_status(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
+{
+    char v[512];
+    kpr_reply list = {0};
+    rb_err rc = RB_OK;
+
+    if (!alive(t, v, sizeof v)) {
+        rc = RB_ECONNECT;
+        kpr_fail_set(f, "HIVE_DOWN", "The hive of %s (%s) is not running: %s", t->name, t->hive_url,
+                     v);
+        kpr_fail_hint(f, "start it with: rbee hive start --node %s", t->name);
+    } else if (kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, STATUS_MS, &list) ==
+                   RB_OK &&
+               list.status == 200) {
+        kpr_out_line(&c->out, "%s %s alive, version %s, %zu workers", t->name, t->hive_url, v,
+                     json_array_size(json_object_get(list.body, "workers")));
+    } else {
+        kpr_out_line(&c->out, "%s %s alive, version %s (workers: %s)", t->name, t->hive_url, v,
+                     list.status == 401 ? "authentication failed" : "unknown");
+    }
+    kpr_reply_release(&list);
+    return rc;
+}
+
+int kpr_cmd_hive(kpr_ctx *c, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "", *node = NULL;
+    const kpr_opt opts[] = {{"--node", KPR_OPT_STR, &node, 0, 0, NULL}};
+    kpr_target t;
+    kpr_fail f;
+    char err[256], cmd[32];
+    rb_err rc = RB_EINVAL;
+
+    kpr_fail_init(&f);
+    snprintf(cmd, sizeof cmd, "hive %s", sub);
+    if (strcmp(sub, "start") && strcmp(sub, "stop") && strcmp(sub, "status"))
+        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee hive: expected start, stop or status");
+    else if ((rc =
+                  kpr_args_parse(cmd, argc - 1, argv + 1, opts, 1, NULL, 0, NULL, err, sizeof err)))
+        kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
+    else if (!(rc = kpr_target_resolve(c, node, NULL, &t, &f)))
+        rc = strcmp(sub, "start") == 0  ? hive_start(c, &t, &f)
+             : strcmp(sub, "stop") == 0 ? hive_stop(c, &t, &f)
+                                        : hive_status(c, &t, &f);
+    return kpr_cmd_status(c, rc, &f);
+}

@@ -1,0 +1,194 @@
+/*
+ * cmd_workers.c - `rbee workers list|health|shutdown`: a node's workers, as its hive sees
+ * them.
+ *
+ * DESIGN
+ * The hive owns its workers, so the list comes from the hive and a shutdown goes through it
+ * (it stops the worker gracefully and removes it); health asks each worker itself, which is
+ * the check the hive's monitor also makes. Shutdown waits until the hive no longer lists the
+ * worker, so "stopped" means stopped, and drops the worker from the keeper's cache. On
+ * localhost, no hive running simply means no workers.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "kpr.h"
+#include "kpr_args.h"
+#include "kpr_cmds.h"
+#include "kpr_hive.h"
+#include "kpr_infer.h"
+#include "rb_util.h"
+
+#define LIST_MS 5000
+#define HEALTH_MS 3000
+#define STOP_WAIT_MS 30000
+#define POLL_MS 200
+
+typedef struct wopts {
+    const char *node, *hive, *id;
+    int all;
+} wopts;
+
+/* The hive's worker list into *list; RB_ENOTFOUND (nothing to report) when localhost has no
+ * hive. */
+static rb_err fetch_list(kpr_ctx *c, const kpr_target *t, kpr_reply *list, kpr_fail *f)
+{
+    rb_err rc = kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, LIST_MS, list);
+
+    if (rc == RB_ECONNECT && t->is_local) {
+        kpr_out_line(&c->out, "No hive runs on localhost (%s), so no workers", t->hive_url);
+        rc = RB_ENOTFOUND;
+    } else if (rc || list->status != 200) {
+        kpr_reply_fail(f, t, list, "list its workers");
+        rc = rc ? rc : RB_EHTTP;
+    }
+    return rc;
+}
+
+static rb_err do_list(kpr_ctx *c, const kpr_target *t, json_t *ws)
+{
+    size_t i;
+    json_t *w;
+
+    if (json_array_size(ws) == 0)
+        kpr_out_line(&c->out, "No workers on %s", t->name);
+    else
+        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8s %s", "ID", "STATE", "MODEL", "URL",
+                     "PID", "SLOTS");
+    json_array_foreach(ws, i, w)
+    {
+        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8lld %lld/%lld", kpr_jstr(w, "id"),
+                     kpr_jstr(w, "state"), kpr_jstr(w, "model_ref"), kpr_jstr(w, "url"),
+                     (long long)json_integer_value(json_object_get(w, "pid")),
+                     (long long)json_integer_value(json_object_get(w, "slots_busy")),
+                     (long long)json_integer_value(json_object_get(w, "slots_total")));
+    }
+    return RB_OK;
+}
+
+static rb_err do_health(kpr_ctx *c, const kpr_target *t, json_t *ws, const wopts *o, kpr_fail *f)
+{
+    size_t i, checked = 0, bad = 0;
+    json_t *w;
+
+    json_array_foreach(ws, i, w)
+    {
+        kpr_reply h;
+        if (o->id && strcmp(o->id, kpr_jstr(w, "id")) != 0)
+            continue;
+        checked++;
+        if (kpr_call(kpr_jstr(w, "url"), t->token, "GET", "/v1/health", NULL, HEALTH_MS, &h) ==
+                RB_OK &&
+            h.status == 200) {
+            kpr_out_line(&c->out, "%s %s %s %s", kpr_jstr(w, "id"), kpr_jstr(h.body, "status"),
+                         kpr_jstr(h.body, "state"), kpr_jstr(w, "url"));
+        } else {
+            bad++;
+            kpr_out_line(&c->out, "%s unhealthy %s (%s)", kpr_jstr(w, "id"), kpr_jstr(w, "url"),
+                         h.status ? "HTTP error" : h.err);
+        }
+        kpr_reply_release(&h);
+    }
+    if (o->id && checked == 0)
+        kpr_fail_set(f, "WORKER_NOT_FOUND", "No worker %s on %s (rbee workers list --node %s)",
+                     o->id, t->name, t->name);
+    else if (bad)
+        kpr_fail_set(f, "WORKER_UNHEALTHY",
+                     "%zu of %zu workers on %s did not answer their "
+                     "health check",
+                     bad, checked, t->name);
+    return kpr_fail_isset(f) ? RB_EIO : RB_OK;
+}
+
+/* Asks the hive to stop worker id and waits until it no longer lists it. */
+static rb_err stop_one(kpr_ctx *c, const kpr_target *t, const char *id, kpr_fail *f)
+{
+    json_t *req = json_pack("{s:s}", "worker_id", id);
+    int64_t end = rb_now_ms() + STOP_WAIT_MS;
+    kpr_store *st;
+    kpr_reply r;
+    int gone = 0;
+    rb_err rc = kpr_call(t->hive_url, t->token, "POST", "/v1/workers/shutdown", req, LIST_MS, &r);
+
+    if (rc || r.status != 200) {
+        kpr_reply_fail(f, t, &r, "stop the worker");
+        rc = rc ? rc : RB_EHTTP;
+    }
+    while (!rc && !gone && rb_now_ms() < end) {
+        kpr_reply_release(&r);
+        gone = kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, LIST_MS, &r) ==
+                   RB_OK &&
+               r.status == 200 && !kpr_workers_entry(r.body, id);
+        if (!gone)
+            rc = kpr_wait_ms(c, POLL_MS);
+    }
+    if (!rc && !gone) {
+        rc = RB_ETIMEDOUT;
+        kpr_fail_set(f, "STOP_TIMEOUT",
+                     "Worker %s on %s was asked to stop but is still listed "
+                     "after %d s",
+                     id, t->name, STOP_WAIT_MS / 1000);
+    }
+    if (gone) {
+        if (kpr_ctx_store(c, &st, f) == RB_OK)
+            kpr_worker_remove(st, id);
+        kpr_out_line(&c->out, "Worker %s stopped", id);
+    }
+    kpr_reply_release(&r);
+    json_decref(req);
+    return rc;
+}
+
+static rb_err do_shutdown(kpr_ctx *c, const kpr_target *t, json_t *ws, const wopts *o, kpr_fail *f)
+{
+    rb_err rc = RB_OK;
+
+    if (!o->id && !o->all) {
+        rc = RB_EINVAL;
+        kpr_fail_set(f, "INVALID_ARGUMENT", "rbee workers shutdown: give --id ID or --all");
+    } else if (o->id) {
+        rc = stop_one(c, t, o->id, f);
+    } else if (json_array_size(ws) == 0) {
+        kpr_out_line(&c->out, "No workers on %s", t->name);
+    } else {
+        for (size_t i = 0; i < json_array_size(ws) && !rc; i++)
+            rc = stop_one(c, t, kpr_jstr(json_array_get(ws, i), "id"), f);
+    }
+    return rc;
+}
+
+int kpr_cmd_workers(kpr_ctx *c, int argc, char **argv)
+{
+    const char *sub = argc > 0 ? argv[0] : "";
+    wopts o = {0};
+    const kpr_opt opts[] = {
+        {"--node", KPR_OPT_STR, &o.node, 0, 0, NULL},
+        {"--hive", KPR_OPT_STR, &o.hive, 0, 0, NULL},
+        {"--id", KPR_OPT_STR, &o.id, 0, 0, NULL},
+        {"--all", KPR_OPT_FLAG, &o.all, 0, 0, NULL},
+    };
+    kpr_target t;
+    kpr_reply list = {0};
+    kpr_fail f;
+    char err[256], cmd[32];
+    rb_err rc = RB_EINVAL;
+
+    kpr_fail_init(&f);
+    snprintf(cmd, sizeof cmd, "workers %s", sub);
+    if (strcmp(sub, "list") && strcmp(sub, "health") && strcmp(sub, "shutdown"))
+        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee workers: expected list, health or shutdown");
+    else if ((rc = kpr_args_parse(cmd, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
+                                  err, sizeof err)))
+        kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
+    else if (!(rc = kpr_target_resolve(c, o.node, o.hive, &t, &f)) &&
+             !(rc = fetch_list(c, &t, &list, &f))) {
+        json_t *ws = json_object_get(list.body, "workers");
+        rc = strcmp(sub, "list") == 0     ? do_list(c, &t, ws)
+             : strcmp(sub, "health") == 0 ? do_health(c, &t, ws, &o, &f)
+                                          : do_shutdown(c, &t, ws, &o, &f);
+    }
+    if (rc == RB_ENOTFOUND && !kpr_fail_isset(&f))
+        rc = RB_OK; /* localhost without a hive: nothing to do */
+    kpr_reply_release(&list);
+    return kpr_cmd_status(c, rc, &f);
+}

@@ -1,0 +1,346 @@
+/*
+ * infer.c - `rbee infer`: its options, phases 1 and 4 to 6, and the order of all 8
+ * (ARCHITECTURE §5.1).
+ *
+ * DESIGN
+ * One kpr_run carries the state from phase to phase; each phase either reports what it did
+ * ([Phase N]) or fills the run's kpr_fail and returns an error, and only this file turns the
+ * outcome into an exit status (0, 1, 130) and prints the failure, once. Phase 1 trusts the
+ * worker cache only as far as the hive confirms it: a cached worker is used when its hive lists
+ * it as idle; one the hive no longer knows is dropped from the cache and said to be gone
+ * (EC10), and the run goes on as a cold start. An ephemeral hive is stopped on every way out,
+ * after the failure or "Canceled." has been printed, and its workers leave the cache with it.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "kpr.h"
+#include "kpr_args.h"
+#include "kpr_hive.h"
+#include "kpr_infer.h"
+#include "rb_util.h"
+
+#define MAX_PROMPT 32768
+#define MAX_DEVICE 1024
+#define MAX_CACHED 8
+#define LIST_TIMEOUT_MS 5000
+#define SPAWN_TIMEOUT_MS 30000
+
+static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, size_t errlen)
+{
+    const kpr_opt opts[] = {
+        {"--node", KPR_OPT_STR, &o->node, 0, 0, NULL},
+        {"--hive", KPR_OPT_STR, &o->hive_url, 0, 0, NULL},
+        {"--model", KPR_OPT_STR, &o->model, 0, 0, NULL},
+        {"--prompt", KPR_OPT_STR, &o->prompt, 0, 0, NULL},
+        {"--max-tokens", KPR_OPT_INT, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
+        {"--temperature", KPR_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
+        {"--top-p", KPR_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p},
+        {"--top-k", KPR_OPT_INT, &o->top_k, 0, 1e9, &o->has_top_k},
+        {"--seed", KPR_OPT_U64, &o->seed, 0, 0, &o->has_seed},
+        {"--backend", KPR_OPT_STR, &o->backend, 0, 0, NULL},
+        {"--device", KPR_OPT_INT, &o->device, 0, MAX_DEVICE, NULL},
+        {"--ready-timeout", KPR_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, NULL},
+        {"--json", KPR_OPT_FLAG, &o->json, 0, 0, NULL},
+    };
+    rb_err rc;
+
+    memset(o, 0, sizeof(*o));
+    o->model = KPR_DEFAULT_MODEL;
+    o->backend = "cpu";
+    o->max_tokens = KPR_DEFAULT_MAX_TOKENS;
+    o->ready_timeout_s = KPR_DEFAULT_READY_TIMEOUT_S;
+    rc = kpr_args_parse("infer", argc, argv, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL, err, errlen);
+    if (!rc && !o->prompt)
+        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is required");
+    else if (!rc && o->seed > INT64_MAX)
+        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --seed must be below 2^63");
+    else if (!rc && strlen(o->prompt) > MAX_PROMPT)
+        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is longer than %d bytes",
+                     MAX_PROMPT);
+    return rc;
+}
+
+/* ---- phase 1 ----------------------------------------------------------------------------- */
+
+/* Looks at one cached worker in the hive's list; 1 when it is idle (warm start). */
+static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, json_t *list)
+{
+    json_t *e = list ? kpr_workers_entry(list, w->id) : NULL;
+    const char *state = kpr_jstr(e, "state");
+    int idle = e && strcmp(state, "idle") == 0;
+
+    if (idle) {
+        snprintf(r->worker_id, sizeof r->worker_id, "%.*s", (int)sizeof r->worker_id - 1, w->id);
+        snprintf(r->worker_url, sizeof r->worker_url, "%s", kpr_jstr(e, "url"));
+        kpr_worker_touch(st, w->id);
+        kpr_out_phase(&r->c->out, 1,
+                      "Worker cache: worker %s on %s is idle: warm start "
+                      "(phases 2 to 7 skipped)",
+                      w->id, r->t.name);
+    } else if (e) {
+        kpr_out_phase(&r->c->out, 1, "Worker cache: worker %s on %s is %s, not idle", w->id,
+                      r->t.name, state);
+    } else {
+        kpr_worker_remove(st, w->id);
+        kpr_out_phase(&r->c->out, 1,
+                      "Worker cache: the cached worker %s is gone from %s (its "
+                      "hive stopped it, e.g. after its idle timeout)",
+                      w->id, r->t.name);
+    }
+    return idle;
+}
+
+static rb_err phase_cache(kpr_run *r)
+{
+    const kpr_infer_opts *o = r->o;
+    kpr_cached_worker ws[MAX_CACHED];
+    kpr_store *st;
+    kpr_reply list = {0};
+    size_t n = 0;
+    rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
+
+    if (!rc)
+        rc = kpr_worker_find(st, r->t.hive_url, o->model, o->backend, (int)o->device, ws,
+                             MAX_CACHED, &n);
+    if (rc || n == 0) {
+        kpr_out_phase(&r->c->out, 1, "Worker cache: no cached worker for %s on %s: cold start",
+                      o->model, r->t.name);
+        rc = RB_OK;
+        goto out;
+    }
+    if (kpr_call(r->t.hive_url, r->t.token, "GET", "/v1/workers/list", NULL, LIST_TIMEOUT_MS,
+                 &list) != RB_OK ||
+        list.status != 200)
+        kpr_out_phase(&r->c->out, 1,
+                      "Worker cache: cannot ask the hive of %s about its workers "
+                      "(%s)",
+                      r->t.name, list.status ? list.code : list.err);
+    for (size_t i = 0; i < n && !r->warm; i++)
+        r->warm = judge_cached(r, st, &ws[i], list.status == 200 ? list.body : NULL);
+    if (!r->warm)
+        kpr_out_phase(&r->c->out, 1, "Worker cache: cold start");
+out:
+    kpr_reply_release(&list);
+    return rc;
+}
+
+/* ---- phases 4 to 6 ----------------------------------------------------------------------- */
+
+static void fail_backend(kpr_run *r, json_t *available)
+{
+    char list[256] = "";
+    size_t i;
+    json_t *b;
+
+    json_array_foreach(available, i, b)
+    {
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "",
+                 json_string_value(b) ? json_string_value(b) : "?");
+    }
+    kpr_fail_set(&r->f, "BACKEND_UNAVAILABLE",
+                 "Backend unavailable on %s: requested %s (device %lld), available: %s", r->t.name,
+                 r->o->backend, r->o->device, list[0] ? list : "none");
+    kpr_fail_hint(&r->f, "use --backend %s, or choose a node that has %s (rbee setup list-nodes)",
+                  json_string_value(json_array_get(available, 0))
+                      ? json_string_value(json_array_get(available, 0))
+                      : "cpu",
+                  r->o->backend);
+}
+
+static rb_err phase_preflight(kpr_run *r)
+{
+    json_t *backends = json_object_get(r->caps, "backends");
+    json_t *devices = json_object_get(json_object_get(r->caps, "devices"), r->o->backend);
+    int found = 0;
+    size_t i;
+    json_t *b;
+    rb_err rc = RB_OK;
+
+    json_array_foreach(backends, i, b)
+    {
+        found |= json_string_value(b) && strcmp(json_string_value(b), r->o->backend) == 0;
+    }
+    if (!found || (json_is_integer(devices) && r->o->device >= json_integer_value(devices))) {
+        rc = RB_EUNSUPPORTED;
+        fail_backend(r, backends);
+    } else {
+        kpr_out_phase(&r->c->out, 4,
+                      "Worker preflight: backend %s device %lld is available; %lld "
+                      "MB of RAM available on %s",
+                      r->o->backend, r->o->device,
+                      (long long)json_integer_value(json_object_get(r->caps, "ram_available_mb")),
+                      r->t.name);
+    }
+    return rc;
+}
+
+static void fail_memory(kpr_run *r, const kpr_reply *rep)
+{
+    json_t *d = json_object_get(json_object_get(rep->body, "error"), "details");
+    long long need = json_integer_value(json_object_get(d, "required_mb"));
+    long long have = json_integer_value(json_object_get(d, "available_mb"));
+
+    kpr_fail_set(&r->f, "INSUFFICIENT_MEMORY",
+                 "Not enough RAM on %s for %s: the worker needs about %lld MB and %lld MB are "
+                 "available",
+                 r->t.name, r->o->model, need, have);
+    kpr_fail_line(&r->f, "Required: %lld MB. Available: %lld MB.", need, have);
+    kpr_fail_hint(&r->f,
+                  "use a smaller quantization of the model (a Q4_K_M file instead of Q8_0 "
+                  "or F16), or free memory by stopping workers (rbee workers list --node "
+                  "%s)",
+                  r->t.name);
+    r->f.details =
+        json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb", (json_int_t)have);
+}
+
+static rb_err phase_spawn(kpr_run *r)
+{
+    json_t *req = json_pack("{s:s, s:s, s:I}", "model_ref", r->o->model, "backend", r->o->backend,
+                            "device", (json_int_t)r->o->device);
+    kpr_reply rep;
+    rb_err rc = kpr_call(r->t.hive_url, r->t.token, "POST", "/v1/workers/spawn", req,
+                         SPAWN_TIMEOUT_MS, &rep);
+
+    if (!rc && rep.status == 200) {
+        snprintf(r->worker_id, sizeof r->worker_id, "%s", kpr_jstr(rep.body, "worker_id"));
+        snprintf(r->worker_url, sizeof r->worker_url, "%s", kpr_jstr(rep.body, "url"));
+        kpr_out_phase(&r->c->out, 5, "Spawn: worker %s is loading %s at %s", r->worker_id,
+                      r->o->model, r->worker_url);
+    } else if (!rc && rep.status == 507) {
+        rc = RB_ENOMEM;
+        fail_memory(r, &rep);
+    } else if (!rc && strcmp(rep.code, "BACKEND_UNAVAILABLE") == 0) {
+        rc = RB_EUNSUPPORTED;
+        fail_backend(r,
+                     json_object_get(json_object_get(json_object_get(rep.body, "error"), "details"),
+                                     "available"));
+    } else {
+        kpr_reply_fail(&r->f, &r->t, &rep, "start a worker");
+        rc = rc ? rc : RB_EHTTP;
+    }
+    kpr_reply_release(&rep);
+    json_decref(req);
+    return rc;
+}
+
+static rb_err phase_register(kpr_run *r)
+{
+    kpr_cached_worker w = {0};
+    kpr_store *st;
+    rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
+
+    snprintf(w.id, sizeof w.id, "%s", r->worker_id);
+    snprintf(w.node, sizeof w.node, "%s", r->t.name);
+    snprintf(w.hive_url, sizeof w.hive_url, "%s", r->t.hive_url);
+    snprintf(w.url, sizeof w.url, "%s", r->worker_url);
+    snprintf(w.model_ref, sizeof w.model_ref, "%s", r->o->model);
+    snprintf(w.backend, sizeof w.backend, "%s", r->o->backend);
+    w.device = (int)r->o->device;
+    w.created_unix = w.last_used_unix = rb_unix_s();
+    if (!rc && (rc = kpr_worker_put(st, &w)) != RB_OK)
+        kpr_fail_set(&r->f, "STATE_ERROR", "Cannot write the worker cache in %s/workers.db",
+                     r->c->home);
+    if (!rc)
+        kpr_out_phase(&r->c->out, 6, "Worker cache: registered %s for %s on %s", w.id, w.model_ref,
+                      r->t.name);
+    return rc;
+}
+
+/* Phases 2 to 7. */
+static rb_err cold_start(kpr_run *r)
+{
+    char path[KPR_PATH_MAX];
+    rb_err rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
+
+    if (!rc)
+        rc = kpr_provision(r->c, &r->t, r->o->model, 3, path, sizeof path, &r->f);
+    if (!rc)
+        rc = phase_preflight(r);
+    if (!rc)
+        rc = phase_spawn(r);
+    if (!rc)
+        rc = phase_register(r);
+    if (!rc)
+        rc = kpr_phase_ready(r);
+    return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------------- */
+
+/* The idle worker of phase 1 stopped before the job reached it: drop it, start cold. */
+static rb_err warm_worker_vanished(kpr_run *r)
+{
+    kpr_store *st;
+    rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
+
+    if (!rc)
+        kpr_worker_remove(st, r->worker_id);
+    kpr_out_note(&r->c->out,
+                 "The cached worker %s is gone (it stopped before the job reached "
+                 "it): cold start",
+                 r->worker_id);
+    r->warm = 0;
+    if (!rc)
+        rc = cold_start(r);
+    if (!rc)
+        rc = kpr_phase_infer(r);
+    return rc;
+}
+
+static void finish(kpr_run *r)
+{
+    kpr_store *st = NULL;
+
+    if (r->eph.pid > 0) {
+        if (kpr_ctx_store(r->c, &st, &r->f) == RB_OK)
+            kpr_worker_remove_hive(st, r->eph.url);
+        kpr_local_hive_stop(&r->eph, KPR_HIVE_STOP_MS);
+    }
+    json_decref(r->caps);
+    r->caps = NULL;
+    kpr_fail_release(&r->f);
+}
+
+int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
+{
+    kpr_infer_opts o;
+    kpr_run r;
+    char err[512];
+    int status = KPR_EXIT_FAIL;
+    rb_err rc;
+
+    memset(&r, 0, sizeof(r));
+    kpr_fail_init(&r.f);
+    if (parse_opts(argc, argv, &o, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    c->out.json = o.json;
+    r.c = c;
+    r.o = &o;
+    rc = kpr_target_resolve(c, o.node, o.hive_url, &r.t, &r.f);
+    if (!rc)
+        rc = phase_cache(&r);
+    if (!rc && !r.warm)
+        rc = cold_start(&r);
+    if (!rc)
+        rc = kpr_phase_infer(&r);
+    if (rc == RB_ENOTFOUND && r.warm)
+        rc = warm_worker_vanished(&r);
+    if (rc == RB_ECANCELED || (rc && kpr_ctx_interrupted(c))) {
+        kpr_out_canceled(&c->out, r.cancel_detail[0] ? r.cancel_detail : NULL);
+        status = KPR_EXIT_CANCELED;
+    } else if (rc) {
+        if (!kpr_fail_isset(&r.f))
+            kpr_fail_set(&r.f, "FAILED", "rbee infer failed: %s", rb_strerror(rc));
+        kpr_out_fail(&c->out, &r.f);
+    } else {
+        status = KPR_EXIT_OK;
+    }
+    finish(&r);
+out:
+    return status;
+}

@@ -1,0 +1,49 @@
+/*
+ * kpr_hive.h - the keeper's side of the hive and worker APIs (ARCHITECTURE §4): one JSON call
+ * with its error envelope taken apart, and the failures a user reads when a call goes wrong.
+ *
+ *     kpr_reply r;
+ *     rb_err rc = kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, 5000, &r);
+ *     if (rc || r.status != 200) { kpr_reply_fail(&f, t, &r, "list the workers"); ... }
+ *     json_t *w = kpr_workers_entry(r.body, "worker-1");   // borrowed from r.body
+ *     kpr_reply_release(&r);
+ */
+#ifndef KPR_HIVE_H
+#define KPR_HIVE_H
+
+#include <jansson.h>
+
+#include "kpr_ctx.h"
+#include "kpr_out.h"
+#include "rb_err.h"
+
+#define KPR_CALL_TIMEOUT_MS 10000
+
+typedef struct kpr_reply {
+    long status;       /* HTTP status; 0 when none arrived */
+    json_t *body;      /* the parsed body or NULL; owned */
+    char code[64];     /* the error envelope's code, or "" */
+    char message[512]; /* the error envelope's message, or "" */
+    char err[512];     /* what went wrong when the call itself failed */
+} kpr_reply;
+
+/* method base+path with an optional JSON body (borrowed) and a bearer token (may be "").
+ * One attempt, connect timeout min(timeout_ms, 5 s). Returns RB_OK when an answer arrived,
+ * whatever its status; otherwise RB_ECONNECT, RB_ETIMEDOUT, ... with r->err set. Release r
+ * with kpr_reply_release in every case. */
+rb_err kpr_call(const char *base, const char *token, const char *method, const char *path,
+                const json_t *body, long timeout_ms, kpr_reply *r);
+void kpr_reply_release(kpr_reply *r);
+
+/* Fills f for a call that failed or answered an error: "Authentication failed" (EC9) for
+ * 401, "Cannot reach" for no answer, otherwise the hive's code and message. what says what
+ * the keeper tried ("list the workers"). */
+void kpr_reply_fail(kpr_fail *f, const kpr_target *t, const kpr_reply *r, const char *what);
+
+/* The entry of worker id in a /v1/workers/list body (borrowed), or NULL. */
+json_t *kpr_workers_entry(json_t *list_body, const char *id);
+
+/* A string field of obj, or "" (never NULL). */
+const char *kpr_jstr(const json_t *obj, const char *key);
+
+#endif

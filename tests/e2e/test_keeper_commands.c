@@ -1,0 +1,451 @@
+/*
+ * End-to-end tests of spec/keeper_commands.feature: nodes, hives, workers and models managed
+ * with the real rbee. ssh is replaced through RBEE_SSH by small scripts (one that fails, one
+ * that runs the command on this machine, one that runs it in a second network namespace).
+ * Every rbee run has a deadline; detached hives carry the suite's marker and are stopped by
+ * the unchecked teardown even when a test fails half-way.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rb_models.h"
+#include "rb_procs.h"
+#include "rb_test.h"
+#include "rb_util.h"
+#include "rbt_hive.h"
+#include "rbt_keeper.h"
+
+#define RUN_MS 60000
+#define PROMPT "In the beginning"
+
+static char worker_bin[4096], bundled_env[4200];
+
+/* Gives the hive the bundled model's path, so a build tree anywhere works. */
+static void with_bundled(rbt_hive_opts *o)
+{
+    int e = 0;
+
+    snprintf(bundled_env, sizeof bundled_env, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
+    while (e < 7 && o->env[e])
+        e++;
+    o->env[e] = bundled_env;
+}
+
+/* A persistent hive spawning the real worker. */
+static void start_real_hive(rbt_hive *h, rbt_hive_opts *o)
+{
+    snprintf(worker_bin, sizeof worker_bin, "%s", rbt_bin("llm-worker-rbee"));
+    o->worker_binary = worker_bin;
+    with_bundled(o);
+    rbt_hive_start(h, o);
+}
+
+static void write_script(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}
+
+/* s with every run of spaces squeezed to one (caller frees). */
+static char *squeeze(const char *s)
+{
+    char *out = malloc(strlen(s) + 1), *o = out;
+    for (; *s; s++)
+        if (*s != ' ' || o == out || o[-1] != ' ')
+            *o++ = *s;
+    *o = '\0';
+    return out;
+}
+
+/* Scenario: Adding a node tests SSH first */
+START_TEST(test_keeper_commands__adding_a_node_tests_ssh_first)
+{
+    const char *add[] = {"setup", "add-node", "--name", "down", "--ssh-host", "down.example", NULL};
+    const char *list[] = {"setup", "list-nodes", NULL};
+    char script[4400], argslog[4400], text[9000], *err, *args;
+    rbt_keeper k;
+    int code;
+
+    rbt_keeper_init(&k, NULL);
+    snprintf(script, sizeof script, "%s/fake-ssh", k.home);
+    snprintf(argslog, sizeof argslog, "%s/ssh-args", k.home);
+    snprintf(text, sizeof text,
+             "#!/bin/sh\necho \"$@\" >> '%s'\ncase \"$*\" in *down.example*)\n"
+             "  echo 'ssh: Could not resolve hostname down.example: Name or service not known' "
+             ">&2\n  exit 255;;\nesac\nexit 0\n",
+             argslog);
+    write_script(script, text);
+    rbt_keeper_env(&k, "RBEE_SSH=%s", script);
+    code = rbt_keeper_run(&k, RUN_MS, add);
+    err = rbt_keeper_err(&k);
+    ck_assert_msg(code == 1, "exit %d:\n%s", code, err);
+    ck_assert_ptr_nonnull(strstr(err, "Cannot reach 'down.example' over ssh"));
+    ck_assert_ptr_nonnull(strstr(err, "Could not resolve hostname down.example"));
+    ck_assert_ptr_nonnull(strstr(err, "Nothing was saved."));
+    args = rbt_slurp(argslog);
+    ck_assert_ptr_nonnull(args);
+    ck_assert_ptr_nonnull(strstr(args, "-o BatchMode=yes -o ConnectTimeout=10 -p 22 down.example"));
+    free(args);
+    free(err);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    ck_assert(rbt_keeper_out_has(&k, "No nodes registered"));
+    ck_assert(!rbt_keeper_out_has(&k, "down"));
+    rbt_keeper_cleanup(&k);
+}
+END_TEST
+
+/* Scenario: Nodes are added, listed and removed */
+START_TEST(test_keeper_commands__nodes_are_added_listed_and_removed)
+{
+    const char *add[] = {"setup",      "add-node", "--name",      "gpu1", "--ssh-host", "10.0.0.5",
+                         "--ssh-user", "rbee",     "--hive-port", "9090", NULL};
+    const char *list[] = {"setup", "list-nodes", NULL};
+    const char *rm[] = {"setup", "remove-node", "--name", "gpu1", NULL};
+    char script[4400], *out, *sq;
+    rbt_keeper k;
+
+    rbt_keeper_init(&k, NULL);
+    snprintf(script, sizeof script, "%s/fake-ssh", k.home);
+    write_script(script, "#!/bin/sh\necho rbee-hive-found\n");
+    rbt_keeper_env(&k, "RBEE_SSH=%s", script);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 0);
+    ck_assert(rbt_keeper_out_has(&k, "Node 'gpu1' added"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 1); /* the name is taken */
+    ck_assert(rbt_keeper_err_has(&k, "already exists"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    out = rbt_keeper_out(&k);
+    sq = squeeze(out);
+    ck_assert_msg(strstr(sq, "gpu1 10.0.0.5 9090 rbee@10.0.0.5:22") != NULL, "%s", out);
+    free(sq);
+    free(out);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, rm), 0);
+    ck_assert(rbt_keeper_out_has(&k, "Node 'gpu1' removed"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    ck_assert(!rbt_keeper_out_has(&k, "gpu1"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, rm), 1);
+    ck_assert(rbt_keeper_err_has(&k, "Unknown node 'gpu1'"));
+    rbt_keeper_cleanup(&k);
+}
+END_TEST
+
+/* Scenario: Hive start, status and stop on a node over ssh */
+START_TEST(test_keeper_commands__hive_start_status_and_stop_on_a_node_over_ssh)
+{
+    char script[4400], argslog[4400], text[9000], port[16], bin[4096], *args;
+    const char *add[] = {"setup",      "add-node",  "--name",      "local2",
+                         "--ssh-host", "127.0.0.1", "--hive-port", port,
+                         "--hive-bin", bin,         NULL};
+    const char *start[] = {"hive", "start", "--node", "local2", NULL};
+    const char *status[] = {"hive", "status", "--node", "local2", NULL};
+    const char *stop[] = {"hive", "stop", "--node", "local2", NULL};
+    rbt_keeper k;
+    int p = rbt_free_port(), code;
+
+    rbt_keeper_init(&k, NULL);
+    snprintf(port, sizeof port, "%d", p);
+    snprintf(bin, sizeof bin, "%s", rbt_bin("rbee-hive"));
+    snprintf(script, sizeof script, "%s/local-ssh", k.home);
+    snprintf(argslog, sizeof argslog, "%s/ssh-args", k.home);
+    /* ssh's last argument is the command: run it here. */
+    snprintf(text, sizeof text,
+             "#!/bin/sh\necho \"$@\" >> '%s'\nfor a; do cmd=$a; done\nexec /bin/sh -c \"$cmd\"\n",
+             argslog);
+    write_script(script, text);
+    rbt_keeper_env(&k, "RBEE_SSH=%s", script);
+    rbt_keeper_env(&k, "RBEE_API_TOKEN=local2-secret");
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 0);
+    ck_assert(!rbt_keeper_err_has(&k, "was not found"));
+
+    code = rbt_keeper_run(&k, RUN_MS, start);
+    ck_assert_msg(code == 0, "hive start: exit %d", code);
+    ck_assert(rbt_keeper_out_has(&k, "Hive started on local2"));
+    ck_assert(rbt_port_open(p));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, status), 0);
+    ck_assert(rbt_keeper_out_has(&k, "alive, version " RB_VERSION ", 0 workers"));
+    /* The token travelled on ssh's stdin, never on its command line. */
+    args = rbt_slurp(argslog);
+    ck_assert_ptr_nonnull(args);
+    ck_assert_ptr_null(strstr(args, "local2-secret"));
+    ck_assert_ptr_nonnull(strstr(args, "--addr 0.0.0.0:"));
+    free(args);
+
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, stop), 0);
+    ck_assert(rbt_keeper_out_has(&k, "Hive on local2 stopped"));
+    ck_assert(!rbt_port_open(p));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, status), 1);
+    ck_assert(rbt_keeper_err_has(&k, "is not running"));
+    rbt_keeper_cleanup(&k);
+}
+END_TEST
+
+/* Scenario: Workers are listed, health-checked and shut down */
+START_TEST(test_keeper_commands__workers_are_listed_health_checked_and_shut_down)
+{
+    char id[128], health_line[256];
+    const char *list[] = {"workers", "list", NULL};
+    const char *health[] = {"workers", "health", NULL};
+    const char *shutdown[] = {"workers", "shutdown", "--id", id, NULL};
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+    rbt_hive h;
+    rbt_keeper k;
+
+    start_real_hive(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", "{\"model_ref\":\"kjv\"}", &r),
+                     200);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "worker_id")));
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&h, id, "idle", 15000, NULL));
+    rbt_keeper_init(&k, h.home);
+    rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
+
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    ck_assert(rbt_keeper_out_has(&k, id));
+    ck_assert(rbt_keeper_out_has(&k, " idle "));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, health), 0);
+    snprintf(health_line, sizeof health_line, "%s healthy idle", id);
+    ck_assert(rbt_keeper_out_has(&k, health_line));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, shutdown), 0);
+    ck_assert(rbt_keeper_out_has(&k, "stopped"));
+    ck_assert(rbt_hive_wait_worker(&h, id, NULL, 1000, NULL)); /* already gone */
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    ck_assert(rbt_keeper_out_has(&k, "No workers on localhost"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, shutdown), 1);
+    ck_assert(rbt_keeper_err_has(&k, "WORKER_NOT_FOUND"));
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    rbt_keeper_cleanup(&k);
+    rbt_hive_cleanup(&h);
+}
+END_TEST
+
+/* Scenario: Models are listed and downloaded */
+START_TEST(test_keeper_commands__models_are_listed_and_downloaded)
+{
+    const char *dl[] = {"models", "download", "hf:test/kjv/model.gguf", NULL};
+    const char *list[] = {"models", "list", NULL};
+    char *err, *out, *sq, row[128];
+    rbt_files f;
+    rbt_keeper k;
+    size_t n;
+    int code;
+
+    rbt_files_init(&f);
+    n = rbt_keeper_serve_model(f.root);
+    rbt_files_start(&f, "{\"rate_bytes_per_s\":3000000}");
+    rbt_keeper_init(&k, NULL);
+    rbt_keeper_env(&k, "HF_ENDPOINT=%s", f.base);
+
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    ck_assert(rbt_keeper_out_has(&k, "No downloaded models on localhost"));
+    code = rbt_keeper_run(&k, RUN_MS, dl);
+    err = rbt_keeper_err(&k);
+    ck_assert_msg(code == 0, "exit %d:\n%s", code, err);
+    ck_assert_ptr_nonnull(strstr(err, "Model: downloading hf:test/kjv/model.gguf"));
+    ck_assert_msg(rbt_count(err, "\ndownloading: ") >= 3, "too few progress lines:\n%s", err);
+    ck_assert_ptr_nonnull(strstr(err, "Model: downloaded hf:test/kjv/model.gguf"));
+    free(err);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
+    out = rbt_keeper_out(&k);
+    sq = squeeze(out);
+    snprintf(row, sizeof row, "hf:test/kjv/model.gguf %.1f ", (double)n / 1e6);
+    ck_assert_msg(strstr(sq, row) != NULL, "no '%s' in:\n%s", row, out);
+    free(sq);
+    free(out);
+    rbt_keeper_cleanup(&k);
+    rbt_files_stop(&f);
+}
+END_TEST
+
+/* Scenario: Persistent mode keeps the hive and worker alive after the keeper exits */
+START_TEST(
+    test_keeper_commands__persistent_mode_keeps_the_hive_and_worker_alive_after_the_keeper_exits)
+{
+    const char *args[] = {"infer", "--prompt", PROMPT, "--max-tokens", "8", NULL};
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *list = NULL, *w;
+    rbt_hive h;
+    rbt_keeper k;
+    pid_t wpid;
+
+    start_real_hive(&h, &o);
+    rbt_keeper_init(&k, h.home);
+    rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, args), 0);
+    ck_assert(rbt_keeper_err_has(&k, "persistent"));
+    ck_assert(rbt_alive(h.pid));
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &list), 200);
+    ck_assert_int_eq(json_array_size(json_object_get(list, "workers")), 1);
+    w = json_array_get(json_object_get(list, "workers"), 0);
+    ck_assert_str_eq(json_string_value(json_object_get(w, "state")), "idle");
+    wpid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    ck_assert(!rbt_pid_gone(wpid));
+    json_decref(list);
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    rbt_keeper_cleanup(&k);
+    rbt_hive_cleanup(&h);
+}
+END_TEST
+
+/* ---- two nodes ------------------------------------------------------------------------- */
+
+typedef struct netns {
+    char name[32], host_if[16], ns_if[16], host_ip[32], ns_ip[32];
+} netns;
+
+/* Runs a command (argv) with a deadline; its exit code, or -1. */
+static int run_cmd(char *const argv[], const char *log)
+{
+    int st = 0, code = -1;
+    pid_t pid = rbt_spawn(argv, NULL, log);
+
+    if (rbt_wait_exit(pid, 10000, &st))
+        code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    else
+        rbt_kill(pid);
+    return code;
+}
+
+/* ip with up to 8 arguments (NULL-terminated). */
+static int ip(const char *log, const char *a, const char *b, const char *c, const char *d,
+              const char *e, const char *f, const char *g, const char *h)
+{
+    char *argv[] = {"/usr/sbin/ip", (char *)a, (char *)b, (char *)c, (char *)d,
+                    (char *)e,      (char *)f, (char *)g, (char *)h, NULL};
+    return run_cmd(argv, log);
+}
+
+/* Names and addresses derived from the suite's main process, so that its teardown can remove
+ * what a failed test left. */
+static void netns_names(netns *n)
+{
+    int id = atoi(strchr(rbt_keeper_mark(), '=') + 1);
+
+    snprintf(n->name, sizeof n->name, "rbt-ns2-%d", id);
+    snprintf(n->host_if, sizeof n->host_if, "rbth%d", id % 100000);
+    snprintf(n->ns_if, sizeof n->ns_if, "rbtn%d", id % 100000);
+    snprintf(n->host_ip, sizeof n->host_ip, "10.213.%d.1", id % 200);
+    snprintf(n->ns_ip, sizeof n->ns_ip, "10.213.%d.2", id % 200);
+}
+
+/* Makes the namespace and a veth pair on private addresses; 0 when that is not allowed. */
+static int netns_up(netns *n, const char *log)
+{
+    char host_cidr[40], ns_cidr[40];
+
+    netns_names(n);
+    snprintf(host_cidr, sizeof host_cidr, "%s/24", n->host_ip);
+    snprintf(ns_cidr, sizeof ns_cidr, "%s/24", n->ns_ip);
+    return access("/usr/sbin/ip", X_OK) == 0 &&
+           ip(log, "netns", "add", n->name, NULL, NULL, NULL, NULL, NULL) == 0 &&
+           ip(log, "link", "add", n->host_if, "type", "veth", "peer", "name", n->ns_if) == 0 &&
+           ip(log, "link", "set", n->ns_if, "netns", n->name, NULL, NULL, NULL) == 0 &&
+           ip(log, "addr", "add", host_cidr, "dev", n->host_if, NULL, NULL, NULL) == 0 &&
+           ip(log, "link", "set", n->host_if, "up", NULL, NULL, NULL, NULL) == 0 &&
+           ip(log, "-n", n->name, "addr", "add", ns_cidr, "dev", n->ns_if, NULL) == 0 &&
+           ip(log, "-n", n->name, "link", "set", n->ns_if, "up", NULL, NULL) == 0 &&
+           ip(log, "-n", n->name, "link", "set", "lo", "up", NULL, NULL) == 0;
+}
+
+/* Removes the veth pair and the namespace (each may already be gone). */
+static void netns_down(const char *log)
+{
+    netns n;
+
+    netns_names(&n);
+    if (access("/usr/sbin/ip", X_OK) == 0) {
+        ip(log, "link", "del", n.host_if, NULL, NULL, NULL, NULL, NULL);
+        ip(log, "netns", "del", n.name, NULL, NULL, NULL, NULL, NULL);
+    }
+}
+
+/* Scenario: Two nodes, a hive in a second network namespace */
+START_TEST(test_keeper_commands__two_nodes_a_hive_in_a_second_network_namespace)
+{
+    netns n = {0};
+    char log[4400], script[4400], text[9000], bin[4096], node_home[4400], want[128], *err;
+    const char *add[] = {"setup",       "add-node", "--name",     "ns2", "--ssh-host", n.ns_ip,
+                         "--hive-port", "9090",     "--hive-bin", bin,   NULL};
+    const char *start[] = {"hive", "start", "--node", "ns2", NULL};
+    const char *infer[] = {"infer", "--node",       "ns2", "--prompt",
+                           PROMPT,  "--max-tokens", "16",  NULL};
+    const char *stop[] = {"hive", "stop", "--node", "ns2", NULL};
+    rbt_keeper k;
+    int code;
+
+    rbt_keeper_init(&k, NULL);
+    snprintf(log, sizeof log, "%s/ip.log", k.home);
+    if (netns_up(&n, log)) {
+        snprintf(bin, sizeof bin, "%s", rbt_bin("rbee-hive"));
+        snprintf(node_home, sizeof node_home, "%s/node2", k.home);
+        snprintf(script, sizeof script, "%s/ns-ssh", k.home);
+        /* "ssh" into the namespace: the node has its own RBEE_HOME and its own ports. */
+        snprintf(text, sizeof text,
+                 "#!/bin/sh\nfor a; do cmd=$a; done\nexec /usr/sbin/ip netns exec %s env "
+                 "RBEE_HOME='%s' RBEE_WORKER_PORT_BASE=8081 /bin/sh -c \"$cmd\"\n",
+                 n.name, node_home);
+        write_script(script, text);
+        rbt_keeper_env(&k, "RBEE_SSH=%s", script);
+        rbt_keeper_env(&k, "RBEE_API_TOKEN=ns2-secret");
+
+        ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 0);
+        code = rbt_keeper_run(&k, RUN_MS, start);
+        err = rbt_keeper_err(&k);
+        ck_assert_msg(code == 0, "hive start: exit %d:\n%s", code, err);
+        free(err);
+        code = rbt_keeper_run(&k, RUN_MS, infer);
+        err = rbt_keeper_err(&k);
+        ck_assert_msg(code == 0, "infer: exit %d:\n%s", code, err);
+        snprintf(want, sizeof want, "Hive preflight: ns2 (http://%s:9090) is alive", n.ns_ip);
+        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+        snprintf(want, sizeof want, "at http://%s:8081", n.ns_ip);
+        ck_assert_msg(strstr(err, want) != NULL, "the worker is not in the namespace:\n%s", err);
+        ck_assert_ptr_nonnull(strstr(err, "[Summary] 16 tokens"));
+        ck_assert(rbt_keeper_out_size(&k) > 0);
+        free(err);
+        ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, stop), 0);
+        ck_assert(rbt_keeper_out_has(&k, "Hive on ns2 stopped"));
+    } else {
+        char *why = rbt_slurp(log);
+        printf("SKIP two_nodes: network namespaces are not allowed here (%s); the test needs "
+               "root, or CAP_NET_ADMIN and CAP_SYS_ADMIN, and the ip command\n",
+               why ? why : "no /usr/sbin/ip");
+        free(why);
+    }
+    netns_down(log);
+    rbt_keeper_cleanup(&k);
+}
+END_TEST
+
+static void reap(void)
+{
+    rbt_keeper_reap_marked();
+    netns_down("/dev/null");
+}
+
+int main(void)
+{
+    Suite *s = suite_create("keeper_commands");
+    TCase *tc;
+
+    rbt_keeper_mark();
+    tc = rbt_tcase(s, "commands", 120);
+    tcase_add_unchecked_fixture(tc, NULL, reap);
+    tcase_add_test(tc, test_keeper_commands__adding_a_node_tests_ssh_first);
+    tcase_add_test(tc, test_keeper_commands__nodes_are_added_listed_and_removed);
+    tcase_add_test(tc, test_keeper_commands__hive_start_status_and_stop_on_a_node_over_ssh);
+    tcase_add_test(tc, test_keeper_commands__workers_are_listed_health_checked_and_shut_down);
+    tcase_add_test(tc, test_keeper_commands__models_are_listed_and_downloaded);
+    tcase_add_test(
+        tc,
+        test_keeper_commands__persistent_mode_keeps_the_hive_and_worker_alive_after_the_keeper_exits);
+    tcase_add_test(tc, test_keeper_commands__two_nodes_a_hive_in_a_second_network_namespace);
+    return rbt_run(s);
+}
