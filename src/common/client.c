@@ -187,6 +187,7 @@ void rb_sse_result_init(rb_sse_result *r)
 {
     memset(r, 0, sizeof(*r));
     r->headers_ms = -1;
+    r->headers_us = -1;
     rb_buf_init(&r->body, 64 * 1024);
 }
 
@@ -202,6 +203,7 @@ typedef struct sse_read {
     void *user;
     rb_sse_result *res;
     int64_t start_ms, last_byte_ms;
+    int64_t start_us;
     int checked_status; /* status looked at once headers are complete */
     int is_stream;
     int done;           /* [DONE] seen */
@@ -265,6 +267,7 @@ static size_t sse_header(char *p, size_t size, size_t n, void *user)
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
         if (code >= 200 && s->res->headers_ms < 0) { /* not an interim 1xx block */
             s->res->headers_ms = s->last_byte_ms - s->start_ms;
+            s->res->headers_us = rb_now_us() - s->start_us;
             sse_check_status(s);
         }
     }
@@ -290,6 +293,7 @@ rb_err rb_client_sse(const char *method, const char *url, const char *body,
     s.user = user;
     s.res = res;
     s.start_ms = s.last_byte_ms = rb_now_ms();
+    s.start_us = rb_now_us();
     rb_sse_parser_init(&s.parser, 64 * 1024, on_event, &s);
     s.curl = curl_easy_init();
     m = curl_multi_init();

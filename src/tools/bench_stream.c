@@ -84,7 +84,7 @@ static void *client_main(void *arg)
             c->st->errors++;
             fprintf(stderr, "rbee-bench: request failed: %s\n", rc ? err : "no tokens");
         } else {
-            c->st->headers_ms[c->st->nreq] = (double)res.headers_ms;
+            c->st->headers_ms[c->st->nreq] = (double)res.headers_us / 1000.0;
             c->st->ttft_ms[c->st->nreq] = (double)(r.first_us - r.start_us) / 1000.0;
             c->st->nreq++;
             for (size_t g = 0; g < r.ngaps && c->st->ngaps < MAX_GAPS; g++)
@@ -146,7 +146,7 @@ int bench_stream_main(int argc, char **argv)
     json_decref(req);
 
     if (!json_out)
-        printf("%-8s %12s %12s %12s %12s %14s %7s\n", "clients", "headers_ms", "ttft_ms",
+        printf("%-8s %12s %12s %12s %12s %14s %7s\n", "clients", "handler_ms", "ttft_ms",
                "gap_p50_ms", "gap_p99_ms", "agg_tok_per_s", "errors");
     for (int l = 0; l < nlevels; l++) {
         int c = levels[l];
@@ -179,7 +179,7 @@ int bench_stream_main(int argc, char **argv)
                    "\"errors\":%d}\n",
                    c, st.nreq, h50, f50, g50, g99, agg, st.errors);
         else
-            printf("%-8d %12.2f %12.2f %12.3f %12.3f %14.1f %7d\n", c, h50, f50, g50, g99, agg,
+            printf("%-8d %12.3f %12.2f %12.3f %12.3f %14.1f %7d\n", c, h50, f50, g50, g99, agg,
                    st.errors);
         fflush(stdout);
         free(st.headers_ms);

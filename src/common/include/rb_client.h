@@ -73,6 +73,7 @@ typedef struct rb_sse_result {
     long events;       /* events delivered */
     long comments;     /* comment lines (keep-alives) seen */
     int64_t headers_ms; /* time from start to the response headers; -1 if none came */
+    int64_t headers_us; /* the same in microseconds */
 } rb_sse_result;
 
 void rb_sse_result_init(rb_sse_result *r);
