@@ -123,13 +123,10 @@ typedef struct prep_task {
 static void prep_part(void *ctx, int ith, int nth)
 {
     prep_task *t = ctx;
-    /* Prepared rows are packed as eng_matmul reads them: one activation row after another. */
-    size_t stride = eng_type_row_bytes(eng_vec_dot_type(t->wtype), t->cols);
     long b0, b1;
     eng_split(t->nt, ith, nth, 1, &b0, &b1);
-    for (long b = b0; b < b1; b++)
-        eng_act_quantize(t->wtype, t->X + b * t->cols, (char *)t->s->xq + (size_t)b * stride,
-                         t->cols);
+    if (b0 < b1)
+        eng_act_prepare(t->wtype, t->X, t->cols, t->nt, b0, b1, t->s->xq);
 }
 
 /* Prepares X (nt rows of cols) for weights of type wtype, unless it already is. */
@@ -148,7 +145,7 @@ static void matmul(eng_session *s, const eng_weight *w, const float *X, int nt, 
 {
     mm_task t = {s, w, X, nt, Y};
 
-    if (nt >= s->blas_min) {
+    if (nt >= s->blas_min && !eng_matmul_has_gemm(w->type)) {
         /* One chunk per thread: each owns a slice of the dequantization scratch. */
         eng_pool_for(s->pool, eng_pool_size(s->pool), mm_blas_part, &t);
         return;

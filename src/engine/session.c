@@ -75,7 +75,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     nth = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
     s->max_cols = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     B = (size_t)s->n_batch;
-    s->xq_row = (size_t)s->max_cols * sizeof(float) + 64; /* F32 is the widest format */
+    s->xq_bytes = eng_act_bytes_max(s->max_cols, s->n_batch);
 
     s->x = xalloc(B * hp->n_embd * sizeof(float), &rc);
     s->xb = xalloc(B * hp->n_embd * sizeof(float), &rc);
@@ -85,7 +85,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->v = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->hb = xalloc(B * hp->n_ff * sizeof(float), &rc);
     s->hb2 = xalloc(B * hp->n_ff * sizeof(float), &rc);
-    s->xq = xalloc(B * s->xq_row, &rc);
+    s->xq = xalloc(s->xq_bytes, &rc);
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);

@@ -31,8 +31,8 @@ struct eng_session {
     float *v;         /* (n_batch, kv_dim) */
     float *hb;        /* (n_batch, n_ff) gate, then silu(gate) * up */
     float *hb2;       /* (n_batch, n_ff) up */
-    void *xq;         /* (n_batch, max(n_embd, n_ff)) prepared activations, any format */
-    size_t xq_row;    /* bytes of the widest prepared row (F32 of max_cols) */
+    void *xq;         /* prepared activations of up to n_batch rows of max_cols, any layout */
+    size_t xq_bytes;  /* eng_act_bytes_max(max_cols, n_batch) */
     float *att;       /* (n_threads, n_ctx) attention scores scratch */
     float *deq;       /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
     float *logits;    /* (n_vocab) of the last position */

@@ -99,15 +99,19 @@ static void fill_weights(eng_type t, uint8_t *w, int64_t n, int rows, rng *r)
     }
 }
 
-/* Prepares nt activation rows of n normal values for weights of type t into xq; the float
- * values go to xf. */
-static void fill_acts(eng_type t, float *xf, uint8_t *xq, int64_t n, int nt, rng *r)
+/* nt activation rows of n normal values. */
+static void fill_acts(float *xf, int64_t n, int nt, rng *r)
 {
-    const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
     for (int64_t i = 0; i < n * nt; i++)
         xf[i] = rng_normal(r);
-    for (int k = 0; k < nt; k++)
-        eng_act_quantize(t, xf + k * n, xq + (size_t)k * xr, n);
+}
+
+/* Prepares the nt rows of xf for weights of type t on the active instruction set, in two
+ * parts as two threads would. */
+static void prepare_acts(eng_type t, const float *xf, int64_t n, int nt, uint8_t *xq)
+{
+    eng_act_prepare(t, xf, n, nt, nt / 2, nt, xq);
+    eng_act_prepare(t, xf, n, nt, 0, nt / 2, xq);
 }
 
 /* Scenario: Forcing an instruction set is clamped to what the CPU has */
@@ -142,13 +146,16 @@ START_TEST(test_engine_kernels__the_activation_format_follows_the_weight_type)
 }
 END_TEST
 
-/* sum |w_i * x_i| for weight row w and activation row xq (both dequantized). */
-static double abs_terms(eng_type t, const uint8_t *w, const uint8_t *xq, int64_t n, float *wf,
+/* sum |w_i * x_i| for weight row w and activation row x, both as the kernels see them
+ * (x quantized to the activation type). */
+static double abs_terms(eng_type t, const uint8_t *w, const float *x, int64_t n, float *wf,
                         float *xf)
 {
+    static uint8_t q[4 * 8192];
     double s = 0.0;
     eng_dequantize_row(t, w, wf, n);
-    eng_dequantize_row(eng_vec_dot_type(t), xq, xf, n);
+    eng_quantize_row(eng_vec_dot_type(t), x, q, n);
+    eng_dequantize_row(eng_vec_dot_type(t), q, xf, n);
     for (int64_t i = 0; i < n; i++)
         s += fabs((double)wf[i] * xf[i]);
     return s;
@@ -157,14 +164,17 @@ static double abs_terms(eng_type t, const uint8_t *w, const uint8_t *xq, int64_t
 /* Scenario: Every fast kernel matches its scalar twin */
 START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
 {
-    static const int64_t ns[] = {256, 512, 768, 4352, 37, 1000}; /* last two: float types */
-    static const int nts[] = {1, 2, 3, 4, 5, 9};
-    enum { ROWS = 7, MAX_N = 4352, MAX_NT = 9 };
+    /* 352: a group of 8 blocks and 3 more; 37 and 1000: float types only */
+    static const int64_t ns[] = {256, 512, 768, 4352, 352, 37, 1000};
+    /* and 17 and 70: more than one 16-token tile, more than 4 tiles */
+    static const int nts[] = {1, 2, 3, 4, 5, 9, 17, 70};
+    enum { ROWS = 7, MAX_N = 4352, MAX_NT = 70 };
     const eng_isa best = eng_isa_detect();
     uint8_t *w = malloc((size_t)ROWS * MAX_N * 4), *xq = malloc((size_t)MAX_NT * MAX_N * 4);
     float *xf = malloc(sizeof(float) * MAX_NT * MAX_N), *wf = malloc(sizeof(float) * MAX_N);
     float *tmp = malloc(sizeof(float) * MAX_N);
     float ref[MAX_NT * ROWS], got[MAX_NT * ROWS];
+    double terms[MAX_NT * ROWS];
     rng r = {1234};
     int compared = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
@@ -175,19 +185,23 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
             if (n % eng_type_block_elems(t))
                 continue;
             const size_t wr = eng_type_row_bytes(t, n);
-            const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
             fill_weights(t, w, n, ROWS, &r);
-            fill_acts(t, xf, xq, n, MAX_NT, &r);
+            fill_acts(xf, n, MAX_NT, &r);
+            for (int tt = 0; tt < MAX_NT; tt++)
+                for (int row = 0; row < ROWS; row++)
+                    terms[tt * ROWS + row] = abs_terms(t, w + row * wr, xf + tt * n, n, wf, tmp);
             for (size_t k = 0; k < sizeof nts / sizeof nts[0]; k++) {
                 const int nt = nts[k];
                 eng_isa_force(ENG_ISA_SCALAR);
+                prepare_acts(t, xf, n, nt, xq);
                 eng_matmul(t, w, n, xq, nt, ref, ROWS, 0, ROWS);
                 for (int isa = ENG_ISA_AVX2; isa <= (int)best; isa++) {
                     ck_assert_int_eq(eng_isa_force((eng_isa)isa), isa);
+                    prepare_acts(t, xf, n, nt, xq);
                     eng_matmul(t, w, n, xq, nt, got, ROWS, 0, ROWS);
                     for (int tt = 0; tt < nt; tt++) {
                         for (int row = 0; row < ROWS; row++) {
-                            const double s = abs_terms(t, w + row * wr, xq + tt * xr, n, wf, tmp);
+                            const double s = terms[tt * ROWS + row];
                             const double diff =
                                 fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
                             ck_assert_msg(diff <= tol * s,
@@ -224,7 +238,7 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const eng_type t = k_types[ti];
         fill_weights(t, w, N, 1, &r);
-        fill_acts(t, xf, xq, N, 1, &r);
+        fill_acts(xf, N, 1, &r);
         eng_dequantize_row(t, w, wf, N);
         double ref = 0.0, ww = 0.0, xx = 0.0;
         for (int i = 0; i < N; i++) {
@@ -237,6 +251,7 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
             sqrt(ww * xx);
         for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
             eng_isa_force((eng_isa)isa);
+            eng_act_quantize(t, xf, xq, N);
             const float got = eng_vec_dot(t, w, xq, N);
             ck_assert_msg(fabs(got - ref) <= tol, "%s %s: %.7g vs float %.7g (|w||x| = %.4g)",
                           eng_type_name(t), eng_isa_name((eng_isa)isa), (double)got, ref,
@@ -257,25 +272,27 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
     static const eng_type types[] = {ENG_TYPE_F16, ENG_TYPE_Q4_0, ENG_TYPE_Q6_K};
     enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
     const eng_isa best = eng_isa_detect();
-    uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 4);
+    uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 8), *x1 = malloc(N * 4);
     float *xf = malloc(sizeof(float) * NT * N), y[NT * LDY];
     rng r = {5};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const eng_type t = types[ti];
-        const size_t wr = eng_type_row_bytes(t, N), xr = eng_type_row_bytes(eng_vec_dot_type(t), N);
+        const size_t wr = eng_type_row_bytes(t, N);
         fill_weights(t, w, N, ROWS, &r);
-        fill_acts(t, xf, xq, N, NT, &r);
+        fill_acts(xf, N, NT, &r);
         for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
             eng_isa_force((eng_isa)isa);
             for (int nt = 1; nt <= NT; nt += NT - 1) { /* the decode path and a tile */
                 for (int i = 0; i < NT * LDY; i++)
                     y[i] = SENTINEL;
+                prepare_acts(t, xf, N, nt, xq);
                 eng_matmul(t, w, N, xq, nt, y, LDY, R0, R1);
                 for (int tt = 0; tt < NT; tt++) {
                     for (int c = 0; c < LDY; c++) {
                         const float v = y[tt * LDY + c];
                         if (tt < nt && c >= R0 && c < R1) {
-                            const float want = eng_vec_dot(t, w + c * wr, xq + tt * xr, N);
+                            eng_act_quantize(t, xf + tt * N, x1, N);
+                            const float want = eng_vec_dot(t, w + c * wr, x1, N);
                             ck_assert_msg(fabsf(v - want) <= 1e-4f * (1.0f + fabsf(want)),
                                           "%s %s nt=%d: Y[%d][%d] = %g, want %g", eng_type_name(t),
                                           eng_isa_name((eng_isa)isa), nt, tt, c, (double)v,
@@ -292,6 +309,7 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
     eng_isa_force(best);
     free(w);
     free(xq);
+    free(x1);
     free(xf);
 }
 END_TEST
