@@ -38,7 +38,8 @@
 #define GROUP ENG_ACT_GROUP
 #define TILE ENG_ACT_TILE
 #define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of a tile (640) */
-#define MAX_TILES 4                               /* tiles sharing one decode of a weight row */
+#define MAX_TILES 4 /* tiles sharing one decode of a weight row */
+#define ROW_GROUP 16 /* rows whose results are stored together */
 
 enum wkind { W_Q4_0, W_Q8_0 };
 
@@ -172,77 +173,131 @@ INLINE VNNI void gemv(const int kind, int64_t n, const uint8_t *W, size_t wrow, 
         Y[r] = gemv_row(kind, n, W + r * wrow, xq);
 }
 
-/* One weight row against NT tiles (16 * NT tokens): acc[t] lane l = token 16t + l. */
-INLINE VNNI void gemm_row(const int kind, const int NT, int64_t n, const uint8_t *w,
-                          const uint8_t *x, size_t tile_bytes, __m512 *acc)
+/* The 8 code vectors of one weight block, each 4 codes broadcast to every lane: q[g] holds
+ * codes 4g..4g+3 (the order of the tile's groups). */
+INLINE VNNI void block_codes(const int kind, const uint8_t *wb, __m512i *q)
 {
-    const size_t bb = block_bytes(kind);
-    const int ncodes = kind == W_Q4_0 ? 4 : 8; /* 4-code groups per block fetched from w */
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < n / ENG_QK; b++) {
-        const uint8_t *wb = w + b * bb;
-        __m512i q[8];
-        uint16_t dh;
-        memcpy(&dh, wb, sizeof dh);
-        const __m512 dw = _mm512_set1_ps(_cvtsh_ss(dh));
+    const int fetched = kind == W_Q4_0 ? 4 : 8; /* 4-code words read from the block */
 #pragma GCC unroll 8
-        for (int g = 0; g < ncodes; g++) {
-            int32_t four;
-            memcpy(&four, wb + 2 + 4 * g, sizeof four);
-            const __m512i v = _mm512_set1_epi32(four);
-            if (kind == W_Q4_0) { /* low nibbles: codes 4g.., high nibbles: codes 16 + 4g.. */
-                q[g] = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
-                q[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
-            } else {
-                q[g] = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
-            }
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const uint8_t *y = x + t * tile_bytes + b * TILE_BLOCK;
-            __m512i s = _mm512_loadu_si512(y + ENG_QK * TILE + 4 * TILE);
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g++)
-                s = _mm512_dpbusd_epi32(s, q[g], _mm512_loadu_si512(y + 64 * g));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s),
-                                     _mm512_mul_ps(dw, _mm512_loadu_ps(y + ENG_QK * TILE)), acc[t]);
+    for (int g = 0; g < fetched; g++) {
+        int32_t four;
+        memcpy(&four, wb + 2 + 4 * g, sizeof four);
+        const __m512i v = _mm512_set1_epi32(four);
+        if (kind == W_Q4_0) { /* low nibbles: codes 4g.., high nibbles: codes 16 + 4g.. */
+            q[g] = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+            q[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+        } else {
+            q[g] = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
         }
     }
 }
 
+INLINE VNNI __m512 block_scale(const uint8_t *wb)
+{
+    uint16_t dh;
+    memcpy(&dh, wb, sizeof dh);
+    return _mm512_set1_ps(_cvtsh_ss(dh));
+}
+
+/* R adjacent weight rows against NT tiles (16 * NT tokens): acc[r][t] lane l = row r, token
+ * 16t + l. Each activation vector loaded serves R rows: one row at a time, the 640-byte
+ * activation blocks stream from L2 faster than the multiplies can use them. */
+INLINE VNNI void gemm_rows(const int kind, const int R, const int NT, int64_t n, const uint8_t *w,
+                           size_t wrow, const uint8_t *x, size_t tile_bytes,
+                           __m512 acc[][MAX_TILES])
+{
+    const size_t bb = block_bytes(kind);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / ENG_QK; b++) {
+        __m512i q[2][8];
+        __m512 dw[2];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            block_codes(kind, w + r * wrow + b * bb, q[r]);
+            dw[r] = block_scale(w + r * wrow + b * bb);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            const uint8_t *y = x + t * tile_bytes + b * TILE_BLOCK;
+            const __m512i c = _mm512_loadu_si512(y + ENG_QK * TILE + 4 * TILE);
+            const __m512 dx = _mm512_loadu_ps(y + ENG_QK * TILE);
+            __m512i s[2];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+                s[r] = c;
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                const __m512i yv = _mm512_loadu_si512(y + 64 * g);
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++)
+                    s[r] = _mm512_dpbusd_epi32(s[r], q[r][g], yv);
+            }
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), _mm512_mul_ps(dw[r], dx),
+                                            acc[r][t]);
+        }
+    }
+}
+
+/* Rows [r, r + R) against tiles t0.. (k of them) into out[token][ROW_GROUP], columns
+ * r - rg.. of a group of rows that starts at rg. */
+INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t *W, size_t wrow,
+                           const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r,
+                           int64_t rg, float (*out)[ROW_GROUP])
+{
+    const uint8_t *w = W + r * wrow;
+    __m512 acc[2][MAX_TILES];
+    switch (k) { /* a constant tile count keeps the accumulators in registers */
+    case 1:
+        gemm_rows(kind, R, 1, n, w, wrow, x, tile_bytes, acc);
+        break;
+    case 2:
+        gemm_rows(kind, R, 2, n, w, wrow, x, tile_bytes, acc);
+        break;
+    case 3:
+        gemm_rows(kind, R, 3, n, w, wrow, x, tile_bytes, acc);
+        break;
+    default:
+        gemm_rows(kind, R, 4, n, w, wrow, x, tile_bytes, acc);
+        break;
+    }
+    for (int rr = 0; rr < R; rr++) {
+        float lanes[MAX_TILES * TILE];
+        for (int64_t t = 0; t < k; t++)
+            _mm512_storeu_ps(lanes + t * TILE, acc[rr][t]);
+        for (int64_t i = 0; i < k * TILE; i++)
+            out[i][r + rr - rg] = lanes[i];
+    }
+}
+
+/* Rows go in groups of ROW_GROUP, and each group's results are written token by token as
+ * runs of ROW_GROUP floats: Y is token-major, and storing one row's results for 64 tokens
+ * touches 64 cache lines (and pages) for 64 floats. */
 INLINE VNNI void gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,
                       int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)
 {
     const size_t tile_bytes = (size_t)(n / ENG_QK) * TILE_BLOCK;
     const int64_t ntiles = (nt + TILE - 1) / TILE;
-    for (int64_t r = r0; r < r1; r++) {
-        for (int64_t t0 = 0; t0 < ntiles; t0 += MAX_TILES) {
-            const int64_t k = ntiles - t0 < MAX_TILES ? ntiles - t0 : MAX_TILES;
-            const uint8_t *x = xq + t0 * tile_bytes;
-            __m512 acc[MAX_TILES];
-            float out[MAX_TILES * TILE];
-            switch (k) { /* a constant tile count keeps the accumulators in registers */
-            case 1:
-                gemm_row(kind, 1, n, W + r * wrow, x, tile_bytes, acc);
-                break;
-            case 2:
-                gemm_row(kind, 2, n, W + r * wrow, x, tile_bytes, acc);
-                break;
-            case 3:
-                gemm_row(kind, 3, n, W + r * wrow, x, tile_bytes, acc);
-                break;
-            default:
-                gemm_row(kind, 4, n, W + r * wrow, x, tile_bytes, acc);
-                break;
-            }
-            for (int64_t t = 0; t < k; t++)
-                _mm512_storeu_ps(out + t * TILE, acc[t]);
-            const int64_t tok0 = t0 * TILE;
-            const int64_t valid = nt - tok0 < k * TILE ? nt - tok0 : k * TILE;
+    float out[MAX_TILES * TILE][ROW_GROUP];
+    for (int64_t t0 = 0; t0 < ntiles; t0 += MAX_TILES) {
+        const int64_t k = ntiles - t0 < MAX_TILES ? ntiles - t0 : MAX_TILES;
+        const int64_t tok0 = t0 * TILE, valid = nt - tok0 < k * TILE ? nt - tok0 : k * TILE;
+        const uint8_t *x = xq + t0 * tile_bytes;
+        for (int64_t rg = r0; rg < r1; rg += ROW_GROUP) {
+            const int64_t re = r1 - rg < ROW_GROUP ? r1 : rg + ROW_GROUP;
+            int64_t r = rg;
+            for (; r + 2 <= re; r += 2)
+                gemm_part(kind, 2, n, W, wrow, x, tile_bytes, k, r, rg, out);
+            if (r < re)
+                gemm_part(kind, 1, n, W, wrow, x, tile_bytes, k, r, rg, out);
             for (int64_t i = 0; i < valid; i++)
-                Y[(size_t)(tok0 + i) * ldy + (size_t)r] = out[i];
+                memcpy(Y + (size_t)(tok0 + i) * ldy + (size_t)rg, out[i],
+                       (size_t)(re - rg) * sizeof(float));
         }
     }
 }

@@ -72,8 +72,7 @@ typedef struct eng_kernel_set {
 int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx2(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
-/* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c) and the K-quants
- * (kernels_avx512_k.c); called by eng_kernels_avx512. */
+/* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
 /* Layout helpers shared by the preparation code and the kernels (kernels_act.c). */
