@@ -152,6 +152,13 @@ void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int6
                            nt, t0, t1, xq);
 }
 
+int eng_act_same_layout(eng_type a, eng_type b, int64_t nt)
+{
+    const eng_kernel_set ka = select_kernels(a), kb = select_kernels(b);
+    return eng_vec_dot_type(a) == eng_vec_dot_type(b) && layout_for(&ka, nt) == layout_for(&kb, nt) &&
+           ka.code_offset == kb.code_offset;
+}
+
 void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n)
 {
     eng_act_prepare(wtype, x, n, 1, 0, 1, xq);
@@ -196,12 +203,17 @@ float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n)
 void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_t nt, float *Y,
                 int64_t ldy, int64_t r0, int64_t r1)
 {
+    eng_matmul_stride(wtype, W, eng_type_row_bytes(wtype, n), n, Xq, nt, Y, ldy, r0, r1);
+}
+
+void eng_matmul_stride(eng_type wtype, const void *W, size_t wrow, int64_t n, const void *Xq,
+                       int64_t nt, float *Y, int64_t ldy, int64_t r0, int64_t r1)
+{
     const eng_kernel_set ks = select_kernels(wtype);
-    const size_t wrow = eng_type_row_bytes(wtype, n);
     const size_t xrow = eng_type_row_bytes(eng_vec_dot_type(wtype), n);
     const eng_rows_fn fast = nt == 1 ? ks.gemv : ks.gemm;
 
-    if ((!ks.dot && !fast) || !wrow) { /* unsupported type: defined output */
+    if ((!ks.dot && !fast) || !eng_type_row_bytes(wtype, n)) { /* unsupported: defined output */
         for (int64_t t = 0; t < nt; t++)
             for (int64_t r = r0; r < r1; r++)
                 Y[t * ldy + r] = 0.0f;

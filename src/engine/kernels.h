@@ -1,6 +1,10 @@
 /*
  * kernels.h - the engine's math kernels (internal to rb_engine and its tests).
  *
+ * Weights stay in their file type. For float weights (F32, F16, BF16) the prepared
+ * activations are the float rows themselves, one after another, on every instruction set:
+ * callers may pass float rows without preparing them.
+ *
  * Weights stay in their file type. Activations are prepared once per matrix product in the
  * format the weight type's dot product wants (eng_vec_dot_type: F32 for float weights, Q8_0
  * for the 32-element block types, Q8_K for the K-quants), laid out as the chosen kernel
@@ -53,6 +57,9 @@ void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int6
 /* At least eng_act_bytes(wtype, n, nt) for every weight type on every instruction set: the
  * size of a buffer that serves any matrix of n columns. */
 size_t eng_act_bytes_max(int64_t n, int64_t nt);
+/* 1 if weights of types a and b take identical prepared activations for nt rows (one
+ * preparation serves both). */
+int eng_act_same_layout(eng_type a, eng_type b, int64_t nt);
 /* One row: eng_act_prepare(wtype, x, n, 1, 0, 1, xq). */
 void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n);
 /* One weight row (n elements of wtype) dotted with one prepared activation row. */
@@ -63,6 +70,9 @@ float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n);
  * (eng_act_prepare). Work is split across threads by the caller through [r0, r1). */
 void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_t nt, float *Y,
                 int64_t ldy, int64_t r0, int64_t r1);
+/* eng_matmul with weight rows wrow bytes apart (a sub-matrix of a wider one). */
+void eng_matmul_stride(eng_type wtype, const void *W, size_t wrow, int64_t n, const void *Xq,
+                       int64_t nt, float *Y, int64_t ldy, int64_t r0, int64_t r1);
 /* 1 if eng_matmul has a batch kernel for wtype on the active instruction set that beats
  * dequantizing the weights for a float matrix product. */
 int eng_matmul_has_gemm(eng_type wtype);

@@ -66,12 +66,12 @@ size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64
     return bytes;
 }
 
-static int32_t code_sum(const int8_t *q, int len)
+/* Quantizes blocks b0..b0+nb-1 of x (nb <= CHUNK) with their code sums. The Q8 layouts are
+ * only read by the AVX-512 VNNI kernels, so the AVX-512 quantizer is always there. */
+#define CHUNK 64
+static void quantize_chunk(const float *x, int64_t b0, int64_t nb, eng_block_q8_0 *q, int32_t *sum)
 {
-    int32_t s = 0;
-    for (int j = 0; j < len; j++)
-        s += q[j];
-    return s;
+    eng_quantize_q8_0_avx512(x + b0 * ENG_QK, q, sum, nb * ENG_QK);
 }
 
 static void prepare_pairs(int code_offset, const float *x, int64_t n, uint8_t *xq)
@@ -80,38 +80,49 @@ static void prepare_pairs(int code_offset, const float *x, int64_t n, uint8_t *x
     int8_t *codes = (int8_t *)xq;
     float *d = (float *)(xq + n);
     int32_t *c = (int32_t *)(xq + n + 4 * nb);
+    eng_block_q8_0 q[CHUNK];
+    int32_t sum[CHUNK];
 
-    for (int64_t b = 0; b < nb; b++) {
-        eng_block_q8_0 blk;
-        int64_t slot = b;
-        eng_quantize_q8_0(x + b * ENG_QK, &blk, ENG_QK);
-        if (b < whole) {
-            const int64_t g = b / ENG_ACT_GROUP, j = b % ENG_ACT_GROUP;
-            int8_t *pair = codes + g * ENG_ACT_GROUP * ENG_QK + (j / 2) * PAIR_BYTES;
-            memcpy(pair + 16 * (j & 1), blk.qs, 16);
-            memcpy(pair + 32 + 16 * (j & 1), blk.qs + 16, 16);
-            slot = g * ENG_ACT_GROUP + k_pair_slot[j];
-        } else {
-            memcpy(codes + b * ENG_QK, blk.qs, ENG_QK);
+    for (int64_t b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int64_t k = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+        quantize_chunk(x, b0, k, q, sum);
+        for (int64_t i = 0; i < k; i++) {
+            const int64_t b = b0 + i;
+            int64_t slot = b;
+            if (b < whole) {
+                const int64_t g = b / ENG_ACT_GROUP, j = b % ENG_ACT_GROUP;
+                int8_t *pair = codes + g * ENG_ACT_GROUP * ENG_QK + (j / 2) * PAIR_BYTES;
+                memcpy(pair + 16 * (j & 1), q[i].qs, 16);
+                memcpy(pair + 32 + 16 * (j & 1), q[i].qs + 16, 16);
+                slot = g * ENG_ACT_GROUP + k_pair_slot[j];
+            } else {
+                memcpy(codes + b * ENG_QK, q[i].qs, ENG_QK);
+            }
+            d[slot] = eng_h2f(q[i].d);
+            c[slot] = -code_offset * sum[i];
         }
-        d[slot] = eng_h2f(blk.d);
-        c[slot] = -code_offset * code_sum(blk.qs, ENG_QK);
     }
 }
 
 /* Token t of a tile: lane t of every vector. */
 static void prepare_tile_q8(int code_offset, const float *x, int64_t n, int lane, uint8_t *tile)
 {
-    for (int64_t b = 0; b < n / ENG_QK; b++) {
-        uint8_t *blk = tile + b * TILE_BLOCK_BYTES;
-        eng_block_q8_0 q;
-        eng_quantize_q8_0(x + b * ENG_QK, &q, ENG_QK);
-        for (int g = 0; g < ENG_QK / 4; g++)
-            memcpy(blk + (g * ENG_ACT_TILE + lane) * 4, q.qs + 4 * g, 4);
-        const float d = eng_h2f(q.d);
-        const int32_t c = -code_offset * code_sum(q.qs, ENG_QK);
-        memcpy(blk + ENG_QK * ENG_ACT_TILE + 4 * lane, &d, 4);
-        memcpy(blk + ENG_QK * ENG_ACT_TILE + 4 * ENG_ACT_TILE + 4 * lane, &c, 4);
+    const int64_t nb = n / ENG_QK;
+    eng_block_q8_0 q[CHUNK];
+    int32_t sum[CHUNK];
+
+    for (int64_t b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int64_t k = nb - b0 < CHUNK ? nb - b0 : CHUNK;
+        quantize_chunk(x, b0, k, q, sum);
+        for (int64_t i = 0; i < k; i++) {
+            uint8_t *blk = tile + (b0 + i) * TILE_BLOCK_BYTES;
+            for (int g = 0; g < ENG_QK / 4; g++)
+                memcpy(blk + (g * ENG_ACT_TILE + lane) * 4, q[i].qs + 4 * g, 4);
+            const float d = eng_h2f(q[i].d);
+            const int32_t c = -code_offset * sum[i];
+            memcpy(blk + ENG_QK * ENG_ACT_TILE + 4 * lane, &d, 4);
+            memcpy(blk + ENG_QK * ENG_ACT_TILE + 4 * ENG_ACT_TILE + 4 * lane, &c, 4);
+        }
     }
 }
 

@@ -302,6 +302,43 @@ INLINE VNNI void gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow, 
     }
 }
 
+/* ---- activation quantization ------------------------------------------------------- */
+
+/* roundf (half away from zero) of every lane: truncate, then step away from zero when the
+ * dropped fraction is at least one half (the fraction v - trunc(v) is exact). */
+INLINE VNNI __m512 round_away(__m512 v)
+{
+    const __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+    const __mmask16 up = _mm512_cmp_ps_mask(frac, _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    const __m512i sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(INT32_MIN));
+    const __m512 one = _mm512_castsi512_ps(
+        _mm512_or_si512(_mm512_castps_si512(_mm512_set1_ps(1.0f)), sign)); /* +-1 */
+    return _mm512_mask_add_ps(t, up, t, one);
+}
+
+VNNI void eng_quantize_q8_0_avx512(const float *x, eng_block_q8_0 *y, int32_t *sums, int64_t n)
+{
+    for (int64_t b = 0; b < n / ENG_QK; b++, x += ENG_QK) {
+        const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+        float d = amax / 127.0f;
+        d = d > ENG_FP16_MAX ? ENG_FP16_MAX : d; /* amax >= 0: only the top can saturate */
+        const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);
+        const __m512 lim = _mm512_set1_ps(127.0f);
+        const __m512 qlo = _mm512_max_ps(_mm512_min_ps(round_away(_mm512_mul_ps(lo, id)), lim),
+                                         _mm512_sub_ps(_mm512_setzero_ps(), lim));
+        const __m512 qhi = _mm512_max_ps(_mm512_min_ps(round_away(_mm512_mul_ps(hi, id)), lim),
+                                         _mm512_sub_ps(_mm512_setzero_ps(), lim));
+        const __m512i ilo = _mm512_cvtps_epi32(qlo), ihi = _mm512_cvtps_epi32(qhi);
+        y[b].d = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(ilo));
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(ihi));
+        if (sums)
+            sums[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(ilo, ihi));
+    }
+}
+
 #define ROWS_ARGS                                                                                  \
     int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt, float *Y, size_t ldy, \
         int64_t r0, int64_t r1

@@ -75,6 +75,12 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
 /* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
+/* eng_quantize_q8_0 on AVX-512 (the same bytes), plus the sum of each block's codes into
+ * sums[n / 32] when sums is not NULL. Only for CPUs with AVX-512 VNNI (the Q8 layouts). */
+struct eng_block_q8_0;
+void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t *sums,
+                              int64_t n);
+
 /* Layout helpers shared by the preparation code and the kernels (kernels_act.c). */
 size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64_t nt);
 void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset, const float *X,

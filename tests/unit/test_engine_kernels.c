@@ -9,6 +9,7 @@
 
 #include "eng_types.h"
 #include "kernels.h"
+#include "kernels_isa.h"
 #include "quant.h"
 #include "rb_test.h"
 
@@ -227,6 +228,38 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
 }
 END_TEST
 
+/* Scenario: Every fast kernel matches its scalar twin (the AVX-512 activation quantizer,
+ * which must give eng_quantize_q8_0's bytes exactly: the twins read those bytes) */
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer)
+{
+    enum { NB = 64, N = NB * 32 };
+    static const float scales[] = {1.0f, 1e-6f, 1e4f, 1e9f, 1e-30f};
+    float x[N];
+    eng_block_q8_0 want[NB], got[NB];
+    int32_t sums[NB];
+    rng r = {77};
+    if (!__builtin_cpu_supports("avx512vnni"))
+        return;
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        for (int i = 0; i < N; i++)
+            x[i] = rng_normal(&r) * scales[si];
+        /* block 0: zeros; block 1: d = 1 and halves that round away from zero */
+        memset(x, 0, 32 * sizeof(float));
+        for (int j = 0; j < 32; j++)
+            x[32 + j] = j == 0 ? 127.0f : (j % 2 ? 1.0f : -1.0f) * ((float)(j % 7) + 0.5f);
+        eng_quantize_q8_0(x, want, N);
+        eng_quantize_q8_0_avx512(x, got, sums, N);
+        ck_assert_mem_eq(got, want, sizeof want);
+        for (int b = 0; b < NB; b++) {
+            int32_t sum = 0;
+            for (int j = 0; j < 32; j++)
+                sum += want[b].qs[j];
+            ck_assert_int_eq(sums[b], sum);
+        }
+    }
+}
+END_TEST
+
 /* Scenario: The dot product approximates the float dot product */
 START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_product)
 {
@@ -339,6 +372,7 @@ int main(void)
     /* the twin comparison dequantizes every row for every token: seconds under sanitizers */
     tc = rbt_tcase(s, "kernels", 90);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer);
     tcase_add_test(tc, test_engine_kernels__the_dot_product_approximates_the_float_dot_product);
     tcase_add_test(tc, test_engine_kernels__matrix_products_write_only_their_rows_and_columns);
     return rbt_run(s);
