@@ -254,10 +254,16 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
     const float d = _cvtsh_ss(hd->d), dmin = _cvtsh_ss(hd->dmin);
     __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)((const eng_block_q5_K *)blk)->qh)
                     : _mm256_setzero_si256();
-    __m256i isum[TT];
+    /* A lone token spreads its sums over 4 chains: one chain of 8 dependent vpdpwssd per
+     * super-block made the kernel latency-bound (12 GB/s in L2, 30 with 4 chains). */
+    enum { C = 4 };
+    const int chains = NT == 1 ? C : 1;
+    __m256i isum[C][TT];
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        isum[t] = _mm256_setzero_si256();
+    for (int k = 0; k < chains; k++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            isum[k][t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c + 1 */
         const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
@@ -276,9 +282,13 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
             const __m256i phi =
                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-            isum[t] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[t], plo, slo), phi, shi);
+            isum[c % chains][t] =
+                _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[c % chains][t], plo, slo), phi, shi);
         }
     }
+#pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[0][0] = _mm256_add_epi32(isum[0][0], isum[k][0]);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
@@ -286,7 +296,8 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
         const __m128i ysub = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
                                             _mm_loadu_si128((const __m128i *)yb->bsums + 1));
         const __m256 mins = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mn16, ysub)));
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        acc[t] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yb->d), mins, acc[t]);
     }
 }
@@ -320,15 +331,21 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     const eng_block_q6_K *wb = (const eng_block_q6_K *)w + b;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)wb->scales);
     const float d = _cvtsh_ss(wb->d);
-    __m256i isum[TT];
+    /* a lone token spreads its sums over 4 chains (see k45_step) */
+    enum { C = 4 };
+    const int chains = NT == 1 ? C : 1;
+    __m256i isum[C][TT];
     /* codes are stored + 32: take 32 * sum_g sc_g * (sum of y over g) back out */
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
                                               _mm256_loadu_si256((const __m256i *)yb->bsums));
-        isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        isum[0][t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
     }
+#pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[k][0] = _mm256_setzero_si256();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h));
@@ -355,14 +372,17 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
             for (int k = 0; k < 4; k++) {
                 const __m256i p =
                     _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
-                isum[t] = _mm256_dpwssd_epi32(isum[t], p, s[k]);
+                isum[k % chains][t] = _mm256_dpwssd_epi32(isum[k % chains][t], p, s[k]);
             }
         }
     }
 #pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[0][0] = _mm256_add_epi32(isum[0][0], isum[k][0]);
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const float dy = ((const eng_block_q8_K *)xp[t] + b)->d;
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
     }
 }
 
