@@ -132,7 +132,7 @@ static void prepare_tile_q8k(const float *x, int64_t n, int lane, uint8_t *tile)
         uint8_t *blk = tile + b * KTILE_BLOCK_BYTES;
         uint8_t *sums = blk + ENG_QK_K * ENG_ACT_TILE + 4 * ENG_ACT_TILE;
         eng_block_q8_K q;
-        eng_quantize_q8_K(x + b * ENG_QK_K, &q, ENG_QK_K);
+        eng_quantize_q8_K_avx512(x + b * ENG_QK_K, &q, ENG_QK_K);
         for (int g = 0; g < ENG_QK_K / 4; g++)
             memcpy(blk + (g * ENG_ACT_TILE + lane) * 4, q.qs + 4 * g, 4);
         memcpy(blk + ENG_QK_K * ENG_ACT_TILE + 4 * lane, &q.d, 4);

@@ -414,6 +414,13 @@ INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
         call(TT, n, w, x, xs, nt, y, ldy);                                                         \
     }
 
+#define DOT(name, attr, call)                                                                      \
+    static attr void name##_dot(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt,  \
+                                float *y, size_t ldy)                                              \
+    {                                                                                              \
+        call(1, n, w, x, xs, nt, y, ldy);                                                          \
+    }
+
 #define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)
 #define F16_K(NT, ...) float_kernel(F_F16, NT, __VA_ARGS__)
 #define BF16_K(NT, ...) float_kernel(F_BF16, NT, __VA_ARGS__)
@@ -423,9 +430,9 @@ INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
 SHAPES(f32, AVX512, F32_K)
 SHAPES(f16, AVX512, F16_K)
 SHAPES(bf16, AVX512, BF16_K)
-SHAPES(q4_K, VNNI, Q4_K_K)
+DOT(q4_K, VNNI, Q4_K_K)
 SHAPES(q5_K, VNNI, Q5_K_K)
-SHAPES(q6_K, VNNI, q6_K_kernel)
+DOT(q6_K, VNNI, q6_K_kernel)
 
 #define GEMM(name, kind)                                                                           \
     static AVX512 void name##_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,    \
@@ -446,9 +453,9 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
         [ENG_TYPE_BF16] = {bf16_dot, bf16_tile, NULL, bf16_gemm},
     };
     static const eng_kernel_set vnni_sets[ENG_TYPE_COUNT] = {
-        [ENG_TYPE_Q4_K] = {q4_K_dot, q4_K_tile},
+        [ENG_TYPE_Q4_K] = {q4_K_dot, NULL}, /* batches: eng_gemm_avx512_k */
         [ENG_TYPE_Q5_K] = {q5_K_dot, q5_K_tile},
-        [ENG_TYPE_Q6_K] = {q6_K_dot, q6_K_tile},
+        [ENG_TYPE_Q6_K] = {q6_K_dot, NULL},
     };
     eng_kernel_set found = {0};
     if (eng_kernels_avx512_q8(wtype, ks))
@@ -457,6 +464,10 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
         found = sets[wtype];
         if (!found.dot && __builtin_cpu_supports("avx512vnni"))
             found = vnni_sets[wtype];
+    }
+    if (found.dot && !found.tile) {
+        found.gemm = eng_gemm_avx512_k(wtype);
+        found.gemm_layout = ENG_ACT_Q8K_TILES;
     }
     if (found.dot)
         *ks = found;

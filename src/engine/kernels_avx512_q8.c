@@ -38,8 +38,7 @@
 #define GROUP ENG_ACT_GROUP
 #define TILE ENG_ACT_TILE
 #define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of a tile (640) */
-#define MAX_TILES 4 /* tiles sharing one decode of a weight row */
-#define ROW_GROUP 16 /* rows whose results are stored together */
+#define MAX_TILES ENG_TILES_MAX /* tiles sharing one decode of a weight row */
 
 enum wkind { W_Q4_0, W_Q8_0 };
 
@@ -244,13 +243,23 @@ INLINE VNNI void gemm_rows(const int kind, const int R, const int NT, int64_t n,
     }
 }
 
-/* Rows [r, r + R) against tiles t0.. (k of them) into out[token][ROW_GROUP], columns
- * r - rg.. of a group of rows that starts at rg. */
-INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t *W, size_t wrow,
-                           const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r,
-                           int64_t rg, float (*out)[ROW_GROUP])
+/* Stores R rows of accumulators (k tiles each) as columns r - rg.. of out. */
+INLINE VNNI void store_part(const int R, __m512 acc[][MAX_TILES], int64_t k, int64_t r,
+                            int64_t rg, float (*out)[ENG_TILES_ROW_GROUP])
 {
-    const uint8_t *w = W + r * wrow;
+    for (int rr = 0; rr < R; rr++) {
+        float lanes[MAX_TILES * TILE];
+        for (int64_t t = 0; t < k; t++)
+            _mm512_storeu_ps(lanes + t * TILE, acc[rr][t]);
+        for (int64_t i = 0; i < k * TILE; i++)
+            out[i][r + rr - rg] = lanes[i];
+    }
+}
+
+INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t *w, size_t wrow,
+                           const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r,
+                           int64_t rg, float (*out)[ENG_TILES_ROW_GROUP])
+{
     __m512 acc[2][MAX_TILES];
     switch (k) { /* a constant tile count keeps the accumulators in registers */
     case 1:
@@ -266,35 +275,43 @@ INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t
         gemm_rows(kind, R, 4, n, w, wrow, x, tile_bytes, acc);
         break;
     }
-    for (int rr = 0; rr < R; rr++) {
-        float lanes[MAX_TILES * TILE];
-        for (int64_t t = 0; t < k; t++)
-            _mm512_storeu_ps(lanes + t * TILE, acc[rr][t]);
-        for (int64_t i = 0; i < k * TILE; i++)
-            out[i][r + rr - rg] = lanes[i];
-    }
+    store_part(R, acc, k, r, rg, out);
 }
 
-/* Rows go in groups of ROW_GROUP, and each group's results are written token by token as
- * runs of ROW_GROUP floats: Y is token-major, and storing one row's results for 64 tokens
- * touches 64 cache lines (and pages) for 64 floats. */
-INLINE VNNI void gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,
-                      int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)
+#define PART(name, kind)                                                                           \
+    static VNNI void name##_part(int64_t n, const uint8_t *w, size_t wrow, const uint8_t *x,       \
+                                 size_t tile_bytes, int R, int64_t k, int64_t r, int64_t rg,       \
+                                 float (*out)[ENG_TILES_ROW_GROUP])                                \
+    {                                                                                              \
+        if (R == 2)                                                                                \
+            gemm_part(kind, 2, n, w, wrow, x, tile_bytes, k, r, rg, out);                          \
+        else                                                                                       \
+            gemm_part(kind, 1, n, w, wrow, x, tile_bytes, k, r, rg, out);                          \
+    }
+
+PART(q4_0, W_Q4_0)
+PART(q8_0, W_Q8_0)
+
+/* Rows go in groups of ENG_TILES_ROW_GROUP, and each group's results are written token by
+ * token as runs of that many floats: Y is token-major, and storing one row's results for 64
+ * tokens touches 64 cache lines (and pages) for 64 floats. */
+void eng_gemm_tiles(eng_tiles_part_fn part, int max_tiles, size_t tile_bytes, int64_t n,
+                    const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt, float *Y,
+                    size_t ldy, int64_t r0, int64_t r1)
 {
-    const size_t tile_bytes = (size_t)(n / ENG_QK) * TILE_BLOCK;
     const int64_t ntiles = (nt + TILE - 1) / TILE;
-    float out[MAX_TILES * TILE][ROW_GROUP];
-    for (int64_t t0 = 0; t0 < ntiles; t0 += MAX_TILES) {
-        const int64_t k = ntiles - t0 < MAX_TILES ? ntiles - t0 : MAX_TILES;
+    float out[MAX_TILES * TILE][ENG_TILES_ROW_GROUP];
+    for (int64_t t0 = 0; t0 < ntiles; t0 += max_tiles) {
+        const int64_t k = ntiles - t0 < max_tiles ? ntiles - t0 : max_tiles;
         const int64_t tok0 = t0 * TILE, valid = nt - tok0 < k * TILE ? nt - tok0 : k * TILE;
         const uint8_t *x = xq + t0 * tile_bytes;
-        for (int64_t rg = r0; rg < r1; rg += ROW_GROUP) {
-            const int64_t re = r1 - rg < ROW_GROUP ? r1 : rg + ROW_GROUP;
+        for (int64_t rg = r0; rg < r1; rg += ENG_TILES_ROW_GROUP) {
+            const int64_t re = r1 - rg < ENG_TILES_ROW_GROUP ? r1 : rg + ENG_TILES_ROW_GROUP;
             int64_t r = rg;
             for (; r + 2 <= re; r += 2)
-                gemm_part(kind, 2, n, W, wrow, x, tile_bytes, k, r, rg, out);
+                part(n, W + r * wrow, wrow, x, tile_bytes, 2, k, r, rg, out);
             if (r < re)
-                gemm_part(kind, 1, n, W, wrow, x, tile_bytes, k, r, rg, out);
+                part(n, W + r * wrow, wrow, x, tile_bytes, 1, k, r, rg, out);
             for (int64_t i = 0; i < valid; i++)
                 memcpy(Y + (size_t)(tok0 + i) * ldy + (size_t)rg, out[i],
                        (size_t)(re - rg) * sizeof(float));
@@ -353,13 +370,15 @@ static VNNI void q8_0_gemv(ROWS_ARGS)
     (void)nt, (void)ldy;
     gemv(W_Q8_0, n, W, wrow, xq, Y, r0, r1);
 }
-static VNNI void q4_0_gemm(ROWS_ARGS)
+static void q4_0_gemm(ROWS_ARGS)
 {
-    gemm(W_Q4_0, n, W, wrow, xq, nt, Y, ldy, r0, r1);
+    eng_gemm_tiles(q4_0_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
 }
-static VNNI void q8_0_gemm(ROWS_ARGS)
+static void q8_0_gemm(ROWS_ARGS)
 {
-    gemm(W_Q8_0, n, W, wrow, xq, nt, Y, ldy, r0, r1);
+    eng_gemm_tiles(q8_0_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
 }
 
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks)

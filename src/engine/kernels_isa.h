@@ -75,11 +75,33 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
 /* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
+/* The batch kernels of the tile layouts share one driver (eng_gemm_tiles, in
+ * kernels_avx512_q8.c): it walks groups of up to max_tiles tiles and groups of
+ * ENG_TILES_ROW_GROUP rows, calls part() for each pair of rows (or a last single row) with w
+ * at row r and x at the first tile of the group, and writes each group's results to Y token
+ * by token. part() writes the result of row r + i for token 16 * t + l of the group to
+ * out[16 * t + l][r + i - rg]. */
+#define ENG_TILES_ROW_GROUP 16
+#define ENG_TILES_MAX 4
+typedef void (*eng_tiles_part_fn)(int64_t n, const uint8_t *w, size_t wrow, const uint8_t *x,
+                                  size_t tile_bytes, int R, int64_t k, int64_t r, int64_t rg,
+                                  float (*out)[ENG_TILES_ROW_GROUP]);
+void eng_gemm_tiles(eng_tiles_part_fn part, int max_tiles, size_t tile_bytes, int64_t n,
+                    const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt, float *Y,
+                    size_t ldy, int64_t r0, int64_t r1);
+
 /* eng_quantize_q8_0 on AVX-512 (the same bytes), plus the sum of each block's codes into
  * sums[n / 32] when sums is not NULL. Only for CPUs with AVX-512 VNNI (the Q8 layouts). */
 struct eng_block_q8_0;
 void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t *sums,
                               int64_t n);
+
+/* eng_quantize_q8_K on AVX-512 (the same bytes). Only for CPUs with AVX-512 VNNI. */
+struct eng_block_q8_K;
+void eng_quantize_q8_K_avx512(const float *x, struct eng_block_q8_K *y, int64_t n);
+/* The AVX-512 batch kernel of Q4_K or Q6_K weights (ENG_ACT_Q8K_TILES), or NULL
+ * (kernels_avx512_k.c). */
+eng_rows_fn eng_gemm_avx512_k(eng_type wtype);
 
 /* Layout helpers shared by the preparation code and the kernels (kernels_act.c). */
 size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64_t nt);

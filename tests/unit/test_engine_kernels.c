@@ -260,6 +260,34 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quanti
 }
 END_TEST
 
+/* Scenario: Every fast kernel matches its scalar twin (the AVX-512 Q8_K activation
+ * quantizer: eng_quantize_q8_K's bytes exactly) */
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer_k)
+{
+    enum { NB = 8, N = NB * 256 };
+    static const float scales[] = {1.0f, 1e-6f, 1e4f, 1e-35f};
+    float x[N];
+    eng_block_q8_K want[NB], got[NB];
+    rng r = {78};
+    if (!__builtin_cpu_supports("avx512vnni"))
+        return;
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        for (int i = 0; i < N; i++)
+            x[i] = rng_normal(&r) * scales[si];
+        /* block 0: zeros; block 1: the largest magnitude twice, negative first; block 2:
+         * values that land on halves (ties to even) */
+        memset(x, 0, 256 * sizeof(float));
+        x[256 + 5] = -3.0f;
+        x[256 + 9] = 3.0f;
+        for (int j = 0; j < 256; j++)
+            x[512 + j] = j == 0 ? -127.0f : (float)(j % 9) + 0.5f;
+        eng_quantize_q8_K(x, want, N);
+        eng_quantize_q8_K_avx512(x, got, N);
+        ck_assert_mem_eq(got, want, sizeof want);
+    }
+}
+END_TEST
+
 /* Scenario: The dot product approximates the float dot product */
 START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_product)
 {
@@ -373,6 +401,7 @@ int main(void)
     tc = rbt_tcase(s, "kernels", 90);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer_k);
     tcase_add_test(tc, test_engine_kernels__the_dot_product_approximates_the_float_dot_product);
     tcase_add_test(tc, test_engine_kernels__matrix_products_write_only_their_rows_and_columns);
     return rbt_run(s);
