@@ -148,8 +148,9 @@ void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int6
                      int64_t t1, void *xq)
 {
     const eng_kernel_set ks = select_kernels(wtype);
-    eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, X, n,
-                           nt, t0, t1, xq);
+    const int fast = eng_isa_active() >= ENG_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+    eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, fast, X,
+                           n, nt, t0, t1, xq);
 }
 
 int eng_act_same_layout(eng_type a, eng_type b, int64_t nt)

@@ -158,8 +158,9 @@ static void clear_tail_lanes(eng_act_layout layout, int64_t n, int64_t nt, uint8
                    4 * (size_t)(ENG_ACT_TILE - used));
 }
 
-void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset, const float *X,
-                            int64_t n, int64_t nt, int64_t t0, int64_t t1, void *xq)
+void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset, int fast,
+                            const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1,
+                            void *xq)
 {
     uint8_t *out = xq;
     const size_t row = eng_type_row_bytes(at, n);
@@ -168,8 +169,12 @@ void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset,
         const float *x = X + t * n;
         switch (layout) {
         case ENG_ACT_ROWS:
-            if (at == ENG_TYPE_Q8_0)
+            if (at == ENG_TYPE_Q8_0 && fast)
+                eng_quantize_q8_0_avx512(x, (eng_block_q8_0 *)(out + t * row), NULL, n);
+            else if (at == ENG_TYPE_Q8_0)
                 eng_quantize_q8_0(x, (eng_block_q8_0 *)(out + t * row), n);
+            else if (at == ENG_TYPE_Q8_K && fast)
+                eng_quantize_q8_K_avx512(x, (eng_block_q8_K *)(out + t * row), n);
             else if (at == ENG_TYPE_Q8_K)
                 eng_quantize_q8_K(x, (eng_block_q8_K *)(out + t * row), n);
             else
