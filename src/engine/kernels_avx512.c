@@ -142,6 +142,56 @@ INLINE AVX512 __m512 fload16_tail(const int kind, const uint8_t *p, int64_t i, i
     return v;
 }
 
+/* The sums of 4 vectors, in lanes 0-3. */
+INLINE AVX512 __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
+{
+    const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 h = _mm256_add_ps(
+        _mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* Float weights against one token. A row of a few hundred elements is only a few dozen
+ * multiply-adds, so its own accumulator chains and final sum cost as much as the row: short
+ * rows go 4 at a time, one accumulator each, summed together at the end. Long rows go one at
+ * a time (float_kernel): 4 rows side by side are 4 interleaved streams, which read DRAM at
+ * half the speed of one (kernels_isa.h), while 4 short rows are one run of a few cache lines. */
+#define SHORT_ROW_BYTES 2048
+
+INLINE AVX512 void float_gemv(const int kind, int64_t n, const uint8_t *W, size_t wrow,
+                              const uint8_t *xq, float *Y, int64_t r0, int64_t r1)
+{
+    const float *x = (const float *)xq;
+    int64_t r = r0;
+    for (; wrow <= SHORT_ROW_BYTES && r + 4 <= r1; r += 4) {
+        const uint8_t *w = W + r * wrow;
+        __m512 acc[4];
+        int64_t i = 0;
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm512_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            const __m512 xv = _mm512_loadu_ps(x + i);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm512_fmadd_ps(fload16(kind, w + k * wrow, i), xv, acc[k]);
+        }
+        if (i < n) {
+            const int m = (int)(n - i);
+            const __m512 xv = _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), x + i);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm512_fmadd_ps(fload16_tail(kind, w + k * wrow, i, m), xv, acc[k]);
+        }
+        _mm_storeu_ps(Y + r, reduce4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    for (; r < r1; r++)
+        float_kernel(kind, 1, n, W + r * wrow, xq, 0, 1, Y + r, 1);
+}
+
 /* Float weights against a batch: R rows x T tokens in registers, each accumulator holding 16
  * partial sums over the columns, so a weight vector is converted once for T tokens and an
  * activation vector loaded once for R rows (R * T multiply-adds per R + T loads). The
@@ -439,6 +489,12 @@ DOT(q6_K, VNNI, q6_K_kernel)
                                    int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)       \
     {                                                                                              \
         float_gemm(kind, n, W, wrow, xq, nt, Y, ldy, r0, r1);                                      \
+    }                                                                                              \
+    static AVX512 void name##_gemv(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,    \
+                                   int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)       \
+    {                                                                                              \
+        (void)nt, (void)ldy;                                                                       \
+        float_gemv(kind, n, W, wrow, xq, Y, r0, r1);                                               \
     }
 
 GEMM(f32, F_F32)
@@ -448,9 +504,9 @@ GEMM(bf16, F_BF16)
 int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
 {
     static const eng_kernel_set sets[ENG_TYPE_COUNT] = {
-        [ENG_TYPE_F32] = {f32_dot, f32_tile, NULL, f32_gemm},
-        [ENG_TYPE_F16] = {f16_dot, f16_tile, NULL, f16_gemm},
-        [ENG_TYPE_BF16] = {bf16_dot, bf16_tile, NULL, bf16_gemm},
+        [ENG_TYPE_F32] = {f32_dot, f32_tile, f32_gemv, f32_gemm},
+        [ENG_TYPE_F16] = {f16_dot, f16_tile, f16_gemv, f16_gemm},
+        [ENG_TYPE_BF16] = {bf16_dot, bf16_tile, bf16_gemv, bf16_gemm},
     };
     static const eng_kernel_set vnni_sets[ENG_TYPE_COUNT] = {
         [ENG_TYPE_Q4_K] = {q4_K_dot, NULL}, /* batches: eng_gemm_avx512_k */
