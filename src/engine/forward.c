@@ -39,16 +39,6 @@
 
 /* ---- small ops ---------------------------------------------------------------------------- */
 
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
-}
-
 /* Rotates pairs (2i, 2i+1) of each head's first n_rot dims by pos * base^(-2i/n_rot): the
  * interleaved mode llama.cpp applies to the llama architecture. cs: the session's table for
  * this position, (cos, sin) per pair. */
@@ -63,20 +53,6 @@ static void rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs
             p[1] = a * s + b * c;
         }
     }
-}
-
-static void softmax(float *x, int n, float scale)
-{
-    float max = x[0], sum = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    for (int i = 0; i < n; i++) {
-        x[i] = expf((x[i] - max) * scale);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
 }
 
 /* ---- matrix products ---------------------------------------------------------------------- */
@@ -120,10 +96,7 @@ static void mm_part(void *ctx, int ith, int nth)
     for (int t = 0; t < j->nt && a < b; t++) {
         const size_t rows = (size_t)j->w[0]->rows, o = (size_t)t * rows;
         if (j->swiglu) {
-            for (long r = a; r < b; r++) {
-                const float g = j->Y[0][o + r];
-                j->Y[0][o + r] = g / (1.0f + expf(-g)) * j->Y[1][o + r];
-            }
+            eng_swiglu(j->Y[0] + o + a, j->Y[1] + o + a, b - a);
         } else if (j->add) {
             for (long r = a; r < b && r < (long)rows; r++)
                 j->add[o + r] += j->Y[0][o + r];
@@ -215,7 +188,9 @@ static void run_job(eng_session *s, mm_job *j, const float *X)
         for (int q = 0; q < p && !j->xq[p]; q++)
             if (j->xq[q] && eng_act_same_layout(j->w[q]->type, j->w[p]->type, j->nt))
                 j->xq[p] = j->xq[q];
-        if (!j->xq[p]) {
+        if (!j->xq[p] && eng_vec_dot_type(j->w[p]->type) == ENG_TYPE_F32) {
+            j->xq[p] = X; /* float weights take the float rows as they are */
+        } else if (!j->xq[p]) {
             prepare(s, X, j->nt, cols, j->w[p]->type, s->xq[p]);
             j->xq[p] = s->xq[p];
         }
@@ -248,7 +223,7 @@ static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *at
     /* float activations are used as they are: q rows need no preparation */
     eng_matmul(ENG_TYPE_F32, kc, hd, q, group, att, npos, 0, npos); /* (group, npos) */
     for (int g = 0; g < group; g++)
-        softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
+        eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
     eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out,
                       hd, 0, hd);
 }
@@ -301,7 +276,7 @@ static void norm_rows(eng_session *s, const float *w, int n)
 {
     const int dim = s->m->hp.n_embd;
     for (int b = 0; b < n; b++)
-        rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, w, dim, s->m->hp.rms_eps);
+        eng_rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, w, dim, s->m->hp.rms_eps);
 }
 
 static void layer_forward(eng_session *s, int l, int n)
@@ -356,7 +331,7 @@ void eng_forward(eng_session *s, const int32_t *tokens, int n)
         memcpy(s->logits, s->all_logits + (s->n_all - 1) * (size_t)hp->n_vocab,
                (size_t)hp->n_vocab * sizeof(float));
     } else {
-        rmsnorm(s->xb, s->x + (size_t)(n - 1) * dim, s->m->out_norm, dim, hp->rms_eps);
+        eng_rmsnorm(s->xb, s->x + (size_t)(n - 1) * dim, s->m->out_norm, dim, hp->rms_eps);
         output(s, 1, s->logits);
     }
     s->n_past += n;

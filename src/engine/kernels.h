@@ -77,4 +77,12 @@ void eng_matmul_stride(eng_type wtype, const void *W, size_t wrow, int64_t n, co
  * dequantizing the weights for a float matrix product. */
 int eng_matmul_has_gemm(eng_type wtype);
 
+/* Element-wise ops of the forward pass (kernels_ops.c), on the active instruction set. */
+/* out = x / rms(x) * w (rms with eps added to the mean square); out may be x. */
+void eng_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+/* x = softmax(x * scale), scale > 0 (the maximum is taken out first). n >= 1. */
+void eng_softmax(float *x, int64_t n, float scale);
+/* g = silu(g) * u = g / (1 + e^-g) * u. */
+void eng_swiglu(float *g, const float *u, int64_t n);
+
 #endif

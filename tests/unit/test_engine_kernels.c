@@ -288,6 +288,60 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quanti
 }
 END_TEST
 
+/* Scenario: Every fast kernel matches its scalar twin (the element-wise ops of the forward
+ * pass: both agree with the libm formulas within OPS_TOL, relative) */
+#define OPS_TOL 1e-6
+static void check_close(const float *got, const double *want, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= OPS_TOL * (fabs(want[i]) + 1e-30), "%s[%d]: %.9g vs %.9g",
+                      what, i, (double)got[i], want[i]);
+}
+
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops)
+{
+    enum { N = 1000 }; /* not a multiple of 16: the vector tails too */
+    const eng_isa best = eng_isa_detect();
+    static float x[N], u[N], w[N], got[N];
+    static double want[N];
+    rng r = {79};
+    for (int i = 0; i < N; i++) {
+        x[i] = 8.0f * rng_normal(&r);
+        u[i] = rng_normal(&r);
+        w[i] = 1.0f + 0.1f * rng_normal(&r);
+    }
+    for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
+        eng_isa_force((eng_isa)isa);
+        /* softmax of 1, 7 and 1000 values */
+        for (int n = 1; n <= N; n = n == 1 ? 7 : n == 7 ? N : N + 1) {
+            double max = x[0], sum = 0.0;
+            for (int i = 0; i < n; i++)
+                max = x[i] > max ? x[i] : max;
+            for (int i = 0; i < n; i++)
+                sum += exp((x[i] - max) * 0.125);
+            for (int i = 0; i < n; i++)
+                want[i] = exp((x[i] - max) * 0.125) / sum;
+            memcpy(got, x, sizeof(float) * (size_t)n);
+            eng_softmax(got, n, 0.125f);
+            check_close(got, want, n, "softmax");
+        }
+        for (int i = 0; i < N; i++)
+            want[i] = x[i] / (1.0 + exp(-(double)x[i])) * u[i];
+        memcpy(got, x, sizeof got);
+        eng_swiglu(got, u, N);
+        check_close(got, want, N, "swiglu");
+        double ss = 0.0;
+        for (int i = 0; i < N; i++)
+            ss += (double)x[i] * x[i];
+        for (int i = 0; i < N; i++)
+            want[i] = x[i] / sqrt(ss / N + 1e-5) * w[i];
+        eng_rmsnorm(got, x, w, N, 1e-5f);
+        check_close(got, want, N, "rmsnorm");
+    }
+    eng_isa_force(best);
+}
+END_TEST
+
 /* Scenario: The dot product approximates the float dot product */
 START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_product)
 {
@@ -402,6 +456,7 @@ int main(void)
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer_k);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops);
     tcase_add_test(tc, test_engine_kernels__the_dot_product_approximates_the_float_dot_product);
     tcase_add_test(tc, test_engine_kernels__matrix_products_write_only_their_rows_and_columns);
     return rbt_run(s);
