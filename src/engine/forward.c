@@ -21,10 +21,11 @@
  * without a batch kernel (eng_matmul_has_gemm) take prompts of blas_min tokens or more through
  * OpenBLAS sgemm on weight rows dequantized in chunks.
  *
- * Attention is two float matrix products per kv head and token, through the same kernels:
- * the scores of the group of query heads that share a kv head against the cached keys, and
- * the softmaxed scores against the cached values, which are stored transposed (one row of
- * positions per dimension) for that purpose.
+ * Attention is two products per kv head and token: the scores of the group of query heads
+ * that share the kv head against the cached keys (eng_attn_scores, positions in the vector
+ * lanes), and the softmaxed scores against the cached values (a float matrix product, a dot
+ * over positions per dimension). Both caches are stored transposed, one row of positions per
+ * dimension, for that purpose.
  */
 #include <cblas.h>
 #include <math.h>
@@ -215,13 +216,12 @@ static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *at
     const eng_hparams *hp = &s->m->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, npos = pos + 1;
     const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->n_ctx * hd;
-    const float *kc = s->key_cache + head;   /* (n_ctx, hd) */
+    const float *kt = s->key_cache + head;   /* (hd, n_ctx) */
     const float *vt = s->value_cache + head; /* (hd, n_ctx) */
     const float *q = s->q + (size_t)b * hp->n_embd + (size_t)kvh * group * hd; /* (group, hd) */
     float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)kvh * group * hd;   /* (group, hd) */
 
-    /* float activations are used as they are: q rows need no preparation */
-    eng_matmul(ENG_TYPE_F32, kc, hd, q, group, att, npos, 0, npos); /* (group, npos) */
+    eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
     for (int g = 0; g < group; g++)
         eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
     eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out,
@@ -255,9 +255,10 @@ static void rope_store(eng_session *s, int l, int n)
             const size_t head = (size_t)(l * hp->n_head_kv + h) * s->n_ctx * hd;
             const float *k = s->k + (size_t)b * kv + (size_t)h * hd;
             const float *v = s->v + (size_t)b * kv + (size_t)h * hd;
-            memcpy(s->key_cache + head + (size_t)pos * hd, k, (size_t)hd * sizeof(float));
-            for (int i = 0; i < hd; i++)
+            for (int i = 0; i < hd; i++) {
+                s->key_cache[head + (size_t)i * s->n_ctx + pos] = k[i];
                 s->value_cache[head + (size_t)i * s->n_ctx + pos] = v[i];
+            }
         }
     }
 }

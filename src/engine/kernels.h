@@ -84,5 +84,9 @@ void eng_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
 void eng_softmax(float *x, int64_t n, float scale);
 /* g = silu(g) * u = g / (1 + e^-g) * u. */
 void eng_swiglu(float *g, const float *u, int64_t n);
+/* s[t * lds + p] = q_t . k_p for nq queries of hd floats (q_t at q + t * hd) and keys 0..npos-1
+ * stored transposed: dimension i of key p at kt[i * ldk + p]. */
+void eng_attn_scores(const float *q, int nq, int hd, const float *kt, size_t ldk, int npos,
+                     float *s, size_t lds);
 
 #endif

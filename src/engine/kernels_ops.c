@@ -1,6 +1,7 @@
 /*
- * kernels_ops.c - the element-wise ops of the forward pass (RMS norm, softmax, SwiGLU), each
- * a plain C twin and an AVX-512 version chosen by eng_isa_active(); tests compare the two.
+ * kernels_ops.c - the forward pass's ops besides the weight products (RMS norm, softmax,
+ * SwiGLU, attention scores), each a plain C twin and an AVX-512 version chosen by
+ * eng_isa_active(); tests compare the two.
  *
  * DESIGN. The exponential is the Cephes single-precision one (range reduction by ln 2 in two
  * parts, a degree-6 polynomial, scaling by 2^n), written once for a lane and once for a
@@ -179,4 +180,91 @@ void eng_rmsnorm(float *out, const float *x, const float *w, int64_t n, float ep
         rmsnorm_avx512(out, x, w, n, eps);
     else
         rmsnorm_scalar(out, x, w, n, eps);
+}
+
+/* ---- attention scores ------------------------------------------------------------------ */
+
+static void scores_scalar(const float *q, int nq, int hd, const float *kt, size_t ldk, int npos,
+                          float *s, size_t lds)
+{
+    for (int t = 0; t < nq; t++)
+        for (int p = 0; p < npos; p++) {
+            float acc = 0.0f;
+            for (int i = 0; i < hd; i++)
+                acc += q[(size_t)t * hd + i] * kt[(size_t)i * ldk + p];
+            s[(size_t)t * lds + p] = acc;
+        }
+}
+
+/* T queries x 64 positions in registers: per dimension, 4 key vectors and T broadcast query
+ * values make 4T multiply-adds; no horizontal sums (positions are the lanes). */
+#define SQ 4 /* queries per register tile */
+#define SP 4 /* vectors of 16 positions per register tile */
+
+static AVX512 void scores_tile(const int T, const float *q, int hd, const float *kt, size_t ldk,
+                              int p0, int npos, float *s, size_t lds)
+{
+    __m512 acc[SQ][SP];
+    __mmask16 k[SP];
+#pragma GCC unroll 4
+    for (int j = 0; j < SP; j++) {
+        const int left = npos - p0 - 16 * j;
+        k[j] = left >= 16 ? 0xFFFF : left > 0 ? tail_mask(left) : 0;
+#pragma GCC unroll 4
+        for (int t = 0; t < SQ; t++)
+            acc[t][j] = _mm512_setzero_ps();
+    }
+    for (int i = 0; i < hd; i++) {
+        const float *row = kt + (size_t)i * ldk + p0;
+        __m512 kv[SP];
+#pragma GCC unroll 4
+        for (int j = 0; j < SP; j++)
+            kv[j] = _mm512_maskz_loadu_ps(k[j], row + 16 * j);
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            const __m512 qv = _mm512_set1_ps(q[(size_t)t * hd + i]);
+#pragma GCC unroll 4
+            for (int j = 0; j < SP; j++)
+                acc[t][j] = _mm512_fmadd_ps(qv, kv[j], acc[t][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < T; t++)
+#pragma GCC unroll 4
+        for (int j = 0; j < SP; j++)
+            _mm512_mask_storeu_ps(s + (size_t)t * lds + p0 + 16 * j, k[j], acc[t][j]);
+}
+
+static AVX512 void scores_avx512(const float *q, int nq, int hd, const float *kt, size_t ldk,
+                                 int npos, float *s, size_t lds)
+{
+    for (int t = 0; t < nq; t += SQ) {
+        const float *qt = q + (size_t)t * hd;
+        float *st = s + (size_t)t * lds;
+        for (int p0 = 0; p0 < npos; p0 += 16 * SP) {
+            switch (nq - t < SQ ? nq - t : SQ) { /* a constant count keeps the tile in registers */
+            case 1:
+                scores_tile(1, qt, hd, kt, ldk, p0, npos, st, lds);
+                break;
+            case 2:
+                scores_tile(2, qt, hd, kt, ldk, p0, npos, st, lds);
+                break;
+            case 3:
+                scores_tile(3, qt, hd, kt, ldk, p0, npos, st, lds);
+                break;
+            default:
+                scores_tile(4, qt, hd, kt, ldk, p0, npos, st, lds);
+                break;
+            }
+        }
+    }
+}
+
+void eng_attn_scores(const float *q, int nq, int hd, const float *kt, size_t ldk, int npos,
+                     float *s, size_t lds)
+{
+    if (use_avx512())
+        scores_avx512(q, nq, hd, kt, ldk, npos, s, lds);
+    else
+        scores_scalar(q, nq, hd, kt, ldk, npos, s, lds);
 }

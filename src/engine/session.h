@@ -44,9 +44,9 @@ struct eng_session {
     int keep_all;
 
     /* kv cache */
-    float *key_cache;   /* (n_layer, n_head_kv, n_ctx, head_dim) */
-    float *value_cache; /* (n_layer, n_head_kv, head_dim, n_ctx): transposed, so the weighted
-                         * sum of values is a matrix product over rows of positions */
+    /* both transposed: attention reads a row of positions per dimension (forward.c) */
+    float *key_cache;   /* (n_layer, n_head_kv, head_dim, n_ctx) */
+    float *value_cache; /* (n_layer, n_head_kv, head_dim, n_ctx) */
     int n_past;
 
     /* generation state */

@@ -337,6 +337,23 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops)
             want[i] = x[i] / sqrt(ss / N + 1e-5) * w[i];
         eng_rmsnorm(got, x, w, N, 1e-5f);
         check_close(got, want, N, "rmsnorm");
+        /* attention scores of 5 queries against keys stored transposed (row stride 150): x
+         * holds the keys, u the queries */
+        for (int npos = 1; npos <= 130; npos = npos == 1 ? 17 : npos == 17 ? 70 : npos + 60) {
+            enum { HD = 6, NQ = 5, LDK = 150 };
+            for (int t = 0; t < NQ; t++)
+                for (int p = 0; p < npos; p++) {
+                    double a = 0.0;
+                    for (int i = 0; i < HD; i++)
+                        a += (double)u[t * HD + i] * x[i * LDK + p];
+                    want[t * npos + p] = a;
+                }
+            eng_attn_scores(u, NQ, HD, x, LDK, npos, got, (size_t)npos);
+            for (int i = 0; i < NQ * npos; i++)
+                ck_assert_msg(fabs(got[i] - want[i]) <= 1e-5 * (1.0 + fabs(want[i])),
+                              "scores npos=%d [%d]: %.9g vs %.9g", npos, i, (double)got[i],
+                              want[i]);
+        }
     }
     eng_isa_force(best);
 }
