@@ -237,11 +237,16 @@ INLINE AVX512 void float_rt(const int kind, const int R, int64_t n, const uint8_
         }
     }
 #pragma GCC unroll 6
-    for (int t = 0; t < FT; t++)
+    for (int t = 0; t < FT; t++) {
+        if (t >= nt)
+            continue;
+        if (R == FR) /* the 4 rows of a token are adjacent in y: one combined sum */
+            _mm_storeu_ps(y + (size_t)t * ldy, reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        else
 #pragma GCC unroll 4
-        for (int r = 0; r < R; r++)
-            if (t < nt)
+            for (int r = 0; r < R; r++)
                 y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
+    }
 }
 
 INLINE AVX512 void float_gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow,
