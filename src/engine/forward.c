@@ -12,10 +12,20 @@
  *       x += W_down (silu(W_gate xb) * (W_up xb))
  *   logits = W_out (rmsnorm(x) * output_norm)        (last position, or all for tests)
  *
- * Matrix products go through one of two paths. Decoding (few tokens) prepares the activations
- * once in the weight type's dot format (eng_act_quantize) and uses the quantized kernels;
- * a prompt batch of at least blas_min tokens dequantizes weight rows in chunks and multiplies
- * with OpenBLAS sgemm. Both split the output rows across the session's thread pool.
+ * DESIGN. Matrix products prepare their input once (eng_act_prepare, in the layout the weight
+ * type's kernel reads) and split the output rows across the session's pool in chunks. Ops
+ * that read the same input run as one pool job: Wq, Wk and Wv share a job over their stacked
+ * rows, and W_gate and W_up another that also applies silu(gate) * up to the rows it made;
+ * the residual adds happen in the Wo and W_down jobs. So a layer costs five pool jobs
+ * (qkv, attention, wo, gate-up, down), which matters when a whole token takes 200 us. Types
+ * without a batch kernel (eng_matmul_has_gemm) take prompts of blas_min tokens or more through
+ * OpenBLAS sgemm on weight rows dequantized in chunks.
+ *
+ * Attention is two products per kv head and token: the scores of the group of query heads
+ * that share the kv head against the cached keys (eng_attn_scores, positions in the vector
+ * lanes), and the softmaxed scores against the cached values (a float matrix product, a dot
+ * over positions per dimension). Both caches are stored transposed, one row of positions per
+ * dimension, for that purpose.
  */
 #include <cblas.h>
 #include <math.h>
@@ -25,26 +35,18 @@
 #include "session.h"
 
 #define BLAS_ROWS ENG_BLAS_ROWS
+#define ROW_ALIGN 16 /* chunks of a matrix start on a multiple of this many rows */
+#define MAX_PARTS 3  /* matrices in one job (q, k, v) */
 
 /* ---- small ops ---------------------------------------------------------------------------- */
 
-static void rmsnorm(float *out, const float *x, const float *w, int n, float eps)
-{
-    double ss = 0;
-    for (int i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
-    for (int i = 0; i < n; i++)
-        out[i] = x[i] * scale * w[i];
-}
-
 /* Rotates pairs (2i, 2i+1) of each head's first n_rot dims by pos * base^(-2i/n_rot): the
- * interleaved mode llama.cpp applies to the llama architecture. */
-static void rope(float *v, int n_heads, int head_dim, int n_rot, int pos, float base)
+ * interleaved mode llama.cpp applies to the llama architecture. cs: the session's table for
+ * this position, (cos, sin) per pair. */
+static void rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs)
 {
     for (int i = 0; i < n_rot; i += 2) {
-        float theta = (float)pos * powf(base, -(float)i / (float)n_rot);
-        float c = cosf(theta), s = sinf(theta);
+        float c = cs[i], s = cs[i + 1];
         for (int h = 0; h < n_heads; h++) {
             float *p = v + h * head_dim + i;
             float a = p[0], b = p[1];
@@ -54,43 +56,66 @@ static void rope(float *v, int n_heads, int head_dim, int n_rot, int pos, float 
     }
 }
 
-static void softmax(float *x, int n)
-{
-    float max = x[0], sum = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > max)
-            max = x[i];
-    for (int i = 0; i < n; i++) {
-        x[i] = expf(x[i] - max);
-        sum += x[i];
-    }
-    for (int i = 0; i < n; i++)
-        x[i] /= sum;
-}
-
 /* ---- matrix products ---------------------------------------------------------------------- */
 
-typedef struct mm_task {
+/* One pool job of up to MAX_PARTS matrices with the same input, their rows stacked. */
+typedef struct mm_job {
     eng_session *s;
-    const eng_weight *w;
-    const float *X;    /* (nt, cols) float input (sgemm path) */
     int nt;
-    float *Y;          /* (nt, rows) */
-} mm_task;
+    int nparts;
+    const eng_weight *w[MAX_PARTS];
+    const void *xq[MAX_PARTS]; /* prepared input of each part */
+    float *Y[MAX_PARTS];       /* (nt, w->rows) */
+    float *add;                /* x += Y[0] on the chunk's rows (wo, down), or NULL */
+    int swiglu;                /* Y[0] = silu(Y[0]) * Y[1] on the chunk's rows (gate, up) */
+} mm_job;
 
-static void mm_quant_part(void *ctx, int ith, int nth)
+static long job_rows(const mm_job *j)
 {
-    mm_task *t = ctx;
-    long r0, r1;
-    eng_split(t->w->rows, ith, nth, 16, &r0, &r1);
-    if (r0 < r1)
-        eng_matmul(t->w->type, t->w->data, t->w->cols, t->s->xq, t->nt, t->Y, t->w->rows, r0,
-                   r1);
+    long rows = 0;
+    for (int p = 0; p < j->nparts; p++)
+        rows += (long)j->w[p]->rows;
+    return rows;
 }
 
-static void mm_blas_part(void *ctx, int ith, int nth)
+static void mm_part(void *ctx, int ith, int nth)
 {
-    mm_task *t = ctx;
+    mm_job *j = ctx;
+    /* swiglu: gate and up rows go together, so the chunk covers the same rows of both */
+    const long total = j->swiglu ? (long)j->w[0]->rows : job_rows(j);
+    long a, b, base = 0;
+
+    eng_split(total, ith, nth, ROW_ALIGN, &a, &b);
+    for (int p = 0; p < j->nparts && a < b; p++) {
+        const eng_weight *w = j->w[p];
+        const long lo = j->swiglu ? a : a - base, hi = j->swiglu ? b : b - base;
+        const long r0 = lo < 0 ? 0 : lo, r1 = hi > w->rows ? (long)w->rows : hi;
+        if (r0 < r1 && j->xq[p]) /* no xq: done by sgemm */
+            eng_matmul(w->type, w->data, w->cols, j->xq[p], j->nt, j->Y[p], w->rows, r0, r1);
+        base += (long)w->rows;
+    }
+    for (int t = 0; t < j->nt && a < b; t++) {
+        const size_t rows = (size_t)j->w[0]->rows, o = (size_t)t * rows;
+        if (j->swiglu) {
+            eng_swiglu(j->Y[0] + o + a, j->Y[1] + o + a, b - a);
+        } else if (j->add) {
+            for (long r = a; r < b && r < (long)rows; r++)
+                j->add[o + r] += j->Y[0][o + r];
+        }
+    }
+}
+
+typedef struct blas_job {
+    eng_session *s;
+    const eng_weight *w;
+    const float *X; /* (nt, cols) */
+    int nt;
+    float *Y; /* (nt, rows) */
+} blas_job;
+
+static void blas_part(void *ctx, int ith, int nth)
+{
+    blas_job *t = ctx;
     const eng_weight *w = t->w;
     float *deq = t->s->deq + (size_t)ith * BLAS_ROWS * (size_t)t->s->max_cols;
     long r0, r1;
@@ -113,94 +138,127 @@ static void mm_blas_part(void *ctx, int ith, int nth)
     }
 }
 
-typedef struct prep_task {
-    eng_session *s;
+typedef struct prep_job {
     eng_type wtype;
     const float *X;
     int nt, cols;
-} prep_task;
+    void *xq;
+} prep_job;
 
 static void prep_part(void *ctx, int ith, int nth)
 {
-    prep_task *t = ctx;
-    /* Prepared rows are packed as eng_matmul reads them: one activation row after another. */
-    size_t stride = eng_type_row_bytes(eng_vec_dot_type(t->wtype), t->cols);
+    prep_job *t = ctx;
     long b0, b1;
     eng_split(t->nt, ith, nth, 1, &b0, &b1);
-    for (long b = b0; b < b1; b++)
-        eng_act_quantize(t->wtype, t->X + b * t->cols, (char *)t->s->xq + (size_t)b * stride,
-                         t->cols);
+    if (b0 < b1)
+        eng_act_prepare(t->wtype, t->X, t->cols, t->nt, b0, b1, t->xq);
 }
 
-/* Prepares X (nt rows of cols) for weights of type wtype, unless it already is. */
-static void prepare(eng_session *s, const float *X, int nt, int cols, eng_type wtype)
+/* Prepares X (nt rows of cols) for weights of type wtype into xq. */
+static void prepare(eng_session *s, const float *X, int nt, int cols, eng_type wtype, void *xq)
 {
-    prep_task t = {s, wtype, X, nt, cols};
+    prep_job t = {wtype, X, nt, cols, xq};
     if (nt == 1)
-        eng_act_quantize(wtype, X, s->xq, cols);
+        eng_act_quantize(wtype, X, xq, cols);
     else
         eng_pool_for(s->pool, eng_pool_chunks(s->pool, nt, cols), prep_part, &t);
 }
 
-/* Y (nt, w->rows) = X (nt, w->cols) W^T. prepared: X already prepared for w's dot format. */
-static void matmul(eng_session *s, const eng_weight *w, const float *X, int nt, float *Y,
-                   int prepared)
+/* 1 if the batch goes through sgemm (no batch kernel for the type). */
+static int use_blas(const eng_session *s, const eng_weight *w, int nt)
 {
-    mm_task t = {s, w, X, nt, Y};
-
-    if (nt >= s->blas_min) {
-        /* One chunk per thread: each owns a slice of the dequantization scratch. */
-        eng_pool_for(s->pool, eng_pool_size(s->pool), mm_blas_part, &t);
-        return;
-    }
-    if (!prepared)
-        prepare(s, X, nt, (int)w->cols, w->type);
-    eng_pool_for(s->pool, eng_pool_chunks(s->pool, w->rows / 16, 16 * w->cols * nt),
-                 mm_quant_part, &t);
+    return nt >= s->blas_min && !eng_matmul_has_gemm(w->type);
 }
 
-/* 1 if weights a and b take activations in the same format (so one preparation serves both). */
-static int same_format(const eng_weight *a, const eng_weight *b)
+/* Runs a job: prepares the input X (nt rows) for each part, once per distinct layout, and
+ * multiplies. Parts that take the sgemm path run first, on their own; the job then only
+ * applies its epilogue to them. */
+static void run_job(eng_session *s, mm_job *j, const float *X)
 {
-    return eng_vec_dot_type(a->type) == eng_vec_dot_type(b->type);
+    const int cols = (int)j->w[0]->cols;
+    const long rows = j->swiglu ? (long)j->w[0]->rows : job_rows(j);
+
+    for (int p = 0; p < j->nparts; p++) {
+        j->xq[p] = NULL;
+        if (use_blas(s, j->w[p], j->nt)) {
+            blas_job b = {s, j->w[p], X, j->nt, j->Y[p]};
+            /* one chunk per thread: each owns a slice of the dequantization scratch */
+            eng_pool_for(s->pool, eng_pool_size(s->pool), blas_part, &b);
+            continue;
+        }
+        for (int q = 0; q < p && !j->xq[p]; q++)
+            if (j->xq[q] && eng_act_same_layout(j->w[q]->type, j->w[p]->type, j->nt))
+                j->xq[p] = j->xq[q];
+        if (!j->xq[p] && eng_vec_dot_type(j->w[p]->type) == ENG_TYPE_F32) {
+            j->xq[p] = X; /* float weights take the float rows as they are */
+        } else if (!j->xq[p]) {
+            prepare(s, X, j->nt, cols, j->w[p]->type, s->xq[p]);
+            j->xq[p] = s->xq[p];
+        }
+    }
+    eng_pool_for(s->pool,
+                 eng_pool_chunks(s->pool, rows / ROW_ALIGN,
+                                 ROW_ALIGN * (long)cols * j->nt * (j->swiglu ? 2 : 1)),
+                 mm_part, j);
 }
 
 /* ---- attention ---------------------------------------------------------------------------- */
 
-typedef struct att_task {
+typedef struct att_job {
     eng_session *s;
     int layer, nt, pos0;
-} att_task;
+} att_job;
+
+/* One (token, kv head) unit: the group of query heads that share the kv head attend over
+ * positions 0..pos. */
+static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att)
+{
+    const eng_hparams *hp = &s->m->hp;
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, npos = pos + 1;
+    const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->n_ctx * hd;
+    const float *kt = s->key_cache + head;   /* (hd, n_ctx) */
+    const float *vt = s->value_cache + head; /* (hd, n_ctx) */
+    const float *q = s->q + (size_t)b * hp->n_embd + (size_t)kvh * group * hd; /* (group, hd) */
+    float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)kvh * group * hd;   /* (group, hd) */
+
+    eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
+    for (int g = 0; g < group; g++)
+        eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
+    eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out,
+                      hd, 0, hd);
+}
 
 static void attention_part(void *ctx, int ith, int nth)
 {
-    att_task *t = ctx;
+    att_job *t = ctx;
     eng_session *s = t->s;
-    const eng_hparams *hp = &s->m->hp;
-    int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    float *att = s->att + (size_t)ith * s->n_ctx; /* one scratch row per chunk */
-    const float *kc = s->key_cache + (size_t)t->layer * s->n_ctx * hp->kv_dim;
-    const float *vc = s->value_cache + (size_t)t->layer * s->n_ctx * hp->kv_dim;
-    float scale = 1.0f / sqrtf((float)hd);
+    const int n_kv = s->m->hp.n_head_kv;
+    float *att = s->att + (size_t)ith * s->att_stride; /* one scratch block per chunk */
     long w0, w1;
 
-    eng_split((long)t->nt * hp->n_head, ith, nth, 1, &w0, &w1);
-    for (long w = w0; w < w1; w++) {
-        int b = (int)(w / hp->n_head), h = (int)(w % hp->n_head);
-        int pos = t->pos0 + b, kvh = h / group;
-        const float *q = s->q + (size_t)b * hp->n_embd + (size_t)h * hd;
-        float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)h * hd;
+    eng_split((long)t->nt * n_kv, ith, nth, 1, &w0, &w1);
+    for (long w = w0; w < w1; w++)
+        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att);
+}
 
-        for (int p = 0; p <= pos; p++)
-            att[p] = eng_vec_dot(ENG_TYPE_F32, kc + (size_t)p * hp->kv_dim + (size_t)kvh * hd, q,
-                                 hd) * scale;
-        softmax(att, pos + 1);
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const float *v = vc + (size_t)p * hp->kv_dim + (size_t)kvh * hd;
-            float a = att[p];
-            for (int i = 0; i < hd; i++)
-                out[i] += a * v[i];
+/* Ropes q and k of the new tokens and stores k and v in the caches. */
+static void rope_store(eng_session *s, int l, int n)
+{
+    const eng_hparams *hp = &s->m->hp;
+    const int hd = hp->head_dim, kv = hp->kv_dim, dim = hp->n_embd;
+    for (int b = 0; b < n; b++) {
+        const int pos = s->n_past + b;
+        const float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
+        rope(s->q + (size_t)b * dim, hp->n_head, hd, hp->n_rot, cs);
+        rope(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
+        for (int h = 0; h < hp->n_head_kv; h++) {
+            const size_t head = (size_t)(l * hp->n_head_kv + h) * s->n_ctx * hd;
+            const float *k = s->k + (size_t)b * kv + (size_t)h * hd;
+            const float *v = s->v + (size_t)b * kv + (size_t)h * hd;
+            for (int i = 0; i < hd; i++) {
+                s->key_cache[head + (size_t)i * s->n_ctx + pos] = k[i];
+                s->value_cache[head + (size_t)i * s->n_ctx + pos] = v[i];
+            }
         }
     }
 }
@@ -215,52 +273,52 @@ static void embed(eng_session *s, const int32_t *tokens, int n)
                            s->x + (size_t)b * s->m->hp.n_embd, e->cols);
 }
 
+static void norm_rows(eng_session *s, const float *w, int n)
+{
+    const int dim = s->m->hp.n_embd;
+    for (int b = 0; b < n; b++)
+        eng_rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, w, dim, s->m->hp.rms_eps);
+}
+
 static void layer_forward(eng_session *s, int l, int n)
 {
     const eng_hparams *hp = &s->m->hp;
     const eng_layer *L = &s->m->layers[l];
-    int dim = hp->n_embd, kv = hp->kv_dim, ff = hp->n_ff;
-    float *kc = s->key_cache + (size_t)l * s->n_ctx * kv;
-    float *vc = s->value_cache + (size_t)l * s->n_ctx * kv;
 
-    for (int b = 0; b < n; b++)
-        rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->attn_norm, dim, hp->rms_eps);
-    matmul(s, &L->wq, s->xb, n, s->q, 0);
-    matmul(s, &L->wk, s->xb, n, s->k, same_format(&L->wq, &L->wk));
-    matmul(s, &L->wv, s->xb, n, s->v, same_format(&L->wk, &L->wv));
-    for (int b = 0; b < n; b++) {
-        int pos = s->n_past + b;
-        rope(s->q + (size_t)b * dim, hp->n_head, hp->head_dim, hp->n_rot, pos, hp->rope_base);
-        rope(s->k + (size_t)b * kv, hp->n_head_kv, hp->head_dim, hp->n_rot, pos, hp->rope_base);
-        memcpy(kc + (size_t)pos * kv, s->k + (size_t)b * kv, (size_t)kv * sizeof(float));
-        memcpy(vc + (size_t)pos * kv, s->v + (size_t)b * kv, (size_t)kv * sizeof(float));
-    }
-    att_task at = {s, l, n, s->n_past};
+    norm_rows(s, L->attn_norm, n);
+    mm_job qkv = {s, n, 3, {&L->wq, &L->wk, &L->wv}, {0}, {s->q, s->k, s->v}, NULL, 0};
+    run_job(s, &qkv, s->xb);
+    rope_store(s, l, n);
+
+    att_job at = {s, l, n, s->n_past};
     eng_pool_for(s->pool,
-                 eng_pool_chunks(s->pool, (long)n * hp->n_head,
-                                 (long)(s->n_past + n) * hp->head_dim * 2),
+                 eng_pool_chunks(s->pool, (long)n * hp->n_head_kv,
+                                 (long)(s->n_past + n) * hp->head_dim * 2 *
+                                     (hp->n_head / hp->n_head_kv)),
                  attention_part, &at);
-    matmul(s, &L->wo, s->xb2, n, s->xb, 0);
-    for (size_t i = 0; i < (size_t)n * dim; i++)
-        s->x[i] += s->xb[i];
 
-    for (int b = 0; b < n; b++)
-        rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, L->ffn_norm, dim, hp->rms_eps);
-    matmul(s, &L->w_gate, s->xb, n, s->hb, 0);
-    matmul(s, &L->w_up, s->xb, n, s->hb2, same_format(&L->w_gate, &L->w_up));
-    for (size_t i = 0; i < (size_t)n * ff; i++) {
-        float g = s->hb[i];
-        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-    }
-    matmul(s, &L->w_down, s->hb, n, s->xb, 0);
-    for (size_t i = 0; i < (size_t)n * dim; i++)
-        s->x[i] += s->xb[i];
+    mm_job wo = {s, n, 1, {&L->wo}, {0}, {s->xb}, s->x, 0};
+    run_job(s, &wo, s->xb2);
+
+    norm_rows(s, L->ffn_norm, n);
+    mm_job ffn = {s, n, 2, {&L->w_gate, &L->w_up}, {0}, {s->hb, s->hb2}, NULL, 1};
+    run_job(s, &ffn, s->xb);
+
+    mm_job down = {s, n, 1, {&L->w_down}, {0}, {s->xb}, s->x, 0};
+    run_job(s, &down, s->hb);
+}
+
+/* logits (n rows of n_vocab) of the normalised rows of xb. */
+static void output(eng_session *s, int n, float *logits)
+{
+    mm_job out = {s, n, 1, {&s->m->output}, {0}, {logits}, NULL, 0};
+    run_job(s, &out, s->xb);
 }
 
 void eng_forward(eng_session *s, const int32_t *tokens, int n)
 {
     const eng_hparams *hp = &s->m->hp;
-    int dim = hp->n_embd;
+    const int dim = hp->n_embd;
 
     embed(s, tokens, n);
     for (int l = 0; l < hp->n_layer; l++)
@@ -268,19 +326,14 @@ void eng_forward(eng_session *s, const int32_t *tokens, int n)
 
     if (s->keep_all) {
         /* Every position's logits (tests compare them with the reference). */
-        for (int b = 0; b < n; b++)
-            rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, s->m->out_norm, dim,
-                    hp->rms_eps);
-        for (int b = 0; b < n; b++) {
-            float *dst = s->all_logits + (s->n_all + (size_t)b) * (size_t)hp->n_vocab;
-            matmul(s, &s->m->output, s->xb + (size_t)b * dim, 1, dst, 0);
-        }
+        norm_rows(s, s->m->out_norm, n);
+        output(s, n, s->all_logits + s->n_all * (size_t)hp->n_vocab);
         s->n_all += (size_t)n;
         memcpy(s->logits, s->all_logits + (s->n_all - 1) * (size_t)hp->n_vocab,
                (size_t)hp->n_vocab * sizeof(float));
     } else {
-        rmsnorm(s->xb, s->x + (size_t)(n - 1) * dim, s->m->out_norm, dim, hp->rms_eps);
-        matmul(s, &s->m->output, s->xb, 1, s->logits, 0);
+        eng_rmsnorm(s->xb, s->x + (size_t)(n - 1) * dim, s->m->out_norm, dim, hp->rms_eps);
+        output(s, 1, s->logits);
     }
     s->n_past += n;
 }

@@ -4,16 +4,14 @@
  * reference every SIMD kernel is tested against.
  *
  * DESIGN. eng_matmul picks a kernel set once per call (AVX-512, else AVX2, else scalar; a
- * set without a kernel for the type falls through to the next) and walks the output (see
- * kernels_isa.h): one weight row at a time, in memory order, when there is one activation
- * row (decode, memory-bound), and 4 activation rows at a time per weight row otherwise
- * (prompt, compute-bound: each weight block is decoded once for 4 tokens). Activation rows
- * are taken in chunks that fit the L2 cache, and within a chunk every weight row is visited
- * once, so weights stream from memory once per chunk. Nothing allocates.
+ * set without a kernel for the type falls through to the next). A set with whole-range
+ * kernels (gemv, gemm) runs them; the others are walked here over the rows layout (see
+ * kernels_isa.h and matmul_rows). eng_act_bytes and eng_act_prepare ask the same set which
+ * layout it reads, so preparation and product always agree. Nothing allocates.
  *
  * The twins compute exactly the integers the SIMD kernels compute (per-block integer dot
  * products, then one float multiply-add per block), so the two differ only by the order of
- * float additions.
+ * float additions, whatever layout each reads its activations from (kernels_act.c).
  *
  * The chosen instruction set is the one piece of process-wide mutable state: an atomic,
  * set on first use to the best the CPU offers and changed only by eng_isa_force.
@@ -107,21 +105,6 @@ eng_type eng_vec_dot_type(eng_type wtype)
     return at;
 }
 
-void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n)
-{
-    switch (eng_vec_dot_type(wtype)) {
-    case ENG_TYPE_Q8_0:
-        eng_quantize_q8_0(x, xq, n);
-        break;
-    case ENG_TYPE_Q8_K:
-        eng_quantize_q8_K(x, xq, n);
-        break;
-    default:
-        memcpy(xq, x, (size_t)n * sizeof(float));
-        break;
-    }
-}
-
 /* The kernels for wtype on the active instruction set; all NULL for an unsupported type. */
 static eng_kernel_set select_kernels(eng_type wtype)
 {
@@ -137,13 +120,49 @@ static eng_kernel_set select_kernels(eng_type wtype)
     return ks;
 }
 
-float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n)
+static eng_act_layout layout_for(const eng_kernel_set *ks, int64_t nt)
 {
-    eng_kernel_set ks = select_kernels(wtype);
-    float out = 0.0f;
-    if (ks.dot)
-        ks.dot(n, w, xq, 0, 1, &out, 0);
-    return out;
+    return nt == 1 ? ks->gemv_layout : ks->gemm_layout;
+}
+
+size_t eng_act_bytes(eng_type wtype, int64_t n, int64_t nt)
+{
+    const eng_kernel_set ks = select_kernels(wtype);
+    return eng_act_layout_bytes(layout_for(&ks, nt), eng_vec_dot_type(wtype), n, nt);
+}
+
+size_t eng_act_bytes_max(int64_t n, int64_t nt)
+{
+    static const eng_act_layout layouts[] = {ENG_ACT_Q8_PAIRS, ENG_ACT_Q8_TILES, ENG_ACT_Q8K_TILES};
+    /* float rows are the widest rows; n rounded up to whole super-blocks for the tiles */
+    const int64_t nk = (n + ENG_QK_K - 1) / ENG_QK_K * ENG_QK_K;
+    size_t most = eng_act_layout_bytes(ENG_ACT_ROWS, ENG_TYPE_F32, n, nt);
+    for (size_t i = 0; i < sizeof layouts / sizeof layouts[0]; i++) {
+        const size_t b = eng_act_layout_bytes(layouts[i], ENG_TYPE_Q8_0, nk, nt);
+        most = b > most ? b : most;
+    }
+    return most;
+}
+
+void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0,
+                     int64_t t1, void *xq)
+{
+    const eng_kernel_set ks = select_kernels(wtype);
+    const int fast = eng_isa_active() >= ENG_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+    eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, fast, X,
+                           n, nt, t0, t1, xq);
+}
+
+int eng_act_same_layout(eng_type a, eng_type b, int64_t nt)
+{
+    const eng_kernel_set ka = select_kernels(a), kb = select_kernels(b);
+    return eng_vec_dot_type(a) == eng_vec_dot_type(b) && layout_for(&ka, nt) == layout_for(&kb, nt) &&
+           ka.code_offset == kb.code_offset;
+}
+
+void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n)
+{
+    eng_act_prepare(wtype, x, n, 1, 0, 1, xq);
 }
 
 static int64_t min64(int64_t a, int64_t b)
@@ -151,32 +170,64 @@ static int64_t min64(int64_t a, int64_t b)
     return a < b ? a : b;
 }
 
+/* The rows-layout walk: one weight row at a time, in memory order, with one token (decode,
+ * memory-bound), or 4 tokens at a time per weight row (each weight block decoded once for 4
+ * tokens). Activation rows are taken in chunks that fit the L2 cache, and within a chunk
+ * every weight row is visited once, so weights stream from memory once per chunk. */
+static void matmul_rows(const eng_kernel_set *ks, int64_t n, const uint8_t *w, size_t wrow,
+                        const uint8_t *x, size_t xrow, int64_t nt, float *Y, int64_t ldy,
+                        int64_t r0, int64_t r1)
+{
+    if (nt == 1) {
+        for (int64_t r = r0; r < r1; r++)
+            ks->dot(n, w + r * wrow, x, xrow, 1, Y + r, (size_t)ldy);
+        return;
+    }
+    int64_t chunk = (int64_t)(ACT_CHUNK_BYTES / xrow) / ENG_TILE_TOKENS * ENG_TILE_TOKENS;
+    chunk = chunk < ENG_TILE_TOKENS ? ENG_TILE_TOKENS : chunk;
+    for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
+        const int64_t c1 = min64(nt, c0 + chunk);
+        for (int64_t r = r0; r < r1; r++)
+            for (int64_t t = c0; t < c1; t += ENG_TILE_TOKENS)
+                ks->tile(n, w + r * wrow, x + t * xrow, xrow, (int)min64(ENG_TILE_TOKENS, c1 - t),
+                         Y + t * ldy + r, (size_t)ldy);
+    }
+}
+
+float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n)
+{
+    float out = 0.0f;
+    eng_matmul(wtype, w, n, xq, 1, &out, 1, 0, 1);
+    return out;
+}
+
 void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_t nt, float *Y,
                 int64_t ldy, int64_t r0, int64_t r1)
 {
-    const eng_kernel_set ks = select_kernels(wtype);
-    const size_t wrow = eng_type_row_bytes(wtype, n);
-    const size_t xrow = eng_type_row_bytes(eng_vec_dot_type(wtype), n);
-    const uint8_t *w = W, *x = Xq;
+    eng_matmul_stride(wtype, W, eng_type_row_bytes(wtype, n), n, Xq, nt, Y, ldy, r0, r1);
+}
 
-    if (!ks.dot || !wrow) { /* unsupported type: defined output */
+void eng_matmul_stride(eng_type wtype, const void *W, size_t wrow, int64_t n, const void *Xq,
+                       int64_t nt, float *Y, int64_t ldy, int64_t r0, int64_t r1)
+{
+    const eng_kernel_set ks = select_kernels(wtype);
+    const size_t xrow = eng_type_row_bytes(eng_vec_dot_type(wtype), n);
+    const eng_rows_fn fast = nt == 1 ? ks.gemv : ks.gemm;
+
+    if ((!ks.dot && !fast) || !eng_type_row_bytes(wtype, n)) { /* unsupported: defined output */
         for (int64_t t = 0; t < nt; t++)
             for (int64_t r = r0; r < r1; r++)
                 Y[t * ldy + r] = 0.0f;
-    } else if (nt == 1) {
-        for (int64_t r = r0; r < r1; r++)
-            ks.dot(n, w + r * wrow, x, xrow, 1, Y + r, (size_t)ldy);
+    } else if (fast) {
+        fast(n, W, wrow, Xq, nt, Y, (size_t)ldy, r0, r1);
     } else {
-        int64_t chunk = (int64_t)(ACT_CHUNK_BYTES / xrow) / ENG_TILE_TOKENS * ENG_TILE_TOKENS;
-        chunk = chunk < ENG_TILE_TOKENS ? ENG_TILE_TOKENS : chunk;
-        for (int64_t c0 = 0; c0 < nt; c0 += chunk) {
-            const int64_t c1 = min64(nt, c0 + chunk);
-            for (int64_t r = r0; r < r1; r++)
-                for (int64_t t = c0; t < c1; t += ENG_TILE_TOKENS)
-                    ks.tile(n, w + r * wrow, x + t * xrow, xrow,
-                            (int)min64(ENG_TILE_TOKENS, c1 - t), Y + t * ldy + r, (size_t)ldy);
-        }
+        matmul_rows(&ks, n, W, wrow, Xq, xrow, nt, Y, ldy, r0, r1);
     }
+}
+
+int eng_matmul_has_gemm(eng_type wtype)
+{
+    return select_kernels(wtype).gemm != NULL;
 }
 
 /* ---- scalar twins ------------------------------------------------------------------ */

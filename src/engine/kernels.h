@@ -1,16 +1,21 @@
 /*
  * kernels.h - the engine's math kernels (internal to rb_engine and its tests).
  *
- * Weights stay in their file type. Activations are prepared once per row in the format the
- * weight type's dot product wants (eng_vec_dot_type: F32 for float weights, Q8_0 for the
- * 32-element block types, Q8_K for the K-quants) and every weight row is then dotted with
- * them. Each kernel has a plain C version (the "scalar twin") and, where it pays, AVX2 and
- * AVX-512 versions compiled with target attributes and chosen at run time; tests force each
- * instruction set with eng_isa_force() and compare against the twin.
+ * Weights stay in their file type. For float weights (F32, F16, BF16) the prepared
+ * activations are the float rows themselves, one after another, on every instruction set:
+ * callers may pass float rows without preparing them.
  *
- *     eng_type at = eng_vec_dot_type(w->type);
- *     eng_act_quantize(w->type, x, xq, n);                  // xq: eng_type_row_bytes(at, n)
- *     eng_matmul(w->type, w->data, n, xq, 1, y, rows, 0, rows);   // y = W x
+ * Weights stay in their file type. Activations are prepared once per matrix product in the
+ * format the weight type's dot product wants (eng_vec_dot_type: F32 for float weights, Q8_0
+ * for the 32-element block types, Q8_K for the K-quants), laid out as the chosen kernel
+ * reads them, and every weight row is then dotted with them. Each kernel has a plain C version
+ * (the "scalar twin") and, where it pays, AVX2 and AVX-512 versions compiled with target
+ * attributes and chosen at run time; tests force each instruction set with eng_isa_force()
+ * and compare against the twin.
+ *
+ *     void *xq = malloc(eng_act_bytes(w->type, n, nt));
+ *     eng_act_prepare(w->type, X, n, nt, 0, nt, xq);          // X: nt rows of n floats
+ *     eng_matmul(w->type, w->data, n, xq, nt, Y, rows, 0, rows);  // Y = X W^T
  */
 #ifndef ENG_KERNELS_H
 #define ENG_KERNELS_H
@@ -35,19 +40,53 @@ eng_isa eng_isa_active(void);
 eng_isa eng_isa_force(eng_isa isa);
 const char *eng_isa_name(eng_isa isa);
 
-/* Activation format for weights of type wtype. */
+/* Activation quantization for weights of type wtype: the type whose values the kernels
+ * multiply (F32, Q8_0 or Q8_K). How those values are laid out in memory is the kernels'
+ * business: see eng_act_bytes and eng_act_prepare. */
 eng_type eng_vec_dot_type(eng_type wtype);
-/* Prepares n activations for dotting with wtype weights (writes
- * eng_type_row_bytes(eng_vec_dot_type(wtype), n) bytes). */
+
+/* Bytes of prepared activations for nt rows of n elements dotted with wtype weights on the
+ * active instruction set. The layout depends on wtype, nt and the instruction set: prepare and
+ * multiply with the same nt and without forcing another instruction set in between. */
+size_t eng_act_bytes(eng_type wtype, int64_t n, int64_t nt);
+/* Prepares rows t0..t1-1 of a batch of nt activation rows (row t at X + t * n) into xq,
+ * which holds eng_act_bytes(wtype, n, nt) bytes. Disjoint ranges of one batch may be
+ * prepared concurrently; together they must cover [0, nt). */
+void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0,
+                     int64_t t1, void *xq);
+/* At least eng_act_bytes(wtype, n, nt) for every weight type on every instruction set: the
+ * size of a buffer that serves any matrix of n columns. */
+size_t eng_act_bytes_max(int64_t n, int64_t nt);
+/* 1 if weights of types a and b take identical prepared activations for nt rows (one
+ * preparation serves both). */
+int eng_act_same_layout(eng_type a, eng_type b, int64_t nt);
+/* One row: eng_act_prepare(wtype, x, n, 1, 0, 1, xq). */
 void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n);
-/* One weight row (n elements of wtype) dotted with prepared activations. */
+/* One weight row (n elements of wtype) dotted with one prepared activation row. */
 float eng_vec_dot(eng_type wtype, const void *w, const void *xq, int64_t n);
 
 /* Y[t * ldy + r] = dot(row r of W, activation row t) for r in [r0, r1) and t in [0, nt).
- * W rows are eng_type_row_bytes(wtype, n) apart, activation rows
- * eng_type_row_bytes(eng_vec_dot_type(wtype), n) apart. Work is split across threads by
- * the caller through [r0, r1). */
+ * W rows are eng_type_row_bytes(wtype, n) apart; Xq holds nt prepared rows
+ * (eng_act_prepare). Work is split across threads by the caller through [r0, r1). */
 void eng_matmul(eng_type wtype, const void *W, int64_t n, const void *Xq, int64_t nt, float *Y,
                 int64_t ldy, int64_t r0, int64_t r1);
+/* eng_matmul with weight rows wrow bytes apart (a sub-matrix of a wider one). */
+void eng_matmul_stride(eng_type wtype, const void *W, size_t wrow, int64_t n, const void *Xq,
+                       int64_t nt, float *Y, int64_t ldy, int64_t r0, int64_t r1);
+/* 1 if eng_matmul has a batch kernel for wtype on the active instruction set that beats
+ * dequantizing the weights for a float matrix product. */
+int eng_matmul_has_gemm(eng_type wtype);
+
+/* Element-wise ops of the forward pass (kernels_ops.c), on the active instruction set. */
+/* out = x / rms(x) * w (rms with eps added to the mean square); out may be x. */
+void eng_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+/* x = softmax(x * scale), scale > 0 (the maximum is taken out first). n >= 1. */
+void eng_softmax(float *x, int64_t n, float scale);
+/* g = silu(g) * u = g / (1 + e^-g) * u. */
+void eng_swiglu(float *g, const float *u, int64_t n);
+/* s[t * lds + p] = q_t . k_p for nq queries of hd floats (q_t at q + t * hd) and keys 0..npos-1
+ * stored transposed: dimension i of key p at kt[i * ldk + p]. */
+void eng_attn_scores(const float *q, int nq, int hd, const float *kt, size_t ldk, int npos,
+                     float *s, size_t lds);
 
 #endif

@@ -2,18 +2,16 @@
  * kernels_avx512.c - AVX-512 kernels (F/BW/VL, VNNI for the integer ones). Each has a
  * scalar twin in kernels.c; the tests compare the two.
  *
- * DESIGN. Same structure as kernels_avx2.c (one step per block, instantiated for 1 token
- * and for a tile of ENG_TILE_TOKENS), with two gains over AVX2:
+ * DESIGN. The dot and tile shapes follow kernels_avx2.c (one step per block, instantiated
+ * for 1 token and for a tile of ENG_TILE_TOKENS), with two gains over AVX2:
  *   - float weights use 512-bit vectors: 16 elements per conversion and multiply-add;
  *   - VNNI fuses the integer dot products: vpdpbusd (unsigned 8-bit x signed 8-bit, four
  *     products summed into a 32-bit lane) replaces maddubs + madd, and vpdpwssd (16-bit
  *     pairs multiplied and accumulated) folds the K-quant sub-block scales into the sum.
- * The 32-element blocks keep 256-bit vectors: a block is 32 codes, pairing two blocks in a
- * 512-bit vector needs extra shuffles for the codes and scales, and Zen 4 runs a 512-bit
- * operation as two 256-bit ones, so it was not expected to pay (not tried). Q8_0 stays with
- * the AVX2 kernel (handling its signed weights costs VNNI what it saves), and so do the
- * legacy Q4_1, Q5_0 and Q5_1, which were not ported: eng_kernels_avx512 reports no kernel
- * for them and kernels.c falls back.
+ * Float weights also get a batch kernel (float_gemm: a 4-row x 6-token register tile).
+ * Q4_0 and Q8_0 have their own whole-range kernels in kernels_avx512_q8.c. The legacy Q4_1,
+ * Q5_0 and Q5_1 were not ported: eng_kernels_avx512 reports no kernel for them and
+ * kernels.c falls back to AVX2.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -128,54 +126,149 @@ INLINE AVX512 void float_kernel(const int kind, const int NT, int64_t n, const u
     }
 }
 
-/* ---- Q4_0 against Q8_0 ------------------------------------------------------------- */
-
-/* The 32 nibbles of 16 bytes in element order: the low nibbles, then the high ones. The
- * bytes are broadcast to both halves and the upper half shifted right by 4 (per 32-bit
- * lane; the bits that cross into a byte's top half are masked off with the rest). */
-INLINE VNNI __m256i nibbles32(const uint8_t *qs)
+/* Masked (zero-filled) load of the last m < 16 elements. */
+INLINE AVX512 __m512 fload16_tail(const int kind, const uint8_t *p, int64_t i, int m)
 {
-    const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
-    const __m256i shift = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
-    return _mm256_and_si256(_mm256_srlv_epi32(both, shift), _mm256_set1_epi8(0x0F));
+    const __mmask16 k = (__mmask16)((1u << m) - 1);
+    const uint16_t *h = (const uint16_t *)p + i;
+    __m512 v;
+    if (kind == F_F32)
+        v = _mm512_maskz_loadu_ps(k, (const float *)p + i);
+    else if (kind == F_F16)
+        v = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, h));
+    else
+        v = _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(k, h)), 16));
+    return v;
 }
 
-/* sum((q - 8) * y) = q . y - 8 * sum(y): two vpdpbusd and a subtraction, where AVX2 needs
- * two maddubs, a subtraction and a madd. */
-INLINE VNNI void q4_0_step(const int NT, const uint8_t *w, const uint8_t **xp, int64_t b,
-                           __m256 *acc)
+/* The sums of 4 vectors, in lanes 0-3. */
+INLINE AVX512 __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
 {
-    const eng_block_q4_0 *wb = (const eng_block_q4_0 *)w + b;
-    const __m256i q = nibbles32(wb->qs);
-    const __m256 dw = h2f8(wb->d);
+    const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+    const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+    const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 h = _mm256_add_ps(
+        _mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+/* Float weights against one token. A row of a few hundred elements is only a few dozen
+ * multiply-adds, so its own accumulator chains and final sum cost as much as the row: short
+ * rows go 4 at a time, one accumulator each, summed together at the end. Long rows go one at
+ * a time (float_kernel): 4 rows side by side are 4 interleaved streams, which read DRAM at
+ * half the speed of one (kernels_isa.h), while 4 short rows are one run of a few cache lines. */
+#define SHORT_ROW_BYTES 2048
+
+INLINE AVX512 void float_gemv(const int kind, int64_t n, const uint8_t *W, size_t wrow,
+                              const uint8_t *xq, float *Y, int64_t r0, int64_t r1)
+{
+    const float *x = (const float *)xq;
+    int64_t r = r0;
+    for (; wrow <= SHORT_ROW_BYTES && r + 4 <= r1; r += 4) {
+        const uint8_t *w = W + r * wrow;
+        __m512 acc[4];
+        int64_t i = 0;
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++) {
-        const eng_block_q8_0 *yb = (const eng_block_q8_0 *)xp[t] + b;
-        const __m256i yq = _mm256_loadu_si256((const __m256i *)yb->qs);
-        const __m256i zero = _mm256_setzero_si256();
-        const __m256i p = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, q, yq),
-                                           _mm256_dpbusd_epi32(zero, _mm256_set1_epi8(8), yq));
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(dw, h2f8(yb->d)), acc[t]);
+        for (int k = 0; k < 4; k++)
+            acc[k] = _mm512_setzero_ps();
+        for (; i + 16 <= n; i += 16) {
+            const __m512 xv = _mm512_loadu_ps(x + i);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm512_fmadd_ps(fload16(kind, w + k * wrow, i), xv, acc[k]);
+        }
+        if (i < n) {
+            const int m = (int)(n - i);
+            const __m512 xv = _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), x + i);
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++)
+                acc[k] = _mm512_fmadd_ps(fload16_tail(kind, w + k * wrow, i, m), xv, acc[k]);
+        }
+        _mm_storeu_ps(Y + r, reduce4(acc[0], acc[1], acc[2], acc[3]));
+    }
+    for (; r < r1; r++)
+        float_kernel(kind, 1, n, W + r * wrow, xq, 0, 1, Y + r, 1);
+}
+
+/* Float weights against a batch: R rows x T tokens in registers, each accumulator holding 16
+ * partial sums over the columns, so a weight vector is converted once for T tokens and an
+ * activation vector loaded once for R rows (R * T multiply-adds per R + T loads). The
+ * partial sums are added up once per row and token, at the end. */
+#define FR 4 /* rows per register tile */
+#define FT 6 /* tokens per register tile */
+
+INLINE AVX512 void float_rt(const int kind, const int R, int64_t n, const uint8_t *w, size_t wrow,
+                            const float *const *xp, int nt, float *y, size_t ldy)
+{
+    __m512 acc[FR][FT];
+    int64_t i = 0;
+#pragma GCC unroll 4
+    for (int r = 0; r < FR; r++)
+#pragma GCC unroll 6
+        for (int t = 0; t < FT; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (; i + 16 <= n; i += 16) {
+        __m512 wv[FR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            wv[r] = fload16(kind, w + r * wrow, i);
+#pragma GCC unroll 6
+        for (int t = 0; t < FT; t++) {
+            const __m512 xv = _mm512_loadu_ps(xp[t] + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+    if (i < n) {
+        const int m = (int)(n - i);
+        __m512 wv[FR];
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++)
+            wv[r] = fload16_tail(kind, w + r * wrow, i, m);
+#pragma GCC unroll 6
+        for (int t = 0; t < FT; t++) {
+            const __m512 xv = _mm512_maskz_loadu_ps((__mmask16)((1u << m) - 1), xp[t] + i);
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                acc[r][t] = _mm512_fmadd_ps(wv[r], xv, acc[r][t]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int t = 0; t < FT; t++) {
+        if (t >= nt)
+            continue;
+        if (R == FR) /* the 4 rows of a token are adjacent in y: one combined sum */
+            _mm_storeu_ps(y + (size_t)t * ldy, reduce4(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+        else
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++)
+                y[(size_t)t * ldy + (size_t)r] = _mm512_reduce_add_ps(acc[r][t]);
     }
 }
 
-INLINE VNNI void q4_0_kernel(const int NT, int64_t n, const uint8_t *w, const uint8_t *x, size_t xs,
-                             int nt, float *y, size_t ldy)
+INLINE AVX512 void float_gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow,
+                              const uint8_t *xq, int64_t nt, float *Y, size_t ldy, int64_t r0,
+                              int64_t r1)
 {
-    const int64_t nb = n / ENG_QK;
-    const uint8_t *xp[TT];
-    __m256 acc[TT], acc2[TT];
-    int64_t b = 0;
-    tile_ptrs(x, xs, nt, NT, xp);
-    for (int t = 0; t < TT; t++)
-        acc[t] = acc2[t] = _mm256_setzero_ps();
-    for (; NT == 1 && b + 2 <= nb; b += 2) {
-        q4_0_step(NT, w, xp, b, acc);
-        q4_0_step(NT, w, xp, b + 1, acc2);
+    const float *x = (const float *)xq;
+    for (int64_t r = r0; r < r1; r += FR) {
+        const int whole = r1 - r >= FR;
+        for (int64_t t = 0; t < nt; t += FT) {
+            const float *xp[FT];
+            const int k = nt - t < FT ? (int)(nt - t) : FT;
+            for (int j = 0; j < FT; j++) /* a short tile repeats its last token */
+                xp[j] = x + (t + (j < k ? j : k - 1)) * n;
+            if (whole) {
+                float_rt(kind, FR, n, W + r * wrow, wrow, xp, k, Y + t * ldy + r, ldy);
+            } else {
+                for (int64_t rr = r; rr < r1; rr++)
+                    float_rt(kind, 1, n, W + rr * wrow, wrow, xp, k, Y + t * ldy + rr, ldy);
+            }
+        }
     }
-    for (; b < nb; b++)
-        q4_0_step(NT, w, xp, b, acc);
-    store8(acc, NT == 1 ? acc2 : NULL, NT, nt, y, ldy);
 }
 
 /* ---- Q4_K, Q5_K against Q8_K ------------------------------------------------------------- */
@@ -216,10 +309,16 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
     const float d = _cvtsh_ss(hd->d), dmin = _cvtsh_ss(hd->dmin);
     __m256i qh = q5 ? _mm256_loadu_si256((const __m256i *)((const eng_block_q5_K *)blk)->qh)
                     : _mm256_setzero_si256();
-    __m256i isum[TT];
+    /* A lone token spreads its sums over 4 chains: one chain of 8 dependent vpdpwssd per
+     * super-block made the kernel latency-bound (12 GB/s in L2, 30 with 4 chains). */
+    enum { C = 4 };
+    const int chains = NT == 1 ? C : 1;
+    __m256i isum[C][TT];
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; t++)
-        isum[t] = _mm256_setzero_si256();
+    for (int k = 0; k < chains; k++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            isum[k][t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) { /* chunk c: sub-blocks 2c (low nibbles) and 2c + 1 */
         const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
@@ -238,9 +337,13 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
             const __m256i plo = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)yq));
             const __m256i phi =
                 _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(yq + 32)));
-            isum[t] = _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[t], plo, slo), phi, shi);
+            isum[c % chains][t] =
+                _mm256_dpwssd_epi32(_mm256_dpwssd_epi32(isum[c % chains][t], plo, slo), phi, shi);
         }
     }
+#pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[0][0] = _mm256_add_epi32(isum[0][0], isum[k][0]);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
@@ -248,7 +351,8 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
         const __m128i ysub = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
                                             _mm_loadu_si128((const __m128i *)yb->bsums + 1));
         const __m256 mins = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mn16, ysub)));
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        acc[t] =
+            _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yb->d), mins, acc[t]);
     }
 }
@@ -282,15 +386,21 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
     const eng_block_q6_K *wb = (const eng_block_q6_K *)w + b;
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)wb->scales);
     const float d = _cvtsh_ss(wb->d);
-    __m256i isum[TT];
+    /* a lone token spreads its sums over 4 chains (see k45_step) */
+    enum { C = 4 };
+    const int chains = NT == 1 ? C : 1;
+    __m256i isum[C][TT];
     /* codes are stored + 32: take 32 * sum_g sc_g * (sum of y over g) back out */
 #pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const eng_block_q8_K *yb = (const eng_block_q8_K *)xp[t] + b;
         const __m256i off = _mm256_madd_epi16(_mm256_cvtepi8_epi16(sc8),
                                               _mm256_loadu_si256((const __m256i *)yb->bsums));
-        isum[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
+        isum[0][t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(off, 5));
     }
+#pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[k][0] = _mm256_setzero_si256();
 #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(wb->ql + 64 * h));
@@ -317,14 +427,17 @@ INLINE VNNI void q6_K_step(const int NT, const uint8_t *w, const uint8_t **xp, i
             for (int k = 0; k < 4; k++) {
                 const __m256i p =
                     _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(yq + 32 * k)));
-                isum[t] = _mm256_dpwssd_epi32(isum[t], p, s[k]);
+                isum[k % chains][t] = _mm256_dpwssd_epi32(isum[k % chains][t], p, s[k]);
             }
         }
     }
 #pragma GCC unroll 4
+    for (int k = 1; k < chains; k++)
+        isum[0][0] = _mm256_add_epi32(isum[0][0], isum[k][0]);
+#pragma GCC unroll 4
     for (int t = 0; t < NT; t++) {
         const float dy = ((const eng_block_q8_K *)xp[t] + b)->d;
-        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(isum[t]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * dy), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
     }
 }
 
@@ -356,6 +469,13 @@ INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
         call(TT, n, w, x, xs, nt, y, ldy);                                                         \
     }
 
+#define DOT(name, attr, call)                                                                      \
+    static attr void name##_dot(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt,  \
+                                float *y, size_t ldy)                                              \
+    {                                                                                              \
+        call(1, n, w, x, xs, nt, y, ldy);                                                          \
+    }
+
 #define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)
 #define F16_K(NT, ...) float_kernel(F_F16, NT, __VA_ARGS__)
 #define BF16_K(NT, ...) float_kernel(F_BF16, NT, __VA_ARGS__)
@@ -365,29 +485,50 @@ INLINE VNNI void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
 SHAPES(f32, AVX512, F32_K)
 SHAPES(f16, AVX512, F16_K)
 SHAPES(bf16, AVX512, BF16_K)
-SHAPES(q4_0, VNNI, q4_0_kernel)
-SHAPES(q4_K, VNNI, Q4_K_K)
+DOT(q4_K, VNNI, Q4_K_K)
 SHAPES(q5_K, VNNI, Q5_K_K)
-SHAPES(q6_K, VNNI, q6_K_kernel)
+DOT(q6_K, VNNI, q6_K_kernel)
+
+#define GEMM(name, kind)                                                                           \
+    static AVX512 void name##_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,    \
+                                   int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)       \
+    {                                                                                              \
+        float_gemm(kind, n, W, wrow, xq, nt, Y, ldy, r0, r1);                                      \
+    }                                                                                              \
+    static AVX512 void name##_gemv(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,    \
+                                   int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)       \
+    {                                                                                              \
+        (void)nt, (void)ldy;                                                                       \
+        float_gemv(kind, n, W, wrow, xq, Y, r0, r1);                                               \
+    }
+
+GEMM(f32, F_F32)
+GEMM(f16, F_F16)
+GEMM(bf16, F_BF16)
 
 int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
 {
     static const eng_kernel_set sets[ENG_TYPE_COUNT] = {
-        [ENG_TYPE_F32] = {f32_dot, f32_tile},
-        [ENG_TYPE_F16] = {f16_dot, f16_tile},
-        [ENG_TYPE_BF16] = {bf16_dot, bf16_tile},
+        [ENG_TYPE_F32] = {f32_dot, f32_tile, f32_gemv, f32_gemm},
+        [ENG_TYPE_F16] = {f16_dot, f16_tile, f16_gemv, f16_gemm},
+        [ENG_TYPE_BF16] = {bf16_dot, bf16_tile, bf16_gemv, bf16_gemm},
     };
     static const eng_kernel_set vnni_sets[ENG_TYPE_COUNT] = {
-        [ENG_TYPE_Q4_0] = {q4_0_dot, q4_0_tile},
-        [ENG_TYPE_Q4_K] = {q4_K_dot, q4_K_tile},
+        [ENG_TYPE_Q4_K] = {q4_K_dot, NULL}, /* batches: eng_gemm_avx512_k */
         [ENG_TYPE_Q5_K] = {q5_K_dot, q5_K_tile},
-        [ENG_TYPE_Q6_K] = {q6_K_dot, q6_K_tile},
+        [ENG_TYPE_Q6_K] = {q6_K_dot, NULL},
     };
     eng_kernel_set found = {0};
+    if (eng_kernels_avx512_q8(wtype, ks))
+        return 1;
     if ((unsigned)wtype < ENG_TYPE_COUNT) {
         found = sets[wtype];
         if (!found.dot && __builtin_cpu_supports("avx512vnni"))
             found = vnni_sets[wtype];
+    }
+    if (found.dot && !found.tile) {
+        found.gemm = eng_gemm_avx512_k(wtype);
+        found.gemm_layout = ENG_ACT_Q8K_TILES;
     }
     if (found.dot)
         *ks = found;

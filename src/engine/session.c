@@ -10,6 +10,7 @@
  * detokenizer (only complete UTF-8 comes out) and the stop-string filter (text that may start
  * a stop string is held back; a complete stop string ends generation and is not emitted).
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,21 @@ static void *xalloc(size_t n, rb_err *rc)
     }
     memset(p, 0, n);
     return p;
+}
+
+/* cos and sin of pos * base^(-i / n_rot) for every position and even i < n_rot, computed as
+ * the reference does (in float, with powf), once instead of per token. */
+static void rope_table(eng_session *s)
+{
+    const eng_hparams *hp = &s->m->hp;
+    for (int pos = 0; pos < s->n_ctx; pos++) {
+        float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
+        for (int i = 0; i < hp->n_rot; i += 2) {
+            float theta = (float)pos * powf(hp->rope_base, -(float)i / (float)hp->n_rot);
+            cs[i] = cosf(theta);
+            cs[i + 1] = sinf(theta);
+        }
+    }
 }
 
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
@@ -75,7 +91,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     nth = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
     s->max_cols = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
     B = (size_t)s->n_batch;
-    s->xq_row = (size_t)s->max_cols * sizeof(float) + 64; /* F32 is the widest format */
+    s->xq_bytes = eng_act_bytes_max(s->max_cols, s->n_batch);
 
     s->x = xalloc(B * hp->n_embd * sizeof(float), &rc);
     s->xb = xalloc(B * hp->n_embd * sizeof(float), &rc);
@@ -85,7 +101,9 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->v = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->hb = xalloc(B * hp->n_ff * sizeof(float), &rc);
     s->hb2 = xalloc(B * hp->n_ff * sizeof(float), &rc);
-    s->xq = xalloc(B * s->xq_row, &rc);
+    for (int i = 0; i < 3; i++)
+        s->xq[i] = xalloc(s->xq_bytes, &rc);
+    s->rope_cs = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
@@ -107,9 +125,11 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
         rc = rb_errf(err, errlen, RB_ENOMEM, "cannot start %d threads", nth);
         goto out;
     }
-    s->att = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->n_ctx * sizeof(float), &rc);
+    s->att_stride = (size_t)(hp->n_head / hp->n_head_kv) * s->n_ctx;
+    s->att = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->att_stride * sizeof(float), &rc);
     if (rc)
         goto out;
+    rope_table(s);
     openblas_set_num_threads(1);
 out:
     if (rc) {
@@ -136,7 +156,9 @@ void eng_session_free(eng_session *s)
     free(s->v);
     free(s->hb);
     free(s->hb2);
-    free(s->xq);
+    for (int i = 0; i < 3; i++)
+        free(s->xq[i]);
+    free(s->rope_cs);
     free(s->att);
     free(s->deq);
     free(s->logits);

@@ -31,9 +31,12 @@ struct eng_session {
     float *v;         /* (n_batch, kv_dim) */
     float *hb;        /* (n_batch, n_ff) gate, then silu(gate) * up */
     float *hb2;       /* (n_batch, n_ff) up */
-    void *xq;         /* (n_batch, max(n_embd, n_ff)) prepared activations, any format */
-    size_t xq_row;    /* bytes of the widest prepared row (F32 of max_cols) */
-    float *att;       /* (n_threads, n_ctx) attention scores scratch */
+    void *xq[3];      /* prepared inputs of up to n_batch rows of max_cols, any layout: one per
+                       * matrix of a job whose matrices want different layouts (q, k, v) */
+    size_t xq_bytes;  /* eng_act_bytes_max(max_cols, n_batch) each */
+    float *att;       /* (max pool chunks, att_stride) attention scores scratch */
+    size_t att_stride;/* group * n_ctx floats: the scores of the query heads of one kv head */
+    float *rope_cs;   /* (n_ctx, n_rot / 2, 2) cos and sin of each position's rotations */
     float *deq;       /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
     float *logits;    /* (n_vocab) of the last position */
     float *all_logits;/* (n_ctx, n_vocab) when keep_all is on */
@@ -41,8 +44,9 @@ struct eng_session {
     int keep_all;
 
     /* kv cache */
-    float *key_cache;   /* (n_layer, n_ctx, kv_dim) */
-    float *value_cache; /* (n_layer, n_ctx, kv_dim) */
+    /* both transposed: attention reads a row of positions per dimension (forward.c) */
+    float *key_cache;   /* (n_layer, n_head_kv, head_dim, n_ctx) */
+    float *value_cache; /* (n_layer, n_head_kv, head_dim, n_ctx) */
     int n_past;
 
     /* generation state */

@@ -9,6 +9,7 @@
 
 #include "eng_types.h"
 #include "kernels.h"
+#include "kernels_isa.h"
 #include "quant.h"
 #include "rb_test.h"
 
@@ -99,15 +100,19 @@ static void fill_weights(eng_type t, uint8_t *w, int64_t n, int rows, rng *r)
     }
 }
 
-/* Prepares nt activation rows of n normal values for weights of type t into xq; the float
- * values go to xf. */
-static void fill_acts(eng_type t, float *xf, uint8_t *xq, int64_t n, int nt, rng *r)
+/* nt activation rows of n normal values. */
+static void fill_acts(float *xf, int64_t n, int nt, rng *r)
 {
-    const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
     for (int64_t i = 0; i < n * nt; i++)
         xf[i] = rng_normal(r);
-    for (int k = 0; k < nt; k++)
-        eng_act_quantize(t, xf + k * n, xq + (size_t)k * xr, n);
+}
+
+/* Prepares the nt rows of xf for weights of type t on the active instruction set, in two
+ * parts as two threads would. */
+static void prepare_acts(eng_type t, const float *xf, int64_t n, int nt, uint8_t *xq)
+{
+    eng_act_prepare(t, xf, n, nt, nt / 2, nt, xq);
+    eng_act_prepare(t, xf, n, nt, 0, nt / 2, xq);
 }
 
 /* Scenario: Forcing an instruction set is clamped to what the CPU has */
@@ -142,13 +147,16 @@ START_TEST(test_engine_kernels__the_activation_format_follows_the_weight_type)
 }
 END_TEST
 
-/* sum |w_i * x_i| for weight row w and activation row xq (both dequantized). */
-static double abs_terms(eng_type t, const uint8_t *w, const uint8_t *xq, int64_t n, float *wf,
+/* sum |w_i * x_i| for weight row w and activation row x, both as the kernels see them
+ * (x quantized to the activation type). */
+static double abs_terms(eng_type t, const uint8_t *w, const float *x, int64_t n, float *wf,
                         float *xf)
 {
+    static uint8_t q[4 * 8192];
     double s = 0.0;
     eng_dequantize_row(t, w, wf, n);
-    eng_dequantize_row(eng_vec_dot_type(t), xq, xf, n);
+    eng_quantize_row(eng_vec_dot_type(t), x, q, n);
+    eng_dequantize_row(eng_vec_dot_type(t), q, xf, n);
     for (int64_t i = 0; i < n; i++)
         s += fabs((double)wf[i] * xf[i]);
     return s;
@@ -157,14 +165,17 @@ static double abs_terms(eng_type t, const uint8_t *w, const uint8_t *xq, int64_t
 /* Scenario: Every fast kernel matches its scalar twin */
 START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
 {
-    static const int64_t ns[] = {256, 512, 768, 4352, 37, 1000}; /* last two: float types */
-    static const int nts[] = {1, 2, 3, 4, 5, 9};
-    enum { ROWS = 7, MAX_N = 4352, MAX_NT = 9 };
+    /* 352: a group of 8 blocks and 3 more; 37 and 1000: float types only */
+    static const int64_t ns[] = {256, 512, 768, 4352, 352, 37, 1000};
+    /* and 17 and 70: more than one 16-token tile, more than 4 tiles */
+    static const int nts[] = {1, 2, 3, 4, 5, 9, 17, 70};
+    enum { ROWS = 7, MAX_N = 4352, MAX_NT = 70 };
     const eng_isa best = eng_isa_detect();
     uint8_t *w = malloc((size_t)ROWS * MAX_N * 4), *xq = malloc((size_t)MAX_NT * MAX_N * 4);
     float *xf = malloc(sizeof(float) * MAX_NT * MAX_N), *wf = malloc(sizeof(float) * MAX_N);
     float *tmp = malloc(sizeof(float) * MAX_N);
     float ref[MAX_NT * ROWS], got[MAX_NT * ROWS];
+    double terms[MAX_NT * ROWS];
     rng r = {1234};
     int compared = 0;
     for (size_t ti = 0; ti < N_TYPES; ti++) {
@@ -175,19 +186,23 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
             if (n % eng_type_block_elems(t))
                 continue;
             const size_t wr = eng_type_row_bytes(t, n);
-            const size_t xr = eng_type_row_bytes(eng_vec_dot_type(t), n);
             fill_weights(t, w, n, ROWS, &r);
-            fill_acts(t, xf, xq, n, MAX_NT, &r);
+            fill_acts(xf, n, MAX_NT, &r);
+            for (int tt = 0; tt < MAX_NT; tt++)
+                for (int row = 0; row < ROWS; row++)
+                    terms[tt * ROWS + row] = abs_terms(t, w + row * wr, xf + tt * n, n, wf, tmp);
             for (size_t k = 0; k < sizeof nts / sizeof nts[0]; k++) {
                 const int nt = nts[k];
                 eng_isa_force(ENG_ISA_SCALAR);
+                prepare_acts(t, xf, n, nt, xq);
                 eng_matmul(t, w, n, xq, nt, ref, ROWS, 0, ROWS);
                 for (int isa = ENG_ISA_AVX2; isa <= (int)best; isa++) {
                     ck_assert_int_eq(eng_isa_force((eng_isa)isa), isa);
+                    prepare_acts(t, xf, n, nt, xq);
                     eng_matmul(t, w, n, xq, nt, got, ROWS, 0, ROWS);
                     for (int tt = 0; tt < nt; tt++) {
                         for (int row = 0; row < ROWS; row++) {
-                            const double s = abs_terms(t, w + row * wr, xq + tt * xr, n, wf, tmp);
+                            const double s = terms[tt * ROWS + row];
                             const double diff =
                                 fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
                             ck_assert_msg(diff <= tol * s,
@@ -213,6 +228,137 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
 }
 END_TEST
 
+/* Scenario: Every fast kernel matches its scalar twin (the AVX-512 activation quantizer,
+ * which must give eng_quantize_q8_0's bytes exactly: the twins read those bytes) */
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer)
+{
+    enum { NB = 64, N = NB * 32 };
+    static const float scales[] = {1.0f, 1e-6f, 1e4f, 1e9f, 1e-30f};
+    float x[N];
+    eng_block_q8_0 want[NB], got[NB];
+    int32_t sums[NB];
+    rng r = {77};
+    if (!__builtin_cpu_supports("avx512vnni"))
+        return;
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        for (int i = 0; i < N; i++)
+            x[i] = rng_normal(&r) * scales[si];
+        /* block 0: zeros; block 1: d = 1 and halves that round away from zero */
+        memset(x, 0, 32 * sizeof(float));
+        for (int j = 0; j < 32; j++)
+            x[32 + j] = j == 0 ? 127.0f : (j % 2 ? 1.0f : -1.0f) * ((float)(j % 7) + 0.5f);
+        eng_quantize_q8_0(x, want, N);
+        eng_quantize_q8_0_avx512(x, got, sums, N);
+        ck_assert_mem_eq(got, want, sizeof want);
+        for (int b = 0; b < NB; b++) {
+            int32_t sum = 0;
+            for (int j = 0; j < 32; j++)
+                sum += want[b].qs[j];
+            ck_assert_int_eq(sums[b], sum);
+        }
+    }
+}
+END_TEST
+
+/* Scenario: Every fast kernel matches its scalar twin (the AVX-512 Q8_K activation
+ * quantizer: eng_quantize_q8_K's bytes exactly) */
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer_k)
+{
+    enum { NB = 8, N = NB * 256 };
+    static const float scales[] = {1.0f, 1e-6f, 1e4f, 1e-35f};
+    float x[N];
+    eng_block_q8_K want[NB], got[NB];
+    rng r = {78};
+    if (!__builtin_cpu_supports("avx512vnni"))
+        return;
+    for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        for (int i = 0; i < N; i++)
+            x[i] = rng_normal(&r) * scales[si];
+        /* block 0: zeros; block 1: the largest magnitude twice, negative first; block 2:
+         * values that land on halves (ties to even) */
+        memset(x, 0, 256 * sizeof(float));
+        x[256 + 5] = -3.0f;
+        x[256 + 9] = 3.0f;
+        for (int j = 0; j < 256; j++)
+            x[512 + j] = j == 0 ? -127.0f : (float)(j % 9) + 0.5f;
+        eng_quantize_q8_K(x, want, N);
+        eng_quantize_q8_K_avx512(x, got, N);
+        ck_assert_mem_eq(got, want, sizeof want);
+    }
+}
+END_TEST
+
+/* Scenario: Every fast kernel matches its scalar twin (the element-wise ops of the forward
+ * pass: both agree with the libm formulas within OPS_TOL, relative) */
+#define OPS_TOL 1e-6
+static void check_close(const float *got, const double *want, int n, const char *what)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= OPS_TOL * (fabs(want[i]) + 1e-30), "%s[%d]: %.9g vs %.9g",
+                      what, i, (double)got[i], want[i]);
+}
+
+START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops)
+{
+    enum { N = 1000 }; /* not a multiple of 16: the vector tails too */
+    const eng_isa best = eng_isa_detect();
+    static float x[N], u[N], w[N], got[N];
+    static double want[N];
+    rng r = {79};
+    for (int i = 0; i < N; i++) {
+        x[i] = 8.0f * rng_normal(&r);
+        u[i] = rng_normal(&r);
+        w[i] = 1.0f + 0.1f * rng_normal(&r);
+    }
+    for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
+        eng_isa_force((eng_isa)isa);
+        /* softmax of 1, 7 and 1000 values */
+        for (int n = 1; n <= N; n = n == 1 ? 7 : n == 7 ? N : N + 1) {
+            double max = x[0], sum = 0.0;
+            for (int i = 0; i < n; i++)
+                max = x[i] > max ? x[i] : max;
+            for (int i = 0; i < n; i++)
+                sum += exp((x[i] - max) * 0.125);
+            for (int i = 0; i < n; i++)
+                want[i] = exp((x[i] - max) * 0.125) / sum;
+            memcpy(got, x, sizeof(float) * (size_t)n);
+            eng_softmax(got, n, 0.125f);
+            check_close(got, want, n, "softmax");
+        }
+        for (int i = 0; i < N; i++)
+            want[i] = x[i] / (1.0 + exp(-(double)x[i])) * u[i];
+        memcpy(got, x, sizeof got);
+        eng_swiglu(got, u, N);
+        check_close(got, want, N, "swiglu");
+        double ss = 0.0;
+        for (int i = 0; i < N; i++)
+            ss += (double)x[i] * x[i];
+        for (int i = 0; i < N; i++)
+            want[i] = x[i] / sqrt(ss / N + 1e-5) * w[i];
+        eng_rmsnorm(got, x, w, N, 1e-5f);
+        check_close(got, want, N, "rmsnorm");
+        /* attention scores of 5 queries against keys stored transposed (row stride 150): x
+         * holds the keys, u the queries */
+        for (int npos = 1; npos <= 130; npos = npos == 1 ? 17 : npos == 17 ? 70 : npos + 60) {
+            enum { HD = 6, NQ = 5, LDK = 150 };
+            for (int t = 0; t < NQ; t++)
+                for (int p = 0; p < npos; p++) {
+                    double a = 0.0;
+                    for (int i = 0; i < HD; i++)
+                        a += (double)u[t * HD + i] * x[i * LDK + p];
+                    want[t * npos + p] = a;
+                }
+            eng_attn_scores(u, NQ, HD, x, LDK, npos, got, (size_t)npos);
+            for (int i = 0; i < NQ * npos; i++)
+                ck_assert_msg(fabs(got[i] - want[i]) <= 1e-5 * (1.0 + fabs(want[i])),
+                              "scores npos=%d [%d]: %.9g vs %.9g", npos, i, (double)got[i],
+                              want[i]);
+        }
+    }
+    eng_isa_force(best);
+}
+END_TEST
+
 /* Scenario: The dot product approximates the float dot product */
 START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_product)
 {
@@ -224,7 +370,7 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
     for (size_t ti = 0; ti < N_TYPES; ti++) {
         const eng_type t = k_types[ti];
         fill_weights(t, w, N, 1, &r);
-        fill_acts(t, xf, xq, N, 1, &r);
+        fill_acts(xf, N, 1, &r);
         eng_dequantize_row(t, w, wf, N);
         double ref = 0.0, ww = 0.0, xx = 0.0;
         for (int i = 0; i < N; i++) {
@@ -237,6 +383,7 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
             sqrt(ww * xx);
         for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
             eng_isa_force((eng_isa)isa);
+            eng_act_quantize(t, xf, xq, N);
             const float got = eng_vec_dot(t, w, xq, N);
             ck_assert_msg(fabs(got - ref) <= tol, "%s %s: %.7g vs float %.7g (|w||x| = %.4g)",
                           eng_type_name(t), eng_isa_name((eng_isa)isa), (double)got, ref,
@@ -257,25 +404,27 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
     static const eng_type types[] = {ENG_TYPE_F16, ENG_TYPE_Q4_0, ENG_TYPE_Q6_K};
     enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
     const eng_isa best = eng_isa_detect();
-    uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 4);
+    uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 8), *x1 = malloc(N * 4);
     float *xf = malloc(sizeof(float) * NT * N), y[NT * LDY];
     rng r = {5};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const eng_type t = types[ti];
-        const size_t wr = eng_type_row_bytes(t, N), xr = eng_type_row_bytes(eng_vec_dot_type(t), N);
+        const size_t wr = eng_type_row_bytes(t, N);
         fill_weights(t, w, N, ROWS, &r);
-        fill_acts(t, xf, xq, N, NT, &r);
+        fill_acts(xf, N, NT, &r);
         for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
             eng_isa_force((eng_isa)isa);
             for (int nt = 1; nt <= NT; nt += NT - 1) { /* the decode path and a tile */
                 for (int i = 0; i < NT * LDY; i++)
                     y[i] = SENTINEL;
+                prepare_acts(t, xf, N, nt, xq);
                 eng_matmul(t, w, N, xq, nt, y, LDY, R0, R1);
                 for (int tt = 0; tt < NT; tt++) {
                     for (int c = 0; c < LDY; c++) {
                         const float v = y[tt * LDY + c];
                         if (tt < nt && c >= R0 && c < R1) {
-                            const float want = eng_vec_dot(t, w + c * wr, xq + tt * xr, N);
+                            eng_act_quantize(t, xf + tt * N, x1, N);
+                            const float want = eng_vec_dot(t, w + c * wr, x1, N);
                             ck_assert_msg(fabsf(v - want) <= 1e-4f * (1.0f + fabsf(want)),
                                           "%s %s nt=%d: Y[%d][%d] = %g, want %g", eng_type_name(t),
                                           eng_isa_name((eng_isa)isa), nt, tt, c, (double)v,
@@ -292,6 +441,7 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
     eng_isa_force(best);
     free(w);
     free(xq);
+    free(x1);
     free(xf);
 }
 END_TEST
@@ -321,6 +471,9 @@ int main(void)
     /* the twin comparison dequantizes every row for every token: seconds under sanitizers */
     tc = rbt_tcase(s, "kernels", 90);
     tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quantizer_k);
+    tcase_add_test(tc, test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops);
     tcase_add_test(tc, test_engine_kernels__the_dot_product_approximates_the_float_dot_product);
     tcase_add_test(tc, test_engine_kernels__matrix_products_write_only_their_rows_and_columns);
     return rbt_run(s);
