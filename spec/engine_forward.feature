@@ -40,6 +40,11 @@ Feature: The llama forward pass and the session API
     When the bundled model is opened with a progress callback
     Then the callback sees layers_loaded rise from 0 to layers_total
 
+  Scenario: Weights read into memory give the same logits as mapped weights
+    Given the random GQA model opened twice, once mapped and once with copy_weights
+    When the reference prompt is prefilled in both
+    Then every logit is bit-identical and the copy's progress still rises per layer
+
   Scenario: rbee-gguf generate streams the continuation
     When the user runs rbee-gguf generate models/<bundled> --prompt "In the beginning" -n 16 --temp 0
     Then stdout is the greedy continuation only and the exit code is 0
@@ -47,3 +52,11 @@ Feature: The llama forward pass and the session API
   Scenario: rbee-gguf quantize and random make loadable files
     When the user quantizes the bundled model to q8_0 and makes a random tinyllama-shaped q4_0 model
     Then rbee-gguf info lists the expected types and the engine loads both
+
+  Scenario: rbee-bench engine and memory report medians
+    When the user runs rbee-bench engine -m models/<bundled q8_0> -p 16 -n 8 -t 1 -r 3 --json, with and without --no-mmap
+    Then the last line is one JSON object with pp_tokens_per_s and tg_tokens_per_s above 0 and the exit code is 0
+    When the user runs rbee-bench memory -m models/<bundled q8_0> -t 2 -r 3
+    Then it prints a GB/s median for 1 and 2 threads and exits 0
+    When rbee-bench is given a missing file or an unknown option
+    Then it prints one line naming the problem and exits 1

@@ -2,15 +2,23 @@
  * model.c - opens a GGUF llama model: reads the hyperparameters, checks every tensor's type
  * and shape against them, and builds weight views into the mapping.
  *
- * Nothing is copied but the 1-D norm weights (converted to F32). Loading reports progress
- * per layer; with prefault on, each layer's pages are touched as it is checked so the
- * progress reflects real I/O on a cold file.
+ * Nothing is copied but the 1-D norm weights (converted to F32), unless the caller asks for
+ * copy_weights: then each weight is read (pread, so the mapping's pages stay out of the
+ * process) into one anonymous region advised for transparent huge pages, at its offset in
+ * the data section. Loading reports progress per layer; with prefault on, each layer's pages
+ * are touched as it is checked so the progress reflects real I/O on a cold file.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "model.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
 
 eng_model_params eng_model_params_default(void)
 {
@@ -109,6 +117,18 @@ static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t 
                        name, eng_type_name(t->type), (long long)cols);
     w->type = t->type;
     w->data = t->data;
+    if (m->wcopy) {
+        uint8_t *dst = m->wcopy + t->offset;
+        off_t at = (off_t)(eng_gguf_data_offset(m->gguf) + t->offset);
+        for (uint64_t done = 0; done < t->size;) {
+            ssize_t k = pread(m->fd, dst + done, (size_t)(t->size - done), at + (off_t)done);
+            if (k <= 0)
+                return rb_errf(err, errlen, RB_EIO, "cannot read tensor '%s': %s", name,
+                               k < 0 ? strerror(errno) : "unexpected end of file");
+            done += (uint64_t)k;
+        }
+        w->data = dst;
+    }
     w->rows = rows;
     w->cols = cols;
     w->row_bytes = eng_type_row_bytes(t->type, cols);
@@ -183,6 +203,48 @@ static rb_err bind_layer(eng_model *m, int l, int prefault, char *err, size_t er
     return RB_OK;
 }
 
+/* Maps the region copy_weights reads the data section into and opens the file for pread. */
+static rb_err copy_open(eng_model *m, const char *path, char *err, size_t errlen)
+{
+    uint64_t data = eng_gguf_data_offset(m->gguf), size = eng_gguf_file_size(m->gguf);
+    size_t len = (size_t)(size > data ? size - data : 1);
+    void *p;
+
+    len = (len + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return rb_errf(err, errlen, RB_ENOMEM, "cannot allocate %zu bytes for the weights", len);
+    madvise(p, len, MADV_HUGEPAGE); /* advice only: without huge pages it still works */
+    m->wcopy = p;
+    m->wcopy_len = len;
+    m->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (m->fd < 0)
+        return rb_errf(err, errlen, RB_EIO, "cannot open: %s", strerror(errno));
+    return RB_OK;
+}
+
+/* Ends the copy: closes the file and drops the mapping's pages of the data section from
+ * the process. Reading the norms faulted some in, and the page cache's large folios map up
+ * to 2 MiB around each one; nothing reads the data section through the mapping afterwards. */
+static void copy_close(eng_model *m)
+{
+    const eng_gguf_tensor *t;
+
+    if (m->fd < 0)
+        return;
+    t = eng_gguf_n_tensors(m->gguf) ? eng_gguf_tensor_at(m->gguf, 0) : NULL;
+    close(m->fd);
+    m->fd = -1;
+    if (t) {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = (uintptr_t)t->data - t->offset;
+        uintptr_t hi = lo + (eng_gguf_file_size(m->gguf) - eng_gguf_data_offset(m->gguf));
+        lo = (lo + page - 1) & ~(page - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+}
+
 static void fill_info(eng_model *m, const char *arch)
 {
     eng_model_info *in = &m->info;
@@ -230,6 +292,7 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         p = &def;
     if (!m)
         return RB_ENOMEM;
+    m->fd = -1;
     rc = eng_gguf_open(path, &m->gguf, gerr, sizeof gerr);
     if (rc) {
         rb_errf(err, errlen, rc, "cannot open model '%s': %s", path, gerr);
@@ -253,6 +316,8 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         goto out;
     }
     m->hp.n_vocab = eng_tokenizer_n_vocab(m->tok);
+    if (p->copy_weights && (rc = copy_open(m, path, gerr, sizeof gerr)))
+        goto bad;
 
     {
         const eng_hparams *hp = &m->hp;
@@ -284,6 +349,7 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         }
     }
     fill_info(m, arch);
+    copy_close(m);
     goto out;
 bad:
     rb_errf(err, errlen, rc, "model '%s': %s", path, gerr);
@@ -308,6 +374,9 @@ void eng_model_free(eng_model *m)
     free(m->out_norm);
     eng_tokenizer_free(m->tok);
     eng_gguf_close(m->gguf);
+    copy_close(m);
+    if (m->wcopy)
+        munmap(m->wcopy, m->wcopy_len);
     free(m);
 }
 

@@ -59,6 +59,11 @@ struct eng_model {
     eng_weight output;      /* (n_vocab, n_embd); == tok_embd when tied */
     int tied_output;
     eng_model_info info;
+    /* copy_weights: the data section read into huge-page memory (wcopy, wcopy_len bytes
+     * mapped) from file descriptor fd while loading; NULL when serving from the mapping */
+    uint8_t *wcopy;
+    size_t wcopy_len;
+    int fd;
 };
 
 #endif

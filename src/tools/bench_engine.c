@@ -19,7 +19,7 @@
 
 typedef struct engine_args {
     const char *model;
-    int p, n, threads, reps, json;
+    int p, n, threads, reps, json, no_mmap;
 } engine_args;
 
 static int parse(engine_args *a, int argc, char **argv)
@@ -32,6 +32,10 @@ static int parse(engine_args *a, int argc, char **argv)
         int64_t x;
         if (strcmp(argv[i], "--json") == 0) {
             a->json = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--no-mmap") == 0) {
+            a->no_mmap = 1;
             continue;
         }
         if (!v)
@@ -108,6 +112,7 @@ int bench_engine_main(int argc, char **argv)
 
     if (parse(&a, argc, argv))
         return 1;
+    mp.copy_weights = a.no_mmap;
     if (eng_model_open(a.model, &mp, &m, err, sizeof err)) {
         fprintf(stderr, "rbee-bench engine: %s\n", err);
         return 1;

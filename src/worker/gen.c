@@ -317,6 +317,7 @@ static void *loader_main(void *arg)
     rb_thread_set_name("loader");
     mp.progress = on_progress;
     mp.progress_user = w;
+    mp.copy_weights = w->cfg.no_mmap;
     if (eng_model_open(w->cfg.model_path, &mp, &g->model, err, sizeof err)) {
         load_failed(w, err);
         return NULL;

@@ -46,6 +46,8 @@ const char *wrk_usage(void)
            "  --hive-url URL            hive base URL for heartbeats and the ready callback\n"
            "  --local-mode              bind 127.0.0.1 without authentication\n"
            "  --threads N               compute threads (default: physical cores)\n"
+           "  --no-mmap                 read the weights into memory (huge pages) instead of\n"
+           "                            serving them from the file mapping: faster generation\n"
            "  --slots N                 concurrent generations (default 1)\n"
            "  --queue N                 jobs that may wait for a slot (default 16)\n"
            "  --ctx N                   context length (default: the model's)\n"
@@ -79,6 +81,10 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
 
         if (strcmp(a, "--local-mode") == 0) {
             c->local_mode = 1;
+            continue;
+        }
+        if (strcmp(a, "--no-mmap") == 0) {
+            c->no_mmap = 1;
             continue;
         }
         if (strncmp(a, "--", 2) != 0)

@@ -95,11 +95,63 @@ START_TEST(test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_file
 }
 END_TEST
 
+/* The value of "key": in the last line of the file at log, or -1. */
+static double json_field(const char *log, const char *key)
+{
+    char *out = rbt_slurp(log), *line, *at, pat[64];
+    double v = -1;
+    if (!out)
+        return -1;
+    line = strrchr(out, '{');
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    if (line && (at = strstr(line, pat)))
+        v = strtod(at + strlen(pat), NULL);
+    free(out);
+    return v;
+}
+
+/* Scenario: rbee-bench engine and memory report medians */
+START_TEST(test_engine_forward__rbee_bench_engine_and_memory_report_medians)
+{
+    char dir[4096], log[4200];
+    const char *model = rbt_model_q8();
+    const char *bench = rbt_bin("rbee-bench");
+
+    ck_assert_ptr_nonnull(model);
+    rbt_tmpdir(dir);
+    snprintf(log, sizeof log, "%s/out.txt", dir);
+    for (int copy = 0; copy < 2; copy++) {
+        char *args[] = {(char *)bench, "engine", "-m", (char *)model, "-p", "16", "-n", "8",
+                        "-t", "1", "-r", "3", "--json", copy ? "--no-mmap" : NULL, NULL};
+        ck_assert_int_eq(run_tool(args, log, 60000), 0);
+        ck_assert_double_gt(json_field(log, "pp_tokens_per_s"), 0);
+        ck_assert_double_gt(json_field(log, "tg_tokens_per_s"), 0);
+        ck_assert_double_gt(json_field(log, "peak_rss_mib"), 0);
+    }
+    char *mem[] = {(char *)bench, "memory", "-m", (char *)model, "-t", "2", "-r", "3", NULL};
+    ck_assert_int_eq(run_tool(mem, log, 60000), 0);
+    ck_assert(rbt_file_contains(log, "threads 1:"));
+    ck_assert(rbt_file_contains(log, "threads 2:"));
+    ck_assert(rbt_file_contains(log, "GB/s"));
+    char *missing[] = {(char *)bench, "engine", "-m", "/nonexistent.gguf", NULL};
+    ck_assert_int_eq(run_tool(missing, log, 30000), 1);
+    ck_assert(rbt_file_contains(log, "/nonexistent.gguf"));
+    char *nomem[] = {(char *)bench, "memory", "-m", "/nonexistent.gguf", NULL};
+    ck_assert_int_eq(run_tool(nomem, log, 30000), 1);
+    ck_assert(rbt_file_contains(log, "cannot read '/nonexistent.gguf'"));
+    char *unknown[] = {(char *)bench, "memory", "--frobnicate", NULL};
+    ck_assert_int_eq(run_tool(unknown, log, 30000), 1);
+    ck_assert(rbt_file_contains(log, "bad argument '--frobnicate'"));
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_tools");
     TCase *tc = rbt_tcase(s, "tools", 120);
     tcase_add_test(tc, test_engine_forward__rbee_gguf_generate_streams_the_continuation);
     tcase_add_test(tc, test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files);
+    tcase_add_test(tc, test_engine_forward__rbee_bench_engine_and_memory_report_medians);
     return rbt_run(s);
 }

@@ -342,6 +342,45 @@ START_TEST(test_engine_forward__loading_reports_layer_progress)
 }
 END_TEST
 
+/* Scenario: Weights read into memory give the same logits as mapped weights */
+START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights)
+{
+    const char *path = rbt_model_gqa();
+    eng_model_params mp = eng_model_params_default();
+    progress_log p = {0, 0, 0, 1};
+    eng_model *mapped = open_model(path), *copied = NULL;
+    eng_session *a, *b;
+    const float *la, *lb;
+    size_t na, nb;
+    rbt_reference ref;
+    char err[256];
+
+    mp.copy_weights = 1;
+    mp.progress = on_progress;
+    mp.progress_user = &p;
+    ck_assert_msg(eng_model_open(path, &mp, &copied, err, sizeof err) == RB_OK, "%s", err);
+    ck_assert(p.monotonic);
+    ck_assert_int_eq(p.last, p.total);
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    a = open_session(mapped, 0, 2);
+    b = open_session(copied, 0, 2);
+    eng_session_keep_all_logits(a, 1);
+    eng_session_keep_all_logits(b, 1);
+    ck_assert_int_eq(eng_session_prefill(a, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
+    ck_assert_int_eq(eng_session_prefill(b, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
+    la = eng_session_all_logits(a, &na);
+    lb = eng_session_all_logits(b, &nb);
+    ck_assert_int_eq(na, ref.ntokens);
+    ck_assert_int_eq(nb, na);
+    ck_assert_int_eq(memcmp(la, lb, na * (size_t)ref.n_vocab * sizeof(float)), 0);
+    eng_session_free(a);
+    eng_session_free(b);
+    rbt_reference_release(&ref);
+    eng_model_free(mapped);
+    eng_model_free(copied);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_forward");
@@ -354,5 +393,6 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__the_context_limit_is_enforced);
     tcase_add_test(tc, test_engine_forward__a_cancel_flag_stops_generation_between_tokens);
     tcase_add_test(tc, test_engine_forward__loading_reports_layer_progress);
+    tcase_add_test(tc, test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights);
     return rbt_run(s);
 }

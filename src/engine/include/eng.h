@@ -46,6 +46,10 @@ typedef struct eng_model_params {
     eng_progress_fn progress; /* may be NULL */
     void *progress_user;
     int prefault;             /* touch every weight page while loading (default 1) */
+    /* Read the weights into anonymous memory backed by transparent huge pages instead of
+     * serving them from the file mapping (default 0, like llama.cpp's --no-mmap). Fewer TLB
+     * misses make generation faster; the page cache may hold a second copy of the file. */
+    int copy_weights;
 } eng_model_params;
 
 eng_model_params eng_model_params_default(void);

@@ -25,6 +25,7 @@ typedef struct wrk_config {
     const char *hive_url;       /* NULL: no heartbeats or ready callback */
     const char *advertise_host; /* host in the url sent to the hive; default 127.0.0.1 */
     int local_mode;             /* bind 127.0.0.1, no auth */
+    int no_mmap;                /* weights read into huge-page memory (copy_weights) */
     const char *token;          /* bearer token for network mode (RBEE_API_TOKEN) */
     int threads;                /* 0: physical cores, shared by the slots */
     int slots;                  /* generation threads, default 1 */

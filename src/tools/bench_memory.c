@@ -1,0 +1,193 @@
+/*
+ * bench_memory.c - `rbee-bench memory`: how fast this machine streams a model file's bytes,
+ * the ceiling single-token generation works under (every weight is read once per token).
+ *
+ * The file is mapped (as the engine serves it by default) or read into anonymous memory
+ * advised for transparent huge pages (as with --no-mmap), touched once, then read whole by 1
+ * to N threads, each summing its own contiguous slice with the widest vector loads the CPU
+ * has. Each thread count runs r times; the median GB/s (10^9 bytes/s) is printed.
+ */
+#include <fcntl.h>
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "rb_util.h"
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+typedef struct slice {
+    const uint8_t *p;
+    size_t n;
+    pthread_barrier_t *start;
+    uint64_t sum; /* keeps the loads from being optimised away */
+} slice;
+
+__attribute__((target("avx512f"))) static uint64_t sum512(const uint8_t *p, size_t n)
+{
+    __m512i a = _mm512_setzero_si512(), b = a, c = a, d = a;
+    for (size_t i = 0; i + 256 <= n; i += 256) {
+        a = _mm512_add_epi64(a, _mm512_loadu_si512(p + i));
+        b = _mm512_add_epi64(b, _mm512_loadu_si512(p + i + 64));
+        c = _mm512_add_epi64(c, _mm512_loadu_si512(p + i + 128));
+        d = _mm512_add_epi64(d, _mm512_loadu_si512(p + i + 192));
+    }
+    return (uint64_t)_mm512_reduce_add_epi64(
+        _mm512_add_epi64(_mm512_add_epi64(a, b), _mm512_add_epi64(c, d)));
+}
+
+__attribute__((target("avx2"))) static uint64_t sum256(const uint8_t *p, size_t n)
+{
+    __m256i a = _mm256_setzero_si256(), b = a, c = a, d = a;
+    uint64_t out[4];
+    for (size_t i = 0; i + 128 <= n; i += 128) {
+        a = _mm256_add_epi64(a, _mm256_loadu_si256((const __m256i *)(p + i)));
+        b = _mm256_add_epi64(b, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
+        c = _mm256_add_epi64(c, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
+        d = _mm256_add_epi64(d, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
+    }
+    _mm256_storeu_si256((__m256i *)out,
+                        _mm256_add_epi64(_mm256_add_epi64(a, b), _mm256_add_epi64(c, d)));
+    return out[0] + out[1] + out[2] + out[3];
+}
+
+static uint64_t sum_bytes(const uint8_t *p, size_t n)
+{
+    static int isa = -1;
+    uint64_t s = 0;
+    if (isa < 0)
+        isa = __builtin_cpu_supports("avx512f") ? 2 : __builtin_cpu_supports("avx2") ? 1 : 0;
+    if (isa == 2)
+        return sum512(p, n);
+    if (isa == 1)
+        return sum256(p, n);
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, p + i, 8);
+        s += x;
+    }
+    return s;
+}
+
+static void *reader(void *arg)
+{
+    slice *s = arg;
+    pthread_barrier_wait(s->start);
+    s->sum += sum_bytes(s->p, s->n);
+    return NULL;
+}
+
+/* Seconds for `threads` threads to read buf[0, n) once, split in equal slices. */
+static double read_once(const uint8_t *buf, size_t n, int threads, uint64_t *sink)
+{
+    pthread_t tid[64];
+    slice sl[64];
+    pthread_barrier_t start;
+    int64_t t0;
+
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    for (int i = 0; i < threads; i++) {
+        sl[i] = (slice){buf + n / (size_t)threads * (size_t)i, n / (size_t)threads, &start, 0};
+        pthread_create(&tid[i], NULL, reader, &sl[i]);
+    }
+    pthread_barrier_wait(&start);
+    t0 = rb_now_us();
+    for (int i = 0; i < threads; i++) {
+        pthread_join(tid[i], NULL);
+        *sink += sl[i].sum;
+    }
+    pthread_barrier_destroy(&start);
+    return (double)(rb_now_us() - t0) / 1e6;
+}
+
+int bench_memory_main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int threads = 2, reps = 5, copy = 0, fd, code = 1;
+    struct stat st;
+    uint8_t *buf = MAP_FAILED;
+    size_t n = 0, len = 0;
+    uint64_t sink = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int64_t x;
+        if (strcmp(argv[i], "--no-mmap") == 0) {
+            copy = 1;
+            continue;
+        }
+        if (v && strcmp(argv[i], "-m") == 0)
+            path = v;
+        else if (v && strcmp(argv[i], "-t") == 0 && !rb_parse_i64(v, 1, 64, &x))
+            threads = (int)x;
+        else if (v && strcmp(argv[i], "-r") == 0 && !rb_parse_i64(v, 1, 1000, &x))
+            reps = (int)x;
+        else {
+            fprintf(stderr, "rbee-bench memory: bad argument '%s'\n", argv[i]);
+            return 1;
+        }
+        i++;
+    }
+    if (!path) {
+        fprintf(stderr, "rbee-bench memory: -m FILE is required\n");
+        return 1;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 4096) {
+        fprintf(stderr, "rbee-bench memory: cannot read '%s' (or it is under 4 KiB)\n", path);
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    n = (size_t)st.st_size & ~(size_t)4095;
+    if (!copy) {
+        len = n;
+        buf = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    } else {
+        len = (n + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (buf != MAP_FAILED) {
+            madvise(buf, len, MADV_HUGEPAGE);
+            for (size_t done = 0; done < n;) {
+                ssize_t k = pread(fd, buf + done, n - done, (off_t)done);
+                if (k <= 0) {
+                    fprintf(stderr, "rbee-bench memory: short read of '%s'\n", path);
+                    goto out;
+                }
+                done += (size_t)k;
+            }
+        }
+    }
+    if (buf == MAP_FAILED) {
+        fprintf(stderr, "rbee-bench memory: cannot map %zu bytes\n", len);
+        goto out;
+    }
+    read_once(buf, n, 1, &sink); /* warm-up: page everything in */
+    printf("file %s: %.1f MiB, %s\n", path, (double)n / 1048576.0,
+           copy ? "copied into huge-page memory" : "mapped");
+    for (int t = 1; t <= threads; t++) {
+        double *gbs = calloc((size_t)reps, sizeof(double));
+        if (!gbs)
+            goto out;
+        double med;
+        for (int r = 0; r < reps; r++)
+            gbs[r] = (double)n / read_once(buf, n, t, &sink) / 1e9;
+        med = bench_quantile(gbs, (size_t)reps, 0.5); /* sorts gbs */
+        printf("threads %d: %6.1f GB/s  (median of %d; min %.1f, max %.1f)\n", t, med, reps,
+               gbs[0], gbs[reps - 1]);
+        free(gbs);
+    }
+    code = sink == 1 ? 2 : 0; /* never 2: only makes the sum observable */
+out:
+    if (buf != MAP_FAILED)
+        munmap(buf, len);
+    close(fd);
+    return code;
+}
