@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -90,7 +91,7 @@ static double read_once(const uint8_t *buf, size_t n, int threads, uint64_t *sin
     pthread_t tid[64];
     slice sl[64];
     pthread_barrier_t start;
-    int64_t t0;
+    struct timespec t0, t1;
 
     pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
     for (int i = 0; i < threads; i++) {
@@ -98,13 +99,14 @@ static double read_once(const uint8_t *buf, size_t n, int threads, uint64_t *sin
         pthread_create(&tid[i], NULL, reader, &sl[i]);
     }
     pthread_barrier_wait(&start);
-    t0 = rb_now_us();
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < threads; i++) {
         pthread_join(tid[i], NULL);
         *sink += sl[i].sum;
     }
     pthread_barrier_destroy(&start);
-    return (double)(rb_now_us() - t0) / 1e6;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9 + 1e-9;
 }
 
 int bench_memory_main(int argc, char **argv)
