@@ -73,6 +73,11 @@ Feature: Worker HTTP API and request validation
     When a client posts /v1/admin/shutdown
     Then the reply is 200 {"status":"shutting_down"} and the worker exits 0 within 5 seconds
 
+  Scenario: Every state change reaches the hive at once
+    Given a worker with a heartbeat interval of one hour, reporting to mock-hive
+    When 20 requests of 1 token each run one after another
+    Then after each one mock-hive's latest heartbeat says state "idle" within 2 seconds
+
   Scenario: Heartbeats survive a hive that is down
     Given mock-hive answers heartbeats with 500 and then stops
     When the worker serves a request

@@ -81,6 +81,9 @@ static void *hb_main(void *arg)
         struct timespec until;
         int need_ready;
 
+        pthread_mutex_lock(&w->mu);
+        w->poked = 0; /* this heartbeat reports every change poked before it */
+        pthread_mutex_unlock(&w->mu);
         send_heartbeat(w);
         pthread_mutex_lock(&w->mu);
         need_ready = !w->ready_sent;
@@ -91,8 +94,9 @@ static void *hb_main(void *arg)
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += w->cfg.heartbeat_interval_s;
         pthread_mutex_lock(&w->mu);
-        if (!w->stop)
-            pthread_cond_timedwait(&w->cv, &w->mu, &until);
+        while (!w->stop && !w->poked &&
+               pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+            ;
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);
         if (stop)

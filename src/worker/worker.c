@@ -171,6 +171,7 @@ int wrk_stop_requested(wrk *w)
 void wrk_poke(wrk *w)
 {
     pthread_mutex_lock(&w->mu);
+    w->poked = 1; /* kept until the heartbeat thread takes it: a poke during a send is not lost */
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }

@@ -39,6 +39,7 @@ typedef struct wrk {
     pthread_mutex_t mu;        /* guards stop and the wake-ups below */
     pthread_cond_t cv;
     int stop;                  /* shutdown requested */
+    int poked;                 /* a state change the heartbeat thread has not sent yet */
     int ready_sent;            /* the hive acknowledged the ready callback */
     pthread_t hb_thread;
     int hb_started;

@@ -347,6 +347,46 @@ START_TEST(test_worker_api__shutdown_by_http_ends_the_worker)
 }
 END_TEST
 
+/* The state in mock-hive's latest heartbeat from the worker, or "" (into out). */
+static void last_heartbeat_state(char *out, size_t len)
+{
+    char *r = rbt_get(hive.base, "/mock/records");
+    json_t *j = r ? json_loads(r, 0, NULL) : NULL;
+    json_t *hb = json_object_get(j, "heartbeats");
+    const char *st = json_string_value(
+        json_object_get(json_array_get(hb, json_array_size(hb) - 1), "state"));
+    snprintf(out, len, "%s", st ? st : "");
+    json_decref(j);
+    free(r);
+}
+
+/* Scenario: Every state change reaches the hive at once */
+START_TEST(test_worker_api__every_state_change_reaches_the_hive_at_once)
+{
+    const char *extra[] = {"--heartbeat-interval", "3600", NULL};
+    char state[32] = "";
+    start(extra, NULL);
+    ck_assert(rbt_wait_ready(&worker, 15000));
+    for (int i = 0; i < 20; i++) {
+        rbt_stream st = {0};
+        rbt_stream_run(&st, worker.base, "/v1/inference",
+                       "{\"prompt\":\"In the beginning\",\"max_tokens\":1}", 10000, 30000);
+        ck_assert_msg(st.rc == RB_OK, "request %d: %s", i, st.err);
+        rbt_stream_release(&st);
+        for (int64_t end = rbt_ms() + 2000; rbt_ms() < end;) {
+            last_heartbeat_state(state, sizeof state);
+            if (strcmp(state, "idle") == 0)
+                break;
+            rbt_poll_interval();
+        }
+        ck_assert_msg(strcmp(state, "idle") == 0,
+                      "request %d: the hive's latest heartbeat says '%s' 2 s after the job", i,
+                      state);
+    }
+    stop();
+}
+END_TEST
+
 /* Scenario: Heartbeats survive a hive that is down */
 START_TEST(test_worker_api__heartbeats_survive_a_hive_that_is_down)
 {
@@ -406,5 +446,6 @@ int main(void)
     tcase_add_test(tc, test_worker_api__metrics_are_exposed_in_prometheus_text);
     tcase_add_test(tc, test_worker_api__shutdown_by_http_ends_the_worker);
     tcase_add_test(tc, test_worker_api__heartbeats_survive_a_hive_that_is_down);
+    tcase_add_test(tc, test_worker_api__every_state_change_reaches_the_hive_at_once);
     return rbt_run(s);
 }
