@@ -55,6 +55,12 @@ Feature: rbee-hive worker lifecycle
     When a client posts {"worker_id":"<id>"} to /v1/workers/shutdown
     Then the worker process exits and the list is empty
 
+  Scenario: A worker that ignores the shutdown request and SIGTERM is killed
+    Given an idle mock-worker scripted to ignore POST /v1/admin/shutdown and SIGTERM
+    When a client posts {"worker_id":"<id>"} to /v1/workers/shutdown
+    Then the hive sends SIGTERM after 8 seconds and SIGKILL 8 seconds later, logging both
+    And the worker process is gone within 20 seconds and the list is empty
+
   Scenario: Unknown workers get 404
     When a client posts a heartbeat, a ready callback or a shutdown for "worker-unknown"
     Then the status is 404 with code "WORKER_NOT_FOUND"

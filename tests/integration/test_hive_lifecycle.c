@@ -372,6 +372,38 @@ START_TEST(test_hive_lifecycle__shutting_a_worker_down_by_request)
 }
 END_TEST
 
+/* Scenario: A worker that ignores the shutdown request and SIGTERM is killed */
+START_TEST(test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_sigterm_is_killed)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char body[128];
+    json_t *r = NULL;
+    spawned s;
+    int64_t t0, took;
+
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"ignore_shutdown\":true,\"ignore_sigterm\":true}";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", s.id);
+    t0 = rbt_ms();
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/shutdown", body, &r), 200);
+    json_decref(r);
+    ck_assert(wait_pid_gone(s.pid, rbt_scaled(20000)));
+    took = rbt_ms() - t0;
+    printf("escalation to SIGKILL took %lld ms\n", (long long)took);
+    /* the two graces (8 s each) passed: neither signal came early */
+    ck_assert_int_ge(took, 16000);
+    ck_assert(wait_log(&h, "did not exit after the shutdown request; sending SIGTERM",
+                       "ignored SIGTERM; sending SIGKILL", rbt_scaled(2000)));
+    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
 /* Scenario: Unknown workers get 404 */
 START_TEST(test_hive_lifecycle__unknown_workers_get_404)
 {
@@ -625,6 +657,7 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeout);
     tcase_add_test(tc, test_hive_lifecycle__health_checks_do_not_count_as_activity);
     tcase_add_test(tc, test_hive_lifecycle__shutting_a_worker_down_by_request);
+    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_sigterm_is_killed);
     tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
     tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);
     tcase_add_test(tc, test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list);
