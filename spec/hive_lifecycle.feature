@@ -95,6 +95,10 @@ Feature: rbee-hive worker lifecycle
     When rbee-hive daemon starts without --local-mode and without RBEE_API_TOKEN
     Then it exits 1 with a message naming --local-mode
 
+  Scenario: Local mode refuses a non-loopback address
+    When rbee-hive daemon starts with --local-mode --addr 0.0.0.0:<port>
+    Then it exits 1 with a message saying local mode serves only on loopback, and nothing listens on the port
+
   Scenario: Network mode protects every route but health and metrics
     Given rbee-hive runs in network mode with RBEE_API_TOKEN "s3cret-token"
     When a client calls the routes of §4.1 without a token

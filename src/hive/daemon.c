@@ -52,6 +52,13 @@ hive_config hive_config_default(void)
     return c;
 }
 
+/* 1 when addr is a loopback address (the only kind local mode may serve). */
+static int is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0 || strcmp(addr, "localhost") == 0 ||
+           strcmp(addr, "::1") == 0;
+}
+
 /* Copies and checks the configuration into h. */
 static rb_err init_config(hive *h, const hive_config *cfg, char *err, size_t errlen)
 {
@@ -63,7 +70,13 @@ static rb_err init_config(hive *h, const hive_config *cfg, char *err, size_t err
              : cfg->local_mode ? "127.0.0.1"
                                : "0.0.0.0");
     h->cfg.bind_addr = h->bind_addr;
-    if (!cfg->local_mode && (!cfg->token || !*cfg->token))
+    if (cfg->local_mode && !is_loopback(h->bind_addr))
+        rc = rb_errf(err, errlen, RB_EINVAL,
+                     "--local-mode serves without authentication, so only on loopback; "
+                     "'%s' is not a loopback address (for other interfaces run in network "
+                     "mode with RBEE_API_TOKEN set)",
+                     h->bind_addr);
+    else if (!cfg->local_mode && (!cfg->token || !*cfg->token))
         rc = rb_errf(err, errlen, RB_EAUTH,
                      "network mode needs a bearer token: set RBEE_API_TOKEN, or run with "
                      "--local-mode to serve 127.0.0.1 without authentication");

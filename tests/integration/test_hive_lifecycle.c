@@ -555,6 +555,30 @@ START_TEST(test_hive_lifecycle__network_mode_requires_a_token)
 }
 END_TEST
 
+/* Scenario: Local mode refuses a non-loopback address */
+START_TEST(test_hive_lifecycle__local_mode_refuses_a_non_loopback_address)
+{
+    char home[4096], log[4200], addr[64], env_home[4200];
+    char *argv[] = {(char *)rbt_bin("rbee-hive"), "daemon", "--local-mode", "--addr", addr, NULL};
+    char *env[] = {env_home, NULL};
+    int status = 0, port = rbt_free_port();
+    pid_t pid;
+
+    rbt_tmpdir(home);
+    snprintf(log, sizeof log, "%s/hive.log", home);
+    snprintf(addr, sizeof addr, "0.0.0.0:%d", port);
+    snprintf(env_home, sizeof env_home, "RBEE_HOME=%s", home);
+    pid = rbt_spawn(argv, env, log);
+    ck_assert(rbt_wait_exit(pid, rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 1);
+    ck_assert(rbt_file_contains(log, "only on loopback"));
+    ck_assert(rbt_file_contains(log, "'0.0.0.0' is not a loopback address"));
+    ck_assert(!rbt_port_open(port));
+    rbt_rmtree(home);
+}
+END_TEST
+
 /* Status of a request without a token. */
 static long no_token(rbt_hive *h, const char *method, const char *path)
 {
@@ -664,6 +688,7 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind);
     tcase_add_test(tc, test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind);
     tcase_add_test(tc, test_hive_lifecycle__network_mode_requires_a_token);
+    tcase_add_test(tc, test_hive_lifecycle__local_mode_refuses_a_non_loopback_address);
     tcase_add_test(tc,
                    test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
     tcase_add_test(tc, test_hive_lifecycle__detect_prints_backends_and_devices);
