@@ -71,8 +71,10 @@ Feature: rbee-hive worker lifecycle
     Then the status is 507 with code "INSUFFICIENT_MEMORY" and details required_mb and available_mb
 
   Scenario: An absent backend gives 503 with the available list
+    Given the hive finds a GPU (a stand-in nvidia-smi on its PATH), which the CPU-only worker cannot use
     When a client asks to spawn a worker with backend "cuda"
     Then the status is 503 with code "BACKEND_UNAVAILABLE" and details.available ["cpu"]
+    And rbee-hive detect --json lists the GPU under found_not_served, not under backends
 
   Scenario: SIGTERM stops every worker and leaves nothing behind
     Given two idle workers

@@ -2,10 +2,13 @@
  * detect.c - which compute backends this node has.
  *
  * DESIGN
- * The CPU is always there (one device, with its physical core count). CUDA is reported when
- * nvidia-smi is on PATH and lists at least one GPU; Metal on macOS. Detection runs once when
- * the daemon starts (before any thread reaps children, since nvidia-smi is a child process) and
- * again for each `rbee-hive detect`.
+ * The CPU is always there (one device, with its physical core count) and is the only backend
+ * offered: llm-worker-rbee computes on the CPU. GPUs are still looked for (CUDA when
+ * nvidia-smi is on PATH and lists at least one; Metal on macOS) and reported as found but not
+ * served, so a request for them gets 503 BACKEND_UNAVAILABLE with the available list rather
+ * than a worker that fails to start. Detection runs once when the daemon starts (before any
+ * thread reaps children, since nvidia-smi is a child process) and again for each
+ * `rbee-hive detect`.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -61,14 +64,23 @@ static int cuda_devices(void)
     return n;
 }
 
+static void add_unserved(hive_backends *b, const char *name, int devices)
+{
+    if (b->unserved_n == HIVE_MAX_BACKENDS || devices <= 0)
+        return;
+    snprintf(b->unserved_name[b->unserved_n], sizeof b->unserved_name[0], "%s", name);
+    b->unserved_devices[b->unserved_n] = devices;
+    b->unserved_n++;
+}
+
 void hive_detect(hive_backends *out)
 {
     memset(out, 0, sizeof(*out));
     out->cpu_cores = rb_physical_cores();
     add(out, "cpu", 1);
-    add(out, "cuda", cuda_devices());
+    add_unserved(out, "cuda", cuda_devices());
 #ifdef __APPLE__
-    add(out, "metal", 1);
+    add_unserved(out, "metal", 1);
 #endif
 }
 
@@ -92,6 +104,12 @@ static rb_err print_json(FILE *out, const hive_backends *b)
         json_object_set_new(devices, b->name[i], json_integer(b->devices[i]));
     }
     j = json_pack("{s:o, s:o}", "backends", backends, "devices", devices);
+    if (b->unserved_n > 0) {
+        json_t *un = json_object();
+        for (int i = 0; i < b->unserved_n; i++)
+            json_object_set_new(un, b->unserved_name[i], json_integer(b->unserved_devices[i]));
+        json_object_set_new(j, "found_not_served", un);
+    }
     s = rb_json_dump(j);
     if (!s || fprintf(out, "%s\n", s) < 0)
         rc = RB_EIO;
@@ -113,6 +131,10 @@ static rb_err print_table(FILE *out, const hive_backends *b)
         if (fprintf(out, "%-8s %-8d %s\n", b->name[i], b->devices[i], detail) < 0)
             rc = RB_EIO;
     }
+    for (int i = 0; i < b->unserved_n; i++)
+        if (fprintf(out, "%-8s %-8d %s\n", b->unserved_name[i], b->unserved_devices[i],
+                    "found, not served: the worker computes on the CPU only") < 0)
+            rc = RB_EIO;
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -465,18 +466,45 @@ START_TEST(test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_l
 {
     rbt_hive h;
     rbt_hive_opts o = rbt_hive_opts_default();
-    hive_backends b;
     json_t *r = NULL, *avail;
+    char dir[4096], smi[4200], path_env[8192], log[4200], *text;
+    char hive_bin[4096];
+    char *argv[] = {hive_bin, "detect", "--json", NULL};
+    char *env[] = {path_env, NULL};
+    const char *path = getenv("PATH");
+    FILE *f;
+    int status = 0;
 
-    hive_detect(&b);
+    /* a machine with one NVIDIA GPU, as far as the hive can tell */
+    rbt_tmpdir(dir);
+    snprintf(smi, sizeof smi, "%s/nvidia-smi", dir);
+    f = fopen(smi, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("#!/bin/sh\necho 'NVIDIA GeForce RTX 3090'\n", f);
+    fclose(f);
+    chmod(smi, 0755);
+    snprintf(path_env, sizeof path_env, "PATH=%s:%s", dir, path ? path : "/usr/bin:/bin");
+    o.env[0] = path_env;
     start_hive(&h, &o);
-    ck_assert_int_eq(spawn(&h, hive_backends_find(&b, "cuda") < 0 ? "cuda" : "tpu", &r), 503);
+    ck_assert_int_eq(spawn(&h, "cuda", &r), 503);
     ck_assert_str_eq(rbt_error_code(r), "BACKEND_UNAVAILABLE");
     avail = json_object_get(json_object_get(json_object_get(r, "error"), "details"), "available");
-    ck_assert_int_eq(json_array_size(avail), (size_t)b.n);
+    ck_assert_int_eq(json_array_size(avail), 1);
     ck_assert_str_eq(json_string_value(json_array_get(avail, 0)), "cpu");
     json_decref(r);
     finish(&h);
+    snprintf(log, sizeof log, "%s/detect.json", dir);
+    snprintf(hive_bin, sizeof hive_bin, "%s", rbt_bin("rbee-hive")); /* rbt_bin: one buffer */
+    ck_assert(rbt_wait_exit(rbt_spawn(argv, env, log), rbt_scaled(5000), &status));
+    text = rbt_slurp(log);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "detect: status %d: %s", status,
+                  text);
+    ck_assert_msg(strstr(text, "\"backends\":[\"cpu\"]") &&
+                      strstr(text, "\"found_not_served\":{\"cuda\":1}"),
+                  "detect --json: %s", text);
+    free(text);
+    rbt_rmtree(dir);
 }
 END_TEST
 

@@ -59,9 +59,14 @@ rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen);
 
 typedef struct hive_backends {
     int n;
-    char name[HIVE_MAX_BACKENDS][16]; /* "cpu" first, then "cuda", "metal" when present */
+    char name[HIVE_MAX_BACKENDS][16]; /* the backends workers can be spawned on: "cpu" */
     int devices[HIVE_MAX_BACKENDS];   /* devices of each backend (cpu: 1) */
     int cpu_cores;                    /* physical cores */
+    /* Accelerators found that this build's worker cannot use (it computes on the CPU only):
+     * reported by `rbee-hive detect`, never offered for spawning. */
+    int unserved_n;
+    char unserved_name[HIVE_MAX_BACKENDS][16];
+    int unserved_devices[HIVE_MAX_BACKENDS];
 } hive_backends;
 
 /* Finds the backends of this machine. Runs nvidia-smi when it is on PATH (a child process:
