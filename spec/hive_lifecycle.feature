@@ -61,6 +61,12 @@ Feature: rbee-hive worker lifecycle
     Then the hive sends SIGTERM after 8 seconds and SIGKILL 8 seconds later, logging both
     And the worker process is gone within 20 seconds and the list is empty
 
+  Scenario: Worker options set on the hive reach every worker
+    Given rbee-hive daemon --worker-slots 2 --worker-threads 1 --worker-ctx 64
+    When a worker is spawned
+    Then it was started with --slots 2 --threads 1 --ctx 64 and the list shows slots_total 2
+    And rbee-hive daemon --worker-slots 0 exits 2 naming the option
+
   Scenario: Unknown workers get 404
     When a client posts a heartbeat, a ready callback or a shutdown for "worker-unknown"
     Then the status is 404 with code "WORKER_NOT_FOUND"

@@ -63,8 +63,8 @@ struct hive_spawner {
 };
 
 typedef struct spawn_args {
-    char port[16], device[16], heartbeat[16];
-    char *argv[24];
+    char port[16], device[16], heartbeat[16], slots[16], threads[16], ctx[16];
+    char *argv[32];
 } spawn_args;
 
 rb_err hive_worker_log_path(const hive *h, const char *id, char *out, size_t outlen)
@@ -167,6 +167,22 @@ static void build_args(const hive *h, const hive_spawn_req *req, const char *id,
     a->argv[i++] = (char *)h->hive_url;
     a->argv[i++] = "--heartbeat-interval";
     a->argv[i++] = a->heartbeat;
+    /* the operator's --worker-slots, --worker-threads and --worker-ctx, when given */
+    if (h->cfg.worker_slots > 0) {
+        snprintf(a->slots, sizeof a->slots, "%d", h->cfg.worker_slots);
+        a->argv[i++] = "--slots";
+        a->argv[i++] = a->slots;
+    }
+    if (h->cfg.worker_threads > 0) {
+        snprintf(a->threads, sizeof a->threads, "%d", h->cfg.worker_threads);
+        a->argv[i++] = "--threads";
+        a->argv[i++] = a->threads;
+    }
+    if (h->cfg.worker_ctx > 0) {
+        snprintf(a->ctx, sizeof a->ctx, "%d", h->cfg.worker_ctx);
+        a->argv[i++] = "--ctx";
+        a->argv[i++] = a->ctx;
+    }
     if (req->advertise_host[0]) {
         a->argv[i++] = "--advertise-host";
         a->argv[i++] = (char *)req->advertise_host;

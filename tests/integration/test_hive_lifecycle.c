@@ -405,6 +405,56 @@ START_TEST(test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_s
 }
 END_TEST
 
+/* Scenario: Worker options set on the hive reach every worker */
+START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worker)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char dir[4096], script[4200], args[4200], mock[4096], log[4200];
+    char *bad[] = {NULL, "daemon", "--local-mode", "--worker-slots", "0", NULL};
+    json_t *r = NULL, *w;
+    spawned s;
+    FILE *f;
+    int status = 0;
+
+    /* the worker binary is a script that records its arguments, then runs mock-worker */
+    rbt_tmpdir(dir);
+    snprintf(mock, sizeof mock, "%s", rbt_bin("mock-worker"));
+    snprintf(script, sizeof script, "%s/recording-worker", dir);
+    snprintf(args, sizeof args, "%s/args", dir);
+    f = fopen(script, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "#!/bin/sh\necho \"$*\" > '%s'\nexec '%s' \"$@\"\n", args, mock);
+    fclose(f);
+    chmod(script, 0755);
+    o.worker_binary = script;
+    o.args[0] = "--worker-slots";
+    o.args[1] = "2";
+    o.args[2] = "--worker-threads";
+    o.args[3] = "1";
+    o.args[4] = "--worker-ctx";
+    o.args[5] = "64";
+    start_hive(&h, &o);
+    spawn_idle(&h, &s);
+    ck_assert(rbt_file_contains(args, "--slots 2"));
+    ck_assert(rbt_file_contains(args, "--threads 1"));
+    ck_assert(rbt_file_contains(args, "--ctx 64"));
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
+    w = json_array_get(json_object_get(r, "workers"), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "slots_total")), 2);
+    json_decref(r);
+    finish(&h);
+    /* a bad count is a usage error naming the option */
+    bad[0] = (char *)rbt_bin("rbee-hive");
+    snprintf(log, sizeof log, "%s/bad.log", dir);
+    ck_assert(rbt_wait_exit(rbt_spawn(bad, NULL, log), rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 2);
+    ck_assert(rbt_file_contains(log, "bad value for --worker-slots"));
+    rbt_rmtree(dir);
+}
+END_TEST
+
 /* Scenario: Unknown workers get 404 */
 START_TEST(test_hive_lifecycle__unknown_workers_get_404)
 {
@@ -710,6 +760,7 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__health_checks_do_not_count_as_activity);
     tcase_add_test(tc, test_hive_lifecycle__shutting_a_worker_down_by_request);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_sigterm_is_killed);
+    tcase_add_test(tc, test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worker);
     tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
     tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);
     tcase_add_test(tc, test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list);

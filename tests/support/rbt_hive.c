@@ -89,6 +89,8 @@ void rbt_hive_start(rbt_hive *h, const rbt_hive_opts *o)
     argv[n++] = worker_bin;
     if (!o->token)
         argv[n++] = "--local-mode";
+    for (int i = 0; i < 8 && o->args[i]; i++)
+        argv[n++] = (char *)o->args[i];
     argv[n] = NULL;
     snprintf(home_env, sizeof home_env, "RBEE_HOME=%s", h->home);
     snprintf(base_env, sizeof base_env, "RBEE_WORKER_PORT_BASE=%d", h->worker_port_base);

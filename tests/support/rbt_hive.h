@@ -29,6 +29,7 @@ typedef struct rbt_hive_opts {
     const char *worker_binary;      /* default: the built mock-worker */
     const char *token;              /* network mode with this RBEE_API_TOKEN; NULL: local */
     const char *env[8];             /* extra "K=V" entries for the hive (and its workers) */
+    const char *args[8];            /* extra daemon arguments, NULL-terminated */
 } rbt_hive_opts;
 
 typedef struct rbt_hive {

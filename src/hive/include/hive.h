@@ -43,6 +43,9 @@ typedef struct hive_config {
     const char *worker_binary; /* NULL: HIVE_WORKER_BINARY next to the running executable */
     const char *home;          /* NULL: rb_home_dir() ($RBEE_HOME or ~/.rbee) */
     uint16_t worker_port_base; /* first port tried for workers; default 8081 */
+    int worker_slots;          /* > 0: --slots for every worker (else the worker's default, 1) */
+    int worker_threads;        /* > 0: --threads (else the worker's default: physical cores) */
+    int worker_ctx;            /* > 0: --ctx (else the model's context length) */
 } hive_config;
 
 /* Defaults of ARCHITECTURE §3 and §5.2; RBEE_WORKER_PORT_BASE overrides worker_port_base. */

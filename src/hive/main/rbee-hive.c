@@ -3,7 +3,8 @@
  *
  *     rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]
  *                      [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]
- *                      [--worker-binary PATH]
+ *                      [--worker-binary PATH] [--worker-slots N] [--worker-threads N]
+ *                      [--worker-ctx N]
  *     rbee-hive detect [--json]
  *     rbee-hive --version
  *
@@ -22,7 +23,8 @@
 static const char usage_text[] =
     "usage: rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]\n"
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
-    "                        [--worker-binary PATH]\n"
+    "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
+    "                        [--worker-ctx N]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
     "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
@@ -65,6 +67,17 @@ static int parse_seconds(const char *s, int zero_ok, int *ms)
     return ok;
 }
 
+/* A positive count no larger than max into *out. */
+static int parse_count(const char *s, int64_t max, int *out)
+{
+    int64_t v = 0;
+    int ok = s && rb_parse_i64(s, 1, max, &v) == RB_OK;
+
+    if (ok)
+        *out = (int)v;
+    return ok;
+}
+
 /* One option with its value v; 0 when the value is bad, -1 when the option is unknown. */
 static int parse_option(const char *a, const char *v, char *host, size_t hostlen, hive_config *cfg)
 {
@@ -82,6 +95,12 @@ static int parse_option(const char *a, const char *v, char *host, size_t hostlen
         ok = parse_seconds(v, 0, &cfg->heartbeat_interval_ms);
     else if (strcmp(a, "--worker-binary") == 0 && (ok = v && *v))
         cfg->worker_binary = v;
+    else if (strcmp(a, "--worker-slots") == 0)
+        ok = parse_count(v, 64, &cfg->worker_slots);
+    else if (strcmp(a, "--worker-threads") == 0)
+        ok = parse_count(v, 256, &cfg->worker_threads);
+    else if (strcmp(a, "--worker-ctx") == 0)
+        ok = parse_count(v, 1 << 20, &cfg->worker_ctx);
     return ok;
 }
 
