@@ -32,6 +32,12 @@ Feature: Keeper commands besides infer
     When the user runs rbee models download hf:test/kjv/model.gguf and rbee models list
     Then the download shows at least 3 progress lines and the list has the model with its size in MB
 
+  Scenario: A repository and a --file hint name the model
+    Given a local file server as HF_ENDPOINT
+    When the user runs rbee models download hf:test/kjv --file model.gguf
+    Then it downloads hf:test/kjv/model.gguf and exits 0
+    And --file with a reference that already names a file, or a name that is not a .gguf file, exits 1 with one line
+
   Scenario: Persistent mode keeps the hive and worker alive after the keeper exits
     Given the operator started rbee-hive daemon
     When rbee infer finishes

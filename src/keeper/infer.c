@@ -33,6 +33,7 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, si
         {"--node", KPR_OPT_STR, &o->node, 0, 0, NULL},
         {"--hive", KPR_OPT_STR, &o->hive_url, 0, 0, NULL},
         {"--model", KPR_OPT_STR, &o->model, 0, 0, NULL},
+        {"--file", KPR_OPT_STR, &o->file, 0, 0, NULL},
         {"--prompt", KPR_OPT_STR, &o->prompt, 0, 0, NULL},
         {"--max-tokens", KPR_OPT_INT, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
         {"--temperature", KPR_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
@@ -59,6 +60,9 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, si
     else if (!rc && strlen(o->prompt) > MAX_PROMPT)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is longer than %d bytes",
                      MAX_PROMPT);
+    else if (!rc && !(rc = kpr_ref_with_file("infer", o->model, o->file, o->model_buf,
+                                             sizeof o->model_buf, err, errlen)))
+        o->model = o->model_buf;
     return rc;
 }
 

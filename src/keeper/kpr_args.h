@@ -45,4 +45,10 @@ typedef struct kpr_opt {
 rb_err kpr_args_parse(const char *cmd, int argc, char **argv, const kpr_opt *opts, size_t nopts,
                       const char **pos, size_t max_pos, size_t *npos, char *err, size_t errlen);
 
+/* The --file hint: with file NULL, copies ref; else ref must be hf:<org>/<repo> with no file
+ * name and file a bare *.gguf name, and out gets hf:<org>/<repo>/<file>. RB_EINVAL with a
+ * one-line message naming the command otherwise. */
+rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, char *out,
+                         size_t outlen, char *err, size_t errlen);
+
 #endif

@@ -28,7 +28,9 @@
 typedef struct kpr_infer_opts {
     const char *node;     /* NULL: localhost */
     const char *hive_url; /* --hive: bypasses the node registry */
-    const char *model;
+    const char *model;    /* the reference; points at model_buf once parsed */
+    const char *file;     /* --file: the file of an hf:<org>/<repo> reference */
+    char model_buf[512];
     const char *prompt;
     const char *backend;
     long long max_tokens, top_k, device;

@@ -264,6 +264,39 @@ START_TEST(test_keeper_commands__models_are_listed_and_downloaded)
 }
 END_TEST
 
+/* Scenario: A repository and a --file hint name the model */
+START_TEST(test_keeper_commands__a_repository_and_a_file_hint_name_the_model)
+{
+    const char *dl[] = {"models", "download", "hf:test/kjv", "--file", "model.gguf", NULL};
+    const char *twice[] = {"models", "download", "hf:test/kjv/model.gguf", "--file", "x.gguf",
+                           NULL};
+    const char *notgguf[] = {"infer", "--prompt", "x", "--model", "hf:test/kjv", "--file",
+                             "../model.bin", NULL};
+    char *err;
+    rbt_files f;
+    rbt_keeper k;
+    int code;
+
+    rbt_files_init(&f);
+    rbt_keeper_serve_model(f.root);
+    rbt_files_start(&f, NULL);
+    rbt_keeper_init(&k, NULL);
+    rbt_keeper_env(&k, "HF_ENDPOINT=%s", f.base);
+    code = rbt_keeper_run(&k, RUN_MS, dl);
+    err = rbt_keeper_err(&k);
+    ck_assert_msg(code == 0, "exit %d:\n%s", code, err);
+    ck_assert_ptr_nonnull(strstr(err, "Model: downloaded hf:test/kjv/model.gguf"));
+    free(err);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, twice), 1);
+    ck_assert(rbt_keeper_err_has(&k, "--file applies to a reference hf:<org>/<repo> without a "
+                                     "file name, not 'hf:test/kjv/model.gguf'"));
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, notgguf), 1);
+    ck_assert(rbt_keeper_err_has(&k, "--file must name a .gguf file of the repository"));
+    rbt_keeper_cleanup(&k);
+    rbt_files_stop(&f);
+}
+END_TEST
+
 /* Scenario: Persistent mode keeps the hive and worker alive after the keeper exits */
 START_TEST(
     test_keeper_commands__persistent_mode_keeps_the_hive_and_worker_alive_after_the_keeper_exits)
@@ -443,6 +476,7 @@ int main(void)
     tcase_add_test(tc, test_keeper_commands__hive_start_status_and_stop_on_a_node_over_ssh);
     tcase_add_test(tc, test_keeper_commands__workers_are_listed_health_checked_and_shut_down);
     tcase_add_test(tc, test_keeper_commands__models_are_listed_and_downloaded);
+    tcase_add_test(tc, test_keeper_commands__a_repository_and_a_file_hint_name_the_model);
     tcase_add_test(
         tc,
         test_keeper_commands__persistent_mode_keeps_the_hive_and_worker_alive_after_the_keeper_exits);
