@@ -30,6 +30,8 @@
  *     ignore_shutdown     false               POST /v1/admin/shutdown answers but does not exit
  *     ignore_sigterm      false               SIGTERM is ignored (only SIGKILL ends it)
  *     keepalive_ms        10000               SSE keep-alive period
+ * POST /mock/busy {"busy":true|false} switches `busy` while it runs (its health and heartbeats
+ * keep saying idle: the state a hive sees when another client took the slot a moment ago).
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
  * "heartbeats_sent","cancels","health_checks"}. Every event worth asserting is also printed on
  * stdout.
@@ -97,6 +99,7 @@ struct mock {
     job *jobs[MAX_JOBS]; /* under mu */
     int active;          /* running jobs, under mu */
     atomic_int loaded;
+    atomic_int busy; /* the script's busy, switchable by POST /mock/busy */
     rb_bcast *progress;
     int64_t start_ms;
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
@@ -463,7 +466,7 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
     for (int i = 0; i < MAX_JOBS && slot < 0 && m->active < m->o.slots + m->o.queue; i++)
         if (!m->jobs[i])
             slot = i;
-    if (slot >= 0 && !m->s.busy) {
+    if (slot >= 0 && !atomic_load(&m->busy)) {
         j = calloc(1, sizeof(*j));
         j->m = m;
         rb_uuid(uuid);
@@ -619,6 +622,22 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
                                  (json_int_t)atomic_load(&m->n_health)));
 }
 
+static void h_busy(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    mock *m = user;
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *v = json_object_get(body, "busy");
+
+    if (!json_is_boolean(v)) {
+        rb_http_reply_error(rep, 400, "INVALID_REQUEST", "expected {\"busy\":true|false}", NULL);
+    } else {
+        atomic_store(&m->busy, json_is_true(v));
+        say("busy set to %s", json_is_true(v) ? "true" : "false");
+        rb_http_reply_json(rep, 200, json_pack("{s:b}", "busy", json_is_true(v)));
+    }
+    json_decref(body);
+}
+
 static const rb_http_route routes[] = {
     {"GET", "/health", h_health, RB_ROUTE_PUBLIC},
     {"GET", "/v1/health", h_health, RB_ROUTE_PUBLIC},
@@ -633,6 +652,7 @@ static const rb_http_route routes[] = {
     {"POST", "/v1/admin/shutdown", h_shutdown, 0},
     {"POST", "/v1/shutdown", h_shutdown, 0},
     {"GET", "/mock/records", h_records, 0},
+    {"POST", "/mock/busy", h_busy, 0},
 };
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -790,6 +810,7 @@ int main(int argc, char **argv)
     }
     if (!script_load(&m.s, m.o.scenario))
         goto out;
+    atomic_init(&m.busy, m.s.busy);
     if (m.s.start_exit_code >= 0) {
         fprintf(stderr, "%s\n", m.s.start_message);
         rc = m.s.start_exit_code;

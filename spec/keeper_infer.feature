@@ -57,8 +57,7 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     And the keeper prints "Canceled." and exits 130 within 5 seconds
 
   Scenario: EC6 the worker stays busy
-    Given a cached worker with --slots 1 --queue 0 whose only slot holds another client's job for 20 seconds
-    And its hive still lists it as idle
+    Given a cached worker that its hive lists as idle, but whose only slot another client takes first (mock-worker answering 503 ALL_SLOTS_BUSY)
     When the user runs rbee infer (a warm start on that worker)
     Then the keeper retries after 1, 2 and 4 seconds with a message each time
     And gives up with a suggestion and exit code 1

@@ -78,6 +78,13 @@ Feature: Worker HTTP API and request validation
     When 20 requests of 1 token each run one after another
     Then after each one mock-hive's latest heartbeat says state "idle" within 2 seconds
 
+  Scenario: A job waiting for its stream holds the slot and the worker says busy
+    Given a worker with --slots 1 --queue 0 reporting to mock-hive
+    When a client posts a job to /v1/jobs and does not open its stream
+    Then within 2 seconds /health and mock-hive's latest heartbeat say state "busy", and another job gets 503 ALL_SLOTS_BUSY
+    When the client deletes the job
+    Then within 2 seconds both say "idle" again
+
   Scenario: Heartbeats survive a hive that is down
     Given mock-hive answers heartbeats with 500 and then stops
     When the worker serves a request

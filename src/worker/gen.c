@@ -245,6 +245,10 @@ static void *slot_main(void *arg)
         wrk_job *j = wrk_jobs_pop(w->jobs);
         if (!j)
             break;
+        /* The slot is taken from here, also while a /v1/jobs job waits for its stream: the
+         * worker says busy, so the hive does not offer it as idle while it would refuse. */
+        atomic_fetch_add(&w->busy, 1);
+        wrk_poke(w);
         if (j->wait_for_stream && !wrk_job_wait_stream(j, w->cfg.stream_open_timeout_ms) &&
             !wrk_job_cancelled(j)) {
             rb_log(RB_LOG_WARN, "worker", "job %s cancelled: its stream was not opened within %d ms",
@@ -253,11 +257,11 @@ static void *slot_main(void *arg)
         }
         if (wrk_job_cancelled(j) || rb_chan_is_closed(j->chan)) {
             wrk_jobs_done(w->jobs, j);
+            atomic_fetch_sub(&w->busy, 1);
+            wrk_poke(w);
             wrk_job_end_unstarted(j);
             wrk_metrics_request(w->metrics, WRK_OUT_CANCELLED);
         } else {
-            atomic_fetch_add(&w->busy, 1);
-            wrk_poke(w);
             run_job(sl, j);
             /* The slot is free before the client sees [DONE], so a request sent right after
              * the stream ends finds the worker idle. */

@@ -360,6 +360,59 @@ static void last_heartbeat_state(char *out, size_t len)
     free(r);
 }
 
+/* The "state" of the worker's /health. */
+static void health_state(char *out, size_t len)
+{
+    char *r = rbt_get(worker.base, "/health");
+    json_t *j = r ? json_loads(r, 0, NULL) : NULL;
+    const char *st = json_string_value(json_object_get(j, "state"));
+    snprintf(out, len, "%s", st ? st : "");
+    json_decref(j);
+    free(r);
+}
+
+/* Polls until /health and the latest heartbeat both say want, for up to 2 s. */
+static int both_say(const char *want)
+{
+    char a[32] = "", b[32] = "";
+    for (int64_t end = rbt_ms() + 2000; rbt_ms() < end; rbt_poll_interval()) {
+        health_state(a, sizeof a);
+        last_heartbeat_state(b, sizeof b);
+        if (strcmp(a, want) == 0 && strcmp(b, want) == 0)
+            return 1;
+    }
+    fprintf(stderr, "health says '%s', the latest heartbeat '%s', not '%s'\n", a, b, want);
+    return 0;
+}
+
+/* Scenario: A job waiting for its stream holds the slot and the worker says busy */
+START_TEST(test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_worker_says_busy)
+{
+    const char *extra[] = {"--slots", "1", "--queue", "0", "--stream-open-timeout", "20000",
+                           "--heartbeat-interval", "3600", NULL};
+    const char *h[] = {"Content-Type: application/json", NULL};
+    char jobs[300];
+    rb_buf b;
+
+    rb_buf_init(&b, 1 << 16);
+    start(extra, NULL);
+    ck_assert(rbt_wait_ready(&worker, 15000));
+    ck_assert(both_say("idle"));
+    snprintf(jobs, sizeof jobs, "%s/v1/jobs", worker.base);
+    ck_assert_int_eq(rbt_http("POST", jobs, h, "{\"prompt\":\"x\",\"job_id\":\"held\"}", 5000,
+                              &b, NULL),
+                     202);
+    ck_assert(both_say("busy"));
+    ck_assert_int_eq(post("/v1/jobs", "{\"prompt\":\"y\"}", &b), 503);
+    assert_envelope(&b, "ALL_SLOTS_BUSY");
+    snprintf(jobs, sizeof jobs, "%s/v1/jobs/held", worker.base);
+    ck_assert_int_eq(rbt_http("DELETE", jobs, NULL, NULL, 5000, NULL, NULL), 200);
+    ck_assert(both_say("idle"));
+    rb_buf_release(&b);
+    stop();
+}
+END_TEST
+
 /* Scenario: Every state change reaches the hive at once */
 START_TEST(test_worker_api__every_state_change_reaches_the_hive_at_once)
 {
@@ -447,5 +500,6 @@ int main(void)
     tcase_add_test(tc, test_worker_api__shutdown_by_http_ends_the_worker);
     tcase_add_test(tc, test_worker_api__heartbeats_survive_a_hive_that_is_down);
     tcase_add_test(tc, test_worker_api__every_state_change_reaches_the_hive_at_once);
+    tcase_add_test(tc, test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_worker_says_busy);
     return rbt_run(s);
 }
