@@ -53,6 +53,16 @@ Feature: The llama forward pass and the session API
     When the user quantizes the bundled model to q8_0 and makes a random tinyllama-shaped q4_0 model
     Then rbee-gguf info lists the expected types and the engine loads both
 
+  Scenario: The Q4_K_M mix follows llama.cpp's rules
+    When the bundled model (6 layers, tied output head) is quantized to q4_k_m
+    Then token_embd.weight (the head) and attn_v/ffn_down of layers 2 and 5 are Q6_K, every other matrix Q4_K, the norms F32
+    And a matrix whose rows are not a multiple of 256 is Q8_0 (or F16 when 32 does not divide them either)
+
+  Scenario: rbee-gguf random takes only the tokenizer of a vocabulary file
+    Given the phi-3 vocabulary from ../shared/data/tokenizer (skipped with a message when absent)
+    When the user runs rbee-gguf random OUT --like tiny --type q8_0 --vocab it
+    Then OUT has the vocabulary's 32064 tokens and no phi3.* key, and the engine loads it
+
   Scenario: rbee-bench engine and memory report medians
     When the user runs rbee-bench engine -m models/<bundled q8_0> -p 16 -n 8 -t 1 -r 3 --json, with and without --no-mmap
     Then the last line is one JSON object with pp_tokens_per_s and tg_tokens_per_s above 0 and the exit code is 0

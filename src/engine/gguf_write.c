@@ -225,8 +225,14 @@ rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const ch
 
 rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g)
 {
+    return eng_gguf_writer_copy_kv_prefix(w, g, "");
+}
+
+rb_err eng_gguf_writer_copy_kv_prefix(eng_gguf_writer *w, const eng_gguf *g, const char *prefix)
+{
     rb_err rc = RB_OK;
     char *key = NULL;
+    size_t plen = strlen(prefix);
 
     for (int64_t i = 0; i < eng_gguf_n_keys(g) && !rc; i++) {
         eng_gguf_str name = eng_gguf_key_name(g, i);
@@ -234,6 +240,8 @@ rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g)
         uint64_t len;
         uint8_t *val;
 
+        if (name.len < plen || memcmp(name.p, prefix, plen) != 0)
+            continue;
         /* Keys are NUL-terminated here; one with an embedded NUL cannot be carried over. */
         if (memchr(name.p, '\0', name.len) || eng_gguf_key_raw(g, i, &raw, &len) ||
             len > SIZE_MAX) {

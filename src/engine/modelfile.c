@@ -59,9 +59,10 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* The type a tensor gets in a file of type ft. */
+/* The type a tensor gets in a file of type ft. tied: the file has no output.weight, so
+ * token_embd.weight is the output head too and gets the head's type (as llama.cpp does). */
 static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim, int64_t ne0,
-                            int n_layers)
+                            int n_layers, int tied)
 {
     eng_type t = ft->type;
 
@@ -69,7 +70,8 @@ static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim
         return ENG_TYPE_F32;
     if (ft->file_type == 15) { /* q4_k_m */
         int l = layer_of(name);
-        if (strcmp(name, "output.weight") == 0)
+        if (strcmp(name, "output.weight") == 0 ||
+            (tied && strcmp(name, "token_embd.weight") == 0))
             t = ENG_TYPE_Q6_K;
         else if ((ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight")) &&
                  l >= 0 && use_more_bits(l, n_layers))
@@ -210,7 +212,8 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
         ct.src_type = t->type;
         ct.src = t->data;
         ct.src_row = eng_type_row_bytes(t->type, t->ne[0]);
-        ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], (int)n_layers);
+        ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], (int)n_layers,
+                                  eng_gguf_find_tensor(g, "output.weight") < 0);
         if (ct.dst_type == t->type) {
             rc = eng_gguf_writer_add_tensor(w, t->name, t->type, t->ndim, t->ne, t->data,
                                             t->size);
@@ -308,8 +311,9 @@ static rb_err copy_vocab(eng_gguf_writer *w, const char *path, int *n_vocab, cha
         rc = rb_errf(err, errlen, RB_EFORMAT, "'%s' has no tokenizer.ggml.tokens", path);
         goto out;
     }
-    /* Every key comes along; the caller then sets the model's own keys over them. */
-    if ((rc = eng_gguf_writer_copy_kv(w, v)))
+    /* Only the tokenizer's keys: the vocabulary file's other settings (e.g. qwen2.*) are
+     * not this model's. */
+    if ((rc = eng_gguf_writer_copy_kv_prefix(w, v, "tokenizer.")))
         goto out;
     *n_vocab = (int)n;
 out:
@@ -328,7 +332,7 @@ static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft
     ct.std = 0.02f;
     ct.fill = norm ? 1.0f : 0.0f;
     ct.seed = seed;
-    ct.dst_type = norm ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], n_layers);
+    ct.dst_type = norm ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], n_layers, 0);
     return add_converted(w, pool, name, norm ? 1 : 2, ne, &ct, err, errlen);
 }
 

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "eng.h"
+#include "eng_gguf.h"
+#include "eng_tools.h"
 #include "rb_models.h"
 #include "rb_test.h"
 
@@ -95,6 +98,77 @@ START_TEST(test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_file
 }
 END_TEST
 
+/* Scenario: The Q4_K_M mix follows llama.cpp's rules */
+START_TEST(test_engine_forward__the_q4_k_m_mix_follows_llama_cpp_s_rules)
+{
+    char dir[4096], out[4200], err[256];
+    eng_gguf *g = NULL;
+    int checked = 0;
+
+    rbt_tmpdir(dir);
+    snprintf(out, sizeof out, "%s/q4km.gguf", dir);
+    ck_assert_msg(eng_quantize_file(rbt_model_f16(), out, "q4_k_m", 2, err, sizeof err) == RB_OK,
+                  "%s", err);
+    ck_assert_int_eq(eng_gguf_open(out, &g, err, sizeof err), RB_OK);
+    ck_assert_int_lt(eng_gguf_find_tensor(g, "output.weight"), 0); /* the head is tied */
+    for (int64_t i = 0; i < eng_gguf_n_tensors(g); i++) {
+        const eng_gguf_tensor *t = eng_gguf_tensor_at(g, i);
+        int l = -1;
+        eng_type want = ENG_TYPE_Q4_K;
+        sscanf(t->name, "blk.%d.", &l);
+        if (t->ndim == 1)
+            want = ENG_TYPE_F32;
+        else if (strcmp(t->name, "token_embd.weight") == 0)
+            want = ENG_TYPE_Q6_K;
+        else if ((strstr(t->name, "attn_v.weight") || strstr(t->name, "ffn_down.weight")) &&
+                 (l == 2 || l == 5))
+            want = ENG_TYPE_Q6_K;
+        if (t->ndim == 2 && t->ne[0] % 256 != 0) /* the documented fallback for short rows */
+            want = t->ne[0] % 32 == 0 ? ENG_TYPE_Q8_0 : ENG_TYPE_F16;
+        ck_assert_msg(t->type == want, "%s is %s, expected %s", t->name, eng_type_name(t->type),
+                      eng_type_name(want));
+        checked++;
+    }
+    ck_assert_int_gt(checked, 6 * 9);
+    eng_gguf_close(g);
+    rbt_rmtree(dir);
+}
+END_TEST
+
+/* Scenario: rbee-gguf random takes only the tokenizer of a vocabulary file */
+START_TEST(test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file)
+{
+    const char *vocab = rbt_src("../shared/data/tokenizer/ggml-vocab-phi-3.gguf");
+    char dir[4096], out[4200], log[4200], err[256];
+    eng_gguf *g = NULL;
+    eng_model *m = NULL;
+    eng_model_info info;
+
+    if (access(vocab, R_OK) != 0) {
+        printf("SKIP: %s is absent (../shared/data is not part of this checkout)\n", vocab);
+        return;
+    }
+    rbt_tmpdir(dir);
+    snprintf(out, sizeof out, "%s/rnd.gguf", dir);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    char *ra[] = {(char *)rbt_bin("rbee-gguf"), "random", out,   "--like", "tiny",
+                  "--type",                     "q8_0",   "--vocab", (char *)vocab, NULL};
+    ck_assert_int_eq(run_tool(ra, log, 60000), 0);
+    ck_assert_int_eq(eng_gguf_open(out, &g, err, sizeof err), RB_OK);
+    for (int64_t i = 0; i < eng_gguf_n_keys(g); i++) {
+        eng_gguf_str k = eng_gguf_key_name(g, i);
+        ck_assert_msg(!(k.len >= 5 && memcmp(k.p, "phi3.", 5) == 0), "key %.*s was copied",
+                      (int)k.len, k.p);
+    }
+    eng_gguf_close(g);
+    ck_assert_int_eq(eng_model_open(out, NULL, &m, err, sizeof err), RB_OK);
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(info.n_vocab, 32064);
+    eng_model_free(m);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 /* The value of "key": in the last line of the file at log, or -1. */
 static double json_field(const char *log, const char *key)
 {
@@ -153,5 +227,7 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__rbee_gguf_generate_streams_the_continuation);
     tcase_add_test(tc, test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files);
     tcase_add_test(tc, test_engine_forward__rbee_bench_engine_and_memory_report_medians);
+    tcase_add_test(tc, test_engine_forward__the_q4_k_m_mix_follows_llama_cpp_s_rules);
+    tcase_add_test(tc, test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file);
     return rbt_run(s);
 }

@@ -154,6 +154,8 @@ rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const ch
                                    uint64_t n);
 /* Copies every key of g (for quantize and random). */
 rb_err eng_gguf_writer_copy_kv(eng_gguf_writer *w, const eng_gguf *g);
+/* Only the keys of g whose names start with prefix. */
+rb_err eng_gguf_writer_copy_kv_prefix(eng_gguf_writer *w, const eng_gguf *g, const char *prefix);
 /* Adds a tensor: ne[0..ndim) with ne[0] contiguous; size must equal eng_type_row_bytes(type,
  * ne[0]) * (product of the other dims). */
 rb_err eng_gguf_writer_add_tensor(eng_gguf_writer *w, const char *name, eng_type type,
