@@ -107,6 +107,8 @@ START_TEST(test_engine_forward__logits_match_the_pytorch_reference_for_the_bundl
 }
 END_TEST
 
+static void greedy(eng_model *m, const rbt_reference *ref, int32_t *out, size_t n);
+
 /* Scenario: Logits match the reference for a random GQA model with an untied head */
 START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head)
 {
@@ -127,6 +129,16 @@ START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_mode
            ref.ntokens);
     ck_assert_double_lt(err, 0.01);
     ck_assert_int_eq(agree, (int)ref.ntokens);
+    /* and its greedy continuation, token for token */
+    {
+        int32_t got[64] = {0};
+        ck_assert_int_gt(ref.ngreedy, 0);
+        ck_assert_int_le(ref.ngreedy, 64);
+        greedy(m, &ref, got, ref.ngreedy);
+        for (size_t i = 0; i < ref.ngreedy; i++)
+            ck_assert_msg(got[i] == ref.greedy[i], "GQA greedy token %zu: engine %d, PyTorch %d",
+                          i, got[i], ref.greedy[i]);
+    }
     rbt_reference_release(&ref);
     eng_model_free(m);
 }
@@ -234,10 +246,10 @@ START_TEST(test_engine_forward__quantized_variants_stay_close_to_the_reference)
                types[t], maxerr, agree, ref.ntokens, kl);
         if (t == 0) {
             ck_assert_int_eq(agree, (int)ref.ntokens);
-            ck_assert_double_lt(kl, 0.01);
+            ck_assert_double_lt(kl, 0.001);
         } else {
-            ck_assert_int_ge(2 * agree, (int)ref.ntokens); /* most positions */
-            ck_assert_double_lt(kl, 0.2);
+            ck_assert_int_gt(2 * agree, (int)ref.ntokens); /* most positions: more than half */
+            ck_assert_double_lt(kl, 0.05);
         }
         eng_model_free(m);
     }
