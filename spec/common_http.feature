@@ -76,3 +76,8 @@ Feature: The HTTP layer shared by hive and worker
     Given no server listens on a port
     When a client requests it with 3 attempts and a 50 ms backoff
     Then it fails with "cannot connect" after at least 150 ms
+
+  Scenario: The JSON client gives up on a slow server at its total timeout and retries
+    Given a route that answers after 1500 ms
+    When the JSON client asks it with a 300 ms total timeout and 2 attempts 50 ms apart
+    Then it returns "timed out" after about 650 ms (not 1500), and the server saw 2 requests

@@ -74,3 +74,8 @@ Feature: Server-sent events: frame parsing, the event channel and real-time stre
     Given an SSE server with a 200 ms keep-alive and a producer that waits 700 ms
     When the client reads the stream
     Then the client counts at least 2 keep-alive comments before the first event
+
+  Scenario: A stream that never ends stops at the client's deadline
+    Given a producer that pushes an event every 100 ms for 2 seconds and never sends [DONE]
+    When the client reads with a 5000 ms idle timeout and a 500 ms deadline
+    Then it returns "deadline" between 490 and 1000 ms, after receiving the events pushed until then

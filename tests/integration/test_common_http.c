@@ -1,8 +1,10 @@
 /*
  * Integration tests for spec/common_http.feature: a real server on loopback and real requests.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "rb_client.h"
 #include "rb_http.h"
@@ -42,12 +44,25 @@ static void no_reply(rb_http_req *req, rb_http_reply *rep, void *user)
     (void)req, (void)rep, (void)user;
 }
 
+static atomic_int slow_hits;
+
+static void slow(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    struct timespec ts = {1, 500000000L};
+    (void)req, (void)user;
+    atomic_fetch_add(&slow_hits, 1);
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "late"));
+}
+
 static const rb_http_route routes[] = {
     {"GET", "/v1/health", health, RB_ROUTE_PUBLIC},
     {"GET", "/v1/jobs/{id}/stream", job_stream, 0},
     {"POST", "/v1/echo", echo, 0},
     {"GET", "/v1/secret", health, 0},
     {"GET", "/v1/broken", no_reply, 0},
+    {"GET", "/v1/slow", slow, 0},
 };
 
 typedef struct server {
@@ -274,6 +289,39 @@ START_TEST(test_common_http__the_json_client_retries_a_refused_connection_with_b
 }
 END_TEST
 
+/* Scenario: The JSON client gives up on a slow server at its total timeout and retries */
+START_TEST(test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries)
+{
+    server s;
+    rb_client_opts o = rb_client_opts_default();
+    char url[128], err[256];
+    long status = 0;
+    json_t *reply = NULL;
+    int64_t t0, took;
+    rb_err rc;
+
+    server_start(&s, NULL, 0);
+    snprintf(url, sizeof url, "%s/v1/slow", s.base);
+    o.timeout_ms = 300;
+    o.attempts = 2;
+    o.backoff_ms = 50;
+    atomic_store(&slow_hits, 0);
+    t0 = rbt_ms();
+    rc = rb_client_json("GET", url, NULL, &o, &status, &reply, err, sizeof err);
+    took = rbt_ms() - t0;
+    printf("slow server: gave up after %lld ms: %s\n", (long long)took, err);
+    ck_assert_int_eq(rc, RB_ETIMEDOUT);
+    ck_assert_ptr_nonnull(strstr(err, "timed out"));
+    ck_assert_ptr_null(reply);
+    ck_assert_int_ge(took, 600);  /* two tries of 300 ms and the 50 ms pause */
+    ck_assert_int_lt(took, 1400); /* never the server's 1500 ms */
+    for (int64_t end = rbt_ms() + 2000; atomic_load(&slow_hits) < 2 && rbt_ms() < end;)
+        rbt_poll_interval();
+    ck_assert_int_eq(atomic_load(&slow_hits), 2);
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
 /* The JSON client against a live server: body, status and the envelope. */
 START_TEST(test_common_http_json_client_round_trip)
 {
@@ -314,6 +362,8 @@ int main(void)
     tcase_add_test(tc, test_common_http__bearer_authentication_in_network_mode);
     tcase_add_test(tc, test_common_http__public_routes_need_no_token);
     tcase_add_test(tc, test_common_http__the_json_client_retries_a_refused_connection_with_backoff);
+    tcase_add_test(
+        tc, test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
     tcase_add_test(tc, test_common_http_json_client_round_trip);
     return rbt_run(s);
 }

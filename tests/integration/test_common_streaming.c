@@ -227,6 +227,45 @@ START_TEST(test_common_sse__a_silent_server_trips_the_client_s_idle_timeout)
 }
 END_TEST
 
+/* Scenario: A stream that never ends stops at the client's deadline */
+START_TEST(test_common_sse__a_stream_that_never_ends_stops_at_the_client_s_deadline)
+{
+    fixture f;
+    arrivals a = {0};
+    producer p = {0};
+    pthread_t th;
+    rb_sse_result res;
+    rb_sse_opts o = rb_sse_opts_default();
+    char err[256];
+    int64_t t0, took;
+    rb_err rc;
+
+    fixture_start(&f, 0);
+    rb_sse_result_init(&res);
+    a.res = &res;
+    p.ch = f.ch;
+    p.n = NEVENTS;
+    p.interval_ms = 100;
+    ck_assert_int_eq(pthread_create(&th, NULL, produce, &p), 0);
+    o.idle_timeout_ms = 5000;
+    o.deadline_ms = 500;
+    t0 = rbt_ms();
+    rc = rb_client_sse("GET", f.url, NULL, &o, on_event, &a, &res, err, sizeof err);
+    took = rbt_ms() - t0;
+    printf("deadline: %lld ms, %d events\n", (long long)took, a.n);
+    ck_assert_int_eq(rc, RB_ETIMEDOUT);
+    ck_assert_ptr_nonnull(strstr(err, "deadline"));
+    ck_assert_int_ge(took, 490);
+    ck_assert_int_lt(took, 1000);
+    ck_assert_int_ge(a.n, 3); /* events kept arriving until the deadline */
+    ck_assert_int_lt(a.n, NEVENTS);
+    rb_http_server_stop(f.srv); /* ends the stream: the producer's next push fails */
+    pthread_join(th, NULL);
+    rb_chan_unref(f.ch);
+    rb_sse_result_release(&res);
+}
+END_TEST
+
 /* Scenario: A stream closed without [DONE] is a protocol error, not a timeout */
 START_TEST(test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout)
 {
@@ -326,6 +365,7 @@ int main(void)
     tcase_add_test(tc, test_common_sse__events_arrive_at_the_client_as_they_are_pushed);
     tcase_add_test(tc, test_common_sse__the_producer_learns_of_a_client_disconnect_within_one_push);
     tcase_add_test(tc, test_common_sse__a_silent_server_trips_the_client_s_idle_timeout);
+    tcase_add_test(tc, test_common_sse__a_stream_that_never_ends_stops_at_the_client_s_deadline);
     tcase_add_test(tc, test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout);
     tcase_add_test(tc, test_common_sse__a_silent_stream_gets_keep_alive_comments);
     tcase_add_test(tc, test_common_streaming_stop_ends_open_streams);
