@@ -88,3 +88,10 @@ Feature: Engine tokenizers
     Given a GGUF file with only "general.name"
     Then loading fails with RB_ENOTFOUND and "no tokenizer: key 'tokenizer.ggml.model' is missing"
     And a file whose tokenizer.ggml.model is "bert" fails with RB_EUNSUPPORTED naming "bert"
+
+  Scenario: The default and llama3 pre-tokenizers split words as llama.cpp's regexes do
+    Given a byte-level BPE vocabulary made in the test: the 256 byte pieces, a few whole words and the merges "3 4", "1 2", "12 3", "4 5"
+    When "12345" is tokenized with tokenizer.ggml.pre "default", and with "gpt-2"
+    Then default splits the digits in threes ("123" "45") and gpt-2 keeps one word, merged to "12" "34" "5"
+    When "Hello 12345 world!!\n\n" is tokenized with tokenizer.ggml.pre "llama-bpe"
+    Then the words are "Hello" " " "123" "45" " world" "!!\n\n", each a single token (llama3 ignores merges for whole pieces)
