@@ -14,6 +14,12 @@ Feature: The llama forward pass and the session API
     Then the max absolute logit error is below 0.01 and the top-1 token agrees at every position
     And greedy generation from its prompt gives the reference's greedy tokens
 
+  Scenario: rope.dimension_count below the head size is honoured
+    Given models/test-gqa-rope8-f16.gguf: the random GQA network with RoPE on 8 of each head's 16 dimensions, and its reference JSON
+    When the engine runs the reference tokens
+    Then the max absolute logit error is below 0.01 and the top-1 token agrees at every position
+    And the logits differ from those of the fully rotated model by more than 0.01 (the setting is not ignored)
+
   Scenario: Greedy generation matches PyTorch on the bundled model
     When the engine generates 32 tokens greedily from "In the beginning"
     Then the tokens equal the reference "greedy" list

@@ -56,6 +56,18 @@ const char *rbt_model_gqa(void)
     return p;
 }
 
+const char *rbt_model_gqa_rope8(void)
+{
+    static char p[4096];
+    FILE *f;
+    snprintf(p, sizeof p, "%s/models/test-gqa-rope8-f16.gguf", RB_SOURCE_DIR);
+    f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    fclose(f);
+    return p;
+}
+
 static int32_t *int_array(json_t *a, size_t *n)
 {
     int32_t *v = calloc(json_array_size(a) + 1, sizeof(*v));

@@ -13,6 +13,8 @@
 const char *rbt_model_f16(void);
 const char *rbt_model_q8(void);
 const char *rbt_model_gqa(void);
+/* The same network with RoPE on 8 of each head's 16 dimensions (rope.dimension_count 8). */
+const char *rbt_model_gqa_rope8(void);
 
 /* Writes a one-layer model whose greedy output is a fixed cycle after any prompt:
  * <0xC3> <0xA9> "▁x" <0xC3> <0xA9> "▁x" ...  i.e. the text "é x é x ...", with "é" split over two

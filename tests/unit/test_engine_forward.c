@@ -144,6 +144,34 @@ START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_mode
 }
 END_TEST
 
+/* Scenario: rope.dimension_count below the head size is honoured */
+START_TEST(test_engine_forward__rope_dimension_count_below_the_head_size_is_honoured)
+{
+    const char *path = rbt_model_gqa_rope8();
+    eng_model *m = open_model(path), *full = open_model(rbt_model_gqa());
+    eng_model_info info;
+    rbt_reference ref;
+    int agree;
+    double kl, err, diff;
+
+    eng_model_get_info(m, &info);
+    ck_assert_int_eq(info.n_rot, 8);
+    ck_assert_int_eq(info.n_embd / info.n_head, 16);
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    err = compare_logits(m, &ref, &agree, &kl);
+    diff = compare_logits(full, &ref, &agree, &kl); /* same weights, all 16 dimensions rotated */
+    printf("rope on 8 of 16 dims vs reference: max abs logit error %.5f; fully rotated: %.3f\n",
+           err, diff);
+    ck_assert_double_lt(err, 0.01);
+    ck_assert_double_gt(diff, 0.01);
+    err = compare_logits(m, &ref, &agree, &kl);
+    ck_assert_int_eq(agree, (int)ref.ntokens);
+    rbt_reference_release(&ref);
+    eng_model_free(m);
+    eng_model_free(full);
+}
+END_TEST
+
 /* Greedy tokens from the prompt of the reference file. */
 static void greedy(eng_model *m, const rbt_reference *ref, int32_t *out, size_t n)
 {
@@ -399,6 +427,7 @@ int main(void)
     TCase *tc = rbt_tcase(s, "forward", 120);
     tcase_add_test(tc, test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model);
     tcase_add_test(tc, test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head);
+    tcase_add_test(tc, test_engine_forward__rope_dimension_count_below_the_head_size_is_honoured);
     tcase_add_test(tc, test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled_model);
     tcase_add_test(tc, test_engine_forward__batched_prompt_processing_equals_token_by_token_processing);
     tcase_add_test(tc, test_engine_forward__quantized_variants_stay_close_to_the_reference);

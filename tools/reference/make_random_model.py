@@ -2,6 +2,11 @@
 
     /usr/bin/python3 tools/reference/make_random_model.py \
         [--tokenizer-from models/kjv-5m-f16.gguf] [--out models/test-gqa-random-f16.gguf]
+        [--rope-dim N]
+
+With --rope-dim 8 --out models/test-gqa-rope8-f16.gguf it writes the same
+network with RoPE applied to the first 8 of each head's 16 dimensions only
+(llama.rope.dimension_count = 8), for the test that the engine honours it.
 
 DESIGN
 The bundled model ties its output head and uses freq_base 10000 with 8/4
@@ -45,7 +50,11 @@ def main():
     ap = argparse.ArgumentParser(description="write the seeded random GQA test model")
     ap.add_argument("--tokenizer-from", default=os.path.join(ROOT, "models", "kjv-5m-f16.gguf"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "test-gqa-random-f16.gguf"))
+    ap.add_argument("--rope-dim", type=int, default=0,
+                    help="rotated dimensions per head (default: all of them)")
     a = ap.parse_args()
+    CFG["rope_dim"] = a.rope_dim
+    name = os.path.basename(a.out).replace("-f16.gguf", "").replace(".gguf", "")
 
     meta, _tensors, _ = read_gguf(a.tokenizer_from)
     tokens = meta["tokenizer.ggml.tokens"]
@@ -65,7 +74,7 @@ def main():
         return (1.0 + NORM_JITTER * rng.standard_normal(d)).astype(np.float32)
 
     w = gw.GGUFWriter()
-    gw.add_llama_metadata(w, "test-gqa-random", CFG, tokens, scores, types)
+    gw.add_llama_metadata(w, name, CFG, tokens, scores, types)
     w.add_tensor("token_embd.weight", mat("token_embd", n_vocab, d), gw.GGML_TYPE_F16)
     for i in range(CFG["n_layers"]):
         b = "blk.%d." % i
