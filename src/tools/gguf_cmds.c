@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eng.h"
 #include "eng_tools.h"
@@ -105,7 +106,8 @@ int gguf_cmd_generate(int argc, char **argv)
             fwrite(st.text, 1, st.text_len, stdout);
         }
     }
-    putchar('\n');
+    if (isatty(STDOUT_FILENO))
+        putchar('\n'); /* for the prompt's sake; a pipe gets the continuation only */
     code = fflush(stdout) == 0 ? 0 : 1;
 out:
     free(ids);
