@@ -70,7 +70,7 @@ Feature: Worker HTTP API and request validation
     And it has rbee_worker_tokens_generated_total, rbee_worker_queue_depth, rbee_worker_slots_busy and time-to-first-token and decode-rate summaries
 
   Scenario: Shutdown by HTTP ends the worker
-    When a client posts /v1/admin/shutdown
+    When a client posts /v1/admin/shutdown (and, to a second worker, its alias /v1/shutdown)
     Then the reply is 200 {"status":"shutting_down"} and the worker exits 0 within 5 seconds
 
   Scenario: Every state change reaches the hive at once

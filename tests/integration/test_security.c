@@ -108,6 +108,15 @@ START_TEST(test_security__protected_worker_routes_demand_the_token_in_network_mo
     snprintf(url, sizeof url, "%s/v1/ready", w.base);
     ck_assert_int_eq(rbt_http("GET", url, NULL, NULL, 5000, NULL, NULL), 401);
     ck_assert_int_eq(rbt_http("GET", url, right, NULL, 5000, NULL, NULL), 200);
+    /* after the refusals the worker still serves a request with the token, to the end */
+    snprintf(url, sizeof url, "%s/v1/inference", w.base);
+    rb_buf_reset(&b);
+    ck_assert_int_eq(rbt_http("POST", url, right,
+                              "{\"prompt\":\"In the beginning\",\"max_tokens\":4}", 10000, &b,
+                              NULL),
+                     200);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"type\":\"end\""));
+    ck_assert_ptr_nonnull(strstr(b.data, "[DONE]"));
     ck_assert_int_eq(rbt_stop(&w, 5000), 0);
     rb_buf_release(&b);
     rbt_rmtree(dir);

@@ -175,6 +175,7 @@ START_TEST(test_worker_api__bad_inference_requests_get_400_with_the_field_named)
             ck_assert_msg(strstr(b.data, want), "row %zu: %s does not name %s", i, b.data,
                           rows[i].field);
         }
+        assert_serves(); /* each bad request leaves the worker serving */
     }
     /* A 40000-byte prompt: over the 32768-byte limit, and never echoed. */
     big = malloc(40100);
@@ -330,20 +331,24 @@ END_TEST
 /* Scenario: Shutdown by HTTP ends the worker */
 START_TEST(test_worker_api__shutdown_by_http_ends_the_worker)
 {
+    /* the documented path, then its short alias on a second worker */
+    static const char *const paths[] = {"/v1/admin/shutdown", "/v1/shutdown"};
     rb_buf b;
     int st;
     rb_buf_init(&b, 1 << 20);
-    start(NULL, NULL);
-    ck_assert(rbt_wait_ready(&worker, 15000));
-    ck_assert_int_eq(post("/v1/admin/shutdown", NULL, &b), 200);
-    ck_assert_str_eq(b.data, "{\"status\":\"shutting_down\"}");
-    ck_assert(rbt_wait_exit(worker.pid, 5000, &st));
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    ck_assert(!rbt_port_open(worker.port));
-    worker.pid = 0;
-    rbt_stop(&hive, 5000);
+    for (size_t i = 0; i < 2; i++) {
+        start(NULL, NULL);
+        ck_assert(rbt_wait_ready(&worker, 15000));
+        ck_assert_int_eq(post(paths[i], NULL, &b), 200);
+        ck_assert_str_eq(b.data, "{\"status\":\"shutting_down\"}");
+        ck_assert(rbt_wait_exit(worker.pid, 5000, &st));
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d", paths[i], st);
+        ck_assert(!rbt_port_open(worker.port));
+        worker.pid = 0;
+        rbt_stop(&hive, 5000);
+        rbt_rmtree(dir);
+    }
     rb_buf_release(&b);
-    rbt_rmtree(dir);
 }
 END_TEST
 
