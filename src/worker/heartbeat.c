@@ -60,10 +60,18 @@ static void send_heartbeat(wrk *w)
     long status = 0;
     json_t *reply = NULL, *body;
 
+    const char *state = wrk_state_name(w);
+
+    /* the hive knows loading, idle and busy (ARCHITECTURE 4.1): a worker that is stopping
+     * takes no work (busy), one whose model failed to load never will be ready (loading) */
+    if (strcmp(state, "stopping") == 0)
+        state = "busy";
+    else if (strcmp(state, "failed") == 0)
+        state = "loading";
     wrk_jobs_stats_get(w->jobs, &st);
     body = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "worker_id", w->cfg.worker_id,
                      "timestamp", (json_int_t)rb_unix_s(), "health_status", "healthy", "state",
-                     wrk_state_name(w), "slots_total", st.slots, "slots_busy", st.running);
+                     state, "slots_total", st.slots, "slots_busy", st.running);
     snprintf(url, sizeof url, "%s/v1/heartbeat", w->cfg.hive_url);
     if (rb_client_json("POST", url, body, &o, &status, &reply, err, sizeof err) != RB_OK)
         rb_log(RB_LOG_DEBUG, "worker", "heartbeat to %s failed: %s", w->cfg.hive_url, err);
