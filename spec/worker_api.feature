@@ -82,8 +82,8 @@ Feature: Worker HTTP API and request validation
     Given a worker with --slots 1 --queue 0 reporting to mock-hive
     When a client posts a job to /v1/jobs and does not open its stream
     Then within 2 seconds /health and mock-hive's latest heartbeat say state "busy", and another job gets 503 ALL_SLOTS_BUSY
-    When the client deletes the job
-    Then within 2 seconds both say "idle" again
+    When the client deletes the job with DELETE /v1/inference/{id}
+    Then within 2 seconds both say "idle" again, and a second DELETE is 404
 
   Scenario: Heartbeats survive a hive that is down
     Given mock-hive answers heartbeats with 500 and then stops
