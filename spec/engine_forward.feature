@@ -52,6 +52,7 @@ Feature: The llama forward pass and the session API
     Given the random GQA model opened twice, once mapped and once with copy_weights
     When the reference prompt is prefilled in both
     Then every logit is bit-identical and the copy's progress still rises per layer
+    And a copy of the file without blk.1.ffn_down.weight is refused with copy_weights, naming the tensor, without a crash
 
   Scenario: rbee-gguf generate streams the continuation
     When the user runs rbee-gguf generate models/<bundled> --prompt "In the beginning" -n 16 --temp 0

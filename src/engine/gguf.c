@@ -508,6 +508,8 @@ rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen)
     if ((rc = eng_gguf_open_mem(map, (size_t)st.st_size, out, err, errlen)))
         goto out;
     (*out)->map = map;
+    (*out)->dev = (uint64_t)st.st_dev;
+    (*out)->ino = (uint64_t)st.st_ino;
     map = MAP_FAILED;
 out:
     if (map != MAP_FAILED)

@@ -6,12 +6,20 @@
  * mapping keeps the file's packing and gives no alignment.
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "gguf_internal.h"
 
 uint32_t eng_gguf_version(const eng_gguf *g)
 {
     return g->version;
+}
+
+int eng_gguf_same_file(const eng_gguf *g, int fd)
+{
+    struct stat st;
+    return g->map && fstat(fd, &st) == 0 && (uint64_t)st.st_dev == g->dev &&
+           (uint64_t)st.st_ino == g->ino && (uint64_t)st.st_size == g->size;
 }
 
 uint64_t eng_gguf_file_size(const eng_gguf *g)

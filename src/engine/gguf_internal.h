@@ -25,6 +25,7 @@ struct eng_gguf {
     const uint8_t *base;
     uint64_t size;
     void *map; /* owned mapping, NULL for eng_gguf_open_mem */
+    uint64_t dev, ino; /* the file opened (eng_gguf_open); 0 for eng_gguf_open_mem */
     uint32_t version;
     uint32_t alignment;
     uint64_t data_start; /* file offset of the tensor data section */

@@ -122,6 +122,8 @@ static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t 
         off_t at = (off_t)(eng_gguf_data_offset(m->gguf) + t->offset);
         for (uint64_t done = 0; done < t->size;) {
             ssize_t k = pread(m->fd, dst + done, (size_t)(t->size - done), at + (off_t)done);
+            if (k < 0 && errno == EINTR)
+                continue;
             if (k <= 0)
                 return rb_errf(err, errlen, RB_EIO, "cannot read tensor '%s': %s", name,
                                k < 0 ? strerror(errno) : "unexpected end of file");
@@ -220,6 +222,8 @@ static rb_err copy_open(eng_model *m, const char *path, char *err, size_t errlen
     m->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (m->fd < 0)
         return rb_errf(err, errlen, RB_EIO, "cannot open: %s", strerror(errno));
+    if (!eng_gguf_same_file(m->gguf, m->fd))
+        return rb_errf(err, errlen, RB_EIO, "the file was replaced while loading");
     return RB_OK;
 }
 
@@ -373,8 +377,8 @@ void eng_model_free(eng_model *m)
     free(m->layers);
     free(m->out_norm);
     eng_tokenizer_free(m->tok);
+    copy_close(m); /* reads the tensor table and the mapping: before they go */
     eng_gguf_close(m->gguf);
-    copy_close(m);
     if (m->wcopy)
         munmap(m->wcopy, m->wcopy_len);
     free(m);

@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "kpr_args.h"
 #include "rb_util.h"
@@ -117,7 +118,7 @@ rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, cha
                        "rbee %s: --file applies to a reference hf:<org>/<repo> without a file "
                        "name, not '%s'",
                        cmd, ref);
-    if (n <= 5 || strcmp(file + n - 5, ".gguf") != 0 || strchr(file, '/'))
+    if (n <= 5 || strcasecmp(file + n - 5, ".gguf") != 0 || strchr(file, '/'))
         return rb_errf(err, errlen, RB_EINVAL,
                        "rbee %s: --file must name a .gguf file of the repository, not '%s'", cmd,
                        file);

@@ -83,6 +83,8 @@ void eng_gguf_close(eng_gguf *g); /* NULL-safe */
 
 uint32_t eng_gguf_version(const eng_gguf *g);
 uint64_t eng_gguf_file_size(const eng_gguf *g);
+/* 1 when fd is the file g was opened from (same device, inode and size). */
+int eng_gguf_same_file(const eng_gguf *g, int fd);
 uint32_t eng_gguf_alignment(const eng_gguf *g);
 /* File offset where the tensor data section starts (tensor offsets are relative to it). */
 uint64_t eng_gguf_data_offset(const eng_gguf *g);
