@@ -57,7 +57,6 @@
 #define MAX_JOBS 64
 #define JOB_CHANNEL 64
 #define CRASH_DRAIN_MS 2000 /* longest wait for the client to take the tokens before a crash */
-#define CRASH_FLUSH_MS 50
 
 typedef struct script {
     char *tokens[MAX_TOKENS_SCRIPT];
@@ -377,9 +376,9 @@ static void crash(job *j, int tokens)
 {
     int64_t end = rb_now_ms() + CRASH_DRAIN_MS;
 
-    while (rb_chan_depth(j->ch) > 0 && !rb_chan_is_closed(j->ch) && rb_now_ms() < end)
+    /* until the SSE response has written every token out (it asked again and found none) */
+    while (!rb_chan_drained(j->ch) && !rb_chan_is_closed(j->ch) && rb_now_ms() < end)
         pause_ms(5);
-    pause_ms(CRASH_FLUSH_MS); /* the last event leaves the HTTP layer's buffer */
     printf("mock-worker: crashing after %d tokens (scripted)\n", tokens);
     fflush(stdout);
     kill(getpid(), SIGKILL);

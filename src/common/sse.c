@@ -38,6 +38,7 @@ struct rb_chan {
     size_t cap, head, count;
     int finished;  /* producer is done */
     int closed;    /* consumer is gone */
+    int drained;   /* a pop found the ring empty after the last event was taken */
     int efd;
 };
 
@@ -200,6 +201,15 @@ int rb_chan_is_closed(rb_chan *ch)
     return c;
 }
 
+int rb_chan_drained(rb_chan *ch)
+{
+    int d;
+    pthread_mutex_lock(&ch->mu);
+    d = ch->count == 0 && ch->drained;
+    pthread_mutex_unlock(&ch->mu);
+    return d;
+}
+
 size_t rb_chan_depth(rb_chan *ch)
 {
     size_t n;
@@ -231,9 +241,11 @@ rb_err rb_chan_trypop(rb_chan *ch, rb_buf *out)
         ev = ch->ring[ch->head];
         ch->head = (ch->head + 1) % ch->cap;
         ch->count--;
+        ch->drained = 0;
         pthread_cond_signal(&ch->not_full);
         rc = RB_OK;
     } else {
+        ch->drained = 1;
         rc = ch->finished || ch->closed ? RB_ECLOSED : RB_EBUSY;
     }
     pthread_mutex_unlock(&ch->mu);

@@ -59,6 +59,10 @@ void rb_chan_close(rb_chan *ch);
 int rb_chan_is_closed(rb_chan *ch);
 /* Events queued now. */
 size_t rb_chan_depth(rb_chan *ch);
+/* 1 when the consumer came back for more after taking the last queued event and found none.
+ * An SSE response asks only once it has handed the previous event to the socket, so this
+ * says every event pushed so far has left the process. */
+int rb_chan_drained(rb_chan *ch);
 
 /* Formats one event as SSE text into out (appending): "data: <line>\n" per line, then "\n". */
 rb_err rb_sse_format(rb_buf *out, const char *data, size_t len);
