@@ -23,35 +23,12 @@
 #define RUN_MS 60000
 #define PROMPT "In the beginning"
 
-static char worker_bin[4096], bundled_env[4200];
-
-/* Gives the hive the bundled model's path, so a build tree anywhere works. */
-static void with_bundled(rbt_hive_opts *o)
+/* The end of a test with a hive: it stops cleanly (exit 0), then both are cleaned up. */
+static void finish(rbt_hive *h, rbt_keeper *k)
 {
-    int e = 0;
-
-    snprintf(bundled_env, sizeof bundled_env, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
-    while (e < 7 && o->env[e])
-        e++;
-    o->env[e] = bundled_env;
-}
-
-/* A persistent hive spawning the real worker. */
-static void start_real_hive(rbt_hive *h, rbt_hive_opts *o)
-{
-    snprintf(worker_bin, sizeof worker_bin, "%s", rbt_bin("llm-worker-rbee"));
-    o->worker_binary = worker_bin;
-    with_bundled(o);
-    rbt_hive_start(h, o);
-}
-
-static void write_script(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-    ck_assert_int_eq(chmod(path, 0755), 0);
+    ck_assert_int_eq(rbt_hive_stop(h), 0);
+    rbt_keeper_cleanup(k);
+    rbt_hive_cleanup(h);
 }
 
 /* s with every run of spaces squeezed to one (caller frees). */
@@ -82,7 +59,7 @@ START_TEST(test_keeper_commands__adding_a_node_tests_ssh_first)
              "  echo 'ssh: Could not resolve hostname down.example: Name or service not known' "
              ">&2\n  exit 255;;\nesac\nexit 0\n",
              argslog);
-    write_script(script, text);
+    rbt_write_script(script, text);
     rbt_keeper_env(&k, "RBEE_SSH=%s", script);
     code = rbt_keeper_run(&k, RUN_MS, add);
     err = rbt_keeper_err(&k);
@@ -114,7 +91,7 @@ START_TEST(test_keeper_commands__nodes_are_added_listed_and_removed)
 
     rbt_keeper_init(&k, NULL);
     snprintf(script, sizeof script, "%s/fake-ssh", k.home);
-    write_script(script, "#!/bin/sh\necho rbee-hive-found\n");
+    rbt_write_script(script, "#!/bin/sh\necho rbee-hive-found\n");
     rbt_keeper_env(&k, "RBEE_SSH=%s", script);
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 0);
     ck_assert(rbt_keeper_out_has(&k, "Node 'gpu1' added"));
@@ -158,7 +135,7 @@ START_TEST(test_keeper_commands__hive_start_status_and_stop_on_a_node_over_ssh)
     snprintf(text, sizeof text,
              "#!/bin/sh\necho \"$@\" >> '%s'\nfor a; do cmd=$a; done\nexec /bin/sh -c \"$cmd\"\n",
              argslog);
-    write_script(script, text);
+    rbt_write_script(script, text);
     rbt_keeper_env(&k, "RBEE_SSH=%s", script);
     rbt_keeper_env(&k, "RBEE_API_TOKEN=local2-secret");
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, add), 0);
@@ -198,7 +175,7 @@ START_TEST(test_keeper_commands__workers_are_listed_health_checked_and_shut_down
     rbt_hive h;
     rbt_keeper k;
 
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", "{\"model_ref\":\"kjv\"}", &r),
                      200);
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "worker_id")));
@@ -220,9 +197,7 @@ START_TEST(test_keeper_commands__workers_are_listed_health_checked_and_shut_down
     ck_assert(rbt_keeper_out_has(&k, "No workers on localhost"));
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, shutdown), 1);
     ck_assert(rbt_keeper_err_has(&k, "WORKER_NOT_FOUND"));
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -308,7 +283,7 @@ START_TEST(
     rbt_keeper k;
     pid_t wpid;
 
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, args), 0);
@@ -321,9 +296,7 @@ START_TEST(
     wpid = (pid_t)json_integer_value(json_object_get(w, "pid"));
     ck_assert(!rbt_pid_gone(wpid));
     json_decref(list);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -424,7 +397,7 @@ START_TEST(test_keeper_commands__two_nodes_a_hive_in_a_second_network_namespace)
                  "#!/bin/sh\nfor a; do cmd=$a; done\nexec /usr/sbin/ip netns exec %s env "
                  "RBEE_HOME='%s' RBEE_WORKER_PORT_BASE=8081 /bin/sh -c \"$cmd\"\n",
                  n.name, node_home);
-        write_script(script, text);
+        rbt_write_script(script, text);
         rbt_keeper_env(&k, "RBEE_SSH=%s", script);
         rbt_keeper_env(&k, "RBEE_API_TOKEN=ns2-secret");
 

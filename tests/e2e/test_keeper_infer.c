@@ -21,26 +21,12 @@
 #define RUN_MS 60000
 #define PROMPT "In the beginning"
 
-static char worker_bin[4096], bundled_env[4200];
-
-/* Gives the hive the bundled model's path, so a build tree anywhere works. */
-static void with_bundled(rbt_hive_opts *o)
+/* The end of a test with a hive: it stops cleanly (exit 0), then both are cleaned up. */
+static void finish(rbt_hive *h, rbt_keeper *k)
 {
-    int e = 0;
-
-    snprintf(bundled_env, sizeof bundled_env, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
-    while (e < 7 && o->env[e])
-        e++;
-    o->env[e] = bundled_env;
-}
-
-/* A persistent hive spawning the real worker. */
-static void start_real_hive(rbt_hive *h, rbt_hive_opts *o)
-{
-    snprintf(worker_bin, sizeof worker_bin, "%s", rbt_bin("llm-worker-rbee"));
-    o->worker_binary = worker_bin;
-    with_bundled(o);
-    rbt_hive_start(h, o);
+    ck_assert_int_eq(rbt_hive_stop(h), 0);
+    rbt_keeper_cleanup(k);
+    rbt_hive_cleanup(h);
 }
 
 /* 1 when "[Phase 1]" ... "[Phase 8]" all appear in s, in order. */
@@ -183,7 +169,7 @@ START_TEST(test_keeper_infer__warm_start_reuses_the_idle_worker)
     rbt_keeper k;
     char *err, *metrics;
 
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, args), 0);
@@ -200,9 +186,7 @@ START_TEST(test_keeper_infer__warm_start_reuses_the_idle_worker)
     ck_assert_double_eq(rbt_metric(metrics, "rbee_hive_workers_spawned_total"), 1);
     free(metrics);
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -227,7 +211,7 @@ START_TEST(test_keeper_infer__a_catalog_hit_skips_the_download)
     rbt_files_start(&f, NULL);
     snprintf(env_hf, sizeof env_hf, "HF_ENDPOINT=%s", f.base);
     o.env[0] = env_hf;
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/models/download",
                                    "{\"model_ref\":\"hf:test/kjv/model.gguf\"}", NULL),
                      200);
@@ -255,9 +239,7 @@ START_TEST(test_keeper_infer__a_catalog_hit_skips_the_download)
     ck_assert_int_eq(json_array_size(reqs), before);
     json_decref(reqs);
     ck_assert(rbt_keeper_out_size(&k) > 0);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
     rbt_files_stop(&f);
 }
 END_TEST
@@ -393,7 +375,7 @@ START_TEST(test_keeper_infer__ec4_the_worker_dies_mid_stream)
     long n = -1;
     int code;
 
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
     rbt_keeper_start(&k, args);
@@ -421,9 +403,7 @@ START_TEST(test_keeper_infer__ec4_the_worker_dies_mid_stream)
     free(saved);
     free(out);
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -440,7 +420,7 @@ START_TEST(test_keeper_infer__ec5_ctrl_c_cancels_the_job)
     int64_t t0, took;
     int code, ok = 0;
 
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
     rbt_keeper_start(&k, args);
@@ -468,9 +448,7 @@ START_TEST(test_keeper_infer__ec5_ctrl_c_cancels_the_job)
     }
     ck_assert_msg(ok, "no '%s' in %s", line, wlog);
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -490,7 +468,7 @@ START_TEST(test_keeper_infer__ec6_the_worker_stays_busy)
     /* The race EC6 is about: the hive lists the worker idle, but by the time the keeper's job
      * arrives another client has taken the slot. mock-worker stands in for the worker: its
      * health and heartbeats keep saying idle while POST /mock/busy makes it refuse jobs. */
-    with_bundled(&o);
+    rbt_hive_opts_bundled(&o);
     rbt_hive_start(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
@@ -515,9 +493,7 @@ START_TEST(test_keeper_infer__ec6_the_worker_stays_busy)
     ck_assert_ptr_nonnull(strstr(err, "Suggestion: try again"));
     ck_assert_int_ge(rbt_keeper_ms(&k), 7000);
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -532,7 +508,7 @@ START_TEST(test_keeper_infer__ec7_the_worker_never_becomes_ready)
     int code;
 
     o.env[0] = "MOCK_WORKER_SCENARIO={\"never_ready\":true,\"load_ms\":300,\"layers\":4}";
-    with_bundled(&o);
+    rbt_hive_opts_bundled(&o);
     rbt_hive_start(&h, &o); /* mock-worker */
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
@@ -548,9 +524,7 @@ START_TEST(test_keeper_infer__ec7_the_worker_never_becomes_ready)
     ck_assert_int_lt(rbt_keeper_ms(&k), 9000);
     ck_assert(!has_phase(err, 8));
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -614,9 +588,7 @@ START_TEST(test_keeper_infer__ec9_a_wrong_api_key)
     ck_assert_ptr_null(strstr(err, "wrong")); /* the token itself is never printed */
     ck_assert(!has_phase(err, 3));
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 
@@ -631,7 +603,7 @@ START_TEST(test_keeper_infer__ec10_an_idle_worker_is_shut_down_and_the_next_run_
     pid_t wpid;
 
     o.idle_timeout = "2";
-    start_real_hive(&h, &o);
+    rbt_hive_start_real(&h, &o);
     rbt_keeper_init(&k, h.home);
     rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", h.port);
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, args), 0);
@@ -646,9 +618,7 @@ START_TEST(test_keeper_infer__ec10_an_idle_worker_is_shut_down_and_the_next_run_
     ck_assert_msg(phases_in_order(err), "not a cold start:\n%s", err);
     ck_assert(rbt_keeper_out_size(&k) > 0);
     free(err);
-    ck_assert_int_eq(rbt_hive_stop(&h), 0);
-    rbt_keeper_cleanup(&k);
-    rbt_hive_cleanup(&h);
+    finish(&h, &k);
 }
 END_TEST
 

@@ -93,6 +93,26 @@ static int wait_pid_gone(pid_t pid, int timeout_ms)
     return rbt_pid_gone(pid);
 }
 
+/* Asks the hive to shut worker s down (200). */
+static void request_shutdown(rbt_hive *h, const spawned *s)
+{
+    char body[128];
+    json_t *r = NULL;
+    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", s->id);
+    ck_assert_int_eq(rbt_hive_json(h, "POST", "/v1/workers/shutdown", body, &r), 200);
+    json_decref(r);
+}
+
+/* Worker id leaves the hive's list, and the list is then empty. */
+static void assert_list_empties(rbt_hive *h, const char *id)
+{
+    json_t *r = NULL;
+    ck_assert(rbt_hive_wait_worker(h, id, NULL, rbt_scaled(2000), NULL));
+    ck_assert_int_eq(rbt_hive_json(h, "GET", "/v1/workers/list", NULL, &r), 200);
+    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
+    json_decref(r);
+}
+
 /* Polls the hive log until it contains every needle (the log line follows the removal). */
 static int wait_log(const rbt_hive *h, const char *a, const char *b, int timeout_ms)
 {
@@ -355,20 +375,13 @@ START_TEST(test_hive_lifecycle__shutting_a_worker_down_by_request)
 {
     rbt_hive h;
     rbt_hive_opts o = rbt_hive_opts_default();
-    char body[128];
-    json_t *r = NULL;
     spawned s;
 
     start_hive(&h, &o);
     spawn_idle(&h, &s);
-    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", s.id);
-    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/shutdown", body, &r), 200);
-    json_decref(r);
+    request_shutdown(&h, &s);
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(5000)));
-    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
-    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
-    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
-    json_decref(r);
+    assert_list_empties(&h, s.id);
     finish(&h);
 }
 END_TEST
@@ -378,18 +391,14 @@ START_TEST(test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_s
 {
     rbt_hive h;
     rbt_hive_opts o = rbt_hive_opts_default();
-    char body[128];
-    json_t *r = NULL;
     spawned s;
     int64_t t0, took;
 
     o.env[0] = "MOCK_WORKER_SCENARIO={\"ignore_shutdown\":true,\"ignore_sigterm\":true}";
     start_hive(&h, &o);
     spawn_idle(&h, &s);
-    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", s.id);
     t0 = rbt_ms();
-    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/shutdown", body, &r), 200);
-    json_decref(r);
+    request_shutdown(&h, &s);
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(20000)));
     took = rbt_ms() - t0;
     printf("escalation to SIGKILL took %lld ms\n", (long long)took);
@@ -397,10 +406,7 @@ START_TEST(test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_s
     ck_assert_int_ge(took, 16000);
     ck_assert(wait_log(&h, "did not exit after the shutdown request; sending SIGTERM",
                        "ignored SIGTERM; sending SIGKILL", rbt_scaled(2000)));
-    ck_assert(rbt_hive_wait_worker(&h, s.id, NULL, rbt_scaled(2000), NULL));
-    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
-    ck_assert_int_eq(json_array_size(json_object_get(r, "workers")), 0);
-    json_decref(r);
+    assert_list_empties(&h, s.id);
     finish(&h);
 }
 END_TEST
@@ -412,9 +418,9 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     rbt_hive_opts o = rbt_hive_opts_default();
     char dir[4096], script[4200], args[4200], mock[4096], log[4200];
     char *bad[] = {NULL, "daemon", "--local-mode", "--worker-slots", "0", NULL};
+    char text[8400];
     json_t *r = NULL, *w;
     spawned s;
-    FILE *f;
     int status = 0;
 
     /* the worker binary is a script that records its arguments, then runs mock-worker */
@@ -422,11 +428,8 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     snprintf(mock, sizeof mock, "%s", rbt_bin("mock-worker"));
     snprintf(script, sizeof script, "%s/recording-worker", dir);
     snprintf(args, sizeof args, "%s/args", dir);
-    f = fopen(script, "w");
-    ck_assert_ptr_nonnull(f);
-    fprintf(f, "#!/bin/sh\necho \"$*\" > '%s'\nexec '%s' \"$@\"\n", args, mock);
-    fclose(f);
-    chmod(script, 0755);
+    snprintf(text, sizeof text, "#!/bin/sh\necho \"$*\" > '%s'\nexec '%s' \"$@\"\n", args, mock);
+    rbt_write_script(script, text);
     o.worker_binary = script;
     o.args[0] = "--worker-slots";
     o.args[1] = "2";
@@ -522,17 +525,12 @@ START_TEST(test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_l
     char *argv[] = {hive_bin, "detect", "--json", NULL};
     char *env[] = {path_env, NULL};
     const char *path = getenv("PATH");
-    FILE *f;
     int status = 0;
 
     /* a machine with one NVIDIA GPU, as far as the hive can tell */
     rbt_tmpdir(dir);
     snprintf(smi, sizeof smi, "%s/nvidia-smi", dir);
-    f = fopen(smi, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("#!/bin/sh\necho 'NVIDIA GeForce RTX 3090'\n", f);
-    fclose(f);
-    chmod(smi, 0755);
+    rbt_write_script(smi, "#!/bin/sh\necho 'NVIDIA GeForce RTX 3090'\n");
     snprintf(path_env, sizeof path_env, "PATH=%s:%s", dir, path ? path : "/usr/bin:/bin");
     o.env[0] = path_env;
     start_hive(&h, &o);

@@ -44,28 +44,28 @@ const char *rbt_model_q8(void)
     return find("*-q8_0.gguf", p, sizeof p);
 }
 
-const char *rbt_model_gqa(void)
+/* models/<name> into out when the file exists, else NULL. */
+static const char *fixture(const char *name, char *out, size_t outlen)
 {
-    static char p[4096];
     FILE *f;
-    snprintf(p, sizeof p, "%s/models/test-gqa-random-f16.gguf", RB_SOURCE_DIR);
-    f = fopen(p, "rb");
+    snprintf(out, outlen, "%s/models/%s", RB_SOURCE_DIR, name);
+    f = fopen(out, "rb");
     if (!f)
         return NULL;
     fclose(f);
-    return p;
+    return out;
+}
+
+const char *rbt_model_gqa(void)
+{
+    static char p[4096];
+    return fixture("test-gqa-random-f16.gguf", p, sizeof p);
 }
 
 const char *rbt_model_gqa_rope8(void)
 {
     static char p[4096];
-    FILE *f;
-    snprintf(p, sizeof p, "%s/models/test-gqa-rope8-f16.gguf", RB_SOURCE_DIR);
-    f = fopen(p, "rb");
-    if (!f)
-        return NULL;
-    fclose(f);
-    return p;
+    return fixture("test-gqa-rope8-f16.gguf", p, sizeof p);
 }
 
 static int32_t *int_array(json_t *a, size_t *n)

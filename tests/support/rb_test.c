@@ -344,3 +344,12 @@ int rbt_file_contains(const char *path, const char *needle)
     free(s);
     return found;
 }
+
+void rbt_write_script(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    ck_assert_int_ge(fputs(text, f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(path, 0755), 0);
+}

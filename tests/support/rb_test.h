@@ -82,5 +82,7 @@ int rbt_log_contains(const char *needle);
 char *rbt_slurp(const char *path);
 /* 1 if file contains needle. */
 int rbt_file_contains(const char *path, const char *needle);
+/* Writes text to path and makes it executable (a stand-in program); fails the test if not. */
+void rbt_write_script(const char *path, const char *text);
 
 #endif

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "rb_buf.h"
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
 #include "rbt_hive.h"
@@ -277,4 +278,25 @@ json_t *rbt_files_requests(rbt_files *f)
     reqs = json_incref(json_object_get(j, "requests"));
     json_decref(j);
     return reqs ? reqs : json_array();
+}
+
+void rbt_hive_opts_bundled(rbt_hive_opts *o)
+{
+    static char env[4200];
+    int e = 0;
+
+    snprintf(env, sizeof env, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
+    while (e < 7 && o->env[e])
+        e++;
+    o->env[e] = env;
+}
+
+void rbt_hive_start_real(rbt_hive *h, rbt_hive_opts *o)
+{
+    static char worker[4096];
+
+    snprintf(worker, sizeof worker, "%s", rbt_bin("llm-worker-rbee"));
+    o->worker_binary = worker;
+    rbt_hive_opts_bundled(o);
+    rbt_hive_start(h, o);
 }

@@ -52,6 +52,10 @@ void rbt_hive_init(rbt_hive *h);
 /* Starts rbee-hive daemon in h->home (rbt_hive_init first, or it is done here when h->home is
  * empty) and waits for /v1/health. */
 void rbt_hive_start(rbt_hive *h, const rbt_hive_opts *o);
+/* Adds RBEE_BUNDLED_MODEL=<the bundled Q8_0 model> to o->env, so a build tree anywhere works. */
+void rbt_hive_opts_bundled(rbt_hive_opts *o);
+/* rbt_hive_start with the real llm-worker-rbee as the worker and the bundled model. */
+void rbt_hive_start_real(rbt_hive *h, rbt_hive_opts *o);
 /* SIGTERM, then waits (rbt_scaled 35 s) for the exit. Returns the exit code, or -1 if it was
  * killed by a signal or did not exit (then it is SIGKILLed). */
 int rbt_hive_stop(rbt_hive *h);
