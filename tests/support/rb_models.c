@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
 #include "eng_gguf.h"
 #include "rb_models.h"
+#include "rb_test.h"
 
 /* First match of pattern under models/ that does not start with "test-". */
 static const char *find(const char *pattern, char *out, size_t outlen)
@@ -66,6 +68,22 @@ const char *rbt_model_gqa_rope8(void)
 {
     static char p[4096];
     return fixture("test-gqa-rope8-f16.gguf", p, sizeof p);
+}
+
+int rbt_have_tokenizer_data(const char *test)
+{
+    struct stat st;
+    if (stat(rbt_src(RBT_TOKENIZER_DATA), &st) == 0 && S_ISDIR(st.st_mode))
+        return 1;
+    printf("SKIP %s: %s not found\n", test, rbt_src(RBT_TOKENIZER_DATA));
+    return 0;
+}
+
+const char *rbt_tokenizer_data(const char *file)
+{
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/%s", rbt_src(RBT_TOKENIZER_DATA), file);
+    return p;
 }
 
 static int32_t *int_array(json_t *a, size_t *n)

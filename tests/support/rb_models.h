@@ -16,6 +16,13 @@ const char *rbt_model_gqa(void);
 /* The same network with RoPE on 8 of each head's 16 dimensions (rope.dimension_count 8). */
 const char *rbt_model_gqa_rope8(void);
 
+/* ../shared/data/tokenizer (llama.cpp's tokenizer test vectors; outside the repository). */
+#define RBT_TOKENIZER_DATA "../shared/data/tokenizer"
+/* 1 when that folder is there; else prints "SKIP <test>: ... not found" and returns 0. */
+int rbt_have_tokenizer_data(const char *test);
+/* The path of file in that folder (static buffer). */
+const char *rbt_tokenizer_data(const char *file);
+
 /* Writes a one-layer model whose greedy output is a fixed cycle after any prompt:
  * <0xC3> <0xA9> "▁x" <0xC3> <0xA9> "▁x" ...  i.e. the text "é x é x ...", with "é" split over two
  * byte tokens. Its attention and feed-forward weights are zero and its embeddings one-hot, so

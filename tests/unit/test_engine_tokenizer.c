@@ -14,10 +14,10 @@
 
 #include "eng_gguf.h"
 #include "eng_tok.h"
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
 
-#define DATA_DIR "../shared/data/tokenizer"
 #define SEPARATOR "\n__ggml_vocab_test__\n"
 #define MAX_CASES 128
 
@@ -33,29 +33,12 @@ typedef struct golden {
     eng_tokenizer *tok;
 } golden;
 
-static const char *data_path(const char *name)
-{
-    static char p[4200];
-    snprintf(p, sizeof p, "%s", rbt_src(DATA_DIR "/"));
-    strncat(p, name, sizeof p - strlen(p) - 1);
-    return p;
-}
-
-static int have_data(const char *test)
-{
-    struct stat st;
-    if (stat(rbt_src(DATA_DIR), &st) == 0 && S_ISDIR(st.st_mode))
-        return 1;
-    printf("SKIP %s: %s not found\n", test, rbt_src(DATA_DIR));
-    return 0;
-}
-
 static eng_tokenizer *load_tok(const char *vocab, eng_gguf **g)
 {
     eng_tokenizer *tok = NULL;
     char err[512] = "";
 
-    ck_assert_msg(eng_gguf_open(data_path(vocab), g, err, sizeof err) == RB_OK, "%s", err);
+    ck_assert_msg(eng_gguf_open(rbt_tokenizer_data(vocab), g, err, sizeof err) == RB_OK, "%s", err);
     ck_assert_msg(eng_tokenizer_load(*g, &tok, err, sizeof err) == RB_OK, "%s: %s", vocab, err);
     return tok;
 }
@@ -71,7 +54,7 @@ static void golden_load(golden *gd, const char *name)
     snprintf(file, sizeof file, "ggml-vocab-%s.gguf", name);
     gd->tok = load_tok(file, &gd->g);
     snprintf(file, sizeof file, "ggml-vocab-%s.gguf.inp", name);
-    ck_assert_int_eq(rb_read_file(data_path(file), 1 << 24, &gd->inp, &len), RB_OK);
+    ck_assert_int_eq(rb_read_file(rbt_tokenizer_data(file), 1 << 24, &gd->inp, &len), RB_OK);
     /* Each text is followed by the separator; what follows the last one is not a case. */
     for (p = gd->inp; (line = strstr(p, SEPARATOR)); p = line + strlen(SEPARATOR)) {
         ck_assert_int_lt(gd->n, MAX_CASES);
@@ -80,7 +63,7 @@ static void golden_load(golden *gd, const char *name)
         gd->n++;
     }
     snprintf(file, sizeof file, "ggml-vocab-%s.gguf.out", name);
-    ck_assert_int_eq(rb_read_file(data_path(file), 1 << 24, &gd->out, &len), RB_OK);
+    ck_assert_int_eq(rb_read_file(rbt_tokenizer_data(file), 1 << 24, &gd->out, &len), RB_OK);
     p = gd->out;
     for (int i = 0; i < gd->n; i++) {
         char *end = strchr(p, '\n');
@@ -157,7 +140,7 @@ static void check_golden(const char *name, int want_cases)
 /* Scenario: SentencePiece tokenization matches the phi-3 reference ids */
 START_TEST(test_engine_tokenizer__sentencepiece_tokenization_matches_the_phi_3_reference_ids)
 {
-    if (have_data(__func__))
+    if (rbt_have_tokenizer_data(__func__))
         check_golden("phi-3", 46);
 }
 END_TEST
@@ -165,7 +148,7 @@ END_TEST
 /* Scenario: GPT-2 byte-level tokenization matches the gpt-2 reference ids */
 START_TEST(test_engine_tokenizer__gpt_2_byte_level_tokenization_matches_the_gpt_2_reference_ids)
 {
-    if (have_data(__func__))
+    if (rbt_have_tokenizer_data(__func__))
         check_golden("gpt-2", 46);
 }
 END_TEST
@@ -173,7 +156,7 @@ END_TEST
 /* Scenario: Qwen2 tokenization matches the qwen2 reference ids */
 START_TEST(test_engine_tokenizer__qwen2_tokenization_matches_the_qwen2_reference_ids)
 {
-    if (have_data(__func__))
+    if (rbt_have_tokenizer_data(__func__))
         check_golden("qwen2", 46);
 }
 END_TEST
@@ -185,7 +168,7 @@ START_TEST(test_engine_tokenizer__decoding_the_reference_texts_gives_them_back)
 {
     int pass = 0, total = 0;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     for (size_t v = 0; v < 3; v++) {
         golden gd;
@@ -279,7 +262,7 @@ START_TEST(test_engine_tokenizer__the_incremental_detokenizer_holds_back_split_u
     eng_tokenizer *tok;
     int checked = 0;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-phi-3.gguf", &g);
     ck_assert_int_eq(eng_detok_new(tok, 0, &d), RB_OK);
@@ -322,7 +305,7 @@ START_TEST(test_engine_tokenizer__invalid_byte_sequences_decode_to_u_fffd)
     const char *s;
     size_t k;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-phi-3.gguf", &g);
     ff = eng_tokenizer_find(tok, "<0xFF>", 6);
@@ -377,7 +360,7 @@ START_TEST(test_engine_tokenizer__control_tokens_are_not_printed_unless_asked)
     eng_tokenizer *tok;
     char *s;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-phi-3.gguf", &g);
     ck_assert_int_eq(eng_tokenizer_type(tok, 1), ENG_TOK_TYPE_CONTROL);
@@ -403,7 +386,7 @@ START_TEST(
     const char *piece;
     char *s;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-phi-3.gguf", &g);
     piece = eng_tokenizer_piece(tok, id, &n);
@@ -427,7 +410,7 @@ START_TEST(test_engine_tokenizer__bos_is_added_only_when_requested)
     eng_token *ids;
     size_t n;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     phi = load_tok("ggml-vocab-phi-3.gguf", &g);
     qwen = load_tok("ggml-vocab-qwen2.gguf", &g2);
@@ -461,7 +444,7 @@ START_TEST(test_engine_tokenizer__special_token_text_is_matched_only_when_parsin
     size_t n;
     char *s;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     qwen = load_tok("ggml-vocab-qwen2.gguf", &g);
     ids = tokenize(qwen, text, strlen(text), ENG_TOK_PARSE_SPECIAL, &n);
@@ -501,7 +484,7 @@ START_TEST(test_engine_tokenizer__end_of_generation_tokens_are_recognised)
     eng_gguf *g, *g2;
     eng_tokenizer *qwen, *phi;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     qwen = load_tok("ggml-vocab-qwen2.gguf", &g);
     ck_assert(eng_tokenizer_is_eog(qwen, 151643));
@@ -533,7 +516,7 @@ START_TEST(test_engine_tokenizer__bytes_that_are_not_utf_8_survive_byte_level_to
     size_t n, used = 0;
     char *s;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-gpt-2.gguf", &g);
     ids = tokenize(tok, in, 4, 0, &n);
@@ -564,7 +547,7 @@ START_TEST(test_engine_tokenizer__an_unknown_pre_tokenizer_falls_back_to_gpt_2)
     eng_gguf_writer *w;
     golden gd;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     golden_load(&gd, "gpt-2");
     src = gd.g;
@@ -606,7 +589,7 @@ START_TEST(test_engine_tokenizer__a_short_id_buffer_reports_the_size_needed)
     eng_token ids[1];
     size_t n = 0;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     tok = load_tok("ggml-vocab-qwen2.gguf", &g);
     ck_assert_int_eq(eng_tokenize(tok, "Hello world", 11, 0, ids, 1, &n), RB_ETOOBIG);
@@ -627,9 +610,9 @@ START_TEST(test_engine_tokenizer__the_qwen2_vocabulary_loads_in_under_one_second
     char err[256] = "";
     int64_t t0, ms;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
-    ck_assert_int_eq(eng_gguf_open(data_path("ggml-vocab-qwen2.gguf"), &g, err, sizeof err), RB_OK);
+    ck_assert_int_eq(eng_gguf_open(rbt_tokenizer_data("ggml-vocab-qwen2.gguf"), &g, err, sizeof err), RB_OK);
     t0 = rbt_ms();
     ck_assert_int_eq(eng_tokenizer_load(g, &tok, err, sizeof err), RB_OK);
     ms = rbt_ms() - t0;

@@ -12,21 +12,12 @@
 #include <unistd.h>
 
 #include "eng_gguf.h"
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
 
-#define DATA_DIR "../shared/data/tokenizer"
 #define SEPARATOR "\n__ggml_vocab_test__\n"
 #define TOOL_TIMEOUT_MS 30000
-
-static int have_data(const char *test)
-{
-    struct stat st;
-    if (stat(rbt_src(DATA_DIR), &st) == 0 && S_ISDIR(st.st_mode))
-        return 1;
-    printf("SKIP %s: %s not found\n", test, rbt_src(DATA_DIR));
-    return 0;
-}
 
 /* Runs argv with stdout and stderr into log; returns the exit status. */
 static int run(char *const argv[], const char *log)
@@ -111,7 +102,7 @@ START_TEST(test_tools_gguf__rbee_gguf_tokenize_prints_the_reference_ids)
     char dir[4096], in[4200], log[4200];
     int pass = 0, total = 0;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     rbt_tmpdir(dir);
     snprintf(in, sizeof in, "%s/in.txt", dir);
@@ -120,7 +111,7 @@ START_TEST(test_tools_gguf__rbee_gguf_tokenize_prints_the_reference_ids)
         char model[4200], file[4300], *inp, *out, *p, *sep, *line;
         size_t len;
 
-        snprintf(model, sizeof model, "%s/ggml-vocab-%s.gguf", rbt_src(DATA_DIR), vocabs[v]);
+        snprintf(model, sizeof model, "%s/ggml-vocab-%s.gguf", rbt_src(RBT_TOKENIZER_DATA), vocabs[v]);
         snprintf(file, sizeof file, "%s.inp", model);
         ck_assert_int_eq(rb_read_file(file, 1 << 24, &inp, &len), RB_OK);
         snprintf(file, sizeof file, "%s.out", model);
@@ -159,12 +150,12 @@ START_TEST(test_tools_gguf__rbee_gguf_tokenize_honours_bos_and_special)
 {
     char dir[4096], in[4200], log[4200], model[4200], *got;
 
-    if (!have_data(__func__))
+    if (!rbt_have_tokenizer_data(__func__))
         return;
     rbt_tmpdir(dir);
     snprintf(in, sizeof in, "%s/in.txt", dir);
     snprintf(log, sizeof log, "%s/out.txt", dir);
-    snprintf(model, sizeof model, "%s/ggml-vocab-qwen2.gguf", rbt_src(DATA_DIR));
+    snprintf(model, sizeof model, "%s/ggml-vocab-qwen2.gguf", rbt_src(RBT_TOKENIZER_DATA));
     ck_assert_int_eq(rb_write_file_atomic(in, "<|im_start|>user", 16), RB_OK);
     ck_assert_int_eq(run_tokenize(model, "--special --bos", in, log), 0);
     got = rbt_slurp(log);
