@@ -1,16 +1,11 @@
 # Tests: every tests/<kind>/test_*.c is one Check executable, labelled by its folder.
 # Each test has a ctest TIMEOUT; Check's per-case timeouts are set inside the suites.
-set(RB_TEST_LIBS rb_common)
-foreach(m engine worker hive keeper)
-  if(TARGET rb_${m})
-    list(APPEND RB_TEST_LIBS rb_${m})
-  endif()
-endforeach()
+set(RB_TEST_LIBS rb_base rb_net rb_engine rb_worker rb_hive rb_keeper)
 
 file(GLOB _support CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
 add_library(rb_testsupport STATIC ${_support})
 target_include_directories(rb_testsupport PUBLIC ${CMAKE_SOURCE_DIR}/tests/support)
-target_link_libraries(rb_testsupport PUBLIC PkgConfig::CHECK rb_common rb_engine PkgConfig::JANSSON)
+target_link_libraries(rb_testsupport PUBLIC PkgConfig::CHECK rb_net rb_engine PkgConfig::JANSSON)
 target_compile_definitions(rb_testsupport PUBLIC
   RB_SOURCE_DIR="${CMAKE_SOURCE_DIR}" RB_BIN_DIR="${CMAKE_BINARY_DIR}")
 
@@ -25,7 +20,7 @@ foreach(kind unit integration e2e)
     set(_exe ${kind}_${_name})
     add_executable(${_exe} ${t})
     # White-box tests may include a module's private headers.
-    target_include_directories(${_exe} PRIVATE ${CMAKE_SOURCE_DIR}/src/common
+    target_include_directories(${_exe} PRIVATE ${CMAKE_SOURCE_DIR}/src/base ${CMAKE_SOURCE_DIR}/src/net
       ${CMAKE_SOURCE_DIR}/src/engine ${CMAKE_SOURCE_DIR}/src/worker
       ${CMAKE_SOURCE_DIR}/src/hive ${CMAKE_SOURCE_DIR}/src/keeper)
     target_link_libraries(${_exe} PRIVATE rb_testsupport ${RB_TEST_LIBS} PkgConfig::CHECK)
