@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rb_args.h"
 #include "rb_json.h"
 #include "rb_util.h"
 
@@ -434,17 +435,24 @@ int main(int argc, char **argv)
 
     pthread_mutex_init(&s.mu, NULL);
     s.etag = 1;
-    for (int i = 1; i + 1 < argc; i += 2) {
-        if (strcmp(argv[i], "--root") == 0)
-            s.root = argv[i + 1];
-        else if (strcmp(argv[i], "--port") == 0)
-            port = atoi(argv[i + 1]);
-        else if (strcmp(argv[i], "--scenario") != 0 || !load_scenario(&s, argv[i + 1]))
+    {
+        const char *scenario = NULL;
+        char err[256];
+        const rb_opt opts[] = {
+            {"--root", RB_OPT_STR, &s.root},
+            {"--port", RB_OPT_INT, &port, 1, 65535},
+            {"--scenario", RB_OPT_STR, &scenario},
+        };
+
+        if (rb_args_parse("mock-files", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                          NULL, err, sizeof err) ||
+            !s.root || !port) {
+            fprintf(stderr, "%s\nusage: mock-files --root DIR --port P [--scenario FILE]\n",
+                    s.root && port ? err : "mock-files: --root and --port are required");
             goto out;
-    }
-    if (!s.root || port <= 0 || port > 65535) {
-        fprintf(stderr, "usage: mock-files --root DIR --port P [--scenario FILE]\n");
-        goto out;
+        }
+        if (scenario && !load_scenario(&s, scenario))
+            goto out;
     }
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rb_args.h"
 #include "rb_http.h"
 #include "rb_json.h"
 #include "rb_log.h"
@@ -148,28 +149,31 @@ int main(int argc, char **argv)
     m.heartbeat_status = 200;
     m.ready_status = 200;
     m.version = RB_VERSION;
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
-        if (strcmp(argv[i], "--port") == 0 && v && !rb_parse_i64(v, 0, 65535, &n)) {
-            cfg.port = (uint16_t)n;
-            i++;
-        } else if (strcmp(argv[i], "--version") == 0 && v) {
-            m.version = v;
-            i++;
-        } else if (strcmp(argv[i], "--scenario") == 0 && v) {
-            json_error_t je;
-            json_t *s = json_load_file(v, 0, &je);
-            if (!json_is_object(s)) {
-                fprintf(stderr, "mock-hive: cannot read scenario '%s': %s\n", v, je.text);
+    {
+        const char *scenario = NULL;
+        int port = 0;
+        const rb_opt opts[] = {
+            {"--port", RB_OPT_INT, &port, 0, 65535},
+            {"--version", RB_OPT_STR, &m.version},
+            {"--scenario", RB_OPT_STR, &scenario},
+        };
+        json_error_t je;
+        json_t *sc;
+
+        if (rb_args_parse("mock-hive", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                          NULL, err, sizeof err)) {
+            fprintf(stderr, "%s\nusage: mock-hive --port P [--scenario FILE] [--version X.Y.Z]\n",
+                    err);
+            return 1;
+        }
+        cfg.port = (uint16_t)port;
+        if (scenario) {
+            if (!json_is_object(sc = json_load_file(scenario, 0, &je))) {
+                fprintf(stderr, "mock-hive: cannot read scenario '%s': %s\n", scenario, je.text);
                 return 1;
             }
-            apply_script(&m, s);
-            json_decref(s);
-            i++;
-        } else {
-            fprintf(stderr, "usage: mock-hive --port P [--scenario FILE] [--version X.Y.Z]\n");
-            return 1;
+            apply_script(&m, sc);
+            json_decref(sc);
         }
     }
     sigemptyset(&set);

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rb_args.h"
 #include "rb_bcast.h"
 #include "rb_client.h"
 #include "rb_http.h"
@@ -656,68 +657,42 @@ static const rb_http_route routes[] = {
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-/* Options with a value: where each goes (NO_FIELD: accepted and ignored, as --threads). */
-#define NO_FIELD ((size_t)-1)
-typedef enum opt_kind { OPT_STRING, OPT_INT, OPT_SECONDS } opt_kind;
-typedef struct opt_def {
-    const char *name;
-    opt_kind kind;
-    size_t field; /* offsetof(opts, ...) */
-} opt_def;
-
-static const opt_def opt_defs[] = {
-    {"--worker-id", OPT_STRING, offsetof(opts, worker_id)},
-    {"--model", OPT_STRING, offsetof(opts, model)},
-    {"--model-ref", OPT_STRING, offsetof(opts, model_ref)},
-    {"--backend", OPT_STRING, offsetof(opts, backend)},
-    {"--device", OPT_STRING, offsetof(opts, device)},
-    {"--hive-url", OPT_STRING, offsetof(opts, hive_url)},
-    {"--advertise-host", OPT_STRING, offsetof(opts, advertise_host)},
-    {"--scenario", OPT_STRING, offsetof(opts, scenario)},
-    {"--port", OPT_INT, offsetof(opts, port)},
-    {"--slots", OPT_INT, offsetof(opts, slots)},
-    {"--queue", OPT_INT, offsetof(opts, queue)},
-    {"--stream-open-timeout", OPT_INT, offsetof(opts, stream_open_timeout_ms)},
-    {"--threads", OPT_INT, NO_FIELD},
-    {"--ctx", OPT_INT, NO_FIELD},
-    {"--heartbeat-interval", OPT_SECONDS, offsetof(opts, heartbeat_s)},
-};
-
-/* Stores value v of option d into o; 0 when v is not valid for it. */
-static int set_opt(opts *o, const opt_def *d, const char *v)
-{
-    char *field = (char *)o + d->field;
-    int64_t n = 0;
-    int ok = 1;
-
-    if (d->kind == OPT_STRING)
-        *(const char **)(void *)field = v;
-    else if (d->kind == OPT_SECONDS)
-        ok = rb_parse_double(v, 0.01, 86400, (double *)(void *)field) == RB_OK;
-    else if ((ok = rb_parse_i64(v, 0, 1000000, &n) == RB_OK) && d->field != NO_FIELD)
-        *(int *)(void *)field = (int)n;
-    return ok;
-}
-
+/* The worker's options (those it does not act on, as --threads, are accepted and ignored).
+ * Prints the error and returns 0 when argv is not valid. */
 static int parse_args(int argc, char **argv, opts *o)
 {
-    int ok = 1;
+    int ignored = 0;
+    char err[256];
+    const rb_opt defs[] = {
+        {"--local-mode", RB_OPT_FLAG, &o->local_mode},
+        {"--no-mmap", RB_OPT_FLAG, &ignored},
+        {"--worker-id", RB_OPT_STR, &o->worker_id},
+        {"--model", RB_OPT_STR, &o->model},
+        {"--model-ref", RB_OPT_STR, &o->model_ref},
+        {"--backend", RB_OPT_STR, &o->backend},
+        {"--device", RB_OPT_STR, &o->device},
+        {"--hive-url", RB_OPT_STR, &o->hive_url},
+        {"--advertise-host", RB_OPT_STR, &o->advertise_host},
+        {"--scenario", RB_OPT_STR, &o->scenario},
+        {"--port", RB_OPT_INT, &o->port, 1, 65535},
+        {"--slots", RB_OPT_INT, &o->slots, 1, 64},
+        {"--queue", RB_OPT_INT, &o->queue, 0, 1000000},
+        {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000},
+        {"--threads", RB_OPT_INT, &ignored, 0, 1000000},
+        {"--ctx", RB_OPT_INT, &ignored, 0, 1000000},
+        {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400},
+    };
 
-    for (int i = 1; i < argc && ok; i++) {
-        const opt_def *d = NULL;
-        for (size_t k = 0; k < RB_ARRAY_LEN(opt_defs) && !d; k++)
-            if (strcmp(argv[i], opt_defs[k].name) == 0)
-                d = &opt_defs[k];
-        if (strcmp(argv[i], "--local-mode") == 0)
-            o->local_mode = 1;
-        else if (!d || i + 1 == argc)
-            ok = 0;
-        else
-            ok = set_opt(o, d, argv[++i]);
+    if (rb_args_parse("mock-worker", argc - 1, argv + 1, defs, RB_ARRAY_LEN(defs), NULL, 0, NULL,
+                      err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 0;
     }
-    if (o->slots < 1)
-        o->slots = 1;
-    return ok && o->model && o->port > 0;
+    if (!o->model || !o->port) {
+        fprintf(stderr, "mock-worker: --model and --port are required\n");
+        return 0;
+    }
+    return 1;
 }
 
 static void opts_defaults(opts *o)

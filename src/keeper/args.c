@@ -1,10 +1,5 @@
 /*
- * args.c - "--name value" option parsing against a table (see kpr_args.h).
- *
- * DESIGN
- * Commands declare their options as data, so every command reports bad input the same way:
- * one line naming the command and the option, exit status 1. Numbers go through the project's
- * strict parsers (whole string, range checked); nothing is silently clamped.
+ * args.c - the keeper's commands on rb_args, and the --file hint (see kpr_args.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,93 +8,13 @@
 #include "kpr_args.h"
 #include "rb_util.h"
 
-static const kpr_opt *find_opt(const kpr_opt *opts, size_t nopts, const char *name)
-{
-    const kpr_opt *found = NULL;
-
-    for (size_t i = 0; i < nopts && !found; i++)
-        if (strcmp(opts[i].name, name) == 0)
-            found = &opts[i];
-    return found;
-}
-
-/* Stores value v into o's target; RB_EINVAL with a message naming the option. */
-static rb_err store_value(const char *cmd, const kpr_opt *o, const char *v, char *err,
-                          size_t errlen)
-{
-    rb_err rc = RB_OK;
-    int64_t i = 0;
-    double d = 0;
-    uint64_t u = 0;
-
-    switch (o->kind) {
-    case KPR_OPT_STR:
-        if (!*v)
-            rc = rb_errf(err, errlen, RB_EINVAL, "rbee %s: %s needs a non-empty value", cmd,
-                         o->name);
-        else
-            *(const char **)o->out = v;
-        break;
-    case KPR_OPT_INT:
-        if (rb_parse_i64(v, (int64_t)o->min, (int64_t)o->max, &i))
-            rc = rb_errf(err, errlen, RB_EINVAL,
-                         "rbee %s: %s takes an integer from %.0f to %.0f, not '%s'", cmd, o->name,
-                         o->min, o->max, v);
-        else
-            *(long long *)o->out = (long long)i;
-        break;
-    case KPR_OPT_NUM:
-        if (rb_parse_double(v, o->min, o->max, &d))
-            rc = rb_errf(err, errlen, RB_EINVAL,
-                         "rbee %s: %s takes a number from %g to %g, not '%s'", cmd, o->name, o->min,
-                         o->max, v);
-        else
-            *(double *)o->out = d;
-        break;
-    case KPR_OPT_U64:
-        if (rb_parse_u64(v, &u))
-            rc = rb_errf(err, errlen, RB_EINVAL,
-                         "rbee %s: %s takes a non-negative integer, not '%s'", cmd, o->name, v);
-        else
-            *(unsigned long long *)o->out = (unsigned long long)u;
-        break;
-    case KPR_OPT_FLAG:
-        *(int *)o->out = 1;
-        break;
-    }
-    if (!rc && o->seen)
-        *o->seen = 1;
-    return rc;
-}
-
-rb_err kpr_args_parse(const char *cmd, int argc, char **argv, const kpr_opt *opts, size_t nopts,
+rb_err kpr_args_parse(const char *cmd, int argc, char **argv, const rb_opt *opts, size_t nopts,
                       const char **pos, size_t max_pos, size_t *npos, char *err, size_t errlen)
 {
-    rb_err rc = RB_OK;
-    size_t n = 0;
+    char prog[96];
 
-    for (int k = 0; k < argc && !rc; k++) {
-        const char *a = argv[k];
-        const kpr_opt *o;
-
-        if (strncmp(a, "--", 2) != 0) {
-            if (n < max_pos)
-                pos[n++] = a;
-            else
-                rc = rb_errf(err, errlen, RB_EINVAL, "rbee %s: unexpected argument '%s'", cmd, a);
-        } else if (!(o = find_opt(opts, nopts, a))) {
-            rc = rb_errf(err, errlen, RB_EINVAL, "rbee %s: unknown option %s", cmd, a);
-        } else if (o->kind == KPR_OPT_FLAG) {
-            rc = store_value(cmd, o, "", err, errlen);
-        } else if (k + 1 >= argc) {
-            rc = rb_errf(err, errlen, RB_EINVAL, "rbee %s: %s needs a value", cmd, a);
-        } else {
-            rc = store_value(cmd, o, argv[++k], err, errlen);
-        }
-    }
-    if (npos)
-        *npos = n;
-    return rc;
+    snprintf(prog, sizeof prog, "rbee %s", cmd);
+    return rb_args_parse(prog, argc, argv, opts, nopts, pos, max_pos, npos, err, errlen);
 }
 
 rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, char *out,

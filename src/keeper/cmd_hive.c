@@ -194,7 +194,7 @@ static rb_err hive_status(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
 int kpr_cmd_hive(kpr_ctx *c, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "", *node = NULL;
-    const kpr_opt opts[] = {{"--node", KPR_OPT_STR, &node, 0, 0, NULL}};
+    const rb_opt opts[] = {{"--node", RB_OPT_STR, &node, 0, 0, NULL}};
     kpr_target t;
     kpr_fail f;
     char err[256], cmd[32];

@@ -52,10 +52,10 @@ int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "", *node = NULL, *hive = NULL, *ref = NULL;
     const char *file = NULL;
-    const kpr_opt opts[] = {
-        {"--node", KPR_OPT_STR, &node, 0, 0, NULL},
-        {"--hive", KPR_OPT_STR, &hive, 0, 0, NULL},
-        {"--file", KPR_OPT_STR, &file, 0, 0, NULL},
+    const rb_opt opts[] = {
+        {"--node", RB_OPT_STR, &node, 0, 0, NULL},
+        {"--hive", RB_OPT_STR, &hive, 0, 0, NULL},
+        {"--file", RB_OPT_STR, &file, 0, 0, NULL},
     };
     char full[512];
     int is_download = strcmp(sub, "download") == 0;

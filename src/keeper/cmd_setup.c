@@ -115,13 +115,13 @@ static int add_node(kpr_ctx *c, int argc, char **argv)
 {
     const char *name = NULL, *host = NULL, *user = "", *bin = KPR_HIVE_PROGRAM;
     long long ssh_port = DEFAULT_SSH_PORT, hive_port = KPR_DEFAULT_HIVE_PORT;
-    const kpr_opt opts[] = {
-        {"--name", KPR_OPT_STR, &name, 0, 0, NULL},
-        {"--ssh-host", KPR_OPT_STR, &host, 0, 0, NULL},
-        {"--ssh-user", KPR_OPT_STR, &user, 0, 0, NULL},
-        {"--ssh-port", KPR_OPT_INT, &ssh_port, 1, 65535, NULL},
-        {"--hive-port", KPR_OPT_INT, &hive_port, 1, 65535, NULL},
-        {"--hive-bin", KPR_OPT_STR, &bin, 0, 0, NULL},
+    const rb_opt opts[] = {
+        {"--name", RB_OPT_STR, &name, 0, 0, NULL},
+        {"--ssh-host", RB_OPT_STR, &host, 0, 0, NULL},
+        {"--ssh-user", RB_OPT_STR, &user, 0, 0, NULL},
+        {"--ssh-port", RB_OPT_LLONG, &ssh_port, 1, 65535, NULL},
+        {"--hive-port", RB_OPT_LLONG, &hive_port, 1, 65535, NULL},
+        {"--hive-bin", RB_OPT_STR, &bin, 0, 0, NULL},
     };
     kpr_node n = {0}, old;
     kpr_store *st = NULL;
@@ -201,7 +201,7 @@ static int list_nodes(kpr_ctx *c, int argc, char **argv)
 static int remove_node(kpr_ctx *c, int argc, char **argv)
 {
     const char *name = NULL;
-    const kpr_opt opts[] = {{"--name", KPR_OPT_STR, &name, 0, 0, NULL}};
+    const rb_opt opts[] = {{"--name", RB_OPT_STR, &name, 0, 0, NULL}};
     kpr_store *st = NULL;
     kpr_node n;
     kpr_target t;

@@ -161,11 +161,11 @@ int kpr_cmd_workers(kpr_ctx *c, int argc, char **argv)
 {
     const char *sub = argc > 0 ? argv[0] : "";
     wopts o = {0};
-    const kpr_opt opts[] = {
-        {"--node", KPR_OPT_STR, &o.node, 0, 0, NULL},
-        {"--hive", KPR_OPT_STR, &o.hive, 0, 0, NULL},
-        {"--id", KPR_OPT_STR, &o.id, 0, 0, NULL},
-        {"--all", KPR_OPT_FLAG, &o.all, 0, 0, NULL},
+    const rb_opt opts[] = {
+        {"--node", RB_OPT_STR, &o.node, 0, 0, NULL},
+        {"--hive", RB_OPT_STR, &o.hive, 0, 0, NULL},
+        {"--id", RB_OPT_STR, &o.id, 0, 0, NULL},
+        {"--all", RB_OPT_FLAG, &o.all, 0, 0, NULL},
     };
     kpr_target t;
     kpr_reply list = {0};

@@ -29,21 +29,21 @@
 
 static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, size_t errlen)
 {
-    const kpr_opt opts[] = {
-        {"--node", KPR_OPT_STR, &o->node, 0, 0, NULL},
-        {"--hive", KPR_OPT_STR, &o->hive_url, 0, 0, NULL},
-        {"--model", KPR_OPT_STR, &o->model, 0, 0, NULL},
-        {"--file", KPR_OPT_STR, &o->file, 0, 0, NULL},
-        {"--prompt", KPR_OPT_STR, &o->prompt, 0, 0, NULL},
-        {"--max-tokens", KPR_OPT_INT, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
-        {"--temperature", KPR_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
-        {"--top-p", KPR_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p},
-        {"--top-k", KPR_OPT_INT, &o->top_k, 0, 1e9, &o->has_top_k},
-        {"--seed", KPR_OPT_U64, &o->seed, 0, 0, &o->has_seed},
-        {"--backend", KPR_OPT_STR, &o->backend, 0, 0, NULL},
-        {"--device", KPR_OPT_INT, &o->device, 0, MAX_DEVICE, NULL},
-        {"--ready-timeout", KPR_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, NULL},
-        {"--json", KPR_OPT_FLAG, &o->json, 0, 0, NULL},
+    const rb_opt opts[] = {
+        {"--node", RB_OPT_STR, &o->node, 0, 0, NULL},
+        {"--hive", RB_OPT_STR, &o->hive_url, 0, 0, NULL},
+        {"--model", RB_OPT_STR, &o->model, 0, 0, NULL},
+        {"--file", RB_OPT_STR, &o->file, 0, 0, NULL},
+        {"--prompt", RB_OPT_STR, &o->prompt, 0, 0, NULL},
+        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
+        {"--temperature", RB_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
+        {"--top-p", RB_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p},
+        {"--top-k", RB_OPT_LLONG, &o->top_k, 0, 1e9, &o->has_top_k},
+        {"--seed", RB_OPT_U64, &o->seed, 0, 0, &o->has_seed},
+        {"--backend", RB_OPT_STR, &o->backend, 0, 0, NULL},
+        {"--device", RB_OPT_LLONG, &o->device, 0, MAX_DEVICE, NULL},
+        {"--ready-timeout", RB_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, NULL},
+        {"--json", RB_OPT_FLAG, &o->json, 0, 0, NULL},
     };
     rb_err rc;
 

@@ -15,6 +15,7 @@
 
 #include "bench.h"
 #include "eng.h"
+#include "rb_args.h"
 #include "rb_util.h"
 
 typedef struct engine_args {
@@ -24,38 +25,23 @@ typedef struct engine_args {
 
 static int parse(engine_args *a, int argc, char **argv)
 {
+    char err[256];
+    const rb_opt opts[] = {
+        {"--json", RB_OPT_FLAG, &a->json},
+        {"--no-mmap", RB_OPT_FLAG, &a->no_mmap},
+        {"-m", RB_OPT_STR, &a->model},
+        {"-p", RB_OPT_INT, &a->p, 1, 65536},
+        {"-n", RB_OPT_INT, &a->n, 1, 65536},
+        {"-t", RB_OPT_INT, &a->threads, 1, 256},
+        {"-r", RB_OPT_INT, &a->reps, 1, 1000},
+    };
+
     a->p = 128;
     a->n = 64;
     a->reps = 5;
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t x;
-        if (strcmp(argv[i], "--json") == 0) {
-            a->json = 1;
-            continue;
-        }
-        if (strcmp(argv[i], "--no-mmap") == 0) {
-            a->no_mmap = 1;
-            continue;
-        }
-        if (!v)
-            goto bad;
-        if (strcmp(argv[i], "-m") == 0)
-            a->model = v;
-        else if (strcmp(argv[i], "-p") == 0 && !rb_parse_i64(v, 1, 65536, &x))
-            a->p = (int)x;
-        else if (strcmp(argv[i], "-n") == 0 && !rb_parse_i64(v, 1, 65536, &x))
-            a->n = (int)x;
-        else if (strcmp(argv[i], "-t") == 0 && !rb_parse_i64(v, 1, 256, &x))
-            a->threads = (int)x;
-        else if (strcmp(argv[i], "-r") == 0 && !rb_parse_i64(v, 1, 1000, &x))
-            a->reps = (int)x;
-        else
-            goto bad;
-        i++;
-        continue;
-    bad:
-        fprintf(stderr, "rbee-bench engine: bad argument '%s'\n", argv[i]);
+    if (rb_args_parse("rbee-bench engine", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                      NULL, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
         return -1;
     }
     if (!a->model) {

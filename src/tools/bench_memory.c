@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "rb_args.h"
 #include "rb_util.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
@@ -118,24 +119,18 @@ int bench_memory_main(int argc, char **argv)
     size_t n = 0, len = 0;
     uint64_t sink = 0;
 
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t x;
-        if (strcmp(argv[i], "--no-mmap") == 0) {
-            copy = 1;
-            continue;
-        }
-        if (v && strcmp(argv[i], "-m") == 0)
-            path = v;
-        else if (v && strcmp(argv[i], "-t") == 0 && !rb_parse_i64(v, 1, 64, &x))
-            threads = (int)x;
-        else if (v && strcmp(argv[i], "-r") == 0 && !rb_parse_i64(v, 1, 1000, &x))
-            reps = (int)x;
-        else {
-            fprintf(stderr, "rbee-bench memory: bad argument '%s'\n", argv[i]);
-            return 1;
-        }
-        i++;
+    char err[256];
+    const rb_opt opts[] = {
+        {"--no-mmap", RB_OPT_FLAG, &copy},
+        {"-m", RB_OPT_STR, &path},
+        {"-t", RB_OPT_INT, &threads, 1, 64},
+        {"-r", RB_OPT_INT, &reps, 1, 1000},
+    };
+
+    if (rb_args_parse("rbee-bench memory", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                      NULL, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
     }
     if (!path) {
         fprintf(stderr, "rbee-bench memory: -m FILE is required\n");

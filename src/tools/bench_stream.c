@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "rb_args.h"
 #include "rb_client.h"
 #include "rb_json.h"
 #include "rb_util.h"
@@ -104,25 +105,20 @@ int bench_stream_main(int argc, char **argv)
     char url[512], *body;
     json_t *req;
 
-    for (int i = 1; i < argc; i++) {
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int64_t n;
-        if (strcmp(argv[i], "--json") == 0)
-            json_out = 1;
-        else if (strcmp(argv[i], "--url") == 0 && v)
-            base = argv[++i];
-        else if (strcmp(argv[i], "--prompt") == 0 && v)
-            prompt = argv[++i];
-        else if (strcmp(argv[i], "--clients") == 0 && v)
-            clients_arg = argv[++i];
-        else if (strcmp(argv[i], "--requests") == 0 && v && !rb_parse_i64(v, 1, 10000, &n))
-            requests = (int)n, i++;
-        else if (strcmp(argv[i], "--max-tokens") == 0 && v && !rb_parse_i64(v, 1, 2048, &n))
-            max_tokens = (int)n, i++;
-        else {
-            fprintf(stderr, "rbee-bench stream: bad argument '%s'\n", argv[i]);
-            return 1;
-        }
+    char err[256];
+    const rb_opt opts[] = {
+        {"--json", RB_OPT_FLAG, &json_out},
+        {"--url", RB_OPT_STR, &base},
+        {"--prompt", RB_OPT_STR, &prompt},
+        {"--clients", RB_OPT_STR, &clients_arg},
+        {"--requests", RB_OPT_INT, &requests, 1, 10000},
+        {"--max-tokens", RB_OPT_INT, &max_tokens, 1, 2048},
+    };
+
+    if (rb_args_parse("rbee-bench stream", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                      NULL, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
     }
     if (!base) {
         fprintf(stderr, "rbee-bench stream: --url is required\n");

@@ -15,6 +15,7 @@
 #include "eng.h"
 #include "eng_tools.h"
 #include "gguf_cmds.h"
+#include "rb_args.h"
 #include "rb_util.h"
 
 #define PROG "rbee-gguf"
@@ -28,9 +29,9 @@ static int bad(const char *cmd, const char *what)
 int gguf_cmd_generate(int argc, char **argv)
 {
     const char *path = NULL, *prompt = NULL;
-    int64_t n = 64, threads = 0, top_k = 0;
+    long long n = 64, threads = 0, top_k = 0;
     double temp = 0.8, top_p = 1.0;
-    uint64_t seed = 0;
+    unsigned long long seed = 0;
     eng_model_params mp = eng_model_params_default();
     eng_session_params sp = eng_session_params_default();
     eng_sampler_params smp = eng_sampler_params_default();
@@ -41,36 +42,24 @@ int gguf_cmd_generate(int argc, char **argv)
     char err[512];
     int code = 1;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] != '-') {
-            if (path)
-                return bad("generate", "only one model file");
-            path = a;
-            continue;
-        }
-        if (!v)
-            return bad("generate", "an option is missing its value");
-        i++;
-        if (strcmp(a, "--prompt") == 0)
-            prompt = v;
-        else if (strcmp(a, "-n") == 0 && !rb_parse_i64(v, 1, 1 << 20, &n))
-            ;
-        else if (strcmp(a, "--temp") == 0 && !rb_parse_double(v, 0, 100, &temp))
-            ;
-        else if (strcmp(a, "--top-k") == 0 && !rb_parse_i64(v, 0, 1 << 24, &top_k))
-            ;
-        else if (strcmp(a, "--top-p") == 0 && !rb_parse_double(v, 0, 1, &top_p))
-            ;
-        else if (strcmp(a, "--seed") == 0 && !rb_parse_u64(v, &seed))
-            ;
-        else if (strcmp(a, "--threads") == 0 && !rb_parse_i64(v, 0, 256, &threads))
-            ;
-        else {
-            fprintf(stderr, "%s generate: bad option %s %s\n", PROG, a, v);
-            return 2;
-        }
+    const char *pos[1];
+    size_t npos = 0;
+    const rb_opt opts[] = {
+        {"--prompt", RB_OPT_STR, &prompt},
+        {"-n", RB_OPT_LLONG, &n, 1, 1 << 20},
+        {"--temp", RB_OPT_NUM, &temp, 0, 100},
+        {"--top-k", RB_OPT_LLONG, &top_k, 0, 1 << 24},
+        {"--top-p", RB_OPT_NUM, &top_p, 0, 1},
+        {"--seed", RB_OPT_U64, &seed},
+        {"--threads", RB_OPT_LLONG, &threads, 0, 256},
+    };
+
+    if (rb_args_parse(PROG " generate", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1,
+                      &npos, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
     }
+    path = npos ? pos[0] : NULL;
     if (!path || !prompt)
         return bad("generate", "usage: generate FILE --prompt TEXT -n N [--temp T] [--top-k K] "
                                "[--top-p P] [--seed S] [--threads N]");
@@ -93,7 +82,7 @@ int gguf_cmd_generate(int argc, char **argv)
         fprintf(stderr, "%s: cannot run the prompt: %s\n", PROG, err);
         goto out;
     }
-    for (int64_t i = 0; i < n; i++) {
+    for (long long i = 0; i < n; i++) {
         eng_step st;
         if (eng_session_step(s, &st))
             break;
@@ -119,19 +108,15 @@ out:
 int gguf_cmd_quantize(int argc, char **argv)
 {
     const char *pos[3];
-    int npos = 0;
-    int64_t threads = 0;
+    size_t npos = 0;
+    long long threads = 0;
     char err[512];
+    const rb_opt opts[] = {{"--threads", RB_OPT_LLONG, &threads, 1, 256}};
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc &&
-            !rb_parse_i64(argv[i + 1], 1, 256, &threads)) {
-            i++;
-            continue;
-        }
-        if (npos == 3)
-            return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
-        pos[npos++] = argv[i];
+    if (rb_args_parse(PROG " quantize", argc - 1, argv + 1, opts, 1, pos, 3, &npos, err,
+                      sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
     }
     if (npos != 3)
         return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
@@ -151,33 +136,24 @@ int gguf_cmd_quantize(int argc, char **argv)
 int gguf_cmd_random(int argc, char **argv)
 {
     const char *out = NULL, *like = NULL, *type = "f16", *vocab = NULL;
-    uint64_t seed = 1;
+    unsigned long long seed = 1;
     char err[512];
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] != '-') {
-            if (out)
-                return bad("random", "only one output file");
-            out = a;
-            continue;
-        }
-        if (!v)
-            return bad("random", "an option is missing its value");
-        i++;
-        if (strcmp(a, "--like") == 0)
-            like = v;
-        else if (strcmp(a, "--type") == 0)
-            type = v;
-        else if (strcmp(a, "--vocab") == 0)
-            vocab = v;
-        else if (strcmp(a, "--seed") == 0 && !rb_parse_u64(v, &seed))
-            ;
-        else {
-            fprintf(stderr, "%s random: bad option %s %s\n", PROG, a, v);
-            return 2;
-        }
+    const char *pos[1];
+    size_t npos = 0;
+    const rb_opt opts[] = {
+        {"--like", RB_OPT_STR, &like},
+        {"--type", RB_OPT_STR, &type},
+        {"--vocab", RB_OPT_STR, &vocab},
+        {"--seed", RB_OPT_U64, &seed},
+    };
+
+    if (rb_args_parse(PROG " random", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1, &npos,
+                      err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
     }
+    out = npos ? pos[0] : NULL;
     if (!out || !like)
         return bad("random", "usage: random OUT --like tinyllama-1.1b|tiny --type TYPE "
                              "[--vocab VOCAB.gguf] [--seed S]");

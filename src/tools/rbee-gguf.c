@@ -17,6 +17,8 @@
 #include "eng_gguf.h"
 #include "eng_tok.h"
 #include "gguf_cmds.h"
+#include "rb_args.h"
+#include "rb_util.h"
 
 #define PROG "rbee-gguf"
 #define EXIT_USAGE 2
@@ -265,19 +267,16 @@ static int cmd_tokenize(int argc, char **argv)
     size_t len = 0, n = 0;
     int ret = 1;
 
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--bos") == 0) {
-            flags |= ENG_TOK_ADD_BOS;
-        } else if (strcmp(argv[i], "--special") == 0) {
-            flags |= ENG_TOK_PARSE_SPECIAL;
-        } else if (argv[i][0] == '-' || path) {
-            fprintf(stderr, "%s: unexpected argument '%s'\nusage: %s %s\n", PROG, argv[i], PROG,
-                    subcmds[1].usage);
-            return EXIT_USAGE;
-        } else {
-            path = argv[i];
-        }
+    int bos = 0, special = 0;
+    size_t npos = 0;
+    const rb_opt opts[] = {{"--bos", RB_OPT_FLAG, &bos}, {"--special", RB_OPT_FLAG, &special}};
+
+    if (rb_args_parse(PROG " tokenize", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), &path, 1,
+                      &npos, err, sizeof err)) {
+        fprintf(stderr, "%s\nusage: %s %s\n", err, PROG, subcmds[1].usage);
+        return EXIT_USAGE;
     }
+    flags = (bos ? ENG_TOK_ADD_BOS : 0) | (special ? ENG_TOK_PARSE_SPECIAL : 0);
     if (!path) {
         fprintf(stderr, "usage: %s %s\n", PROG, subcmds[1].usage);
         return EXIT_USAGE;

@@ -16,10 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rb_args.h"
 #include "rb_client.h"
 #include "rb_log.h"
 #include "rb_util.h"
 #include "worker.h"
+
+#define PROG "llm-worker-rbee"
 
 wrk_config wrk_config_default(void)
 {
@@ -59,78 +62,38 @@ const char *wrk_usage(void)
            "  RBEE_TEST_LOAD_DELAY_MS (tests only: pause after each loaded layer)\n";
 }
 
-static rb_err int_arg(const char *opt, const char *v, int64_t min, int64_t max, int *out,
-                      char *err, size_t errlen)
-{
-    int64_t x;
-    if (!v)
-        return rb_errf(err, errlen, RB_EINVAL, "option %s needs a value", opt);
-    if (rb_parse_i64(v, min, max, &x))
-        return rb_errf(err, errlen, RB_EINVAL, "option %s must be an integer from %lld to %lld",
-                       opt, (long long)min, (long long)max);
-    *out = (int)x;
-    return RB_OK;
-}
-
 rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int port = 0;
-        rb_err rc = RB_OK;
+    int port = c->port;
+    const rb_opt opts[] = {
+        {"--local-mode", RB_OPT_FLAG, &c->local_mode},
+        {"--no-mmap", RB_OPT_FLAG, &c->no_mmap},
+        {"--worker-id", RB_OPT_STR, &c->worker_id},
+        {"--model", RB_OPT_STR, &c->model_path},
+        {"--model-ref", RB_OPT_STR, &c->model_ref},
+        {"--backend", RB_OPT_STR, &c->backend},
+        {"--device", RB_OPT_INT, &c->device, 0, 1024},
+        {"--port", RB_OPT_INT, &port, 0, 65535},
+        {"--hive-url", RB_OPT_STR, &c->hive_url},
+        {"--advertise-host", RB_OPT_STR, &c->advertise_host},
+        {"--threads", RB_OPT_INT, &c->threads, 0, 256},
+        {"--slots", RB_OPT_INT, &c->slots, 1, 64},
+        {"--queue", RB_OPT_INT, &c->queue, 0, 4096},
+        {"--ctx", RB_OPT_INT, &c->ctx, 0, 1 << 20},
+        {"--heartbeat-interval", RB_OPT_INT, &c->heartbeat_interval_s, 1, 3600},
+        {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000},
+    };
+    rb_err rc = rb_args_parse(PROG, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
+                              err, errlen);
 
-        if (strcmp(a, "--local-mode") == 0) {
-            c->local_mode = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-mmap") == 0) {
-            c->no_mmap = 1;
-            continue;
-        }
-        if (strncmp(a, "--", 2) != 0)
-            return rb_errf(err, errlen, RB_EINVAL, "unexpected argument '%s'", a);
-        if (!v)
-            return rb_errf(err, errlen, RB_EINVAL, "option %s needs a value", a);
-        i++;
-        if (strcmp(a, "--worker-id") == 0)
-            c->worker_id = v;
-        else if (strcmp(a, "--model") == 0)
-            c->model_path = v;
-        else if (strcmp(a, "--model-ref") == 0)
-            c->model_ref = v;
-        else if (strcmp(a, "--backend") == 0)
-            c->backend = v;
-        else if (strcmp(a, "--device") == 0)
-            rc = int_arg(a, v, 0, 1024, &c->device, err, errlen);
-        else if (strcmp(a, "--port") == 0) {
-            rc = int_arg(a, v, 0, 65535, &port, err, errlen);
-            c->port = (uint16_t)port;
-        } else if (strcmp(a, "--hive-url") == 0)
-            c->hive_url = v;
-        else if (strcmp(a, "--advertise-host") == 0)
-            c->advertise_host = v;
-        else if (strcmp(a, "--threads") == 0)
-            rc = int_arg(a, v, 0, 256, &c->threads, err, errlen);
-        else if (strcmp(a, "--slots") == 0)
-            rc = int_arg(a, v, 1, 64, &c->slots, err, errlen);
-        else if (strcmp(a, "--queue") == 0)
-            rc = int_arg(a, v, 0, 4096, &c->queue, err, errlen);
-        else if (strcmp(a, "--ctx") == 0)
-            rc = int_arg(a, v, 0, 1 << 20, &c->ctx, err, errlen);
-        else if (strcmp(a, "--heartbeat-interval") == 0)
-            rc = int_arg(a, v, 1, 3600, &c->heartbeat_interval_s, err, errlen);
-        else if (strcmp(a, "--stream-open-timeout") == 0)
-            rc = int_arg(a, v, 1, 3600000, &c->stream_open_timeout_ms, err, errlen);
-        else
-            return rb_errf(err, errlen, RB_EINVAL, "unknown option '%s'", a);
-        if (rc)
-            return rc;
-    }
+    if (rc)
+        return rc;
+    c->port = (uint16_t)port;
     if (!c->model_path)
-        return rb_errf(err, errlen, RB_EINVAL, "--model is required");
+        return rb_errf(err, errlen, RB_EINVAL, PROG ": --model is required");
     if (strcmp(c->backend, "cpu") != 0)
         return rb_errf(err, errlen, RB_EINVAL,
-                       "backend '%s' is not available in this build (available: cpu)",
+                       PROG ": backend '%s' is not available in this build (available: cpu)",
                        c->backend);
     if (!c->model_ref)
         c->model_ref = c->model_path;
@@ -144,7 +107,7 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         const char *t = getenv("RBEE_API_TOKEN");
         if (!t || !*t)
             return rb_errf(err, errlen, RB_EINVAL,
-                           "network mode needs RBEE_API_TOKEN; set it or use --local-mode "
+                           PROG ": network mode needs RBEE_API_TOKEN; set it or use --local-mode "
                            "to bind 127.0.0.1 without authentication");
         c->token = t;
     }

@@ -453,7 +453,7 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     ck_assert(rbt_wait_exit(rbt_spawn(bad, NULL, log), rbt_scaled(5000), &status));
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 2);
-    ck_assert(rbt_file_contains(log, "bad value for --worker-slots"));
+    ck_assert(rbt_file_contains(log, "--worker-slots takes an integer from 1 to 64"));
     rbt_rmtree(dir);
 }
 END_TEST

@@ -52,12 +52,12 @@ START_TEST(test_args_parse_types_and_positionals)
     int json = 0, seen_t = 0;
     size_t npos = 0;
     char err[256];
-    const kpr_opt opts[] = {
-        {"--prompt", KPR_OPT_STR, &prompt, 0, 0, NULL},
-        {"--max-tokens", KPR_OPT_INT, &n, 1, 2048, NULL},
-        {"--temperature", KPR_OPT_NUM, &t, 0, 2, &seen_t},
-        {"--seed", KPR_OPT_U64, &seed, 0, 0, NULL},
-        {"--json", KPR_OPT_FLAG, &json, 0, 0, NULL},
+    const rb_opt opts[] = {
+        {"--prompt", RB_OPT_STR, &prompt, 0, 0, NULL},
+        {"--max-tokens", RB_OPT_LLONG, &n, 1, 2048, NULL},
+        {"--temperature", RB_OPT_NUM, &t, 0, 2, &seen_t},
+        {"--seed", RB_OPT_U64, &seed, 0, 0, NULL},
+        {"--json", RB_OPT_FLAG, &json, 0, 0, NULL},
     };
     char *argv[] = {
         "REF",           "--prompt", "--not-an-option", "--max-tokens",        "64", "--json",
@@ -80,8 +80,8 @@ START_TEST(test_args_errors_name_the_option)
     long long n = 1;
     const char *s = NULL;
     char err[256];
-    const kpr_opt opts[] = {{"--max-tokens", KPR_OPT_INT, &n, 1, 2048, NULL},
-                            {"--node", KPR_OPT_STR, &s, 0, 0, NULL}};
+    const rb_opt opts[] = {{"--max-tokens", RB_OPT_LLONG, &n, 1, 2048, NULL},
+                            {"--node", RB_OPT_STR, &s, 0, 0, NULL}};
     char *bad_int[] = {"--max-tokens", "zero"};
     char *too_big[] = {"--max-tokens", "2049"};
     char *missing[] = {"--max-tokens"};

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "hive.h"
+#include "rb_args.h"
 #include "rb_client.h"
 #include "rb_util.h"
 
@@ -38,91 +39,56 @@ static int usage(const char *why)
     return 2;
 }
 
-/* "HOST:PORT" into cfg; "localhost" means 127.0.0.1. */
-static int parse_addr(const char *s, char *host, size_t hostlen, hive_config *cfg)
+/* "HOST:PORT" into a hive_addr; "localhost" means 127.0.0.1. 0 when valid. */
+typedef struct hive_addr {
+    char host[64];
+    int64_t port;
+} hive_addr;
+
+static int parse_addr(const char *s, void *out)
 {
+    hive_addr *a = out;
     const char *colon = strrchr(s, ':');
-    int64_t port = 0;
-    int ok = colon && colon != s && (size_t)(colon - s) < hostlen &&
-             rb_parse_i64(colon + 1, 0, 65535, &port) == RB_OK;
+    int ok = colon && colon != s && (size_t)(colon - s) < sizeof a->host &&
+             rb_parse_i64(colon + 1, 0, 65535, &a->port) == RB_OK;
 
     if (ok) {
-        snprintf(host, hostlen, "%.*s", (int)(colon - s), s);
-        if (strcmp(host, "localhost") == 0)
-            snprintf(host, hostlen, "127.0.0.1");
-        cfg->bind_addr = host;
-        cfg->port = (uint16_t)port;
+        snprintf(a->host, sizeof a->host, "%.*s", (int)(colon - s), s);
+        if (strcmp(a->host, "localhost") == 0)
+            snprintf(a->host, sizeof a->host, "127.0.0.1");
     }
-    return ok;
-}
-
-/* Seconds (fractions allowed) into milliseconds. */
-static int parse_seconds(const char *s, int zero_ok, int *ms)
-{
-    double v = 0;
-    int ok = s && rb_parse_double(s, zero_ok ? 0.0 : 0.001, MAX_SECONDS, &v) == RB_OK;
-
-    if (ok)
-        *ms = (int)(v * 1000.0 + 0.5);
-    return ok;
-}
-
-/* A positive count no larger than max into *out. */
-static int parse_count(const char *s, int64_t max, int *out)
-{
-    int64_t v = 0;
-    int ok = s && rb_parse_i64(s, 1, max, &v) == RB_OK;
-
-    if (ok)
-        *out = (int)v;
-    return ok;
-}
-
-/* One option with its value v; 0 when the value is bad, -1 when the option is unknown. */
-static int parse_option(const char *a, const char *v, char *host, size_t hostlen, hive_config *cfg)
-{
-    int ok = -1;
-
-    if (strcmp(a, "--addr") == 0)
-        ok = v && parse_addr(v, host, hostlen, cfg);
-    else if (strcmp(a, "--monitor-interval") == 0)
-        ok = parse_seconds(v, 0, &cfg->monitor_interval_ms);
-    else if (strcmp(a, "--idle-timeout") == 0)
-        ok = parse_seconds(v, 1, &cfg->idle_timeout_ms);
-    else if (strcmp(a, "--load-timeout") == 0)
-        ok = parse_seconds(v, 0, &cfg->load_timeout_ms);
-    else if (strcmp(a, "--heartbeat-interval") == 0)
-        ok = parse_seconds(v, 0, &cfg->heartbeat_interval_ms);
-    else if (strcmp(a, "--worker-binary") == 0 && (ok = v && *v))
-        cfg->worker_binary = v;
-    else if (strcmp(a, "--worker-slots") == 0)
-        ok = parse_count(v, 64, &cfg->worker_slots);
-    else if (strcmp(a, "--worker-threads") == 0)
-        ok = parse_count(v, 256, &cfg->worker_threads);
-    else if (strcmp(a, "--worker-ctx") == 0)
-        ok = parse_count(v, 1 << 20, &cfg->worker_ctx);
-    return ok;
+    return ok ? 0 : -1;
 }
 
 static int run_daemon(int argc, char **argv)
 {
     hive_config cfg = hive_config_default();
-    char host[64], err[512];
+    hive_addr addr = {""};
+    int have_addr = 0;
+    char err[512];
     int status = 0;
+    const rb_opt opts[] = {
+        {"--local-mode", RB_OPT_FLAG, &cfg.local_mode},
+        {"--addr", RB_OPT_FN, &addr, 0, 0, &have_addr, parse_addr, "HOST:PORT"},
+        {"--monitor-interval", RB_OPT_MS, &cfg.monitor_interval_ms, 0.001, MAX_SECONDS},
+        {"--idle-timeout", RB_OPT_MS, &cfg.idle_timeout_ms, 0, MAX_SECONDS},
+        {"--load-timeout", RB_OPT_MS, &cfg.load_timeout_ms, 0.001, MAX_SECONDS},
+        {"--heartbeat-interval", RB_OPT_MS, &cfg.heartbeat_interval_ms, 0.001, MAX_SECONDS},
+        {"--worker-binary", RB_OPT_STR, &cfg.worker_binary},
+        {"--worker-slots", RB_OPT_INT, &cfg.worker_slots, 1, 64},
+        {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256},
+        {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 1, 1 << 20},
+    };
 
-    for (int i = 2; i < argc && !status; i++) {
-        int ok = 1;
-        if (strcmp(argv[i], "--local-mode") == 0)
-            cfg.local_mode = 1;
-        else if ((ok = parse_option(argv[i], i + 1 < argc ? argv[i + 1] : NULL, host, sizeof host,
-                                    &cfg)) == 1)
-            i++;
-        if (ok < 0) {
-            status = usage("unknown option");
-        } else if (!ok) {
-            fprintf(stderr, "rbee-hive: bad value for %s\n", argv[i]);
-            status = 2;
-        }
+    if (rb_args_parse("rbee-hive daemon", argc - 2, argv + 2, opts, RB_ARRAY_LEN(opts), NULL, 0,
+                      NULL, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        fputs(usage_text, stderr);
+        status = 2;
+    }
+    if (!status && have_addr) {
+        cfg.bind_addr = addr.host;
+        cfg.port = (uint16_t)addr.port;
     }
     if (!status) {
         cfg.token = getenv("RBEE_API_TOKEN");
@@ -137,16 +103,18 @@ static int run_daemon(int argc, char **argv)
 static int run_detect(int argc, char **argv)
 {
     hive_backends b;
-    int json = argc == 3 && strcmp(argv[2], "--json") == 0;
-    int status = 0;
+    int json = 0;
+    char err[256];
+    const rb_opt opts[] = {{"--json", RB_OPT_FLAG, &json}};
 
-    if (argc > 3 || (argc == 3 && !json)) {
-        status = usage("detect takes only --json");
-    } else {
-        hive_detect(&b);
-        status = hive_detect_print(stdout, &b, json) == RB_OK ? 0 : 1;
+    if (rb_args_parse("rbee-hive detect", argc - 2, argv + 2, opts, 1, NULL, 0, NULL, err,
+                      sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        fputs(usage_text, stderr);
+        return 2;
     }
-    return status;
+    hive_detect(&b);
+    return hive_detect_print(stdout, &b, json) == RB_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)

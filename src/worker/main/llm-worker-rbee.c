@@ -17,7 +17,7 @@ int main(int argc, char **argv)
             return 0;
         }
     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) {
-        fprintf(stderr, "llm-worker-rbee: %s\n", err);
+        fprintf(stderr, "%s\n", err);
         return 1;
     }
     return wrk_run(&c);
