@@ -34,13 +34,6 @@ typedef struct mock {
     const char *version;
 } mock;
 
-static void delay(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (ms > 0 && nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static void apply_script(mock *m, json_t *s)
 {
     json_t *v;
@@ -71,7 +64,7 @@ static void record(mock *m, rb_http_req *req, rb_http_reply *rep, json_t *list, 
     status = which ? m->ready_status : m->heartbeat_status;
     d = m->delay_ms;
     pthread_mutex_unlock(&m->mu);
-    delay(d);
+    rb_sleep_ms(d);
     if (status == 200)
         rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "ok"));
     else

@@ -109,13 +109,6 @@ static const char *const default_tokens[] = {"In",       " the",   " beginning",
                                              " created", " the",   " heaven",    " and",
                                              " the",     " earth", "."};
 
-static void pause_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (ms > 0 && nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static void say(const char *fmt, const char *arg)
 {
     printf(fmt, arg);
@@ -276,13 +269,7 @@ static void *heartbeat_main(void *arg)
                                 busy_slots(m)));
             atomic_fetch_add(&m->n_heartbeats, 1);
         }
-        clock_gettime(CLOCK_REALTIME, &dl);
-        dl.tv_sec += interval / 1000;
-        dl.tv_nsec += (long)(interval % 1000) * 1000000L;
-        if (dl.tv_nsec >= 1000000000L) {
-            dl.tv_sec++;
-            dl.tv_nsec -= 1000000000L;
-        }
+        dl = rb_deadline_ms(interval);
         pthread_mutex_lock(&m->mu);
         if (!m->stopping)
             pthread_cond_timedwait(&m->cv, &m->mu, &dl);
@@ -306,7 +293,7 @@ static int load_model(mock *m)
         goto out;
     }
     for (int i = 1; i <= m->s.layers; i++) {
-        pause_ms(m->s.load_ms / m->s.layers);
+        rb_sleep_ms(m->s.load_ms / m->s.layers);
         snprintf(ev, sizeof ev, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
                  i, m->s.layers);
         rb_bcast_publish(m->progress, ev);
@@ -368,7 +355,7 @@ static int wait_attached(mock *m, job *j)
 {
     int64_t end = rb_now_ms() + m->o.stream_open_timeout_ms;
     while (!atomic_load(&j->attached) && !atomic_load(&j->cancel) && rb_now_ms() < end)
-        pause_ms(10);
+        rb_sleep_ms(10);
     return atomic_load(&j->attached);
 }
 
@@ -379,7 +366,7 @@ static void crash(job *j, int tokens)
 
     /* until the SSE response has written every token out (it asked again and found none) */
     while (!rb_chan_drained(j->ch) && !rb_chan_is_closed(j->ch) && rb_now_ms() < end)
-        pause_ms(5);
+        rb_sleep_ms(5);
     printf("mock-worker: crashing after %d tokens (scripted)\n", tokens);
     fflush(stdout);
     kill(getpid(), SIGKILL);
@@ -405,8 +392,8 @@ static void *job_main(void *arg)
         if (i == m->s.crash_after)
             crash(j, i);
         while (i == m->s.hang_after && !atomic_load(&j->cancel) && !rb_chan_is_closed(j->ch))
-            pause_ms(20);
-        pause_ms(m->s.token_interval_ms);
+            rb_sleep_ms(20);
+        rb_sleep_ms(m->s.token_interval_ms);
         if (atomic_load(&j->cancel))
             break;
         rb_buf_reset(&b);
@@ -800,7 +787,7 @@ int main(int argc, char **argv)
     m.main_thread = pthread_self();
     m.start_ms = rb_now_ms();
     pthread_mutex_init(&m.mu, NULL);
-    pthread_cond_init(&m.cv, NULL);
+    rb_cond_init_monotonic(&m.cv);
     m.progress = rb_bcast_new();
     rc = serve(&m);
     rb_bcast_free(m.progress);

@@ -16,30 +16,17 @@
 
 #include "rb_util.h"
 
-int64_t rb_now_ms(void)
+int rb_id_valid(const char *s, size_t max)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+    size_t n = strlen(s);
+    int ok = n > 0 && n <= max;
 
-int64_t rb_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t rb_unix_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-int64_t rb_unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = s[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_' || c == '.' || c == ':';
+    }
+    return ok;
 }
 
 void rb_random_bytes(void *p, size_t n)

@@ -108,17 +108,6 @@ int tok_heap_pop(tok_heap *h, tok_merge *m)
     return 1;
 }
 
-int tok_utf8_len(unsigned char c)
-{
-    if (c < 0xc0)
-        return 1;
-    if (c < 0xe0)
-        return 2;
-    if (c < 0xf0)
-        return 3;
-    return c < 0xf8 ? 4 : 1;
-}
-
 /* Reads a numeric array of n_vocab or more elements as floats; NULL data when absent. */
 static rb_err read_num_array(const eng_gguf *g, const char *key, int64_t n_vocab, int want_int,
                              const uint8_t **data, eng_gguf_vtype *etype, char *err, size_t errlen)

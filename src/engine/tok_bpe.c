@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rb_utf8.h"
 #include "tok_internal.h"
 
 #define BPE_MAX_STAGES 4
@@ -214,7 +215,7 @@ static rb_err split_stage(const pcre2_code *re, pcre2_match_data *md, const char
             ov = pcre2_get_ovector_pointer(md);
             if (ov[1] == ov[0]) {
                 /* An empty match splits nothing: step over one character. */
-                size_t cl = (size_t)tok_utf8_len((unsigned char)s[ov[0]]);
+                size_t cl = (size_t)rb_utf8_lead_len((unsigned char)s[ov[0]]);
                 pos = ov[0] + (cl < n - ov[0] ? cl : n - ov[0]);
                 continue;
             }
@@ -297,7 +298,7 @@ static rb_err emit_symbol(const eng_tokenizer *t, const char *p, uint32_t n, tok
     /* Not a piece: fall back to one token per stand-in character, skipping any the
      * vocabulary lacks. */
     for (uint32_t k = 0; k < n && !rc;) {
-        uint32_t cl = (uint32_t)tok_utf8_len((unsigned char)p[k]);
+        uint32_t cl = (uint32_t)rb_utf8_lead_len((unsigned char)p[k]);
         if (cl > n - k)
             cl = n - k;
         id = eng_strmap_get(&t->pieces, p + k, cl);
@@ -399,7 +400,7 @@ size_t tok_bpe_decode_piece(const tok_bpe *b, const char *piece, size_t len, cha
 
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)piece[i];
-        size_t cl = (size_t)tok_utf8_len(c);
+        size_t cl = (size_t)rb_utf8_lead_len(c);
         unsigned cp = c;
         if (cl > len - i)
             cl = len - i;

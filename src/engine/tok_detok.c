@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rb_utf8.h"
 #include "tok_internal.h"
 
 #define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
@@ -68,40 +69,6 @@ void eng_detok_reset(eng_detok *d)
     d->npend = 0;
 }
 
-/* Length of a valid character at p[0..n), 0 if p holds only the valid start of one (more
- * bytes may complete it), or -k when the first k bytes are an invalid subpart. */
-static int utf8_step(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0], lo = 0x80, hi = 0xbf;
-    int need;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 2;
-    else if (c >= 0xe0 && c <= 0xef)
-        need = 3;
-    else if (c >= 0xf0 && c <= 0xf4)
-        need = 4;
-    else
-        return -1;
-    if (c == 0xe0)
-        lo = 0xa0;
-    else if (c == 0xed)
-        hi = 0x9f;
-    else if (c == 0xf0)
-        lo = 0x90;
-    else if (c == 0xf4)
-        hi = 0x8f;
-    for (int k = 1; k < need; k++) {
-        if ((size_t)k >= n)
-            return 0;
-        if (p[k] < (k == 1 ? lo : 0x80) || p[k] > (k == 1 ? hi : 0xbf))
-            return -k;
-    }
-    return need;
-}
-
 /* Converts d->in[0..n) to d->out; keeps an unfinished tail in pend unless final. */
 static size_t convert(eng_detok *d, size_t n, int final)
 {
@@ -109,7 +76,7 @@ static size_t convert(eng_detok *d, size_t n, int final)
 
     d->npend = 0;
     while (i < n) {
-        int s = utf8_step(d->in + i, n - i);
+        int s = rb_utf8_step(d->in + i, n - i);
         if (s > 0) {
             memcpy(d->out + o, d->in + i, (size_t)s);
             o += (size_t)s;

@@ -79,8 +79,6 @@ typedef struct tok_sym {
     uint32_t off, n; /* n == 0 once merged into its left neighbour */
 } tok_sym;
 
-/* Bytes in the UTF-8 sequence led by byte c (1 for stray continuation bytes). */
-int tok_utf8_len(unsigned char c);
 
 /* Encodes one fragment of plain text (no special tokens) and appends the ids to out.
  * prefix_space: SentencePiece puts a "▁" in front (the caller decides per fragment). */

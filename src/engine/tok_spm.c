@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rb_utf8.h"
 #include "tok_internal.h"
 
 #define SPM_SPACE "\xe2\x96\x81" /* U+2581, SentencePiece's visible space */
@@ -102,7 +103,7 @@ rb_err tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, int 
         goto out;
     }
     for (size_t off = 0; off < n; nsym++) {
-        size_t cl = (size_t)tok_utf8_len((unsigned char)s[off]);
+        size_t cl = (size_t)rb_utf8_lead_len((unsigned char)s[off]);
         if (cl > n - off)
             cl = n - off;
         sym[nsym] = (tok_sym){(int32_t)nsym - 1, off + cl == n ? -1 : (int32_t)nsym + 1,

@@ -281,10 +281,8 @@ out:
 static int pause_ms(const hive_fetch *f, long ms)
 {
     int64_t end = rb_now_ms() + ms;
-    while (!cancelled(f) && rb_now_ms() < end) {
-        struct timespec ts = {0, CANCEL_POLL_MS * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    while (!cancelled(f) && rb_now_ms() < end)
+        rb_sleep_ms(CANCEL_POLL_MS);
     return cancelled(f);
 }
 

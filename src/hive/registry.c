@@ -61,14 +61,10 @@ int hive_wstate_parse(const char *s)
 hive_registry *hive_registry_new(void)
 {
     hive_registry *r = calloc(1, sizeof(*r));
-    pthread_condattr_t ca;
 
     if (r) {
         pthread_mutex_init(&r->mu, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&r->changed, &ca);
-        pthread_condattr_destroy(&ca);
+        rb_cond_init_monotonic(&r->changed);
     }
     return r;
 }
@@ -359,24 +355,11 @@ size_t hive_registry_pidfds(hive_registry *r, int *fds, size_t max, int *no_pidf
     return n;
 }
 
-static struct timespec deadline_in(int timeout_ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Waits until id (or, with id NULL, every worker) is gone; 1 when that happened before the
  * deadline. */
 static int wait_until(hive_registry *r, const char *id, int timeout_ms)
 {
-    struct timespec dl = deadline_in(timeout_ms > 0 ? timeout_ms : 0);
+    struct timespec dl = rb_deadline_ms(timeout_ms);
     int done, timed_out = 0;
 
     pthread_mutex_lock(&r->mu);

@@ -39,6 +39,7 @@
 
 #include "hive_monitor.h"
 #include "hive_spawn.h"
+#include "rb_sock.h"
 #include "rb_log.h"
 #include "rb_util.h"
 
@@ -112,31 +113,13 @@ void hive_log_tail(const char *path, int max_lines, char *out, size_t outlen)
     }
 }
 
-/* 1 when port can be bound on addr now (SO_REUSEADDR, as the worker's server binds). */
-static int port_free(const char *addr, int port)
-{
-    struct sockaddr_in sa = {0};
-    int one = 1, ok = 0, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd >= 0) {
-        sa.sin_family = AF_INET;
-        sa.sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1)
-            sa.sin_addr.s_addr = htonl(INADDR_ANY);
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        ok = bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-        close(fd);
-    }
-    return ok;
-}
-
 /* First port >= from that no worker holds and that binds; -1 when none. */
 static int pick_port(hive *h, int from)
 {
     const char *addr = h->cfg.local_mode ? "127.0.0.1" : "0.0.0.0";
     int found = -1;
     for (int p = from; p <= 65535 && found < 0; p++)
-        if (!hive_registry_port_taken(h->reg, p) && port_free(addr, p))
+        if (!hive_registry_port_taken(h->reg, p) && rb_port_probe(addr, p, 1) == p)
             found = p;
     return found;
 }
@@ -265,10 +248,8 @@ static int exited_at_once(pid_t pid, int pidfd)
         memset(&si, 0, sizeof si);
         exited =
             waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
-        if (!exited) {
-            struct timespec ts = {0, FALLBACK_POLL_MS * 1000000L};
-            nanosleep(&ts, NULL);
-        }
+        if (!exited)
+            rb_sleep_ms(FALLBACK_POLL_MS);
     }
     return exited;
 }

@@ -33,8 +33,7 @@ rb_err kpr_wait_ms(kpr_ctx *c, long ms)
 
     while (!kpr_ctx_interrupted(c) && rb_now_ms() < end) {
         int64_t left = end - rb_now_ms();
-        struct timespec ts = {0, (left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS) * 1000000L};
-        nanosleep(&ts, NULL);
+        rb_sleep_ms(left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS);
     }
     return kpr_ctx_interrupted(c) ? RB_ECANCELED : RB_OK;
 }

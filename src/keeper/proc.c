@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "kpr_proc.h"
+#include "rb_sock.h"
 #include "rb_client.h"
 #include "rb_util.h"
 
@@ -34,13 +35,6 @@
 #define HEALTH_TIMEOUT_MS 1000
 #define SSH_CONNECT_TIMEOUT_S 10
 #define MAX_SSH_WORDS 16
-
-static void pause_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 void kpr_hive_program(char *out, size_t len)
 {
@@ -61,31 +55,14 @@ void kpr_hive_program(char *out, size_t len)
     }
 }
 
-static int bind_port(int port)
-{
-    struct sockaddr_in sa = {0};
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), got = -1;
-
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &sl) == 0)
-        got = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return got;
-}
-
 int kpr_port_free(int port)
 {
-    return bind_port(port) == port;
+    return rb_port_probe("127.0.0.1", port, 0) == port;
 }
 
 int kpr_pick_port(void)
 {
-    return bind_port(0);
+    return rb_port_probe("127.0.0.1", 0, 0);
 }
 
 /* In the child: the hive's descriptors, process group, parent-death signal; then exec. */
@@ -144,7 +121,7 @@ static rb_err wait_healthy(kpr_local_hive *h, int timeout_ms, atomic_int *interr
                    status == 200) {
             rc = RB_OK;
         } else {
-            pause_ms(POLL_MS);
+            rb_sleep_ms(POLL_MS);
         }
     }
     if (rc == RB_ETIMEDOUT)
@@ -203,7 +180,7 @@ void kpr_local_hive_stop(kpr_local_hive *h, int timeout_ms)
         while (!gone && rb_now_ms() < end) {
             gone = waitpid(h->pid, &st, WNOHANG) == h->pid;
             if (!gone)
-                pause_ms(POLL_MS);
+                rb_sleep_ms(POLL_MS);
         }
         if (!gone) {
             kill(h->pid, SIGKILL);
@@ -254,7 +231,7 @@ static int reap(pid_t pid, int64_t end)
     pid_t r = 0;
 
     while ((r = waitpid(pid, &st, WNOHANG)) == 0 && rb_now_ms() < end)
-        pause_ms(POLL_MS / 5);
+        rb_sleep_ms(POLL_MS / 5);
     if (r == pid)
         status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     else {

@@ -52,12 +52,6 @@ typedef struct watch {
     const char *token;
 } watch;
 
-static void nap(long ms)
-{
-    struct timespec ts = {0, ms * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* ---- the job ----------------------------------------------------------------------------- */
 
 static json_t *job_body(const kpr_infer_opts *o)
@@ -178,7 +172,7 @@ static void *watch_main(void *arg)
 
     rb_thread_set_name("kpr-cancel");
     while (!atomic_load(&w->finished) && !atomic_load(w->interrupted))
-        nap(WATCH_POLL_MS);
+        rb_sleep_ms(WATCH_POLL_MS);
     if (!atomic_load(&w->finished)) {
         w->fired = 1;
         until = rb_now_ms() + CANCEL_ACK_MS;
@@ -188,7 +182,7 @@ static void *watch_main(void *arg)
         rb_client_request("DELETE", w->url, NULL, &o, &w->ack_status, &reply, err, sizeof err);
         rb_buf_release(&reply);
         while (!atomic_load(&w->finished) && rb_now_ms() < until)
-            nap(WATCH_POLL_MS);
+            rb_sleep_ms(WATCH_POLL_MS);
         atomic_store(&w->stop, 1);
     }
     return NULL;

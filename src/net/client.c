@@ -46,13 +46,6 @@ rb_sse_opts rb_sse_opts_default(void)
     return o;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 static size_t write_buf(char *p, size_t size, size_t n, void *user)
 {
     rb_buf *b = user;
@@ -150,7 +143,7 @@ rb_err rb_client_request(const char *method, const char *url, const char *body,
         if (rc != RB_ECONNECT && rc != RB_ETIMEDOUT)
             break;
         if (attempt < o->attempts) {
-            sleep_ms(backoff);
+            rb_sleep_ms(backoff);
             backoff *= 2;
         }
     }

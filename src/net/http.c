@@ -322,14 +322,8 @@ static int is_json_type(const char *ct)
 static void set_correlation(struct MHD_Connection *conn, req_ctx *ctx)
 {
     const char *c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Correlation-ID");
-    size_t n = c ? strlen(c) : 0;
-    int ok = n > 0 && n < 65;
-
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (c[i] >= 'a' && c[i] <= 'z') || (c[i] >= 'A' && c[i] <= 'Z') ||
-             (c[i] >= '0' && c[i] <= '9') || strchr("-_.:", c[i]);
-    if (ok)
-        memcpy(ctx->corr, c, n + 1);
+    if (c && rb_id_valid(c, 64)) /* a longer one is replaced, as is one with other bytes */
+        memcpy(ctx->corr, c, strlen(c) + 1);
     else
         rb_uuid(ctx->corr);
 }
@@ -507,13 +501,7 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
     snprintf(srv->component, sizeof srv->component, "%s", cfg->component ? cfg->component : "http");
     srv->listen_fd = -1;
     pthread_mutex_init(&srv->mu, NULL);
-    {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&srv->streams_cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
+    rb_cond_init_monotonic(&srv->streams_cv);
     if (cfg->token && *cfg->token && !(srv->token = strdup(cfg->token))) {
         rc = RB_ENOMEM;
         goto out;

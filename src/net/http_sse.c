@@ -181,13 +181,7 @@ int rb_http_server_drain(rb_http_server *srv, int timeout_ms)
     struct timespec until;
     int n;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = rb_deadline_ms(timeout_ms);
     pthread_mutex_lock(&srv->mu);
     while (srv->nstreams > 0)
         if (pthread_cond_timedwait(&srv->streams_cv, &srv->mu, &until) != 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rb_json.h"
+#include "rb_utf8.h"
 
 void rb_jcheck_init(rb_jcheck *c)
 {
@@ -240,35 +241,6 @@ char *rb_json_dump(const json_t *j)
     return json_dumps(j, JSON_COMPACT);
 }
 
-/* Length of the valid UTF-8 sequence starting at p (at most n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    size_t len;
-    uint32_t cp;
-
-    if (p[0] < 0x80)
-        return 1;
-    if ((p[0] & 0xE0) == 0xC0)
-        len = 2, cp = p[0] & 0x1F;
-    else if ((p[0] & 0xF0) == 0xE0)
-        len = 3, cp = p[0] & 0x0F;
-    else if ((p[0] & 0xF8) == 0xF0)
-        len = 4, cp = p[0] & 0x07;
-    else
-        return 0;
-    if (len > n)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
-}
-
 rb_err rb_json_quote(rb_buf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -293,10 +265,10 @@ rb_err rb_json_quote(rb_buf *out, const char *s, size_t len)
             rc = rb_buf_append(out, s + i, 1);
             i++;
         } else {
-            size_t n = utf8_len(p + i, len - i);
-            if (n) {
-                rc = rb_buf_append(out, s + i, n);
-                i += n;
+            int n = rb_utf8_step(p + i, len - i);
+            if (n > 0) {
+                rc = rb_buf_append(out, s + i, (size_t)n);
+                i += (size_t)n;
             } else {
                 rc = rb_buf_append(out, "\xEF\xBF\xBD", 3);
                 i++;
@@ -306,4 +278,35 @@ rb_err rb_json_quote(rb_buf *out, const char *s, size_t len)
     if (!rc)
         rc = rb_buf_append(out, "\"", 1);
     return rc;
+}
+
+json_t *rb_json_text(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    rb_buf b;
+    json_t *j;
+    size_t i = 0;
+    int clean = 1;
+
+    for (size_t k = 0; k < len && clean;) {
+        int n = rb_utf8_step(p + k, len - k);
+        clean = n > 0;
+        k += n > 0 ? (size_t)n : 0;
+    }
+    if (clean)
+        return json_stringn(s, len);
+    rb_buf_init(&b, len * 3 + 16);
+    while (i < len) {
+        int n = rb_utf8_step(p + i, len - i);
+        if (n > 0) {
+            rb_buf_append(&b, s + i, (size_t)n);
+            i += (size_t)n;
+        } else {
+            rb_buf_append(&b, "\xEF\xBF\xBD", 3);
+            i += n < 0 ? (size_t)-n : len - i;
+        }
+    }
+    j = b.data || !b.len ? json_stringn(b.data ? b.data : "", b.len) : NULL;
+    rb_buf_release(&b);
+    return j;
 }

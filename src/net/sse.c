@@ -45,7 +45,6 @@ struct rb_chan {
 rb_chan *rb_chan_new(size_t max_events)
 {
     rb_chan *ch = calloc(1, sizeof(*ch));
-    pthread_condattr_t ca;
 
     if (!ch)
         return NULL;
@@ -63,10 +62,7 @@ rb_chan *rb_chan_new(size_t max_events)
     ch->cap = max_events;
     atomic_init(&ch->refs, 1);
     pthread_mutex_init(&ch->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ch->not_full, &ca);
-    pthread_condattr_destroy(&ca);
+    rb_cond_init_monotonic(&ch->not_full);
     return ch;
 }
 
@@ -96,17 +92,6 @@ static void wake_consumer(rb_chan *ch)
     (void)w;
 }
 
-static void deadline_after(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 rb_err rb_chan_push(rb_chan *ch, const char *data, size_t len, int timeout_ms)
 {
     struct timespec until;
@@ -123,7 +108,7 @@ rb_err rb_chan_push(rb_chan *ch, const char *data, size_t len, int timeout_ms)
     memcpy(copy, data, len);
     copy[len] = '\0';
     if (timeout_ms >= 0)
-        deadline_after(&until, timeout_ms);
+        until = rb_deadline_ms(timeout_ms);
 
     pthread_mutex_lock(&ch->mu);
     while (!ch->closed && !ch->finished && ch->count == ch->cap) {

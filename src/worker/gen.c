@@ -43,9 +43,22 @@ struct wrk_gen {
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-static rb_err push_event(wrk_job *j, const char *json)
+/* Pushes event e (taken) within timeout_ms; RB_ECLOSED when the client has gone. Numbers
+ * keep 10 significant digits, so 12.3 is sent as 12.3. */
+static rb_err push_json(wrk_job *j, json_t *e, int timeout_ms)
 {
-    return rb_chan_push(j->chan, json, (size_t)-1, PUSH_TIMEOUT_MS);
+    char *s = e ? json_dumps(e, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    rb_err rc = s ? rb_chan_push(j->chan, s, (size_t)-1, timeout_ms) : RB_ENOMEM;
+
+    free(s);
+    json_decref(e);
+    return rc;
+}
+
+/* x rounded to one decimal, as the end event reports durations and rates. */
+static double tenths(double x)
+{
+    return (double)(int64_t)(x * 10.0 + (x < 0 ? -0.5 : 0.5)) / 10.0;
 }
 
 static void end_stream(wrk_job *j)
@@ -56,12 +69,18 @@ static void end_stream(wrk_job *j)
 
 static void push_error(wrk_job *j, const char *code, const char *message)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
-    char *s = rb_json_dump(e);
-    if (s)
-        push_event(j, s);
-    free(s);
-    json_decref(e);
+    push_json(j, json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message),
+              PUSH_TIMEOUT_MS);
+}
+
+/* The end event: what was generated, how fast, and why it stopped. */
+static json_t *end_event(int tokens_out, size_t prompt_tokens, double decode_ms, double ttft_ms,
+                         double tokens_per_sec, const char *stop_reason)
+{
+    return json_pack("{s:s, s:i, s:I, s:f, s:f, s:f, s:s}", "type", "end", "tokens_out",
+                     tokens_out, "prompt_tokens", (json_int_t)prompt_tokens, "decode_time_ms",
+                     tenths(decode_ms), "ttft_ms", tenths(ttft_ms), "tokens_per_sec",
+                     tenths(tokens_per_sec), "stop_reason", stop_reason);
 }
 
 static const char *stop_reason_name(eng_stop_reason r, int max_tokens_hit)
@@ -79,29 +98,29 @@ static const char *stop_reason_name(eng_stop_reason r, int max_tokens_hit)
 
 void wrk_job_end_unstarted(wrk_job *j)
 {
-    rb_chan_pushf(j->chan,
-                  "{\"type\":\"end\",\"tokens_out\":0,\"prompt_tokens\":0,\"decode_time_ms\":0,"
-                  "\"ttft_ms\":0,\"tokens_per_sec\":0,\"stop_reason\":\"CANCELLED\"}");
+    push_json(j, end_event(0, 0, 0, 0, 0, "CANCELLED"), PUSH_TIMEOUT_MS);
     end_stream(j);
 }
 
 /* ---- one job ----------------------------------------------------------------------------- */
 
 typedef struct run_state {
-    rb_buf ev;          /* the event being built */
     int emitted;        /* token events sent: the next "i" */
     int generated;      /* tokens sampled */
     int64_t first_ms;   /* when the first token event was pushed (0: none yet) */
 } run_state;
 
-/* Pushes a token event; RB_ECLOSED when the client has gone. */
-static rb_err push_token(wrk_job *j, run_state *rs, const char *text, size_t len)
+/* Pushes a token event; RB_ECLOSED when the client has gone. sampled_us is when the
+ * generation thread produced the text (CLOCK_MONOTONIC, microseconds): a client on the same
+ * machine compares it with its own receive time. */
+static rb_err push_token(wrk_job *j, run_state *rs, const char *text, size_t len,
+                         int64_t sampled_us)
 {
-    rb_buf_reset(&rs->ev);
-    rb_buf_appends(&rs->ev, "{\"type\":\"token\",\"t\":");
-    rb_json_quote(&rs->ev, text, len);
-    rb_buf_appendf(&rs->ev, ",\"i\":%d}", rs->emitted);
-    rb_err rc = rb_chan_push(j->chan, rs->ev.data, rs->ev.len, PUSH_TIMEOUT_MS);
+    rb_err rc = push_json(j,
+                          json_pack("{s:s, s:o, s:i, s:I}", "type", "token", "t",
+                                    rb_json_text(text, len), "i", rs->emitted, "sampled_us",
+                                    (json_int_t)sampled_us),
+                          PUSH_TIMEOUT_MS);
     if (!rc) {
         if (!rs->first_ms)
             rs->first_ms = rb_now_ms();
@@ -124,11 +143,11 @@ static void run_job(slot *sl, wrk_job *j)
     int64_t started_ms = rb_now_ms();
     rb_err rc;
 
-    rb_buf_init(&rs.ev, 64 * 1024);
-    rb_buf_appendf(&rs.ev, "{\"type\":\"started\",\"job_id\":\"%s\",\"model\":", j->id);
-    rb_json_quote(&rs.ev, w->cfg.model_ref, strlen(w->cfg.model_ref));
-    rb_buf_appendf(&rs.ev, ",\"started_at\":%lld}", (long long)rb_unix_s());
-    if (push_event(j, rs.ev.data)) {
+    if (push_json(j,
+                  json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id, "model",
+                            rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)),
+                            "started_at", (json_int_t)rb_unix_s()),
+                  PUSH_TIMEOUT_MS)) {
         client_gone = 1;
         reason = ENG_STOP_CANCELLED;
         goto out;
@@ -179,7 +198,7 @@ static void run_job(slot *sl, wrk_job *j)
         }
         if (st.token >= 0)
             rs.generated++;
-        if (st.text_len && push_token(j, &rs, st.text, st.text_len)) {
+        if (st.text_len && push_token(j, &rs, st.text, st.text_len, rb_now_us())) {
             client_gone = 1;
             reason = ENG_STOP_CANCELLED;
             break;
@@ -198,7 +217,7 @@ static void run_job(slot *sl, wrk_job *j)
         eng_step st;
         eng_session_flush(s, &st);
         if (st.text_len)
-            push_token(j, &rs, st.text, st.text_len);
+            push_token(j, &rs, st.text, st.text_len, rb_now_us());
     }
 out:
     {
@@ -209,12 +228,10 @@ out:
         tps = decode_ms > 0 ? rs.generated * 1000.0 / decode_ms : 0;
         ttft = rs.first_ms ? (double)(rs.first_ms - j->created_ms) : 0;
         if (!failed && !client_gone) {
-            rb_chan_pushf(j->chan,
-                          "{\"type\":\"end\",\"tokens_out\":%d,\"prompt_tokens\":%zu,"
-                          "\"decode_time_ms\":%.1f,\"ttft_ms\":%.1f,\"tokens_per_sec\":%.1f,"
-                          "\"stop_reason\":\"%s\"}",
-                          rs.generated, nids, decode_ms, ttft, tps,
-                          stop_reason_name(reason, max_hit));
+            push_json(j,
+                      end_event(rs.generated, nids, decode_ms, ttft, tps,
+                                stop_reason_name(reason, max_hit)),
+                      PUSH_TIMEOUT_MS);
         }
         wrk_metrics_tokens(w->metrics, rs.generated);
         wrk_metrics_request(w->metrics, failed ? WRK_OUT_ERROR
@@ -228,7 +245,6 @@ out:
                client_gone ? ": client disconnected" : "");
     }
     free(ids);
-    rb_buf_release(&rs.ev);
 }
 
 /* ---- threads ----------------------------------------------------------------------------- */
@@ -278,19 +294,20 @@ static void *slot_main(void *arg)
 static void on_progress(void *user, int loaded, int total)
 {
     wrk *w = user;
-    char ev[128];
+    json_t *e = json_pack("{s:s, s:i, s:i}", "stage", "loading", "layers_loaded", loaded,
+                          "layers_total", total);
+    char *ev = e ? rb_json_dump(e) : NULL;
+
     atomic_store(&w->layers_loaded, loaded);
     atomic_store(&w->layers_total, total);
-    snprintf(ev, sizeof ev, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
-             loaded, total);
-    rb_bcast_publish(w->progress, ev);
+    if (ev)
+        rb_bcast_publish(w->progress, ev);
+    free(ev);
+    json_decref(e);
     if (w->cfg.load_delay_ms > 0 && loaded < total) {
         /* Test knob (RBEE_TEST_LOAD_DELAY_MS): makes the loading state observable with a
          * model that loads in milliseconds. Never set in production. */
-        struct timespec ts = {w->cfg.load_delay_ms / 1000,
-                              (long)(w->cfg.load_delay_ms % 1000) * 1000000L};
-        while (nanosleep(&ts, &ts) != 0)
-            ;
+        rb_sleep_ms(w->cfg.load_delay_ms);
     }
 }
 

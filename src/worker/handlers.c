@@ -19,20 +19,6 @@
 
 /* ---- validation --------------------------------------------------------------------------- */
 
-static int valid_job_id(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > WRK_JOB_ID_MAX)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_' || c == '.' || c == ':'))
-            return 0;
-    }
-    return 1;
-}
-
 /* Parses and validates an inference body. On failure replies 400 and returns 0. */
 static int parse_request(rb_http_req *req, rb_http_reply *rep, wrk_request *out, char *job_id)
 {
@@ -57,7 +43,7 @@ static int parse_request(rb_http_req *req, rb_http_reply *rep, wrk_request *out,
         goto reply;
     }
     if (rb_json_str(&c, body, "job_id", RB_OPTIONAL, 1, WRK_JOB_ID_MAX, &id) > 0 &&
-        !valid_job_id(id))
+        !rb_id_valid(id, WRK_JOB_ID_MAX))
         rb_jcheck_add(&c, "job_id", "format",
                       "'job_id' may contain only letters, digits and - _ . :");
     rb_json_str(&c, body, "prompt", RB_REQUIRED, 1, MAX_PROMPT, &prompt);

@@ -99,8 +99,7 @@ static void *hb_main(void *arg)
         if (need_ready && atomic_load(&w->phase) == WRK_READY)
             send_ready(w);
 
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_sec += w->cfg.heartbeat_interval_s;
+        until = rb_deadline_ms((int64_t)w->cfg.heartbeat_interval_s * 1000);
         pthread_mutex_lock(&w->mu);
         while (!w->stop && !w->poked &&
                pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "job.h"
+#include "rb_time.h"
 
 #define REGISTRY_MAX 4096
 
@@ -26,7 +27,6 @@ void wrk_request_release(wrk_request *r)
 wrk_job *wrk_job_new(const char *id, wrk_request *req, size_t chan_cap)
 {
     wrk_job *j = calloc(1, sizeof(*j));
-    pthread_condattr_t ca;
 
     if (!j)
         return NULL;
@@ -41,10 +41,7 @@ wrk_job *wrk_job_new(const char *id, wrk_request *req, size_t chan_cap)
     atomic_init(&j->refs, 1);
     atomic_init(&j->cancel, 0);
     pthread_mutex_init(&j->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&j->opened_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rb_cond_init_monotonic(&j->opened_cv);
     return j;
 }
 
@@ -80,13 +77,7 @@ int wrk_job_wait_stream(wrk_job *j, int timeout_ms)
     struct timespec until;
     int opened;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    until = rb_deadline_ms(timeout_ms);
     pthread_mutex_lock(&j->mu);
     while (!j->stream_opened && !atomic_load(&j->cancel))
         if (pthread_cond_timedwait(&j->opened_cv, &j->mu, &until) != 0)

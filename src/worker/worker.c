@@ -186,7 +186,6 @@ int wrk_run(const wrk_config *c)
 {
     wrk *w = calloc(1, sizeof(*w));
     rb_http_config hc = rb_http_config_default();
-    pthread_condattr_t ca;
     pthread_t sig_thread;
     char err[512], fp[7];
     int code = 1, sig_started = 0;
@@ -195,10 +194,7 @@ int wrk_run(const wrk_config *c)
         return 1;
     w->cfg = *c;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    rb_cond_init_monotonic(&w->cv);
     atomic_init(&w->phase, WRK_LOADING);
     w->jobs = wrk_jobs_new(c->slots > 0 ? c->slots : 1, c->queue);
     w->metrics = wrk_metrics_new();

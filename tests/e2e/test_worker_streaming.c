@@ -136,33 +136,137 @@ START_TEST(test_worker_streaming__the_first_token_arrives_within_2_seconds)
 }
 END_TEST
 
+/* The k-th token event's sampled_us; fails the test when it has none. */
+static int64_t sampled_us(const rbt_stream *st, int k)
+{
+    json_t *j = ev(st, k);
+    json_t *v = json_object_get(j, "sampled_us");
+    int64_t us;
+
+    ck_assert_msg(json_is_integer(v), "token event without sampled_us: %s", st->ev[k].data);
+    us = (int64_t)json_integer_value(v);
+    json_decref(j);
+    return us;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* Scenario: Tokens arrive spread over the generation */
 START_TEST(test_worker_streaming__tokens_arrive_spread_over_the_generation)
 {
     rbt_stream st = {0};
-    json_t *end;
-    int first, last = -1, ntok;
-    double decode_ms, span;
+    int ntok, n = 0, early = 0, before_last = 0;
+    int64_t *gen, *lat, span, last_sampled;
     start(NULL, NULL);
     stream(&st, "{\"prompt\":\"In the beginning\",\"max_tokens\":200,\"temperature\":0}");
     ck_assert_msg(st.rc == RB_OK, "%s", st.err);
     ntok = check_sequence(&st);
     ck_assert_int_ge(ntok, 150);
-    first = rbt_stream_find(&st, "\"type\":\"token\"");
-    for (int k = 0; k < st.n; k++)
-        if (strstr(st.ev[k].data, "\"type\":\"token\""))
-            last = k;
-    end = ev(&st, st.n - 1);
-    ck_assert_str_eq(type_of(end), "end");
-    decode_ms = json_number_value(json_object_get(end, "decode_time_ms"));
-    span = (double)(st.ev[last].at_ms - st.ev[first].at_ms);
-    printf("%d tokens: first-to-last arrival %.0f ms, reported decode time %.1f ms\n", ntok, span,
-           decode_ms);
-    /* Arrivals follow generation: the spread covers at least half of the decode time. */
-    ck_assert_msg(span >= 0.5 * decode_ms, "tokens arrived in a burst: %.0f ms of %.1f ms", span,
-                  decode_ms);
-    json_decref(end);
+    gen = calloc((size_t)ntok, sizeof *gen);
+    lat = calloc((size_t)ntok, sizeof *lat);
+    for (int k = 0; k < st.n; k++) {
+        if (!strstr(st.ev[k].data, "\"type\":\"token\""))
+            continue;
+        gen[n] = sampled_us(&st, k);
+        lat[n] = st.ev[k].at_us - gen[n];
+        /* One clock: nothing is received before it was sampled, and samples go forward. */
+        ck_assert_msg(lat[n] >= 0, "token %d received %lld us before it was sampled", n,
+                      (long long)-lat[n]);
+        ck_assert_msg(n == 0 || gen[n] >= gen[n - 1], "token %d sampled before token %d", n,
+                      n - 1);
+        n++;
+    }
+    last_sampled = gen[n - 1];
+    span = last_sampled - gen[0];
+    ck_assert_int_gt(span, 0);
+    /* A stream sent at the end would deliver every token after the last was sampled. */
+    early = n * 9 / 10;
+    for (int k = 0; k < early; k++)
+        before_last += gen[k] + lat[k] < last_sampled;
+    qsort(lat, (size_t)n, sizeof *lat, cmp_i64);
+    printf("%d tokens sampled over %.1f ms; latency sampled->received: median %.2f ms, p90 "
+           "%.2f ms, max %.2f ms; %d of the first %d received before the last was sampled\n",
+           n, span / 1000.0, lat[n / 2] / 1000.0, lat[n * 9 / 10] / 1000.0, lat[n - 1] / 1000.0,
+           before_last, early);
+    ck_assert_msg(before_last * 10 >= early * 9,
+                  "tokens were held back: only %d of %d arrived before the last was sampled",
+                  before_last, early);
+    ck_assert_msg(lat[n * 9 / 10] * 4 <= span,
+                  "tokens reach the client late: p90 latency %lld us over a %lld us generation",
+                  (long long)lat[n * 9 / 10], (long long)span);
+    free(gen);
+    free(lat);
     rbt_stream_release(&st);
+    stop();
+}
+END_TEST
+
+typedef struct bg_stream {
+    rbt_stream st;
+    const char *body;
+} bg_stream;
+
+static void *bg_run(void *arg)
+{
+    bg_stream *b = arg;
+    stream(&b->st, b->body);
+    return NULL;
+}
+
+/* Scenario: A queued request gets its headers before its generation starts */
+START_TEST(test_worker_streaming__a_queued_request_gets_its_headers_before_its_generation_starts)
+{
+    const char *one_slot[] = {"--slots", "1", "--queue", "4", NULL};
+    bg_stream a = {.body = "{\"prompt\":\"In the beginning\",\"max_tokens\":400,"
+                           "\"temperature\":0}"};
+    rbt_stream b = {0};
+    pthread_t t;
+    int64_t until, a_last_sampled = 0, b_headers_us, b_started_us, b_first_sampled;
+    int b_started, b_first, a_tokens = 0;
+
+    start(NULL, one_slot);
+    ck_assert_int_eq(pthread_create(&t, NULL, bg_run, &a), 0);
+    /* The slot is taken once the first reply streams its first token. */
+    until = rbt_ms() + 10000;
+    while (atomic_load(&a.st.received) < 2 && rbt_ms() < until)
+        rbt_poll_interval();
+    ck_assert_msg(atomic_load(&a.st.received) >= 2, "the first reply did not start");
+    stream(&b, "{\"prompt\":\"And God said\",\"max_tokens\":4,\"temperature\":0}");
+    pthread_join(t, NULL);
+    ck_assert_msg(a.st.rc == RB_OK, "%s", a.st.err);
+    ck_assert_msg(b.rc == RB_OK, "%s", b.err);
+    for (int k = 0; k < a.st.n; k++)
+        if (strstr(a.st.ev[k].data, "\"type\":\"token\"")) {
+            a_last_sampled = sampled_us(&a.st, k);
+            a_tokens++;
+        }
+    ck_assert_int_gt(a_tokens, 0);
+    ck_assert_int_ge(b.res.headers_ms, 0);
+    b_headers_us = (b.start_ms + b.res.headers_ms) * 1000;
+    b_started = rbt_stream_find(&b, "\"type\":\"started\"");
+    b_first = rbt_stream_find(&b, "\"type\":\"token\"");
+    ck_assert_int_ge(b_started, 0);
+    ck_assert_int_gt(b_first, b_started);
+    b_started_us = b.ev[b_started].at_us;
+    b_first_sampled = sampled_us(&b, b_first);
+    printf("second request: headers %.1f ms before the first reply's last token was sampled; "
+           "started %.1f ms and first token sampled %.1f ms after it\n",
+           (a_last_sampled - b_headers_us) / 1000.0, (b_started_us - a_last_sampled) / 1000.0,
+           (b_first_sampled - a_last_sampled) / 1000.0);
+    /* Headers while the slot was still generating for the first client (1 ms: the headers'
+     * time is known to the millisecond). */
+    ck_assert_msg(b_headers_us + 1000 < a_last_sampled,
+                  "the queued request's headers came after the slot was free");
+    /* Its own generation only once the slot was free. */
+    ck_assert_int_gt(b_started_us, a_last_sampled);
+    ck_assert_int_gt(b_first_sampled, a_last_sampled);
+    ck_assert_int_gt(b_first_sampled, b_headers_us);
+    rbt_stream_release(&a.st);
+    rbt_stream_release(&b);
     stop();
 }
 END_TEST
@@ -517,6 +621,8 @@ int main(void)
     TCase *tc = rbt_tcase(s, "streaming", 90);
     tcase_add_test(tc, test_worker_streaming__the_worker_reports_to_its_hive_and_becomes_ready);
     tcase_add_test(tc, test_worker_streaming__response_headers_arrive_before_generation_starts);
+    tcase_add_test(tc,
+                   test_worker_streaming__a_queued_request_gets_its_headers_before_its_generation_starts);
     tcase_add_test(tc, test_worker_streaming__the_first_token_arrives_within_2_seconds);
     tcase_add_test(tc, test_worker_streaming__tokens_arrive_spread_over_the_generation);
     tcase_add_test(tc, test_worker_streaming__the_stream_ends_with_end_and_done);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/wait.h>
 
@@ -88,6 +89,13 @@ int rbt_stop(rbt_proc *p, int timeout_ms)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+int64_t rbt_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static int record(void *user, const char *event, const char *data, size_t len)
 {
     rbt_stream *st = user;
@@ -101,7 +109,8 @@ static int record(void *user, const char *event, const char *data, size_t len)
         st->cap = cap;
     }
     st->ev[st->n].data = strndup(data, len);
-    st->ev[st->n].at_ms = rbt_ms();
+    st->ev[st->n].at_us = rbt_us();
+    st->ev[st->n].at_ms = st->ev[st->n].at_us / 1000;
     st->n++;
     atomic_store(&st->received, st->n);
     return st->stop_after > 0 && st->n >= st->stop_after;

@@ -44,6 +44,7 @@ int rbt_stop(rbt_proc *p, int timeout_ms);
 typedef struct rbt_event {
     char *data;
     int64_t at_ms;   /* arrival, monotonic */
+    int64_t at_us;   /* the same in microseconds, read from the kernel by the test itself */
 } rbt_event;
 
 typedef struct rbt_stream {
@@ -61,6 +62,9 @@ typedef struct rbt_stream {
 rb_err rbt_stream_run(rbt_stream *st, const char *base, const char *path, const char *body,
                       long idle_timeout_ms, long deadline_ms);
 void rbt_stream_release(rbt_stream *st);
+/* CLOCK_MONOTONIC in microseconds, read directly: the client's clock, independent of the
+ * daemons' own helpers. Comparable with the worker's sampled_us on the same machine. */
+int64_t rbt_us(void);
 /* Index of the first event whose data contains needle, or -1. */
 int rbt_stream_find(const rbt_stream *st, const char *needle);
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rb_sock.h"
 #include "rb_buf.h"
 #include "rb_client.h"
 #include "rb_test.h"
@@ -211,16 +212,10 @@ int rbt_wait_listening(const char *logpath, int timeout_ms)
 
 int rbt_free_port(void)
 {
-    struct sockaddr_in sa = {0};
-    socklen_t sl = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        ck_abort_msg("bind failed");
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    port = ntohs(sa.sin_port);
-    close(fd);
+    int port = rb_port_probe("127.0.0.1", 0, 0);
+
+    if (port < 0)
+        ck_abort_msg("cannot bind a loopback port");
     return port;
 }
 
@@ -238,8 +233,7 @@ int rbt_port_open(int port)
 
 void rbt_poll_interval(void)
 {
-    struct timespec ts = {0, 10 * 1000000L};
-    nanosleep(&ts, NULL);
+    rb_sleep_ms(10);
 }
 
 static size_t rbt_write(char *p, size_t size, size_t n, void *user)

@@ -7,16 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "rb_err.h"
+#include "rb_time.h"
 
 #define RB_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Monotonic milliseconds (for timeouts and durations). */
-int64_t rb_now_ms(void);
-/* Monotonic microseconds. */
-int64_t rb_now_us(void);
-/* Wall-clock Unix seconds and milliseconds (for timestamps on the wire). */
-int64_t rb_unix_s(void);
-int64_t rb_unix_ms(void);
+/* Clocks (rb_now_ms, rb_unix_ms ...) are in rb_time.h, included here. */
 
 /* Random UUID v4 text into out (37 bytes with NUL). Uses getrandom(). */
 void rb_uuid(char out[37]);
@@ -40,6 +35,9 @@ void rb_hex(const uint8_t *p, size_t n, char *out);
 
 /* First 6 hex chars of SHA-256(token): what logs show instead of a secret. out: 7 bytes. */
 void rb_token_fingerprint(const char *token, char out[7]);
+/* 1 when s is an id: 1 to max characters, each a letter, a digit or one of - _ . :
+ * (job ids, correlation ids). */
+int rb_id_valid(const char *s, size_t max);
 /* Constant-time comparison of two strings (time depends only on their lengths). 1 if equal. */
 int rb_ct_streq(const char *a, const char *b);
 

@@ -70,5 +70,8 @@ rb_err rb_json_quote(rb_buf *out, const char *s, size_t len);
 
 /* Compact serialisation, caller frees with free(). */
 char *rb_json_dump(const json_t *j);
+/* A JSON string of s[0..len) with every invalid UTF-8 sequence replaced by U+FFFD (jansson
+ * refuses invalid UTF-8). NULL only when out of memory. For json_pack's "o". */
+json_t *rb_json_text(const char *s, size_t len);
 
 #endif
