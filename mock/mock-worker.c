@@ -379,15 +379,13 @@ static void *job_main(void *arg)
     int n = j->max_tokens < m->s.ntokens ? j->max_tokens : m->s.ntokens, sent = 0;
     const char *reason = n == j->max_tokens ? "MAX_TOKENS" : "EOS";
     int64_t t0 = rb_now_ms(), ttft = 0;
-    rb_buf b;
 
-    rb_buf_init(&b, 4096);
     if (!wait_attached(m, j))
         goto out;
-    rb_chan_pushf(j->ch,
-                  "{\"type\":\"started\",\"job_id\":\"%s\",\"model\":\"mock\","
-                  "\"started_at\":%lld}",
-                  j->id, (long long)rb_unix_s());
+    rb_json_push(j->ch,
+                 json_pack("{s:s, s:s, s:s, s:I}", "type", "started", "job_id", j->id, "model",
+                           "mock", "started_at", (json_int_t)rb_unix_s()),
+                 -1);
     for (int i = 0; i < n && !atomic_load(&j->cancel); i++) {
         if (i == m->s.crash_after)
             crash(j, i);
@@ -396,11 +394,11 @@ static void *job_main(void *arg)
         rb_sleep_ms(m->s.token_interval_ms);
         if (atomic_load(&j->cancel))
             break;
-        rb_buf_reset(&b);
-        rb_buf_appendf(&b, "{\"type\":\"token\",\"t\":");
-        rb_json_quote(&b, m->s.tokens[i], strlen(m->s.tokens[i]));
-        rb_buf_appendf(&b, ",\"i\":%d}", i);
-        if (rb_chan_push(j->ch, b.data, b.len, -1) != RB_OK)
+        if (rb_json_push(j->ch,
+                         json_pack("{s:s, s:o, s:i, s:I}", "type", "token", "t",
+                                   rb_json_text(m->s.tokens[i], strlen(m->s.tokens[i])), "i", i,
+                                   "sampled_us", (json_int_t)rb_now_us()),
+                         -1) != RB_OK)
             break;
         if (i == 0)
             ttft = rb_now_ms() - t0;
@@ -408,16 +406,17 @@ static void *job_main(void *arg)
     }
     if (atomic_load(&j->cancel))
         reason = "CANCELLED";
-    rb_chan_pushf(j->ch,
-                  "{\"type\":\"end\",\"tokens_out\":%d,\"prompt_tokens\":5,"
-                  "\"decode_time_ms\":%lld,\"ttft_ms\":%lld,\"tokens_per_sec\":%.1f,"
-                  "\"stop_reason\":\"%s\"}",
-                  sent, (long long)(rb_now_ms() - t0), (long long)ttft,
-                  m->s.token_interval_ms ? 1000.0 / m->s.token_interval_ms : 0, reason);
+    rb_json_push(j->ch,
+                 json_pack("{s:s, s:i, s:i, s:I, s:I, s:f, s:s}", "type", "end", "tokens_out",
+                           sent, "prompt_tokens", 5, "decode_time_ms",
+                           (json_int_t)(rb_now_ms() - t0), "ttft_ms", (json_int_t)ttft,
+                           "tokens_per_sec",
+                           m->s.token_interval_ms ? 1000.0 / m->s.token_interval_ms : 0.0,
+                           "stop_reason", reason),
+                 1000);
     rb_chan_push(j->ch, "[DONE]", (size_t)-1, 1000);
 out:
     rb_chan_finish(j->ch);
-    rb_buf_release(&b);
     job_remove(m, j);
     return NULL;
 }

@@ -310,3 +310,13 @@ json_t *rb_json_text(const char *s, size_t len)
     rb_buf_release(&b);
     return j;
 }
+
+rb_err rb_json_push(rb_chan *ch, json_t *e, int timeout_ms)
+{
+    char *s = e ? json_dumps(e, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+    rb_err rc = s ? rb_chan_push(ch, s, (size_t)-1, timeout_ms) : RB_ENOMEM;
+
+    free(s);
+    json_decref(e);
+    return rc;
+}

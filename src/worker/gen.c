@@ -43,16 +43,9 @@ struct wrk_gen {
 
 /* ---- events ------------------------------------------------------------------------------ */
 
-/* Pushes event e (taken) within timeout_ms; RB_ECLOSED when the client has gone. Numbers
- * keep 10 significant digits, so 12.3 is sent as 12.3. */
 static rb_err push_json(wrk_job *j, json_t *e, int timeout_ms)
 {
-    char *s = e ? json_dumps(e, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
-    rb_err rc = s ? rb_chan_push(j->chan, s, (size_t)-1, timeout_ms) : RB_ENOMEM;
-
-    free(s);
-    json_decref(e);
-    return rc;
+    return rb_json_push(j->chan, e, timeout_ms);
 }
 
 /* x rounded to one decimal, as the end event reports durations and rates. */

@@ -4,11 +4,14 @@
  */
 #include <string.h>
 
+#include "rb_args.h"
 #include "rb_buf.h"
 #include "rb_db.h"
 #include "rb_http.h"
 #include "rb_json.h"
 #include "rb_test.h"
+#include "rb_sock.h"
+#include "rb_utf8.h"
 #include "rb_util.h"
 
 /* Scenario: The buffer refuses to grow past its maximum */
@@ -246,6 +249,122 @@ START_TEST(test_common_basics_db_and_log)
 }
 END_TEST
 
+static int parse_pair(const char *v, void *out)
+{
+    int *xy = out;
+    return sscanf(v, "%d,%d", &xy[0], &xy[1]) == 2 ? 0 : -1;
+}
+
+/* rb_args: every kind, short names, '-' as a positional word, the errors' wording. */
+START_TEST(test_common_basics_args)
+{
+    int i = 0, ms = 0, flag = 0, xy[2] = {0, 0}, seen_n = 0;
+    long long ll = 0;
+    double d = 0;
+    unsigned long long u = 0;
+    const char *str = NULL, *pos[2];
+    size_t npos = 0;
+    char err[200];
+    const rb_opt opts[] = {
+        {"-i", RB_OPT_INT, &i, -5, 5},
+        {"--ll", RB_OPT_LLONG, &ll, 0, 1e12},
+        {"--num", RB_OPT_NUM, &d, 0.5, 2, &seen_n},
+        {"--u", RB_OPT_U64, &u},
+        {"--ms", RB_OPT_MS, &ms, 0, 10},
+        {"--flag", RB_OPT_FLAG, &flag},
+        {"--str", RB_OPT_STR, &str},
+        {"--pair", RB_OPT_FN, xy, 0, 0, NULL, parse_pair, "X,Y"},
+    };
+    char *ok[] = {"-i", "-3", "--ll", "999999999999", "--num", "1.5", "--u", "7", "--ms", "2.5",
+                  "--flag", "-", "--str", "s", "--pair", "3,4", "file"};
+    ck_assert_int_eq(rb_args_parse("prog", 17, ok, opts, RB_ARRAY_LEN(opts), pos, 2, &npos, err,
+                                   sizeof err),
+                     RB_OK);
+    ck_assert_int_eq(i, -3);
+    ck_assert(ll == 999999999999LL);
+    ck_assert(d == 1.5 && seen_n == 1);
+    ck_assert(u == 7);
+    ck_assert_int_eq(ms, 2500);
+    ck_assert_int_eq(flag, 1);
+    ck_assert_str_eq(str, "s");
+    ck_assert(xy[0] == 3 && xy[1] == 4);
+    ck_assert_int_eq(npos, 2);
+    ck_assert_str_eq(pos[0], "-");
+    ck_assert_str_eq(pos[1], "file");
+    const struct {
+        int argc;
+        char *argv[3];
+        const char *want;
+    } bad[] = {
+        {2, {"-i", "6"}, "prog: -i takes an integer from -5 to 5, not '6'"},
+        {2, {"--num", "x"}, "prog: --num takes a number from 0.5 to 2, not 'x'"},
+        {2, {"--ms", "11"}, "prog: --ms takes a number of seconds from 0 to 10, not '11'"},
+        {2, {"--u", "-1"}, "prog: --u takes a non-negative integer, not '-1'"},
+        {2, {"--str", ""}, "prog: --str needs a non-empty value"},
+        {2, {"--pair", "3"}, "prog: --pair takes X,Y, not '3'"},
+        {1, {"--ll"}, "prog: --ll needs a value"},
+        {1, {"--nope"}, "prog: unknown option --nope"},
+        {3, {"a", "b", "c"}, "prog: unexpected argument 'c'"},
+    };
+    for (size_t k = 0; k < RB_ARRAY_LEN(bad); k++) {
+        ck_assert_int_eq(rb_args_parse("prog", bad[k].argc, (char **)bad[k].argv, opts,
+                                       RB_ARRAY_LEN(opts), pos, 2, &npos, err, sizeof err),
+                         RB_EINVAL);
+        ck_assert_str_eq(err, bad[k].want);
+    }
+}
+END_TEST
+
+/* rb_utf8, rb_json_text, rb_id_valid, deadlines and the port probe. */
+START_TEST(test_common_basics_utf8_ids_time_ports)
+{
+    const struct {
+        const char *s;
+        int want;
+    } steps[] = {
+        {"a", 1},          {"\xc3\xa9", 2},     {"\xe2\x82\xac", 3}, {"\xf0\x9f\x98\x80", 4},
+        {"\xc3", 0},       {"\xe2\x82", 0},     {"\xc0\xaf", -1},     {"\xe0\x80\xaf", -1},
+        {"\xed\xa0\x80", -1}, {"\xf4\x90\x80\x80", -1}, {"\xe2\x28", -1}, {"\xf0\x9f\x28", -2},
+        {"\x80", -1},
+    };
+    for (size_t k = 0; k < RB_ARRAY_LEN(steps); k++)
+        ck_assert_msg(rb_utf8_step((const unsigned char *)steps[k].s, strlen(steps[k].s)) ==
+                          steps[k].want,
+                      "step %zu", k);
+    ck_assert_int_eq(rb_utf8_lead_len('a'), 1);
+    ck_assert_int_eq(rb_utf8_lead_len(0xc3), 2);
+    ck_assert_int_eq(rb_utf8_lead_len(0xe2), 3);
+    ck_assert_int_eq(rb_utf8_lead_len(0xf0), 4);
+    ck_assert_int_eq(rb_utf8_lead_len(0x80), 1);
+
+    json_t *t = rb_json_text("caf\xc3\xa9 \xff!\xe2\x82", 10);
+    ck_assert_str_eq(json_string_value(t), "caf\xc3\xa9 \xef\xbf\xbd!\xef\xbf\xbd");
+    json_decref(t);
+    t = rb_json_text("plain", 5);
+    ck_assert_str_eq(json_string_value(t), "plain");
+    json_decref(t);
+
+    ck_assert(rb_id_valid("job-1_a.b:c", 64));
+    ck_assert(!rb_id_valid("", 64));
+    ck_assert(!rb_id_valid("a b", 64));
+    ck_assert(!rb_id_valid("abcd", 3));
+    ck_assert(rb_id_valid("abc", 3));
+
+    struct timespec now, dl = rb_deadline_ms(1500);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t diff = (int64_t)(dl.tv_sec - now.tv_sec) * 1000 + (dl.tv_nsec - now.tv_nsec) / 1000000;
+    ck_assert(diff > 1400 && diff <= 1500);
+    ck_assert(dl.tv_nsec >= 0 && dl.tv_nsec < 1000000000L);
+    int64_t t0 = rb_now_ms();
+    rb_sleep_ms(20);
+    ck_assert_int_ge(rb_now_ms() - t0, 20);
+
+    int port = rb_port_probe("127.0.0.1", 0, 0);
+    ck_assert_int_gt(port, 0);
+    ck_assert_int_eq(rb_port_probe("127.0.0.1", port, 1), port);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_basics");
@@ -257,5 +376,7 @@ int main(void)
     tcase_add_test(tc, test_common_http__tokens_are_compared_in_constant_time_and_fingerprinted_for_logs);
     tcase_add_test(tc, test_common_basics_helpers);
     tcase_add_test(tc, test_common_basics_db_and_log);
+    tcase_add_test(tc, test_common_basics_args);
+    tcase_add_test(tc, test_common_basics_utf8_ids_time_ports);
     return rbt_run(s);
 }

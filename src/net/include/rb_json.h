@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "rb_buf.h"
+#include "rb_sse.h"
 
 #define RB_REQUIRED 1
 #define RB_OPTIONAL 0
@@ -73,5 +74,9 @@ char *rb_json_dump(const json_t *j);
 /* A JSON string of s[0..len) with every invalid UTF-8 sequence replaced by U+FFFD (jansson
  * refuses invalid UTF-8). NULL only when out of memory. For json_pack's "o". */
 json_t *rb_json_text(const char *s, size_t len);
+
+/* Pushes event e (taken, NULL-safe: RB_ENOMEM) to ch as compact JSON, numbers with 10
+ * significant digits (12.3 goes out as 12.3); as rb_chan_push otherwise. */
+rb_err rb_json_push(rb_chan *ch, json_t *e, int timeout_ms);
 
 #endif
