@@ -5,7 +5,7 @@
  *     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) { fprintf(stderr, ...); exit(2); }
  *     return wrk_run(&c);    // until SIGTERM/SIGINT or POST /v1/admin/shutdown
  *
- * See ARCHITECTURE.md §4.2, §4.3 and §5.3 for the wire contract.
+ * See docs/architecture.md §4.2, §4.3 and §5.3 for the wire contract.
  */
 #ifndef WRK_H
 #define WRK_H
