@@ -1,5 +1,6 @@
 /*
- * rb_util.h - small helpers shared by every module: clocks, ids, hashing, files, threads.
+ * rb_util.h - small helpers shared by every module: ids, hashing, files, signals, threads,
+ * number parsing and machine facts. The clocks are in rb_time.h, which this header includes.
  */
 #ifndef RB_UTIL_H
 #define RB_UTIL_H
