@@ -1,6 +1,7 @@
 /*
- * mock-worker - a scripted stand-in for llm-worker-rbee: the worker API of ARCHITECTURE §4.2
- * with scripted tokens and faults, for hive and keeper tests and for running a hive by hand.
+ * mock-worker - a scripted stand-in for llm-worker-rbee: the worker API of
+ * docs/architecture.md §4.2 with scripted tokens and faults, for hive and keeper tests and for
+ * running a hive by hand.
  *
  *     mock-worker --model PATH --port P [--scenario FILE] [the options of llm-worker-rbee]
  *

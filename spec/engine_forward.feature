@@ -1,6 +1,6 @@
 Feature: The llama forward pass and the session API
   The engine computes the same logits as an independent PyTorch implementation and generates
-  the same greedy tokens (ARCHITECTURE §6).
+  the same greedy tokens (docs/architecture.md §6).
 
   Scenario: Logits match the PyTorch reference for the bundled model
     Given models/ holds the bundled F16 model and its reference JSON

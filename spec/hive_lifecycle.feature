@@ -1,6 +1,6 @@
 Feature: rbee-hive worker lifecycle
   The hive spawns workers, tracks them, removes the dead, stops the idle and leaves nothing
-  behind when it stops (ARCHITECTURE §3, §4.1, §5.2).
+  behind when it stops (docs/architecture.md §3, §4.1, §5.2).
 
   Background:
     Given a fresh RBEE_HOME

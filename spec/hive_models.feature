@@ -1,6 +1,6 @@
 Feature: Model catalog and provisioning
   The hive resolves model references, downloads with resume and retries, publishes progress as
-  SSE, and writes a catalog row only for a complete, checked file (ARCHITECTURE §4.1, §7).
+  SSE, and writes a catalog row only for a complete, checked file (docs/architecture.md §4.1, §7).
 
   Background:
     Given a fresh RBEE_HOME

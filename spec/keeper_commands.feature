@@ -1,5 +1,6 @@
 Feature: Keeper commands besides infer
-  Nodes, hives, workers and models are managed from the keeper (ARCHITECTURE §5.1).
+  Nodes, hives, workers and models are managed from the keeper (docs/architecture.md §1;
+  docs/keeper.md).
 
   Background:
     Given a fresh RBEE_HOME

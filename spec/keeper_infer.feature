@@ -1,6 +1,6 @@
 Feature: rbee infer, the 8-phase flow and its edge cases
   The keeper finds or starts a worker for (node, model) and streams the tokens to stdout as they
-  arrive; [Phase N] lines and messages go to stderr (ARCHITECTURE §5.1, §8).
+  arrive; [Phase N] lines and messages go to stderr (docs/architecture.md §5.1, §8).
 
   Background:
     Given a fresh RBEE_HOME

@@ -1,6 +1,6 @@
 Feature: Authentication, local mode and hostile input
   Daemons in network mode demand a bearer token; local mode binds loopback only; no input
-  crashes a daemon or leaks a secret (ARCHITECTURE §3, §4).
+  crashes a daemon or leaks a secret (docs/architecture.md §3, §4).
 
   Scenario: A worker in network mode refuses to start without a token
     When llm-worker-rbee starts without --local-mode and without RBEE_API_TOKEN

@@ -1,5 +1,5 @@
 Feature: Worker HTTP API and request validation
-  Every field of the inference request is validated and applied (ARCHITECTURE §4.2); bad
+  Every field of the inference request is validated and applied (docs/architecture.md §4.2); bad
   requests get the error envelope and leave the worker serving.
 
   Scenario: Health answers while loading and when ready

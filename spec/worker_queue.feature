@@ -1,6 +1,6 @@
 Feature: The worker's job queue
   Jobs wait in a bounded FIFO in front of the generation threads; cancel and shutdown never
-  lose a job's stream (ARCHITECTURE §5.3).
+  lose a job's stream (docs/architecture.md §5.3).
 
   Scenario: The queue admits slots plus queue capacity jobs
     Given a queue with 1 slot and a queue capacity of 2

@@ -1,6 +1,6 @@
 Feature: Worker token streaming in real time
   llm-worker-rbee answers an inference request at once with an SSE stream and sends every
-  token the moment its generation thread samples it (ARCHITECTURE §4.3, §5.3).
+  token the moment its generation thread samples it (docs/architecture.md §4.3, §5.3).
 
   Background:
     Given mock-hive listens on a free port

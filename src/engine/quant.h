@@ -32,7 +32,7 @@
 
 #define ENG_QK 32             /* elements per Q4_0 .. Q8_1 block */
 #define ENG_QK_K 256          /* elements per K-quant super-block */
-#define ENG_K_SCALES 12       /* bytes of packed 6-bit scales and mins in Q4_K/Q5_K */
+#define ENG_K_SCALES 12       /* 8 six-bit scales and 8 six-bit mins of Q4_K/Q5_K, packed */
 #define ENG_FP16_MAX 65504.0f /* largest finite half; block scales are clamped to it */
 
 /* x = d * (q - 8) */
@@ -40,7 +40,7 @@ typedef struct __attribute__((packed)) eng_block_q4_0 {
     uint16_t d; /* fp16 */
     uint8_t qs[ENG_QK / 2];
 } eng_block_q4_0;
-_Static_assert(sizeof(eng_block_q4_0) == 18, "q4_0 block is 18 bytes");
+_Static_assert(sizeof(eng_block_q4_0) == sizeof(uint16_t) + ENG_QK / 2, "q4_0 block is 18 bytes");
 
 /* x = d * q + m */
 typedef struct __attribute__((packed)) eng_block_q4_1 {
@@ -48,7 +48,8 @@ typedef struct __attribute__((packed)) eng_block_q4_1 {
     uint16_t m; /* fp16 */
     uint8_t qs[ENG_QK / 2];
 } eng_block_q4_1;
-_Static_assert(sizeof(eng_block_q4_1) == 20, "q4_1 block is 20 bytes");
+_Static_assert(sizeof(eng_block_q4_1) == 2 * sizeof(uint16_t) + ENG_QK / 2,
+               "q4_1 block is 20 bytes");
 
 /* x = d * (q - 16), q of 5 bits */
 typedef struct __attribute__((packed)) eng_block_q5_0 {
@@ -56,7 +57,8 @@ typedef struct __attribute__((packed)) eng_block_q5_0 {
     uint8_t qh[4];
     uint8_t qs[ENG_QK / 2];
 } eng_block_q5_0;
-_Static_assert(sizeof(eng_block_q5_0) == 22, "q5_0 block is 22 bytes");
+_Static_assert(sizeof(eng_block_q5_0) == sizeof(uint16_t) + sizeof(uint32_t) + ENG_QK / 2,
+               "q5_0 block is 22 bytes");
 
 /* x = d * q + m, q of 5 bits */
 typedef struct __attribute__((packed)) eng_block_q5_1 {
@@ -65,14 +67,15 @@ typedef struct __attribute__((packed)) eng_block_q5_1 {
     uint8_t qh[4];
     uint8_t qs[ENG_QK / 2];
 } eng_block_q5_1;
-_Static_assert(sizeof(eng_block_q5_1) == 24, "q5_1 block is 24 bytes");
+_Static_assert(sizeof(eng_block_q5_1) == 2 * sizeof(uint16_t) + sizeof(uint32_t) + ENG_QK / 2,
+               "q5_1 block is 24 bytes");
 
 /* x = d * q; also the activation format of the 32-element block types */
 typedef struct __attribute__((packed)) eng_block_q8_0 {
     uint16_t d;
     int8_t qs[ENG_QK];
 } eng_block_q8_0;
-_Static_assert(sizeof(eng_block_q8_0) == 34, "q8_0 block is 34 bytes");
+_Static_assert(sizeof(eng_block_q8_0) == sizeof(uint16_t) + ENG_QK, "q8_0 block is 34 bytes");
 
 /* Q8_0 plus s = d * sum(qs); known for its size only (never read or produced here) */
 typedef struct __attribute__((packed)) eng_block_q8_1 {
@@ -80,7 +83,7 @@ typedef struct __attribute__((packed)) eng_block_q8_1 {
     uint16_t s;
     int8_t qs[ENG_QK];
 } eng_block_q8_1;
-_Static_assert(sizeof(eng_block_q8_1) == 36, "q8_1 block is 36 bytes");
+_Static_assert(sizeof(eng_block_q8_1) == 2 * sizeof(uint16_t) + ENG_QK, "q8_1 block is 36 bytes");
 
 /* x = d * sc * q - dmin * m over 8 sub-blocks of 32 */
 typedef struct __attribute__((packed)) eng_block_q4_K {
@@ -89,7 +92,8 @@ typedef struct __attribute__((packed)) eng_block_q4_K {
     uint8_t scales[ENG_K_SCALES];
     uint8_t qs[ENG_QK_K / 2];
 } eng_block_q4_K;
-_Static_assert(sizeof(eng_block_q4_K) == 144, "q4_K block is 144 bytes");
+_Static_assert(sizeof(eng_block_q4_K) == 2 * sizeof(uint16_t) + ENG_K_SCALES + ENG_QK_K / 2,
+               "q4_K block is 144 bytes");
 
 /* as Q4_K with a fifth bit per code in qh */
 typedef struct __attribute__((packed)) eng_block_q5_K {
@@ -99,7 +103,9 @@ typedef struct __attribute__((packed)) eng_block_q5_K {
     uint8_t qh[ENG_QK_K / 8];
     uint8_t qs[ENG_QK_K / 2];
 } eng_block_q5_K;
-_Static_assert(sizeof(eng_block_q5_K) == 176, "q5_K block is 176 bytes");
+_Static_assert(sizeof(eng_block_q5_K) ==
+                   2 * sizeof(uint16_t) + ENG_K_SCALES + ENG_QK_K / 8 + ENG_QK_K / 2,
+               "q5_K block is 176 bytes");
 
 /* x = d * sc * (q - 32) over 16 sub-blocks of 16 */
 typedef struct __attribute__((packed)) eng_block_q6_K {
@@ -108,7 +114,8 @@ typedef struct __attribute__((packed)) eng_block_q6_K {
     int8_t scales[ENG_QK_K / 16];
     uint16_t d;
 } eng_block_q6_K;
-_Static_assert(sizeof(eng_block_q6_K) == 210, "q6_K block is 210 bytes");
+_Static_assert(sizeof(eng_block_q6_K) == sizeof(uint16_t) + ENG_QK_K / 16 + 3 * ENG_QK_K / 4,
+               "q6_K block is 210 bytes");
 
 /* Activations for the K-quants: x = d * q, with the sums of each 16 codes precomputed */
 typedef struct __attribute__((packed)) eng_block_q8_K {
@@ -116,11 +123,16 @@ typedef struct __attribute__((packed)) eng_block_q8_K {
     int8_t qs[ENG_QK_K];
     int16_t bsums[ENG_QK_K / 16];
 } eng_block_q8_K;
-_Static_assert(sizeof(eng_block_q8_K) == 292, "q8_K block is 292 bytes");
+_Static_assert(sizeof(eng_block_q8_K) == sizeof(float) + ENG_QK_K + ENG_QK_K / 16 * sizeof(int16_t),
+               "q8_K block is 292 bytes");
 
-/* Sizes only: types we name but do not read. */
-#define ENG_Q2_K_BYTES 84
-#define ENG_Q3_K_BYTES 110
+/* Sizes only: types we name but do not read, with the parts of their blocks in file order.
+ * Q2_K: 4-bit scale and min per 16 elements, 2-bit codes, d and dmin (fp16). Q3_K: the high
+ * bit and the low 2 bits of each code, 16 six-bit scales packed in 12 bytes, d (fp16). */
+#define ENG_Q2_K_BYTES (ENG_QK_K / 16 + ENG_QK_K / 4 + 2 * sizeof(uint16_t))
+#define ENG_Q3_K_BYTES (ENG_QK_K / 8 + ENG_QK_K / 4 + ENG_QK_K / 16 * 6 / 8 + sizeof(uint16_t))
+_Static_assert(ENG_Q2_K_BYTES == 84, "q2_K block is 84 bytes");
+_Static_assert(ENG_Q3_K_BYTES == 110, "q3_K block is 110 bytes");
 
 /* Scale (*sc) and min (*m) of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K:
  * sub-blocks 0-3 keep 6 bits in bytes j and j+4; sub-blocks 4-7 keep their low 4 bits in

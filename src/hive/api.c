@@ -3,9 +3,9 @@
  * other handlers.
  *
  * DESIGN
- * The routes of ARCHITECTURE §4.1 in one table; only /v1/health and /metrics are public, the
- * HTTP layer enforces the bearer token on the rest in network mode. Handlers here only read:
- * the detected backends (fixed at start), /proc/meminfo and the counters.
+ * The routes of docs/architecture.md §4.1 in one table; only /v1/health and /metrics are
+ * public, the HTTP layer enforces the bearer token on the rest in network mode. Handlers here
+ * only read: the detected backends (fixed at start), /proc/meminfo and the counters.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
  *     if (hive_catalog_find(cat, "hf:org/repo/model.gguf", &m) == RB_OK) use(m.local_path);
  *     hive_catalog_close(cat);
  *
- * A row is written only for a complete file that passed its checks (ARCHITECTURE §7). All
+ * A row is written only for a complete file that passed its checks (docs/architecture.md §7). All
  * functions are thread-safe (the connection is opened in SQLite's serialized mode).
  */
 #ifndef HIVE_CATALOG_H

@@ -1,6 +1,6 @@
 /*
  * hive_fetch.h - one model file transfer over HTTP with resume, retries and checks, and the
- * Hugging Face URL rules (ARCHITECTURE §7).
+ * Hugging Face URL rules (docs/architecture.md §7).
  *
  *     hive_fetch f = hive_fetch_default();
  *     f.url = "http://hub/org/repo/resolve/main/model.gguf";

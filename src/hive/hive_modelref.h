@@ -1,5 +1,5 @@
 /*
- * hive_modelref.h - model references (ARCHITECTURE §7) and the choice of a file in a repo.
+ * hive_modelref.h - model references (docs/architecture.md §7) and the choice of a file in a repo.
  *
  *     hive_modelref r;
  *     if (hive_modelref_parse("hf:org/repo/model.gguf", &r, err, sizeof err)) -> 400

@@ -1,6 +1,7 @@
 /*
  * hive_monitor.h - the monitor thread: reaps workers the moment they exit, and every
- * monitor interval checks heartbeats, loading time, health and idleness (ARCHITECTURE §5.2).
+ * monitor interval checks heartbeats, loading time, health and idleness
+ * (docs/architecture.md §5.2).
  *
  *     hive_monitor *mon;
  *     hive_monitor_start(h, &mon);   // after h->reg, h->stopper and h->dl exist

@@ -1,6 +1,6 @@
 /*
  * infer.c - `rbee infer`: its options, phases 1 and 4 to 6, and the order of all 8
- * (ARCHITECTURE §5.1).
+ * (docs/architecture.md §5.1).
  *
  * DESIGN
  * One kpr_run carries the state from phase to phase; each phase either reports what it did

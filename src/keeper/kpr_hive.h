@@ -1,6 +1,7 @@
 /*
- * kpr_hive.h - the keeper's side of the hive and worker APIs (ARCHITECTURE §4): one JSON call
- * with its error envelope taken apart, and the failures a user reads when a call goes wrong.
+ * kpr_hive.h - the keeper's side of the hive and worker APIs (docs/architecture.md §4): one
+ * JSON call with its error envelope taken apart, and the failures a user reads when a call goes
+ * wrong.
  *
  *     kpr_reply r;
  *     rb_err rc = kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, 5000, &r);

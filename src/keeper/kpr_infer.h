@@ -1,5 +1,5 @@
 /*
- * kpr_infer.h - `rbee infer`, the 8 phases of ARCHITECTURE §5.1, and the pieces other
+ * kpr_infer.h - `rbee infer`, the 8 phases of docs/architecture.md §5.1, and the pieces other
  * commands share with it: reaching a hive (phase 2) and provisioning a model (phase 3).
  *
  *     kpr_target t;  kpr_local_hive eph = {0};  kpr_fail f;  kpr_fail_init(&f);

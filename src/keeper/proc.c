@@ -2,7 +2,7 @@
  * proc.c - the ephemeral local hive and short child programs (see kpr_proc.h).
  *
  * DESIGN
- * Whoever spawns a process owns it (ARCHITECTURE §1). The ephemeral hive is the keeper's
+ * Whoever spawns a process owns it (docs/architecture.md §1). The ephemeral hive is the keeper's
  * child: its own process group keeps a terminal's Ctrl+C away from it, so that the keeper can
  * first cancel the running job and then stop the hive, which stops its workers; the kernel's
  * parent-death signal stops it even when the keeper is killed outright. Programs such as ssh

@@ -2,12 +2,13 @@
  * store.c - nodes.db and workers.db (see kpr_store.h).
  *
  * DESIGN
- * Two files, as ARCHITECTURE §3 names them, each with one table. The worker cache is keyed by
- * the worker id and looked up by (hive URL, model, backend, device): the hive URL rather than
- * the node name, because a worker belongs to the hive that spawned it, and `--hive URL` or a
- * changed RBEE_HIVE_PORT means another hive. The cache is only a hint: `rbee infer` trusts a
- * row only after the hive lists that worker as idle, and deletes rows the hive no longer
- * knows. Statements are prepared per call; these tables hold a handful of rows.
+ * Two files, as docs/architecture.md §3 names them, each with one table. The worker cache is
+ * keyed by the worker id and looked up by (hive URL, model, backend, device): the hive URL
+ * rather than the node name, because a worker belongs to the hive that spawned it, and
+ * `--hive URL` or a changed RBEE_HIVE_PORT means another hive. The cache is only a hint:
+ * `rbee infer` trusts a row only after the hive lists that worker as idle, and deletes rows
+ * the hive no longer knows. Statements are prepared per call; these tables hold a handful of
+ * rows.
  */
 #include <stdio.h>
 #include <stdlib.h>

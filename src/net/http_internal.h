@@ -1,6 +1,6 @@
 /*
  * http_internal.h - shared between the HTTP server core (http.c) and its SSE responses
- * (http_sse.c). Not part of rb_common's public interface.
+ * (http_sse.c). Not part of rb_net's public interface.
  */
 #ifndef RB_HTTP_INTERNAL_H
 #define RB_HTTP_INTERNAL_H

@@ -62,8 +62,9 @@ static void send_heartbeat(wrk *w)
 
     const char *state = wrk_state_name(w);
 
-    /* the hive knows loading, idle and busy (ARCHITECTURE 4.1): a worker that is stopping
-     * takes no work (busy), one whose model failed to load never will be ready (loading) */
+    /* the hive knows loading, idle and busy (docs/architecture.md §4.1): a worker that is
+     * stopping takes no work (busy), one whose model failed to load never will be ready
+     * (loading) */
     if (strcmp(state, "stopping") == 0)
         state = "busy";
     else if (strcmp(state, "failed") == 0)

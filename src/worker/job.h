@@ -3,8 +3,9 @@
  * (internal to the worker).
  *
  * A job is created by an HTTP handler, owns its token channel and is reference-counted: the
- * registry holds one reference from submit until the generation thread is done with it, and
- * every other holder takes its own. The queue is a bounded FIFO with one mutex and a
+ * registry holds one reference from submit until the generation thread is done with it (or
+ * until a cancel or shutdown takes the still-queued job out and hands that reference to the
+ * caller), and every other holder takes its own. The queue is a bounded FIFO with one mutex and a
  * condition variable; it admits a job while the jobs waiting or running are fewer than
  * slots + queue capacity, so `--queue 0` accepts work only when a slot is free.
  */
@@ -47,9 +48,10 @@ typedef struct wrk_job {
     atomic_int cancel;      /* DELETE, shutdown or an open-timeout set it */
     atomic_int refs;
 
-    pthread_mutex_t mu;     /* guards the fields below */
+    pthread_mutex_t mu;     /* guards stream_opened, which opened_cv waits for */
     pthread_cond_t opened_cv;
     int stream_opened;
+    /* Guarded by the queue's mutex (struct wrk_jobs in job.c), not by mu. */
     wrk_job_state state;
     struct wrk_job *next;   /* FIFO link, owned by the queue */
 } wrk_job;
@@ -88,7 +90,8 @@ wrk_job *wrk_jobs_find(wrk_jobs *q, const char *id);
  * *found = 1. *found = 0 when there is no such job. */
 wrk_job *wrk_jobs_cancel(wrk_jobs *q, const char *id, int *found);
 /* Stops admitting; wakes every pop; returns the queued jobs (linked by next, each with a
- * reference) so the caller can end their streams, and cancels the running ones. */
+ * reference and its cancel flag set) so the caller can end their streams, and cancels the
+ * running ones. */
 wrk_job *wrk_jobs_shutdown(wrk_jobs *q);
 
 typedef struct wrk_jobs_stats {

@@ -52,7 +52,8 @@ int wrk_stop_requested(wrk *w);
 /* Wakes the heartbeat early (state changed). */
 void wrk_poke(wrk *w);
 
-/* "loading", "idle" or "busy" as reported by health and heartbeats. */
+/* "loading", "idle", "busy", "stopping" or "failed", as /health reports it; heartbeats send
+ * "stopping" as "busy" and "failed" as "loading" (heartbeat.c). */
 const char *wrk_state_name(wrk *w);
 
 /* Generation (gen.c, the only file that uses the engine). Loads the model on a thread of its

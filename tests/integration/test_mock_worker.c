@@ -1,7 +1,7 @@
 /*
  * Integration tests of mock-worker itself, so the hive and keeper suites can trust it: the
- * worker API of ARCHITECTURE §4.2 (ready, inference stream, jobs, cancel, busy), its scripted
- * faults (crash mid-stream, hang) and its reports to a hive (mock-hive records them).
+ * worker API of docs/architecture.md §4.2 (ready, inference stream, jobs, cancel, busy), its
+ * scripted faults (crash mid-stream, hang) and its reports to a hive (mock-hive records them).
  */
 #include <signal.h>
 #include <stdio.h>

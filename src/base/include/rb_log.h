@@ -30,7 +30,8 @@ void rb_logv(rb_log_level level, const char *component, const char *fmt, va_list
 /* Messages below level are dropped. Default RB_LOG_INFO, or $RBEE_LOG (debug|info|warn|error|off). */
 void rb_log_set_level(rb_log_level level);
 rb_log_level rb_log_get_level(void);
-/* Parses "debug", "info", "warn", "error", "off"; returns -1 when unknown. */
+/* Parses "debug", "info", "warn" (or "warning"), "error", "off", in any case; returns -1
+ * when unknown. */
 int rb_log_level_parse(const char *s);
 
 /* Replaces the sink; NULL restores the stderr sink. Returns nothing; not to be called

@@ -1,5 +1,6 @@
 /*
- * rb_util.h - small helpers shared by every module: clocks, ids, hashing, files, threads.
+ * rb_util.h - small helpers shared by every module: ids, hashing, files, signals, threads,
+ * number parsing and machine facts. The clocks are in rb_time.h, which this header includes.
  */
 #ifndef RB_UTIL_H
 #define RB_UTIL_H
@@ -47,7 +48,8 @@ rb_err rb_mkdir_p(const char *path);
 rb_err rb_write_file_atomic(const char *path, const void *data, size_t len);
 /* Reads a whole file (at most max bytes) into a malloc'd, NUL-terminated buffer. */
 rb_err rb_read_file(const char *path, size_t max, char **out, size_t *len);
-/* $RBEE_HOME, else $HOME/.rbee. Writes into out; RB_ETOOBIG if it does not fit. */
+/* $RBEE_HOME, else $HOME/.rbee (/tmp/.rbee without HOME). Writes into out; RB_ETOOBIG if it
+ * does not fit. */
 rb_err rb_home_dir(char *out, size_t outlen);
 /* snprintf that reports truncation as RB_ETOOBIG. */
 rb_err rb_path_join(char *out, size_t outlen, const char *a, const char *b);

@@ -54,8 +54,9 @@ typedef struct eng_model_params {
 
 eng_model_params eng_model_params_default(void);
 
-/* Opens and validates a GGUF llama model (weights stay mmapped). Errors name the file and the
- * missing or malformed key or tensor. Caller frees with eng_model_free(). */
+/* Opens and validates a GGUF llama model (weights stay mmapped unless copy_weights). Errors
+ * name the file and the missing or malformed key or tensor. Caller frees with
+ * eng_model_free(). */
 rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
                       size_t errlen);
 void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */

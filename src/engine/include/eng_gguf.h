@@ -10,6 +10,33 @@
  *     use(t->data, t->size);        // borrowed: valid until eng_gguf_close(g)
  *     eng_gguf_close(g);
  *
+ * File layout, all integers little-endian; the reader (gguf.c) takes exactly this and the
+ * writer (gguf_write.c) produces it, as version 3:
+ *
+ *     header        char[4]   magic "GGUF"
+ *                   u32       version (2 and 3 are read; the layout is the same)
+ *                   u64       tensor count
+ *                   u64       key-value count
+ *     each kv       str       key (a str is a u64 byte length, then the bytes, no NUL end)
+ *                   u32       value type (eng_gguf_vtype)
+ *                   ...       the value: u8/i8/bool 1 byte, u16/i16 2, u32/i32/f32 4,
+ *                             u64/i64/f64 8, a str, or an array:
+ *                               u32 element type, u64 count, then count elements packed
+ *                               (strs for a string array; arrays again for an array of
+ *                               arrays)
+ *     each tensor   str       name (at most ENG_GGUF_MAX_NAME bytes, none of them NUL)
+ *                   u32       n_dims (at most ENG_GGUF_MAX_DIMS)
+ *                   u64       ne[n_dims], ne[0] the contiguous dimension
+ *                   u32       type (eng_type, numbered as in ggml)
+ *                   u64       offset of its data from the start of the data section, a
+ *                             multiple of the alignment
+ *     padding                 to the next multiple of the alignment: general.alignment (a u32
+ *                             power of two) when the key is set, else 32; written as zeros,
+ *                             and only when there are tensors
+ *     data section            the tensors' data at their offsets; a tensor is
+ *                             eng_type_row_bytes(type, ne[0]) * ne[1] * ... bytes, and the
+ *                             writer pads each one with zeros to the alignment
+ *
  * Versions 2 and 3 are read. Every count, string length, array length, offset, alignment,
  * dimension product and type is checked against the file size and for overflow before use;
  * errors name the key or tensor and the value, e.g.
@@ -77,7 +104,8 @@ typedef struct eng_gguf eng_gguf;
 
 /* Opens and validates path (mmapped read-only). Caller closes with eng_gguf_close(). */
 rb_err eng_gguf_open(const char *path, eng_gguf **out, char *err, size_t errlen);
-/* Same over memory the caller keeps alive until close (used by tests and fuzzers). */
+/* Same over memory the caller keeps alive until close (used by the unit tests, which feed it
+ * malformed files; ci/test runs them under AddressSanitizer too). */
 rb_err eng_gguf_open_mem(const void *data, size_t size, eng_gguf **out, char *err, size_t errlen);
 void eng_gguf_close(eng_gguf *g); /* NULL-safe */
 
@@ -149,7 +177,8 @@ rb_err eng_gguf_writer_set_str(eng_gguf_writer *w, const char *key, const char *
 /* Any fixed-size scalar type (U8..F64 and BOOL); v points at one value of that type. */
 rb_err eng_gguf_writer_set_scalar(eng_gguf_writer *w, const char *key, eng_gguf_vtype type,
                                   const void *v);
-/* Numeric array of n elements of etype (U8..F64 except STRING/ARRAY/BOOL are fine). */
+/* Array of n elements of a fixed-size etype (U8..F64 and BOOL; not STRING or ARRAY), data
+ * packed as in the file. */
 rb_err eng_gguf_writer_set_arr(eng_gguf_writer *w, const char *key, eng_gguf_vtype etype,
                                const void *data, uint64_t n);
 rb_err eng_gguf_writer_set_arr_str(eng_gguf_writer *w, const char *key, const char *const *strs,

@@ -25,11 +25,11 @@ int eng_ftype_known(const char *name);
 rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int n_threads,
                          char *err, size_t errlen);
 
-/* Writes a llama model with random weights (normal, std 0.02; norms 1) shaped like a known
- * model: "tinyllama-1.1b" (2048 dim, 22 layers, 32 heads, 4 KV heads, 5632 FFN) or
- * "tiny" (64 dim, 2 layers; for tests). The tokenizer is copied from vocab_path (a GGUF with
- * tokenizer.ggml.* keys, e.g. a vocab-only file) or, when NULL, a synthetic SentencePiece
- * vocabulary of 32000 pieces with byte fallback. */
+/* Writes a llama model with random weights (approximately normal, std 0.02; norms 1) shaped
+ * like a known model: "tinyllama-1.1b" (2048 dim, 22 layers, 32 heads, 4 KV heads, 5632 FFN)
+ * or "tiny" (64 dim, 2 layers; for tests). The tokenizer is the tokenizer.* keys copied from
+ * vocab_path (a GGUF such as a vocab-only file) or, when NULL, a synthetic SentencePiece
+ * vocabulary with byte fallback: 32000 pieces, 512 for "tiny". */
 rb_err eng_random_model(const char *out, const char *like, const char *ftype,
                         const char *vocab_path, uint64_t seed, int n_threads, char *err,
                         size_t errlen);

@@ -1,6 +1,7 @@
 /*
  * hive.h - rbee-hive, the pool manager of one node: model catalog and downloads, worker spawn
- * and registry, health monitor, idle timeout and cascading shutdown (ARCHITECTURE §3-§5.2, §7).
+ * and registry, health monitor, idle timeout and cascading shutdown (docs/architecture.md
+ * §3-§5.2, §7).
  *
  *     hive_config cfg = hive_config_default();
  *     cfg.local_mode = 1;
@@ -48,7 +49,8 @@ typedef struct hive_config {
     int worker_ctx;            /* > 0: --ctx (else the model's context length) */
 } hive_config;
 
-/* Defaults of ARCHITECTURE §3 and §5.2; RBEE_WORKER_PORT_BASE overrides worker_port_base. */
+/* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides
+ * worker_port_base. */
 hive_config hive_config_default(void);
 
 /* Runs the daemon until SIGTERM or SIGINT, then stops every worker (30 s budget), keeps the

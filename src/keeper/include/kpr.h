@@ -1,6 +1,6 @@
 /*
  * kpr.h - rbee, the keeper: the command line a user types, and the orchestrator behind
- * `rbee infer` (ARCHITECTURE §5.1 and §8; docs/keeper.md for the user's view).
+ * `rbee infer` (docs/architecture.md §5.1 and §8; docs/keeper.md for the user's view).
  *
  *     static atomic_int interrupted;            // set by the SIGINT/SIGTERM handler
  *     rb_client_global_init();

@@ -12,7 +12,8 @@
  * Progress events are snapshots of a state, so a subscriber whose channel is full misses an
  * intermediate one rather than slowing the producer; the final event and [DONE] are never
  * dropped (the channel reserves room for them). A subscriber that arrives after the finish
- * receives the final event and [DONE] at once.
+ * receives the final event and [DONE] at once. Past 256 open subscriptions a new subscriber
+ * receives only the latest event, and its stream ends without [DONE].
  */
 #ifndef RB_BCAST_H
 #define RB_BCAST_H

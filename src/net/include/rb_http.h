@@ -16,7 +16,8 @@
  *     rb_http_server_stop(srv);
  *
  * Threads: one per connection (handlers and SSE streams may block). Handlers run on the
- * connection's thread and must set exactly one reply; a handler that sets none answers 500.
+ * connection's thread and must set a reply (a later reply call replaces an earlier one); a
+ * handler that sets none answers 500.
  * Before a handler runs the server has already checked: the route (404, or 405 for a known
  * path with another method), auth (401 MISSING_API_KEY / INVALID_API_KEY unless the route is
  * public), body size (413 PAYLOAD_TOO_LARGE) and, for a non-empty body, the content type
@@ -93,19 +94,26 @@ const char *rb_http_req_header(rb_http_req *req, const char *name);
 /* Query-string argument or NULL. */
 const char *rb_http_req_query(rb_http_req *req, const char *name);
 
-/* Replies. Each takes ownership of what it is given. */
+/* Replies. JSON bodies: takes ownership of body (one reference, dropped here); a NULL body
+ * (a failed json_pack) answers 500 INTERNAL instead. */
 void rb_http_reply_json(rb_http_reply *rep, int status, json_t *body);
+/* The error envelope: code and message are copied, details (may be NULL) is taken. */
 void rb_http_reply_error(rb_http_reply *rep, int status, const char *code, const char *message,
                          json_t *details);
+/* Copies text (NULL: an empty body) and content_type (at most 63 bytes of it are kept); the
+ * caller keeps its strings. */
 void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type,
                         const char *text);
-/* Streams ch as text/event-stream; takes its own reference. When the client disconnects the
- * channel is closed (rb_chan_close). */
+/* Streams ch as text/event-stream; takes its own reference (the caller still drops its own).
+ * When the client disconnects, or the response ends for any reason, the channel is closed
+ * (rb_chan_close). */
 void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch);
 /* Calls fn(user) once the reply has been sent (or the connection ended), from the connection's
  * thread; e.g. to shut the server down only after "shutting_down" reached the client. */
 void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user);
-/* Adds a header to whatever reply is set (call before or after). */
+/* Adds a header to whatever reply is set (call before or after); name and value are copied.
+ * A reply holds at most eight such headers: later calls are dropped without any error.
+ * X-Correlation-ID and the SSE headers are added separately and do not count. */
 void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value);
 
 /* Parses "Authorization: Bearer <token>". Returns 0 when absent, 1 with the token borrowed

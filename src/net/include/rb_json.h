@@ -45,14 +45,15 @@ int rb_json_str(rb_jcheck *c, const json_t *obj, const char *key, int required, 
 /* Integer in [min, max] (a float with no fraction is not accepted: integers only). */
 int rb_json_int(rb_jcheck *c, const json_t *obj, const char *key, int required, long long min,
                 long long max, long long *out);
-/* Unsigned 64-bit integer (jansson holds 63 bits; larger values arrive as reals and are
- * refused). */
+/* Non-negative integer into a uint64_t. jansson holds 63 bits: a larger integer makes
+ * json_loads() fail on the whole document ("too big integer"), so it never reaches here. */
 int rb_json_u64(rb_jcheck *c, const json_t *obj, const char *key, int required, uint64_t *out);
 /* Number (integer or real) in [min, max]. */
 int rb_json_num(rb_jcheck *c, const json_t *obj, const char *key, int required, double min,
                 double max, double *out);
 int rb_json_bool(rb_jcheck *c, const json_t *obj, const char *key, int required, int *out);
-/* Array of at most maxitems strings, each [minlen, maxlen] bytes; out[] borrowed from obj. */
+/* Array of at most maxitems strings, or a single string (as OpenAI and llama.cpp accept for
+ * "stop"), each [minlen, maxlen] bytes; out[] borrowed from obj. */
 int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int required,
                    size_t maxitems, size_t minlen, size_t maxlen, const char **out, size_t *n);
 

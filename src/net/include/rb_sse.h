@@ -44,8 +44,8 @@ rb_err rb_chan_pushf(rb_chan *ch, const char *fmt, ...) __attribute__((format(pr
 void rb_chan_finish(rb_chan *ch);
 
 /* Consumer: takes the next event into out (replacing its contents), waiting at most timeout_ms
- * (-1 forever). Returns RB_OK, RB_ETIMEDOUT, or RB_ECLOSED once finished and drained (or
- * closed). */
+ * (-1 forever). Returns RB_OK, RB_ETIMEDOUT, or RB_ECLOSED once nothing is queued and the
+ * channel is finished or closed (events queued before a close are still handed out). */
 rb_err rb_chan_pop(rb_chan *ch, rb_buf *out, int timeout_ms);
 /* Consumer: non-blocking variant: RB_OK, RB_EBUSY (nothing yet), RB_ECLOSED (ended). */
 rb_err rb_chan_trypop(rb_chan *ch, rb_buf *out);

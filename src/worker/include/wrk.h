@@ -2,10 +2,10 @@
  * wrk.h - llm-worker-rbee: serves one GGUF model over HTTP with real-time token streaming.
  *
  *     wrk_config c = wrk_config_default();
- *     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) { fprintf(stderr, ...); exit(2); }
+ *     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) { fprintf(stderr, ...); return 1; }
  *     return wrk_run(&c);    // until SIGTERM/SIGINT or POST /v1/admin/shutdown
  *
- * See ARCHITECTURE.md §4.2, §4.3 and §5.3 for the wire contract.
+ * See docs/architecture.md §4.2, §4.3 and §5.3 for the wire contract.
  */
 #ifndef WRK_H
 #define WRK_H
@@ -39,8 +39,9 @@ typedef struct wrk_config {
 
 wrk_config wrk_config_default(void);
 
-/* Parses llm-worker-rbee's command line into c (strings borrowed from argv). Returns
- * RB_EINVAL with a one-line message (naming the option) in err. */
+/* Parses llm-worker-rbee's command line into c (strings borrowed from argv, the token from
+ * the environment). Returns RB_EINVAL with a one-line message (naming the option) in err;
+ * main() prints it and exits 1, like every other failure to start. */
 rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen);
 /* Usage text for --help. */
 const char *wrk_usage(void);
