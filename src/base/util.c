@@ -1,6 +1,7 @@
 /*
  * util.c - clocks, ids, files, parsing and machine facts shared by every module.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -242,7 +243,8 @@ rb_err rb_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     char *end;
     long long v;
 
-    if (!s || !*s)
+    /* strtoll alone would also take leading blanks and '+' */
+    if (!s || !(isdigit((unsigned char)s[0]) || (s[0] == '-' && isdigit((unsigned char)s[1]))))
         return RB_EINVAL;
     errno = 0;
     v = strtoll(s, &end, 10);
@@ -257,7 +259,8 @@ rb_err rb_parse_u64(const char *s, uint64_t *out)
     char *end;
     unsigned long long v;
 
-    if (!s || !*s || *s == '-')
+    /* strtoull alone would take " -1" as 2^64 - 1 */
+    if (!s || !isdigit((unsigned char)s[0]))
         return RB_EINVAL;
     errno = 0;
     v = strtoull(s, &end, 10);
@@ -272,7 +275,7 @@ rb_err rb_parse_double(const char *s, double min, double max, double *out)
     char *end;
     double v;
 
-    if (!s || !*s)
+    if (!s || !*s || isspace((unsigned char)s[0]))
         return RB_EINVAL;
     errno = 0;
     v = strtod(s, &end);

@@ -169,9 +169,12 @@ static void run_job(slot *sl, wrk_job *j)
     if (!rc)
         rc = eng_session_prefill(s, ids, nids, err, sizeof err);
     if (rc) {
-        push_error(j, rc == RB_ECANCELED ? "CANCELLED" : "ENGINE_ERROR",
-                   rc == RB_ECANCELED ? "canceled" : err);
-        failed = rc != RB_ECANCELED;
+        /* Cancelled in the prefill: the stream ends like any cancelled job, with one "end"
+         * (stop_reason CANCELLED); any other failure with one "error". */
+        if (rc != RB_ECANCELED) {
+            push_error(j, "ENGINE_ERROR", err);
+            failed = 1;
+        }
         reason = ENG_STOP_CANCELLED;
         goto out;
     }

@@ -175,6 +175,13 @@ START_TEST(test_common_basics_helpers)
     ck_assert_int_eq(rb_parse_i64("42x", 0, 100, &v), RB_EINVAL);
     ck_assert_int_eq(rb_parse_i64("101", 0, 100, &v), RB_EINVAL);
     ck_assert_int_eq(rb_parse_u64("-1", &u), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_u64(" -1", &u), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_u64("+1", &u), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_i64(" 5", 0, 100, &v), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_i64("+5", 0, 100, &v), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_i64("-", -9, 9, &v), RB_EINVAL);
+    ck_assert_int_eq(rb_parse_i64("-5", -9, 9, &v), RB_OK);
+    ck_assert_int_eq(v, -5);
     ck_assert_int_eq(rb_parse_u64("18446744073709551615", &u), RB_OK);
     ck_assert_int_eq(rb_parse_double("0.5", 0, 1, &d), RB_OK);
     ck_assert_int_eq(rb_parse_double("nan", 0, 1, &d), RB_EINVAL);
