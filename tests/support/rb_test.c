@@ -52,6 +52,16 @@ int rbt_run_counted(Suite *s, int ntests)
     return run_suite(s, ntests);
 }
 
+const char *rbt_test_name(const char *func)
+{
+    static __thread char p[256];
+    size_t n = strlen(func);
+    if (n >= 3 && strcmp(func + n - 3, "_fn") == 0)
+        n -= 3;
+    snprintf(p, sizeof p, "%.*s", (int)n, func);
+    return p;
+}
+
 TCase *rbt_tcase(Suite *s, const char *name, double timeout_s)
 {
     TCase *tc = tcase_create(name);

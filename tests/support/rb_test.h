@@ -22,6 +22,10 @@ int rbt_run(Suite *s);
  * tests. */
 int rbt_run_counted(Suite *s, int ntests);
 
+/* The test's name for messages, given __func__ inside START_TEST (Check names the function
+ * <test>_fn; thread-local buffer). */
+const char *rbt_test_name(const char *func);
+
 /* Adds a test case with its own timeout in seconds. */
 TCase *rbt_tcase(Suite *s, const char *name, double timeout_s);
 
