@@ -28,6 +28,13 @@ Feature: The llama forward pass and the session API
     When the same prompt is prefilled at once and one token at a time
     Then the final logits agree within 1e-3
 
+  Scenario: Prompts on the portable kernels go through OpenBLAS sgemm
+    Given the kernels forced to the portable (scalar) set, which has no batch kernel for F16
+    When the bundled F16 model prefills a prompt of 33 tokens at once
+    Then OpenBLAS sgemm runs at least once for each of the pass's matrices, as the engine counts
+    And every logit at every position agrees within 1e-3 with the scalar kernels run token by token (no sgemm)
+    And with the detected kernel set's batched run, after which that set is in use again
+
   Scenario: Quantized variants stay close to the reference
     Given the bundled model quantized to Q8_0, Q4_0 and Q4_K_M
     When the engine runs the reference prompt
@@ -68,7 +75,7 @@ Feature: The llama forward pass and the session API
     And a matrix whose rows are not a multiple of 256 is Q8_0 (or F16 when 32 does not divide them either)
 
   Scenario: rbee-gguf random takes only the tokenizer of a vocabulary file
-    Given the phi-3 vocabulary from ../shared/data/tokenizer (skipped with a message when absent)
+    Given the phi-3 vocabulary from ../shared/data/tokenizer (the suite is reported skipped when absent)
     When the user runs rbee-gguf random OUT --like tiny --type q8_0 --vocab it
     Then OUT has the vocabulary's 32064 tokens and no phi3.* key, and the engine loads it
 

@@ -4,7 +4,8 @@ Feature: Engine tokenizers
   pre-tokenizer ("gpt2"). Its ids match llama.cpp's reference outputs, kept beside the
   vocabulary files in ../shared/data/tokenizer/ (ggml-vocab-NAME.gguf, .inp with the texts
   separated by "\n__ggml_vocab_test__\n", .out with one line of ids per text, no BOS,
-  special-token text not parsed). Tests print a SKIP line when that folder is absent.
+  special-token text not parsed). Without that folder the suite that needs it prints one SKIP
+  line and ctest reports it as skipped.
   An incremental detokenizer turns ids back into text that is always valid UTF-8.
 
   Scenario: SentencePiece tokenization matches the phi-3 reference ids

@@ -29,6 +29,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -105,6 +106,14 @@ static void mm_part(void *ctx, int ith, int nth)
     }
 }
 
+/* sgemm calls so far (eng_forward_sgemm_calls): one relaxed add per call of 64 weight rows. */
+static atomic_long g_sgemm_calls;
+
+long eng_forward_sgemm_calls(void)
+{
+    return atomic_load_explicit(&g_sgemm_calls, memory_order_relaxed);
+}
+
 typedef struct blas_job {
     eng_session *s;
     const eng_weight *w;
@@ -135,6 +144,7 @@ static void blas_part(void *ctx, int ith, int nth)
         /* Y[:, r:r+nr] = X (nt x cols) * Wc^T (cols x nr) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->nt, (int)nr, (int)w->cols, 1.0f,
                     t->X, (int)w->cols, wf, (int)w->cols, 0.0f, t->Y + r, (int)w->rows);
+        atomic_fetch_add_explicit(&g_sgemm_calls, 1, memory_order_relaxed);
     }
 }
 

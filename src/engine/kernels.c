@@ -60,6 +60,17 @@ eng_isa eng_isa_force(eng_isa isa)
     return chosen;
 }
 
+int eng_isa_has_vnni(void)
+{
+    static _Atomic int has = -1; /* -1: not yet detected */
+    int v = atomic_load_explicit(&has, memory_order_relaxed);
+    if (v < 0) {
+        v = eng_isa_detect() == ENG_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+        atomic_store_explicit(&has, v, memory_order_relaxed);
+    }
+    return v;
+}
+
 const char *eng_isa_name(eng_isa isa)
 {
     const char *name = "unknown";
@@ -148,7 +159,7 @@ void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int6
                      int64_t t1, void *xq)
 {
     const eng_kernel_set ks = select_kernels(wtype);
-    const int fast = eng_isa_active() >= ENG_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
+    const int fast = eng_isa_active() >= ENG_ISA_AVX512 && eng_isa_has_vnni();
     eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, fast, X,
                            n, nt, t0, t1, xq);
 }

@@ -39,6 +39,11 @@ eng_isa eng_isa_active(void);
  * Not thread-safe: call before starting work (tests, benchmarks). */
 eng_isa eng_isa_force(eng_isa isa);
 const char *eng_isa_name(eng_isa isa);
+/* 1 if the CPU has AVX-512 VNNI on top of ENG_ISA_AVX512 (F/BW/VL). The integer AVX-512
+ * kernels (Q4_0, Q8_0 and the K-quants) and the AVX-512 activation quantizers need it; without
+ * it the AVX-512 set serves the float types only and the others take the AVX2 kernels. What
+ * the CPU has, whatever eng_isa_force chose; the one test of VNNI in the engine. */
+int eng_isa_has_vnni(void);
 
 /* Activation quantization for weights of type wtype: the type whose values the kernels
  * multiply (F32, Q8_0 or Q8_K). How those values are laid out in memory is the kernels'

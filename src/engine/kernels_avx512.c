@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kernels.h"
 #include "kernels_isa.h"
 #include "quant.h"
 
@@ -523,7 +524,7 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
         return 1;
     if ((unsigned)wtype < ENG_TYPE_COUNT) {
         found = sets[wtype];
-        if (!found.dot && __builtin_cpu_supports("avx512vnni"))
+        if (!found.dot && eng_isa_has_vnni())
             found = vnni_sets[wtype];
     }
     if (found.dot && !found.tile) {

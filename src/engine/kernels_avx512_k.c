@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "kernels_isa.h"
 #include "quant.h"
 
@@ -281,7 +282,7 @@ static void q6_K_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *x
 eng_rows_fn eng_gemm_avx512_k(eng_type wtype)
 {
     eng_rows_fn f = NULL;
-    if (__builtin_cpu_supports("avx512vnni"))
+    if (eng_isa_has_vnni())
         f = wtype == ENG_TYPE_Q4_K ? q4_K_gemm : wtype == ENG_TYPE_Q6_K ? q6_K_gemm : NULL;
     return f;
 }

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "kernels_isa.h"
 #include "quant.h"
 
@@ -384,7 +385,7 @@ static void q8_0_gemm(ROWS_ARGS)
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks)
 {
     eng_kernel_set s = {0};
-    if (!__builtin_cpu_supports("avx512vnni"))
+    if (!eng_isa_has_vnni())
         return 0;
     if (wtype == ENG_TYPE_Q4_0) {
         s.gemv = q4_0_gemv;

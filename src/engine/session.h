@@ -66,5 +66,8 @@ struct eng_session {
  * s->logits (and every position's in all_logits when keep_all). n <= n_batch; the caller
  * checks the context. */
 void eng_forward(eng_session *s, const int32_t *tokens, int n);
+/* OpenBLAS sgemm calls eng_forward has made in this process (every session): tests read it
+ * to prove a prompt took the sgemm path. */
+long eng_forward_sgemm_calls(void);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Tests of the model tool's run-and-write commands (spec/engine_forward.feature): the real
- * rbee-gguf binary on the bundled model.
+ * rbee-gguf binary on the bundled model. The scenario that needs a vocabulary from
+ * ../shared/data is in test_engine_tools_data.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,38 +136,6 @@ START_TEST(test_engine_forward__the_q4_k_m_mix_follows_llama_cpp_s_rules)
 }
 END_TEST
 
-/* Scenario: rbee-gguf random takes only the tokenizer of a vocabulary file */
-START_TEST(test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file)
-{
-    char vocab[4200], dir[4096], out[4200], log[4200], err[256];
-    eng_gguf *g = NULL;
-    eng_model *m = NULL;
-    eng_model_info info;
-
-    if (!rbt_have_tokenizer_data(__func__))
-        return;
-    snprintf(vocab, sizeof vocab, "%s", rbt_tokenizer_data("ggml-vocab-phi-3.gguf"));
-    rbt_tmpdir(dir);
-    snprintf(out, sizeof out, "%s/rnd.gguf", dir);
-    snprintf(log, sizeof log, "%s/log.txt", dir);
-    char *ra[] = {(char *)rbt_bin("rbee-gguf"), "random", out,   "--like", "tiny",
-                  "--type",                     "q8_0",   "--vocab", (char *)vocab, NULL};
-    ck_assert_int_eq(run_tool(ra, log, 60000), 0);
-    ck_assert_int_eq(eng_gguf_open(out, &g, err, sizeof err), RB_OK);
-    for (int64_t i = 0; i < eng_gguf_n_keys(g); i++) {
-        eng_gguf_str k = eng_gguf_key_name(g, i);
-        ck_assert_msg(!(k.len >= 5 && memcmp(k.p, "phi3.", 5) == 0), "key %.*s was copied",
-                      (int)k.len, k.p);
-    }
-    eng_gguf_close(g);
-    ck_assert_int_eq(eng_model_open(out, NULL, &m, err, sizeof err), RB_OK);
-    eng_model_get_info(m, &info);
-    ck_assert_int_eq(info.n_vocab, 32064);
-    eng_model_free(m);
-    rbt_rmtree(dir);
-}
-END_TEST
-
 /* The value of "key": in the last line of the file at log, or -1. */
 static double json_field(const char *log, const char *key)
 {
@@ -226,6 +195,5 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files);
     tcase_add_test(tc, test_engine_forward__rbee_bench_engine_and_memory_report_medians);
     tcase_add_test(tc, test_engine_forward__the_q4_k_m_mix_follows_llama_cpp_s_rules);
-    tcase_add_test(tc, test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file);
     return rbt_run(s);
 }

@@ -70,20 +70,44 @@ const char *rbt_model_gqa_rope8(void)
     return fixture("test-gqa-rope8-f16.gguf", p, sizeof p);
 }
 
-int rbt_have_tokenizer_data(const char *test)
+const char *rbt_shared_data(void)
 {
-    struct stat st;
-    if (stat(rbt_src(RBT_TOKENIZER_DATA), &st) == 0 && S_ISDIR(st.st_mode))
-        return 1;
-    printf("SKIP %s: %s not found\n", test, rbt_src(RBT_TOKENIZER_DATA));
-    return 0;
+    static char p[4096];
+    const char *e = getenv(RBT_SHARED_DATA_ENV);
+    snprintf(p, sizeof p, "%s", e && *e ? e : rbt_src("../shared/data"));
+    return p;
+}
+
+const char *rbt_tokenizer_dir(void)
+{
+    static char p[4200];
+    snprintf(p, sizeof p, "%s/%s", rbt_shared_data(), RBT_TOKENIZER_DATA);
+    return p;
 }
 
 const char *rbt_tokenizer_data(const char *file)
 {
-    static char p[4200];
-    snprintf(p, sizeof p, "%s/%s", rbt_src(RBT_TOKENIZER_DATA), file);
+    static char p[4300];
+    snprintf(p, sizeof p, "%s/%s", rbt_tokenizer_dir(), file);
     return p;
+}
+
+int rbt_run_shared_data(Suite *s, const char *sub, int ntests)
+{
+    char dir[4200];
+    struct stat st;
+    const char *e = getenv(RBT_SHARED_DATA_ENV);
+
+    snprintf(dir, sizeof dir, "%s/%s", rbt_shared_data(), sub);
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        printf("SKIP: ../shared/data not found at %s%s; %d %s it\n", dir,
+               e && *e ? " (from " RBT_SHARED_DATA_ENV ")" : "", ntests,
+               ntests == 1 ? "test needs" : "tests need");
+        fflush(stdout);
+        srunner_free(srunner_create(s)); /* frees the suite */
+        return 77;
+    }
+    return rbt_run_counted(s, ntests);
 }
 
 static int32_t *int_array(json_t *a, size_t *n)

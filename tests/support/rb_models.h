@@ -5,6 +5,7 @@
 #ifndef RB_MODELS_H
 #define RB_MODELS_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,12 +17,24 @@ const char *rbt_model_gqa(void);
 /* The same network with RoPE on 8 of each head's 16 dimensions (rope.dimension_count 8). */
 const char *rbt_model_gqa_rope8(void);
 
-/* ../shared/data/tokenizer (llama.cpp's tokenizer test vectors; outside the repository). */
-#define RBT_TOKENIZER_DATA "../shared/data/tokenizer"
-/* 1 when that folder is there; else prints "SKIP <test>: ... not found" and returns 0. */
-int rbt_have_tokenizer_data(const char *test);
-/* The path of file in that folder (static buffer). */
+/* Test data from outside the repository, ../shared/data (see its README.md): the folder named
+ * by $RBEE_SHARED_DATA when that is set and not empty, else RB_SOURCE_DIR "/../shared/data".
+ * Pointing the variable elsewhere (RBEE_SHARED_DATA=/nonexistent) shows what a machine without
+ * the data does. */
+#define RBT_SHARED_DATA_ENV "RBEE_SHARED_DATA"
+const char *rbt_shared_data(void);
+/* The tokenizer/ folder in it (llama.cpp's tokenizer test vectors), and the path of file in
+ * that folder (static buffers). */
+#define RBT_TOKENIZER_DATA "tokenizer"
+const char *rbt_tokenizer_dir(void);
 const char *rbt_tokenizer_data(const char *file);
+
+/* main() of a suite whose every test needs the folder sub of the shared data, ntests of them.
+ * When that folder is absent nothing runs: it prints the one line
+ *     SKIP: ../shared/data not found at <path>; <ntests> tests need it
+ * and returns 77, which ctest reports as skipped. Otherwise it returns rbt_run_counted(s,
+ * ntests): the suite must also hold exactly ntests tests, so the line cannot go stale. */
+int rbt_run_shared_data(Suite *s, const char *sub, int ntests);
 
 /* Writes a one-layer model whose greedy output is a fixed cycle after any prompt:
  * <0xC3> <0xA9> "▁x" <0xC3> <0xA9> "▁x" ...  i.e. the text "é x é x ...", with "é" split over two

@@ -25,16 +25,42 @@
 #include "rb_test.h"
 #include "rb_util.h"
 
-int rbt_run(Suite *s)
+/* Runs s; the exit status (0: every test passed, and ntests of them when ntests >= 0). */
+static int run_suite(Suite *s, int ntests)
 {
     SRunner *sr = srunner_create(s);
-    int failed;
+    int failed, ran;
 
     rb_client_global_init();
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
+    ran = srunner_ntests_run(sr);
     srunner_free(sr);
+    if (ntests >= 0 && ran != ntests) {
+        printf("FAIL: the suite ran %d tests, its main() says %d\n", ran, ntests);
+        return 1;
+    }
     return failed == 0 ? 0 : 1;
+}
+
+int rbt_run(Suite *s)
+{
+    return run_suite(s, -1);
+}
+
+int rbt_run_counted(Suite *s, int ntests)
+{
+    return run_suite(s, ntests);
+}
+
+const char *rbt_test_name(const char *func)
+{
+    static __thread char p[256];
+    size_t n = strlen(func);
+    if (n >= 3 && strcmp(func + n - 3, "_fn") == 0)
+        n -= 3;
+    snprintf(p, sizeof p, "%.*s", (int)n, func);
+    return p;
 }
 
 TCase *rbt_tcase(Suite *s, const char *name, double timeout_s)

@@ -18,6 +18,13 @@
 /* Runs the suite (fork mode, so a crash fails one test), prints Check's summary and returns
  * the process exit status: 0 only if every test passed. */
 int rbt_run(Suite *s);
+/* rbt_run, and also a failure (with a message) when the suite did not run exactly ntests
+ * tests. */
+int rbt_run_counted(Suite *s, int ntests);
+
+/* The test's name for messages, given __func__ inside START_TEST (Check names the function
+ * <test>_fn; thread-local buffer). */
+const char *rbt_test_name(const char *func);
 
 /* Adds a test case with its own timeout in seconds. */
 TCase *rbt_tcase(Suite *s, const char *name, double timeout_s);

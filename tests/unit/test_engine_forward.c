@@ -1,6 +1,8 @@
 /*
  * Unit tests for spec/engine_forward.feature: the forward pass against the independent
  * PyTorch reference (tools/reference/), generation, limits, cancel and loading progress.
+ * White-box where a path must be proven taken: kernels.h forces the kernel set and session.h
+ * counts the forward pass's OpenBLAS calls.
  */
 #include <math.h>
 #include <stdio.h>
@@ -10,8 +12,16 @@
 #include "eng.h"
 #include "eng_gguf.h"
 #include "eng_tools.h"
+#include "kernels.h"
 #include "rb_models.h"
 #include "rb_test.h"
+#include "session.h"
+
+/* The OpenBLAS sgemm path against the scalar kernels token by token, and against the detected
+ * set's batch kernel: the max abs difference of any logit at any position. All sum the same
+ * float products in another order; measured 1.4e-5 and 6.7e-6 (Zen 4, OpenBLAS 0.3.21),
+ * while a wrong product is off by the size of the logits (1 to 10). */
+#define BLAS_LOGIT_TOL 1e-3
 
 static eng_model *open_model(const char *path)
 {
@@ -227,7 +237,9 @@ START_TEST(test_engine_forward__batched_prompt_processing_equals_token_by_token_
 
     eng_model_get_info(m, &info);
     ck_assert_int_eq(eng_model_tokenize(m, text, strlen(text), 1, &ids, &n), RB_OK);
-    ck_assert_int_ge(n, 33); /* long enough for the sgemm path (32 tokens or more) */
+    /* 32 tokens or more: the sgemm path where F16 has no batch kernel (not on AVX-512; the
+     * portable-kernels scenario forces it) */
+    ck_assert_int_ge(n, 33);
     a = malloc((size_t)info.n_vocab * sizeof(float));
     b = malloc((size_t)info.n_vocab * sizeof(float));
     eng_session *s = open_session(m, 0, 2);
@@ -247,6 +259,104 @@ START_TEST(test_engine_forward__batched_prompt_processing_equals_token_by_token_
     eng_session_free(s);
     free(a);
     free(b);
+    free(ids);
+    eng_model_free(m);
+}
+END_TEST
+
+/* Every position's logits of text prefilled in session s: at once (batched) or one token at a
+ * time. Returns a copy of (n, n_vocab) logits (caller frees); *sgemm gets the OpenBLAS calls
+ * the prefill made. */
+static float *prefill_logits(eng_model *m, const int32_t *ids, size_t n, int batched,
+                             long *sgemm)
+{
+    eng_session *s = open_session(m, 0, 2);
+    const float *all;
+    size_t got;
+    char err[256];
+    long c0;
+    float *copy;
+
+    eng_session_keep_all_logits(s, 1);
+    eng_session_reset(s, NULL, NULL, 0);
+    c0 = eng_forward_sgemm_calls();
+    if (batched)
+        ck_assert_msg(eng_session_prefill(s, ids, n, err, sizeof err) == RB_OK, "%s", err);
+    else
+        for (size_t i = 0; i < n; i++)
+            ck_assert_msg(eng_session_prefill(s, ids + i, 1, err, sizeof err) == RB_OK, "%s",
+                          err);
+    *sgemm = eng_forward_sgemm_calls() - c0;
+    all = eng_session_all_logits(s, &got);
+    ck_assert_uint_eq(got, n);
+    copy = malloc(got * (size_t)m->hp.n_vocab * sizeof(float));
+    memcpy(copy, all, got * (size_t)m->hp.n_vocab * sizeof(float));
+    eng_session_free(s);
+    return copy;
+}
+
+static double max_abs_diff(const float *a, const float *b, size_t n)
+{
+    double d = 0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > d)
+            d = fabs((double)a[i] - b[i]);
+    return d;
+}
+
+/* The kernel set the CPU offers, back in use: eng_isa_force is process-wide. A checked
+ * teardown, so it also runs after a failed assertion when Check does not fork. */
+static void restore_detected_isa(void)
+{
+    eng_isa_force(eng_isa_detect());
+}
+
+/* Scenario: Prompts on the portable kernels go through OpenBLAS sgemm */
+START_TEST(test_engine_forward__prompts_on_the_portable_kernels_go_through_openblas_sgemm)
+{
+    const char *text = "And God said, Let there be light: and there was light. And God saw the "
+                       "light, that it was good: and God divided the light from the darkness.";
+    const eng_isa best = eng_isa_detect();
+    eng_model *m = open_model(rbt_model_f16());
+    const int matrices = 7 * m->hp.n_layer + 1; /* q k v o gate up down per layer, the head */
+    int32_t *ids;
+    size_t n, nl;
+    long blas_calls, scalar_calls, best_calls;
+    float *blas, *scalar, *fast;
+    double d_scalar, d_best;
+
+    unsetenv("RBEE_BLAS_MIN"); /* the default threshold: 32 tokens */
+    ck_assert_int_eq(eng_model_tokenize(m, text, strlen(text), 1, &ids, &n), RB_OK);
+    ck_assert_int_ge(n, 33);
+    ck_assert_int_le(n, 64); /* one forward pass: the default n_batch */
+    nl = n * (size_t)m->hp.n_vocab;
+
+    /* The portable set has no batch kernel for F16, so a prompt takes the sgemm branch. */
+    ck_assert_int_eq(eng_isa_force(ENG_ISA_SCALAR), ENG_ISA_SCALAR);
+    ck_assert(!eng_matmul_has_gemm(ENG_TYPE_F16));
+    blas = prefill_logits(m, ids, n, 1, &blas_calls);
+    ck_assert_msg(blas_calls >= matrices,
+                  "a %zu-token prompt on the scalar set made %ld sgemm calls; its %d matrices "
+                  "should each have gone through OpenBLAS", n, blas_calls, matrices);
+    /* The reference: the same kernels one token at a time, the scalar twins' dot products. */
+    scalar = prefill_logits(m, ids, n, 0, &scalar_calls);
+    ck_assert_int_eq(scalar_calls, 0);
+    d_scalar = max_abs_diff(blas, scalar, nl);
+
+    /* And the kernel set this CPU would use (AVX-512: the F16 batch kernel, no sgemm). */
+    restore_detected_isa();
+    ck_assert_int_eq(eng_isa_active(), best);
+    fast = prefill_logits(m, ids, n, 1, &best_calls);
+    d_best = max_abs_diff(blas, fast, nl);
+    printf("OpenBLAS path (scalar set, %zu tokens): %ld sgemm calls for %d matrices; max abs "
+           "logit difference %.2e vs scalar token by token, %.2e vs %s batched (%ld sgemm "
+           "calls)\n",
+           n, blas_calls, matrices, d_scalar, d_best, eng_isa_name(best), best_calls);
+    ck_assert_double_lt(d_scalar, BLAS_LOGIT_TOL);
+    ck_assert_double_lt(d_best, BLAS_LOGIT_TOL);
+    free(blas);
+    free(scalar);
+    free(fast);
     free(ids);
     eng_model_free(m);
 }
@@ -463,5 +573,8 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__a_cancel_flag_stops_generation_between_tokens);
     tcase_add_test(tc, test_engine_forward__loading_reports_layer_progress);
     tcase_add_test(tc, test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights);
+    tc = rbt_tcase(s, "portable", 120);
+    tcase_add_checked_fixture(tc, NULL, restore_detected_isa);
+    tcase_add_test(tc, test_engine_forward__prompts_on_the_portable_kernels_go_through_openblas_sgemm);
     return rbt_run(s);
 }

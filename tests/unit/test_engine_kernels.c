@@ -4,6 +4,7 @@
  * against a float reference, and the output placement of eng_matmul.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,6 +106,38 @@ static void fill_acts(float *xf, int64_t n, int nt, rng *r)
 {
     for (int64_t i = 0; i < n * nt; i++)
         xf[i] = rng_normal(r);
+}
+
+/* The instruction sets a test cannot reach on this CPU, named by what is missing. The tests
+ * compare every set up to eng_isa_detect(); where the CPU stops short they print one SKIP
+ * line for the part left out instead of passing as if it had been checked. needs_vnni: the
+ * test covers the integer AVX-512 kernels, which also need AVX-512 VNNI. */
+static void note_untested_isas(const char *test, int needs_vnni)
+{
+    const eng_isa best = eng_isa_detect();
+    if (best == ENG_ISA_SCALAR)
+        printf("SKIP part of %s: the CPU lacks AVX2/FMA/F16C, so neither the AVX2 nor the "
+               "AVX-512 kernels are tested here\n", rbt_test_name(test));
+    else if (best == ENG_ISA_AVX2)
+        printf("SKIP part of %s: the CPU lacks AVX-512 F/BW/VL, so the AVX-512 kernels are not "
+               "tested here\n", rbt_test_name(test));
+    else if (needs_vnni && !eng_isa_has_vnni())
+        printf("SKIP part of %s: the CPU lacks AVX-512 VNNI (avx512vnni), so the integer "
+               "AVX-512 kernels are not tested here\n", rbt_test_name(test));
+}
+
+/* 1 if the CPU has what the AVX-512 activation quantizers need (AVX-512 VNNI, detected as the
+ * engine does: eng_isa_has_vnni); else prints a SKIP line naming what is missing. */
+static int have_vnni(const char *test)
+{
+    if (eng_isa_has_vnni())
+        return 1;
+    printf("SKIP %s: the CPU lacks %s, which the AVX-512 activation quantizers need\n",
+           rbt_test_name(test),
+           eng_isa_detect() < ENG_ISA_AVX512
+               ? "AVX-512 F/BW/VL and AVX-512 VNNI (avx512f, avx512bw, avx512vl, avx512vnni)"
+               : "AVX-512 VNNI (avx512vnni)");
+    return 0;
 }
 
 /* Prepares the nt rows of xf for weights of type t on the active instruction set, in two
@@ -220,6 +253,7 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
     eng_isa_force(best);
     /* on a CPU without AVX2 there is nothing to compare, and nothing to fail */
     ck_assert(best == ENG_ISA_SCALAR || compared > 0);
+    note_untested_isas(__func__, 1);
     free(w);
     free(xq);
     free(xf);
@@ -238,7 +272,7 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quanti
     eng_block_q8_0 want[NB], got[NB];
     int32_t sums[NB];
     rng r = {77};
-    if (!__builtin_cpu_supports("avx512vnni"))
+    if (!have_vnni(__func__))
         return;
     for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
         for (int i = 0; i < N; i++)
@@ -269,7 +303,7 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_quanti
     float x[N];
     eng_block_q8_K want[NB], got[NB];
     rng r = {78};
-    if (!__builtin_cpu_supports("avx512vnni"))
+    if (!have_vnni(__func__))
         return;
     for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
         for (int i = 0; i < N; i++)
@@ -356,6 +390,7 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops)
         }
     }
     eng_isa_force(best);
+    note_untested_isas(__func__, 0);
 }
 END_TEST
 
@@ -391,6 +426,7 @@ START_TEST(test_engine_kernels__the_dot_product_approximates_the_float_dot_produ
         }
     }
     eng_isa_force(best);
+    note_untested_isas(__func__, 1);
     free(w);
     free(xq);
     free(xf);
@@ -439,6 +475,7 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
         }
     }
     eng_isa_force(best);
+    note_untested_isas(__func__, 1);
     free(w);
     free(xq);
     free(x1);
