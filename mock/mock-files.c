@@ -444,8 +444,8 @@ int main(int argc, char **argv)
             {"--scenario", RB_OPT_STR, &scenario},
         };
 
-        if (rb_args_parse("mock-files", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                          NULL, err, sizeof err) ||
+        if (rb_args_parse("mock-files", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
+                          err, sizeof err) ||
             !s.root || !port) {
             fprintf(stderr, "%s\nusage: mock-files --root DIR --port P [--scenario FILE]\n",
                     s.root && port ? err : "mock-files: --root and --port are required");

@@ -87,8 +87,9 @@ static void h_health(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
-    rb_http_reply_json(rep, 200, json_pack("{s:s, s:s, s:s}", "status", "alive", "version",
-                                           m->version, "api_version", "v1"));
+    rb_http_reply_json(rep, 200,
+                       json_pack("{s:s, s:s, s:s}", "status", "alive", "version", m->version,
+                                 "api_version", "v1"));
 }
 
 static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -153,8 +154,8 @@ int main(int argc, char **argv)
         json_error_t je;
         json_t *sc;
 
-        if (rb_args_parse("mock-hive", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                          NULL, err, sizeof err)) {
+        if (rb_args_parse("mock-hive", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
+                          err, sizeof err)) {
             fprintf(stderr, "%s\nusage: mock-hive --port P [--scenario FILE] [--version X.Y.Z]\n",
                     err);
             return 1;

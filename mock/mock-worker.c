@@ -408,10 +408,9 @@ static void *job_main(void *arg)
     if (atomic_load(&j->cancel))
         reason = "CANCELLED";
     rb_json_push(j->ch,
-                 json_pack("{s:s, s:i, s:i, s:I, s:I, s:f, s:s}", "type", "end", "tokens_out",
-                           sent, "prompt_tokens", 5, "decode_time_ms",
-                           (json_int_t)(rb_now_ms() - t0), "ttft_ms", (json_int_t)ttft,
-                           "tokens_per_sec",
+                 json_pack("{s:s, s:i, s:i, s:I, s:I, s:f, s:s}", "type", "end", "tokens_out", sent,
+                           "prompt_tokens", 5, "decode_time_ms", (json_int_t)(rb_now_ms() - t0),
+                           "ttft_ms", (json_int_t)ttft, "tokens_per_sec",
                            m->s.token_interval_ms ? 1000.0 / m->s.token_interval_ms : 0.0,
                            "stop_reason", reason),
                  1000);

@@ -22,12 +22,13 @@ static const rb_opt *find_opt(const rb_opt *opts, size_t nopts, const char *name
     return found;
 }
 
-static rb_err store_int(const char *prog, const rb_opt *o, const char *v, int64_t *out,
-                        char *err, size_t errlen)
+static rb_err store_int(const char *prog, const rb_opt *o, const char *v, int64_t *out, char *err,
+                        size_t errlen)
 {
     if (rb_parse_i64(v, (int64_t)o->min, (int64_t)o->max, out))
-        return rb_errf(err, errlen, RB_EINVAL, "%s: %s takes an integer from %.0f to %.0f, not '%s'",
-                       prog, o->name, o->min, o->max, v);
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "%s: %s takes an integer from %.0f to %.0f, not '%s'", prog, o->name, o->min,
+                       o->max, v);
     return RB_OK;
 }
 

@@ -36,20 +36,31 @@ const char *rb_strerror(rb_err e)
 int rb_err_http_status(rb_err e)
 {
     switch (e) {
-    case RB_OK: return 200;
+    case RB_OK:
+        return 200;
     case RB_EINVAL:
-    case RB_EFORMAT: return 400;
-    case RB_EAUTH: return 401;
-    case RB_ENOTFOUND: return 404;
-    case RB_EEXIST: return 409;
-    case RB_ETOOBIG: return 413;
-    case RB_EBUSY: return 503;
-    case RB_ETIMEDOUT: return 504;
+    case RB_EFORMAT:
+        return 400;
+    case RB_EAUTH:
+        return 401;
+    case RB_ENOTFOUND:
+        return 404;
+    case RB_EEXIST:
+        return 409;
+    case RB_ETOOBIG:
+        return 413;
+    case RB_EBUSY:
+        return 503;
+    case RB_ETIMEDOUT:
+        return 504;
     case RB_ECONNECT:
     case RB_EPROTO:
-    case RB_EHTTP: return 502;
-    case RB_EUNSUPPORTED: return 501;
-    default: return 500;
+    case RB_EHTTP:
+        return 502;
+    case RB_EUNSUPPORTED:
+        return 501;
+    default:
+        return 500;
     }
 }
 

@@ -226,16 +226,16 @@ static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *at
     const eng_hparams *hp = &s->m->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, npos = pos + 1;
     const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->n_ctx * hd;
-    const float *kt = s->key_cache + head;   /* (hd, n_ctx) */
-    const float *vt = s->value_cache + head; /* (hd, n_ctx) */
+    const float *kt = s->key_cache + head;                                     /* (hd, n_ctx) */
+    const float *vt = s->value_cache + head;                                   /* (hd, n_ctx) */
     const float *q = s->q + (size_t)b * hp->n_embd + (size_t)kvh * group * hd; /* (group, hd) */
     float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)kvh * group * hd;   /* (group, hd) */
 
     eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
     for (int g = 0; g < group; g++)
         eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
-    eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out,
-                      hd, 0, hd);
+    eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out, hd,
+                      0, hd);
 }
 
 static void attention_part(void *ctx, int ith, int nth)
@@ -301,11 +301,11 @@ static void layer_forward(eng_session *s, int l, int n)
     rope_store(s, l, n);
 
     att_job at = {s, l, n, s->n_past};
-    eng_pool_for(s->pool,
-                 eng_pool_chunks(s->pool, (long)n * hp->n_head_kv,
-                                 (long)(s->n_past + n) * hp->head_dim * 2 *
-                                     (hp->n_head / hp->n_head_kv)),
-                 attention_part, &at);
+    eng_pool_for(
+        s->pool,
+        eng_pool_chunks(s->pool, (long)n * hp->n_head_kv,
+                        (long)(s->n_past + n) * hp->head_dim * 2 * (hp->n_head / hp->n_head_kv)),
+        attention_part, &at);
 
     mm_job wo = {s, n, 1, {&L->wo}, {0}, {s->xb}, s->x, 0};
     run_job(s, &wo, s->xb2);

@@ -24,7 +24,7 @@ typedef struct gguf_kv {
 struct eng_gguf {
     const uint8_t *base;
     uint64_t size;
-    void *map; /* owned mapping, NULL for eng_gguf_open_mem */
+    void *map;         /* owned mapping, NULL for eng_gguf_open_mem */
     uint64_t dev, ino; /* the file opened (eng_gguf_open); 0 for eng_gguf_open_mem */
     uint32_t version;
     uint32_t alignment;

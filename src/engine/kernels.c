@@ -155,20 +155,20 @@ size_t eng_act_bytes_max(int64_t n, int64_t nt)
     return most;
 }
 
-void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0,
-                     int64_t t1, void *xq)
+void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1,
+                     void *xq)
 {
     const eng_kernel_set ks = select_kernels(wtype);
     const int fast = eng_isa_active() >= ENG_ISA_AVX512 && eng_isa_has_vnni();
-    eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, fast, X,
-                           n, nt, t0, t1, xq);
+    eng_act_layout_prepare(layout_for(&ks, nt), eng_vec_dot_type(wtype), ks.code_offset, fast, X, n,
+                           nt, t0, t1, xq);
 }
 
 int eng_act_same_layout(eng_type a, eng_type b, int64_t nt)
 {
     const eng_kernel_set ka = select_kernels(a), kb = select_kernels(b);
-    return eng_vec_dot_type(a) == eng_vec_dot_type(b) && layout_for(&ka, nt) == layout_for(&kb, nt) &&
-           ka.code_offset == kb.code_offset;
+    return eng_vec_dot_type(a) == eng_vec_dot_type(b) &&
+           layout_for(&ka, nt) == layout_for(&kb, nt) && ka.code_offset == kb.code_offset;
 }
 
 void eng_act_quantize(eng_type wtype, const float *x, void *xq, int64_t n)

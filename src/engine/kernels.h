@@ -57,8 +57,8 @@ size_t eng_act_bytes(eng_type wtype, int64_t n, int64_t nt);
 /* Prepares rows t0..t1-1 of a batch of nt activation rows (row t at X + t * n) into xq,
  * which holds eng_act_bytes(wtype, n, nt) bytes. Disjoint ranges of one batch may be
  * prepared concurrently; together they must cover [0, nt). */
-void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0,
-                     int64_t t1, void *xq);
+void eng_act_prepare(eng_type wtype, const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1,
+                     void *xq);
 /* At least eng_act_bytes(wtype, n, nt) for every weight type on every instruction set: the
  * size of a buffer that serves any matrix of n columns. */
 size_t eng_act_bytes_max(int64_t n, int64_t nt);

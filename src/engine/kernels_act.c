@@ -159,8 +159,7 @@ static void clear_tail_lanes(eng_act_layout layout, int64_t n, int64_t nt, uint8
 }
 
 void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset, int fast,
-                            const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1,
-                            void *xq)
+                            const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1, void *xq)
 {
     uint8_t *out = xq;
     const size_t row = eng_type_row_bytes(at, n);

@@ -150,8 +150,9 @@ INLINE AVX512 __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3)
     const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
     const __m512 s = _mm512_add_ps(_mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(1, 0, 1, 0)),
                                    _mm512_shuffle_ps(s01, s23, _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m256 h = _mm256_add_ps(
-        _mm512_castps512_ps256(s), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
+    const __m256 h =
+        _mm256_add_ps(_mm512_castps512_ps256(s),
+                      _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1)));
     return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
@@ -352,8 +353,7 @@ INLINE VNNI void k45_step(const int q5, const int NT, const uint8_t *w, const ui
         const __m128i ysub = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)yb->bsums),
                                             _mm_loadu_si128((const __m128i *)yb->bsums + 1));
         const __m256 mins = _mm256_zextps128_ps256(_mm_cvtepi32_ps(_mm_madd_epi16(mn16, ysub)));
-        acc[t] =
-            _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
+        acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * yb->d), _mm256_cvtepi32_ps(isum[0][t]), acc[t]);
         acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * yb->d), mins, acc[t]);
     }
 }

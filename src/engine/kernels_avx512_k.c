@@ -30,7 +30,7 @@
 #define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 #define TILE ENG_ACT_TILE
-#define SB_CODES (ENG_QK_K * TILE)                    /* code bytes of a super-block of a tile */
+#define SB_CODES (ENG_QK_K * TILE)                     /* code bytes of a super-block of a tile */
 #define SB_BYTES (SB_CODES + 4 * TILE + 16 * 4 * TILE) /* and its scales and 16-code sums */
 #define K4_TILES 2                                     /* tiles per decode of a Q4_K row pair */
 #define K6_TILES 4                                     /* and of a Q6_K row pair */
@@ -117,9 +117,9 @@ INLINE VNNI void k4_rows(const int R, const int NT, int64_t n, const uint8_t *w,
                 const uint8_t *y = sb_codes(tile, b) + 64 * 8 * j;
                 const __m512 dy = sb_scale(tile, b);
                 /* dy * (sum of the token's 32 codes), for the min term */
-                const __m512 ysum = _mm512_mul_ps(
-                    dy, _mm512_cvtepi32_ps(_mm512_add_epi32(sb_sum16(tile, b, 2 * j),
-                                                            sb_sum16(tile, b, 2 * j + 1))));
+                const __m512 ysum =
+                    _mm512_mul_ps(dy, _mm512_cvtepi32_ps(_mm512_add_epi32(
+                                          sb_sum16(tile, b, 2 * j), sb_sum16(tile, b, 2 * j + 1))));
                 __m512i s[2];
 #pragma GCC unroll 2
                 for (int r = 0; r < R; r++)
@@ -158,8 +158,8 @@ INLINE VNNI void k6_codes(const eng_block_q6_K *blk, int g, __m512i *q)
         const __m512i lo = bcast4(blk->ql + 64 * h + 32 * (Q & 1) + l);
         const __m512i hb = bcast4(blk->qh + 32 * h + l);
         /* the 2 high bits moved to bits 4-5 of each byte */
-        const __m512i top =
-            _mm512_and_si512(Q < 2 ? _mm512_slli_epi16(hb, 4 - 2 * Q) : _mm512_srli_epi16(hb, 2 * Q - 4), m30);
+        const __m512i top = _mm512_and_si512(
+            Q < 2 ? _mm512_slli_epi16(hb, 4 - 2 * Q) : _mm512_srli_epi16(hb, 2 * Q - 4), m30);
         const __m512i nib = Q < 2 ? lo : _mm512_srli_epi16(lo, 4);
         q[i] = _mm512_ternarylogic_epi32(nib, m4, top, 0xEA); /* (nib & m4) | top */
     }
@@ -254,7 +254,7 @@ INLINE VNNI void k_part(const int kind, const int R, int64_t n, const uint8_t *w
 #define PART(name, kind)                                                                           \
     static VNNI void name##_part(int64_t n, const uint8_t *w, size_t wrow, const uint8_t *x,       \
                                  size_t tile_bytes, int R, int64_t k, int64_t r, int64_t rg,       \
-                                 float (*out)[ENG_TILES_ROW_GROUP])                                \
+                                 float(*out)[ENG_TILES_ROW_GROUP])                                 \
     {                                                                                              \
         if (R == 2)                                                                                \
             k_part(kind, 2, n, w, wrow, x, tile_bytes, k, r, rg, out);                             \

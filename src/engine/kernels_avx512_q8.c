@@ -39,7 +39,7 @@
 #define GROUP ENG_ACT_GROUP
 #define TILE ENG_ACT_TILE
 #define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of a tile (640) */
-#define MAX_TILES ENG_TILES_MAX /* tiles sharing one decode of a weight row */
+#define MAX_TILES ENG_TILES_MAX                   /* tiles sharing one decode of a weight row */
 
 enum wkind { W_Q4_0, W_Q8_0 };
 
@@ -78,18 +78,18 @@ INLINE VNNI __m256i pair_dot(const int kind, const uint8_t *w, const int8_t *y)
         lo = _mm256_xor_si256(two_halves(w + 2, w + bb + 2), top);
         hi = _mm256_xor_si256(two_halves(w + 18, w + bb + 18), top);
     }
-    const __m256i acc = _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo,
-                                            _mm256_loadu_si256((const __m256i *)y));
+    const __m256i acc =
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)y));
     return _mm256_dpbusd_epi32(acc, hi, _mm256_loadu_si256((const __m256i *)(y + 32)));
 }
 
 /* Four pair sums to the 8 block sums, in the order 0 2 4 6 1 3 5 7. */
 INLINE VNNI __m256i reduce_pairs(__m256i a0, __m256i a1, __m256i a2, __m256i a3)
 {
-    const __m256i t01 = _mm256_add_epi32(_mm256_unpacklo_epi32(a0, a1),
-                                         _mm256_unpackhi_epi32(a0, a1));
-    const __m256i t23 = _mm256_add_epi32(_mm256_unpacklo_epi32(a2, a3),
-                                         _mm256_unpackhi_epi32(a2, a3));
+    const __m256i t01 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(a0, a1), _mm256_unpackhi_epi32(a0, a1));
+    const __m256i t23 =
+        _mm256_add_epi32(_mm256_unpacklo_epi32(a2, a3), _mm256_unpackhi_epi32(a2, a3));
     return _mm256_add_epi32(_mm256_unpacklo_epi64(t01, t23), _mm256_unpackhi_epi64(t01, t23));
 }
 
@@ -105,9 +105,8 @@ INLINE VNNI __m256 group_scales(const int kind, const uint8_t *w)
         const __m128i idx = _mm_setr_epi16(0, 34, 4, 38, 17, 51, 21, 55);
         const __m128i a = _mm512_castsi512_si128(_mm512_permutex2var_epi16(
             _mm512_loadu_si512(w), _mm512_castsi128_si512(idx), _mm512_loadu_si512(w + 64)));
-        const __m128i b = _mm512_castsi512_si128(
-            _mm512_permutex2var_epi16(_mm512_loadu_si512(w + 128), _mm512_castsi128_si512(idx),
-                                      _mm512_loadu_si512(w + 192)));
+        const __m128i b = _mm512_castsi512_si128(_mm512_permutex2var_epi16(
+            _mm512_loadu_si512(w + 128), _mm512_castsi128_si512(idx), _mm512_loadu_si512(w + 192)));
         h = _mm_mask_blend_epi16(0xCC, a, b);
     }
     return _mm256_cvtph_ps(h);
@@ -238,15 +237,15 @@ INLINE VNNI void gemm_rows(const int kind, const int R, const int NT, int64_t n,
             }
 #pragma GCC unroll 2
             for (int r = 0; r < R; r++)
-                acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), _mm512_mul_ps(dw[r], dx),
-                                            acc[r][t]);
+                acc[r][t] =
+                    _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), _mm512_mul_ps(dw[r], dx), acc[r][t]);
         }
     }
 }
 
 /* Stores R rows of accumulators (k tiles each) as columns r - rg.. of out. */
-INLINE VNNI void store_part(const int R, __m512 acc[][MAX_TILES], int64_t k, int64_t r,
-                            int64_t rg, float (*out)[ENG_TILES_ROW_GROUP])
+INLINE VNNI void store_part(const int R, __m512 acc[][MAX_TILES], int64_t k, int64_t r, int64_t rg,
+                            float (*out)[ENG_TILES_ROW_GROUP])
 {
     for (int rr = 0; rr < R; rr++) {
         float lanes[MAX_TILES * TILE];
@@ -258,8 +257,8 @@ INLINE VNNI void store_part(const int R, __m512 acc[][MAX_TILES], int64_t k, int
 }
 
 INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t *w, size_t wrow,
-                           const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r,
-                           int64_t rg, float (*out)[ENG_TILES_ROW_GROUP])
+                           const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r, int64_t rg,
+                           float (*out)[ENG_TILES_ROW_GROUP])
 {
     __m512 acc[2][MAX_TILES];
     switch (k) { /* a constant tile count keeps the accumulators in registers */
@@ -282,7 +281,7 @@ INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t
 #define PART(name, kind)                                                                           \
     static VNNI void name##_part(int64_t n, const uint8_t *w, size_t wrow, const uint8_t *x,       \
                                  size_t tile_bytes, int R, int64_t k, int64_t r, int64_t rg,       \
-                                 float (*out)[ENG_TILES_ROW_GROUP])                                \
+                                 float(*out)[ENG_TILES_ROW_GROUP])                                 \
     {                                                                                              \
         if (R == 2)                                                                                \
             gemm_part(kind, 2, n, w, wrow, x, tile_bytes, k, r, rg, out);                          \
@@ -339,7 +338,8 @@ VNNI void eng_quantize_q8_0_avx512(const float *x, eng_block_q8_0 *y, int32_t *s
 {
     for (int64_t b = 0; b < n / ENG_QK; b++, x += ENG_QK) {
         const __m512 lo = _mm512_loadu_ps(x), hi = _mm512_loadu_ps(x + 16);
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
+        const float amax =
+            _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(lo), _mm512_abs_ps(hi)));
         float d = amax / 127.0f;
         d = d > ENG_FP16_MAX ? ENG_FP16_MAX : d; /* amax >= 0: only the top can saturate */
         const __m512 id = _mm512_set1_ps(d != 0.0f ? 1.0f / d : 0.0f);

@@ -31,8 +31,8 @@
 #include "eng_types.h"
 
 #define ENG_TILE_TOKENS 4
-#define ENG_ACT_TILE 16  /* tokens per tile of ENG_ACT_Q8_TILES (the lanes of a 512-bit vector) */
-#define ENG_ACT_GROUP 8  /* blocks per reduction group of ENG_ACT_Q8_PAIRS */
+#define ENG_ACT_TILE 16 /* tokens per tile of ENG_ACT_Q8_TILES (the lanes of a 512-bit vector) */
+#define ENG_ACT_GROUP 8 /* blocks per reduction group of ENG_ACT_Q8_PAIRS */
 
 /* How prepared activations are laid out (see kernels_act.c for the byte layouts). */
 typedef enum eng_act_layout {
@@ -51,8 +51,8 @@ typedef void (*eng_tile_fn)(int64_t n, const uint8_t *w, const uint8_t *x, size_
 
 /* Y[t * ldy + r] = dot(row r of W, token t) for r in [r0, r1), t < nt; W rows are wrow bytes
  * apart and xq is laid out as the set's layout for nt tokens. */
-typedef void (*eng_rows_fn)(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq,
-                            int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1);
+typedef void (*eng_rows_fn)(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt,
+                            float *Y, size_t ldy, int64_t r0, int64_t r1);
 
 typedef struct eng_kernel_set {
     eng_tile_fn dot;  /* 1 x 1, rows layout */
@@ -93,8 +93,7 @@ void eng_gemm_tiles(eng_tiles_part_fn part, int max_tiles, size_t tile_bytes, in
 /* eng_quantize_q8_0 on AVX-512 (the same bytes), plus the sum of each block's codes into
  * sums[n / 32] when sums is not NULL. Only for CPUs with AVX-512 VNNI (the Q8 layouts). */
 struct eng_block_q8_0;
-void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t *sums,
-                              int64_t n);
+void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t *sums, int64_t n);
 
 /* eng_quantize_q8_K on AVX-512 (the same bytes). Only for CPUs with AVX-512 VNNI. */
 struct eng_block_q8_K;

@@ -58,7 +58,8 @@ static AVX512 __m512 exp_avx512(__m512 x)
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P3));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P4));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(P5));
-    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    const __m512 y =
+        _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(y, n);
 }
 
@@ -99,7 +100,8 @@ static AVX512 void softmax_avx512(float *x, int64_t n, float scale)
     const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax)), s = _mm512_set1_ps(scale);
     for (i = 0; i < n; i += 16) {
         const __mmask16 k = n - i >= 16 ? 0xFFFF : tail_mask(n - i);
-        const __m512 e = exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), s));
+        const __m512 e =
+            exp_avx512(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m), s));
         _mm512_mask_storeu_ps(x + i, k, e);
         vsum = _mm512_mask_add_ps(vsum, k, vsum, e);
     }
@@ -202,7 +204,7 @@ static void scores_scalar(const float *q, int nq, int hd, const float *kt, size_
 #define SP 4 /* vectors of 16 positions per register tile */
 
 static AVX512 void scores_tile(const int T, const float *q, int hd, const float *kt, size_t ldk,
-                              int p0, int npos, float *s, size_t lds)
+                               int p0, int npos, float *s, size_t lds)
 {
     __m512 acc[SQ][SP];
     __mmask16 k[SP];

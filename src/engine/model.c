@@ -28,8 +28,8 @@ eng_model_params eng_model_params_default(void)
 }
 
 /* Reads "<arch>.<suffix>" as u32 into *out; required unless def >= 0. */
-static rb_err hp_u32(const eng_gguf *g, const char *arch, const char *suffix, int64_t def,
-                     int *out, char *err, size_t errlen)
+static rb_err hp_u32(const eng_gguf *g, const char *arch, const char *suffix, int64_t def, int *out,
+                     char *err, size_t errlen)
 {
     char key[128];
     uint32_t v;
@@ -46,8 +46,8 @@ static rb_err hp_u32(const eng_gguf *g, const char *arch, const char *suffix, in
     return RB_OK;
 }
 
-static rb_err hp_f32(const eng_gguf *g, const char *arch, const char *suffix, float def,
-                     float *out, char *err, size_t errlen)
+static rb_err hp_f32(const eng_gguf *g, const char *arch, const char *suffix, float def, float *out,
+                     char *err, size_t errlen)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
@@ -66,12 +66,12 @@ static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t err
         (rc = hp_u32(g, arch, "block_count", -1, &hp->n_layer, err, errlen)) ||
         (rc = hp_u32(g, arch, "feed_forward_length", -1, &hp->n_ff, err, errlen)) ||
         (rc = hp_u32(g, arch, "attention.head_count", -1, &hp->n_head, err, errlen)) ||
-        (rc = hp_u32(g, arch, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err,
-                     errlen)) ||
+        (rc =
+             hp_u32(g, arch, "attention.head_count_kv", hp->n_head, &hp->n_head_kv, err, errlen)) ||
         (rc = hp_u32(g, arch, "context_length", 2048, &hp->n_ctx_train, err, errlen)) ||
         (rc = hp_f32(g, arch, "rope.freq_base", 10000.0f, &hp->rope_base, err, errlen)) ||
-        (rc = hp_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err,
-                     errlen)))
+        (rc =
+             hp_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err, errlen)))
         return rc;
     if (hp->n_embd % hp->n_head)
         return rb_errf(err, errlen, RB_EFORMAT,
@@ -100,8 +100,8 @@ static const eng_gguf_tensor *find(const eng_model *m, const char *name)
 }
 
 /* Binds a 2-D weight and checks its shape is (rows, cols). */
-static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t cols,
-                          eng_weight *w, char *err, size_t errlen)
+static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t cols, eng_weight *w,
+                          char *err, size_t errlen)
 {
     const eng_gguf_tensor *t = find(m, name);
 
@@ -110,11 +110,11 @@ static rb_err bind_weight(eng_model *m, const char *name, int64_t rows, int64_t 
     if (t->ndim != 2 || t->ne[0] != cols || t->ne[1] != rows)
         return rb_errf(err, errlen, RB_EFORMAT,
                        "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
-                       (long long)t->ne[0], (long long)t->ne[1], (long long)cols,
-                       (long long)rows);
+                       (long long)t->ne[0], (long long)t->ne[1], (long long)cols, (long long)rows);
     if (!eng_type_supported(t->type) || cols % eng_type_block_elems(t->type))
-        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has unsupported type %s for %lld columns",
-                       name, eng_type_name(t->type), (long long)cols);
+        return rb_errf(err, errlen, RB_EFORMAT,
+                       "tensor '%s' has unsupported type %s for %lld columns", name,
+                       eng_type_name(t->type), (long long)cols);
     w->type = t->type;
     w->data = t->data;
     if (m->wcopy) {
@@ -147,8 +147,8 @@ static rb_err bind_norm(eng_model *m, const char *name, int64_t n, float **out, 
     if (!t)
         return rb_errf(err, errlen, RB_EFORMAT, "missing tensor '%s'", name);
     if (t->ndim != 1 || t->ne[0] != n)
-        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has %lld entries, expected %lld",
-                       name, (long long)t->ne[0], (long long)n);
+        return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has %lld entries, expected %lld", name,
+                       (long long)t->ne[0], (long long)n);
     if (t->type != ENG_TYPE_F32 && t->type != ENG_TYPE_F16 && t->type != ENG_TYPE_BF16)
         return rb_errf(err, errlen, RB_EFORMAT, "tensor '%s' has type %s; norms must be float",
                        name, eng_type_name(t->type));
@@ -179,26 +179,21 @@ static rb_err bind_layer(eng_model *m, int l, int prefault, char *err, size_t er
 
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", l, suffix), name)
     if ((rc = bind_norm(m, NAME("attn_norm.weight"), hp->n_embd, &L->attn_norm, err, errlen)) ||
-        (rc = bind_weight(m, NAME("attn_q.weight"), hp->n_embd, hp->n_embd, &L->wq, err,
-                          errlen)) ||
-        (rc = bind_weight(m, NAME("attn_k.weight"), hp->kv_dim, hp->n_embd, &L->wk, err,
-                          errlen)) ||
-        (rc = bind_weight(m, NAME("attn_v.weight"), hp->kv_dim, hp->n_embd, &L->wv, err,
-                          errlen)) ||
+        (rc = bind_weight(m, NAME("attn_q.weight"), hp->n_embd, hp->n_embd, &L->wq, err, errlen)) ||
+        (rc = bind_weight(m, NAME("attn_k.weight"), hp->kv_dim, hp->n_embd, &L->wk, err, errlen)) ||
+        (rc = bind_weight(m, NAME("attn_v.weight"), hp->kv_dim, hp->n_embd, &L->wv, err, errlen)) ||
         (rc = bind_weight(m, NAME("attn_output.weight"), hp->n_embd, hp->n_embd, &L->wo, err,
                           errlen)) ||
         (rc = bind_norm(m, NAME("ffn_norm.weight"), hp->n_embd, &L->ffn_norm, err, errlen)) ||
         (rc = bind_weight(m, NAME("ffn_gate.weight"), hp->n_ff, hp->n_embd, &L->w_gate, err,
                           errlen)) ||
-        (rc = bind_weight(m, NAME("ffn_up.weight"), hp->n_ff, hp->n_embd, &L->w_up, err,
-                          errlen)) ||
+        (rc = bind_weight(m, NAME("ffn_up.weight"), hp->n_ff, hp->n_embd, &L->w_up, err, errlen)) ||
         (rc = bind_weight(m, NAME("ffn_down.weight"), hp->n_embd, hp->n_ff, &L->w_down, err,
                           errlen)))
         return rc;
 #undef NAME
     if (prefault) {
-        const eng_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo,
-                                  &L->w_gate, &L->w_up, &L->w_down};
+        const eng_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             touch(ws[i]);
     }
@@ -325,14 +320,13 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
 
     {
         const eng_hparams *hp = &m->hp;
-        if ((rc = bind_weight(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd,
-                              gerr, sizeof gerr)) ||
-            (rc = bind_norm(m, "output_norm.weight", hp->n_embd, &m->out_norm, gerr,
-                            sizeof gerr)))
+        if ((rc = bind_weight(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd, gerr,
+                              sizeof gerr)) ||
+            (rc = bind_norm(m, "output_norm.weight", hp->n_embd, &m->out_norm, gerr, sizeof gerr)))
             goto bad;
         if (find(m, "output.weight")) {
-            if ((rc = bind_weight(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output,
-                                  gerr, sizeof gerr)))
+            if ((rc = bind_weight(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output, gerr,
+                                  sizeof gerr)))
                 goto bad;
         } else {
             m->output = m->tok_embd;

@@ -21,8 +21,8 @@ typedef struct ftype_def {
 } ftype_def;
 
 static const ftype_def ftypes[] = {
-    {"f32", ENG_TYPE_F32, 0},   {"f16", ENG_TYPE_F16, 1},   {"q4_0", ENG_TYPE_Q4_0, 2},
-    {"q8_0", ENG_TYPE_Q8_0, 7}, {"q4_k", ENG_TYPE_Q4_K, 14}, {"q4_k_m", ENG_TYPE_Q4_K, 15},
+    {"f32", ENG_TYPE_F32, 0},    {"f16", ENG_TYPE_F16, 1},    {"q4_0", ENG_TYPE_Q4_0, 2},
+    {"q8_0", ENG_TYPE_Q8_0, 7},  {"q4_k", ENG_TYPE_Q4_K, 14}, {"q4_k_m", ENG_TYPE_Q4_K, 15},
     {"q6_k", ENG_TYPE_Q6_K, 18}, {"bf16", ENG_TYPE_BF16, 32},
 };
 
@@ -42,8 +42,7 @@ int eng_ftype_known(const char *name)
 /* llama.cpp's rule for which layers get more bits in the _M mixes. */
 static int use_more_bits(int layer, int n_layers)
 {
-    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 ||
-           (layer - n_layers / 8) % 3 == 2;
+    return layer < n_layers / 8 || layer >= 7 * n_layers / 8 || (layer - n_layers / 8) % 3 == 2;
 }
 
 /* Layer number of "blk.N.xxx", or -1. */
@@ -70,8 +69,7 @@ static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim
         return ENG_TYPE_F32;
     if (ft->file_type == 15) { /* q4_k_m */
         int l = layer_of(name);
-        if (strcmp(name, "output.weight") == 0 ||
-            (tied && strcmp(name, "token_embd.weight") == 0))
+        if (strcmp(name, "output.weight") == 0 || (tied && strcmp(name, "token_embd.weight") == 0))
             t = ENG_TYPE_Q6_K;
         else if ((ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight")) &&
                  l >= 0 && use_more_bits(l, n_layers))
@@ -86,13 +84,13 @@ static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim
 
 typedef struct convert_task {
     eng_type src_type, dst_type;
-    const uint8_t *src;        /* NULL: generate random rows */
+    const uint8_t *src; /* NULL: generate random rows */
     uint8_t *dst;
     int64_t rows, cols;
     size_t src_row, dst_row;
-    float *scratch;            /* (nth, cols) */
+    float *scratch; /* (nth, cols) */
     uint64_t seed;
-    float std, fill;           /* random: normal(0, std); fill != 0: constant rows */
+    float std, fill; /* random: normal(0, std); fill != 0: constant rows */
 } convert_task;
 
 /* splitmix64 */
@@ -138,9 +136,8 @@ static void convert_part(void *ctx, int ith, int nth)
 }
 
 /* Converts (or generates) a tensor and adds it to the writer. */
-static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name,
-                            uint32_t ndim, const int64_t *ne, convert_task *t, char *err,
-                            size_t errlen)
+static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name, uint32_t ndim,
+                            const int64_t *ne, convert_task *t, char *err, size_t errlen)
 {
     rb_err rc;
     size_t bytes;
@@ -151,8 +148,8 @@ static rb_err add_converted(eng_gguf_writer *w, eng_pool *pool, const char *name
         t->rows *= ne[d];
     t->dst_row = eng_type_row_bytes(t->dst_type, t->cols);
     if (!t->dst_row)
-        return rb_errf(err, errlen, RB_EINVAL, "tensor '%s': %lld columns do not fit type %s",
-                       name, (long long)t->cols, eng_type_name(t->dst_type));
+        return rb_errf(err, errlen, RB_EINVAL, "tensor '%s': %lld columns do not fit type %s", name,
+                       (long long)t->cols, eng_type_name(t->dst_type));
     bytes = t->dst_row * (size_t)t->rows;
     t->dst = malloc(bytes ? bytes : 1);
     t->scratch = malloc((size_t)eng_pool_max_chunks(pool) * (size_t)t->cols * sizeof(float));
@@ -185,8 +182,7 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
 
     if (!ft)
         return rb_errf(err, errlen, RB_EINVAL,
-                       "unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k)",
-                       ftype);
+                       "unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k)", ftype);
     if ((rc = eng_gguf_open(in, &g, gerr, sizeof gerr))) {
         rb_errf(err, errlen, rc, "cannot open model '%s': %s", in, gerr);
         goto out;
@@ -215,8 +211,7 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
         ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], (int)n_layers,
                                   eng_gguf_find_tensor(g, "output.weight") < 0);
         if (ct.dst_type == t->type) {
-            rc = eng_gguf_writer_add_tensor(w, t->name, t->type, t->ndim, t->ne, t->data,
-                                            t->size);
+            rc = eng_gguf_writer_add_tensor(w, t->name, t->type, t->ndim, t->ne, t->data, t->size);
             if (rc)
                 rb_errf(err, errlen, rc, "cannot add tensor '%s'", t->name);
         } else {
@@ -323,8 +318,8 @@ out:
 
 /* Adds one random tensor: a norm (1-D, all ones) or a weight of rows x cols. */
 static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft, int n_layers,
-                         const char *name, int rows, int cols, int norm, uint64_t seed,
-                         char *err, size_t errlen)
+                         const char *name, int rows, int cols, int norm, uint64_t seed, char *err,
+                         size_t errlen)
 {
     convert_task ct = {0};
     int64_t ne[2] = {cols, rows};
@@ -379,8 +374,8 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
         (rc = eng_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)sh->layers)) ||
         (rc = eng_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)sh->ff)) ||
         (rc = eng_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)sh->heads)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv",
-                                      (uint32_t)sh->kv_heads)) ||
+        (rc =
+             eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->kv_heads)) ||
         (rc = eng_gguf_writer_set_u32(w, "llama.rope.dimension_count",
                                       (uint32_t)(sh->dim / sh->heads))) ||
         (rc = eng_gguf_writer_set_f32(w, "llama.rope.freq_base", sh->rope_base)) ||
@@ -394,10 +389,10 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
             const char *suffix;
             int rows, cols, norm;
         } per_layer[] = {
-            {"attn_norm.weight", 1, sh->dim, 1}, {"attn_q.weight", sh->dim, sh->dim, 0},
-            {"attn_k.weight", kv, sh->dim, 0},   {"attn_v.weight", kv, sh->dim, 0},
+            {"attn_norm.weight", 1, sh->dim, 1},         {"attn_q.weight", sh->dim, sh->dim, 0},
+            {"attn_k.weight", kv, sh->dim, 0},           {"attn_v.weight", kv, sh->dim, 0},
             {"attn_output.weight", sh->dim, sh->dim, 0}, {"ffn_norm.weight", 1, sh->dim, 1},
-            {"ffn_gate.weight", sh->ff, sh->dim, 0}, {"ffn_up.weight", sh->ff, sh->dim, 0},
+            {"ffn_gate.weight", sh->ff, sh->dim, 0},     {"ffn_up.weight", sh->ff, sh->dim, 0},
             {"ffn_down.weight", sh->dim, sh->ff, 0},
         };
         char tname[96];

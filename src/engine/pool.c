@@ -31,9 +31,9 @@ typedef struct helper {
 
 struct eng_pool {
     int n;
-    helper *helpers;          /* n - 1 */
-    _Atomic uint64_t state;   /* gen << 32 | next chunk */
-    atomic_int done;          /* chunks finished in the current run */
+    helper *helpers;        /* n - 1 */
+    _Atomic uint64_t state; /* gen << 32 | next chunk */
+    atomic_int done;        /* chunks finished in the current run */
     atomic_int stop;
     struct {
         /* Atomic (relaxed) because a late helper may read a slot while it is rewritten for a
@@ -41,10 +41,10 @@ struct eng_pool {
         _Atomic(eng_pool_fn) fn;
         _Atomic(void *) ctx;
         atomic_int n_chunks;
-    } run[2];                 /* by generation parity; written before it is published */
-    pthread_mutex_t mu;       /* only for sleeping helpers */
+    } run[2];           /* by generation parity; written before it is published */
+    pthread_mutex_t mu; /* only for sleeping helpers */
     pthread_cond_t wake;
-    int sleepers;             /* guarded by mu */
+    int sleepers; /* guarded by mu */
 };
 
 static inline void cpu_relax(void)

@@ -26,8 +26,8 @@ typedef struct eng_sampler {
     eng_sampler_params p;
     int n_vocab;
     uint64_t rng;
-    eng_cand *cand;      /* (n_vocab) scratch */
-    int32_t *recent;     /* ring of the last repeat_last_n accepted tokens */
+    eng_cand *cand;  /* (n_vocab) scratch */
+    int32_t *recent; /* ring of the last repeat_last_n accepted tokens */
     int recent_cap, recent_len, recent_head;
 } eng_sampler;
 
@@ -57,8 +57,9 @@ void eng_stopper_init(eng_stopper *st);
 void eng_stopper_release(eng_stopper *st);
 /* Copies up to ENG_MAX_STOP strings of 1..ENG_MAX_STOP_LEN bytes (RB_EINVAL otherwise). */
 rb_err eng_stopper_reset(eng_stopper *st, const char *const *stop, size_t nstop);
-/* Adds text; out and outlen receive the text that may be emitted now (borrowed until the next call).
- * Returns 1 when a stop string completed (the text before it is in out, the rest dropped). */
+/* Adds text; out and outlen receive the text that may be emitted now (borrowed until the next
+ * call). Returns 1 when a stop string completed (the text before it is in out, the rest dropped).
+ */
 int eng_stopper_feed(eng_stopper *st, const char *text, size_t len, const char **out,
                      size_t *outlen);
 /* Releases everything held back (generation ended without a stop string). */

@@ -79,7 +79,6 @@ typedef struct tok_sym {
     uint32_t off, n; /* n == 0 once merged into its left neighbour */
 } tok_sym;
 
-
 /* Encodes one fragment of plain text (no special tokens) and appends the ids to out.
  * prefix_space: SentencePiece puts a "▁" in front (the caller decides per fragment). */
 rb_err tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, int prefix_space,

@@ -77,12 +77,13 @@ int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
         kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee models download: name the model (REF)");
     else if (file && !is_download && (rc = RB_EINVAL))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee models list: unknown option --file");
-    else if (is_download && (rc = kpr_ref_with_file(cmd, ref, file, full, sizeof full, err,
-                                                    sizeof err)))
+    else if (is_download &&
+             (rc = kpr_ref_with_file(cmd, ref, file, full, sizeof full, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
     else if (!(rc = kpr_target_resolve(c, node, hive, &t, &f)) &&
              !(rc = kpr_hive_connect(c, &t, &eph, 0, 1, NULL, &f)))
-        rc = is_download ? kpr_provision(c, &t, full, 0, path, sizeof path, &f) : do_list(c, &t, &f);
+        rc =
+            is_download ? kpr_provision(c, &t, full, 0, path, sizeof path, &f) : do_list(c, &t, &f);
     kpr_local_hive_stop(&eph, KPR_HIVE_STOP_MS);
     return kpr_cmd_status(c, rc, &f);
 }

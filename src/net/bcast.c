@@ -12,14 +12,14 @@
 
 #include "rb_bcast.h"
 
-#define SUB_QUEUE 64  /* events a subscriber may lag behind */
+#define SUB_QUEUE 64 /* events a subscriber may lag behind */
 #define MAX_SUBS 256
 
 struct rb_bcast {
     pthread_mutex_t mu;
     rb_chan *subs[MAX_SUBS];
     int nsubs;
-    char *latest;   /* owned */
+    char *latest; /* owned */
     int finished;
 };
 

@@ -52,8 +52,7 @@ static size_t write_buf(char *p, size_t size, size_t n, void *user)
     return rb_buf_append(b, p, size * n) ? 0 : size * n;
 }
 
-static struct curl_slist *base_headers(const char *token, const char *corr, int json_body,
-                                       int sse)
+static struct curl_slist *base_headers(const char *token, const char *corr, int json_body, int sse)
 {
     struct curl_slist *h = NULL;
     char line[600];
@@ -74,11 +73,11 @@ static struct curl_slist *base_headers(const char *token, const char *corr, int 
     return h;
 }
 
-static rb_err map_curl(CURLcode c, const char *url, char *err, size_t errlen,
-                       const char *detail)
+static rb_err map_curl(CURLcode c, const char *url, char *err, size_t errlen, const char *detail)
 {
     switch (c) {
-    case CURLE_OK: return RB_OK;
+    case CURLE_OK:
+        return RB_OK;
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
@@ -199,8 +198,8 @@ typedef struct sse_read {
     int64_t start_us;
     int checked_status; /* status looked at once headers are complete */
     int is_stream;
-    int done;           /* [DONE] seen */
-    int stopped;        /* the callback asked to stop */
+    int done;    /* [DONE] seen */
+    int stopped; /* the callback asked to stop */
     rb_err parse_err;
 } sse_read;
 
@@ -267,9 +266,8 @@ static size_t sse_header(char *p, size_t size, size_t n, void *user)
     return size * n;
 }
 
-rb_err rb_client_sse(const char *method, const char *url, const char *body,
-                     const rb_sse_opts *o, rb_sse_cb cb, void *user, rb_sse_result *res,
-                     char *err, size_t errlen)
+rb_err rb_client_sse(const char *method, const char *url, const char *body, const rb_sse_opts *o,
+                     rb_sse_cb cb, void *user, rb_sse_result *res, char *err, size_t errlen)
 {
     rb_sse_opts def = rb_sse_opts_default();
     CURLM *m = NULL;
@@ -328,8 +326,8 @@ rb_err rb_client_sse(const char *method, const char *url, const char *body,
             goto out;
         }
         if (o->idle_timeout_ms > 0 && now - s.last_byte_ms >= o->idle_timeout_ms) {
-            rc = rb_errf(err, errlen, RB_ETIMEDOUT,
-                         "no data from %s for %ld ms (idle timeout)", url, o->idle_timeout_ms);
+            rc = rb_errf(err, errlen, RB_ETIMEDOUT, "no data from %s for %ld ms (idle timeout)",
+                         url, o->idle_timeout_ms);
             goto out;
         }
         if (o->deadline_ms > 0 && now - s.start_ms >= o->deadline_ms) {

@@ -8,8 +8,7 @@
 #include "rb_db.h"
 #include "rb_util.h"
 
-rb_err rb_db_open(const char *path, const char *schema_sql, sqlite3 **out, char *err,
-                  size_t errlen)
+rb_err rb_db_open(const char *path, const char *schema_sql, sqlite3 **out, char *err, size_t errlen)
 {
     char dir[4096];
     char *slash, *emsg = NULL;
@@ -23,8 +22,9 @@ rb_err rb_db_open(const char *path, const char *schema_sql, sqlite3 **out, char 
         if (rb_mkdir_p(dir))
             return rb_errf(err, errlen, RB_EIO, "cannot create folder '%s'", dir);
     }
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                       SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
         rc = rb_errf(err, errlen, RB_EIO, "cannot open database '%s': %s", path,
                      db ? sqlite3_errmsg(db) : "out of memory");
         goto out;

@@ -140,8 +140,7 @@ static void reply_clear(rb_http_reply *rep)
     rep->sse = NULL;
 }
 
-void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type,
-                        const char *text)
+void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type, const char *text)
 {
     reply_clear(rep);
     rep->set = 1;
@@ -241,9 +240,9 @@ static enum MHD_Result send_reply(rb_http_server *srv, struct MHD_Connection *co
     return ok;
 }
 
-static enum MHD_Result send_error(rb_http_server *srv, struct MHD_Connection *conn,
-                                  req_ctx *ctx, int status, const char *code, const char *msg,
-                                  const char *method, const char *path)
+static enum MHD_Result send_error(rb_http_server *srv, struct MHD_Connection *conn, req_ctx *ctx,
+                                  int status, const char *code, const char *msg, const char *method,
+                                  const char *path)
 {
     rb_http_reply rep = {0};
     enum MHD_Result ok;
@@ -329,9 +328,8 @@ static void set_correlation(struct MHD_Connection *conn, req_ctx *ctx)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     rb_http_server *srv = cls;
     req_ctx *ctx = *con_cls;
@@ -355,10 +353,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return path_known
                        ? send_error(srv, conn, ctx, 405, "METHOD_NOT_ALLOWED",
                                     "method not allowed for this path", method, url)
-                       : send_error(srv, conn, ctx, 404, "NOT_FOUND", "no such route", method,
-                                    url);
-        if (srv->token && !(ctx->route->flags & RB_ROUTE_PUBLIC) &&
-            check_auth(srv, conn, &code)) {
+                       : send_error(srv, conn, ctx, 404, "NOT_FOUND", "no such route", method, url);
+        if (srv->token && !(ctx->route->flags & RB_ROUTE_PUBLIC) && check_auth(srv, conn, &code)) {
             ctx->route = NULL;
             return send_error(srv, conn, ctx, 401, code,
                               strcmp(code, "MISSING_API_KEY") == 0
@@ -474,8 +470,7 @@ static rb_err listen_socket(const char *addr, uint16_t port, int *fd_out, uint16
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
         int e = errno;
         close(fd);
-        return rb_errf(err, errlen, RB_EIO, "cannot listen on %s:%u: %s", addr, port,
-                       strerror(e));
+        return rb_errf(err, errlen, RB_EIO, "cannot listen on %s:%u: %s", addr, port, strerror(e));
     }
     getsockname(fd, (struct sockaddr *)&sa, &sl);
     *fd_out = fd;
@@ -509,15 +504,15 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
     rc = listen_socket(srv->cfg.bind_addr, cfg->port, &srv->listen_fd, &srv->port, err, errlen);
     if (rc)
         goto out;
-    srv->mhd = MHD_start_daemon(
-        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-            MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    srv->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                    MHD_USE_POLL | MHD_USE_ERROR_LOG,
+                                0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
+                                srv->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!srv->mhd) {
-        rc = rb_errf(err, errlen, RB_EIO, "cannot start HTTP server on %s:%u",
-                     srv->cfg.bind_addr, srv->port);
+        rc = rb_errf(err, errlen, RB_EIO, "cannot start HTTP server on %s:%u", srv->cfg.bind_addr,
+                     srv->port);
         goto out;
     }
 out:

@@ -15,13 +15,13 @@ typedef struct sse_stream sse_stream;
 struct rb_http_server {
     struct MHD_Daemon *mhd;
     rb_http_config cfg;
-    char *token;          /* owned copy; NULL when auth is off */
+    char *token; /* owned copy; NULL when auth is off */
     char component[32];
     uint16_t port;
     int listen_fd;
-    pthread_mutex_t mu;   /* guards streams and nstreams */
+    pthread_mutex_t mu;        /* guards streams and nstreams */
     pthread_cond_t streams_cv; /* signalled when a stream ends */
-    sse_stream *streams;  /* active SSE responses (doubly linked) */
+    sse_stream *streams;       /* active SSE responses (doubly linked) */
     int nstreams;
     int stopping;
 };

@@ -24,8 +24,8 @@
 struct sse_stream {
     rb_http_server *srv;
     rb_chan *ch;
-    int sockfd;        /* -1: not watched (the client sent bytes we will not read) */
-    rb_buf pending;    /* formatted text not yet handed to libmicrohttpd */
+    int sockfd;     /* -1: not watched (the client sent bytes we will not read) */
+    rb_buf pending; /* formatted text not yet handed to libmicrohttpd */
     size_t off;
     rb_buf ev;
     int64_t last_out_ms;

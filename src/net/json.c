@@ -48,8 +48,7 @@ json_t *rb_jcheck_envelope(const rb_jcheck *c)
                  json_string_value(json_object_get(first, "message")));
     else
         snprintf(msg, sizeof msg, "invalid request: %zu fields are invalid", n);
-    return rb_error_envelope("INVALID_REQUEST", msg,
-                             json_pack("{s:O}", "fields", c->fields));
+    return rb_error_envelope("INVALID_REQUEST", msg, json_pack("{s:O}", "fields", c->fields));
 }
 
 /* Looks the key up; returns NULL when absent or null (and records "required" if needed). */
@@ -166,8 +165,8 @@ int rb_json_bool(rb_jcheck *c, const json_t *obj, const char *key, int required,
     return 1;
 }
 
-int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int required,
-                   size_t maxitems, size_t minlen, size_t maxlen, const char **out, size_t *n)
+int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int required, size_t maxitems,
+                   size_t minlen, size_t maxlen, const char **out, size_t *n)
 {
     json_t *v = lookup(c, obj, key, required);
     size_t i, len;
@@ -195,7 +194,8 @@ int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int require
         rb_jcheck_add(c, key, "length", "'%s' must have at most %zu items", key, maxitems);
         return -1;
     }
-    json_array_foreach(v, i, item) {
+    json_array_foreach(v, i, item)
+    {
         if (!json_is_string(item)) {
             rb_jcheck_add(c, key, "type", "'%s' must be an array of strings", key);
             return -1;
@@ -255,10 +255,18 @@ rb_err rb_json_quote(rb_buf *out, const char *s, size_t len)
             i++;
         } else if (c < 0x20) {
             switch (c) {
-            case '\n': rc = rb_buf_append(out, "\\n", 2); break;
-            case '\r': rc = rb_buf_append(out, "\\r", 2); break;
-            case '\t': rc = rb_buf_append(out, "\\t", 2); break;
-            default: rc = rb_buf_appendf(out, "\\u%04x", c); break;
+            case '\n':
+                rc = rb_buf_append(out, "\\n", 2);
+                break;
+            case '\r':
+                rc = rb_buf_append(out, "\\r", 2);
+                break;
+            case '\t':
+                rc = rb_buf_append(out, "\\t", 2);
+                break;
+            default:
+                rc = rb_buf_appendf(out, "\\u%04x", c);
+                break;
             }
             i++;
         } else if (c < 0x80) {

@@ -36,9 +36,9 @@ struct rb_chan {
     atomic_int refs;
     chan_event *ring;
     size_t cap, head, count;
-    int finished;  /* producer is done */
-    int closed;    /* consumer is gone */
-    int drained;   /* a pop found the ring empty after the last event was taken */
+    int finished; /* producer is done */
+    int closed;   /* consumer is gone */
+    int drained;  /* a pop found the ring empty after the last event was taken */
     int efd;
 };
 

@@ -27,12 +27,9 @@ static int parse(engine_args *a, int argc, char **argv)
 {
     char err[256];
     const rb_opt opts[] = {
-        {"--json", RB_OPT_FLAG, &a->json},
-        {"--no-mmap", RB_OPT_FLAG, &a->no_mmap},
-        {"-m", RB_OPT_STR, &a->model},
-        {"-p", RB_OPT_INT, &a->p, 1, 65536},
-        {"-n", RB_OPT_INT, &a->n, 1, 65536},
-        {"-t", RB_OPT_INT, &a->threads, 1, 256},
+        {"--json", RB_OPT_FLAG, &a->json},     {"--no-mmap", RB_OPT_FLAG, &a->no_mmap},
+        {"-m", RB_OPT_STR, &a->model},         {"-p", RB_OPT_INT, &a->p, 1, 65536},
+        {"-n", RB_OPT_INT, &a->n, 1, 65536},   {"-t", RB_OPT_INT, &a->threads, 1, 256},
         {"-r", RB_OPT_INT, &a->reps, 1, 1000},
     };
 
@@ -137,10 +134,8 @@ int bench_engine_main(int argc, char **argv)
     }
     getrusage(RUSAGE_SELF, &ru);
     {
-        double pmed = bench_quantile(pp, (size_t)a.reps, 0.5), pmin = pp[0],
-               pmax = pp[a.reps - 1];
-        double tmed = bench_quantile(tg, (size_t)a.reps, 0.5), tmin = tg[0],
-               tmax = tg[a.reps - 1];
+        double pmed = bench_quantile(pp, (size_t)a.reps, 0.5), pmin = pp[0], pmax = pp[a.reps - 1];
+        double tmed = bench_quantile(tg, (size_t)a.reps, 0.5), tmin = tg[0], tmax = tg[a.reps - 1];
         printf("model %s: %s, %.2f M params, %.1f MiB, %d threads\n", a.model,
                eng_type_name(info.main_type), (double)info.n_params / 1e6,
                (double)info.file_size / 1048576.0, eng_session_threads(s));
@@ -154,8 +149,8 @@ int bench_engine_main(int argc, char **argv)
                    "\"pp_tokens_per_s\":%.2f,\"pp_min\":%.2f,\"pp_max\":%.2f,"
                    "\"tg_tokens_per_s\":%.2f,\"tg_min\":%.2f,\"tg_max\":%.2f,"
                    "\"file_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
-                   a.model, eng_type_name(info.main_type), eng_session_threads(s), a.p, a.n,
-                   pmed, pmin, pmax, tmed, tmin, tmax, (double)info.file_size / 1048576.0,
+                   a.model, eng_type_name(info.main_type), eng_session_threads(s), a.p, a.n, pmed,
+                   pmin, pmax, tmed, tmin, tmax, (double)info.file_size / 1048576.0,
                    (double)ru.ru_maxrss / 1024.0);
     }
     code = 0;

@@ -177,8 +177,8 @@ int bench_memory_main(int argc, char **argv)
         for (int r = 0; r < reps; r++)
             gbs[r] = (double)n / read_once(buf, n, t, &sink) / 1e9;
         med = bench_quantile(gbs, (size_t)reps, 0.5); /* sorts gbs */
-        printf("threads %d: %6.1f GB/s  (median of %d; min %.1f, max %.1f)\n", t, med, reps,
-               gbs[0], gbs[reps - 1]);
+        printf("threads %d: %6.1f GB/s  (median of %d; min %.1f, max %.1f)\n", t, med, reps, gbs[0],
+               gbs[reps - 1]);
         free(gbs);
     }
     code = sink == 1 ? 2 : 0; /* never 2: only makes the sum observable */

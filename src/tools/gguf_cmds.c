@@ -54,8 +54,8 @@ int gguf_cmd_generate(int argc, char **argv)
         {"--threads", RB_OPT_LLONG, &threads, 0, 256},
     };
 
-    if (rb_args_parse(PROG " generate", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1,
-                      &npos, err, sizeof err)) {
+    if (rb_args_parse(PROG " generate", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1, &npos,
+                      err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
@@ -77,8 +77,7 @@ int gguf_cmd_generate(int argc, char **argv)
     smp.top_p = (float)top_p;
     smp.seed = seed;
     if (eng_model_tokenize(m, prompt, strlen(prompt), 1, &ids, &nids) ||
-        eng_session_reset(s, &smp, NULL, 0) ||
-        eng_session_prefill(s, ids, nids, err, sizeof err)) {
+        eng_session_reset(s, &smp, NULL, 0) || eng_session_prefill(s, ids, nids, err, sizeof err)) {
         fprintf(stderr, "%s: cannot run the prompt: %s\n", PROG, err);
         goto out;
     }
@@ -121,12 +120,14 @@ int gguf_cmd_quantize(int argc, char **argv)
     if (npos != 3)
         return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
     if (!eng_ftype_known(pos[2])) {
-        fprintf(stderr, "%s quantize: unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k "
-                        "q4_k_m q6_k)\n", PROG, pos[2]);
+        fprintf(stderr,
+                "%s quantize: unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k "
+                "q4_k_m q6_k)\n",
+                PROG, pos[2]);
         return 1;
     }
-    if (eng_quantize_file(pos[0], pos[1], pos[2], threads ? (int)threads : rb_physical_cores(),
-                          err, sizeof err)) {
+    if (eng_quantize_file(pos[0], pos[1], pos[2], threads ? (int)threads : rb_physical_cores(), err,
+                          sizeof err)) {
         fprintf(stderr, "%s: %s\n", PROG, err);
         return 1;
     }

@@ -38,9 +38,10 @@ int main(int argc, char **argv)
         return bench_stream_main(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "memory") == 0)
         return bench_memory_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: rbee-bench engine -m MODEL -p N -n N -t THREADS -r REPS [--no-mmap] [--json]\n"
-                    "       rbee-bench stream --url WORKER_URL [--clients 1,2,4] [--requests N]\n"
-                    "                         [--max-tokens N] [--prompt TEXT] [--json]\n"
-                    "       rbee-bench memory -m FILE [-t THREADS] [-r REPS] [--no-mmap]\n");
+    fprintf(stderr,
+            "usage: rbee-bench engine -m MODEL -p N -n N -t THREADS -r REPS [--no-mmap] [--json]\n"
+            "       rbee-bench stream --url WORKER_URL [--clients 1,2,4] [--requests N]\n"
+            "                         [--max-tokens N] [--prompt TEXT] [--json]\n"
+            "       rbee-bench memory -m FILE [-t THREADS] [-r REPS] [--no-mmap]\n");
     return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? 0 : 1;
 }

@@ -70,8 +70,8 @@ static void push_error(wrk_job *j, const char *code, const char *message)
 static json_t *end_event(int tokens_out, size_t prompt_tokens, double decode_ms, double ttft_ms,
                          double tokens_per_sec, const char *stop_reason)
 {
-    return json_pack("{s:s, s:i, s:I, s:f, s:f, s:f, s:s}", "type", "end", "tokens_out",
-                     tokens_out, "prompt_tokens", (json_int_t)prompt_tokens, "decode_time_ms",
+    return json_pack("{s:s, s:i, s:I, s:f, s:f, s:f, s:s}", "type", "end", "tokens_out", tokens_out,
+                     "prompt_tokens", (json_int_t)prompt_tokens, "decode_time_ms",
                      tenths(decode_ms), "ttft_ms", tenths(ttft_ms), "tokens_per_sec",
                      tenths(tokens_per_sec), "stop_reason", stop_reason);
 }
@@ -81,11 +81,16 @@ static const char *stop_reason_name(eng_stop_reason r, int max_tokens_hit)
     if (max_tokens_hit)
         return "MAX_TOKENS";
     switch (r) {
-    case ENG_STOP_EOS: return "EOS";
-    case ENG_STOP_SEQUENCE: return "STOP_SEQUENCE";
-    case ENG_STOP_CANCELLED: return "CANCELLED";
-    case ENG_STOP_CONTEXT: return "MAX_TOKENS"; /* the context bounds the tokens: documented */
-    default: return "MAX_TOKENS";
+    case ENG_STOP_EOS:
+        return "EOS";
+    case ENG_STOP_SEQUENCE:
+        return "STOP_SEQUENCE";
+    case ENG_STOP_CANCELLED:
+        return "CANCELLED";
+    case ENG_STOP_CONTEXT:
+        return "MAX_TOKENS"; /* the context bounds the tokens: documented */
+    default:
+        return "MAX_TOKENS";
     }
 }
 
@@ -98,9 +103,9 @@ void wrk_job_end_unstarted(wrk_job *j)
 /* ---- one job ----------------------------------------------------------------------------- */
 
 typedef struct run_state {
-    int emitted;        /* token events sent: the next "i" */
-    int generated;      /* tokens sampled */
-    int64_t first_ms;   /* when the first token event was pushed (0: none yet) */
+    int emitted;      /* token events sent: the next "i" */
+    int generated;    /* tokens sampled */
+    int64_t first_ms; /* when the first token event was pushed (0: none yet) */
 } run_state;
 
 /* Pushes a token event; RB_ECLOSED when the client has gone. sampled_us is when the
@@ -109,11 +114,11 @@ typedef struct run_state {
 static rb_err push_token(wrk_job *j, run_state *rs, const char *text, size_t len,
                          int64_t sampled_us)
 {
-    rb_err rc = push_json(j,
-                          json_pack("{s:s, s:o, s:i, s:I}", "type", "token", "t",
-                                    rb_json_text(text, len), "i", rs->emitted, "sampled_us",
-                                    (json_int_t)sampled_us),
-                          PUSH_TIMEOUT_MS);
+    rb_err rc =
+        push_json(j,
+                  json_pack("{s:s, s:o, s:i, s:I}", "type", "token", "t", rb_json_text(text, len),
+                            "i", rs->emitted, "sampled_us", (json_int_t)sampled_us),
+                  PUSH_TIMEOUT_MS);
     if (!rc) {
         if (!rs->first_ms)
             rs->first_ms = rb_now_ms();
@@ -138,8 +143,8 @@ static void run_job(slot *sl, wrk_job *j)
 
     if (push_json(j,
                   json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id, "model",
-                            rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)),
-                            "started_at", (json_int_t)rb_unix_s()),
+                            rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)), "started_at",
+                            (json_int_t)rb_unix_s()),
                   PUSH_TIMEOUT_MS)) {
         client_gone = 1;
         reason = ENG_STOP_CANCELLED;
@@ -215,31 +220,33 @@ static void run_job(slot *sl, wrk_job *j)
         if (st.text_len)
             push_token(j, &rs, st.text, st.text_len, rb_now_us());
     }
-out:
-    {
-        eng_timings tm;
-        double decode_ms, tps, ttft;
-        eng_session_timings(s, &tm);
-        decode_ms = tm.decode_ms;
-        tps = decode_ms > 0 ? rs.generated * 1000.0 / decode_ms : 0;
-        ttft = rs.first_ms ? (double)(rs.first_ms - j->created_ms) : 0;
-        if (!failed && !client_gone) {
-            push_json(j,
-                      end_event(rs.generated, nids, decode_ms, ttft, tps,
-                                stop_reason_name(reason, max_hit)),
-                      PUSH_TIMEOUT_MS);
-        }
-        wrk_metrics_tokens(w->metrics, rs.generated);
-        wrk_metrics_request(w->metrics, failed ? WRK_OUT_ERROR
-                                        : reason == ENG_STOP_CANCELLED ? WRK_OUT_CANCELLED
-                                                                       : WRK_OUT_COMPLETED);
-        if (!failed && rs.first_ms)
-            wrk_metrics_generation(w->metrics, ttft, tps);
-        rb_log(RB_LOG_INFO, "worker", "job %s %s after %d tokens (%d prompt, %.0f ms, %.1f tok/s)%s",
-               j->id, failed ? "failed" : reason == ENG_STOP_CANCELLED ? "cancelled" : "completed",
-               rs.generated, (int)nids, (double)(rb_now_ms() - started_ms), tps,
-               client_gone ? ": client disconnected" : "");
+out : {
+    eng_timings tm;
+    double decode_ms, tps, ttft;
+    eng_session_timings(s, &tm);
+    decode_ms = tm.decode_ms;
+    tps = decode_ms > 0 ? rs.generated * 1000.0 / decode_ms : 0;
+    ttft = rs.first_ms ? (double)(rs.first_ms - j->created_ms) : 0;
+    if (!failed && !client_gone) {
+        push_json(
+            j,
+            end_event(rs.generated, nids, decode_ms, ttft, tps, stop_reason_name(reason, max_hit)),
+            PUSH_TIMEOUT_MS);
     }
+    wrk_metrics_tokens(w->metrics, rs.generated);
+    wrk_metrics_request(w->metrics, failed                         ? WRK_OUT_ERROR
+                                    : reason == ENG_STOP_CANCELLED ? WRK_OUT_CANCELLED
+                                                                   : WRK_OUT_COMPLETED);
+    if (!failed && rs.first_ms)
+        wrk_metrics_generation(w->metrics, ttft, tps);
+    rb_log(RB_LOG_INFO, "worker", "job %s %s after %d tokens (%d prompt, %.0f ms, %.1f tok/s)%s",
+           j->id,
+           failed                         ? "failed"
+           : reason == ENG_STOP_CANCELLED ? "cancelled"
+                                          : "completed",
+           rs.generated, (int)nids, (double)(rb_now_ms() - started_ms), tps,
+           client_gone ? ": client disconnected" : "");
+}
     free(ids);
 }
 
@@ -263,8 +270,9 @@ static void *slot_main(void *arg)
         wrk_poke(w);
         if (j->wait_for_stream && !wrk_job_wait_stream(j, w->cfg.stream_open_timeout_ms) &&
             !wrk_job_cancelled(j)) {
-            rb_log(RB_LOG_WARN, "worker", "job %s cancelled: its stream was not opened within %d ms",
-                   j->id, w->cfg.stream_open_timeout_ms);
+            rb_log(RB_LOG_WARN, "worker",
+                   "job %s cancelled: its stream was not opened within %d ms", j->id,
+                   w->cfg.stream_open_timeout_ms);
             wrk_job_cancel(j);
         }
         if (wrk_job_cancelled(j) || rb_chan_is_closed(j->chan)) {
@@ -309,8 +317,8 @@ static void on_progress(void *user, int loaded, int total)
 
 static void load_failed(wrk *w, const char *msg)
 {
-    json_t *e = json_pack("{s:s, s:s, s:s}", "stage", "error", "code", "MODEL_LOAD_FAILED",
-                          "message", msg);
+    json_t *e =
+        json_pack("{s:s, s:s, s:s}", "stage", "error", "code", "MODEL_LOAD_FAILED", "message", msg);
     char *s = rb_json_dump(e);
     rb_log(RB_LOG_ERROR, "worker", "%s", msg);
     atomic_store(&w->phase, WRK_FAILED);

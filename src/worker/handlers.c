@@ -134,14 +134,14 @@ static wrk_job *submit(wrk *w, rb_http_req *req, rb_http_reply *rep, int wait_fo
         wrk_jobs_stats st;
         wrk_jobs_stats_get(w->jobs, &st);
         rb_http_reply_error(rep, 503, "ALL_SLOTS_BUSY", "every generation slot is busy",
-                            json_pack("{s:i, s:i, s:i, s:i}", "slots_total", st.slots,
-                                      "slots_busy", st.running, "queue_depth", st.queued,
-                                      "queue_capacity", st.queue_cap));
+                            json_pack("{s:i, s:i, s:i, s:i}", "slots_total", st.slots, "slots_busy",
+                                      st.running, "queue_depth", st.queued, "queue_capacity",
+                                      st.queue_cap));
         rb_http_reply_header(rep, "Retry-After", "1");
         wrk_metrics_request(w->metrics, WRK_OUT_REJECTED);
     } else if (rc == RB_EEXIST) {
-        rb_http_reply_error(rep, 409, "JOB_EXISTS", "a job with this job_id is already queued or running",
-                            NULL);
+        rb_http_reply_error(rep, 409, "JOB_EXISTS",
+                            "a job with this job_id is already queued or running", NULL);
         wrk_metrics_request(w->metrics, WRK_OUT_INVALID);
     } else if (rc) {
         rb_http_reply_error(rep, 503, "SHUTTING_DOWN", "the worker is shutting down", NULL);
@@ -210,16 +210,16 @@ static void h_job_cancel(rb_http_req *req, rb_http_reply *rep, void *user)
         wrk_job_unref(queued);
     }
     rb_log(RB_LOG_INFO, "worker", "job %s cancel requested", req->params[0]);
-    rb_http_reply_json(rep, 200, json_pack("{s:s, s:s}", "job_id", req->params[0], "status",
-                                           "cancelling"));
+    rb_http_reply_json(rep, 200,
+                       json_pack("{s:s, s:s}", "job_id", req->params[0], "status", "cancelling"));
 }
 
 static void h_health(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     wrk *w = user;
     (void)req;
-    rb_http_reply_json(rep, 200, json_pack("{s:s, s:s}", "status", "healthy", "state",
-                                           wrk_state_name(w)));
+    rb_http_reply_json(rep, 200,
+                       json_pack("{s:s, s:s}", "status", "healthy", "state", wrk_state_name(w)));
 }
 
 static void h_ready(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -227,8 +227,9 @@ static void h_ready(rb_http_req *req, rb_http_reply *rep, void *user)
     wrk *w = user;
     (void)req;
     if (atomic_load(&w->phase) == WRK_READY)
-        rb_http_reply_json(rep, 200, json_pack("{s:b, s:s, s:b}", "ready", 1, "state",
-                                               wrk_state_name(w), "model_loaded", 1));
+        rb_http_reply_json(rep, 200,
+                           json_pack("{s:b, s:s, s:b}", "ready", 1, "state", wrk_state_name(w),
+                                     "model_loaded", 1));
     else
         rb_http_reply_json(rep, 200,
                            json_pack("{s:b, s:s, s:s, s:i, s:i}", "ready", 0, "state",

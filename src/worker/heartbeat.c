@@ -45,8 +45,8 @@ static void send_ready(wrk *w)
         pthread_mutex_unlock(&w->mu);
         rb_log(RB_LOG_INFO, "worker", "ready callback accepted by %s", w->cfg.hive_url);
     } else {
-        rb_log(RB_LOG_WARN, "worker", "ready callback to %s failed (%s); retrying",
-               w->cfg.hive_url, status ? "HTTP error" : err);
+        rb_log(RB_LOG_WARN, "worker", "ready callback to %s failed (%s); retrying", w->cfg.hive_url,
+               status ? "HTTP error" : err);
     }
     json_decref(reply);
     json_decref(body);
@@ -70,9 +70,9 @@ static void send_heartbeat(wrk *w)
     else if (strcmp(state, "failed") == 0)
         state = "loading";
     wrk_jobs_stats_get(w->jobs, &st);
-    body = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "worker_id", w->cfg.worker_id,
-                     "timestamp", (json_int_t)rb_unix_s(), "health_status", "healthy", "state",
-                     state, "slots_total", st.slots, "slots_busy", st.running);
+    body = json_pack("{s:s, s:I, s:s, s:s, s:i, s:i}", "worker_id", w->cfg.worker_id, "timestamp",
+                     (json_int_t)rb_unix_s(), "health_status", "healthy", "state", state,
+                     "slots_total", st.slots, "slots_busy", st.running);
     snprintf(url, sizeof url, "%s/v1/heartbeat", w->cfg.hive_url);
     if (rb_client_json("POST", url, body, &o, &status, &reply, err, sizeof err) != RB_OK)
         rb_log(RB_LOG_DEBUG, "worker", "heartbeat to %s failed: %s", w->cfg.hive_url, err);
@@ -102,8 +102,7 @@ static void *hb_main(void *arg)
 
         until = rb_deadline_ms((int64_t)w->cfg.heartbeat_interval_s * 1000);
         pthread_mutex_lock(&w->mu);
-        while (!w->stop && !w->poked &&
-               pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
+        while (!w->stop && !w->poked && pthread_cond_timedwait(&w->cv, &w->mu, &until) == 0)
             ;
         int stop = w->stop;
         pthread_mutex_unlock(&w->mu);

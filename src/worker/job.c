@@ -105,7 +105,7 @@ int wrk_job_cancelled(wrk_job *j)
 struct wrk_jobs {
     pthread_mutex_t mu;
     pthread_cond_t nonempty;
-    wrk_job *head, *tail;     /* FIFO of queued jobs */
+    wrk_job *head, *tail; /* FIFO of queued jobs */
     int queued, running;
     int slots, queue_cap;
     int closed;

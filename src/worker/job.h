@@ -42,18 +42,18 @@ typedef enum wrk_job_state {
 typedef struct wrk_job {
     char id[WRK_JOB_ID_MAX + 1];
     wrk_request req;
-    rb_chan *chan;          /* the job's events; owned reference */
-    int wait_for_stream;    /* created by POST /v1/jobs: generate once the stream is open */
-    int64_t created_ms;     /* monotonic, for time to first token */
-    atomic_int cancel;      /* DELETE, shutdown or an open-timeout set it */
+    rb_chan *chan;       /* the job's events; owned reference */
+    int wait_for_stream; /* created by POST /v1/jobs: generate once the stream is open */
+    int64_t created_ms;  /* monotonic, for time to first token */
+    atomic_int cancel;   /* DELETE, shutdown or an open-timeout set it */
     atomic_int refs;
 
-    pthread_mutex_t mu;     /* guards stream_opened, which opened_cv waits for */
+    pthread_mutex_t mu; /* guards stream_opened, which opened_cv waits for */
     pthread_cond_t opened_cv;
     int stream_opened;
     /* Guarded by the queue's mutex (struct wrk_jobs in job.c), not by mu. */
     wrk_job_state state;
-    struct wrk_job *next;   /* FIFO link, owned by the queue */
+    struct wrk_job *next; /* FIFO link, owned by the queue */
 } wrk_job;
 
 /* New job with a channel of chan_cap events; takes ownership of req's strings. */

@@ -16,7 +16,7 @@ static const char *const outcome_names[WRK_OUT__COUNT] = {"completed", "cancelle
 
 typedef struct summary {
     double v[RING];
-    long n;      /* samples ever */
+    long n; /* samples ever */
     double sum;
 } summary;
 
@@ -112,8 +112,8 @@ void wrk_metrics_render(wrk_metrics *m, rb_buf *out, int queue_depth, int slots_
     rb_buf_appends(out, "# HELP rbee_worker_requests_total Inference requests by outcome.\n"
                         "# TYPE rbee_worker_requests_total counter\n");
     for (int i = 0; i < WRK_OUT__COUNT; i++)
-        rb_buf_appendf(out, "rbee_worker_requests_total{outcome=\"%s\"} %ld\n",
-                       outcome_names[i], atomic_load(&m->requests[i]));
+        rb_buf_appendf(out, "rbee_worker_requests_total{outcome=\"%s\"} %ld\n", outcome_names[i],
+                       atomic_load(&m->requests[i]));
     rb_buf_appendf(out,
                    "# HELP rbee_worker_tokens_generated_total Tokens sampled.\n"
                    "# TYPE rbee_worker_tokens_generated_total counter\n"

@@ -13,8 +13,8 @@ typedef enum wrk_outcome {
     WRK_OUT_COMPLETED = 0,
     WRK_OUT_CANCELLED,
     WRK_OUT_ERROR,
-    WRK_OUT_REJECTED,   /* 503 busy, loading or shutting down */
-    WRK_OUT_INVALID,    /* 4xx validation */
+    WRK_OUT_REJECTED, /* 503 busy, loading or shutting down */
+    WRK_OUT_INVALID,  /* 4xx validation */
     WRK_OUT__COUNT
 } wrk_outcome;
 

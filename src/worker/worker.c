@@ -108,7 +108,7 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         if (!t || !*t)
             return rb_errf(err, errlen, RB_EINVAL,
                            PROG ": network mode needs RBEE_API_TOKEN; set it or use --local-mode "
-                           "to bind 127.0.0.1 without authentication");
+                                "to bind 127.0.0.1 without authentication");
         c->token = t;
     }
     return RB_OK;

@@ -27,23 +27,23 @@ typedef struct wrk {
     wrk_config cfg;
     wrk_jobs *jobs;
     wrk_metrics *metrics;
-    rb_bcast *progress;        /* loading progress for /v1/loading/progress */
+    rb_bcast *progress; /* loading progress for /v1/loading/progress */
     atomic_int phase;
     atomic_int layers_loaded, layers_total;
-    atomic_int busy;           /* generation slots running a job */
+    atomic_int busy; /* generation slots running a job */
     rb_http_server *http;
     wrk_gen *gen;
-    char url[160];             /* how the hive reaches us */
+    char url[160]; /* how the hive reaches us */
     char model_name[128];
 
-    pthread_mutex_t mu;        /* guards stop and the wake-ups below */
+    pthread_mutex_t mu; /* guards stop and the wake-ups below */
     pthread_cond_t cv;
-    int stop;                  /* shutdown requested */
-    int poked;                 /* a state change the heartbeat thread has not sent yet */
-    int ready_sent;            /* the hive acknowledged the ready callback */
+    int stop;       /* shutdown requested */
+    int poked;      /* a state change the heartbeat thread has not sent yet */
+    int ready_sent; /* the hive acknowledged the ready callback */
     pthread_t hb_thread;
     int hb_started;
-    int signal_fd;             /* read end of the signal pipe */
+    int signal_fd; /* read end of the signal pipe */
 } wrk;
 
 /* Asks the worker to shut down (from a handler, a signal thread or a failed load). */

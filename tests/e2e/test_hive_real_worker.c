@@ -64,6 +64,7 @@ int main(void)
 {
     Suite *s = suite_create("hive_real_worker");
     TCase *tc = rbt_tcase(s, "real", 90);
-    tcase_add_test(tc, test_hive_lifecycle__the_same_lifecycle_with_the_real_worker_and_the_bundled_model);
+    tcase_add_test(
+        tc, test_hive_lifecycle__the_same_lifecycle_with_the_real_worker_and_the_bundled_model);
     return rbt_run(s);
 }

@@ -244,10 +244,10 @@ END_TEST
 START_TEST(test_keeper_commands__a_repository_and_a_file_hint_name_the_model)
 {
     const char *dl[] = {"models", "download", "hf:test/kjv", "--file", "model.gguf", NULL};
-    const char *twice[] = {"models", "download", "hf:test/kjv/model.gguf", "--file", "x.gguf",
-                           NULL};
-    const char *notgguf[] = {"infer", "--prompt", "x", "--model", "hf:test/kjv", "--file",
-                             "../model.bin", NULL};
+    const char *twice[] = {"models", "download", "hf:test/kjv/model.gguf",
+                           "--file", "x.gguf",   NULL};
+    const char *notgguf[] = {"infer",  "--prompt",     "x", "--model", "hf:test/kjv",
+                             "--file", "../model.bin", NULL};
     char *err;
     rbt_files f;
     rbt_keeper k;

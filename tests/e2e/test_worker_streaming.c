@@ -176,8 +176,7 @@ START_TEST(test_worker_streaming__tokens_arrive_spread_over_the_generation)
         /* One clock: nothing is received before it was sampled, and samples go forward. */
         ck_assert_msg(lat[n] >= 0, "token %d received %lld us before it was sampled", n,
                       (long long)-lat[n]);
-        ck_assert_msg(n == 0 || gen[n] >= gen[n - 1], "token %d sampled before token %d", n,
-                      n - 1);
+        ck_assert_msg(n == 0 || gen[n] >= gen[n - 1], "token %d sampled before token %d", n, n - 1);
         n++;
     }
     last_sampled = gen[n - 1];
@@ -384,8 +383,10 @@ START_TEST(test_worker_streaming__a_full_queue_answers_503_all_slots_busy)
     start(NULL, extra);
     /* Two long jobs fill the slot and the one queue place. */
     memset(p, 0, sizeof p);
-    p[0].body = "{\"prompt\":\"In the beginning\",\"max_tokens\":2000,\"temperature\":0,\"job_id\":\"long-a\"}";
-    p[1].body = "{\"prompt\":\"In the beginning\",\"max_tokens\":2000,\"temperature\":0,\"job_id\":\"long-b\"}";
+    p[0].body = "{\"prompt\":\"In the "
+                "beginning\",\"max_tokens\":2000,\"temperature\":0,\"job_id\":\"long-a\"}";
+    p[1].body = "{\"prompt\":\"In the "
+                "beginning\",\"max_tokens\":2000,\"temperature\":0,\"job_id\":\"long-b\"}";
     pthread_create(&t[0], NULL, run_one, &p[0]);
     end = rbt_ms() + 10000;
     do {
@@ -431,8 +432,7 @@ END_TEST
 /* Scenario: A job whose stream is never opened is cancelled */
 START_TEST(test_worker_streaming__a_job_whose_stream_is_never_opened_is_cancelled)
 {
-    const char *extra[] = {"--stream-open-timeout", "1000", "--slots", "1", "--queue", "0",
-                           NULL};
+    const char *extra[] = {"--stream-open-timeout", "1000", "--slots", "1", "--queue", "0", NULL};
     const char *h[] = {"Content-Type: application/json", NULL};
     rb_buf b;
     char url[256];
@@ -441,8 +441,8 @@ START_TEST(test_worker_streaming__a_job_whose_stream_is_never_opened_is_cancelle
     rb_buf_init(&b, 1 << 16);
     start(NULL, extra);
     snprintf(url, sizeof url, "%s/v1/jobs", worker.base);
-    ck_assert_int_eq(rbt_http("POST", url, h, "{\"prompt\":\"x\",\"job_id\":\"orphan\"}", 5000, &b,
-                              NULL), 202);
+    ck_assert_int_eq(
+        rbt_http("POST", url, h, "{\"prompt\":\"x\",\"job_id\":\"orphan\"}", 5000, &b, NULL), 202);
     t0 = rbt_ms();
     /* The slot is held by the orphan until the open timeout; then it serves again. */
     end = t0 + 3000;
@@ -501,7 +501,9 @@ START_TEST(test_worker_streaming__delete_cancels_a_running_job)
     snprintf(url, sizeof url, "%s/v1/jobs", worker.base);
     ck_assert_int_eq(rbt_http("POST", url, h,
                               "{\"prompt\":\"In the beginning\",\"job_id\":\"long\","
-                              "\"max_tokens\":2000,\"temperature\":0}", 5000, &b, NULL), 202);
+                              "\"max_tokens\":2000,\"temperature\":0}",
+                              5000, &b, NULL),
+                     202);
     snprintf(d.url, sizeof d.url, "%s/v1/jobs/long", worker.base);
     pthread_create(&t, NULL, delete_later, &d);
     rbt_stream_run(&st, worker.base, "/v1/jobs/long/stream", NULL, READ_TIMEOUT_MS, 60000);
@@ -621,8 +623,8 @@ int main(void)
     TCase *tc = rbt_tcase(s, "streaming", 90);
     tcase_add_test(tc, test_worker_streaming__the_worker_reports_to_its_hive_and_becomes_ready);
     tcase_add_test(tc, test_worker_streaming__response_headers_arrive_before_generation_starts);
-    tcase_add_test(tc,
-                   test_worker_streaming__a_queued_request_gets_its_headers_before_its_generation_starts);
+    tcase_add_test(
+        tc, test_worker_streaming__a_queued_request_gets_its_headers_before_its_generation_starts);
     tcase_add_test(tc, test_worker_streaming__the_first_token_arrives_within_2_seconds);
     tcase_add_test(tc, test_worker_streaming__tokens_arrive_spread_over_the_generation);
     tcase_add_test(tc, test_worker_streaming__the_stream_ends_with_end_and_done);
@@ -632,7 +634,8 @@ int main(void)
     tcase_add_test(tc, test_worker_streaming__a_job_whose_stream_is_never_opened_is_cancelled);
     tcase_add_test(tc, test_worker_streaming__delete_cancels_a_running_job);
     tcase_add_test(tc, test_worker_streaming__stop_strings_end_the_stream_without_being_emitted);
-    tcase_add_test(tc, test_worker_streaming__a_multi_byte_character_split_over_tokens_is_sent_whole);
+    tcase_add_test(tc,
+                   test_worker_streaming__a_multi_byte_character_split_over_tokens_is_sent_whole);
     tcase_add_test(tc, test_worker_streaming__sigterm_ends_the_worker_cleanly);
     return rbt_run(s);
 }

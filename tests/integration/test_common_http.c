@@ -98,8 +98,8 @@ static long get(server *s, const char *method, const char *path, const char *con
 static void assert_code(const rb_buf *b, const char *code)
 {
     char c[64], m[256];
-    ck_assert_msg(rb_error_envelope_parse(b->data, c, sizeof c, m, sizeof m),
-                  "not an envelope: %s", b->data ? b->data : "(empty)");
+    ck_assert_msg(rb_error_envelope_parse(b->data, c, sizeof c, m, sizeof m), "not an envelope: %s",
+                  b->data ? b->data : "(empty)");
     ck_assert_str_eq(c, code);
     ck_assert_int_gt(strlen(m), 0);
 }
@@ -159,8 +159,7 @@ START_TEST(test_common_http__a_body_over_the_limit_gets_413)
     rb_buf b;
     char big[4200];
     const char *json_ct[] = {"Content-Type: application/json", NULL};
-    const char *chunked[] = {"Content-Type: application/json", "Transfer-Encoding: chunked",
-                             NULL};
+    const char *chunked[] = {"Content-Type: application/json", "Transfer-Encoding: chunked", NULL};
     rb_buf_init(&b, 1 << 16);
     server_start(&s, NULL, 1024);
     memset(big, ' ', sizeof big);
@@ -290,7 +289,8 @@ START_TEST(test_common_http__the_json_client_retries_a_refused_connection_with_b
 END_TEST
 
 /* Scenario: The JSON client gives up on a slow server at its total timeout and retries */
-START_TEST(test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries)
+START_TEST(
+    test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries)
 {
     server s;
     rb_client_opts o = rb_client_opts_default();
@@ -336,14 +336,12 @@ START_TEST(test_common_http_json_client_round_trip)
     server_start(&s, "tok", 0);
     o.token = "tok";
     snprintf(url, sizeof url, "%s/v1/echo", s.base);
-    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err),
-                     RB_OK);
+    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err), RB_OK);
     ck_assert_int_eq(status, 200);
     ck_assert_int_eq(json_integer_value(json_object_get(reply, "n")), 7);
     json_decref(reply);
     o.token = NULL;
-    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err),
-                     RB_OK);
+    ck_assert_int_eq(rb_client_json("POST", url, req, &o, &status, &reply, err, sizeof err), RB_OK);
     ck_assert_int_eq(status, 401);
     json_decref(reply);
     json_decref(req);
@@ -365,7 +363,8 @@ int main(void)
     tcase_add_test(tc, test_common_http__public_routes_need_no_token);
     tcase_add_test(tc, test_common_http__the_json_client_retries_a_refused_connection_with_backoff);
     tcase_add_test(
-        tc, test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
+        tc,
+        test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
     tcase_add_test(tc, test_common_http_json_client_round_trip);
     return rbt_run(s);
 }

@@ -18,7 +18,7 @@
 /* The test's server: one route whose handler hands out the current channel. */
 typedef struct fixture {
     rb_http_server *srv;
-    rb_chan *ch;   /* the channel the next GET /stream is served from */
+    rb_chan *ch; /* the channel the next GET /stream is served from */
     char url[128];
 } fixture;
 
@@ -366,7 +366,8 @@ int main(void)
     tcase_add_test(tc, test_common_sse__the_producer_learns_of_a_client_disconnect_within_one_push);
     tcase_add_test(tc, test_common_sse__a_silent_server_trips_the_client_s_idle_timeout);
     tcase_add_test(tc, test_common_sse__a_stream_that_never_ends_stops_at_the_client_s_deadline);
-    tcase_add_test(tc, test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout);
+    tcase_add_test(tc,
+                   test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout);
     tcase_add_test(tc, test_common_sse__a_silent_stream_gets_keep_alive_comments);
     tcase_add_test(tc, test_common_streaming_stop_ends_open_streams);
     return rbt_run(s);

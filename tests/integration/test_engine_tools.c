@@ -39,8 +39,16 @@ START_TEST(test_engine_forward__rbee_gguf_generate_streams_the_continuation)
     ck_assert_int_eq(rbt_reference_load(model, &ref), 0);
     rbt_tmpdir(dir);
     snprintf(log, sizeof log, "%s/out.txt", dir);
-    char *args[] = {(char *)rbt_bin("rbee-gguf"), "generate", (char *)model, "--prompt",
-                    "In the beginning", "-n", "16", "--temp", "0", NULL};
+    char *args[] = {(char *)rbt_bin("rbee-gguf"),
+                    "generate",
+                    (char *)model,
+                    "--prompt",
+                    "In the beginning",
+                    "-n",
+                    "16",
+                    "--temp",
+                    "0",
+                    NULL};
     ck_assert_int_eq(run_tool(args, log, 30000), 0);
     out = rbt_slurp(log);
     ck_assert_ptr_nonnull(out);
@@ -49,8 +57,8 @@ START_TEST(test_engine_forward__rbee_gguf_generate_streams_the_continuation)
     ck_assert_msg(strncmp(out, " of the earth", 13) == 0, "output: %s", out);
     free(out);
     /* Bad input: one line, exit 1. */
-    char *bad[] = {(char *)rbt_bin("rbee-gguf"), "generate", "/nonexistent.gguf", "--prompt",
-                   "x", NULL};
+    char *bad[] = {
+        (char *)rbt_bin("rbee-gguf"), "generate", "/nonexistent.gguf", "--prompt", "x", NULL};
     ck_assert_int_eq(run_tool(bad, log, 30000), 1);
     ck_assert(rbt_file_contains(log, "cannot open model '/nonexistent.gguf'"));
     rbt_reference_release(&ref);
@@ -70,11 +78,11 @@ START_TEST(test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_file
     snprintf(q8, sizeof q8, "%s/q8.gguf", dir);
     snprintf(rnd, sizeof rnd, "%s/rnd.gguf", dir);
     snprintf(log, sizeof log, "%s/log.txt", dir);
-    char *qa[] = {(char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q8_0",
-                  NULL};
+    char *qa[] = {
+        (char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q8_0", NULL};
     ck_assert_int_eq(run_tool(qa, log, 60000), 0);
-    char *ra[] = {(char *)rbt_bin("rbee-gguf"), "random", rnd, "--like", "tiny", "--type",
-                  "q4_0", NULL};
+    char *ra[] = {
+        (char *)rbt_bin("rbee-gguf"), "random", rnd, "--like", "tiny", "--type", "q4_0", NULL};
     ck_assert_int_eq(run_tool(ra, log, 60000), 0);
     char *ia[] = {(char *)rbt_bin("rbee-gguf"), "info", q8, NULL};
     ck_assert_int_eq(run_tool(ia, log, 30000), 0);
@@ -91,8 +99,8 @@ START_TEST(test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_file
     ck_assert_int_eq(info.n_layer, 2);
     eng_model_free(m);
     /* An unknown type is refused with the list of known ones. */
-    char *bad[] = {(char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q3_x",
-                   NULL};
+    char *bad[] = {
+        (char *)rbt_bin("rbee-gguf"), "quantize", (char *)rbt_model_f16(), q8, "q3_x", NULL};
     ck_assert_int_eq(run_tool(bad, log, 30000), 1);
     ck_assert(rbt_file_contains(log, "unknown type 'q3_x'"));
     rbt_rmtree(dir);
@@ -162,8 +170,10 @@ START_TEST(test_engine_forward__rbee_bench_engine_and_memory_report_medians)
     rbt_tmpdir(dir);
     snprintf(log, sizeof log, "%s/out.txt", dir);
     for (int copy = 0; copy < 2; copy++) {
-        char *args[] = {(char *)bench, "engine", "-m", (char *)model, "-p", "16", "-n", "8",
-                        "-t", "1", "-r", "3", "--json", copy ? "--no-mmap" : NULL, NULL};
+        char *args[] = {
+            (char *)bench, "engine", "-m", (char *)model, "-p", "16",     "-n",
+            "8",           "-t",     "1",  "-r",          "3",  "--json", copy ? "--no-mmap" : NULL,
+            NULL};
         ck_assert_int_eq(run_tool(args, log, 60000), 0);
         ck_assert_double_gt(json_field(log, "pp_tokens_per_s"), 0);
         ck_assert_double_gt(json_field(log, "tg_tokens_per_s"), 0);

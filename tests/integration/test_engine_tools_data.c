@@ -37,8 +37,16 @@ START_TEST(test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_v
     rbt_tmpdir(dir);
     snprintf(out, sizeof out, "%s/rnd.gguf", dir);
     snprintf(log, sizeof log, "%s/log.txt", dir);
-    char *ra[] = {(char *)rbt_bin("rbee-gguf"), "random", out,   "--like", "tiny",
-                  "--type",                     "q8_0",   "--vocab", (char *)vocab, NULL};
+    char *ra[] = {(char *)rbt_bin("rbee-gguf"),
+                  "random",
+                  out,
+                  "--like",
+                  "tiny",
+                  "--type",
+                  "q8_0",
+                  "--vocab",
+                  (char *)vocab,
+                  NULL};
     ck_assert_int_eq(run_tool(ra, log, 60000), 0);
     ck_assert_int_eq(eng_gguf_open(out, &g, err, sizeof err), RB_OK);
     for (int64_t i = 0; i < eng_gguf_n_keys(g); i++) {
@@ -59,6 +67,7 @@ int main(void)
 {
     Suite *s = suite_create("engine_tools_data");
     TCase *tc = rbt_tcase(s, "tools", 120);
-    tcase_add_test(tc, test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file);
+    tcase_add_test(
+        tc, test_engine_forward__rbee_gguf_random_takes_only_the_tokenizer_of_a_vocabulary_file);
     return rbt_run_shared_data(s, RBT_TOKENIZER_DATA, 1);
 }

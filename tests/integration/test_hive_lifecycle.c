@@ -757,7 +757,8 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeout);
     tcase_add_test(tc, test_hive_lifecycle__health_checks_do_not_count_as_activity);
     tcase_add_test(tc, test_hive_lifecycle__shutting_a_worker_down_by_request);
-    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_sigterm_is_killed);
+    tcase_add_test(
+        tc, test_hive_lifecycle__a_worker_that_ignores_the_shutdown_request_and_sigterm_is_killed);
     tcase_add_test(tc, test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worker);
     tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
     tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);

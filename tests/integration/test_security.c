@@ -19,8 +19,8 @@
 /* Starts a worker in network mode (no --local-mode) with the given token in its environment. */
 static void start_network_worker(rbt_proc *p, const char *dir, char *token_env)
 {
-    char *argv[] = {(char *)rbt_bin("llm-worker-rbee"), "--model", (char *)rbt_model_q8(),
-                    "--port", "0", NULL};
+    char *argv[] = {
+        (char *)rbt_bin("llm-worker-rbee"), "--model", (char *)rbt_model_q8(), "--port", "0", NULL};
     char *env[] = {token_env, NULL};
     memset(p, 0, sizeof(*p));
     snprintf(p->log, sizeof p->log, "%s/net-worker.log", dir);
@@ -34,8 +34,8 @@ static void start_network_worker(rbt_proc *p, const char *dir, char *token_env)
 START_TEST(test_security__a_worker_in_network_mode_refuses_to_start_without_a_token)
 {
     char dir[4096], log[4200];
-    char *argv[] = {(char *)rbt_bin("llm-worker-rbee"), "--model", (char *)rbt_model_q8(),
-                    "--port", "0", NULL};
+    char *argv[] = {
+        (char *)rbt_bin("llm-worker-rbee"), "--model", (char *)rbt_model_q8(), "--port", "0", NULL};
     char *env[] = {"RBEE_API_TOKEN=", NULL};
     int st;
     rbt_tmpdir(dir);
@@ -57,8 +57,8 @@ static int bound_to_loopback(int port)
     int loop = -1;
     while (f && fgets(line, sizeof line, f)) {
         unsigned addr, p, state;
-        if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X", &addr, &p, &state) == 3 &&
-            (int)p == port && state == 0x0A) /* LISTEN */
+        if (sscanf(line, " %*d: %8X:%4X %*8X:%*4X %2X", &addr, &p, &state) == 3 && (int)p == port &&
+            state == 0x0A) /* LISTEN */
             loop = addr == 0x0100007F;
     }
     if (f)
@@ -90,8 +90,7 @@ START_TEST(test_security__protected_worker_routes_demand_the_token_in_network_mo
     rb_buf b;
     const char *none[] = {"Content-Type: application/json", NULL};
     const char *wrong[] = {"Content-Type: application/json", "Authorization: Bearer wrong", NULL};
-    const char *right[] = {"Content-Type: application/json", "Authorization: Bearer s3cret",
-                           NULL};
+    const char *right[] = {"Content-Type: application/json", "Authorization: Bearer s3cret", NULL};
     rb_buf_init(&b, 1 << 20);
     rbt_tmpdir(dir);
     start_network_worker(&w, dir, "RBEE_API_TOKEN=s3cret");
@@ -209,7 +208,8 @@ START_TEST(test_security__prompts_are_never_echoed_in_errors)
     snprintf(url, sizeof url, "%s/v1/inference", w.base);
     ck_assert_int_eq(rbt_http("POST", url, h,
                               "{\"prompt\":\"PRIVATE-PROMPT-TEXT\",\"max_tokens\":\"lots\"}", 5000,
-                              &b, NULL), 400);
+                              &b, NULL),
+                     400);
     ck_assert_ptr_null(strstr(b.data, "PRIVATE-PROMPT-TEXT"));
     ck_assert_ptr_null(strstr(b.data, "lots"));
     ck_assert_int_eq(rbt_stop(&w, 5000), 0);

@@ -110,8 +110,9 @@ START_TEST(test_worker_api__loading_progress_is_streamed)
     ck_assert_msg(st.rc == RB_OK, "%s", st.err);
     for (int i = 0; i < st.n; i++) {
         int loaded, total;
-        if (sscanf(st.ev[i].data, "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}",
-                   &loaded, &total) == 2) {
+        if (sscanf(st.ev[i].data,
+                   "{\"stage\":\"loading\",\"layers_loaded\":%d,\"layers_total\":%d}", &loaded,
+                   &total) == 2) {
             ck_assert_int_eq(total, 6);
             rising &= loaded >= last;
             last = loaded;
@@ -210,8 +211,11 @@ START_TEST(test_worker_api__post_v1_jobs_answers_202_with_the_stream_url)
     start(NULL, NULL);
     ck_assert(rbt_wait_ready(&worker, 15000));
     /* greedy: a sampled continuation may end early with an end-of-text token */
-    ck_assert_int_eq(post("/v1/jobs", "{\"prompt\":\"In the beginning\",\"job_id\":\"j-1\","
-                                      "\"max_tokens\":8,\"temperature\":0}", &b), 202);
+    ck_assert_int_eq(post("/v1/jobs",
+                          "{\"prompt\":\"In the beginning\",\"job_id\":\"j-1\","
+                          "\"max_tokens\":8,\"temperature\":0}",
+                          &b),
+                     202);
     ck_assert_str_eq(b.data, "{\"job_id\":\"j-1\",\"sse_url\":\"/v1/jobs/j-1/stream\"}");
     rbt_stream_run(&st, worker.base, "/v1/jobs/j-1/stream", NULL, 10000, 30000);
     ck_assert_msg(st.rc == RB_OK, "%s", st.err);
@@ -359,8 +363,8 @@ static void last_heartbeat_state(char *out, size_t len)
     char *r = rbt_get(hive.base, "/mock/records");
     json_t *j = r ? json_loads(r, 0, NULL) : NULL;
     json_t *hb = json_object_get(j, "heartbeats");
-    const char *st = json_string_value(
-        json_object_get(json_array_get(hb, json_array_size(hb) - 1), "state"));
+    const char *st =
+        json_string_value(json_object_get(json_array_get(hb, json_array_size(hb) - 1), "state"));
     snprintf(out, len, "%s", st ? st : "");
     json_decref(j);
     free(r);
@@ -394,8 +398,9 @@ static int both_say(const char *want)
 /* Scenario: A job waiting for its stream holds the slot and the worker says busy */
 START_TEST(test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_worker_says_busy)
 {
-    const char *extra[] = {"--slots", "1", "--queue", "0", "--stream-open-timeout", "20000",
-                           "--heartbeat-interval", "3600", NULL};
+    const char *extra[] = {
+        "--slots", "1", "--queue", "0", "--stream-open-timeout", "20000", "--heartbeat-interval",
+        "3600",    NULL};
     const char *h[] = {"Content-Type: application/json", NULL};
     char jobs[300];
     rb_buf b;
@@ -405,9 +410,8 @@ START_TEST(test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_
     ck_assert(rbt_wait_ready(&worker, 15000));
     ck_assert(both_say("idle"));
     snprintf(jobs, sizeof jobs, "%s/v1/jobs", worker.base);
-    ck_assert_int_eq(rbt_http("POST", jobs, h, "{\"prompt\":\"x\",\"job_id\":\"held\"}", 5000,
-                              &b, NULL),
-                     202);
+    ck_assert_int_eq(
+        rbt_http("POST", jobs, h, "{\"prompt\":\"x\",\"job_id\":\"held\"}", 5000, &b, NULL), 202);
     ck_assert(both_say("busy"));
     ck_assert_int_eq(post("/v1/jobs", "{\"prompt\":\"y\"}", &b), 503);
     assert_envelope(&b, "ALL_SLOTS_BUSY");
@@ -508,6 +512,7 @@ int main(void)
     tcase_add_test(tc, test_worker_api__shutdown_by_http_ends_the_worker);
     tcase_add_test(tc, test_worker_api__heartbeats_survive_a_hive_that_is_down);
     tcase_add_test(tc, test_worker_api__every_state_change_reaches_the_hive_at_once);
-    tcase_add_test(tc, test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_worker_says_busy);
+    tcase_add_test(
+        tc, test_worker_api__a_job_waiting_for_its_stream_holds_the_slot_and_the_worker_says_busy);
     return rbt_run(s);
 }

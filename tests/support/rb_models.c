@@ -135,8 +135,9 @@ int rbt_reference_load(const char *model_path, rbt_reference *r)
     if (!j)
         return -1;
     snprintf(r->prompt, sizeof r->prompt, "%s",
-             json_string_value(json_object_get(j, "prompt")) ? json_string_value(
-                 json_object_get(j, "prompt")) : "");
+             json_string_value(json_object_get(j, "prompt"))
+                 ? json_string_value(json_object_get(j, "prompt"))
+                 : "");
     r->tokens = int_array(json_object_get(j, "tokens"), &r->ntokens);
     r->greedy = int_array(json_object_get(j, "greedy"), &r->ngreedy);
     logits = json_object_get(j, "logits");
@@ -220,8 +221,7 @@ int rbt_make_cycle_model(const char *path)
     rc |= eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tok,
                                       CYC_VOCAB);
     rc |= eng_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ENG_GGUF_F32, scores, CYC_VOCAB);
-    rc |= eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types,
-                                  CYC_VOCAB);
+    rc |= eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types, CYC_VOCAB);
     rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
     rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
     rc |= eng_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);

@@ -45,11 +45,11 @@ int rbt_make_cycle_model(const char *path);
 /* A reference produced by tools/reference/reference.py. */
 typedef struct rbt_reference {
     char prompt[256];
-    int32_t *tokens;   /* including BOS */
+    int32_t *tokens; /* including BOS */
     size_t ntokens;
-    float *logits;     /* (ntokens, n_vocab) */
+    float *logits; /* (ntokens, n_vocab) */
     int n_vocab;
-    int32_t *greedy;   /* greedy continuation */
+    int32_t *greedy; /* greedy continuation */
     size_t ngreedy;
 } rbt_reference;
 

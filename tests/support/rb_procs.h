@@ -26,7 +26,7 @@ typedef struct rbt_proc {
     pid_t pid;
     int port;
     char log[4200];
-    char base[64];   /* "http://127.0.0.1:<port>" */
+    char base[64]; /* "http://127.0.0.1:<port>" */
 } rbt_proc;
 
 /* Starts mock-hive on a free port (logs in dir/mock-hive.log). */
@@ -43,15 +43,15 @@ int rbt_stop(rbt_proc *p, int timeout_ms);
 
 typedef struct rbt_event {
     char *data;
-    int64_t at_ms;   /* arrival, monotonic */
-    int64_t at_us;   /* the same in microseconds, read from the kernel by the test itself */
+    int64_t at_ms; /* arrival, monotonic */
+    int64_t at_us; /* the same in microseconds, read from the kernel by the test itself */
 } rbt_event;
 
 typedef struct rbt_stream {
     rbt_event *ev;
     int n, cap;
     atomic_int received; /* events so far, readable from other threads while running */
-    int stop_after;  /* > 0: hang up after this many events */
+    int stop_after;      /* > 0: hang up after this many events */
     int64_t start_ms;
     rb_sse_result res;
     rb_err rc;

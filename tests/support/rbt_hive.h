@@ -81,7 +81,6 @@ int rbt_hive_wait_worker(rbt_hive *h, const char *id, const char *state, int tim
 /* 1 when no process with this pid exists (not even a zombie). */
 int rbt_pid_gone(pid_t pid);
 
-
 /*
  * mock-files, the stand-in for the Hugging Face hub (see mock/mock-files.c):
  *

@@ -35,8 +35,8 @@ END_TEST
 /* Scenario: Field validation collects every error */
 START_TEST(test_common_http__field_validation_collects_every_error)
 {
-    json_t *body = json_loads("{\"prompt\": 5, \"max_tokens\": 99999, \"temperature\": \"hot\"}",
-                              0, NULL);
+    json_t *body =
+        json_loads("{\"prompt\": 5, \"max_tokens\": 99999, \"temperature\": \"hot\"}", 0, NULL);
     const char *prompt = NULL;
     long long n = 128;
     double t = 0.7;
@@ -51,8 +51,8 @@ START_TEST(test_common_http__field_validation_collects_every_error)
     ck_assert_int_eq(n, 128);
     ck_assert(!rb_jcheck_ok(&c));
     env = rb_jcheck_envelope(&c);
-    json_t *fields = json_object_get(json_object_get(json_object_get(env, "error"), "details"),
-                                     "fields");
+    json_t *fields =
+        json_object_get(json_object_get(json_object_get(env, "error"), "details"), "fields");
     ck_assert_int_eq(json_array_size(fields), 3);
     ck_assert_str_eq(json_string_value(json_object_get(json_array_get(fields, 0), "constraint")),
                      "type");
@@ -75,8 +75,10 @@ END_TEST
 /* More of the same scenario: present-and-valid, absent-optional and the other getters. */
 START_TEST(test_common_http__field_getters_accept_valid_values)
 {
-    json_t *body = json_loads("{\"prompt\":\"hi\",\"n\":5,\"x\":0.5,\"b\":true,\"s\":[\"a\",\"bb\"],"
-                              "\"seed\":42,\"nul\":null,\"one\":\"z\"}", 0, NULL);
+    json_t *body =
+        json_loads("{\"prompt\":\"hi\",\"n\":5,\"x\":0.5,\"b\":true,\"s\":[\"a\",\"bb\"],"
+                   "\"seed\":42,\"nul\":null,\"one\":\"z\"}",
+                   0, NULL);
     const char *p = NULL, *arr[4];
     long long n = 0;
     double x = 0;
@@ -227,8 +229,8 @@ START_TEST(test_common_basics_db_and_log)
 
     rbt_tmpdir(dir);
     snprintf(path, sizeof path, "%s/deep/state.db", dir);
-    ck_assert_int_eq(rb_db_open(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);", &db, err,
-                                sizeof err), RB_OK);
+    ck_assert_int_eq(
+        rb_db_open(path, "CREATE TABLE IF NOT EXISTS t (x INTEGER);", &db, err, sizeof err), RB_OK);
     ck_assert_int_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
     ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
     ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "wal");
@@ -282,11 +284,11 @@ START_TEST(test_common_basics_args)
         {"--str", RB_OPT_STR, &str},
         {"--pair", RB_OPT_FN, xy, 0, 0, NULL, parse_pair, "X,Y"},
     };
-    char *ok[] = {"-i", "-3", "--ll", "999999999999", "--num", "1.5", "--u", "7", "--ms", "2.5",
-                  "--flag", "-", "--str", "s", "--pair", "3,4", "file"};
-    ck_assert_int_eq(rb_args_parse("prog", 17, ok, opts, RB_ARRAY_LEN(opts), pos, 2, &npos, err,
-                                   sizeof err),
-                     RB_OK);
+    char *ok[] = {"-i",  "-3",     "--ll", "999999999999", "--num", "1.5",    "--u", "7",   "--ms",
+                  "2.5", "--flag", "-",    "--str",        "s",     "--pair", "3,4", "file"};
+    ck_assert_int_eq(
+        rb_args_parse("prog", 17, ok, opts, RB_ARRAY_LEN(opts), pos, 2, &npos, err, sizeof err),
+        RB_OK);
     ck_assert_int_eq(i, -3);
     ck_assert(ll == 999999999999LL);
     ck_assert(d == 1.5 && seen_n == 1);
@@ -329,9 +331,18 @@ START_TEST(test_common_basics_utf8_ids_time_ports)
         const char *s;
         int want;
     } steps[] = {
-        {"a", 1},          {"\xc3\xa9", 2},     {"\xe2\x82\xac", 3}, {"\xf0\x9f\x98\x80", 4},
-        {"\xc3", 0},       {"\xe2\x82", 0},     {"\xc0\xaf", -1},     {"\xe0\x80\xaf", -1},
-        {"\xed\xa0\x80", -1}, {"\xf4\x90\x80\x80", -1}, {"\xe2\x28", -1}, {"\xf0\x9f\x28", -2},
+        {"a", 1},
+        {"\xc3\xa9", 2},
+        {"\xe2\x82\xac", 3},
+        {"\xf0\x9f\x98\x80", 4},
+        {"\xc3", 0},
+        {"\xe2\x82", 0},
+        {"\xc0\xaf", -1},
+        {"\xe0\x80\xaf", -1},
+        {"\xed\xa0\x80", -1},
+        {"\xf4\x90\x80\x80", -1},
+        {"\xe2\x28", -1},
+        {"\xf0\x9f\x28", -2},
         {"\x80", -1},
     };
     for (size_t k = 0; k < RB_ARRAY_LEN(steps); k++)
@@ -380,7 +391,8 @@ int main(void)
     tcase_add_test(tc, test_common_http__field_validation_collects_every_error);
     tcase_add_test(tc, test_common_http__field_getters_accept_valid_values);
     tcase_add_test(tc, test_common_http__authorization_headers_are_parsed_strictly);
-    tcase_add_test(tc, test_common_http__tokens_are_compared_in_constant_time_and_fingerprinted_for_logs);
+    tcase_add_test(
+        tc, test_common_http__tokens_are_compared_in_constant_time_and_fingerprinted_for_logs);
     tcase_add_test(tc, test_common_basics_helpers);
     tcase_add_test(tc, test_common_basics_db_and_log);
     tcase_add_test(tc, test_common_basics_args);

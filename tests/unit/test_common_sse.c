@@ -81,7 +81,8 @@ END_TEST
 /* Scenario: Multi-line data is joined with newlines */
 START_TEST(test_common_sse__multi_line_data_is_joined_with_newlines)
 {
-    const char *s = "\xEF\xBB\xBF" "data: one\ndata: two\nevent: note\n\n";
+    const char *s = "\xEF\xBB\xBF"
+                    "data: one\ndata: two\nevent: note\n\n";
     collected c = {0};
     rb_sse_parser p;
     rb_sse_parser_init(&p, 1024, collect, &c);

@@ -64,8 +64,8 @@ static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree,
 
     eng_session_keep_all_logits(s, 1);
     eng_session_reset(s, NULL, NULL, 0);
-    ck_assert_msg(eng_session_prefill(s, ref->tokens, ref->ntokens, err, sizeof err) == RB_OK,
-                  "%s", err);
+    ck_assert_msg(eng_session_prefill(s, ref->tokens, ref->ntokens, err, sizeof err) == RB_OK, "%s",
+                  err);
     all = eng_session_all_logits(s, &n);
     ck_assert_int_eq(n, ref->ntokens);
     *agree = 0;
@@ -121,7 +121,8 @@ END_TEST
 static void greedy(eng_model *m, const rbt_reference *ref, int32_t *out, size_t n);
 
 /* Scenario: Logits match the reference for a random GQA model with an untied head */
-START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head)
+START_TEST(
+    test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head)
 {
     const char *path = rbt_model_gqa();
     eng_model *m = open_model(path);
@@ -147,8 +148,8 @@ START_TEST(test_engine_forward__logits_match_the_reference_for_a_random_gqa_mode
         ck_assert_int_le(ref.ngreedy, 64);
         greedy(m, &ref, got, ref.ngreedy);
         for (size_t i = 0; i < ref.ngreedy; i++)
-            ck_assert_msg(got[i] == ref.greedy[i], "GQA greedy token %zu: engine %d, PyTorch %d",
-                          i, got[i], ref.greedy[i]);
+            ck_assert_msg(got[i] == ref.greedy[i], "GQA greedy token %zu: engine %d, PyTorch %d", i,
+                          got[i], ref.greedy[i]);
     }
     rbt_reference_release(&ref);
     eng_model_free(m);
@@ -215,8 +216,8 @@ START_TEST(test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled
     ck_assert_int_le(ref.ngreedy, 64);
     greedy(m, &ref, got, ref.ngreedy);
     for (size_t i = 0; i < ref.ngreedy; i++)
-        ck_assert_msg(got[i] == ref.greedy[i], "greedy token %zu: engine %d, PyTorch %d", i,
-                      got[i], ref.greedy[i]);
+        ck_assert_msg(got[i] == ref.greedy[i], "greedy token %zu: engine %d, PyTorch %d", i, got[i],
+                      ref.greedy[i]);
     rbt_reference_release(&ref);
     eng_model_free(m);
 }
@@ -267,8 +268,7 @@ END_TEST
 /* Every position's logits of text prefilled in session s: at once (batched) or one token at a
  * time. Returns a copy of (n, n_vocab) logits (caller frees); *sgemm gets the OpenBLAS calls
  * the prefill made. */
-static float *prefill_logits(eng_model *m, const int32_t *ids, size_t n, int batched,
-                             long *sgemm)
+static float *prefill_logits(eng_model *m, const int32_t *ids, size_t n, int batched, long *sgemm)
 {
     eng_session *s = open_session(m, 0, 2);
     const float *all;
@@ -284,8 +284,7 @@ static float *prefill_logits(eng_model *m, const int32_t *ids, size_t n, int bat
         ck_assert_msg(eng_session_prefill(s, ids, n, err, sizeof err) == RB_OK, "%s", err);
     else
         for (size_t i = 0; i < n; i++)
-            ck_assert_msg(eng_session_prefill(s, ids + i, 1, err, sizeof err) == RB_OK, "%s",
-                          err);
+            ck_assert_msg(eng_session_prefill(s, ids + i, 1, err, sizeof err) == RB_OK, "%s", err);
     *sgemm = eng_forward_sgemm_calls() - c0;
     all = eng_session_all_logits(s, &got);
     ck_assert_uint_eq(got, n);
@@ -337,7 +336,8 @@ START_TEST(test_engine_forward__prompts_on_the_portable_kernels_go_through_openb
     blas = prefill_logits(m, ids, n, 1, &blas_calls);
     ck_assert_msg(blas_calls >= matrices,
                   "a %zu-token prompt on the scalar set made %ld sgemm calls; its %d matrices "
-                  "should each have gone through OpenBLAS", n, blas_calls, matrices);
+                  "should each have gone through OpenBLAS",
+                  n, blas_calls, matrices);
     /* The reference: the same kernels one token at a time, the scalar twins' dot products. */
     scalar = prefill_logits(m, ids, n, 0, &scalar_calls);
     ck_assert_int_eq(scalar_calls, 0);
@@ -381,8 +381,8 @@ START_TEST(test_engine_forward__quantized_variants_stay_close_to_the_reference)
                       err);
         eng_model *m = open_model(path);
         maxerr = compare_logits(m, &ref, &agree, &kl);
-        printf("%s vs reference: max abs logit error %.4f, top-1 %d/%zu, mean KL %.5f\n",
-               types[t], maxerr, agree, ref.ntokens, kl);
+        printf("%s vs reference: max abs logit error %.4f, top-1 %d/%zu, mean KL %.5f\n", types[t],
+               maxerr, agree, ref.ntokens, kl);
         if (t == 0) {
             ck_assert_int_eq(agree, (int)ref.ntokens);
             ck_assert_double_lt(kl, 0.001);
@@ -563,18 +563,24 @@ int main(void)
 {
     Suite *s = suite_create("engine_forward");
     TCase *tc = rbt_tcase(s, "forward", 120);
-    tcase_add_test(tc, test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model);
-    tcase_add_test(tc, test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head);
+    tcase_add_test(tc,
+                   test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model);
+    tcase_add_test(
+        tc,
+        test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head);
     tcase_add_test(tc, test_engine_forward__rope_dimension_count_below_the_head_size_is_honoured);
     tcase_add_test(tc, test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled_model);
-    tcase_add_test(tc, test_engine_forward__batched_prompt_processing_equals_token_by_token_processing);
+    tcase_add_test(tc,
+                   test_engine_forward__batched_prompt_processing_equals_token_by_token_processing);
     tcase_add_test(tc, test_engine_forward__quantized_variants_stay_close_to_the_reference);
     tcase_add_test(tc, test_engine_forward__the_context_limit_is_enforced);
     tcase_add_test(tc, test_engine_forward__a_cancel_flag_stops_generation_between_tokens);
     tcase_add_test(tc, test_engine_forward__loading_reports_layer_progress);
-    tcase_add_test(tc, test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights);
+    tcase_add_test(
+        tc, test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights);
     tc = rbt_tcase(s, "portable", 120);
     tcase_add_checked_fixture(tc, NULL, restore_detected_isa);
-    tcase_add_test(tc, test_engine_forward__prompts_on_the_portable_kernels_go_through_openblas_sgemm);
+    tcase_add_test(tc,
+                   test_engine_forward__prompts_on_the_portable_kernels_go_through_openblas_sgemm);
     return rbt_run(s);
 }

@@ -117,13 +117,16 @@ static void note_untested_isas(const char *test, int needs_vnni)
     const eng_isa best = eng_isa_detect();
     if (best == ENG_ISA_SCALAR)
         printf("SKIP part of %s: the CPU lacks AVX2/FMA/F16C, so neither the AVX2 nor the "
-               "AVX-512 kernels are tested here\n", rbt_test_name(test));
+               "AVX-512 kernels are tested here\n",
+               rbt_test_name(test));
     else if (best == ENG_ISA_AVX2)
         printf("SKIP part of %s: the CPU lacks AVX-512 F/BW/VL, so the AVX-512 kernels are not "
-               "tested here\n", rbt_test_name(test));
+               "tested here\n",
+               rbt_test_name(test));
     else if (needs_vnni && !eng_isa_has_vnni())
         printf("SKIP part of %s: the CPU lacks AVX-512 VNNI (avx512vnni), so the integer "
-               "AVX-512 kernels are not tested here\n", rbt_test_name(test));
+               "AVX-512 kernels are not tested here\n",
+               rbt_test_name(test));
 }
 
 /* 1 if the CPU has what the AVX-512 activation quantizers need (AVX-512 VNNI, detected as the
@@ -328,8 +331,8 @@ END_TEST
 static void check_close(const float *got, const double *want, int n, const char *what)
 {
     for (int i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - want[i]) <= OPS_TOL * (fabs(want[i]) + 1e-30), "%s[%d]: %.9g vs %.9g",
-                      what, i, (double)got[i], want[i]);
+        ck_assert_msg(fabs(got[i] - want[i]) <= OPS_TOL * (fabs(want[i]) + 1e-30),
+                      "%s[%d]: %.9g vs %.9g", what, i, (double)got[i], want[i]);
 }
 
 START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin_ops)

@@ -164,7 +164,8 @@ START_TEST(test_engine_kernels__half_precision_conversion_is_exact_and_rounds_to
         }
     } else {
         printf("SKIP part of %s: the CPU lacks F16C, so eng_f32_to_fp16 is not compared with "
-               "the hardware conversion on random floats\n", rbt_test_name(__func__));
+               "the hardware conversion on random floats\n",
+               rbt_test_name(__func__));
     }
 }
 END_TEST

@@ -77,7 +77,7 @@ START_TEST(test_engine_sampler__min_p_drops_tokens_below_a_fraction_of_the_best)
     int c[4];
     histogram(logits, 4, params(1, 0, 1, 0.2f, 13), 10000, c);
     ck_assert_int_gt(c[0], 0);
-    ck_assert_int_gt(c[1], 0); /* 0.3 >= 0.2 * 0.6 */
+    ck_assert_int_gt(c[1], 0);        /* 0.3 >= 0.2 * 0.6 */
     ck_assert_int_eq(c[2] + c[3], 0); /* 0.06 < 0.12 */
 }
 END_TEST

@@ -90,8 +90,8 @@ static void byte_piece(int b, char out[4])
 
 /* Extra pieces of the test vocabulary, ids 256.. ("\xc4\xa0" is the space stand-in,
  * "\xc4\x8a" the newline's). */
-static const char *const bpe_extra[] = {"Hello", "\xc4\xa0world", "123", "45",
-                                        "!!\xc4\x8a\xc4\x8a", "12", "34"};
+static const char *const bpe_extra[] = {
+    "Hello", "\xc4\xa0world", "123", "45", "!!\xc4\x8a\xc4\x8a", "12", "34"};
 enum { T_HELLO = 256, T_WORLD, T_123, T_45, T_BANGS, T_12, T_34 };
 
 /* A byte-level BPE tokenizer with pre-tokenizer pre over the test vocabulary. */
@@ -116,8 +116,8 @@ static eng_tokenizer *bpe_vocab(const char *dir, const char *pre, eng_gguf **g)
     ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, N), RB_OK);
-    ck_assert_int_eq(eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types, N),
-                     RB_OK);
+    ck_assert_int_eq(
+        eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types, N), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 4), RB_OK);
     snprintf(path, sizeof path, "%s/bpe-%s.gguf", dir, pre);
     ck_assert_msg(eng_gguf_writer_write(w, path, err, sizeof err) == RB_OK, "%s", err);
@@ -141,7 +141,8 @@ static void expect_ids(const eng_tokenizer *tok, const char *text, const eng_tok
 }
 
 /* Scenario: The default and llama3 pre-tokenizers split words as llama.cpp's regexes do */
-START_TEST(test_engine_tokenizer__the_default_and_llama3_pre_tokenizers_split_words_as_llama_cpp_s_regexes_do)
+START_TEST(
+    test_engine_tokenizer__the_default_and_llama3_pre_tokenizers_split_words_as_llama_cpp_s_regexes_do)
 {
     char dir[4096];
     eng_gguf *g;

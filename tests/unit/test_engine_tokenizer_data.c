@@ -584,7 +584,8 @@ START_TEST(test_engine_tokenizer__the_qwen2_vocabulary_loads_in_under_one_second
     char err[256] = "";
     int64_t t0, ms;
 
-    ck_assert_int_eq(eng_gguf_open(rbt_tokenizer_data("ggml-vocab-qwen2.gguf"), &g, err, sizeof err), RB_OK);
+    ck_assert_int_eq(
+        eng_gguf_open(rbt_tokenizer_data("ggml-vocab-qwen2.gguf"), &g, err, sizeof err), RB_OK);
     t0 = rbt_ms();
     ck_assert_int_eq(eng_tokenizer_load(g, &tok, err, sizeof err), RB_OK);
     ms = rbt_ms() - t0;

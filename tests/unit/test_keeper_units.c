@@ -81,7 +81,7 @@ START_TEST(test_args_errors_name_the_option)
     const char *s = NULL;
     char err[256];
     const rb_opt opts[] = {{"--max-tokens", RB_OPT_LLONG, &n, 1, 2048, NULL},
-                            {"--node", RB_OPT_STR, &s, 0, 0, NULL}};
+                           {"--node", RB_OPT_STR, &s, 0, 0, NULL}};
     char *bad_int[] = {"--max-tokens", "zero"};
     char *too_big[] = {"--max-tokens", "2049"};
     char *missing[] = {"--max-tokens"};

@@ -233,12 +233,14 @@ int main(void)
     Suite *s = suite_create("worker_queue");
     TCase *tc = rbt_tcase(s, "queue", 20);
     tcase_add_test(tc, test_worker_queue__the_queue_admits_slots_plus_queue_capacity_jobs);
-    tcase_add_test(tc, test_worker_queue__with_queue_capacity_0_a_job_is_admitted_only_when_a_slot_is_free);
+    tcase_add_test(
+        tc, test_worker_queue__with_queue_capacity_0_a_job_is_admitted_only_when_a_slot_is_free);
     tcase_add_test(tc, test_worker_queue__jobs_are_served_in_order);
     tcase_add_test(tc, test_worker_queue__a_duplicate_job_id_is_refused);
     tcase_add_test(tc, test_worker_queue__cancelling_a_queued_job_removes_it_and_hands_it_back);
     tcase_add_test(tc, test_worker_queue__cancelling_a_running_job_sets_its_flag);
-    tcase_add_test(tc, test_worker_queue__shutdown_wakes_every_waiting_thread_and_returns_the_queued_jobs);
+    tcase_add_test(
+        tc, test_worker_queue__shutdown_wakes_every_waiting_thread_and_returns_the_queued_jobs);
     tcase_add_test(tc, test_worker_queue__a_job_s_stream_can_be_opened_once);
     return rbt_run(s);
 }

@@ -14,10 +14,10 @@
 #include "rb_err.h"
 
 typedef struct rb_buf {
-    char *data;  /* NUL-terminated when non-NULL; owned */
-    size_t len;  /* bytes used, not counting the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* len never exceeds max */
+    char *data; /* NUL-terminated when non-NULL; owned */
+    size_t len; /* bytes used, not counting the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* len never exceeds max */
 } rb_buf;
 
 void rb_buf_init(rb_buf *b, size_t max);

@@ -14,22 +14,22 @@
 
 typedef enum rb_err {
     RB_OK = 0,
-    RB_ENOMEM,     /* allocation failed */
-    RB_EINVAL,     /* bad argument or input */
-    RB_EIO,        /* read/write/socket failure */
-    RB_EFORMAT,    /* malformed file or message */
-    RB_ETOOBIG,    /* over a configured limit */
-    RB_EBUSY,      /* queue full, slots busy */
-    RB_ECANCELED,  /* caller or peer cancelled */
-    RB_EPROTO,     /* peer broke the protocol (e.g. stream closed without [DONE]) */
-    RB_ENOTFOUND,  /* no such thing */
-    RB_ETIMEDOUT,  /* deadline or idle timeout passed */
-    RB_ECONNECT,   /* could not connect */
-    RB_EAUTH,      /* missing or wrong credentials */
-    RB_EHTTP,      /* peer answered with an HTTP error status */
-    RB_ECLOSED,    /* channel or stream closed */
+    RB_ENOMEM,       /* allocation failed */
+    RB_EINVAL,       /* bad argument or input */
+    RB_EIO,          /* read/write/socket failure */
+    RB_EFORMAT,      /* malformed file or message */
+    RB_ETOOBIG,      /* over a configured limit */
+    RB_EBUSY,        /* queue full, slots busy */
+    RB_ECANCELED,    /* caller or peer cancelled */
+    RB_EPROTO,       /* peer broke the protocol (e.g. stream closed without [DONE]) */
+    RB_ENOTFOUND,    /* no such thing */
+    RB_ETIMEDOUT,    /* deadline or idle timeout passed */
+    RB_ECONNECT,     /* could not connect */
+    RB_EAUTH,        /* missing or wrong credentials */
+    RB_EHTTP,        /* peer answered with an HTTP error status */
+    RB_ECLOSED,      /* channel or stream closed */
     RB_EUNSUPPORTED, /* valid but not supported here */
-    RB_EEXIST,     /* already exists */
+    RB_EEXIST,       /* already exists */
     RB_ERR__COUNT
 } rb_err;
 

@@ -20,14 +20,14 @@ typedef enum rb_log_level {
 } rb_log_level;
 
 /* A sink receives the formatted message (no time, no newline) and its metadata. */
-typedef void (*rb_log_sink)(void *user, rb_log_level level, const char *component,
-                            const char *msg);
+typedef void (*rb_log_sink)(void *user, rb_log_level level, const char *component, const char *msg);
 
 void rb_log(rb_log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void rb_logv(rb_log_level level, const char *component, const char *fmt, va_list ap);
 
-/* Messages below level are dropped. Default RB_LOG_INFO, or $RBEE_LOG (debug|info|warn|error|off). */
+/* Messages below level are dropped. Default RB_LOG_INFO, or $RBEE_LOG (debug|info|warn|error|off).
+ */
 void rb_log_set_level(rb_log_level level);
 rb_log_level rb_log_get_level(void);
 /* Parses "debug", "info", "warn" (or "warning"), "error", "off", in any case; returns -1

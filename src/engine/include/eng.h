@@ -45,7 +45,7 @@ typedef void (*eng_progress_fn)(void *user, int layers_loaded, int layers_total)
 typedef struct eng_model_params {
     eng_progress_fn progress; /* may be NULL */
     void *progress_user;
-    int prefault;             /* touch every weight page while loading (default 1) */
+    int prefault; /* touch every weight page while loading (default 1) */
     /* Read the weights into anonymous memory backed by transparent huge pages instead of
      * serving them from the file mapping (default 0, like llama.cpp's --no-mmap). Fewer TLB
      * misses make generation faster; the page cache may hold a second copy of the file. */
@@ -66,12 +66,12 @@ typedef struct eng_model_info {
     char name[128];
     int n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff, n_rot;
     float rope_freq_base, rms_eps;
-    int tied_output;         /* output head shares token_embd */
-    eng_type main_type;      /* type of most 2-D weights */
+    int tied_output;    /* output head shares token_embd */
+    eng_type main_type; /* type of most 2-D weights */
     uint64_t n_params;
     uint64_t file_size;
-    int bos, eos;            /* token ids, -1 if none */
-    int add_bos;             /* the model wants BOS prepended */
+    int bos, eos; /* token ids, -1 if none */
+    int add_bos;  /* the model wants BOS prepended */
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *m, eng_model_info *out);
@@ -84,21 +84,21 @@ rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int 
 size_t eng_model_token_bytes(const eng_model *m, int32_t id, char *out, size_t cap);
 
 typedef struct eng_sampler_params {
-    float temperature;     /* 0: greedy */
-    int top_k;             /* 0: off */
-    float top_p;           /* 1: off */
-    float min_p;           /* 0: off */
-    float repeat_penalty;  /* 1: off; applied to the last repeat_last_n tokens */
-    int repeat_last_n;     /* default 64 */
+    float temperature;    /* 0: greedy */
+    int top_k;            /* 0: off */
+    float top_p;          /* 1: off */
+    float min_p;          /* 0: off */
+    float repeat_penalty; /* 1: off; applied to the last repeat_last_n tokens */
+    int repeat_last_n;    /* default 64 */
     uint64_t seed;
 } eng_sampler_params;
 
 eng_sampler_params eng_sampler_params_default(void);
 
 typedef struct eng_session_params {
-    int n_ctx;      /* 0: the model's context length */
-    int n_threads;  /* 0: physical cores */
-    int n_batch;    /* prompt tokens per forward pass; default 64 */
+    int n_ctx;     /* 0: the model's context length */
+    int n_threads; /* 0: physical cores */
+    int n_batch;   /* prompt tokens per forward pass; default 64 */
 } eng_session_params;
 
 eng_session_params eng_session_params_default(void);
@@ -124,17 +124,17 @@ rb_err eng_session_prefill(eng_session *s, const int32_t *tokens, size_t n, char
 
 typedef enum eng_stop_reason {
     ENG_STOP_NONE = 0,
-    ENG_STOP_EOS,       /* end-of-generation token */
-    ENG_STOP_SEQUENCE,  /* a stop string */
-    ENG_STOP_CONTEXT,   /* context full */
+    ENG_STOP_EOS,      /* end-of-generation token */
+    ENG_STOP_SEQUENCE, /* a stop string */
+    ENG_STOP_CONTEXT,  /* context full */
     ENG_STOP_CANCELLED,
 } eng_stop_reason;
 
 typedef struct eng_step {
-    int32_t token;          /* the sampled token (-1 when none) */
-    const char *text;       /* text delta, complete UTF-8; borrowed until the next step/reset */
-    size_t text_len;        /* may be 0 (bytes held back for UTF-8 or a possible stop string) */
-    int done;               /* 1: generation is over; reason says why */
+    int32_t token;    /* the sampled token (-1 when none) */
+    const char *text; /* text delta, complete UTF-8; borrowed until the next step/reset */
+    size_t text_len;  /* may be 0 (bytes held back for UTF-8 or a possible stop string) */
+    int done;         /* 1: generation is over; reason says why */
     eng_stop_reason reason;
 } eng_step;
 

@@ -34,7 +34,7 @@ typedef struct rb_client_opts {
     long backoff_ms;         /* first wait between tries, doubled each time; default 200 */
     const char *token;       /* bearer token or NULL */
     const char *correlation_id;
-    size_t max_reply;        /* default 8 MiB */
+    size_t max_reply; /* default 8 MiB */
 } rb_client_opts;
 
 rb_client_opts rb_client_opts_default(void);
@@ -58,7 +58,7 @@ typedef struct rb_sse_opts {
     long deadline_ms;        /* whole stream; 0: none */
     const char *token;
     const char *correlation_id;
-    atomic_int *cancel;      /* polled every 50 ms; non-zero stops the stream: RB_ECANCELED */
+    atomic_int *cancel; /* polled every 50 ms; non-zero stops the stream: RB_ECANCELED */
 } rb_sse_opts;
 
 rb_sse_opts rb_sse_opts_default(void);
@@ -68,10 +68,10 @@ rb_sse_opts rb_sse_opts_default(void);
 typedef int (*rb_sse_cb)(void *user, const char *event, const char *data, size_t len);
 
 typedef struct rb_sse_result {
-    long status;       /* HTTP status (0 if none arrived) */
-    rb_buf body;       /* the body when the status was not 2xx or not an event stream */
-    long events;       /* events delivered */
-    long comments;     /* comment lines (keep-alives) seen */
+    long status;        /* HTTP status (0 if none arrived) */
+    rb_buf body;        /* the body when the status was not 2xx or not an event stream */
+    long events;        /* events delivered */
+    long comments;      /* comment lines (keep-alives) seen */
     int64_t headers_ms; /* time from start to the response headers; -1 if none came */
     int64_t headers_us; /* the same in microseconds */
 } rb_sse_result;
@@ -81,8 +81,7 @@ void rb_sse_result_release(rb_sse_result *r);
 
 /* Opens the stream (method "GET" or "POST" with a JSON body) and delivers events. On a non-2xx
  * status returns RB_EHTTP with the body in res->body. */
-rb_err rb_client_sse(const char *method, const char *url, const char *body,
-                     const rb_sse_opts *o, rb_sse_cb cb, void *user, rb_sse_result *res,
-                     char *err, size_t errlen);
+rb_err rb_client_sse(const char *method, const char *url, const char *body, const rb_sse_opts *o,
+                     rb_sse_cb cb, void *user, rb_sse_result *res, char *err, size_t errlen);
 
 #endif

@@ -37,7 +37,7 @@
 typedef struct rb_http_req {
     const char *method;
     const char *path;
-    const char *body;      /* NUL-terminated; "" when empty */
+    const char *body; /* NUL-terminated; "" when empty */
     size_t body_len;
     const char *correlation_id;
     const char *params[RB_HTTP_MAX_PARAMS]; /* values of {name} segments, in order */
@@ -59,15 +59,15 @@ typedef struct rb_http_route {
 } rb_http_route;
 
 typedef struct rb_http_config {
-    const char *bind_addr;        /* "127.0.0.1", "0.0.0.0" */
-    uint16_t port;                /* 0: any free port (see rb_http_server_port) */
-    const char *token;            /* bearer token; NULL or "": no auth */
-    size_t max_body;              /* default 1 MiB */
-    int sse_keepalive_ms;         /* default 10000 */
-    const rb_http_route *routes;  /* borrowed for the server's lifetime */
+    const char *bind_addr;       /* "127.0.0.1", "0.0.0.0" */
+    uint16_t port;               /* 0: any free port (see rb_http_server_port) */
+    const char *token;           /* bearer token; NULL or "": no auth */
+    size_t max_body;             /* default 1 MiB */
+    int sse_keepalive_ms;        /* default 10000 */
+    const rb_http_route *routes; /* borrowed for the server's lifetime */
     size_t nroutes;
-    void *user;                   /* passed to every handler */
-    const char *component;        /* log component, default "http" */
+    void *user;            /* passed to every handler */
+    const char *component; /* log component, default "http" */
 } rb_http_config;
 
 rb_http_config rb_http_config_default(void);
@@ -102,8 +102,7 @@ void rb_http_reply_error(rb_http_reply *rep, int status, const char *code, const
                          json_t *details);
 /* Copies text (NULL: an empty body) and content_type (at most 63 bytes of it are kept); the
  * caller keeps its strings. */
-void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type,
-                        const char *text);
+void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type, const char *text);
 /* Streams ch as text/event-stream; takes its own reference (the caller still drops its own).
  * When the client disconnects, or the response ends for any reason, the channel is closed
  * (rb_chan_close). */

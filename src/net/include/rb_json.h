@@ -54,8 +54,8 @@ int rb_json_num(rb_jcheck *c, const json_t *obj, const char *key, int required, 
 int rb_json_bool(rb_jcheck *c, const json_t *obj, const char *key, int required, int *out);
 /* Array of at most maxitems strings, or a single string (as OpenAI and llama.cpp accept for
  * "stop"), each [minlen, maxlen] bytes; out[] borrowed from obj. */
-int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int required,
-                   size_t maxitems, size_t minlen, size_t maxlen, const char **out, size_t *n);
+int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int required, size_t maxitems,
+                   size_t minlen, size_t maxlen, const char **out, size_t *n);
 
 /* New reference: {"error":{"code":code,"message":message[,"details":details]}}.
  * details is stolen (may be NULL). */

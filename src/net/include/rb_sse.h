@@ -80,7 +80,7 @@ typedef struct rb_sse_parser {
     rb_buf data;  /* the event's data so far */
     rb_buf event; /* the event's name */
     int has_data;
-    int saw_cr;    /* last byte was CR: a following LF belongs to it */
+    int saw_cr; /* last byte was CR: a following LF belongs to it */
     int bom_done;
     size_t max_line;
     rb_sse_event_fn on_event;

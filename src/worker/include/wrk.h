@@ -19,7 +19,7 @@ typedef struct wrk_config {
     const char *worker_id;
     const char *model_path;
     const char *model_ref;
-    const char *backend;        /* "cpu" */
+    const char *backend; /* "cpu" */
     int device;
     uint16_t port;              /* 0: any free port (printed at start) */
     const char *hive_url;       /* NULL: no heartbeats or ready callback */
@@ -34,7 +34,7 @@ typedef struct wrk_config {
     int heartbeat_interval_s;   /* default 30 */
     int stream_open_timeout_ms; /* POST /v1/jobs stream must open within this; default 30000 */
     int handle_signals;         /* wrk_run waits for SIGTERM/SIGINT itself (default 1) */
-    int load_delay_ms;          /* test knob: pause after each loaded layer (RBEE_TEST_LOAD_DELAY_MS) */
+    int load_delay_ms; /* test knob: pause after each loaded layer (RBEE_TEST_LOAD_DELAY_MS) */
 } wrk_config;
 
 wrk_config wrk_config_default(void);
