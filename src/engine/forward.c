@@ -25,7 +25,10 @@
  * that share the kv head against the cached keys (eng_attn_scores, positions in the vector
  * lanes), and the softmaxed scores against the cached values (a float matrix product, a dot
  * over positions per dimension). Both caches are stored transposed, one row of positions per
- * dimension, for that purpose.
+ * dimension, for that purpose, in F32 or F16 (eng_attn_scores_f16; the values are then a
+ * matrix product with F16 weights). A Q8_0 cache has blocks of 32 along the head dimension,
+ * so it is stored one position per row: the scores are a Q8_0 matrix product against the
+ * queries quantized to Q8_0, the values a weighted sum of rows (eng_attn_values_q8_0).
  */
 #include <cblas.h>
 #include <math.h>
@@ -221,21 +224,35 @@ typedef struct att_job {
 
 /* One (token, kv head) unit: the group of query heads that share the kv head attend over
  * positions 0..pos. */
-static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att)
+static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att, void *qq)
 {
     const eng_hparams *hp = &s->m->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, npos = pos + 1;
-    const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->n_ctx * hd;
-    const float *kt = s->key_cache + head;                                     /* (hd, n_ctx) */
-    const float *vt = s->value_cache + head;                                   /* (hd, n_ctx) */
+    const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->kv_head;
+    const uint8_t *kc = (const uint8_t *)s->key_cache + head;                  /* one head */
+    const uint8_t *vc = (const uint8_t *)s->value_cache + head;                /* one head */
     const float *q = s->q + (size_t)b * hp->n_embd + (size_t)kvh * group * hd; /* (group, hd) */
     float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)kvh * group * hd;   /* (group, hd) */
+    const size_t ldk = (size_t)s->n_ctx;
 
-    eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
+    switch (s->kv_type) { /* att: (group, npos) */
+    case ENG_TYPE_Q8_0:
+        eng_act_prepare(ENG_TYPE_Q8_0, q, hd, group, 0, group, qq);
+        eng_matmul(ENG_TYPE_Q8_0, kc, hd, qq, group, att, npos, 0, npos);
+        break;
+    case ENG_TYPE_F16:
+        eng_attn_scores_f16(q, group, hd, (const uint16_t *)kc, ldk, npos, att, npos);
+        break;
+    default:
+        eng_attn_scores(q, group, hd, (const float *)kc, ldk, npos, att, npos);
+        break;
+    }
     for (int g = 0; g < group; g++)
         eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
-    eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out, hd,
-                      0, hd);
+    if (s->kv_type == ENG_TYPE_Q8_0)
+        eng_attn_values_q8_0(att, group, npos, npos, vc, hd, out, hd);
+    else
+        eng_matmul_stride(s->kv_type, vc, s->kv_row, npos, att, group, out, hd, 0, hd);
 }
 
 static void attention_part(void *ctx, int ith, int nth)
@@ -244,11 +261,39 @@ static void attention_part(void *ctx, int ith, int nth)
     eng_session *s = t->s;
     const int n_kv = s->m->hp.n_head_kv;
     float *att = s->att + (size_t)ith * s->att_stride; /* one scratch block per chunk */
+    void *qq = s->qq ? (uint8_t *)s->qq + (size_t)ith * s->qq_bytes : NULL;
     long w0, w1;
 
     eng_split((long)t->nt * n_kv, ith, nth, 1, &w0, &w1);
     for (long w = w0; w < w1; w++)
-        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att);
+        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att, qq);
+}
+
+/* Stores one head's key k and value v (hd floats each) of position pos in the caches' head
+ * at byte offset head, in the cache type. */
+static void kv_store(eng_session *s, size_t head, int pos, const float *k, const float *v, int hd)
+{
+    uint8_t *kc = (uint8_t *)s->key_cache + head, *vc = (uint8_t *)s->value_cache + head;
+    const size_t n_ctx = (size_t)s->n_ctx;
+
+    switch (s->kv_type) {
+    case ENG_TYPE_Q8_0: /* one row per position */
+        eng_quantize_row(ENG_TYPE_Q8_0, k, kc + (size_t)pos * s->kv_row, hd);
+        eng_quantize_row(ENG_TYPE_Q8_0, v, vc + (size_t)pos * s->kv_row, hd);
+        break;
+    case ENG_TYPE_F16: /* transposed */
+        for (int i = 0; i < hd; i++) {
+            ((uint16_t *)kc)[(size_t)i * n_ctx + pos] = eng_f32_to_fp16(k[i]);
+            ((uint16_t *)vc)[(size_t)i * n_ctx + pos] = eng_f32_to_fp16(v[i]);
+        }
+        break;
+    default:
+        for (int i = 0; i < hd; i++) {
+            ((float *)kc)[(size_t)i * n_ctx + pos] = k[i];
+            ((float *)vc)[(size_t)i * n_ctx + pos] = v[i];
+        }
+        break;
+    }
 }
 
 /* Ropes q and k of the new tokens and stores k and v in the caches. */
@@ -261,15 +306,10 @@ static void rope_store(eng_session *s, int l, int n)
         const float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
         rope(s->q + (size_t)b * dim, hp->n_head, hd, hp->n_rot, cs);
         rope(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            const size_t head = (size_t)(l * hp->n_head_kv + h) * s->n_ctx * hd;
-            const float *k = s->k + (size_t)b * kv + (size_t)h * hd;
-            const float *v = s->v + (size_t)b * kv + (size_t)h * hd;
-            for (int i = 0; i < hd; i++) {
-                s->key_cache[head + (size_t)i * s->n_ctx + pos] = k[i];
-                s->value_cache[head + (size_t)i * s->n_ctx + pos] = v[i];
-            }
-        }
+        for (int h = 0; h < hp->n_head_kv; h++)
+            kv_store(s, (size_t)(l * hp->n_head_kv + h) * s->kv_head, pos,
+                     s->k + (size_t)b * kv + (size_t)h * hd, s->v + (size_t)b * kv + (size_t)h * hd,
+                     hd);
     }
 }
 

@@ -26,8 +26,62 @@ extern void openblas_set_num_threads(int n);
 eng_session_params eng_session_params_default(void)
 {
     eng_session_params p = {0};
+    p.n_ctx = RB_CTX_DEFAULT;
     p.n_batch = 64;
+    p.kv_type = ENG_TYPE_F16;
     return p;
+}
+
+int eng_model_ctx(const eng_model *m, int n_ctx)
+{
+    return rb_mem_ctx(n_ctx, m->hp.n_ctx_train);
+}
+
+/* Checks the cache type against the model: RB_OK or RB_EINVAL with a message. */
+static rb_err kv_type_check(const eng_hparams *hp, eng_type t, char *err, size_t errlen)
+{
+    if (t != ENG_TYPE_F32 && t != ENG_TYPE_F16 && t != ENG_TYPE_Q8_0)
+        return rb_errf(err, errlen, RB_EINVAL, "KV cache type '%s' is not one of f16, q8_0, f32",
+                       eng_type_name(t));
+    if (t == ENG_TYPE_Q8_0 && hp->head_dim % eng_type_block_elems(t) != 0)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "KV cache type q8_0 needs a head dimension that is a multiple of 32; "
+                       "this model's is %d (use f16)",
+                       hp->head_dim);
+    return RB_OK;
+}
+
+rb_err eng_model_estimate_memory(const eng_model *m, const eng_session_params *p, int n_slots,
+                                 rb_mem_estimate *out, char *err, size_t errlen)
+{
+    eng_session_params def = eng_session_params_default();
+    const eng_hparams *hp = &m->hp;
+    rb_mem_shape sh = {0};
+    rb_mem_run run = rb_mem_run_default();
+    rb_err rc;
+
+    if (!p)
+        p = &def;
+    if ((rc = kv_type_check(hp, p->kv_type, err, errlen)))
+        return rc;
+    sh.weight_bytes = m->info.file_size;
+    sh.n_vocab = hp->n_vocab;
+    sh.n_ctx_train = hp->n_ctx_train;
+    sh.n_embd = hp->n_embd;
+    sh.n_layer = hp->n_layer;
+    sh.n_head = hp->n_head;
+    sh.n_head_kv = hp->n_head_kv;
+    sh.n_ff = hp->n_ff;
+    sh.n_rot = hp->n_rot;
+    sh.key_length = sh.value_length = hp->head_dim;
+    run.n_ctx = eng_model_ctx(m, p->n_ctx);
+    run.slots = n_slots > 0 ? n_slots : 1;
+    run.threads = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
+    run.n_batch = p->n_batch > 0 ? p->n_batch : 64;
+    run.kv_block_elems = eng_type_block_elems(p->kv_type);
+    run.kv_block_bytes = (int)eng_type_block_bytes(p->kv_type);
+    rb_mem_estimate_compute(&sh, &run, out);
+    return RB_OK;
 }
 
 static void *xalloc(size_t n, rb_err *rc)
@@ -67,7 +121,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     eng_session *s = calloc(1, sizeof(*s));
     rb_err rc = RB_OK;
     int nth;
-    size_t B, kvsize;
+    size_t B, kvsize, nrows;
 
     if (!p)
         p = &def;
@@ -75,9 +129,10 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
         return RB_ENOMEM;
     s->m = m;
     s->pending = -1;
-    s->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
-    if (s->n_ctx > hp->n_ctx_train)
-        s->n_ctx = hp->n_ctx_train;
+    if ((rc = kv_type_check(hp, p->kv_type, err, errlen)))
+        goto out;
+    s->kv_type = p->kv_type;
+    s->n_ctx = eng_model_ctx(m, p->n_ctx);
     s->n_batch = p->n_batch > 0 ? p->n_batch : 64;
     if (s->n_batch > s->n_ctx)
         s->n_batch = s->n_ctx;
@@ -107,7 +162,12 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
-    kvsize = (size_t)hp->n_layer * s->n_ctx * hp->kv_dim * sizeof(float);
+    /* one (layer, kv head) of a cache: head_dim rows of n_ctx, or n_ctx rows of head_dim */
+    nrows = s->kv_type == ENG_TYPE_Q8_0 ? (size_t)s->n_ctx : (size_t)hp->head_dim;
+    s->kv_row =
+        eng_type_row_bytes(s->kv_type, s->kv_type == ENG_TYPE_Q8_0 ? hp->head_dim : s->n_ctx);
+    s->kv_head = nrows * s->kv_row;
+    kvsize = (size_t)hp->n_layer * hp->n_head_kv * s->kv_head;
     s->key_cache = xalloc(kvsize, &rc);
     s->value_cache = xalloc(kvsize, &rc);
     if (rc) {
@@ -127,6 +187,10 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     }
     s->att_stride = (size_t)(hp->n_head / hp->n_head_kv) * s->n_ctx;
     s->att = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->att_stride * sizeof(float), &rc);
+    if (s->kv_type == ENG_TYPE_Q8_0) {
+        s->qq_bytes = eng_act_bytes_max(hp->head_dim, hp->n_head / hp->n_head_kv);
+        s->qq = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->qq_bytes, &rc);
+    }
     if (rc)
         goto out;
     rope_table(s);
@@ -165,7 +229,13 @@ void eng_session_free(eng_session *s)
     free(s->all_logits);
     free(s->key_cache);
     free(s->value_cache);
+    free(s->qq);
     free(s);
+}
+
+size_t eng_session_kv_bytes(const eng_session *s)
+{
+    return 2 * (size_t)s->m->hp.n_layer * s->m->hp.n_head_kv * s->kv_head;
 }
 
 int eng_session_n_ctx(const eng_session *s)

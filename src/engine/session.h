@@ -43,10 +43,16 @@ struct eng_session {
     size_t n_all;
     int keep_all;
 
-    /* kv cache */
-    /* both transposed: attention reads a row of positions per dimension (forward.c) */
-    float *key_cache;   /* (n_layer, n_head_kv, head_dim, n_ctx) */
-    float *value_cache; /* (n_layer, n_head_kv, head_dim, n_ctx) */
+    /* kv cache, in kv_type. F32 and F16: both transposed, attention reads a row of positions
+     * per dimension (forward.c). Q8_0: one position per row, head_dim / 32 blocks. */
+    eng_type kv_type;
+    void *key_cache;   /* F32, F16: (n_layer, n_head_kv, head_dim, n_ctx); Q8_0: (n_layer,
+                        * n_head_kv, n_ctx, head_dim / 32 blocks) */
+    void *value_cache; /* the same shape */
+    size_t kv_head;    /* bytes of one (layer, kv head) of either cache */
+    size_t kv_row;     /* Q8_0: bytes of one position of one head */
+    void *qq;          /* Q8_0: (max pool chunks, qq_bytes) the queries quantized for the keys */
+    size_t qq_bytes;
     int n_past;
 
     /* generation state */
@@ -66,6 +72,8 @@ struct eng_session {
  * s->logits (and every position's in all_logits when keep_all). n <= n_batch; the caller
  * checks the context. */
 void eng_forward(eng_session *s, const int32_t *tokens, int n);
+/* Bytes of the session's two KV caches (tests and the memory estimate). */
+size_t eng_session_kv_bytes(const eng_session *s);
 /* OpenBLAS sgemm calls eng_forward has made in this process (every session): tests read it
  * to prove a prompt took the sgemm path. */
 long eng_forward_sgemm_calls(void);

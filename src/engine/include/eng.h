@@ -6,7 +6,7 @@
  *     eng_model *m;
  *     if (eng_model_open("models/kjv.gguf", &mp, &m, err, sizeof err)) die(err);
  *
- *     eng_session_params sp = eng_session_params_default();     // n_ctx 0: the model's
+ *     eng_session_params sp = eng_session_params_default();     // 4096 tokens, F16 KV
  *     eng_session *s;
  *     if (eng_session_open(m, &sp, &s, err, sizeof err)) die(err);
  *
@@ -35,6 +35,7 @@
 
 #include "eng_types.h"
 #include "rb_err.h"
+#include "rb_mem.h"
 
 typedef struct eng_model eng_model;
 typedef struct eng_session eng_session;
@@ -96,15 +97,29 @@ typedef struct eng_sampler_params {
 eng_sampler_params eng_sampler_params_default(void);
 
 typedef struct eng_session_params {
-    int n_ctx;     /* 0: the model's context length */
-    int n_threads; /* 0: physical cores */
-    int n_batch;   /* prompt tokens per forward pass; default 64 */
+    /* Context tokens: default RB_CTX_DEFAULT (4096); 0: the model's training context; capped
+     * at the training context (eng_model_ctx says what a request becomes). */
+    int n_ctx;
+    int n_threads;    /* 0: physical cores */
+    int n_batch;      /* prompt tokens per forward pass; default 64 */
+    eng_type kv_type; /* KV cache: ENG_TYPE_F16 (default), ENG_TYPE_Q8_0 or ENG_TYPE_F32 */
 } eng_session_params;
 
 eng_session_params eng_session_params_default(void);
 
+/* The context a session of m opened with n_ctx gets (rb_mem_ctx over its training context). */
+int eng_model_ctx(const eng_model *m, int n_ctx);
+
+/* What serving m needs in memory with sessions like p (NULL: the defaults), n_slots of them:
+ * the weights, the KV caches, the sessions' scratch and the process (rb_mem.h; the hive
+ * computes the same from the GGUF header). RB_EINVAL with a message for a KV type the model
+ * cannot use (see eng_session_open). */
+rb_err eng_model_estimate_memory(const eng_model *m, const eng_session_params *p, int n_slots,
+                                 rb_mem_estimate *out, char *err, size_t errlen);
+
 /* Allocates the KV cache and every buffer a forward pass needs (nothing is allocated per
- * token afterwards). Caller frees with eng_session_free(). */
+ * token afterwards). Q8_0 caches need a head dimension that is a multiple of 32 (RB_EINVAL
+ * otherwise). Caller frees with eng_session_free(). */
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
                         size_t errlen);
 void eng_session_free(eng_session *s); /* NULL-safe */
