@@ -6,7 +6,7 @@
  *     mock-worker --model PATH --port P [--scenario FILE] [the options of llm-worker-rbee]
  *
  * It accepts every option of the real worker (--worker-id --model --model-ref --backend
- * --device --port --hive-url --local-mode --threads --slots --queue --ctx
+ * --device --port --hive-url --local-mode --threads --slots --queue --ctx --kv-type
  * --heartbeat-interval --stream-open-timeout --advertise-host) and behaves like it: binds its
  * port first (exit 1 with "cannot listen on 127.0.0.1:P: Address already in use" when taken),
  * sends a heartbeat at once and then every interval, "loads" the model (the file must exist and
@@ -648,6 +648,7 @@ static const rb_http_route routes[] = {
 static int parse_args(int argc, char **argv, opts *o)
 {
     int ignored = 0;
+    const char *ignored_str = NULL;
     char err[256];
     const rb_opt defs[] = {
         {"--local-mode", RB_OPT_FLAG, &o->local_mode},
@@ -666,6 +667,7 @@ static int parse_args(int argc, char **argv, opts *o)
         {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000},
         {"--threads", RB_OPT_INT, &ignored, 0, 1000000},
         {"--ctx", RB_OPT_INT, &ignored, 0, 1000000},
+        {"--kv-type", RB_OPT_STR, &ignored_str},
         {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400},
     };
 

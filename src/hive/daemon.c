@@ -47,6 +47,7 @@ hive_config hive_config_default(void)
     c.load_timeout_ms = DEFAULT_LOAD_MS;
     c.heartbeat_interval_ms = DEFAULT_INTERVAL_MS;
     c.worker_port_base = DEFAULT_WORKER_PORT;
+    c.worker_ctx = -1;
     if (base && rb_parse_i64(base, 1, 65535, &v) == RB_OK)
         c.worker_port_base = (uint16_t)v;
     return c;
@@ -65,6 +66,10 @@ static rb_err init_config(hive *h, const hive_config *cfg, char *err, size_t err
     rb_err rc = RB_OK;
 
     h->cfg = *cfg;
+    if (cfg->worker_kv_type) {
+        snprintf(h->kv_type, sizeof h->kv_type, "%s", cfg->worker_kv_type);
+        h->cfg.worker_kv_type = h->kv_type;
+    }
     snprintf(h->bind_addr, sizeof h->bind_addr, "%s",
              cfg->bind_addr    ? cfg->bind_addr
              : cfg->local_mode ? "127.0.0.1"

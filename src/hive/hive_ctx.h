@@ -44,6 +44,7 @@ typedef struct hive {
     char exe_dir[HIVE_PATH_MAX];    /* folder of the running rbee-hive */
     char worker_binary[HIVE_PATH_MAX];
     char hive_url[128]; /* base URL workers call back */
+    char kv_type[16];   /* cfg.worker_kv_type, copied */
     int64_t started_unix;
     hive_backends backends; /* detected once at start */
     hive_registry *reg;

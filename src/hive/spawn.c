@@ -64,7 +64,7 @@ struct hive_spawner {
 };
 
 typedef struct spawn_args {
-    char port[16], device[16], heartbeat[16], slots[16], threads[16], ctx[16];
+    char port[16], device[16], heartbeat[16], slots[16], threads[16], ctx[16], kv_type[16];
     char *argv[32];
 } spawn_args;
 
@@ -150,7 +150,8 @@ static void build_args(const hive *h, const hive_spawn_req *req, const char *id,
     a->argv[i++] = (char *)h->hive_url;
     a->argv[i++] = "--heartbeat-interval";
     a->argv[i++] = a->heartbeat;
-    /* the operator's --worker-slots, --worker-threads and --worker-ctx, when given */
+    /* the operator's --worker-slots, --worker-threads, --worker-ctx and --worker-kv-type,
+     * when given */
     if (h->cfg.worker_slots > 0) {
         snprintf(a->slots, sizeof a->slots, "%d", h->cfg.worker_slots);
         a->argv[i++] = "--slots";
@@ -161,10 +162,15 @@ static void build_args(const hive *h, const hive_spawn_req *req, const char *id,
         a->argv[i++] = "--threads";
         a->argv[i++] = a->threads;
     }
-    if (h->cfg.worker_ctx > 0) {
+    if (h->cfg.worker_ctx >= 0) {
         snprintf(a->ctx, sizeof a->ctx, "%d", h->cfg.worker_ctx);
         a->argv[i++] = "--ctx";
         a->argv[i++] = a->ctx;
+    }
+    if (h->cfg.worker_kv_type) {
+        snprintf(a->kv_type, sizeof a->kv_type, "%s", h->cfg.worker_kv_type);
+        a->argv[i++] = "--kv-type";
+        a->argv[i++] = a->kv_type;
     }
     if (req->advertise_host[0]) {
         a->argv[i++] = "--advertise-host";

@@ -350,8 +350,26 @@ static void *loader_main(void *arg)
     eng_model_get_info(g->model, &info);
     snprintf(w->model_name, sizeof w->model_name, "%s", info.name);
     threads = w->cfg.threads > 0 ? w->cfg.threads : rb_physical_cores();
-    sp.n_ctx = w->cfg.ctx;
+    if (w->cfg.ctx >= 0)
+        sp.n_ctx = w->cfg.ctx; /* else the engine's default */
+    if (sp.n_ctx > info.n_ctx_train)
+        rb_log(RB_LOG_WARN, "worker",
+               "--ctx %d is more than the model's training context of %d tokens; using %d",
+               sp.n_ctx, info.n_ctx_train, info.n_ctx_train);
+    sp.kv_type = (eng_type)eng_type_parse(w->cfg.kv_type); /* checked by wrk_config_parse */
     sp.n_threads = threads / g->nslots > 0 ? threads / g->nslots : 1;
+    {
+        rb_mem_estimate est;
+        if (eng_model_estimate_memory(g->model, &sp, g->nslots, &est, err, sizeof err)) {
+            load_failed(w, err);
+            return NULL;
+        }
+        rb_log(RB_LOG_INFO, "worker",
+               "memory estimate %llu MiB: weights %llu, KV cache %llu (%s), scratch %llu",
+               (unsigned long long)(est.total >> 20), (unsigned long long)(est.weights >> 20),
+               (unsigned long long)(est.kv >> 20), w->cfg.kv_type,
+               (unsigned long long)(est.scratch >> 20));
+    }
     for (int i = 0; i < g->nslots; i++) {
         slot *sl = &g->slots[i];
         sl->w = w;

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "eng_gguf.h"
 #include "hive.h"
 #include "rb_test.h"
 #include "rb_util.h"
@@ -437,14 +438,21 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     o.args[3] = "1";
     o.args[4] = "--worker-ctx";
     o.args[5] = "64";
+    o.args[6] = "--worker-kv-type";
+    o.args[7] = "q8_0";
     start_hive(&h, &o);
     spawn_idle(&h, &s);
     ck_assert(rbt_file_contains(args, "--slots 2"));
     ck_assert(rbt_file_contains(args, "--threads 1"));
     ck_assert(rbt_file_contains(args, "--ctx 64"));
+    ck_assert(rbt_file_contains(args, "--kv-type q8_0"));
     ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
     w = json_array_get(json_object_get(r, "workers"), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(w, "slots_total")), 2);
+    /* the worker's resident set, from /proc/<pid>/statm (a mock worker: a few MB) */
+    ck_assert_msg(json_is_integer(json_object_get(w, "rss_mb")), "rss_mb missing");
+    ck_assert_int_ge(json_integer_value(json_object_get(w, "rss_mb")), 1);
+    ck_assert_int_lt(json_integer_value(json_object_get(w, "rss_mb")), 1024);
     json_decref(r);
     finish(&h);
     /* a bad count is a usage error naming the option */
@@ -454,6 +462,12 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 2);
     ck_assert(rbt_file_contains(log, "--worker-slots takes an integer from 1 to 64"));
+    bad[3] = "--worker-kv-type";
+    bad[4] = "q4_0";
+    ck_assert(rbt_wait_exit(rbt_spawn(bad, NULL, log), rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 2);
+    ck_assert(rbt_file_contains(log, "--worker-kv-type must be f16, q8_0 or f32"));
     rbt_rmtree(dir);
 }
 END_TEST
@@ -509,6 +523,83 @@ START_TEST(test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers)
     json_decref(r);
     ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/capabilities", NULL, &r), 200);
     ck_assert_int_eq(json_integer_value(json_object_get(r, "ram_available_mb")), 1);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* A GGUF file with the metadata of Llama-3.1-8B and no tensors at path. */
+static void write_llama3_header(const char *path)
+{
+    eng_gguf_writer *w = eng_gguf_writer_new();
+    const char *toks[1000];
+    char names[1000][8], err[256];
+
+    for (int i = 0; i < 1000; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        toks[i] = names[i];
+    }
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(eng_gguf_writer_set_str(w, "general.architecture", "llama"), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.context_length", 131072), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.embedding_length", 4096), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.block_count", 32), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.feed_forward_length", 14336), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.attention.head_count", 32), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv", 8), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.rope.dimension_count", 128), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 1000), RB_OK);
+    ck_assert_msg(eng_gguf_writer_write(w, path, err, sizeof err) == RB_OK, "%s", err);
+    eng_gguf_writer_free(w);
+}
+
+/* Scenario: The memory check counts the KV cache at the workers' context and cache type */
+START_TEST(
+    test_hive_lifecycle__the_memory_check_counts_the_kv_cache_at_the_workers_context_and_cache_type)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char path[4200], bundled[4300];
+    const char *msg;
+    json_t *r = NULL, *d;
+
+    /* default worker options: 4096 tokens of F16 cache fit in 2048 MB */
+    rbt_hive_init(&h);
+    model_path(&h, path, sizeof path);
+    write_llama3_header(path);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", path);
+    o.env[0] = "RBEE_HIVE_RAM_LIMIT_MB=2048";
+    o.env[1] = bundled;
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\"}", &r),
+                     200);
+    json_decref(r);
+    finish(&h);
+
+    /* the training context in F32: 32 GiB of cache */
+    o.args[0] = "--worker-ctx";
+    o.args[1] = "0";
+    o.args[2] = "--worker-kv-type";
+    o.args[3] = "f32";
+    rbt_hive_init(&h);
+    model_path(&h, path, sizeof path);
+    write_llama3_header(path);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", path);
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\"}", &r),
+                     507);
+    ck_assert_str_eq(rbt_error_code(r), "INSUFFICIENT_MEMORY");
+    d = json_object_get(json_object_get(r, "error"), "details");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "kv_cache_mb")), 32768);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "context")), 131072);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "kv_type")), "f32");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "slots")), 1);
+    ck_assert_int_gt(json_integer_value(json_object_get(d, "required_mb")), 32768);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "available_mb")), 2048);
+    msg = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+    ck_assert_msg(msg && strstr(msg, "KV cache 32768 MB for 1 x 131072 tokens in f32"), "%s", msg);
     json_decref(r);
     finish(&h);
 }
@@ -762,6 +853,9 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worker);
     tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
     tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);
+    tcase_add_test(
+        tc,
+        test_hive_lifecycle__the_memory_check_counts_the_kv_cache_at_the_workers_context_and_cache_type);
     tcase_add_test(tc, test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list);
     tcase_add_test(tc, test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind);
     tcase_add_test(tc, test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind);
