@@ -44,6 +44,7 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     Given the hive's RAM limit is overridden to 1 MB for the test
     When the user runs rbee infer
     Then stderr shows the required and available MB and suggests a smaller quantization, exit 1
+    And it shows the estimate's parts: the weights, the KV cache with its context and type, and the buffers
 
   Scenario: EC4 the worker dies mid-stream
     When the worker is killed with SIGKILL after 5 tokens of a 2000-token request

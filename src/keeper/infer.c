@@ -191,13 +191,30 @@ static void fail_memory(kpr_run *r, const kpr_reply *rep)
                  "available",
                  r->t.name, r->o->model, need, have);
     kpr_fail_line(&r->f, "Required: %lld MB. Available: %lld MB.", need, have);
+    if (json_is_integer(json_object_get(d, "kv_cache_mb")))
+        kpr_fail_line(&r->f,
+                      "Estimate: weights %lld MB + KV cache %lld MB (%lld x %lld tokens, %s) + "
+                      "buffers %lld MB.",
+                      (long long)json_integer_value(json_object_get(d, "weights_mb")),
+                      (long long)json_integer_value(json_object_get(d, "kv_cache_mb")),
+                      (long long)json_integer_value(json_object_get(d, "slots")),
+                      (long long)json_integer_value(json_object_get(d, "context")),
+                      json_string_value(json_object_get(d, "kv_type"))
+                          ? json_string_value(json_object_get(d, "kv_type"))
+                          : "?",
+                      (long long)json_integer_value(json_object_get(d, "scratch_mb")));
     kpr_fail_hint(&r->f,
                   "use a smaller quantization of the model (a Q4_K_M file instead of Q8_0 "
-                  "or F16), or free memory by stopping workers (rbee workers list --node "
-                  "%s)",
+                  "or F16), a shorter context or a Q8_0 KV cache (rbee-hive --worker-ctx, "
+                  "--worker-kv-type q8_0), or free memory by stopping workers (rbee workers "
+                  "list --node %s)",
                   r->t.name);
-    r->f.details =
-        json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb", (json_int_t)have);
+    r->f.details = json_deep_copy(d);
+    if (!json_is_object(r->f.details)) {
+        json_decref(r->f.details);
+        r->f.details = json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb",
+                                 (json_int_t)have);
+    }
 }
 
 static rb_err phase_spawn(kpr_run *r)

@@ -356,6 +356,10 @@ START_TEST(test_keeper_infer__ec3_not_enough_ram)
     ck_assert_ptr_nonnull(strstr(err, "Required: "));
     ck_assert_ptr_nonnull(strstr(err, "Available: 1 MB"));
     ck_assert_ptr_nonnull(strstr(err, "smaller quantization"));
+    /* the bundled model: 6 layers of 4 KV heads of 32 at its 512-token context, F16 */
+    ck_assert_msg(strstr(err, "Estimate: weights 7 MB + KV cache 2 MB (1 x 512 tokens, f16) + "
+                              "buffers ") != NULL,
+                  "%s", err);
     ck_assert_int_eq(rbt_keeper_out_size(&k), 0);
     free(err);
     rbt_keeper_cleanup(&k);
