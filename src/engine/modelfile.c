@@ -240,6 +240,8 @@ typedef struct shape {
 static const shape shapes[] = {
     {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 10000.0f},
     {"tiny", 64, 2, 4, 2, 128, 256, 10000.0f},
+    /* Llama-3.1-8B's layers and 131072-token training context, 4 of its 32 layers */
+    {"llama-3-4layer", 4096, 4, 32, 8, 14336, 131072, 500000.0f},
 };
 
 /* A SentencePiece vocabulary with byte fallback and n pieces in all. */
@@ -347,8 +349,8 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
         if (strcmp(shapes[i].name, like) == 0)
             sh = &shapes[i];
     if (!sh)
-        return rb_errf(err, errlen, RB_EINVAL, "unknown shape '%s' (known: tinyllama-1.1b, tiny)",
-                       like);
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "unknown shape '%s' (known: tinyllama-1.1b, tiny, llama-3-4layer)", like);
     if (!ft)
         return rb_errf(err, errlen, RB_EINVAL, "unknown type '%s'", ftype);
     w = eng_gguf_writer_new();

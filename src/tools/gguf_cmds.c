@@ -156,8 +156,9 @@ int gguf_cmd_random(int argc, char **argv)
     }
     out = npos ? pos[0] : NULL;
     if (!out || !like)
-        return bad("random", "usage: random OUT --like tinyllama-1.1b|tiny --type TYPE "
-                             "[--vocab VOCAB.gguf] [--seed S]");
+        return bad("random",
+                   "usage: random OUT --like tinyllama-1.1b|llama-3-4layer|tiny --type TYPE "
+                   "[--vocab VOCAB.gguf] [--seed S]");
     if (eng_random_model(out, like, type, vocab, seed, rb_physical_cores(), err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", PROG, err);
         return 1;

@@ -27,7 +27,9 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
 
 /* Writes a llama model with random weights (approximately normal, std 0.02; norms 1) shaped
  * like a known model: "tinyllama-1.1b" (2048 dim, 22 layers, 32 heads, 4 KV heads, 5632 FFN)
- * or "tiny" (64 dim, 2 layers; for tests). The tokenizer is the tokenizer.* keys copied from
+ * "llama-3-4layer" (4 layers of Llama-3.1-8B: 4096 dim, 32 heads, 8 KV heads, 14336 FFN,
+ * a 131072-token training context; for memory measurements) or "tiny" (64 dim, 2 layers; for
+ * tests). The tokenizer is the tokenizer.* keys copied from
  * vocab_path (a GGUF such as a vocab-only file) or, when NULL, a synthetic SentencePiece
  * vocabulary with byte fallback: 32000 pieces, 512 for "tiny". */
 rb_err eng_random_model(const char *out, const char *like, const char *ftype,
