@@ -351,11 +351,11 @@ static void *loader_main(void *arg)
     snprintf(w->model_name, sizeof w->model_name, "%s", info.name);
     threads = w->cfg.threads > 0 ? w->cfg.threads : rb_physical_cores();
     if (w->cfg.ctx >= 0)
-        sp.n_ctx = w->cfg.ctx; /* else the engine's default */
-    if (sp.n_ctx > info.n_ctx_train)
+        sp.n_ctx = w->cfg.ctx;         /* else the engine's default */
+    if (w->cfg.ctx > info.n_ctx_train) /* the default 4096 is capped without a word */
         rb_log(RB_LOG_WARN, "worker",
                "--ctx %d is more than the model's training context of %d tokens; using %d",
-               sp.n_ctx, info.n_ctx_train, info.n_ctx_train);
+               w->cfg.ctx, info.n_ctx_train, info.n_ctx_train);
     sp.kv_type = (eng_type)eng_type_parse(w->cfg.kv_type); /* checked by wrk_config_parse */
     sp.n_threads = threads / g->nslots > 0 ? threads / g->nslots : 1;
     {

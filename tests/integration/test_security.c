@@ -107,7 +107,20 @@ START_TEST(test_security__protected_worker_routes_demand_the_token_in_network_mo
     snprintf(url, sizeof url, "%s/v1/ready", w.base);
     ck_assert_int_eq(rbt_http("GET", url, NULL, NULL, 5000, NULL, NULL), 401);
     ck_assert_int_eq(rbt_http("GET", url, right, NULL, 5000, NULL, NULL), 200);
-    /* after the refusals the worker still serves a request with the token, to the end */
+    /* after the refusals the worker still serves a request with the token, to the end, once
+     * it has loaded (a request while loading gets 503 LOADING) */
+    {
+        int64_t deadline = rbt_ms() + 15000;
+        int ready = 0;
+        while (!ready && rbt_ms() < deadline) {
+            rb_buf_reset(&b);
+            ready = rbt_http("GET", url, right, NULL, 5000, &b, NULL) == 200 && b.data &&
+                    strstr(b.data, "\"ready\":true") != NULL;
+            if (!ready)
+                rbt_poll_interval();
+        }
+        ck_assert_msg(ready, "the worker did not become ready");
+    }
     snprintf(url, sizeof url, "%s/v1/inference", w.base);
     rb_buf_reset(&b);
     ck_assert_int_eq(rbt_http("POST", url, right,

@@ -348,6 +348,9 @@ START_TEST(test_worker_api__metrics_are_exposed_in_prometheus_text)
         ck_assert_double_lt(rss, 2.0 * (double)pages * 4096);
         ck_assert_double_gt(rss, 0.5 * (double)pages * 4096);
     }
+    /* the default context (4096) is capped at the bundled model's 512 without a warning */
+    ck_assert(!rbt_file_contains(worker.log, "is more than the model's training context"));
+    ck_assert(rbt_file_contains(worker.log, "512 context"));
     free(m);
     stop();
 }
