@@ -26,7 +26,7 @@ Feature: Keeper commands besides infer
   Scenario: Workers are listed, health-checked and shut down
     Given a persistent hive with one idle worker
     When the user runs rbee workers list, rbee workers health and rbee workers shutdown --id <id>
-    Then the list shows the worker, health shows "healthy" and the worker is gone afterwards
+    Then the list shows the worker with its resident memory in MB, health shows "healthy" and the worker is gone afterwards
 
   Scenario: Models are listed and downloaded
     Given a local file server as HF_ENDPOINT
