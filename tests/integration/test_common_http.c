@@ -349,6 +349,43 @@ START_TEST(test_common_http_json_client_round_trip)
 }
 END_TEST
 
+/* Scenario: Requests with ambiguous framing get 400 */
+START_TEST(test_common_http__requests_with_ambiguous_framing_get_400)
+{
+    server s;
+    static char out[8192];
+    char req[512];
+    const char *bad[] = {
+        "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\nContent-Length: 12\r\n\r\n{}",
+        "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        "POST /v1/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 2, 2\r\n\r\n{}",
+        "GET /v1/health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /v1/nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+    };
+    server_start(&s, "secret", 4096);
+    for (size_t i = 0; i < RB_ARRAY_LEN(bad); i++) {
+        ck_assert_int_gt(rbt_raw_http(rb_http_server_port(s.srv), bad[i], out, sizeof out, 5000),
+                         0);
+        ck_assert_msg(strncmp(out, "HTTP/1.1 400", 12) == 0, "request %zu: %.120s", i, out);
+        /* libmicrohttpd refuses "2, 2" itself, without the envelope */
+        ck_assert_msg(i == 2 || strstr(out, "\"BAD_REQUEST\""), "request %zu: %.400s", i, out);
+    }
+    /* The same requests framed properly are served. */
+    snprintf(req, sizeof req, "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    ck_assert_int_gt(rbt_raw_http(rb_http_server_port(s.srv), req, out, sizeof out, 5000), 0);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 200", 12) == 0, "%.120s", out);
+    ck_assert_int_gt(rbt_raw_http(rb_http_server_port(s.srv), "GET /v1/health HTTP/1.0\r\n\r\n",
+                                  out, sizeof out, 5000),
+                     0);
+    ck_assert_msg(strncmp(out, "HTTP/1.0 200", 12) == 0 || strncmp(out, "HTTP/1.1 200", 12) == 0,
+                  "%.120s", out);
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_http");
@@ -366,5 +403,6 @@ int main(void)
         tc,
         test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
     tcase_add_test(tc, test_common_http_json_client_round_trip);
+    tcase_add_test(tc, test_common_http__requests_with_ambiguous_framing_get_400);
     return rbt_run(s);
 }

@@ -478,6 +478,13 @@ START_TEST(test_hive_lifecycle__unknown_workers_get_404)
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r), 400);
     ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
     json_decref(r);
+    /* Valid JSON that is not an object gets the worker's code; broken JSON INVALID_JSON. */
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "[1,2]", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", "{\"model_ref\":", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_JSON");
+    json_decref(r);
     finish(&h);
 }
 END_TEST
