@@ -39,7 +39,10 @@ static void setup(void)
 
 static void model_path(const rbt_hive *h, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s/model.gguf", h->home);
+    /* in $RBEE_HOME/models: the only folder of the hive's own that file: may name */
+    snprintf(out, outlen, "%s/models", h->home);
+    ck_assert_int_eq(rb_mkdir_p(out), RB_OK);
+    snprintf(out, outlen, "%s/models/model.gguf", h->home);
 }
 
 /* Starts a hive with a fake model in its home. */
