@@ -38,7 +38,8 @@ typedef struct kpr_local_hive {
  * (looked up on PATH when started). */
 void kpr_hive_program(char *out, size_t len);
 
-/* 1 when 127.0.0.1:port can be bound now. */
+/* 1 when 127.0.0.1:port can be bound now as a server binds it (a port held only by connections
+ * in TIME_WAIT is free; one with a listener is not). */
 int kpr_port_free(int port);
 /* A port of 127.0.0.1 that was free a moment ago, or -1. */
 int kpr_pick_port(void);

@@ -57,7 +57,9 @@ void kpr_hive_program(char *out, size_t len)
 
 int kpr_port_free(int port)
 {
-    return rb_port_probe("127.0.0.1", port, 0) == port;
+    /* As the hive binds (SO_REUSEADDR): connections of a hive that just stopped linger in
+     * TIME_WAIT for a minute and must not make its port look taken. */
+    return rb_port_probe("127.0.0.1", port, 1) == port;
 }
 
 int kpr_pick_port(void)

@@ -1,14 +1,21 @@
 /*
- * Integration tests for spec/common_http.feature: a real server on loopback and real requests.
+ * Integration tests for spec/common_http.feature: a real server on loopback and real requests;
+ * and the port checks of spec/keeper_commands.feature that need real sockets.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "kpr_proc.h"
 #include "rb_client.h"
 #include "rb_http.h"
 #include "rb_json.h"
 #include "rb_test.h"
+#include "rb_sock.h"
 #include "rb_util.h"
 
 static char last_param[64];
@@ -386,6 +393,35 @@ START_TEST(test_common_http__requests_with_ambiguous_framing_get_400)
 }
 END_TEST
 
+/* Scenario: A port left in TIME_WAIT by a stopped hive counts as free */
+START_TEST(test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_counts_as_free)
+{
+    struct sockaddr_in sa = {0};
+    socklen_t sl = sizeof sa;
+    int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0), cfd, afd, port;
+    char c;
+
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(listen(lfd, 4), 0);
+    ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    port = ntohs(sa.sin_port);
+    ck_assert(!kpr_port_free(port)); /* a listener: taken */
+    cfd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_eq(connect(cfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    afd = accept(lfd, NULL, NULL);
+    ck_assert_int_ge(afd, 0);
+    close(afd); /* the server closes first: its side of the connection enters TIME_WAIT */
+    ck_assert_int_eq(recv(cfd, &c, 1, 0), 0);
+    close(cfd);
+    close(lfd);
+    ck_assert_int_eq(rb_port_probe("127.0.0.1", port, 0), -1); /* what the old check saw */
+    ck_assert(kpr_port_free(port));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_http");
@@ -404,5 +440,7 @@ int main(void)
         test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
     tcase_add_test(tc, test_common_http_json_client_round_trip);
     tcase_add_test(tc, test_common_http__requests_with_ambiguous_framing_get_400);
+    tcase_add_test(tc,
+                   test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_counts_as_free);
     return rbt_run(s);
 }
