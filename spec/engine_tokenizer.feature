@@ -119,3 +119,9 @@ Feature: Engine tokenizers
     Given the vocabulary with the control token "<|x|>" and the user-defined token "<|x|>!"
     When "a<|x|>!b<|x|>" is tokenized with ENG_TOK_PARSE_SPECIAL the ids are "a", "<|x|>!", "b", "<|x|>"
     And without the flag "<|x|>!" is still one id and "<|x|>" is text that decodes back to itself
+
+  Scenario: Gemma's SentencePiece settings: no space prefix, byte fallback, BOS
+    Given a SentencePiece vocabulary laid out like Gemma's (<pad> <eos> <bos> <unk>, <start_of_turn> and <end_of_turn> as control tokens, byte tokens) with tokenizer.ggml.add_space_prefix false and add_bos_token true
+    Then "Hi" is the piece "Hi" (without the key it is "▁Hi"), "é" is the byte tokens C3 A9
+    And "<start_of_turn>user\nHi<end_of_turn>" with ENG_TOK_PARSE_SPECIAL and ENG_TOK_ADD_BOS is <bos> <start_of_turn> "user" <0x0A> "Hi" <end_of_turn>
+    And <end_of_turn> is the EOT id and ends generation, and decoding from the start keeps a space the text had

@@ -413,11 +413,6 @@ rb_err eng_tokenizer_load(const eng_gguf *g, eng_tokenizer **out, char *err, siz
     if (t->model == ENG_TOK_MODEL_BPE) {
         rc = eng_gguf_find_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
         if (rc == RB_ENOTFOUND) {
-            /* As llama.cpp: files converted before pre-tokenizers were named get the
-             * default regexes, which split text differently from most models' own. */
-            rb_log(RB_LOG_WARN, "engine",
-                   "tokenizer.ggml.pre is missing; using the 'default' pre-tokenizer, which "
-                   "may tokenize differently from the model's own (reconvert the file)");
             snprintf(pre, sizeof pre, "default");
         } else if (rc) {
             rc = rb_errf(err, errlen, RB_EFORMAT,
@@ -427,6 +422,12 @@ rb_err eng_tokenizer_load(const eng_gguf *g, eng_tokenizer **out, char *err, siz
         }
         if ((rc = tok_bpe_load(t, g, pre, err, errlen)))
             goto out;
+        /* As llama.cpp: files converted before pre-tokenizers were named get the default
+         * regexes, which split text differently from most models' own. */
+        if (eng_gguf_find_key(g, "tokenizer.ggml.pre") < 0)
+            rb_log(RB_LOG_WARN, "engine",
+                   "tokenizer.ggml.pre is missing; using the 'default' pre-tokenizer, which "
+                   "may tokenize differently from the model's own (reconvert the file)");
         snprintf(t->pre, sizeof t->pre, "%s", tok_bpe_pre_name(t->bpe));
         /* llama.cpp: llama3 and tekken imply a BOS unless the file says otherwise. */
         t->add_bos = tok_bpe_pre_add_bos(t->bpe);

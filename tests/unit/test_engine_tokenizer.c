@@ -437,6 +437,134 @@ START_TEST(
 }
 END_TEST
 
+/* A SentencePiece vocabulary laid out like Gemma's: <pad> <eos> <bos> <unk>, the chat tokens
+ * (control), byte tokens, then pieces with scores. add_space_prefix < 0 leaves the key out. */
+enum {
+    G_PAD,
+    G_EOS,
+    G_BOS,
+    G_UNK,
+    G_SOT,
+    G_EOT,
+    G_BYTE0,
+    G_SPACE = G_BYTE0 + 256,
+    G_H,
+    G_I,
+    G_HI,
+    G_SPACE_HI,
+    G_U,
+    G_S,
+    G_E,
+    G_R,
+    G_US,
+    G_ER,
+    G_USER,
+    G_N
+};
+
+static eng_tokenizer *spm_vocab(const char *dir, int add_space_prefix, eng_gguf **g)
+{
+    static char bytes[256][8];
+    static const char *const pieces[] = {
+        "\xe2\x96\x81", "H", "i", "Hi", "\xe2\x96\x81Hi", "u", "s", "e", "r", "us", "er", "user"};
+    static const float piece_scores[] = {-10, -20, -20, -5, -3, -20, -20, -20, -20, -8, -8, -4};
+    const char *toks[G_N] = {"<pad>", "<eos>",           "<bos>",
+                             "<unk>", "<start_of_turn>", "<end_of_turn>"};
+    int32_t types[G_N];
+    float scores[G_N];
+    char path[4200], err[256] = "";
+    eng_gguf_writer *w = eng_gguf_writer_new();
+    eng_tokenizer *tok = NULL;
+
+    for (int i = 0; i < G_N; i++) {
+        types[i] = ENG_TOK_TYPE_NORMAL;
+        scores[i] = 0;
+    }
+    types[G_PAD] = types[G_EOS] = types[G_BOS] = types[G_SOT] = types[G_EOT] = ENG_TOK_TYPE_CONTROL;
+    types[G_UNK] = ENG_TOK_TYPE_UNKNOWN;
+    for (int b = 0; b < 256; b++) {
+        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
+        toks[G_BYTE0 + b] = bytes[b];
+        types[G_BYTE0 + b] = ENG_TOK_TYPE_BYTE;
+    }
+    for (int i = 0; i < G_N - G_SPACE; i++) {
+        toks[G_SPACE + i] = pieces[i];
+        scores[G_SPACE + i] = piece_scores[i];
+    }
+    ck_assert_int_eq(eng_gguf_writer_set_str(w, "general.name", "gemma-like"), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama"), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, G_N), RB_OK);
+    ck_assert_int_eq(
+        eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types, G_N), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_arr(w, "tokenizer.ggml.scores", ENG_GGUF_F32, scores, G_N),
+                     RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", G_BOS), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", G_EOS), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", G_UNK), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_bool(w, "tokenizer.ggml.add_bos_token", 1), RB_OK);
+    if (add_space_prefix >= 0)
+        ck_assert_int_eq(
+            eng_gguf_writer_set_bool(w, "tokenizer.ggml.add_space_prefix", add_space_prefix),
+            RB_OK);
+    snprintf(path, sizeof path, "%s/spm-%d.gguf", dir, add_space_prefix);
+    ck_assert_msg(eng_gguf_writer_write(w, path, err, sizeof err) == RB_OK, "%s", err);
+    eng_gguf_writer_free(w);
+    ck_assert_msg(eng_gguf_open(path, g, err, sizeof err) == RB_OK, "%s", err);
+    ck_assert_msg(eng_tokenizer_load(*g, &tok, err, sizeof err) == RB_OK, "%s", err);
+    return tok;
+}
+
+static void expect_text(const eng_tokenizer *tok, const eng_token *ids, size_t n, unsigned flags,
+                        const char *want)
+{
+    char *s;
+    size_t len;
+    ck_assert_int_eq(eng_detokenize(tok, ids, n, flags, &s, &len), RB_OK);
+    ck_assert_str_eq(s, want);
+    free(s);
+}
+
+/* Scenario: Gemma's SentencePiece settings: no space prefix, byte fallback, BOS */
+START_TEST(test_engine_tokenizer__gemma_s_sentencepiece_settings_no_space_prefix_byte_fallback_bos)
+{
+    const char *chat = "<start_of_turn>user\nHi<end_of_turn>";
+    char dir[4096];
+    eng_gguf *g, *g2;
+    eng_tokenizer *gemma, *llama;
+
+    rbt_tmpdir(dir);
+    gemma = spm_vocab(dir, 0, &g);
+    llama = spm_vocab(dir, -1, &g2);
+    /* Gemma writes add_space_prefix = false: no "▁" in front of the text; Llama-2-style files
+     * leave the key out and get one. */
+    expect_ids(gemma, "Hi", (const eng_token[]){G_HI}, 1);
+    expect_ids(llama, "Hi", (const eng_token[]){G_SPACE_HI}, 1);
+    expect_ids(gemma, " Hi", (const eng_token[]){G_SPACE_HI}, 1);
+    /* A character the vocabulary lacks becomes its UTF-8 bytes ("é" is C3 A9). */
+    expect_ids(gemma, "\xc3\xa9", (const eng_token[]){G_BYTE0 + 0xC3, G_BYTE0 + 0xA9}, 2);
+    /* Chat tokens: no space after them either, the newline is a byte token. */
+    expect_ids_flags(gemma, chat, ENG_TOK_PARSE_SPECIAL | ENG_TOK_ADD_BOS,
+                     (const eng_token[]){G_BOS, G_SOT, G_USER, G_BYTE0 + '\n', G_HI, G_EOT}, 6);
+    expect_ids_flags(llama, chat, ENG_TOK_PARSE_SPECIAL,
+                     (const eng_token[]){G_SOT, G_SPACE, G_USER, G_BYTE0 + '\n', G_HI, G_EOT}, 6);
+    ck_assert_int_eq(eng_tokenizer_add_bos(gemma), 1);
+    ck_assert_int_eq(eng_tokenizer_eot(gemma), G_EOT);
+    ck_assert(eng_tokenizer_is_eog(gemma, G_EOT));
+    ck_assert(eng_tokenizer_is_eog(gemma, G_EOS));
+    /* Decoding from the start drops only a prefix space the encoder added. */
+    expect_text(gemma, (const eng_token[]){G_SPACE_HI}, 1, ENG_DETOK_FROM_START, " Hi");
+    expect_text(llama, (const eng_token[]){G_SPACE_HI}, 1, ENG_DETOK_FROM_START, "Hi");
+    expect_text(gemma, (const eng_token[]){G_BOS, G_SOT, G_USER, G_BYTE0 + '\n', G_HI, G_EOT}, 6,
+                ENG_DETOK_FROM_START | ENG_DETOK_SPECIAL,
+                "<bos><start_of_turn>user\nHi<end_of_turn>");
+    eng_tokenizer_free(gemma);
+    eng_tokenizer_free(llama);
+    eng_gguf_close(g);
+    eng_gguf_close(g2);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_tokenizer");
@@ -455,5 +583,8 @@ int main(void)
     tcase_add_test(
         tc,
         test_engine_tokenizer__special_tokens_are_cut_out_longest_first_control_ones_only_when_asked);
+    tcase_add_test(
+        tc,
+        test_engine_tokenizer__gemma_s_sentencepiece_settings_no_space_prefix_byte_fallback_bos);
     return rbt_run(s);
 }
