@@ -341,24 +341,29 @@ END_TEST
 /* Scenario: Pre-tokenizer names select llama.cpp's settings */
 START_TEST(test_engine_tokenizer__pre_tokenizer_names_select_llama_cpp_s_settings)
 {
-    /* The value in the file, the name it reports, whether a BOS is advised. */
+    /* The value in the file, the name it reports, whether a BOS is advised, whether a word
+     * that is a piece skips merging ("!!\n\n" is one word for all of them except gpt-2,
+     * smollm and default, which cut it into "!!" "\n" "\n"; the test vocabulary has the
+     * piece but no merges that build it). */
     static const struct {
         const char *pre, *name;
-        int bos;
+        int bos, ignore_merges;
     } names[] = {
-        {"llama-bpe", "llama3", 1},
-        {"llama3", "llama3", 1},
-        {"falcon3", "llama3", 1},
-        {"tekken", "tekken", 1},
-        {"qwen2", "qwen2", 0},
-        {"deepseek-r1-qwen", "qwen2", 0},
-        {"smollm", "smollm", 0},
-        {"starcoder", "smollm", 0},
-        {"gpt-2", "gpt-2", 0},
-        {"llama4", "gpt-4o", 0},
-        {"default", "default", 0},
-        {"dbrx", "dbrx", 0},
-        {"deepseek-v3", "deepseek-v3", 0},
+        {"llama-bpe", "llama3", 1, 1},
+        {"llama3", "llama3", 1, 1},
+        {"falcon3", "llama3", 1, 1},
+        {"tekken", "tekken", 1, 1},
+        {"qwen2", "qwen2", 0, 0},
+        {"deepseek-r1-qwen", "qwen2", 0, 0},
+        {"qwen35", "qwen35", 0, 0},
+        {"smollm", "smollm", 0, 0},
+        {"starcoder", "smollm", 0, 0},
+        {"gpt-2", "gpt-2", 0, 0},
+        {"llama4", "gpt-4o", 0, 0},
+        {"default", "default", 0, 0},
+        {"dbrx", "dbrx", 0, 0},
+        {"falcon", "falcon", 0, 0},
+        {"deepseek-v3", "deepseek-v3", 0, 0},
     };
     char dir[4096];
 
@@ -370,6 +375,10 @@ START_TEST(test_engine_tokenizer__pre_tokenizer_names_select_llama_cpp_s_setting
                       names[i].pre, eng_tokenizer_pre(tok));
         ck_assert_msg(eng_tokenizer_add_bos(tok) == names[i].bos, "%s: add_bos %d", names[i].pre,
                       eng_tokenizer_add_bos(tok));
+        if (names[i].ignore_merges)
+            expect_ids(tok, "!!\n\n", (const eng_token[]){T_BANGS}, 1);
+        else
+            expect_ids(tok, "!!\n\n", (const eng_token[]){'!', '!', '\n', '\n'}, 4);
         eng_tokenizer_free(tok);
         eng_gguf_close(g);
     }
