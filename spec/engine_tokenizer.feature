@@ -101,9 +101,9 @@ Feature: Engine tokenizers
     Then the words are "Hello" " " "123" "45" " world" "!!\n\n", each a single token (llama3 ignores merges for whole pieces)
 
   Scenario: Each pre-tokenizer splits tricky text into the words its regexes give
-    Given a byte-level BPE vocabulary made in the test with tokenizer.ggml.pre set to each of llama-bpe, qwen2, deepseek-r1-qwen, qwen35, smollm, gpt-2, tekken, gpt-4o, default, falcon, deepseek-v3
+    Given a byte-level BPE vocabulary made in the test with tokenizer.ggml.pre set to each of llama-bpe, qwen2, deepseek-r1-qwen, qwen35, smollm, gpt-2, tekken, gpt-4o, default, falcon, deepseek-coder, deepseek-v3
     When texts with contractions and digit runs, CJK, whitespace runs with newlines, upper-case contractions, punctuation before newlines, camel case and a combining mark are split into words
-    Then the words are those worked out by hand from the pre-tokenizer's regexes (46 texts), e.g. "I'm 12345 apples" is "I" "'m" " " "123" "45" " apples" for llama-bpe, digit by digit for qwen2, "I'm" " " "123" "45" " apples" for gpt-4o
+    Then the words are those worked out by hand from the pre-tokenizer's regexes (49 texts), e.g. "I'm 12345 apples" is "I" "'m" " " "123" "45" " apples" for llama-bpe, digit by digit for qwen2, "I'm" " " "123" "45" " apples" for gpt-4o
     And tekken cuts "camelCase getHTTPResponse" into "camel" "Case" " get" "HTTPResponse"
 
   Scenario: Pre-tokenizer names select llama.cpp's settings

@@ -19,7 +19,7 @@
 #include "rb_utf8.h"
 #include "tok_internal.h"
 
-#define BPE_MAX_STAGES 4
+#define BPE_MAX_STAGES 5
 #define BPE_BYTE_CPS 324 /* code points used by the byte map: 0..255 and 256..323 */
 #define KEY_MERGES "tokenizer.ggml.merges"
 
@@ -88,6 +88,12 @@ static const pre_def pre_defs[] = {
     {"tekken", {"tekken"}, {RE_TEKKEN}, 1, 1},
     {"gpt-4o", {"gpt-4o", "llama4"}, {RE_GPT4O}, 0, 0},
     {"falcon", {"falcon"}, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2_WORDS, "[0-9][0-9][0-9]"}, 0, 0},
+    {"deepseek-coder",
+     {"deepseek-coder"},
+     {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+      "[\\x{4e00}-\\x{9fa5}\\x{0800}-\\x{4e00}\\x{ac00}-\\x{d7ff}]+", "\\p{N}"},
+     0,
+     0},
     {"deepseek-v3",
      {"deepseek-v3"},
      {"\\p{N}{1,3}", "[\\x{4e00}-\\x{9fa5}\\x{3040}-\\x{309f}\\x{30a0}-\\x{30ff}]+",

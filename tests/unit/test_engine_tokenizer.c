@@ -279,6 +279,11 @@ static const split_case split_cases[] = {
     {"falcon", T_DIGITS, {"I", "'", "m", " ", "123", "45", " apples"}},
     /* deepseek-v3: digits in threes, then runs of CJK and kana, then words where ASCII
      * punctuation joins only an ASCII word after it. */
+    /* deepseek-coder: newlines alone, then letter runs with one leading space, punctuation
+     * runs with one leading space, CJK/kana/Hangul runs, single digits. */
+    {"deepseek-coder", T_DIGITS, {"I", "'", "m", " ", "1", "2", "3", "4", "5", " apples"}},
+    {"deepseek-coder", T_CJK, {"中文字符", " ", "テスト"}},
+    {"deepseek-coder", T_SPACES, {"a", "  ", "\n", "\n", " ", " b", "\t!"}},
     {"deepseek-v3", T_DIGITS, {"I", "'m", " ", "123", "45", " apples"}},
     {"deepseek-v3", T_CJK, {"中文字符", " ", "テスト"}},
     {"deepseek-v3", T_PUNCT, {"x", "...?!\n\n", "y"}},
@@ -364,6 +369,7 @@ START_TEST(test_engine_tokenizer__pre_tokenizer_names_select_llama_cpp_s_setting
         {"dbrx", "dbrx", 0, 0},
         {"falcon", "falcon", 0, 0},
         {"deepseek-v3", "deepseek-v3", 0, 0},
+        {"deepseek-coder", "deepseek-coder", 0, 0},
     };
     char dir[4096];
 
