@@ -31,13 +31,14 @@
  *            GPT-2's printable characters and merged by the rank of tokenizer.ggml.merges.
  *            Pre-tokenizers (llama.cpp's names and settings; aliases in docs/models.md):
  *            default, llama3 (llama-bpe), dbrx, gpt-2, qwen2 (deepseek-r1-qwen), qwen35,
- *            smollm, tekken, gpt-4o (llama4), falcon, deepseek-coder, deepseek-v3. A missing key
- * means "default" with a warning logged; any other name is refused (RB_EUNSUPPORTED, the error
- * names it and the supported ones). Text that is not valid UTF-8 is kept as raw bytes. Special
- * tokens (control, user-defined, unknown) are cut out of the text first, longest first, as
- * llama.cpp's parse_special does: user-defined ones always, control and unknown ones only with
- * ENG_TOK_PARSE_SPECIAL. Phi-3's tokens (general.name contains "phi-3" or "phi3") eat the
- * whitespace after them, except <unk>, <s> and <|endoftext|>.
+ *            smollm, tekken, gpt-4o (llama4), falcon, deepseek-coder, deepseek-v3. A
+ *            missing key means "default" with a warning logged; any other name is refused
+ *            (RB_EUNSUPPORTED, the error names it and the supported ones). Text that is
+ *            not valid UTF-8 is kept as raw bytes.
+ * Special tokens (control, user-defined, unknown) are cut out of the text first, longest
+ * first, as llama.cpp's parse_special does: user-defined ones always, control and unknown
+ * ones only with ENG_TOK_PARSE_SPECIAL. Phi-3's tokens (general.name contains "phi-3" or
+ * "phi3") eat the whitespace after them, except <unk>, <s> and <|endoftext|>.
  *
  * A tokenizer copies what it needs from the GGUF file: the file may be closed afterwards.
  * After load it is read-only, so eng_tokenize may run on several threads at once. A detok
