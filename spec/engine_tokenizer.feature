@@ -109,6 +109,7 @@ Feature: Engine tokenizers
   Scenario: Pre-tokenizer names select llama.cpp's settings
     Given the same vocabulary under the names llama.cpp accepts
     Then llama-bpe and falcon3 report "llama3", deepseek-r1-qwen reports "qwen2", starcoder "smollm", llama4 "gpt-4o"
+    And a file without tokenizer.ggml.pre gets "default" (and a warning in the log)
     And llama3 and tekken advise a BOS and take a word that is a piece whole ("!!\n\n" without merges for it), the others do not
 
   Scenario: An unknown pre-tokenizer is refused, naming it and the supported ones

@@ -237,7 +237,7 @@ rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *
                                   pre_defs[i].name);
         return rb_errf(err, errlen, RB_EUNSUPPORTED,
                        "unknown pre-tokenizer '%s' (tokenizer.ggml.pre); supported: %s "
-                       "(docs/models.md lists their aliases)",
+                       "(aliases: docs/models.md)",
                        pre, known);
     }
     build_byte_map(b->byte_cp, b->cp_byte);

@@ -97,8 +97,8 @@ static const char *const bpe_extra[] = {
 enum { T_HELLO = 256, T_WORLD, T_123, T_45, T_BANGS, T_12, T_34, T_CTRL, T_USER };
 
 /* Writes a byte-level BPE vocabulary over the test pieces with tokenizer.ggml.pre = pre
- * (BOS id 0) and opens it; returns the tokenizer, or NULL with err filled when it does not
- * load. */
+ * (left out when NULL; BOS id 0) and opens it; returns the tokenizer, or NULL with err filled when
+ * it does not load. */
 static eng_tokenizer *bpe_vocab_try(const char *dir, const char *pre, eng_gguf **g, char *err,
                                     size_t errlen)
 {
@@ -121,13 +121,14 @@ static eng_tokenizer *bpe_vocab_try(const char *dir, const char *pre, eng_gguf *
     types[T_CTRL] = ENG_TOK_TYPE_CONTROL;
     types[T_USER] = ENG_TOK_TYPE_USER_DEFINED;
     ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2"), RB_OK);
-    ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), RB_OK);
+    if (pre)
+        ck_assert_int_eq(eng_gguf_writer_set_str(w, "tokenizer.ggml.pre", pre), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, N), RB_OK);
     ck_assert_int_eq(
         eng_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", ENG_GGUF_I32, types, N), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", merges, 4), RB_OK);
     ck_assert_int_eq(eng_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 0), RB_OK);
-    snprintf(path, sizeof path, "%s/bpe-%s.gguf", dir, pre);
+    snprintf(path, sizeof path, "%s/bpe-%s.gguf", dir, pre ? pre : "(none)");
     ck_assert_msg(eng_gguf_writer_write(w, path, err, errlen) == RB_OK, "%s", err);
     eng_gguf_writer_free(w);
     ck_assert_msg(eng_gguf_open(path, g, err, errlen) == RB_OK, "%s", err);
@@ -144,7 +145,7 @@ static eng_tokenizer *bpe_vocab(const char *dir, const char *pre, eng_gguf **g)
 {
     char err[256] = "";
     eng_tokenizer *tok = bpe_vocab_try(dir, pre, g, err, sizeof err);
-    ck_assert_msg(tok, "pre-tokenizer %s: %s", pre, err);
+    ck_assert_msg(tok, "pre-tokenizer %s: %s", pre ? pre : "(none)", err);
     return tok;
 }
 
@@ -370,6 +371,7 @@ START_TEST(test_engine_tokenizer__pre_tokenizer_names_select_llama_cpp_s_setting
         {"falcon", "falcon", 0, 0},
         {"deepseek-v3", "deepseek-v3", 0, 0},
         {"deepseek-coder", "deepseek-coder", 0, 0},
+        {NULL, "default", 0, 0}, /* key absent: llama.cpp's default, with a warning */
     };
     char dir[4096];
 
@@ -377,9 +379,10 @@ START_TEST(test_engine_tokenizer__pre_tokenizer_names_select_llama_cpp_s_setting
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         eng_gguf *g;
         eng_tokenizer *tok = bpe_vocab(dir, names[i].pre, &g);
-        ck_assert_msg(strcmp(eng_tokenizer_pre(tok), names[i].name) == 0, "%s reports %s",
-                      names[i].pre, eng_tokenizer_pre(tok));
-        ck_assert_msg(eng_tokenizer_add_bos(tok) == names[i].bos, "%s: add_bos %d", names[i].pre,
+        const char *pre = names[i].pre ? names[i].pre : "(none)";
+        ck_assert_msg(strcmp(eng_tokenizer_pre(tok), names[i].name) == 0, "%s reports %s", pre,
+                      eng_tokenizer_pre(tok));
+        ck_assert_msg(eng_tokenizer_add_bos(tok) == names[i].bos, "%s: add_bos %d", pre,
                       eng_tokenizer_add_bos(tok));
         if (names[i].ignore_merges)
             expect_ids(tok, "!!\n\n", (const eng_token[]){T_BANGS}, 1);
