@@ -9,6 +9,10 @@
  * entries are recognised by byte length. The merge table maps the text "left right" (as
  * stored in tokenizer.ggml.merges) to its rank. Regexes are compiled once; match data is
  * made per call so encoding stays thread-safe.
+ * Pre-tokenizers are one table (pre_defs): every tokenizer.ggml.pre value accepted maps to a
+ * row of regex stages and llama.cpp's per-name settings (ignore_merges: a word that is a
+ * piece is emitted whole; add_bos default). A name not in the table is refused at load:
+ * silently using another row's regexes would mis-tokenize every prompt of that model.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
