@@ -122,6 +122,12 @@ Feature: The llama forward pass and the session API
     When the engine runs the reference tokens in F16, Q8_0 and Q4_0
     Then the logits and greedy tokens agree as for llama
 
+  Scenario: A phi3 model with longrope factors matches its reference
+    Given models/test-phi3-longrope-tiny-f16.gguf: the phi3 fixture's weights with rope_factors_short/long, rope.scaling.original_context_length 128 and rope.scaling.attn_factor
+    When the engine runs the reference tokens in a session of 128 tokens, in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama (short factors, cos and sin times the attention factor)
+    And the logits differ by more than 0.05 from the reference of the same weights without the factors
+
   Scenario: What the engine does not understand is refused by name
     When a fixture's general.architecture is "mamba", a required tensor is missing, an extra tensor is present, or rope.scaling.type is "yarn"
     Then loading fails with an error naming the architecture and the supported list, the missing tensor, the extra tensor, or the scaling type and the supported ones

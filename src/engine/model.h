@@ -98,7 +98,7 @@ struct eng_model {
     float *rope_freqs;
     float *rope_long;
     int n_ctx_orig;      /* phi3: the context the short factors cover */
-    float rope_attn;     /* phi3 long-rope: cos and sin are scaled by this (1: none) */
+    float rope_attn;     /* phi3 longrope: cos and sin are scaled by this (1: none) */
     unsigned char *used; /* (n_tensors) 1 once a tensor is bound: unknown tensors are refused */
     eng_weight tok_embd; /* (n_vocab rows, n_embd cols) */
     eng_layer *layers;   /* (n_layer) */

@@ -249,6 +249,7 @@ typedef struct shape {
     float llama3_factor;       /* > 0: rope_freqs.weight for llama 3.1 scaling (factor, low 1,
                                 * high 4, original context 8192) */
     float std, jitter;
+    int longrope; /* phi3: rope_factors_short/long, original context = ctx, attention factor */
 } shape;
 
 static const shape shapes[] = {
@@ -300,6 +301,27 @@ static const shape shapes[] = {
      1e6f,         0,       1e-6f, 0, 0, 0, 0,  0,   0.15f, 0.1f},
     {"phi3-tiny", "phi3", 64,    2, 4, 4, 16, 128, 128,   512,
      1e4f,        0,      1e-5f, 0, 0, 0, 0,  0,   0.15f, 0.1f},
+    {"phi3-longrope-tiny",
+     "phi3",
+     64,
+     2,
+     4,
+     4,
+     16,
+     128,
+     128,
+     512,
+     1e4f,
+     0,
+     1e-5f,
+     0,
+     0,
+     0,
+     0,
+     0,
+     0.15f,
+     0.1f,
+     1},
     {"gemma2-tiny", "gemma2", 64,    2, 4,     2,     32, 128, 128,   512,
      1e4f,          0,        1e-6f, 5, 50.0f, 30.0f, 0,  0,   0.15f, 0.1f},
     {"gemma3-tiny", "gemma3", 64,    6, 4, 2, 32, 128, 128,   512,
@@ -309,7 +331,7 @@ static const shape shapes[] = {
 #define SHAPE_LIST                                                                                 \
     "tinyllama-1.1b, llama-3.2-1b, llama-3.1-8b, mistral-7b, qwen2.5-0.5b, qwen3-0.6b, "           \
     "phi-3-mini, gemma-2-2b, gemma-3-1b, tiny, llama-tiny, qwen2-tiny, qwen3-tiny, phi3-tiny, "    \
-    "gemma2-tiny, gemma3-tiny"
+    "phi3-longrope-tiny, gemma2-tiny, gemma3-tiny"
 
 /* llama 3.1's rope scaling as frequency divisors, one per rotated pair (llama.cpp's
  * converter writes the same into rope_freqs.weight). Fixtures take an original context of 64
@@ -425,6 +447,36 @@ static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft
     ct.dst_type =
         kind != T_MAT ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], sh->layers, sh->tied);
     return add_converted(w, pool, name, kind != T_MAT ? 1 : 2, ne, &ct, err, errlen);
+}
+
+/* Phi-3's longrope tensors and keys: short factors rising from 1 to 3 and long ones from 4 to
+ * 8 over the rotated pairs (fixtures: both change the rotations visibly), the shape's context
+ * as the original one, and the attention factor of a 32-fold extension as llama.cpp's and
+ * ollama's converters compute it, sqrt(1 + ln 32 / ln original). */
+static rb_err add_longrope(eng_gguf_writer *w, const shape *sh, char *err, size_t errlen)
+{
+    const int half = sh->head_dim / 2;
+    const int64_t ne[1] = {half};
+    float s_f[256], l_f[256];
+    char k[96];
+    rb_err rc;
+
+    for (int i = 0; i < half; i++) {
+        s_f[i] = 1.0f + 2.0f * (float)i / (float)(half > 1 ? half - 1 : 1);
+        l_f[i] = 4.0f + 4.0f * (float)i / (float)(half > 1 ? half - 1 : 1);
+    }
+    snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", sh->arch);
+    if ((rc = eng_gguf_writer_set_u32(w, k, (uint32_t)sh->ctx)))
+        return rc;
+    snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", sh->arch);
+    if ((rc = eng_gguf_writer_set_f32(w, k, (float)sqrt(1.0 + log(32.0) / log((double)sh->ctx)))))
+        return rc;
+    if ((rc = eng_gguf_writer_add_tensor(w, "rope_factors_long.weight", ENG_TYPE_F32, 1, ne, l_f,
+                                         (size_t)half * sizeof(float))) ||
+        (rc = eng_gguf_writer_add_tensor(w, "rope_factors_short.weight", ENG_TYPE_F32, 1, ne, s_f,
+                                         (size_t)half * sizeof(float))))
+        return rb_errf(err, errlen, rc, "cannot add the rope factors");
+    return RB_OK;
 }
 
 /* The architecture's keys, "<arch>.<key>", for a shape. */
@@ -567,6 +619,8 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
                 goto out;
             }
         }
+        if (sh->longrope && (rc = add_longrope(w, sh, err, errlen)))
+            goto out;
         for (int l = 0; l < sh->layers; l++) {
             tseed = mix(tseed + 1);
             if ((rc = add_layer(w, pool, ft, sh, arch, l, &tseed, err, errlen)))

@@ -66,14 +66,15 @@ static void rope_table(eng_session *s, float *table, float base, const float *fr
 }
 
 /* The tables of the global layers and, when their base differs, of the sliding ones. Phi3's
- * long factors serve contexts beyond the original one, as llama.cpp picks them. */
+ * long factors serve contexts beyond the original one, as llama.cpp picks them; its attention
+ * factor scales cos and sin with either set (Hugging Face's longrope attention_scaling). */
 static void rope_tables(eng_session *s)
 {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
     const int long_ctx = m->rope_long && s->n_ctx > m->n_ctx_orig;
     const float *freqs = long_ctx ? m->rope_long : m->rope_freqs;
-    const float attn = long_ctx ? m->rope_attn : 1.0f;
+    const float attn = m->rope_attn;
 
     rope_table(s, s->rope_cs, hp->rope_base, freqs, hp->rope_scale, attn);
     if (s->rope_cs_swa != s->rope_cs) /* sliding layers rotate unscaled (gemma3) */

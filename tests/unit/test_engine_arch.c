@@ -109,7 +109,7 @@ static size_t greedy_agree(eng_model *m, const rbt_reference *ref)
 
 /* The fixture of arch in F16, Q8_0 and Q4_0 against its reference: logits within the type's
  * tolerance; in F16 top-1 at every position and the greedy continuation identical. */
-static void check_arch(const char *arch)
+static void check_fixture(const char *fixture, const char *arch)
 {
     const char *types[] = {"f16", "q8_0", "q4_0"};
     const double tol[] = {TOL_F16, TOL_Q8_0, TOL_Q4_0};
@@ -117,7 +117,7 @@ static void check_arch(const char *arch)
     rbt_reference ref;
     eng_model_info info;
 
-    snprintf(file, sizeof file, "test-%s-tiny-f16.gguf", arch);
+    snprintf(file, sizeof file, "test-%s-tiny-f16.gguf", fixture);
     ck_assert_msg(rbt_model_fixture(file) != NULL, "models/%s missing", file);
     snprintf(f16, sizeof f16, "%s", rbt_model_fixture(file));
     ck_assert_msg(rbt_reference_load(f16, &ref) == 0, "no reference JSON for %s", file);
@@ -131,7 +131,7 @@ static void check_arch(const char *arch)
         if (t == 0) {
             snprintf(path, sizeof path, "%s", f16);
         } else {
-            snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, arch, types[t]);
+            snprintf(path, sizeof path, "%s/%s-%s.gguf", dir, fixture, types[t]);
             ck_assert_msg(eng_quantize_file(f16, path, types[t], 2, err, sizeof err) == RB_OK, "%s",
                           err);
         }
@@ -142,7 +142,7 @@ static void check_arch(const char *arch)
         g = greedy_agree(m, &ref);
         printf("%s %s vs float64 reference: max abs logit error %.6f (tolerance %g), top-1 "
                "%d/%zu, greedy %zu/%zu\n",
-               arch, types[t], e, tol[t], agree, ref.ntokens, g, ref.ngreedy);
+               fixture, types[t], e, tol[t], agree, ref.ntokens, g, ref.ngreedy);
         ck_assert_double_lt(e, tol[t]);
         if (t == 0) {
             ck_assert_int_eq(agree, (int)ref.ntokens);
@@ -152,6 +152,11 @@ static void check_arch(const char *arch)
     }
     rbt_reference_release(&ref);
     rbt_rmtree(dir);
+}
+
+static void check_arch(const char *arch)
+{
+    check_fixture(arch, arch);
 }
 
 /* Scenario: A llama model with rope_freqs and a key_length of its own matches its reference */
@@ -194,6 +199,30 @@ END_TEST
 START_TEST(test_engine_forward__a_phi3_model_matches_its_reference)
 {
     check_arch("phi3");
+}
+END_TEST
+
+/* Scenario: A phi3 model with longrope factors matches its reference */
+START_TEST(test_engine_forward__a_phi3_model_with_longrope_factors_matches_its_reference)
+{
+    char plain[4096];
+    rbt_reference ref;
+    eng_model *m;
+    int agree;
+    double diff;
+
+    check_fixture("phi3-longrope", "phi3");
+    /* the same weights without the factors: the factors are not ignored */
+    ck_assert_ptr_nonnull(rbt_model_fixture("test-phi3-tiny-f16.gguf"));
+    snprintf(plain, sizeof plain, "%s", rbt_model_fixture("test-phi3-tiny-f16.gguf"));
+    ck_assert_int_eq(rbt_reference_load(plain, &ref), 0);
+    m = open_model(rbt_model_fixture("test-phi3-longrope-tiny-f16.gguf"));
+    diff = compare_logits(m, &ref, &agree);
+    printf("phi3 with rope factors vs the reference without: max abs logit difference %.3f\n",
+           diff);
+    ck_assert_double_gt(diff, 0.05);
+    eng_model_free(m);
+    rbt_reference_release(&ref);
 }
 END_TEST
 
@@ -275,6 +304,8 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__a_gemma2_model_matches_its_reference);
     tcase_add_test(tc, test_engine_forward__a_gemma3_model_matches_its_reference);
     tcase_add_test(tc, test_engine_forward__a_phi3_model_matches_its_reference);
+    tcase_add_test(tc,
+                   test_engine_forward__a_phi3_model_with_longrope_factors_matches_its_reference);
     tcase_add_test(tc, test_engine_forward__what_the_engine_does_not_understand_is_refused_by_name);
     return rbt_run(s);
 }

@@ -95,6 +95,14 @@ class Model:
             if c["arch"] != "llama":
                 raise RefError("rope_freqs in a %s file" % c["arch"])
             self.rope_div = self.w("rope_freqs.weight")
+        self.longrope = None  # Phi3 LongRoPE: (short factors, long factors, original ctx)
+        if "rope_factors_short.weight" in self.t or "rope_factors_long.weight" in self.t:
+            if c["arch"] != "phi3":
+                raise RefError("rope factors in a %s file" % c["arch"])
+            self.longrope = (self.w("rope_factors_short.weight"),
+                             self.w("rope_factors_long.weight"),
+                             int(meta["phi3.rope.scaling.original_context_length"]))
+            self.rope_attn = float(meta.get("phi3.rope.scaling.attn_factor", 1.0))
         self.blocks = [self.block(i) for i in range(c["layers"])]
         extra = set(self.t) - self.used
         if extra:
@@ -115,7 +123,7 @@ class Model:
         c, p = self.c, "blk.%d." % i
         q_dim, kv_dim = c["heads"] * c["head_dim"], c["kv_heads"] * c["head_dim"]
         b = {"input_layernorm": self.norm_w(p + "attn_norm.weight")}
-        if c["arch"] == "phi3":
+        if c["arch"] == "phi3":  # Phi3Attention.qkv_proj, then Phi3MLP.gate_up_proj
             qkv = self.w(p + "attn_qkv.weight")  # Phi3Attention.qkv_proj
             b["q"], b["k"], b["v"] = qkv[:q_dim], qkv[q_dim:q_dim + kv_dim], qkv[q_dim + kv_dim:]
             gate_up = self.w(p + "ffn_up.weight")  # Phi3MLP.gate_up_proj: chunk(2) = gate, up
@@ -152,9 +160,16 @@ class Model:
         inv = 1.0 / theta ** (np.arange(0, rot, 2, dtype=np.float64) / rot)
         if self.rope_div is not None:
             inv = inv / self.rope_div
+        mscale = 1.0
+        if self.longrope is not None:
+            # Phi3LongRoPEScaledRotaryEmbedding: long factors past the original context, and
+            # the attention factor on cos and sin either way
+            short, long_, orig = self.longrope
+            inv = inv / (long_ if T > orig else short)
+            mscale = self.rope_attn
         pos = np.arange(T, dtype=np.float64) / (c["linear"] if theta == c["theta"] else 1.0)
         ang = pos[:, None] * inv[None, :]
-        cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+        cos, sin = np.cos(ang)[:, None, :] * mscale, np.sin(ang)[:, None, :] * mscale
         out = x.copy()
         if c["arch"] == "llama":  # interleaved pairs (Meta's layout, as the GGUF stores it)
             a, b = x[..., 0:rot:2], x[..., 1:rot:2]
