@@ -8,7 +8,7 @@
  *       q, k = rmsnorm per head (QK_NORM);  rope(q, k) at each position (interleaved pairs,
  *              or NEOX halves: ROPE_NEOX; the sliding layers' own table when they have one)
  *       kv cache[pos] = k, v
- *       xb2 = softmax(cap(q k^T / sqrt(head_dim))) v (causal, within the window on sliding
+ *       xb2 = softmax(cap(q k^T * attn_scale)) v     (causal, within the window on sliding
  *             layers; cap = c tanh(s / c) with SOFTCAP; kv head = head / group)
  *       x += Wo xb2                                 (rmsnorm'ed first: POST_NORMS)
  *       xb = rmsnorm(x) * ffn_norm
@@ -286,7 +286,7 @@ static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *at
 
     eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
     for (int g = 0; g < group; g++)
-        attn_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd), hp->attn_softcap);
+        attn_softmax(att + (size_t)g * npos, npos, hp->attn_scale, hp->attn_softcap);
     eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out, hd,
                       0, hd);
 }

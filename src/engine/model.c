@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,9 @@ static const eng_arch archs[] = {
     {"llama", ENG_ARCH_ROPE_FREQS, 0},
     {"qwen2", ENG_ARCH_QKV_BIAS | ENG_ARCH_ROPE_NEOX, 0},
     {"qwen3", ENG_ARCH_QK_NORM | ENG_ARCH_ROPE_NEOX, 0},
-    {"phi3", ENG_ARCH_FUSED_QKV | ENG_ARCH_FUSED_UP | ENG_ARCH_ROPE_NEOX | ENG_ARCH_ROPE_LONGSHORT,
+    {"phi3",
+     ENG_ARCH_FUSED_QKV | ENG_ARCH_FUSED_UP | ENG_ARCH_ROPE_NEOX | ENG_ARCH_ROPE_LONGSHORT |
+         ENG_ARCH_SWA_IGNORED,
      0},
     {"gemma2",
      ENG_ARCH_POST_NORMS | ENG_ARCH_EMBD_SCALE | ENG_ARCH_ROPE_NEOX | ENG_ARCH_GELU |
@@ -130,6 +133,11 @@ static rb_err read_arch_hparams(eng_model *m, const char *arch, char *err, size_
     eng_hparams *hp = &m->hp;
     rb_err rc;
 
+    /* Gemma 2 27B (46 layers) scales queries by 1/sqrt(n_embd / n_head), 1/sqrt(144), not by
+     * its key_length 128: its query_pre_attn_scalar, which llama.cpp infers from the depth */
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if ((a->flags & ENG_ARCH_SOFTCAP) && hp->n_layer == 46)
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     hp->rope_base_swa = hp->rope_base;
     if ((a->flags & ENG_ARCH_SWA_BASE) &&
         (rc = hp_f32(g, arch, "rope.freq_base_swa", 10000.0f, &hp->rope_base_swa, err, errlen)))
@@ -148,8 +156,8 @@ static rb_err read_arch_hparams(eng_model *m, const char *arch, char *err, size_
         return rb_errf(err, errlen, RB_EUNSUPPORTED,
                        "soft-capping keys are not supported for architecture '%s'", arch);
     }
-    if (!a->swa_pattern && has_key(g, arch, "attention.sliding_window") &&
-        strcmp(arch, "phi3") != 0) /* llama.cpp runs phi3 without its window too */
+    if (!a->swa_pattern && !(a->flags & ENG_ARCH_SWA_IGNORED) &&
+        has_key(g, arch, "attention.sliding_window"))
         return rb_errf(err, errlen, RB_EUNSUPPORTED,
                        "attention.sliding_window is not supported for architecture '%s'", arch);
     return read_rope_scaling(m, arch, err, errlen);

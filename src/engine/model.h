@@ -29,6 +29,8 @@ enum {
     ENG_ARCH_ROPE_FREQS = 1u << 9, /* rope_freqs.weight accepted (llama 3.1) */
     ENG_ARCH_ROPE_LONGSHORT = 1u << 10, /* rope_factors_long/short accepted (phi3) */
     ENG_ARCH_SWA_BASE = 1u << 11,       /* sliding layers rotate with rope.freq_base_swa (gemma3) */
+    ENG_ARCH_SWA_IGNORED = 1u << 12,    /* attention.sliding_window accepted, not applied (phi3,
+                                         * as llama.cpp runs it) */
 };
 
 typedef struct eng_arch {
@@ -59,6 +61,7 @@ typedef struct eng_hparams {
     float rope_scale;    /* linear rope scaling: positions are divided by this (1: none) */
     float rms_eps;
     int n_swa;           /* sliding window in tokens, 0 if none */
+    float attn_scale;    /* scores are q.k times this: 1/sqrt(head_dim), but see model.c */
     float attn_softcap;  /* 0: none */
     float final_softcap; /* 0: none */
 } eng_hparams;

@@ -76,6 +76,11 @@ def config(meta):
     else:
         c["window"], c["sliding"] = 0, [False] * c["layers"]
     c["theta_local"] = float(g("rope.freq_base_swa", 10000.0)) if arch == "gemma3" else c["theta"]
+    # Gemma2Config.query_pre_attn_scalar is not in the GGUF: the head size, but
+    # hidden / heads for the 46-layer 27B (llama.cpp tells it by the depth)
+    c["query_pre_attn_scalar"] = c["head_dim"]
+    if arch == "gemma2" and c["layers"] == 46:
+        c["query_pre_attn_scalar"] = c["hidden"] // c["heads"]
     c["attn_cap"] = float(g("attn_logit_softcapping", 50.0)) if arch == "gemma2" else 0.0
     c["final_cap"] = float(g("final_logit_softcapping", 30.0)) if arch == "gemma2" else 0.0
     return c
@@ -210,7 +215,7 @@ class Model:
             heads = []
             for j in range(H):
                 kv = j // (H // KV)
-                s = (q[:, j] @ k[:, kv].T) / math.sqrt(hd)
+                s = (q[:, j] @ k[:, kv].T) / math.sqrt(c["query_pre_attn_scalar"])
                 if c["attn_cap"]:
                     s = np.tanh(s / c["attn_cap"]) * c["attn_cap"]
                 s = np.where(allowed, s, -np.inf)
