@@ -35,11 +35,11 @@ static const eng_arch archs[] = {
     {"gemma2",
      ENG_ARCH_POST_NORMS | ENG_ARCH_EMBD_SCALE | ENG_ARCH_ROPE_NEOX | ENG_ARCH_GELU |
          ENG_ARCH_SOFTCAP,
-     2},
+     2, 46},
     {"gemma3",
      ENG_ARCH_QK_NORM | ENG_ARCH_POST_NORMS | ENG_ARCH_EMBD_SCALE | ENG_ARCH_ROPE_NEOX |
          ENG_ARCH_GELU | ENG_ARCH_SWA_BASE,
-     6},
+     6, 62},
 };
 
 #define ARCH_LIST "llama, qwen2, qwen3, phi3, gemma2, gemma3"
@@ -133,10 +133,10 @@ static rb_err read_arch_hparams(eng_model *m, const char *arch, char *err, size_
     eng_hparams *hp = &m->hp;
     rb_err rc;
 
-    /* Gemma 2 27B (46 layers) scales queries by 1/sqrt(n_embd / n_head), 1/sqrt(144), not by
-     * its key_length 128: its query_pre_attn_scalar, which llama.cpp infers from the depth */
+    /* Gemma 2 27B (46 layers) and Gemma 3 27B (62) scale queries by 1/sqrt(n_embd / n_head),
+     * 1/sqrt(144) and 1/sqrt(168), not by their key_length 128 */
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
-    if ((a->flags & ENG_ARCH_SOFTCAP) && hp->n_layer == 46)
+    if (a->scale_by_embd_layers && hp->n_layer == a->scale_by_embd_layers)
         hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     hp->rope_base_swa = hp->rope_base;
     if ((a->flags & ENG_ARCH_SWA_BASE) &&

@@ -39,6 +39,10 @@ typedef struct eng_arch {
     /* sliding-window layers: layer l slides when l % swa_pattern < swa_pattern - 1, with the
      * window attention.sliding_window (required then); 0: every layer is global */
     int swa_pattern;
+    /* a model of this many layers scales queries by 1/sqrt(n_embd / n_head) instead of
+     * 1/sqrt(key_length) (Gemma's 27B sizes; the GGUF has no query_pre_attn_scalar, so
+     * llama.cpp tells them by depth); 0: never */
+    int scale_by_embd_layers;
 } eng_arch;
 
 /* The descriptor of a general.architecture value, NULL if not supported. */

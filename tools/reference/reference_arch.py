@@ -76,10 +76,10 @@ def config(meta):
     else:
         c["window"], c["sliding"] = 0, [False] * c["layers"]
     c["theta_local"] = float(g("rope.freq_base_swa", 10000.0)) if arch == "gemma3" else c["theta"]
-    # Gemma2Config.query_pre_attn_scalar is not in the GGUF: the head size, but
-    # hidden / heads for the 46-layer 27B (llama.cpp tells it by the depth)
+    # Gemma2/3Config.query_pre_attn_scalar is not in the GGUF: the head size, but
+    # hidden / heads for the 27B models, 46 and 62 layers (llama.cpp tells them by depth)
     c["query_pre_attn_scalar"] = c["head_dim"]
-    if arch == "gemma2" and c["layers"] == 46:
+    if (arch, c["layers"]) in (("gemma2", 46), ("gemma3", 62)):
         c["query_pre_attn_scalar"] = c["hidden"] // c["heads"]
     c["attn_cap"] = float(g("attn_logit_softcapping", 50.0)) if arch == "gemma2" else 0.0
     c["final_cap"] = float(g("final_logit_softcapping", 30.0)) if arch == "gemma2" else 0.0
