@@ -1,6 +1,7 @@
-Feature: The llama forward pass and the session API
-  The engine computes the same logits as an independent PyTorch implementation and generates
-  the same greedy tokens (docs/architecture.md §6).
+Feature: The forward pass and the session API
+  The engine computes the same logits as independent PyTorch and float64 numpy implementations
+  and generates the same greedy tokens, for every supported architecture (docs/architecture.md
+  §6, docs/models.md).
 
   Scenario: Logits match the PyTorch reference for the bundled model
     Given models/ holds the bundled F16 model and its reference JSON
