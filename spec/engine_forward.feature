@@ -114,7 +114,7 @@ Feature: The forward pass and the session API
     Then the logits and greedy tokens agree as for llama
 
   Scenario: A gemma3 model matches its reference
-    Given models/test-gemma3-tiny-f16.gguf: 6 layers, 5 sliding (window 5, rope base 10000) per global one (rope base 1000000), q/k norms, no soft-capping
+    Given models/test-gemma3-tiny-f16.gguf: 6 layers, 5 sliding (window 5, rope base 10000) per global one (rope base 1000000, linear rope scaling 8), q/k norms, no soft-capping
     When the engine runs the reference tokens in F16, Q8_0 and Q4_0
     Then the logits and greedy tokens agree as for llama
 

@@ -250,6 +250,7 @@ typedef struct shape {
                                 * high 4, original context 8192) */
     float std, jitter;
     int longrope; /* phi3: rope_factors_short/long, original context = ctx, attention factor */
+    float linear; /* > 0: rope.scaling.type linear with this factor (gemma3: global layers) */
 } shape;
 
 static const shape shapes[] = {
@@ -324,8 +325,8 @@ static const shape shapes[] = {
      1},
     {"gemma2-tiny", "gemma2", 64,    2, 4,     2,     32, 128, 128,   512,
      1e4f,          0,        1e-6f, 5, 50.0f, 30.0f, 0,  0,   0.15f, 0.1f},
-    {"gemma3-tiny", "gemma3", 64,    6, 4, 2, 32, 128, 128,   512,
-     1e6f,          1e4f,     1e-6f, 5, 0, 0, 0,  0,   0.15f, 0.1f},
+    {"gemma3-tiny", "gemma3", 64, 6, 4, 2, 32, 128,   128,  512, 1e6f,
+     1e4f,          1e-6f,    5,  0, 0, 0, 0,  0.15f, 0.1f, 0,   8.0f},
 };
 
 #define SHAPE_LIST                                                                                 \
@@ -507,6 +508,10 @@ static rb_err write_hparams(eng_gguf_writer *w, const shape *sh, int n_vocab)
         return rc;
     if (sh->swa &&
         (rc = eng_gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->swa)))
+        return rc;
+    if (sh->linear > 0 &&
+        ((rc = eng_gguf_writer_set_str(w, KEY("rope.scaling.type"), "linear")) ||
+         (rc = eng_gguf_writer_set_f32(w, KEY("rope.scaling.factor"), sh->linear))))
         return rc;
     if (sh->attn_cap > 0 &&
         ((rc = eng_gguf_writer_set_f32(w, KEY("attn_logit_softcapping"), sh->attn_cap)) ||
