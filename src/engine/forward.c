@@ -332,7 +332,7 @@ static void rope_store(eng_session *s, int l, int n)
     const eng_hparams *hp = &s->m->hp;
     const int hd = hp->head_dim, kv = hp->kv_dim;
     const int neox = (s->m->arch->flags & ENG_ARCH_ROPE_NEOX) != 0;
-    const float *table = s->m->layers[l].swa ? s->rope_cs_swa : s->rope_cs;
+    const float *table = s->m->layers[l].swa ? s->rope_swa : s->rope_cs;
     for (int b = 0; b < n; b++) {
         const int pos = s->n_past + b;
         const float *cs = table + (size_t)pos * hp->n_rot;

@@ -77,8 +77,8 @@ static void rope_tables(eng_session *s)
     const float attn = m->rope_attn;
 
     rope_table(s, s->rope_cs, hp->rope_base, freqs, hp->rope_scale, attn);
-    if (s->rope_cs_swa != s->rope_cs) /* sliding layers rotate unscaled (gemma3) */
-        rope_table(s, s->rope_cs_swa, hp->rope_base_swa, freqs, 1.0f, attn);
+    if (s->rope_swa != s->rope_cs) /* sliding layers rotate unscaled (gemma3) */
+        rope_table(s, s->rope_swa, hp->rope_base_swa, freqs, 1.0f, attn);
 }
 
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
@@ -128,9 +128,9 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     for (int i = 0; i < 3; i++)
         s->xq[i] = xalloc(s->xq_bytes, &rc);
     s->rope_cs = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
-    s->rope_cs_swa = s->rope_cs;
+    s->rope_swa = s->rope_cs;
     if (m->arch->flags & ENG_ARCH_SWA_BASE)
-        s->rope_cs_swa = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
+        s->rope_swa = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
@@ -185,8 +185,8 @@ void eng_session_free(eng_session *s)
     free(s->hb2);
     for (int i = 0; i < 3; i++)
         free(s->xq[i]);
-    if (s->rope_cs_swa != s->rope_cs)
-        free(s->rope_cs_swa);
+    if (s->rope_swa != s->rope_cs)
+        free(s->rope_swa);
     free(s->rope_cs);
     free(s->att);
     free(s->deq);

@@ -23,24 +23,24 @@ struct eng_session {
     int max_cols; /* max(n_embd, n_ff): widest input of a matrix product */
 
     /* activations for up to n_batch tokens */
-    float *x;           /* (n_batch, n_embd) residual stream */
-    float *xb;          /* (n_batch, n_embd) normalised input of a block */
-    float *xb2;         /* (n_batch, q_dim) attention output */
-    float *q;           /* (n_batch, q_dim) */
-    float *k;           /* (n_batch, kv_dim) */
-    float *v;           /* (n_batch, kv_dim) */
-    float *hb;          /* (n_batch, n_ff) gate, then silu(gate) * up */
-    float *hb2;         /* (n_batch, n_ff) up */
-    void *xq[3];        /* prepared inputs of up to n_batch rows of max_cols, any layout: one per
-                         * matrix of a job whose matrices want different layouts (q, k, v) */
-    size_t xq_bytes;    /* eng_act_bytes_max(max_cols, n_batch) each */
-    float *att;         /* (max pool chunks, att_stride) attention scores scratch */
-    size_t att_stride;  /* group * n_ctx floats: the scores of the query heads of one kv head */
-    float *rope_cs;     /* (n_ctx, n_rot / 2, 2) cos and sin of each position's rotations */
-    float *rope_cs_swa; /* the same for sliding-window layers; == rope_cs unless they differ */
-    float *deq;         /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
-    float *logits;      /* (n_vocab) of the last position */
-    float *all_logits;  /* (n_ctx, n_vocab) when keep_all is on */
+    float *x;          /* (n_batch, n_embd) residual stream */
+    float *xb;         /* (n_batch, n_embd) normalised input of a block */
+    float *xb2;        /* (n_batch, q_dim) attention output */
+    float *q;          /* (n_batch, q_dim) */
+    float *k;          /* (n_batch, kv_dim) */
+    float *v;          /* (n_batch, kv_dim) */
+    float *hb;         /* (n_batch, n_ff) gate, then silu(gate) * up */
+    float *hb2;        /* (n_batch, n_ff) up */
+    void *xq[3];       /* prepared inputs of up to n_batch rows of max_cols, any layout: one per
+                        * matrix of a job whose matrices want different layouts (q, k, v) */
+    size_t xq_bytes;   /* eng_act_bytes_max(max_cols, n_batch) each */
+    float *att;        /* (max pool chunks, att_stride) attention scores scratch */
+    size_t att_stride; /* group * n_ctx floats: the scores of the query heads of one kv head */
+    float *rope_cs;    /* (n_ctx, n_rot / 2, 2) cos and sin of each position's rotations */
+    float *rope_swa;   /* the same for sliding-window layers; == rope_cs unless they differ */
+    float *deq;        /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
+    float *logits;     /* (n_vocab) of the last position */
+    float *all_logits; /* (n_ctx, n_vocab) when keep_all is on */
     size_t n_all;
     int keep_all;
 
