@@ -79,3 +79,13 @@ Feature: Server-sent events: frame parsing, the event channel and real-time stre
     Given a producer that pushes an event every 100 ms for 2 seconds and never sends [DONE]
     When the client reads with a 5000 ms idle timeout and a 500 ms deadline
     Then it returns "deadline" between 490 and 1000 ms, after receiving the events pushed until then
+
+  Scenario: A client that half-closes its side still gets the whole stream
+    Given a client that sends its request and then shuts down its sending side (as nc -N does)
+    When the producer pushes 20 events 10 ms apart and [DONE]
+    Then the client reads all 20 events and [DONE] before the server closes
+
+  Scenario: A client that closes while the stream is silent is noticed before the next event
+    Given a client that reads the response headers and then closes its socket
+    When the producer stays silent for 3 seconds
+    Then the server forgets the stream within 1 second and the producer's next push fails

@@ -99,18 +99,40 @@ static void *xalloc(size_t n, rb_err *rc)
 }
 
 /* cos and sin of pos * base^(-i / n_rot) for every position and even i < n_rot, computed as
- * the reference does (in float, with powf), once instead of per token. */
-static void rope_table(eng_session *s)
+ * the reference does (in float, with powf), once instead of per token. freqs: per pair
+ * divisors of the angle or NULL; scale: linear rope scaling; attn: a factor on both. */
+static void rope_table(eng_session *s, float *table, float base, const float *freqs, float scale,
+                       float attn)
 {
     const eng_hparams *hp = &s->m->hp;
     for (int pos = 0; pos < s->n_ctx; pos++) {
-        float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
+        float *cs = table + (size_t)pos * hp->n_rot;
         for (int i = 0; i < hp->n_rot; i += 2) {
-            float theta = (float)pos * powf(hp->rope_base, -(float)i / (float)hp->n_rot);
-            cs[i] = cosf(theta);
-            cs[i + 1] = sinf(theta);
+            float theta = (float)pos * powf(base, -(float)i / (float)hp->n_rot);
+            if (freqs)
+                theta /= freqs[i / 2];
+            if (scale != 1.0f)
+                theta /= scale;
+            cs[i] = cosf(theta) * attn;
+            cs[i + 1] = sinf(theta) * attn;
         }
     }
+}
+
+/* The tables of the global layers and, when their base differs, of the sliding ones. Phi3's
+ * long factors serve contexts beyond the original one, as llama.cpp picks them; its attention
+ * factor scales cos and sin with either set (Hugging Face's longrope attention_scaling). */
+static void rope_tables(eng_session *s)
+{
+    const eng_model *m = s->m;
+    const eng_hparams *hp = &m->hp;
+    const int long_ctx = m->rope_long && s->n_ctx > m->n_ctx_orig;
+    const float *freqs = long_ctx ? m->rope_long : m->rope_freqs;
+    const float attn = m->rope_attn;
+
+    rope_table(s, s->rope_cs, hp->rope_base, freqs, hp->rope_scale, attn);
+    if (s->rope_swa != s->rope_cs) /* sliding layers rotate unscaled (gemma3) */
+        rope_table(s, s->rope_swa, hp->rope_base_swa, freqs, 1.0f, attn);
 }
 
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
@@ -145,13 +167,15 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     }
     nth = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
     s->max_cols = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if (hp->q_dim > s->max_cols)
+        s->max_cols = hp->q_dim;
     B = (size_t)s->n_batch;
     s->xq_bytes = eng_act_bytes_max(s->max_cols, s->n_batch);
 
     s->x = xalloc(B * hp->n_embd * sizeof(float), &rc);
     s->xb = xalloc(B * hp->n_embd * sizeof(float), &rc);
-    s->xb2 = xalloc(B * hp->n_embd * sizeof(float), &rc);
-    s->q = xalloc(B * hp->n_embd * sizeof(float), &rc);
+    s->xb2 = xalloc(B * hp->q_dim * sizeof(float), &rc);
+    s->q = xalloc(B * hp->q_dim * sizeof(float), &rc);
     s->k = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->v = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->hb = xalloc(B * hp->n_ff * sizeof(float), &rc);
@@ -159,6 +183,9 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     for (int i = 0; i < 3; i++)
         s->xq[i] = xalloc(s->xq_bytes, &rc);
     s->rope_cs = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
+    s->rope_swa = s->rope_cs;
+    if (m->arch->flags & ENG_ARCH_SWA_BASE)
+        s->rope_swa = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
@@ -193,7 +220,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     }
     if (rc)
         goto out;
-    rope_table(s);
+    rope_tables(s);
     openblas_set_num_threads(1);
 out:
     if (rc) {
@@ -222,6 +249,8 @@ void eng_session_free(eng_session *s)
     free(s->hb2);
     for (int i = 0; i < 3; i++)
         free(s->xq[i]);
+    if (s->rope_swa != s->rope_cs)
+        free(s->rope_swa);
     free(s->rope_cs);
     free(s->att);
     free(s->deq);

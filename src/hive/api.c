@@ -23,10 +23,15 @@ json_t *hive_api_body(rb_http_req *req, rb_http_reply *rep)
 {
     json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
 
+    /* The same codes as the worker's: not JSON at all, or JSON of the wrong shape. */
+    if (!body)
+        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not valid JSON", NULL);
+    else if (!json_is_object(body))
+        rb_http_reply_error(rep, 400, "INVALID_REQUEST", "the request body must be a JSON object",
+                            NULL);
     if (!json_is_object(body)) {
         json_decref(body);
         body = NULL;
-        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not a JSON object", NULL);
     }
     return body;
 }

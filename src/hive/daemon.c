@@ -137,6 +137,11 @@ static rb_err init_paths(hive *h, const hive_config *cfg, char *err, size_t errl
         goto out;
     }
     find_exe_dir(h);
+    if (cfg->models_dirs && snprintf(h->models_dirs, sizeof h->models_dirs, "%s",
+                                     cfg->models_dirs) >= (int)sizeof h->models_dirs) {
+        rc = rb_errf(err, errlen, RB_ETOOBIG, "--models-dir is too long");
+        goto out;
+    }
     if (cfg->worker_binary)
         snprintf(h->worker_binary, sizeof h->worker_binary, "%s", cfg->worker_binary);
     else if (rb_path_join(h->worker_binary, sizeof h->worker_binary, h->exe_dir,

@@ -20,8 +20,8 @@
 #define HIVE_RAM_FACTOR_PCT 110
 #define HIVE_RAM_OVERHEAD_MB 128
 
-/* The request body as a JSON object (new reference), or NULL after replying 400
- * INVALID_JSON. */
+/* The request body as a JSON object (new reference), or NULL after replying 400: INVALID_JSON
+ * when it is not JSON, INVALID_REQUEST when it is JSON but not an object (as the worker). */
 json_t *hive_api_body(rb_http_req *req, rb_http_reply *rep);
 
 /* MemTotal and MemAvailable in MiB; available is capped by $RBEE_HIVE_RAM_LIMIT_MB. */

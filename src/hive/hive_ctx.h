@@ -43,8 +43,9 @@ typedef struct hive {
     char logs_dir[HIVE_PATH_MAX];   /* $RBEE_HOME/logs */
     char exe_dir[HIVE_PATH_MAX];    /* folder of the running rbee-hive */
     char worker_binary[HIVE_PATH_MAX];
-    char hive_url[128]; /* base URL workers call back */
-    char kv_type[16];   /* cfg.worker_kv_type, copied */
+    char models_dirs[4 * HIVE_PATH_MAX]; /* --models-dir, ':'-separated ("" when none) */
+    char hive_url[128];                  /* base URL workers call back */
+    char kv_type[16];                    /* cfg.worker_kv_type, copied */
     int64_t started_unix;
     hive_backends backends; /* detected once at start */
     hive_registry *reg;

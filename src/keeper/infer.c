@@ -274,8 +274,10 @@ static rb_err phase_register(kpr_run *r)
 static rb_err cold_start(kpr_run *r)
 {
     char path[KPR_PATH_MAX];
-    rb_err rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
+    rb_err rc;
 
+    kpr_ctx_model_dir(r->c, r->o->model);
+    rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
     if (!rc)
         rc = kpr_provision(r->c, &r->t, r->o->model, 3, path, sizeof path, &r->f);
     if (!rc)

@@ -327,6 +327,35 @@ static void set_correlation(struct MHD_Connection *conn, req_ctx *ctx)
         rb_uuid(ctx->corr);
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, "Content-Length") == 0)
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
+/* Why the request's framing is ambiguous (RFC 9112 sections 3.2 and 6.3), or NULL: a repeated
+ * or non-numeric Content-Length could be read two ways by two servers on the path, and
+ * HTTP/1.1 requires Host. */
+static const char *framing_error(struct MHD_Connection *conn, const char *version)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    uint64_t n;
+    int count = 0;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &count);
+    if (count > 1)
+        return "repeated Content-Length header";
+    if (cl && rb_parse_u64(cl, &n) != RB_OK)
+        return "Content-Length is not a number";
+    if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return "HTTP/1.1 request without Host header";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -334,10 +363,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rb_http_server *srv = cls;
     req_ctx *ctx = *con_cls;
 
-    (void)version;
     if (!ctx) {
         int path_known;
-        const char *code;
+        const char *code, *framing;
         const char *cl, *ct;
 
         ctx = calloc(1, sizeof(*ctx));
@@ -348,6 +376,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rb_buf_init(&ctx->body, srv->cfg.max_body);
         set_correlation(conn, ctx);
 
+        if ((framing = framing_error(conn, version)))
+            return send_error(srv, conn, ctx, 400, "BAD_REQUEST", framing, method, url);
         ctx->route = route_find(srv, method, url, ctx, &path_known);
         if (!ctx->route)
             return path_known

@@ -4,11 +4,16 @@
  * DESIGN
  * The server runs one thread per connection, so the content-reader callback may block. It
  * waits in poll() on two descriptors: the channel's eventfd (an event or the finish arrived)
- * and the client socket (POLLRDHUP: the client went away). There is no periodic wake-up
- * besides the keep-alive: after keepalive_ms without output it sends ": keep-alive".
+ * and the client socket. There is no periodic wake-up besides the keep-alive: after
+ * keepalive_ms without output it sends ": keep-alive".
  * A client that disconnects is noticed at once, even while the producer is silent, and the
  * channel is closed so the producer's next push fails with RB_ECLOSED. When libmicrohttpd
  * destroys the response (stream over for any reason) the channel is closed too.
+ * End of input (POLLRDHUP) alone is not a disconnect: a client may shut down only its sending
+ * side after the request (nc -N does) and still read. TCP cannot tell that half-close from a
+ * full close until the server writes, so the stream then writes a keep-alive comment at once
+ * as a probe: a socket that is really closed answers it with a reset, which the next poll()
+ * reports as POLLERR/POLLHUP, and only that ends the stream.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,8 +29,9 @@
 struct sse_stream {
     rb_http_server *srv;
     rb_chan *ch;
-    int sockfd;     /* -1: not watched (the client sent bytes we will not read) */
-    rb_buf pending; /* formatted text not yet handed to libmicrohttpd */
+    int sockfd;      /* -1: not watched (the client sent bytes we will not read) */
+    int half_closed; /* the client sent its FIN: watch only for errors and hang-ups */
+    rb_buf pending;  /* formatted text not yet handed to libmicrohttpd */
     size_t off;
     rb_buf ev;
     int64_t last_out_ms;
@@ -34,19 +40,25 @@ struct sse_stream {
 
 static const char keepalive_text[] = ": keep-alive\n\n";
 
-/* Returns 1 when the client has gone away. */
+/* Returns 1 when the client has gone away. On a half-close it queues the probe (see DESIGN)
+ * and returns 0. */
 static int client_gone(sse_stream *s, short revents)
 {
     char c;
     ssize_t r;
 
-    if (revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+    if (revents & (POLLHUP | POLLERR | POLLNVAL))
         return 1;
-    if (!(revents & POLLIN))
+    if (!(revents & (POLLIN | POLLRDHUP)))
         return 0;
     r = recv(s->sockfd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         return 1;
+    if (r == 0 || (revents & POLLRDHUP)) {
+        s->half_closed = 1;
+        rb_buf_append(&s->pending, keepalive_text, sizeof keepalive_text - 1);
+        return 0;
+    }
     /* The client sent data (a pipelined request): stop watching to avoid spinning. */
     s->sockfd = -1;
     return 0;
@@ -88,7 +100,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         struct pollfd pfd[2] = {
             {.fd = rb_chan_fd(s->ch), .events = POLLIN},
-            {.fd = s->sockfd, .events = POLLIN | POLLRDHUP},
+            {.fd = s->sockfd, .events = s->half_closed ? 0 : POLLIN | POLLRDHUP},
         };
         int n = poll(pfd, s->sockfd >= 0 ? 2 : 1, (int)wait);
         if (n < 0 && errno != EINTR)

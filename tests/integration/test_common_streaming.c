@@ -3,10 +3,15 @@
  * loopback. Arrival times are compared with push times to prove events are streamed as they
  * are produced, not buffered.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "rb_client.h"
 #include "rb_http.h"
@@ -358,6 +363,101 @@ START_TEST(test_common_streaming_stop_ends_open_streams)
 }
 END_TEST
 
+/* A raw loopback connection that has sent GET /stream; -1 on failure. */
+static int raw_get(const fixture *f)
+{
+    struct sockaddr_in sa = {0};
+    const char req[] = "GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(rb_http_server_port(f->srv));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, sizeof req - 1, 0) != (ssize_t)(sizeof req - 1)) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads from fd into out (NUL-terminated) until the peer closes, until needle is seen (when
+ * not NULL), or until deadline_ms passes. Returns the bytes read; every read has a timeout. */
+static size_t raw_read(int fd, char *out, size_t cap, const char *needle, int64_t deadline_ms)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    while (n + 1 < cap && rbt_ms() < deadline_ms && !(needle && strstr(out, needle))) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(deadline_ms - rbt_ms())) <= 0)
+            break;
+        ssize_t r = recv(fd, out + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        out[n] = '\0';
+    }
+    return n;
+}
+
+/* Scenario: A client that half-closes its side still gets the whole stream */
+START_TEST(test_common_sse__a_client_that_half_closes_its_side_still_gets_the_whole_stream)
+{
+    fixture f;
+    producer p = {0};
+    pthread_t t;
+    static char buf[64 * 1024];
+    int fd;
+
+    fixture_start(&f, 0);
+    p.ch = f.ch;
+    p.n = NEVENTS;
+    p.interval_ms = 10;
+    p.start_delay_ms = 100;
+    p.send_done = 1;
+    fd = raw_get(&f);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    pthread_create(&t, NULL, produce, &p);
+    raw_read(fd, buf, sizeof buf, NULL, rbt_ms() + 10000);
+    pthread_join(t, NULL);
+    close(fd);
+    ck_assert_msg(strstr(buf, "HTTP/1.1 200"), "no response: %.200s", buf);
+    ck_assert_msg(strstr(buf, "data: {\"i\":0}"), "first event missing: %.300s", buf);
+    ck_assert_msg(strstr(buf, "data: {\"i\":19}"), "stream cut short: %.600s", buf);
+    ck_assert_msg(strstr(buf, "data: [DONE]"), "no [DONE]");
+    fixture_stop(&f);
+}
+END_TEST
+
+/* Scenario: A client that closes while the stream is silent is noticed before the next event */
+START_TEST(
+    test_common_sse__a_client_that_closes_while_the_stream_is_silent_is_noticed_before_the_next_event)
+{
+    fixture f;
+    static char buf[4096];
+    int64_t closed_at, end;
+    int fd;
+
+    fixture_start(&f, 0);
+    fd = raw_get(&f);
+    ck_assert_int_ge(fd, 0);
+    raw_read(fd, buf, sizeof buf, "\r\n\r\n", rbt_ms() + 5000);
+    ck_assert_msg(strstr(buf, "HTTP/1.1 200"), "no headers: %.200s", buf);
+    ck_assert_int_eq(rb_http_server_active_streams(f.srv), 1);
+    close(fd);
+    closed_at = rbt_ms();
+    end = closed_at + 3000; /* the producer's silence */
+    while (rb_http_server_active_streams(f.srv) > 0 && rbt_ms() < end)
+        rbt_poll_interval();
+    ck_assert_int_eq(rb_http_server_active_streams(f.srv), 0);
+    ck_assert_int_lt(rbt_ms() - closed_at, 1000);
+    ck_assert_int_eq(rb_chan_pushf(f.ch, "{\"i\":0}"), RB_ECLOSED);
+    fixture_stop(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_streaming");
@@ -370,5 +470,10 @@ int main(void)
                    test_common_sse__a_stream_closed_without_done_is_a_protocol_error_not_a_timeout);
     tcase_add_test(tc, test_common_sse__a_silent_stream_gets_keep_alive_comments);
     tcase_add_test(tc, test_common_streaming_stop_ends_open_streams);
+    tcase_add_test(tc,
+                   test_common_sse__a_client_that_half_closes_its_side_still_gets_the_whole_stream);
+    tcase_add_test(
+        tc,
+        test_common_sse__a_client_that_closes_while_the_stream_is_silent_is_noticed_before_the_next_event);
     return rbt_run(s);
 }

@@ -97,6 +97,16 @@ static double max_diff(const float *a, const float *b, size_t n)
     return d;
 }
 
+static const char *gemma3_fixture(void)
+{
+    return rbt_model_fixture("test-gemma3-tiny-f16.gguf"); /* sliding layers, window 5 */
+}
+
+static const char *qwen3_fixture(void)
+{
+    return rbt_model_fixture("test-qwen3-tiny-f16.gguf"); /* 32-dim heads, NEOX rope */
+}
+
 /* Scenario: Every cache type stays close to the F32 cache */
 START_TEST(test_engine_kv__every_cache_type_stays_close_to_the_f32_cache)
 {
@@ -107,7 +117,9 @@ START_TEST(test_engine_kv__every_cache_type_stays_close_to_the_f32_cache)
         double tol_f16, tol_q8; /* tol_q8 0: no Q8_0 cache for this head dimension */
     } models[] = {{rbt_model_q8, "bundled q8_0", 160, KV_F16_LOGIT_TOL_Q8_MODEL, KV_Q8_0_LOGIT_TOL},
                   {rbt_model_f16, "bundled f16", 160, KV_F16_LOGIT_TOL, KV_Q8_0_LOGIT_TOL},
-                  {rbt_model_gqa, "random GQA", 100, KV_F16_LOGIT_TOL, 0}};
+                  {rbt_model_gqa, "random GQA", 100, KV_F16_LOGIT_TOL, 0},
+                  {gemma3_fixture, "gemma3 fixture", 100, KV_F16_LOGIT_TOL, KV_Q8_0_LOGIT_TOL},
+                  {qwen3_fixture, "qwen3 fixture", 100, KV_F16_LOGIT_TOL, KV_Q8_0_LOGIT_TOL}};
 
     for (int isa = (int)eng_isa_detect(); isa >= (int)ENG_ISA_SCALAR; isa--) {
         if (eng_isa_force((eng_isa)isa) != (eng_isa)isa)

@@ -55,12 +55,15 @@ typedef struct eng_model_params {
 
 eng_model_params eng_model_params_default(void);
 
-/* Opens and validates a GGUF llama model (weights stay mmapped unless copy_weights). Errors
- * name the file and the missing or malformed key or tensor. Caller frees with
+/* Opens and validates a GGUF model of a supported architecture (eng_supported_archs; weights
+ * stay mmapped unless copy_weights). Errors name the file and the missing or malformed key
+ * or tensor; an unknown architecture, rope scaling or tensor is refused. Caller frees with
  * eng_model_free(). */
 rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
                       size_t errlen);
 void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */
+/* The general.architecture values eng_model_open serves, comma-separated (static). */
+const char *eng_supported_archs(void);
 
 typedef struct eng_model_info {
     char arch[32];

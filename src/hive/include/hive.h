@@ -49,6 +49,7 @@ typedef struct hive_config {
     int worker_ctx;            /* >= 0: --ctx (0: the training context); -1 (default): the
                                 * worker's default, 4096 capped at the training context */
     const char *worker_kv_type; /* "f16", "q8_0", "f32": --kv-type; NULL: the worker's f16 */
+    const char *models_dirs;    /* more folders file: references may name, ':'-separated; NULL */
 } hive_config;
 
 /* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides

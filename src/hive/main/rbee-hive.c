@@ -5,6 +5,7 @@
  *                      [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]
  *                      [--worker-binary PATH] [--worker-slots N] [--worker-threads N]
  *                      [--worker-ctx N] [--worker-kv-type f16|q8_0|f32]
+ *                      [--models-dir DIR[:DIR...]]
  *     rbee-hive detect [--json]
  *     rbee-hive --version
  *
@@ -27,6 +28,7 @@ static const char usage_text[] =
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
     "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
     "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32]\n"
+    "                        [--models-dir DIR[:DIR...]]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
     "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
@@ -80,6 +82,7 @@ static int run_daemon(int argc, char **argv)
         {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256},
         {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 0, 1 << 20},
         {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type},
+        {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
     };
     int elems, bytes;
 
