@@ -9,6 +9,10 @@
  * A client that disconnects is noticed at once, even while the producer is silent, and the
  * channel is closed so the producer's next push fails with RB_ECLOSED. When libmicrohttpd
  * destroys the response (stream over for any reason) the channel is closed too.
+ *
+ * A raw stream (rb_http_reply_stream) is the same reader without the framing: each event's
+ * bytes go out as they are, and there is no keep-alive (a relayed body has its own format, and
+ * an SSE body being relayed carries its producer's keep-alives).
  */
 #include <errno.h>
 #include <poll.h>
@@ -29,6 +33,7 @@ struct sse_stream {
     size_t off;
     rb_buf ev;
     int64_t last_out_ms;
+    int raw; /* events are body bytes, not SSE data */
     sse_stream *prev, *next;
 };
 
@@ -74,15 +79,16 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         rb_chan_fd_drain(s->ch);
         rb_err rc = rb_chan_trypop(s->ch, &s->ev);
         if (rc == RB_OK) {
-            if (rb_sse_format(&s->pending, s->ev.data, s->ev.len))
+            if (s->raw ? rb_buf_append(&s->pending, s->ev.data, s->ev.len)
+                       : rb_sse_format(&s->pending, s->ev.data, s->ev.len))
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
         if (rc != RB_EBUSY)
             return MHD_CONTENT_READER_END_OF_STREAM;
 
-        int64_t wait = s->last_out_ms + ka - rb_now_ms();
-        if (wait <= 0) {
+        int64_t wait = s->raw ? -1 : s->last_out_ms + ka - rb_now_ms();
+        if (!s->raw && wait <= 0) {
             rb_buf_append(&s->pending, keepalive_text, sizeof keepalive_text - 1);
             continue;
         }
@@ -125,7 +131,7 @@ static void sse_free(void *cls)
     free(s);
 }
 
-struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd)
+struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd, int raw)
 {
     sse_stream *s = calloc(1, sizeof(*s));
     struct MHD_Response *r;
@@ -135,6 +141,7 @@ struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int 
     s->srv = srv;
     s->ch = ch;
     s->sockfd = sockfd;
+    s->raw = raw;
     rb_buf_init(&s->pending, RB_SSE_MAX_EVENT * 2);
     rb_buf_init(&s->ev, RB_SSE_MAX_EVENT);
     s->last_out_ms = rb_now_ms();
