@@ -3,9 +3,10 @@
  * other handlers.
  *
  * DESIGN
- * The routes of docs/architecture.md §4.1 in one table; only /v1/health and /metrics are
- * public, the HTTP layer enforces the bearer token on the rest in network mode. Handlers here
- * only read: the detected backends (fixed at start), /proc/meminfo and the counters.
+ * The routes of docs/architecture.md §4.1 in one table (with the OpenAI routes of relay.c); only
+ * /v1/health and /metrics are public, the HTTP layer enforces the bearer token on the rest in
+ * network mode. Handlers here only read: the detected backends (fixed at start), /proc/meminfo and
+ * the counters.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "hive_api.h"
 #include "hive_download.h"
+#include "hive_relay.h"
 #include "rb_buf.h"
 #include "rb_util.h"
 
@@ -147,6 +149,8 @@ const rb_http_route hive_routes[] = {
     {"GET", "/v1/models", hive_h_models, 0},
     {"POST", "/v1/models/download", hive_h_download, 0},
     {"GET", "/v1/models/download/{id}/progress", hive_h_download_progress, 0},
+    {"POST", "/v1/chat/completions", hive_h_openai, 0},
+    {"POST", "/v1/completions", hive_h_openai, 0},
 };
 
 const size_t hive_nroutes = sizeof hive_routes / sizeof hive_routes[0];
