@@ -40,3 +40,8 @@ Feature: worker_openai
     Given one slot, no queue, and the slot taken
     When a completion is POSTed
     Then the answer is 503 with error code "all_slots_busy" and Retry-After
+
+  Scenario: OpenAI chunks arrive spread over the generation
+    Given a streamed chat and a streamed completion of 200 tokens at temperature 0
+    When the client records when each content chunk arrives
+    Then the arrivals span at least half of the generation time the worker logs for the job
