@@ -63,3 +63,10 @@ Feature: The hive as the node's OpenAI endpoint
     Given the hive runs with a 2 second idle timeout
     When requests are relayed to the worker for longer than the idle timeout
     Then the worker is not shut down while they run, and is shut down once idle long enough
+
+  Scenario: The real worker answers through the hive, cold then warm
+    Given rbee-hive with the real llm-worker-rbee and the bundled model, no worker running
+    When a client posts a completion for "kjv" through the hive, then the same again
+    Then the first spawns a worker and both get the same text_completion from that one worker
+    And a streamed completion through the hive arrives as chunks spread over the generation
+    And a chat completion through the hive gets exactly the status and error or object the worker gives
