@@ -117,6 +117,9 @@ static void h_metrics(rb_http_req *req, rb_http_reply *rep, void *user)
            atomic_load(&h->m.died));
     metric(&b, "rbee_hive_workers_stopped_total", "counter", "Workers the hive stopped.",
            atomic_load(&h->m.stopped));
+    metric(&b, "rbee_hive_openai_requests_active", "gauge",
+           "OpenAI requests waiting for a worker or being relayed.",
+           (long long)hive_relays_active(h->relays));
     metric(&b, "rbee_hive_downloads_running", "gauge", "Downloads in progress.",
            (long long)hive_downloads_running(h->dl));
     metric(&b, "rbee_hive_downloads_completed_total", "counter", "Downloads completed.",

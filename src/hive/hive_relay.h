@@ -32,7 +32,7 @@ void hive_relays_stop(hive_relays *rl);
 /* Waits (at most 10 s) for the relay threads to end, then frees. Call after the HTTP server
  * stopped. NULL-safe. */
 void hive_relays_free(hive_relays *rl);
-/* Relays and requests waiting now (for tests and metrics). */
+/* OpenAI requests waiting for a worker or being relayed now (GET /metrics). */
 int hive_relays_active(hive_relays *rl);
 
 /* The handler of both routes; user is the hive. */

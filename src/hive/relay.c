@@ -53,8 +53,8 @@ struct hive_relays {
     int waiting;                                   /* requests queued for a slot of a full model */
     char spawning[HIVE_MAX_WORKERS][HIVE_REF_MAX]; /* models being spawned now */
     int nspawning;
-    int threads; /* relay threads running */
-    int active;  /* requests in the handler or relaying */
+    int threads; /* relay threads running: requests being relayed */
+    int active;  /* requests waiting for a worker */
     atomic_int stopping;
 };
 
@@ -127,7 +127,7 @@ int hive_relays_active(hive_relays *rl)
 {
     int n;
     pthread_mutex_lock(&rl->mu);
-    n = rl->active;
+    n = rl->active + rl->threads;
     pthread_mutex_unlock(&rl->mu);
     return n;
 }
@@ -569,9 +569,14 @@ void hive_h_openai(rb_http_req *req, rb_http_reply *rep, void *user)
     char model[HIVE_REF_MAX];
     hive_worker w;
     relay *r = NULL;
+    int got;
 
+    if (!read_model(req, rep, model, sizeof model))
+        goto out;
     count_active(h->relays, 1);
-    if (!read_model(req, rep, model, sizeof model) || !acquire(h, req, rep, model, &w))
+    got = acquire(h, req, rep, model, &w);
+    count_active(h->relays, -1);
+    if (!got)
         goto out;
     rb_log(RB_LOG_INFO, "relay", "%s for %s -> worker %s (%s)", req->path, model, w.id,
            req->correlation_id);
@@ -583,5 +588,4 @@ void hive_h_openai(rb_http_req *req, rb_http_reply *rep, void *user)
     relay_answer(h, req, rep, r);
 out:
     relay_unref(r);
-    count_active(h->relays, -1);
 }

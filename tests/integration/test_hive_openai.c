@@ -339,6 +339,10 @@ START_TEST(test_hive_openai__a_full_worker_with_no_queue_gives_503_in_openai_s_e
     chat_body(s.body, sizeof s.body, e.model, 1, 10);
     pthread_create(&t, NULL, stream_main, &s);
     wait_first_chunk(&s);
+    char *metrics = rbt_get(e.h.base, "/metrics");
+    ck_assert(metrics);
+    ck_assert_int_eq((int)rbt_metric(metrics, "rbee_hive_openai_requests_active"), 1);
+    free(metrics);
     chat_body(body, sizeof body, e.model, 0, 2);
     snprintf(url, sizeof url, "%s/v1/chat/completions", e.h.base);
     rb_buf_init(&out, 1 << 20);
