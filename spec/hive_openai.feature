@@ -32,6 +32,12 @@ Feature: The hive as the node's OpenAI endpoint
     Then the chunks are OpenAI chat.completion.chunk events ending with [DONE]
     And their arrival times span most of the generation instead of coming in one burst
 
+  Scenario: A client that gives up while the worker loads ends its wait
+    Given mock-worker never becomes ready
+    When a client sends a chat completion and hangs up after 300 ms
+    Then the hive stops waiting for it at once and counts no request in flight
+    And a request that stays gets 503 "timeout" once the load timeout passes
+
   Scenario: A client that disconnects mid-stream cancels the worker's job
     Given mock-worker produces a token every 100 ms
     When the client hangs up after 2 chunks

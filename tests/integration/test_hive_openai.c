@@ -274,8 +274,12 @@ START_TEST(test_hive_openai__a_streamed_answer_arrives_incrementally)
     ck_assert(strstr(s.st.ev[1].data, "\"content\":\"In\""));
     /* six tokens 100 ms apart: the first and the last token chunk are >= 400 ms apart */
     ck_assert_int_ge(s.st.ev[6].at_ms - s.st.ev[1].at_ms, 400);
+    /* and one by one: most gaps between token chunks are a good part of the interval (a busy
+     * machine may still deliver two at once now and then) */
+    int apart = 0;
     for (int i = 2; i <= 6; i++)
-        ck_assert_int_ge(s.st.ev[i].at_ms - s.st.ev[i - 1].at_ms, 50);
+        apart += s.st.ev[i].at_ms - s.st.ev[i - 1].at_ms >= 40;
+    ck_assert_int_ge(apart, 3);
     rbt_stream_release(&s.st);
     env_stop(&e);
 }
@@ -304,9 +308,49 @@ START_TEST(test_hive_openai__a_client_that_disconnects_mid_stream_cancels_the_wo
     while (record(url, "disconnects") < 1 && rbt_ms() < end)
         rbt_poll_interval();
     ck_assert_int_eq(record(url, "disconnects"), 1);
-    /* well before the 18 tokens (1.8 s) would have been generated */
-    ck_assert_int_lt(rbt_ms() - s.st.start_ms, 1500);
+    /* noticed well before the other 16 tokens (1.6 s) would have been generated */
+    ck_assert_int_lt(rbt_ms() - s.st.ev[0].at_ms, 1500);
     rbt_stream_release(&s.st);
+    env_stop(&e);
+}
+END_TEST
+
+/* GET /metrics: rbee_hive_openai_requests_active. */
+static int requests_active(env *e)
+{
+    char *m = rbt_get(e->h.base, "/metrics");
+    int n = m ? (int)rbt_metric(m, "rbee_hive_openai_requests_active") : -1;
+    free(m);
+    return n;
+}
+
+/* Scenario: A client that gives up while the worker loads ends its wait */
+START_TEST(test_hive_openai__a_client_that_gives_up_while_the_worker_loads_ends_its_wait)
+{
+    env e;
+    const char *args[] = {"--load-timeout", "3", NULL};
+    const char *headers[] = {"Content-Type: application/json", NULL};
+    char body[4600], url[256];
+    json_t *r = NULL;
+    int64_t end, t0;
+
+    env_start(&e, "{\"never_ready\":true}", args, NULL);
+    chat_body(body, sizeof body, e.model, 0, 2);
+    snprintf(url, sizeof url, "%s/v1/chat/completions", e.h.base);
+    ck_assert_int_eq(rbt_http("POST", url, headers, body, 300, NULL, NULL), -1); /* gave up */
+    end = rbt_ms() + rbt_scaled(2000);
+    while (requests_active(&e) != 0 && rbt_ms() < end)
+        rbt_poll_interval();
+    ck_assert_int_eq(requests_active(&e), 0);
+    ck_assert(rbt_file_contains(e.h.log, "client left while waiting"));
+    /* one that stays waits for the load timeout: the monitor kills the worker, and the hive,
+     * having started one already for this request, gives up */
+    t0 = rbt_ms();
+    long st = rbt_hive_json(&e.h, "POST", "/v1/chat/completions", body, &r);
+    ck_assert_int_eq(st, 503);
+    ck_assert(strcmp(oai_code(r), "timeout") == 0 || strcmp(oai_code(r), "worker_failed") == 0);
+    ck_assert_int_lt(rbt_ms() - t0, rbt_scaled(6000));
+    json_decref(r);
     env_stop(&e);
 }
 END_TEST
@@ -383,13 +427,14 @@ START_TEST(test_hive_openai__a_request_beyond_the_slots_waits_in_the_queue)
     t0 = rbt_ms();
     chat_body(body, sizeof body, e.model, 0, 1);
     ck_assert_int_eq(rbt_hive_json(&e.h, "POST", "/v1/chat/completions", body, &r), 200);
+    int64_t answered = rbt_ms();
     ck_assert_str_eq(chat_text(r), "In");
     json_decref(r);
     pthread_join(t, NULL);
     ck_assert_msg(s.st.rc == RB_OK, "the first stream: %s", s.st.err);
     /* the second one was answered only after the first stream had ended */
-    ck_assert_int_ge(rbt_ms() - t0, 300);
-    ck_assert_int_le(s.st.ev[s.st.n - 1].at_ms, rbt_ms());
+    ck_assert_int_ge(answered - t0, 300);
+    ck_assert_int_le(s.st.ev[s.st.n - 1].at_ms, answered);
     only_worker(&e, NULL, url, sizeof url);
     ck_assert_int_eq(record(url, "chat_requests"), 2);
     rbt_stream_release(&s.st);
@@ -491,6 +536,8 @@ int main(void)
     tcase_add_test(tc, test_hive_openai__a_streamed_answer_arrives_incrementally);
     tcase_add_test(tc,
                    test_hive_openai__a_client_that_disconnects_mid_stream_cancels_the_worker_s_job);
+    tcase_add_test(tc,
+                   test_hive_openai__a_client_that_gives_up_while_the_worker_loads_ends_its_wait);
     tcase_add_test(tc,
                    test_hive_openai__a_full_worker_with_no_queue_gives_503_in_openai_s_error_shape);
     tcase_add_test(tc, test_hive_openai__a_request_beyond_the_slots_waits_in_the_queue);
