@@ -45,6 +45,9 @@
 #define RELAY_CHANNEL 64   /* chunks queued towards the client */
 #define FREE_WAIT_MS 10000 /* hive_relays_free: longest wait for the relay threads */
 #define CONTENT_TYPE_MAX 64
+/* A client that takes nothing of a full channel for this long is treated as gone (the HTTP
+ * server's own idle limit is 120 s too). */
+#define RELAY_PUSH_TIMEOUT_MS 120000
 
 struct hive_relays {
     pthread_mutex_t mu; /* guards every field below but stopping */
@@ -384,7 +387,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *user)
     size_t len = size * n;
 
     set_phase(r, RELAY_HEADERS);
-    if (atomic_load(&r->abort) || rb_chan_push(r->ch, p, len, -1) != RB_OK)
+    if (atomic_load(&r->abort) || rb_chan_push(r->ch, p, len, RELAY_PUSH_TIMEOUT_MS) != RB_OK)
         return 0; /* the client is gone: curl closes the worker's connection */
     r->bytes += (long long)len;
     return len;
