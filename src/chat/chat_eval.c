@@ -692,6 +692,7 @@ ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
         ch_val *l = ch_list(c, e->nlist ? (size_t)e->nlist : 1);
         if (!l)
             return nomem(c);
+        l->u.l.tuple = e->k == E_TUPLE;
         for (int i = 0; i < e->nlist; i++) {
             if (!(a = ch_eval(c, f, e->list[i])))
                 return NULL;

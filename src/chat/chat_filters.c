@@ -430,6 +430,7 @@ static ch_val *dict_items(ch_ctx *c, const ch_val *d, int which)
         else if (which == 2) {
             if (!(e = ch_list(c, 2)) || ch_list_push(c, e, k) || ch_list_push(c, e, d->u.d.v[i]))
                 return oom(c);
+            e->u.l.tuple = 1;
         }
         if (ch_list_push(c, l, e))
             return oom(c);
@@ -768,8 +769,9 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
             return ch_equal(v, x);
         if (k == 1)
             return !ch_equal(v, x);
-        if (k == 6) /* identity: the singletons, or the same object */
-            return v == x || ((v->k == V_NONE || v->k == V_BOOL) && ch_equal(v, x) && v->k == x->k);
+        if (k == 6) /* identity: None, booleans and (small) integers are singletons */
+            return v == x || ((v->k == V_NONE || v->k == V_BOOL || v->k == V_INT) && v->k == x->k &&
+                              ch_equal(v, x));
         if (k == 7) {
             if (x->k == V_STR) {
                 if (v->k != V_STR) {
@@ -1358,6 +1360,29 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
                 best = l->u.l.v[i];
         }
         return best;
+    }
+    if (!strcmp(name, "batch")) {
+        ARGS(2, "linecount", "fill_with");
+        ch_val *fill = arg(&a, 1, "fill_with");
+        if (need_int(c, nd, arg(&a, 0, "linecount"), "batch", &n))
+            return NULL;
+        if (n < 1)
+            return ch_fail(c, nd, "batch needs a positive size");
+        if (!(l = as_list(c, nd, v)) || !(r = ch_list(c, 4)))
+            return c->rc ? NULL : oom(c);
+        ch_val *cur = NULL;
+        for (size_t i = 0; i < l->u.l.n; i++) {
+            if (!cur && (!(cur = ch_list(c, (size_t)n)) || ch_list_push(c, r, cur)))
+                return oom(c);
+            if (ch_list_push(c, cur, l->u.l.v[i]))
+                return oom(c);
+            if (cur->u.l.n == (size_t)n)
+                cur = NULL;
+        }
+        while (cur && fill && fill->k != V_NONE && cur->u.l.n < (size_t)n)
+            if (ch_list_push(c, cur, fill))
+                return oom(c);
+        return r;
     }
     if (!strcmp(name, "wordcount")) {
         ARGS(0, NULL);

@@ -58,6 +58,7 @@ struct ch_val {
         struct {
             ch_val **v;
             size_t n, cap;
+            int tuple; /* prints as (a, b): items() pairs, (a, b) literals */
         } l;
         struct {
             const char **key;

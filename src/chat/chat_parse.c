@@ -1488,6 +1488,45 @@ static ch_node *parse_body(parser *ps, const char *const *ends, const char **whi
     }
 }
 
+/* As jinja2 reads a template: every line break (\r\n, \r, \v, \f, \x1c-\x1e, U+0085,
+ * U+2028, U+2029) becomes \n, and one newline at the very end is dropped
+ * (keep_trailing_newline is off). */
+static int normalise_newlines(parser *ps)
+{
+    char *o = ch_alloc(ps->a, ps->len + 1);
+    size_t n = 0;
+    const unsigned char *s = (const unsigned char *)ps->src;
+
+    if (!o) {
+        perr(ps, 1, 1, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < ps->len; i++) {
+        if (s[i] == '\r') {
+            if (i + 1 < ps->len && s[i + 1] == '\n')
+                i++;
+            o[n++] = '\n';
+        } else if (s[i] == '\v' || s[i] == '\f' || (s[i] >= 0x1c && s[i] <= 0x1e)) {
+            o[n++] = '\n';
+        } else if (s[i] == 0xC2 && i + 1 < ps->len && s[i + 1] == 0x85) {
+            o[n++] = '\n';
+            i++;
+        } else if (s[i] == 0xE2 && i + 2 < ps->len && s[i + 1] == 0x80 &&
+                   (s[i + 2] == 0xA8 || s[i + 2] == 0xA9)) {
+            o[n++] = '\n';
+            i += 2;
+        } else {
+            o[n++] = (char)s[i];
+        }
+    }
+    if (n > 0 && o[n - 1] == '\n')
+        n--;
+    o[n] = '\0';
+    ps->src = o;
+    ps->len = n;
+    return 0;
+}
+
 rb_err chat_template_parse(const char *src, size_t len, chat_template **out, char *err,
                            size_t errlen)
 {
@@ -1510,7 +1549,7 @@ rb_err chat_template_parse(const char *src, size_t len, chat_template **out, cha
         rc = rb_errf(err, errlen, RB_EFORMAT, "line 1, column 1: template contains a NUL byte");
         goto out;
     }
-    if (lex(&ps) == 0) {
+    if (normalise_newlines(&ps) == 0 && lex(&ps) == 0) {
         whitespace(&ps);
         t->body = parse_body(&ps, NULL, NULL);
     }

@@ -307,7 +307,7 @@ int ch_equal(const ch_val *a, const ch_val *b)
     case V_STR:
         return a->u.s.n == b->u.s.n && memcmp(a->u.s.s, b->u.s.s, a->u.s.n) == 0;
     case V_LIST:
-        if (a->u.l.n != b->u.l.n)
+        if (a->u.l.n != b->u.l.n || a->u.l.tuple != b->u.l.tuple)
             return 0;
         for (size_t i = 0; i < a->u.l.n; i++)
             if (!ch_equal(a->u.l.v[i], b->u.l.v[i]))
@@ -468,12 +468,14 @@ static int repr(rb_buf *b, const ch_val *v)
     case V_UNDEF:
         return 0;
     case V_LIST:
-        if (rb_buf_appends(b, "["))
+        if (rb_buf_appends(b, v->u.l.tuple ? "(" : "["))
             return -1;
         for (size_t i = 0; i < v->u.l.n; i++)
             if ((i && rb_buf_appends(b, ", ")) || repr(b, v->u.l.v[i]))
                 return -1;
-        return rb_buf_appends(b, "]") ? -1 : 0;
+        if (v->u.l.tuple && v->u.l.n == 1 && rb_buf_appends(b, ","))
+            return -1;
+        return rb_buf_appends(b, v->u.l.tuple ? ")" : "]") ? -1 : 0;
     case V_DICT:
         if (rb_buf_appends(b, "{"))
             return -1;
