@@ -22,9 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef RB_HAVE_CHAT
 #include "chat.h"
-#endif
 #include "rb_json.h"
 #include "rb_log.h"
 #include "rb_time.h"
@@ -600,10 +598,6 @@ void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user)
     }
     if (!v.failed)
         msgs = chat_messages(&v, body);
-#ifndef RB_HAVE_CHAT
-    if (!v.failed)
-        bad(&v, "messages", "unsupported_value", "chat is not built yet");
-#else
     if (!v.failed) {
         chat_render_opts o = chat_render_opts_default();
         char err[256];
@@ -615,7 +609,6 @@ void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user)
             bad(&v, "messages", "invalid_value", "the rendered chat exceeds %d bytes",
                 OAI_MAX_PROMPT);
     }
-#endif
     json_decref(msgs);
     json_decref(body);
     submit(w, rep, &r, &v, 1);
