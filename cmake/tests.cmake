@@ -2,7 +2,7 @@
 # Each test has a ctest TIMEOUT; Check's per-case timeouts are set inside the suites.
 # An executable that exits 77 could not run its tests here (data or a CPU feature missing):
 # ctest reports it as skipped, not passed (SKIP_RETURN_CODE).
-set(RB_TEST_LIBS rb_base rb_net rb_engine rb_worker rb_hive rb_keeper)
+set(RB_TEST_LIBS rb_base rb_net rb_engine rb_chat rb_worker rb_hive rb_keeper)
 
 file(GLOB _support CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.c)
 add_library(rb_testsupport STATIC ${_support})
@@ -24,7 +24,7 @@ foreach(kind unit integration e2e)
     # White-box tests may include a module's private headers.
     target_include_directories(${_exe} PRIVATE ${CMAKE_SOURCE_DIR}/src/base ${CMAKE_SOURCE_DIR}/src/net
       ${CMAKE_SOURCE_DIR}/src/engine ${CMAKE_SOURCE_DIR}/src/worker
-      ${CMAKE_SOURCE_DIR}/src/hive ${CMAKE_SOURCE_DIR}/src/keeper)
+      ${CMAKE_SOURCE_DIR}/src/hive ${CMAKE_SOURCE_DIR}/src/keeper ${CMAKE_SOURCE_DIR}/src/chat)
     target_link_libraries(${_exe} PRIVATE rb_testsupport ${RB_TEST_LIBS} PkgConfig::CHECK)
     set_property(GLOBAL APPEND PROPERTY RB_ALL_TARGETS ${_exe})
     add_test(NAME ${kind}/${_name} COMMAND ${_exe})

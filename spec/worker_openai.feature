@@ -45,3 +45,9 @@ Feature: worker_openai
     Given a streamed chat and a streamed completion of 200 tokens at temperature 0
     When the client records when each content chunk arrives
     Then the arrivals span at least half of the generation time the worker logs for the job
+
+  Scenario: A model's chat template renders the prompt with its special tokens
+    Given a model with llama.cpp's phi-3 vocabulary and its tokenizer.chat_template
+    When a chat with one user message is POSTed
+    Then prompt_tokens is the count of "<|user|>\nHello<|end|>\n<|assistant|>\n" tokenized with
+    BOS and special tokens parsed: the template's BOS is not doubled, its markers are single tokens

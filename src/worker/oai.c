@@ -22,9 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef RB_HAVE_CHAT
 #include "chat.h"
-#endif
 #include "rb_json.h"
 #include "rb_log.h"
 #include "rb_time.h"
@@ -227,29 +225,25 @@ static void check_fields(vfail *v, const json_t *body, const char *const *allowe
 static void get_stop(vfail *v, const json_t *body, wrk_request *r)
 {
     const json_t *x = field(body, "stop");
-    const char *one[1];
-    const char **list = one;
+    const char *list[WRK_MAX_STOP];
     size_t n = 0;
 
     if (!x)
         return;
     if (json_is_string(x)) {
-        one[0] = json_string_value(x);
-        n = 1;
+        list[n++] = json_string_value(x);
     } else if (json_is_array(x)) {
         if (json_array_size(x) > WRK_MAX_STOP) {
             bad(v, "stop", "invalid_value", "'stop' holds at most %d strings", WRK_MAX_STOP);
             return;
         }
-        static __thread const char *many[WRK_MAX_STOP];
-        list = many;
         for (size_t i = 0; i < json_array_size(x); i++) {
             const json_t *s = json_array_get(x, i);
             if (!json_is_string(s)) {
                 bad(v, "stop", "invalid_type", "'stop' must be a string or an array of strings");
                 return;
             }
-            many[n++] = json_string_value(s);
+            list[n++] = json_string_value(s);
         }
     } else {
         bad(v, "stop", "invalid_type", "'stop' must be a string or an array of strings");
@@ -600,10 +594,6 @@ void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user)
     }
     if (!v.failed)
         msgs = chat_messages(&v, body);
-#ifndef RB_HAVE_CHAT
-    if (!v.failed)
-        bad(&v, "messages", "unsupported_value", "chat is not built yet");
-#else
     if (!v.failed) {
         chat_render_opts o = chat_render_opts_default();
         char err[256];
@@ -615,7 +605,6 @@ void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user)
             bad(&v, "messages", "invalid_value", "the rendered chat exceeds %d bytes",
                 OAI_MAX_PROMPT);
     }
-#endif
     json_decref(msgs);
     json_decref(body);
     submit(w, rep, &r, &v, 1);

@@ -260,11 +260,12 @@ test('aborting a stream cancels the generation on the worker', T, async () => {
     messages: [{ role: 'user', content: 'In the beginning' }], stream: true },
   { signal: ac.signal });
   let n = 0;
-  await assert.rejects((async () => {
-    for await (const c of stream) {
-      if (c.choices[0]?.delta?.content && ++n === 3) ac.abort();
-    }
-  })(), (e) => e instanceof OpenAI.APIUserAbortError || e.name === 'AbortError');
+  // The SDK ends the iteration quietly once its request is aborted (chunks it had already
+  // read may still come out).
+  for await (const c of stream) {
+    if (c.choices[0]?.delta?.content && ++n === 3) ac.abort();
+  }
+  assert.ok(n >= 3);
   const deadline = Date.now() + 5000;
   let now = before;
   while (Date.now() < deadline) {
