@@ -24,3 +24,9 @@ Feature: rbee chat
   Scenario: A bad option is a one-line error
     When rbee chat is given an unknown option
     Then it prints one line naming the option and exits 1
+
+  Scenario: rbee chat with the real worker on the bundled model
+    Given no hive runs on this machine
+    When two lines are piped into rbee chat
+    Then an ephemeral hive starts the real worker, two replies are printed and rbee chat exits 0
+    And nothing it started is left running
