@@ -56,7 +56,8 @@ typedef struct parser {
     size_t len;
     tok *t;
     size_t nt, cap;
-    size_t p; /* current token */
+    size_t p;  /* current token */
+    tok *open; /* the tag whose body parse_body() reads next (for messages) */
     ch_arena *a;
     char *err;
     size_t errlen;
@@ -272,6 +273,7 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
 {
     size_t i = *ip;
     int depth = 0;
+    char stack[64]; /* the closing brackets expected */
     char closer = kind == T_VAR ? '}' : '%';
     int line, col;
 
@@ -366,10 +368,23 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
                     return -1;
                 }
                 t->op[0] = (char)ch;
-                if (strchr("([{", ch))
-                    depth++;
-                else if (strchr(")]}", ch) && depth > 0)
+                if (strchr("([{", ch)) {
+                    if (depth == (int)sizeof stack) {
+                        perr(ps, t->line, t->col, "brackets nested too deep");
+                        return -1;
+                    }
+                    stack[depth++] = ch == '(' ? ')' : ch == '[' ? ']' : '}';
+                } else if (strchr(")]}", ch)) {
+                    if (depth == 0 || stack[depth - 1] != (char)ch) {
+                        if (depth)
+                            perr(ps, t->line, t->col, "unexpected '%c', expected '%c'", ch,
+                                 stack[depth - 1]);
+                        else
+                            perr(ps, t->line, t->col, "unexpected '%c'", ch);
+                        return -1;
+                    }
                     depth--;
+                }
             }
             i += strlen(t->op);
         }
@@ -1190,6 +1205,7 @@ static ch_node *parse_if(parser *ps, tok *at)
 
     if (!nd || !(nd->a = parse_expr(ps, 1)) || expect_end(ps))
         return NULL;
+    ps->open = at;
     nd->body = parse_body(ps, ends, &which);
     if (ps->failed)
         return NULL;
@@ -1201,6 +1217,7 @@ static ch_node *parse_if(parser *ps, tok *at)
         static const char *const ends2[] = {"endif", NULL};
         if (expect_end(ps))
             return NULL;
+        ps->open = at;
         nd->orelse = parse_body(ps, ends2, &which);
         if (ps->failed)
             return NULL;
@@ -1246,6 +1263,7 @@ static ch_node *parse_for(parser *ps, tok *at)
     }
     if (expect_end(ps))
         return NULL;
+    ps->open = at;
     nd->body = parse_body(ps, ends, &which);
     if (ps->failed)
         return NULL;
@@ -1253,6 +1271,7 @@ static ch_node *parse_for(parser *ps, tok *at)
         static const char *const ends2[] = {"endfor", NULL};
         if (expect_end(ps))
             return NULL;
+        ps->open = at;
         nd->orelse = parse_body(ps, ends2, &which);
         if (ps->failed)
             return NULL;
@@ -1301,6 +1320,7 @@ static ch_node *parse_set(parser *ps, tok *at)
     nd->k = N_SETBLK;
     if (expect_end(ps))
         return NULL;
+    ps->open = at;
     nd->body = parse_body(ps, ends, &which);
     if (ps->failed || expect_end(ps))
         return NULL;
@@ -1340,6 +1360,7 @@ static ch_node *parse_macro(parser *ps, tok *at)
     ps->p++;
     if (expect_end(ps))
         return NULL;
+    ps->open = at;
     nd->body = parse_body(ps, ends, &which);
     if (ps->failed)
         return NULL;
@@ -1371,6 +1392,7 @@ static ch_node *parse_filter_block(parser *ps, tok *at)
     nd->a = chain;
     if (expect_end(ps))
         return NULL;
+    ps->open = at;
     nd->body = parse_body(ps, ends, &which);
     if (ps->failed || expect_end(ps))
         return NULL;
@@ -1408,6 +1430,7 @@ static ch_node *parse_statement(parser *ps)
         ch_node *nd = node(ps, N_BLOCK, at);
         if (!nd || expect_end(ps))
             return NULL;
+        ps->open = at;
         nd->body = parse_body(ps, name[0] == 'g' ? gen : raw, &which);
         return ps->failed || expect_end(ps) ? NULL : nd;
     }
@@ -1427,15 +1450,21 @@ static ch_node *parse_statement(parser *ps)
 static ch_node *parse_body(parser *ps, const char *const *ends, const char **which)
 {
     ch_node *head = NULL, **tail = &head;
-    tok *start = cur(ps);
+    tok *opener = ps->open;
 
     for (;;) {
         tok *t = cur(ps);
         ch_node *nd = NULL;
         if (t->k == T_EOF) {
             if (ends) {
-                perr(ps, start->line, start->col, "unexpected end of template, expected '%s'",
-                     ends[0]);
+                const char *last = ends[0];
+                for (int q = 0; ends[q]; q++)
+                    last = ends[q];
+                perr(ps, t->line, t->col,
+                     "unexpected end of template, expected '%s' to close '%s' (line %d, "
+                     "column %d)",
+                     last, opener ? opener->s : "?", opener ? opener->line : 0,
+                     opener ? opener->col : 0);
                 return NULL;
             }
             return head;
