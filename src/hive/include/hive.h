@@ -48,6 +48,7 @@ typedef struct hive_config {
     int worker_threads;        /* > 0: --threads (else the worker's default: physical cores) */
     int worker_ctx;            /* > 0: --ctx (else the model's context length) */
     const char *models_dirs;   /* more folders file: references may name, ':'-separated; NULL */
+    int relay_queue; /* OpenAI requests that may wait for a slot of a full model; default 16 */
 } hive_config;
 
 /* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides
