@@ -21,7 +21,7 @@
 
 typedef struct env {
     rbt_hive h;
-    char model[4300]; /* "file:<home>/model.gguf" */
+    char model[4300]; /* "file:<home>/models/model.gguf" */
     char scenario[256];
 } env;
 
@@ -42,7 +42,10 @@ static void env_start(env *e, const char *scenario, const char *const *args, con
 
     memset(e, 0, sizeof(*e));
     rbt_hive_init(&e->h);
-    snprintf(path, sizeof path, "%s/model.gguf", e->h.home);
+    /* in $RBEE_HOME/models: the hive's own folder that file: references may name */
+    snprintf(path, sizeof path, "%s/models", e->h.home);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    snprintf(path, sizeof path, "%s/models/model.gguf", e->h.home);
     rbt_write_fake_gguf(path, 4096);
     snprintf(e->model, sizeof e->model, "file:%s", path);
     if (scenario) {
