@@ -421,6 +421,16 @@ rb_err eng_session_step(eng_session *s, eng_step *out)
     int32_t tok = eng_sampler_sample(&s->sampler, s->logits);
     eng_sampler_accept(&s->sampler, tok);
     out->token = tok;
+    if (s->sampler.p.logprobs) {
+        out->n_top = s->sampler.p.top_logprobs;
+        if (out->n_top > ENG_MAX_TOP_LOGPROBS)
+            out->n_top = ENG_MAX_TOP_LOGPROBS;
+        if (out->n_top < 0)
+            out->n_top = 0;
+        out->logprob = eng_logprobs(s->logits, s->m->hp.n_vocab, tok, out->n_top, out->top);
+        if (out->n_top > s->m->hp.n_vocab)
+            out->n_top = s->m->hp.n_vocab;
+    }
     s->timings.decode_ms += (double)(rb_now_us() - t0) / 1000.0;
     s->timings.decode_tokens++;
     s->n_generated++;
@@ -446,7 +456,32 @@ rb_err eng_session_step(eng_session *s, eng_step *out)
 rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int add_bos,
                           int32_t **ids, size_t *n)
 {
-    unsigned flags = add_bos && eng_tokenizer_add_bos(m->tok) ? ENG_TOK_ADD_BOS : 0;
+    return eng_model_tokenize_ex(m, text, len, add_bos ? ENG_MODEL_TOK_ADD_BOS : 0, ids, n);
+}
+
+char *eng_model_chat_template(const eng_model *m)
+{
+    int64_t i = eng_gguf_find_key(m->gguf, "tokenizer.chat_template");
+    eng_gguf_str v;
+    char *out;
+
+    if (i < 0 || eng_gguf_get_str(m->gguf, i, &v) != RB_OK)
+        return NULL;
+    out = malloc((size_t)v.len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, v.p, (size_t)v.len);
+    out[v.len] = 0;
+    return out;
+}
+
+rb_err eng_model_tokenize_ex(const eng_model *m, const char *text, size_t len, unsigned mflags,
+                             int32_t **ids, size_t *n)
+{
+    unsigned flags =
+        (mflags & ENG_MODEL_TOK_ADD_BOS) && eng_tokenizer_add_bos(m->tok) ? ENG_TOK_ADD_BOS : 0;
+    if (mflags & ENG_MODEL_TOK_SPECIAL)
+        flags |= ENG_TOK_PARSE_SPECIAL;
     size_t cap = len + 8, need = 0;
     int32_t *p = malloc(cap * sizeof(*p));
     rb_err rc;

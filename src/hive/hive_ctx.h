@@ -22,6 +22,7 @@ typedef struct hive_downloads hive_downloads;
 typedef struct hive_spawner hive_spawner;
 typedef struct hive_monitor hive_monitor;
 typedef struct hive_stopper hive_stopper;
+typedef struct hive_relays hive_relays;
 
 /* Counters exported by GET /metrics. */
 typedef struct hive_metrics {
@@ -54,6 +55,7 @@ typedef struct hive {
     hive_spawner *sp;
     hive_monitor *mon;
     hive_stopper *stopper;
+    hive_relays *relays; /* the OpenAI routes (relay.c) */
     rb_http_server *srv;
     hive_metrics m;
 } hive;

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct rb_http_reply {
     size_t body_len;
     char content_type[64];
     rb_chan *sse; /* owned reference */
+    int raw;      /* sse is a raw body stream (rb_http_reply_stream) */
     reply_header headers[MAX_HEADERS];
     int nheaders;
     void (*on_complete)(void *user);
@@ -138,6 +140,7 @@ static void reply_clear(rb_http_reply *rep)
     rep->body_len = 0;
     rb_chan_unref(rep->sse);
     rep->sse = NULL;
+    rep->raw = 0;
 }
 
 void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type, const char *text)
@@ -177,6 +180,39 @@ void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch)
     rep->sse = ch;
 }
 
+void rb_http_reply_stream(rb_http_reply *rep, int status, const char *content_type, rb_chan *ch)
+{
+    reply_clear(rep);
+    rep->set = 1;
+    rep->status = status;
+    rb_chan_ref(ch);
+    rep->sse = ch;
+    rep->raw = 1;
+    snprintf(rep->content_type, sizeof rep->content_type, "%s",
+             content_type ? content_type : "application/octet-stream");
+}
+
+int rb_http_req_client_gone(rb_http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct pollfd p;
+    char c;
+    ssize_t r;
+
+    if (!ci || ci->connect_fd < 0)
+        return 0;
+    p.fd = ci->connect_fd;
+    p.events = POLLIN | POLLRDHUP;
+    p.revents = 0;
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+        return 1;
+    r = recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user)
 {
     rep->on_complete = fn;
@@ -214,8 +250,12 @@ static enum MHD_Result send_reply(rb_http_server *srv, struct MHD_Connection *co
     if (rep->sse) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1);
-        if (r) {
+        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1, rep->raw);
+        if (r && rep->raw) {
+            MHD_add_response_header(r, "Content-Type", rep->content_type);
+            MHD_add_response_header(r, "Cache-Control", "no-cache");
+            MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        } else if (r) {
             MHD_add_response_header(r, "Content-Type", "text/event-stream");
             MHD_add_response_header(r, "Cache-Control", "no-cache");
             MHD_add_response_header(r, "X-Accel-Buffering", "no");

@@ -4,7 +4,7 @@
  *     rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]
  *                      [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]
  *                      [--worker-binary PATH] [--worker-slots N] [--worker-threads N]
- *                      [--worker-ctx N] [--worker-kv-type f16|q8_0|f32]
+ *                      [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]
  *                      [--models-dir DIR[:DIR...]]
  *     rbee-hive detect [--json]
  *     rbee-hive --version
@@ -27,7 +27,7 @@ static const char usage_text[] =
     "usage: rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]\n"
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
     "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
-    "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32]\n"
+    "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]\n"
     "                        [--models-dir DIR[:DIR...]]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
@@ -83,6 +83,7 @@ static int run_daemon(int argc, char **argv)
         {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 0, 1 << 20},
         {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type},
         {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
+        {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096},
     };
     int elems, bytes;
 
