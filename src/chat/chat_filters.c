@@ -703,6 +703,14 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
     ch_val *x = nargs > 0 ? args[0] : NULL;
     long long n;
 
+    static const char *const unary[] = {"defined",  "undefined", "none",   "string",   "mapping",
+                                        "iterable", "sequence",  "number", "integer",  "float",
+                                        "boolean",  "true",      "false",  "callable", "odd",
+                                        "even",     "lower",     "upper",  NULL};
+    if (nargs > 0 && in_table(unary, name)) {
+        ch_fail(c, nd, "test '%s' takes no argument", name);
+        return -1;
+    }
     if (!strcmp(name, "defined"))
         return v->k != V_UNDEF;
     if (!strcmp(name, "undefined"))

@@ -315,7 +315,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
         } else if (isdigit(ch)) {
             size_t j = i;
             int isf = 0;
-            while (j < ps->len && (isdigit((unsigned char)ps->src[j]) || ps->src[j] == '_'))
+            /* Python's digits: an underscore only between two digits */
+            while (j < ps->len &&
+                   (isdigit((unsigned char)ps->src[j]) || (ps->src[j] == '_' && j + 1 < ps->len &&
+                                                           isdigit((unsigned char)ps->src[j + 1]))))
                 j++;
             if (j + 1 < ps->len && ps->src[j] == '.' && isdigit((unsigned char)ps->src[j + 1])) {
                 isf = 1;
@@ -343,6 +346,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
             tok *t = push(ps, isf ? T_FLOAT : T_INT, i);
             if (!t)
                 return -1;
+            if (!isf && num[0] == '0' && strspn(num, "0") != strlen(num)) {
+                perr(ps, t->line, t->col, "leading zeros in integer literals are not permitted");
+                return -1;
+            }
             if (isf)
                 t->f = strtod(num, NULL);
             else
@@ -364,7 +371,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
                 }
             if (!t->op[0]) {
                 if (!strchr("+-*/%~<>=()[]{},.:|", ch)) {
-                    perr(ps, t->line, t->col, "unexpected character '%c'", ch);
+                    int cl = 1; /* the whole character, not its first byte */
+                    while ((size_t)cl < left && cl < 4 && ((unsigned char)s[cl] & 0xC0) == 0x80)
+                        cl++;
+                    perr(ps, t->line, t->col, "unexpected character '%.*s'", cl, s);
                     return -1;
                 }
                 t->op[0] = (char)ch;

@@ -466,7 +466,7 @@ static int repr(rb_buf *b, const ch_val *v)
     case V_STR:
         return str_repr(b, v->u.s.s, v->u.s.n);
     case V_UNDEF:
-        return 0;
+        return rb_buf_appends(b, "Undefined") ? -1 : 0; /* jinja2's repr */
     case V_LIST:
         if (rb_buf_appends(b, v->u.l.tuple ? "(" : "["))
             return -1;

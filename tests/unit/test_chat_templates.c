@@ -257,6 +257,7 @@ START_TEST(test_chat_templates__undefined_values_print_nothing_and_are_false_but
            "[] False y");
     expect("{{ nothing | length }} {{ nothing | default('d') }} {{ 'a' in nothing }}", "0 d False");
     expect("{{ none.attr is defined }} {{ nothing == nothing }}", "False True");
+    expect("{{ [nothing, 1] }}", "[Undefined, 1]");
     expect_error("{{ undefined_thing.attr }}", RB_EINVAL, "'undefined_thing' is undefined");
     expect_error("{{ 'x' + nothing }}", RB_EINVAL, "line 1, column 8: 'nothing' is undefined");
     expect_error("{{ messages[0].nope.deeper }}", RB_EINVAL,
@@ -279,6 +280,7 @@ START_TEST(test_chat_templates__tests_classify_values)
            "{{ none is sameas none }} {{ [] is sameas [] }}",
            "True True True True True False");
     expect_error("{{ 1 is frobnicated }}", RB_EINVAL, "test 'frobnicated' is not supported");
+    expect_error("{{ 3 is odd 1 }}", RB_EINVAL, "test 'odd' takes no argument");
 }
 END_TEST
 
