@@ -114,11 +114,8 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         ch_undef_error(c, nd, obj);
         return NULL;
     }
-    if (obj->k == V_DICT || obj->k == V_NS) {
-        ch_val *v = ch_dict_get(obj, name);
-        if (v)
-            return v;
-    }
+    /* jinja2's obj.name looks for an attribute first (dict.items is the method even when the
+     * dict has an "items" key), then for an item; obj['name'] the other way round. */
     if (ch_has_method(obj, name)) {
         ch_val *f = ch_new(c, V_FUNC);
         if (!f)
@@ -126,6 +123,11 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         f->u.fn.name = name;
         f->u.fn.self = obj;
         return f;
+    }
+    if (obj->k == V_DICT || obj->k == V_NS) {
+        ch_val *v = ch_dict_get(obj, name);
+        if (v)
+            return v;
     }
     return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), name);
 }
@@ -238,6 +240,11 @@ ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
     if (key->k == V_STR) {
         if (memchr(key->u.s.s, '\0', key->u.s.n))
             return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), "?");
+        if (obj->k == V_DICT || obj->k == V_NS) {
+            ch_val *v = ch_dict_get(obj, key->u.s.s);
+            if (v)
+                return v;
+        }
         return ch_getattr(c, nd, obj, key->u.s.s);
     }
     if (obj->k == V_DICT)
@@ -617,8 +624,7 @@ ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
             ch_val *obj = ch_eval(c, f, e->a->a);
             if (!obj)
                 return NULL;
-            if (!((obj->k == V_DICT || obj->k == V_NS) && ch_dict_get(obj, e->a->name)) &&
-                ch_has_method(obj, e->a->name)) {
+            if (ch_has_method(obj, e->a->name)) {
                 if (eval_args(c, f, e, &args, &kwv))
                     return NULL;
                 return ch_call_method(c, e, obj, e->a->name, args, e->nlist, e->kwname, kwv,

@@ -248,6 +248,8 @@ START_TEST(test_chat_templates__attributes_subscripts_and_slices_reach_into_valu
     expect("{{ messages[1:] | length }} {{ (messages[::-1] | first).role }} {{ messages.0.role }}",
            "2 assistant system");
     expect("{% set d = {'a': {'b': 1}} %}{{ d.a.b }} {{ d['a']['b'] }}", "1 1");
+    /* obj.name finds the method first, obj['name'] the key first, as jinja2 does */
+    expect("{% set d = {'items': 1} %}{{ d['items'] }} {{ d.items() | list }}", "1 [('items', 1)]");
 }
 END_TEST
 
