@@ -74,8 +74,8 @@ Feature: Chat templates
     Then each call returns its own text
 
   Scenario: Arithmetic follows Python and Jinja precedence
-    When "-7 // 2", "-7 % 3", "7 / 2" and "'a' + x | upper" are rendered
-    Then they give -4, 2, 3.5 and the filter binds before +
+    When "-7 // 2", "-7 % 3", "7 / 2", "'a' + x | upper" and "'%5d' % 42" are rendered
+    Then they give -4, 2, 3.5, the filter binding before +, and Python's printf formatting
 
   Scenario: Comparisons, membership, logic and inline if
     When ==, <, chained <, in, not in, and, or, not and x if c else y are rendered
@@ -105,7 +105,7 @@ Feature: Chat templates
 
   Scenario: Sequence filters pick, map and order items
     When first, last, list, map, select, reject, selectattr, rejectattr, items, unique,
-      sort, reverse, join, batch, sum and max are applied
+      sort, dictsort, reverse, join, batch, sum and max are applied
     Then each gives jinja2's result
 
   Scenario: String and dict methods work as in Python
@@ -132,7 +132,7 @@ Feature: Chat templates
     Then rendering fails with "line 2, column 10: can only concatenate str (not "int") to str"
 
   Scenario: Unsupported constructs fail by name
-    When a template uses include, call, a recursive loop, % formatting or the dictsort filter
+    When a template uses include, call, a recursive loop, %c formatting or the wordwrap filter
     Then it fails saying that construct is not supported
 
   Scenario: Chat_apply renders ChatML when the model has no template

@@ -421,6 +421,8 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         memcpy(o + x->u.s.n, y->u.s.s, y->u.s.n);
         return ch_str_own(c, o, x->u.s.n + y->u.s.n);
     }
+    if (op == CH_OP_MOD && a->k == V_STR) /* str % args: formatting, even of undefined */
+        return ch_percent_format(c, nd, a, b);
     if (a->k == V_UNDEF)
         return ch_undef_error(c, nd, a), NULL;
     if (b->k == V_UNDEF)
@@ -510,8 +512,6 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         return repeat(c, nd, a, ival(b));
     if (op == CH_OP_MUL && (b->k == V_STR || b->k == V_LIST) && (a->k == V_INT || a->k == V_BOOL))
         return repeat(c, nd, b, ival(a));
-    if (op == CH_OP_MOD && a->k == V_STR)
-        return ch_fail(c, nd, "string formatting with '%%' is not supported");
     if (op == CH_OP_ADD && a->k == V_STR)
         return ch_fail(c, nd, "can only concatenate str (not \"%s\") to str", ch_kind_name(b));
     return ch_fail(c, nd, "unsupported operand type(s) for %s: '%s' and '%s'", opname(op),

@@ -208,7 +208,13 @@ size_t ch_utf8_len(const char *s, size_t n); /* code points */
 size_t ch_utf8_off(const char *s, size_t n, size_t i);
 int ch_is_space_at(const char *s, size_t n, size_t i, size_t *len); /* Python isspace */
 
+/* repr(v) appended to b (strings quoted); 0 or -1 (out of memory) */
+int ch_repr(rb_buf *b, const ch_val *v);
+
 /* chat_filters.c */
+/* Python's fmt % arg (arg a tuple for several values): %s %r %d %i %u %x %X %o %e %f %g, the
+ * flags - + space 0, width and precision; anything else fails by name. */
+ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_val *arg);
 ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int nargs,
                   const char **kwn, ch_val **kwv, int nkw);
 int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **args,

@@ -490,6 +490,11 @@ static int repr(rb_buf *b, const ch_val *v)
     }
 }
 
+int ch_repr(rb_buf *b, const ch_val *v)
+{
+    return repr(b, v);
+}
+
 int ch_to_str(rb_buf *b, const ch_val *v)
 {
     switch (v->k) {

@@ -218,6 +218,11 @@ START_TEST(test_chat_templates__arithmetic_follows_python_and_jinja_precedence)
            "{{ true + 1 }}",
            "[1, 2, 3] ab 1.5 2.0 0.5 2");
     expect("{{ 'a' + 'x' | upper }} {{ -2 | abs }} {{ 0.1 + 0.2 }}", "aX 2 0.30000000000000004");
+    expect("{{ '%s|%r|%5d|%-3s|%05.1f|%x|%%' % ('Ã©', 'a', 42, 'b', 2.25, 255) }} "
+           "{{ '%s' % [1] }} {{ '%d items' % 3 }}",
+           "Ã©|'a'|   42|b  |002.2|ff|% [1] 3 items");
+    expect_error("{{ '%s %s' % 1 }}", RB_EINVAL, "not enough arguments for format string");
+    expect_error("{{ 'abc' % 5 }}", RB_EINVAL, "not all arguments converted");
     expect_error("{{ 1 / 0 }}", RB_EINVAL, "line 1, column 6: division by zero");
     expect_error("{{ 9223372036854775807 + 1 }}", RB_EINVAL, "integer overflow");
 }
@@ -339,6 +344,9 @@ START_TEST(test_chat_templates__sequence_filters_pick_map_and_order_items)
     expect("{{ messages | selectattr('role', 'in', ['user', 'system']) | map(attribute='role') | "
            "join(',') }} {{ [1,2,3] | sum }} {{ [1,3,2] | max }}",
            "system,user 6 3");
+    expect("{{ {'b': 1, 'A': 3, 'a': 2} | dictsort }} {{ {'b': 1, 'a': 2} | dictsort(by='value') "
+           "}}",
+           "[('A', 3), ('a', 2), ('b', 1)] [('b', 1), ('a', 2)]");
     expect_error("{{ [1,2] | nosuchfilter }}", RB_EINVAL, "filter 'nosuchfilter' is not supported");
 }
 END_TEST
@@ -445,8 +453,8 @@ START_TEST(test_chat_templates__unsupported_constructs_fail_by_name)
                          RB_EFORMAT);
         ck_assert_msg(strstr(err, parse_cases[i].want), "%s: %s", parse_cases[i].src, err);
     }
-    expect_error("{{ '%s' % 1 }}", RB_EINVAL, "string formatting with '%' is not supported");
-    expect_error("{{ x | dictsort }}", RB_EINVAL, "filter 'dictsort' is not supported");
+    expect_error("{{ '%c' % 65 }}", RB_EINVAL, "%c in % formatting is not supported");
+    expect_error("{{ 'x' | wordwrap(3) }}", RB_EINVAL, "filter 'wordwrap' is not supported");
     expect_error("{{ {'a': 1} | tojson(sort_keys=true) }}", RB_EINVAL,
                  "tojson(sort_keys=true) is not supported");
     expect_error("{{ cycler(1) }}", RB_EINVAL, "'cycler' is undefined");
