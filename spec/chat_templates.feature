@@ -135,6 +135,12 @@ Feature: Chat templates
     When a template uses include, call, a recursive loop, %c formatting or the wordwrap filter
     Then it fails saying that construct is not supported
 
+  Scenario: Templates that nest or loop without bound fail with a limit
+    When a template nests expressions, blocks or values without end, loops 10^10 times, sorts
+      100000 items or builds a string of 100 MB
+    Then it fails quickly naming the limit (parse nesting 200, evaluation depth 500, value
+      nesting 256, 50 million steps, 256 MiB of memory, 64 MiB of output), never by crashing
+
   Scenario: Chat_apply renders ChatML when the model has no template
     When chat_apply gets no template
     Then the prompt is <|im_start|>role\ncontent<|im_end|>\n per message and the assistant header

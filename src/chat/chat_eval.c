@@ -45,13 +45,7 @@ ch_val *ch_fail(ch_ctx *c, const ch_node *nd, const char *fmt, ...)
 
 static ch_val *nomem(ch_ctx *c)
 {
-    if (!c->rc) {
-        c->rc = RB_ENOMEM;
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    } else if (c->rc == RB_ENOMEM && c->err && c->errlen && !c->err[0]) {
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    }
-    return NULL;
+    return ch_nomem(c);
 }
 
 int ch_undef_error(ch_ctx *c, const ch_node *nd, const ch_val *v)
@@ -534,6 +528,8 @@ static int contains(ch_ctx *c, const ch_node *nd, ch_val *item, ch_val *seq)
             return 1;
         return memmem(seq->u.s.s, seq->u.s.n, item->u.s.s, item->u.s.n) != NULL;
     case V_LIST:
+        if (ch_steps(c, nd, (long long)seq->u.l.n))
+            return -1;
         for (size_t i = 0; i < seq->u.l.n; i++)
             if (ch_equal(item, seq->u.l.v[i]))
                 return 1;
@@ -589,12 +585,33 @@ static ch_val *cmpop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
     }
 }
 
+int ch_steps(ch_ctx *c, const ch_node *nd, long long n)
+{
+    c->steps += n;
+    if (c->steps <= CH_MAX_STEPS)
+        return 0;
+    ch_fail(c, nd, "the template ran over %lld steps", (long long)CH_MAX_STEPS);
+    return -1;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e);
+
 ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
+{
+    if (c->rc || ch_steps(c, e, 1))
+        return NULL;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH)
+        return ch_fail(c, e, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+    c->eval_depth++;
+    ch_val *v = eval(c, f, e);
+    c->eval_depth--;
+    return v;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e)
 {
     ch_val *a, *b, **args, **kwv;
 
-    if (c->rc)
-        return NULL;
     switch (e->k) {
     case E_LIT:
         return e->lit;
@@ -801,6 +818,8 @@ static int exec_for(ch_ctx *c, ch_frame *f, const ch_node *nd)
     }
     size_t n = items->u.l.n;
     for (size_t i = 0; i < n; i++) {
+        if (ch_steps(c, nd, 1))
+            return ST_ERR;
         ch_frame *lf = frame_new(c, f);
         ch_val *loop = ch_dict(c, V_DICT);
         if (!lf || !loop)
@@ -846,9 +865,27 @@ static ch_val *apply_filter_chain(ch_ctx *c, ch_frame *f, const ch_node *chain, 
     return ch_filter(c, chain, v, args, chain->nlist, chain->kwname, kwv, chain->nkw);
 }
 
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st);
+
 static int exec_list(ch_ctx *c, ch_frame *f, const ch_node *st)
 {
+    if (!st)
+        return ST_OK;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH) {
+        ch_fail(c, st, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+        return ST_ERR;
+    }
+    c->eval_depth++;
+    int r = exec_stmts(c, f, st);
+    c->eval_depth--;
+    return r;
+}
+
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st)
+{
     for (; st; st = st->next) {
+        if (ch_steps(c, st, 1))
+            return ST_ERR;
         ch_val *v;
         int r;
         switch (st->k) {
@@ -998,6 +1035,8 @@ rb_err ch_render(const chat_template *t, const json_t *messages, const chat_rend
         else if (st < 0 && !c.rc)
             nomem(&c);
     }
+    if (c.rc && (!err || !errlen || !err[0]))
+        ch_nomem(&c); /* an allocation failed deep down: say so */
     rb_err rc = c.rc;
     if (raised)
         *raised = c.raised;

@@ -65,9 +65,7 @@ static int check_args(ch_ctx *c, const ch_node *nd, const char *what, const char
 
 static ch_val *oom(ch_ctx *c)
 {
-    if (!c->rc)
-        c->rc = rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering");
-    return NULL;
+    return ch_nomem(c);
 }
 
 static int need_str(ch_ctx *c, const ch_node *nd, const ch_val *v, const char *what)
@@ -1096,6 +1094,8 @@ static ch_val *select_items(ch_ctx *c, const ch_node *nd, ch_val *v, const argv_
 static int sort_cmp(ch_ctx *c, const ch_node *nd, ch_val *x, ch_val *y, const ch_val *attr, int cs,
                     int *out)
 {
+    if (ch_steps(c, nd, 1))
+        return -1;
     if (attr && (!(x = attr_path(c, nd, x, attr)) || !(y = attr_path(c, nd, y, attr))))
         return -1;
     if (!cs && (!(x = lowered(c, x)) || !(y = lowered(c, y))))
@@ -1452,6 +1452,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             if (!(cs && ch_truthy(cs)) && !(key = lowered(c, key)))
                 return oom(c);
             int dup = 0;
+            if (ch_steps(c, nd, (long long)seen->u.l.n))
+                return NULL;
             for (size_t k = 0; k < seen->u.l.n && !dup; k++)
                 dup = ch_equal(seen->u.l.v[k], key);
             if (!dup && (ch_list_push(c, seen, key) || ch_list_push(c, r, l->u.l.v[i])))

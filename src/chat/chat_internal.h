@@ -24,6 +24,7 @@ typedef struct ch_arena {
     ch_block *head;
     size_t used; /* bytes handed out over all blocks */
     size_t max;  /* ch_alloc fails past this */
+    int over;    /* an allocation was refused because of max */
 } ch_arena;
 void *ch_alloc(ch_arena *a, size_t n); /* zeroed; NULL when out of memory or past max */
 char *ch_strndup(ch_arena *a, const char *s, size_t n);
@@ -72,7 +73,15 @@ struct ch_val {
         } fn;
     } u;
     const char *hint; /* V_UNDEF: the name that was looked up (for messages) */
+    int depth;        /* containers: 1 + the deepest element (CH_MAX_NEST at most) */
 };
+
+/* Limits that keep a hostile template from exhausting the stack or the CPU: value nesting,
+ * evaluation depth (expressions, blocks and macro calls together), and the number of steps
+ * (expression evaluations, statements, loop iterations, comparisons) of one render. */
+#define CH_MAX_NEST 256
+#define CH_MAX_EVAL_DEPTH 500
+#define CH_MAX_STEPS 50000000LL
 
 /* ---- syntax tree ---- */
 typedef enum ch_nkind {
@@ -170,13 +179,20 @@ typedef struct ch_ctx {
     char *err;
     size_t errlen;
     rb_err rc;
-    int depth;  /* macro call depth */
+    int depth;      /* macro call depth */
+    int eval_depth; /* ch_eval and statement-list nesting */
+    long long steps;
     int raised; /* the error came from raise_exception() */
 } ch_ctx;
 
 /* Sets the error at node nd ("line L, column C: ...") once; returns NULL. */
 ch_val *ch_fail(ch_ctx *c, const ch_node *nd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Sets the out-of-memory error (or the memory-limit one) unless an error is set; NULL. */
+ch_val *ch_nomem(ch_ctx *c);
+/* Counts n steps; -1 (and the error set) past CH_MAX_STEPS. */
+int ch_steps(ch_ctx *c, const ch_node *nd, long long n);
 
 /* chat_value.c */
 extern ch_val ch_undef, ch_none, ch_true, ch_false;

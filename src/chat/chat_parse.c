@@ -22,6 +22,8 @@
 
 #include "chat_internal.h"
 
+#define CH_MAX_PARSE_DEPTH 200
+
 typedef enum tkind {
     T_TEXT,
     T_VAR,     /* {{ */
@@ -58,6 +60,7 @@ typedef struct parser {
     size_t nt, cap;
     size_t p;  /* current token */
     tok *open; /* the tag whose body parse_body() reads next (for messages) */
+    int depth; /* nesting of the recursive rules below, CH_MAX_PARSE_DEPTH at most */
     ch_arena *a;
     char *err;
     size_t errlen;
@@ -1013,7 +1016,20 @@ static ch_node *parse_filter_expr(parser *ps, ch_node *e)
     return e;
 }
 
+static ch_node *parse_unary_(parser *ps, int with_filter);
 static ch_node *parse_unary(parser *ps, int with_filter)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_unary_(ps, with_filter);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_unary_(parser *ps, int with_filter)
 {
     tok *t = cur(ps);
     ch_node *e;
@@ -1127,7 +1143,20 @@ static ch_node *parse_compare(parser *ps)
     return e;
 }
 
+static ch_node *parse_not_(parser *ps);
 static ch_node *parse_not(parser *ps)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_not_(ps);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_not_(parser *ps)
 {
     if (is_name(ps, "not")) {
         tok *t = cur(ps);
@@ -1163,7 +1192,20 @@ static ch_node *parse_or(parser *ps)
     return e;
 }
 
+static ch_node *parse_expr_(parser *ps, int with_cond);
 static ch_node *parse_expr(parser *ps, int with_cond)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_expr_(ps, with_cond);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_expr_(parser *ps, int with_cond)
 {
     ch_node *e = parse_or(ps);
     while (with_cond && e && is_name(ps, "if")) {
@@ -1409,7 +1451,20 @@ static ch_node *parse_filter_block(parser *ps, tok *at)
     return nd;
 }
 
+static ch_node *parse_statement_(parser *ps);
 static ch_node *parse_statement(parser *ps)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_statement_(ps);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_statement_(parser *ps)
 {
     tok *at = cur(ps);
     const char *which;

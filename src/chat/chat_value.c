@@ -29,8 +29,10 @@ void *ch_alloc(ch_arena *a, size_t n)
     n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
     if (n == 0)
         n = alignof(max_align_t);
-    if (a->max && a->used + n > a->max)
+    if (a->max && a->used + n > a->max) {
+        a->over = 1;
         return NULL;
+    }
     if (!a->head || a->head->size - a->head->used < n) {
         size_t size = n > CH_BLOCK / 4 ? n : CH_BLOCK;
         ch_block *b = malloc(sizeof(*b) + size);
@@ -77,6 +79,20 @@ void ch_arena_release(ch_arena *a)
     }
     a->head = NULL;
     a->used = 0;
+}
+
+ch_val *ch_nomem(ch_ctx *c)
+{
+    if (c->rc && c->rc != RB_ENOMEM)
+        return NULL;
+    if (c->rc && c->err && c->errlen && c->err[0])
+        return NULL;
+    if (c->arena.over)
+        c->rc = rb_errf(c->err, c->errlen, RB_ETOOBIG,
+                        "the template needs more than %zu MiB of memory", c->arena.max >> 20);
+    else
+        c->rc = rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
+    return NULL;
 }
 
 ch_val ch_undef = {.k = V_UNDEF};
@@ -160,8 +176,24 @@ ch_val *ch_dict(ch_ctx *c, ch_kind k)
     return ch_new(c, k);
 }
 
+/* The depth a container gets from holding v; -1 (error set) past CH_MAX_NEST. */
+static int nest(ch_ctx *c, ch_val *container, const ch_val *v)
+{
+    if (v->depth + 1 > CH_MAX_NEST) {
+        if (!c->rc)
+            c->rc =
+                rb_errf(c->err, c->errlen, RB_EINVAL, "values nested deeper than %d", CH_MAX_NEST);
+        return -1;
+    }
+    if (v->depth + 1 > container->depth)
+        container->depth = v->depth + 1;
+    return 0;
+}
+
 int ch_list_push(ch_ctx *c, ch_val *l, ch_val *v)
 {
+    if (nest(c, l, v))
+        return -1;
     if (l->u.l.n == l->u.l.cap) {
         size_t cap = l->u.l.cap ? l->u.l.cap * 2 : 8;
         ch_val **nv = ch_alloc(&c->arena, cap * sizeof(*nv));
@@ -188,6 +220,8 @@ ch_val *ch_dict_get(const ch_val *d, const char *key)
 
 int ch_dict_set(ch_ctx *c, ch_val *d, const char *key, ch_val *v)
 {
+    if (nest(c, d, v))
+        return -1;
     for (size_t i = 0; i < d->u.d.n; i++)
         if (strcmp(d->u.d.key[i], key) == 0) {
             d->u.d.v[i] = v;

@@ -461,6 +461,41 @@ START_TEST(test_chat_templates__unsupported_constructs_fail_by_name)
 }
 END_TEST
 
+/* Builds prefix + count * unit + suffix (caller frees). */
+static char *repeat_text(const char *prefix, const char *unit, int count, const char *suffix)
+{
+    size_t n = strlen(prefix) + strlen(unit) * (size_t)count + strlen(suffix) + 1;
+    char *s = malloc(n), *p = s;
+    ck_assert_ptr_nonnull(s);
+    p += sprintf(p, "%s", prefix);
+    for (int i = 0; i < count; i++)
+        p += sprintf(p, "%s", unit);
+    sprintf(p, "%s", suffix);
+    return s;
+}
+
+START_TEST(test_chat_templates__templates_that_nest_or_loop_without_bound_fail_with_a_limit)
+{
+    char *src = repeat_text("{{ ", "not ", 100000, "1 }}");
+    expect_error(src, RB_EFORMAT, "nested deeper than 200");
+    free(src);
+    src = repeat_text("{{ ", "1 + ", 100000, "1 }}");
+    expect_error(src, RB_EINVAL, "expressions and blocks nested deeper than 500");
+    free(src);
+    src = repeat_text("{{ ", "(", 70, "1 }}");
+    expect_error(src, RB_EFORMAT, "brackets nested too deep");
+    free(src);
+    expect_error("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}"
+                 "{% endfor %}",
+                 RB_EINVAL, "values nested deeper than 256");
+    expect_error("{{ range(100000) | reverse | sort | length }}", RB_EINVAL,
+                 "the template ran over 50000000 steps");
+    expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                 RB_ETOOBIG, "the template needs more than 256 MiB of memory");
+    expect_error("{{ 'x' * 100000000 }}", RB_EINVAL, "string repetition over the output limit");
+}
+END_TEST
+
 static rb_err apply(const char *src, const char *messages, const char *bos, char **out, char *err,
                     size_t errlen)
 {
@@ -630,6 +665,8 @@ int main(void)
     tcase_add_test(tc, test_chat_templates__syntax_errors_name_the_line_and_column);
     tcase_add_test(tc, test_chat_templates__runtime_errors_name_the_line_and_column);
     tcase_add_test(tc, test_chat_templates__unsupported_constructs_fail_by_name);
+    tcase_add_test(
+        tc, test_chat_templates__templates_that_nest_or_loop_without_bound_fail_with_a_limit);
 
     tc = rbt_tcase(s, "apply", 30);
     tcase_add_test(tc,
@@ -641,5 +678,5 @@ int main(void)
     tcase_add_test(tc, test_chat_templates__messages_that_are_not_a_json_array_are_refused);
     tcase_add_test(tc,
                    test_chat_templates__one_parsed_template_renders_from_several_threads_at_once);
-    return rbt_run_counted(s, 32);
+    return rbt_run_counted(s, 33);
 }
