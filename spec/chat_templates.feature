@@ -97,6 +97,7 @@ Feature: Chat templates
   Scenario: Tojson renders as json.dumps with ensure_ascii false
     When a dict with non-ASCII text is passed through tojson and tojson(indent=2)
     Then the text is json.dumps' with ", " and ": " separators and the characters as they are
+    And separators, sort_keys and ensure_ascii=true work as json.dumps' do
 
   Scenario: String filters transform text
     When trim, default, upper, lower, title, capitalize, replace, indent, int, float,
@@ -109,8 +110,8 @@ Feature: Chat templates
     Then each gives jinja2's result
 
   Scenario: String and dict methods work as in Python
-    When strip, split, startswith, endswith, upper, lower, title, replace, get, keys,
-      values and items are called
+    When strip, split, splitlines, startswith, endswith, upper, lower, title, replace, format,
+      get, keys, values and items are called
     Then each gives Python's result, and methods that change a value are refused
 
   Scenario: The globals a chat template expects are set

@@ -454,6 +454,124 @@ static ch_val *str_count(ch_ctx *c, const ch_val *v, const ch_val *sub)
 static ch_val *join(ch_ctx *c, const ch_node *nd, const ch_val *seq, const ch_val *sep,
                     const ch_val *attr);
 
+/* Python's str.splitlines(): every line break ends a line; no empty last line. */
+static ch_val *splitlines(ch_ctx *c, const ch_val *v)
+{
+    const unsigned char *s = (const unsigned char *)v->u.s.s;
+    size_t n = v->u.s.n, start = 0, i = 0;
+    ch_val *l = ch_list(c, 4), *e;
+
+    if (!l)
+        return oom(c);
+    while (i < n) {
+        size_t brk = 0;
+        if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
+            brk = 2;
+        else if (s[i] == '\n' || s[i] == '\r' || s[i] == '\v' || s[i] == '\f' ||
+                 (s[i] >= 0x1c && s[i] <= 0x1e))
+            brk = 1;
+        else if (s[i] == 0xC2 && i + 1 < n && s[i + 1] == 0x85)
+            brk = 2;
+        else if (s[i] == 0xE2 && i + 2 < n && s[i + 1] == 0x80 &&
+                 (s[i + 2] == 0xA8 || s[i + 2] == 0xA9))
+            brk = 3;
+        if (!brk) {
+            i++;
+            continue;
+        }
+        if (!(e = ch_str(c, v->u.s.s + start, i - start)) || ch_list_push(c, l, e))
+            return oom(c);
+        i += brk;
+        start = i;
+    }
+    if (start < n && (!(e = ch_str(c, v->u.s.s + start, n - start)) || ch_list_push(c, l, e)))
+        return oom(c);
+    return l;
+}
+
+/* Python's str.format() with {} {0} {name} fields and {{ }}; conversions, format specs and
+ * attribute or index lookups in a field fail by name. */
+static ch_val *str_format(ch_ctx *c, const ch_node *nd, const ch_val *v, const argv_ *a)
+{
+    const char *s = v->u.s.s;
+    size_t n = v->u.s.n;
+    int auto_idx = 0, manual = 0;
+    rb_buf b;
+    ch_val *r = NULL;
+
+    rb_buf_init(&b, (size_t)1 << 26);
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] == '{' || s[i] == '}') && i + 1 < n && s[i + 1] == s[i]) {
+            if (rb_buf_append(&b, s + i, 1))
+                goto oom;
+            i++;
+            continue;
+        }
+        if (s[i] == '}') {
+            ch_fail(c, nd, "single '}' encountered in format string");
+            goto out;
+        }
+        if (s[i] != '{') {
+            if (rb_buf_append(&b, s + i, 1))
+                goto oom;
+            continue;
+        }
+        const char *close = memchr(s + i, '}', n - i);
+        if (!close) {
+            ch_fail(c, nd, "single '{' encountered in format string");
+            goto out;
+        }
+        size_t fl = (size_t)(close - s) - i - 1;
+        const char *field = s + i + 1;
+        if (strcspn(field, "!:.[{") < fl) {
+            ch_fail(c, nd, "format field '{%.*s}' is not supported (only {}, {0} and {name})",
+                    (int)fl, field);
+            goto out;
+        }
+        ch_val *x = NULL;
+        if (fl == 0) {
+            if (manual) {
+                ch_fail(c, nd, "cannot switch from manual field numbering to automatic");
+                goto out;
+            }
+            x = auto_idx < a->nargs ? a->args[auto_idx] : NULL;
+            auto_idx++;
+        } else if (strspn(field, "0123456789") >= fl) {
+            long idx = strtol(field, NULL, 10);
+            manual = 1;
+            if (auto_idx) {
+                ch_fail(c, nd, "cannot switch from automatic field numbering to manual");
+                goto out;
+            }
+            x = idx < a->nargs ? a->args[idx] : NULL;
+        } else {
+            for (int k = 0; k < a->nkw && !x; k++)
+                if (strlen(a->kwn[k]) == fl && !memcmp(a->kwn[k], field, fl))
+                    x = a->kwv[k];
+            if (!x) {
+                ch_fail(c, nd, "format: no argument named '%.*s'", (int)fl, field);
+                goto out;
+            }
+        }
+        if (!x) {
+            ch_fail(c, nd, "format: replacement index out of range");
+            goto out;
+        }
+        if (ch_to_str(&b, x))
+            goto oom;
+        i = (size_t)(close - s);
+    }
+    r = ch_str(c, b.data ? b.data : "", b.len);
+    if (!r)
+        goto oom;
+out:
+    rb_buf_release(&b);
+    return r;
+oom:
+    rb_buf_release(&b);
+    return oom(c);
+}
+
 ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *name, ch_val **args,
                        int nargs, const char **kwn, ch_val **kwv, int nkw)
 {
@@ -546,6 +664,13 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
                 ok = ok && cased;
             return ch_bool(any && ok);
         }
+        if (!strcmp(name, "splitlines")) {
+            if (check_args(c, nd, "method", name, &a, 0, none))
+                return NULL;
+            return splitlines(c, self);
+        }
+        if (!strcmp(name, "format"))
+            return str_format(c, nd, self, &a);
         return ch_fail(c, nd, "method str.%s() is not supported", name);
     }
     if (self->k == V_DICT) {
@@ -1153,21 +1278,24 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
 
     if (!strcmp(name, "tojson")) {
         ARGS(1, "indent", "ensure_ascii", "sort_keys", "separators");
-        int indent = -1;
+        ch_json_opts jo = {-1, NULL, NULL, 0, 0};
         if ((x = arg(&a, 0, "indent")) && x->k != V_NONE) {
             if (need_int(c, nd, x, "tojson indent", &n))
                 return NULL;
-            indent = n < 0 ? 0 : n > 64 ? 64 : (int)n;
+            jo.indent = n < 0 ? 0 : n > 64 ? 64 : (int)n;
         }
-        if ((x = arg(&a, -1, "ensure_ascii")) && ch_truthy(x))
-            return ch_fail(c, nd, "tojson(ensure_ascii=true) is not supported");
-        if ((x = arg(&a, -1, "sort_keys")) && ch_truthy(x))
-            return ch_fail(c, nd, "tojson(sort_keys=true) is not supported");
-        if ((x = arg(&a, -1, "separators")) && x->k != V_NONE)
-            return ch_fail(c, nd, "tojson(separators=...) is not supported");
+        jo.ascii = (x = arg(&a, -1, "ensure_ascii")) && ch_truthy(x);
+        jo.sort_keys = (x = arg(&a, -1, "sort_keys")) && ch_truthy(x);
+        if ((x = arg(&a, -1, "separators")) && x->k != V_NONE) {
+            if (x->k != V_LIST || x->u.l.n != 2 || x->u.l.v[0]->k != V_STR ||
+                x->u.l.v[1]->k != V_STR)
+                return ch_fail(c, nd, "tojson separators must be two strings");
+            jo.item_sep = x->u.l.v[0]->u.s.s;
+            jo.key_sep = x->u.l.v[1]->u.s.s;
+        }
         rb_buf b;
         rb_buf_init(&b, (size_t)1 << 26);
-        int rc = ch_to_json(&b, v, indent, 0);
+        int rc = ch_to_json(&b, v, &jo, 0);
         r = rc ? NULL : ch_str(c, b.data ? b.data : "", b.len);
         rb_buf_release(&b);
         if (rc == -2) {

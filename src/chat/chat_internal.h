@@ -217,8 +217,15 @@ const char *ch_kind_name(const ch_val *v); /* Python's type name */
 /* str(v) appended to b; 0 or -1 (out of memory) */
 int ch_to_str(rb_buf *b, const ch_val *v);
 ch_val *ch_stringify(ch_ctx *c, ch_val *v); /* str(v) as a value; NULL out of memory */
-/* json.dumps(v, ensure_ascii=False, indent); indent < 0: none. 0, -1 (memory), -2 (type) */
-int ch_to_json(rb_buf *b, const ch_val *v, int indent, int level);
+/* json.dumps's options: indent < 0 none; item and key separators (NULL: Python's defaults,
+ * ", " and ": ", or "," and ": " with an indent); sort_keys; ensure_ascii. */
+typedef struct ch_json_opts {
+    int indent;
+    const char *item_sep, *key_sep;
+    int sort_keys, ascii;
+} ch_json_opts;
+/* json.dumps(v, ...) appended to b. 0, -1 (memory), -2 (a value JSON cannot hold) */
+int ch_to_json(rb_buf *b, const ch_val *v, const ch_json_opts *o, int level);
 size_t ch_utf8_len(const char *s, size_t n); /* code points */
 /* Byte offset of code point i of s (i <= length). */
 size_t ch_utf8_off(const char *s, size_t n, size_t i);

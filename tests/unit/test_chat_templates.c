@@ -300,6 +300,10 @@ START_TEST(test_chat_templates__tojson_renders_as_json_dumps_with_ensure_ascii_f
     expect("{{ \"a\\\"b\\n\\x01\" | tojson }} {{ messages[1] | tojson }}",
            "\"a\\\"b\\n\\u0001\" {\"role\": \"user\", \"content\": \"Hi\"}");
     expect("{{ [1, [2]] | tojson(indent=4) }}", "[\n    1,\n    [\n        2\n    ]\n]");
+    expect("{{ {'b': [1, {'z': 'x'}], 'a': 2} | tojson(separators=(',', ':')) }}|"
+           "{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}|"
+           "{{ '\xc3\xa9\xf0\x9f\x98\x80' | tojson(ensure_ascii=true) }}",
+           "{\"b\":[1,{\"z\":\"x\"}],\"a\":2}|{\"a\": 2, \"b\": 1}|\"\\u00e9\\ud83d\\ude00\"");
     expect_error("{{ nothing | tojson }}", RB_EINVAL, "'nothing' is undefined");
 }
 END_TEST
@@ -364,7 +368,11 @@ START_TEST(test_chat_templates__string_and_dict_methods_work_as_in_python)
            "{{ d.keys() | list }} {{ d.values() | list }} {{ d.items() | list }}",
            "1 None 5 ['a', 'b'] [1, 2] [('a', 1), ('b', 2)]");
     expect_error("{{ messages.append(1) }}", RB_EINVAL, "not allowed");
-    expect_error("{{ 'x'.format(1) }}", RB_EINVAL, "method str.format() is not supported");
+    expect("{{ 'a\\nb\\r\\nc\\n\\nd\\n'.splitlines() }} {{ '{} and {x}'.format(1, x='b') }} "
+           "{{ '{1}{0}{{}}'.format('a', 'b') }}",
+           "['a', 'b', 'c', '', 'd'] 1 and b ba{}");
+    expect_error("{{ '{:>5}'.format(1) }}", RB_EINVAL, "format field '{:>5}' is not supported");
+    expect_error("{{ 'x'.zfill(3) }}", RB_EINVAL, "'str object' has no attribute 'zfill'");
 }
 END_TEST
 
@@ -455,8 +463,8 @@ START_TEST(test_chat_templates__unsupported_constructs_fail_by_name)
     }
     expect_error("{{ '%c' % 65 }}", RB_EINVAL, "%c in % formatting is not supported");
     expect_error("{{ 'x' | wordwrap(3) }}", RB_EINVAL, "filter 'wordwrap' is not supported");
-    expect_error("{{ {'a': 1} | tojson(sort_keys=true) }}", RB_EINVAL,
-                 "tojson(sort_keys=true) is not supported");
+    expect_error("{{ {'a': 1} | tojson(separators=',') }}", RB_EINVAL,
+                 "tojson separators must be two strings");
     expect_error("{{ cycler(1) }}", RB_EINVAL, "'cycler' is undefined");
 }
 END_TEST
