@@ -560,11 +560,12 @@ END_TEST
 START_TEST(test_chat_templates__chat_apply_joins_text_content_parts)
 {
     char *out = NULL, err[256] = "";
-    ck_assert_int_eq(apply("{{ messages[0].content }}",
-                           "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
-                           "{\"type\":\"text\",\"text\":\"b\"}]}]",
-                           "", &out, err, sizeof err),
-                     RB_OK);
+    ck_assert_int_eq(
+        apply("{{ messages[0].content }}",
+              "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\"},"
+              "{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}]",
+              "", &out, err, sizeof err),
+        RB_OK);
     ck_assert_str_eq(out, "a\nb");
     free(out);
     ck_assert_int_eq(apply("x",
