@@ -292,8 +292,8 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
         const char *s = ps->src + i;
         size_t left = ps->len - i;
         char sign = 0;
-        if (depth == 0 && left >= 3 && (s[0] == '-' || s[0] == '+') && s[1] == closer &&
-            s[2] == '}')
+        if (depth == 0 && left >= 3 && (s[0] == '-' || (s[0] == '+' && closer == '%')) &&
+            s[1] == closer && s[2] == '}')
             sign = s[0];
         if (depth == 0 && (sign || (left >= 2 && s[0] == closer && s[1] == '}'))) {
             tok *t = push(ps, T_END, i);
