@@ -1255,7 +1255,8 @@ static ch_node *parse_if(parser *ps, tok *at)
     const char *which = NULL;
     static const char *const ends[] = {"elif", "else", "endif", NULL};
 
-    if (!nd || !(nd->a = parse_expr(ps, 1)) || expect_end(ps))
+    if (!nd || !(nd->a = parse_tuple(ps, 0)) ||
+        expect_end(ps)) /* as jinja2: a tuple, no inline if */
         return NULL;
     ps->open = at;
     nd->body = parse_body(ps, ends, &which);
