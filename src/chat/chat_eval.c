@@ -1035,6 +1035,8 @@ rb_err ch_render(const chat_template *t, const json_t *messages, const chat_rend
         else if (st < 0 && !c.rc)
             nomem(&c);
     }
+    if (!c.rc && b.data && memchr(b.data, '\0', b.len)) /* the caller gets a C string */
+        ch_fail(&c, NULL, "the rendered text contains a NUL character");
     if (c.rc && (!err || !errlen || !err[0]))
         ch_nomem(&c); /* an allocation failed deep down: say so */
     rb_err rc = c.rc;

@@ -246,6 +246,10 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                 perr(ps, t->line, t->col, "invalid code point in a string escape");
                 return -1;
             }
+            if (cp == 0) {
+                perr(ps, t->line, t->col, "a NUL character in a string is not supported");
+                return -1;
+            }
             n += (size_t)put_utf8(o + n, cp);
             break;
         }
@@ -254,6 +258,10 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                 unsigned long cp = (unsigned long)(e - '0');
                 for (int d = 0; d < 2 && j < ps->len && ps->src[j] >= '0' && ps->src[j] <= '7'; d++)
                     cp = cp * 8 + (unsigned long)(ps->src[j++] - '0');
+                if (cp == 0) {
+                    perr(ps, t->line, t->col, "a NUL character in a string is not supported");
+                    return -1;
+                }
                 n += (size_t)put_utf8(o + n, cp);
             } else if (e == 'N') {
                 perr(ps, t->line, t->col, "\\N{...} escapes are not supported");

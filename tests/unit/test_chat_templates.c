@@ -418,6 +418,7 @@ START_TEST(test_chat_templates__syntax_errors_name_the_line_and_column)
         {"{{ (1 }}", "line 1, column 7: unexpected '}', expected ')'"},
         {"{{ [1, 2 }}", "line 1, column 10: unexpected '}', expected ']'"},
         {"{{ 1 +}}", "line 1, column 7: expected an expression, got end of print statement"},
+        {"x\n{{ 'a\\x00b' }}", "line 2, column 4: a NUL character in a string is not supported"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         chat_template *t = NULL;
