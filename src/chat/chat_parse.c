@@ -558,7 +558,7 @@ static void whitespace(parser *ps)
         if (nsign == '-') {
             while (n > 0 && ws(s[n - 1]))
                 n--;
-        } else if (nblock && nsign != '+' && !t->raw) {
+        } else if (nblock && nsign != '+') { /* also before {% endraw %}, as jinja2 */
             size_t l = n;
             while (l > 0 && s[l - 1] != '\n')
                 l--;

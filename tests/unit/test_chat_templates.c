@@ -77,6 +77,7 @@ START_TEST(test_chat_templates__text_and_print_tags_render_values_as_python_prin
     expect("{{ 'a\\tb\\n\\x41\\u00e9\\'\"' }}", "a\tb\nA\xc3\xa9'\"");
     expect("{{ \"a\" \"b\" }} {{ -1 }} {{ - 2 + 3 }}", "ab -1 1");
     expect("{% raw %}{{ not }}{% endraw %}", "{{ not }}");
+    expect("{% raw %}\nx\n  {% endraw %}\ny", "\nx\ny");
     expect("x\n", "x"); /* one trailing newline is dropped, as jinja2 does */
     expect("a\r\nb", "a\nb");
 }
