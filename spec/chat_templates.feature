@@ -108,6 +108,9 @@ Feature: Chat templates
     When first, last, list, map, select, reject, selectattr, rejectattr, items, unique,
       sort, dictsort, reverse, join, batch, sum and max are applied
     Then each gives jinja2's result
+    And select, map, unique, batch, items and reverse give one-pass generators as in jinja2:
+      always true, consumed by the first loop over them, without len(), and refused when
+      printed (jinja2 prints their memory address)
 
   Scenario: String and dict methods work as in Python
     When strip, split, splitlines, startswith, endswith, upper, lower, title, replace, format,

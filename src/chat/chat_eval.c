@@ -177,7 +177,7 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         ch_undef_error(c, nd, obj);
         return NULL;
     }
-    if (obj->k == V_LIST) {
+    if (obj->k == V_LIST && !obj->u.l.gen) {
         slice_bounds((long long)obj->u.l.n, sv, &start, &stop, &step);
         ch_val *r = ch_list(c, 0);
         if (!r)
@@ -208,7 +208,8 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         }
         return ch_str_own(c, o, on);
     }
-    return ch_fail(c, nd, "'%s' object is not subscriptable", ch_kind_name(obj));
+    /* jinja2 turns the TypeError of slicing anything else into an undefined value */
+    return undef_msg(c, "'%s' object is not subscriptable", ch_kind_name(obj), "");
 }
 
 ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
@@ -217,6 +218,8 @@ ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
         ch_undef_error(c, nd, obj);
         return NULL;
     }
+    if (obj->k == V_LIST && obj->u.l.gen)
+        return undef_msg(c, "'%s' object is not subscriptable", "generator", "");
     if ((obj->k == V_LIST || obj->k == V_STR) && (key->k == V_INT || key->k == V_BOOL)) {
         long long i = key->k == V_INT ? key->u.i : key->u.b;
         long long len = obj->k == V_LIST ? (long long)obj->u.l.n
@@ -492,6 +495,9 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         memcpy(o + a->u.s.n, b->u.s.s, b->u.s.n);
         return ch_str_own(c, o, a->u.s.n + b->u.s.n);
     }
+    if ((a->k == V_LIST && a->u.l.gen) || (b->k == V_LIST && b->u.l.gen))
+        return ch_fail(c, nd, "unsupported operand type(s) for %s: '%s' and '%s'", opname(op),
+                       ch_kind_name(a), ch_kind_name(b));
     if (op == CH_OP_ADD && a->k == V_LIST && b->k == V_LIST) {
         ch_val *r = ch_list(c, a->u.l.n + b->u.l.n + 1);
         if (!r)
@@ -530,12 +536,21 @@ static int contains(ch_ctx *c, const ch_node *nd, ch_val *item, ch_val *seq)
     case V_LIST:
         if (ch_steps(c, nd, (long long)seq->u.l.n))
             return -1;
-        for (size_t i = 0; i < seq->u.l.n; i++)
-            if (ch_equal(item, seq->u.l.v[i]))
+        for (size_t i = seq->u.l.gen ? seq->u.l.pos : 0; i < seq->u.l.n; i++)
+            if (ch_equal(item, seq->u.l.v[i])) {
+                if (seq->u.l.gen) /* a generator is consumed up to the match */
+                    seq->u.l.pos = i + 1;
                 return 1;
+            }
+        if (seq->u.l.gen)
+            seq->u.l.pos = seq->u.l.n;
         return 0;
     case V_DICT:
     case V_NS:
+        if ((item->k == V_LIST && !item->u.l.tuple) || item->k == V_DICT || item->k == V_NS) {
+            ch_fail(c, nd, "unhashable type: '%s'", ch_kind_name(item));
+            return -1;
+        }
         if (item->k != V_STR)
             return 0;
         for (size_t i = 0; i < seq->u.d.n; i++)
@@ -603,6 +618,7 @@ ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
     if (c->eval_depth >= CH_MAX_EVAL_DEPTH)
         return ch_fail(c, e, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
     c->eval_depth++;
+    c->at = e;
     ch_val *v = eval(c, f, e);
     c->eval_depth--;
     return v;
@@ -749,7 +765,7 @@ static ch_val *iter_items(ch_ctx *c, const ch_node *nd, ch_val *v)
     ch_val *l;
     switch (v->k) {
     case V_LIST:
-        return v;
+        return v->u.l.gen ? ch_gen_take(c, v) : v;
     case V_UNDEF:
         return ch_list(c, 0);
     case V_DICT:
@@ -898,8 +914,11 @@ static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st)
         case N_OUTPUT:
             if (!(v = ch_eval(c, f, st->a)))
                 return ST_ERR;
-            if (ch_to_str(c->out, v)) {
-                ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
+            if ((r = ch_to_str(c->out, v))) {
+                if (r == -2)
+                    ch_str_error(c, st, r);
+                else
+                    ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
                 return ST_ERR;
             }
             break;
@@ -951,8 +970,11 @@ static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st)
         case N_FILTBLK:
             if (!(v = capture(c, f, st->body, st)) || !(v = apply_filter_chain(c, f, st->a, v)))
                 return ST_ERR;
-            if (ch_to_str(c->out, v)) {
-                ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
+            if ((r = ch_to_str(c->out, v))) {
+                if (r == -2)
+                    ch_str_error(c, st, r);
+                else
+                    ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
                 return ST_ERR;
             }
             break;

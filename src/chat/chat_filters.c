@@ -219,6 +219,20 @@ static ch_val *recase(ch_ctx *c, const ch_val *v, int mode)
     return ch_str_own(c, out, o);
 }
 
+/* Python's str.isupper() (upper) or str.islower(): a cased character, none of the other case. */
+static int case_test(const ch_val *v, int upper)
+{
+    int cased = 0;
+    for (size_t i = 0; i < v->u.s.n;) {
+        unsigned long cp = decode(v->u.s.s, v->u.s.n, &i);
+        int is_lower = to_upper(cp) != cp, is_upper = to_lower(cp) != cp;
+        if (upper ? is_lower : is_upper)
+            return 0;
+        cased |= upper ? is_upper : is_lower;
+    }
+    return cased;
+}
+
 /* ---- strip / split / replace ---- */
 
 static int in_chars(const ch_val *chars, const char *s, size_t n, size_t i, size_t *len)
@@ -557,8 +571,11 @@ static ch_val *str_format(ch_ctx *c, const ch_node *nd, const ch_val *v, const a
             ch_fail(c, nd, "format: replacement index out of range");
             goto out;
         }
-        if (ch_to_str(&b, x))
-            goto oom;
+        int sr = ch_to_str(&b, x);
+        if (sr) {
+            ch_str_error(c, nd, sr);
+            goto out;
+        }
         i = (size_t)(close - s);
     }
     r = ch_str(c, b.data ? b.data : "", b.len);
@@ -633,36 +650,26 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
                 return NULL;
             return join(c, nd, arg(&a, 0, NULL), self, NULL);
         }
-        if (!strcmp(name, "isdigit") || !strcmp(name, "isalpha") || !strcmp(name, "isspace") ||
-            !strcmp(name, "islower") || !strcmp(name, "isupper")) {
-            int any = 0, ok = self->u.s.n > 0, cased = 0;
-            for (size_t i = 0; i < self->u.s.n;) {
+        if (!strcmp(name, "islower") || !strcmp(name, "isupper")) {
+            if (check_args(c, nd, "method", name, &a, 0, none))
+                return NULL;
+            return ch_bool(case_test(self, name[2] == 'u'));
+        }
+        if (!strcmp(name, "isdigit") || !strcmp(name, "isalpha") || !strcmp(name, "isspace")) {
+            int ok = self->u.s.n > 0;
+            if (check_args(c, nd, "method", name, &a, 0, none))
+                return NULL;
+            for (size_t i = 0; i < self->u.s.n && ok;) {
                 size_t i0 = i, len;
                 unsigned long cp = decode(self->u.s.s, self->u.s.n, &i);
-                any = 1;
-                switch (name[2]) {
-                case 'd':
-                    ok &= cp >= '0' && cp <= '9';
-                    break;
-                case 'a':
-                    ok &= is_cased(cp) || (cp > 0x7f && iswalpha((wint_t)cp));
-                    break;
-                case 's':
-                    ok &= ch_is_space_at(self->u.s.s, self->u.s.n, i0, &len);
-                    break;
-                case 'l':
-                    ok &= to_upper(cp) == cp || to_lower(cp) == cp;
-                    cased |= to_lower(cp) == cp && to_upper(cp) != cp;
-                    ok &= !(to_upper(cp) != cp && to_lower(cp) != cp) && !(to_lower(cp) != cp);
-                    break;
-                default:
-                    ok &= !(to_upper(cp) != cp);
-                    cased |= to_lower(cp) != cp;
-                }
+                if (name[2] == 'd')
+                    ok = cp >= '0' && cp <= '9';
+                else if (name[2] == 'a')
+                    ok = is_cased(cp) || (cp > 0x7f && iswalpha((wint_t)cp));
+                else
+                    ok = ch_is_space_at(self->u.s.s, self->u.s.n, i0, &len);
             }
-            if (name[2] == 'l' || name[2] == 'u')
-                ok = ok && cased;
-            return ch_bool(any && ok);
+            return ch_bool(ok);
         }
         if (!strcmp(name, "splitlines")) {
             if (check_args(c, nd, "method", name, &a, 0, none))
@@ -802,6 +809,11 @@ ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_va
             rb_buf tmp;
             rb_buf_init(&tmp, (size_t)1 << 26);
             int bad = t == 's' ? ch_to_str(&tmp, v) : ch_repr(&tmp, v);
+            if (bad == -2) {
+                rb_buf_release(&tmp);
+                ch_str_error(c, nd, bad);
+                goto out;
+            }
             const char *ts = tmp.data ? tmp.data : "";
             size_t tn = tmp.len;
             if (!bad && prec >= 0)
@@ -1005,8 +1017,9 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
         return v->k == V_DICT;
     if (!strcmp(name, "iterable"))
         return v->k == V_STR || v->k == V_LIST || v->k == V_DICT || v->k == V_UNDEF;
-    if (!strcmp(name, "sequence"))
-        return v->k == V_STR || v->k == V_LIST || v->k == V_DICT || v->k == V_UNDEF;
+    if (!strcmp(name, "sequence")) /* has len() and [] */
+        return v->k == V_STR || (v->k == V_LIST && !v->u.l.gen) || v->k == V_DICT ||
+               v->k == V_UNDEF;
     if (!strcmp(name, "number"))
         return v->k == V_INT || v->k == V_FLOAT || v->k == V_BOOL;
     if (!strcmp(name, "integer"))
@@ -1022,8 +1035,14 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
     if (!strcmp(name, "callable"))
         return v->k == V_MACRO || v->k == V_FUNC;
     if (!strcmp(name, "odd") || !strcmp(name, "even")) {
+        if (v->k == V_FLOAT) { /* Python: value % 2 == 1 (or 0) */
+            double m = fmod(v->u.f, 2.0);
+            if (m < 0)
+                m += 2.0;
+            return name[0] == 'o' ? m == 1.0 : m == 0.0;
+        }
         if (!is_intlike(v)) {
-            ch_fail(c, nd, "test '%s' needs an integer, not '%s'", name, ch_kind_name(v));
+            ch_fail(c, nd, "test '%s' needs a number, not '%s'", name, ch_kind_name(v));
             return -1;
         }
         n = v->k == V_INT ? v->u.i : v->u.b;
@@ -1038,11 +1057,9 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
         }
         return (v->k == V_INT ? v->u.i : v->u.b) % n == 0;
     }
-    if (!strcmp(name, "lower") || !strcmp(name, "upper")) {
-        if (v->k != V_STR)
-            return 0;
-        ch_val *r = recase(c, v, name[0] == 'l' ? CASE_LOWER : CASE_UPPER);
-        return r ? ch_equal(r, v) : -1;
+    if (!strcmp(name, "lower") || !strcmp(name, "upper")) { /* str(value).islower() */
+        ch_val *sv = ch_stringify(c, v);
+        return sv ? case_test(sv, name[0] == 'u') : -1;
     }
     static const char *const cmp[][3] = {{"equalto", "eq", "=="},        {"ne", "!=", "ne"},
                                          {"lt", "<", "lessthan"},        {"le", "<=", "le"},
@@ -1102,7 +1119,7 @@ static ch_val *as_list(ch_ctx *c, const ch_node *nd, ch_val *v)
     ch_val *l;
     switch (v->k) {
     case V_LIST:
-        return v;
+        return v->u.l.gen ? ch_gen_take(c, v) : v;
     case V_UNDEF:
         return ch_list(c, 0);
     case V_DICT:
@@ -1173,7 +1190,11 @@ static ch_val *join(ch_ctx *c, const ch_node *nd, const ch_val *seq, const ch_va
         }
         if (i && sep)
             bad |= rb_buf_append(&b, sep->u.s.s, sep->u.s.n) != RB_OK;
-        bad |= ch_to_str(&b, e) != 0;
+        int sr = ch_to_str(&b, e);
+        if (sr) {
+            rb_buf_release(&b);
+            return ch_str_error(c, nd, sr), NULL;
+        }
     }
     ch_val *r = bad ? NULL : ch_str(c, b.data ? b.data : "", b.len);
     rb_buf_release(&b);
@@ -1213,6 +1234,7 @@ static ch_val *select_items(ch_ctx *c, const ch_node *nd, ch_val *v, const argv_
         if (t == want && ch_list_push(c, r, item))
             return oom(c);
     }
+    r->u.l.gen = 1;
     return r;
 }
 
@@ -1317,6 +1339,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
     }
     if (!strcmp(name, "length") || !strcmp(name, "count")) {
         ARGS(0, NULL);
+        if (v->k == V_LIST && v->u.l.gen)
+            return ch_fail(c, nd, "object of type 'generator' has no len(); add '| list' first");
         switch (v->k) {
         case V_STR:
             return ch_int(c, (long long)ch_utf8_len(v->u.s.s, v->u.s.n));
@@ -1363,6 +1387,13 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
     }
     if (!strcmp(name, "first") || !strcmp(name, "last")) {
         ARGS(0, NULL);
+        if (v->k == V_LIST && v->u.l.gen) { /* next(iter(g)); reversed(g) fails */
+            if (name[0] == 'l')
+                return ch_fail(c, nd, "'generator' object is not reversible; add '| list' first");
+            if (v->u.l.pos >= v->u.l.n)
+                return ch_undef_named(c, "the sequence is empty");
+            return v->u.l.v[v->u.l.pos++];
+        }
         if (!(l = as_list(c, nd, v)))
             return NULL;
         if (l->u.l.n == 0)
@@ -1397,6 +1428,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
                 if (ch_list_push(c, r, e))
                     return oom(c);
             }
+            r->u.l.gen = 1;
             return r;
         }
         if (nargs < 1 || need_str(c, nd, args[0], "map"))
@@ -1408,6 +1440,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             if (!e || ch_list_push(c, r, e))
                 return c->rc ? NULL : oom(c);
         }
+        r->u.l.gen = 1;
         return r;
     }
     if (!strcmp(name, "select") || !strcmp(name, "reject"))
@@ -1420,7 +1453,10 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             return ch_list(c, 0);
         if (v->k != V_DICT && v->k != V_NS)
             return ch_fail(c, nd, "filter 'items' needs a mapping, not '%s'", ch_kind_name(v));
-        return dict_items(c, v, 2);
+        if (!(r = dict_items(c, v, 2)))
+            return NULL;
+        r->u.l.gen = 1; /* jinja2's items filter is a generator */
+        return r;
     }
     if (!strcmp(name, "indent")) {
         ARGS(3, "width", "first", "blank");
@@ -1432,8 +1468,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             if (need_int(c, nd, x, "indent width", &w))
                 return NULL;
         }
-        if (!(v = ch_stringify(c, v)))
-            return oom(c);
+        if (need_str(c, nd, v, "filter 'indent'"))
+            return NULL;
         rb_buf b;
         rb_buf_init(&b, (size_t)1 << 26);
         int bad = 0, at_start = 1;
@@ -1458,9 +1494,9 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         rb_buf_release(&b);
         return r ? r : oom(c);
     }
-    if (!strcmp(name, "safe")) {
+    if (!strcmp(name, "safe")) { /* Markup(value): a string */
         ARGS(0, NULL);
-        return v;
+        return v->k == V_STR ? v : ch_stringify(c, v);
     }
     if (!strcmp(name, "string")) {
         ARGS(0, NULL);
@@ -1493,6 +1529,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         long long base = 10;
         if ((x = arg(&a, 1, "base")) && need_int(c, nd, x, "int base", &base))
             return NULL;
+        if (v->k == V_UNDEF)
+            return ch_undef_error(c, nd, v), NULL;
         if (v->k == V_INT)
             return v;
         if (v->k == V_BOOL)
@@ -1518,6 +1556,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
     if (!strcmp(name, "float")) {
         ARGS(1, "default");
         ch_val *def = arg(&a, 0, "default");
+        if (v->k == V_UNDEF)
+            return ch_undef_error(c, nd, v), NULL;
         if (v->k == V_FLOAT)
             return v;
         if (v->k == V_INT || v->k == V_BOOL)
@@ -1587,6 +1627,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             if (!dup && (ch_list_push(c, seen, key) || ch_list_push(c, r, l->u.l.v[i])))
                 return oom(c);
         }
+        r->u.l.gen = 1;
         return r;
     }
     if (!strcmp(name, "sort")) {
@@ -1625,11 +1666,13 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             }
             return ch_str_own(c, o, v->u.s.n);
         }
+        int was_gen = v->k == V_LIST && v->u.l.gen;
         if (!(l = as_list(c, nd, v)) || !(r = ch_list(c, l->u.l.n + 1)))
             return c->rc ? NULL : oom(c);
         for (size_t i = l->u.l.n; i > 0; i--)
             if (ch_list_push(c, r, l->u.l.v[i - 1]))
                 return oom(c);
+        r->u.l.gen = !was_gen; /* reversed(list) is an iterator; a generator becomes a list */
         return r;
     }
     if (!strcmp(name, "sum")) {
@@ -1701,6 +1744,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         while (cur && fill && fill->k != V_NONE && cur->u.l.n < (size_t)n)
             if (ch_list_push(c, cur, fill))
                 return oom(c);
+        r->u.l.gen = 1;
         return r;
     }
     if (!strcmp(name, "wordcount")) {

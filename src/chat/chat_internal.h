@@ -59,7 +59,9 @@ struct ch_val {
         struct {
             ch_val **v;
             size_t n, cap;
-            int tuple; /* prints as (a, b): items() pairs, (a, b) literals */
+            int tuple;  /* prints as (a, b): items() pairs, (a, b) literals */
+            int gen;    /* a one-pass iterator, as jinja2's select, map, ... return */
+            size_t pos; /* gen: the items before pos were consumed */
         } l;
         struct {
             const char **key;
@@ -179,8 +181,9 @@ typedef struct ch_ctx {
     char *err;
     size_t errlen;
     rb_err rc;
-    int depth;      /* macro call depth */
-    int eval_depth; /* ch_eval and statement-list nesting */
+    int depth;         /* macro call depth */
+    int eval_depth;    /* ch_eval and statement-list nesting */
+    const ch_node *at; /* the expression being evaluated (for errors without a node) */
     long long steps;
     int raised; /* the error came from raise_exception() */
 } ch_ctx;
@@ -214,9 +217,14 @@ int ch_equal(const ch_val *a, const ch_val *b);
 /* -2: not comparable, else -1/0/1 */
 int ch_compare(const ch_val *a, const ch_val *b);
 const char *ch_kind_name(const ch_val *v); /* Python's type name */
-/* str(v) appended to b; 0 or -1 (out of memory) */
+/* str(v) appended to b; 0, -1 (out of memory) or -2 (v holds a generator, which jinja2
+ * prints with its address: refused) */
 int ch_to_str(rb_buf *b, const ch_val *v);
-ch_val *ch_stringify(ch_ctx *c, ch_val *v); /* str(v) as a value; NULL out of memory */
+ch_val *ch_stringify(ch_ctx *c, ch_val *v); /* str(v) as a value; NULL on error (set) */
+/* The items of generator g not consumed yet, as a plain list; g is consumed. */
+ch_val *ch_gen_take(ch_ctx *c, ch_val *g);
+/* Sets the error for ch_to_str()'s result r (-1 memory, -2 a generator); returns -1. */
+int ch_str_error(ch_ctx *c, const ch_node *nd, int r);
 /* json.dumps's options: indent < 0 none; item and key separators (NULL: Python's defaults,
  * ", " and ": ", or "," and ": " with an indent); sort_keys; ensure_ascii. */
 typedef struct ch_json_opts {

@@ -307,7 +307,7 @@ int ch_truthy(const ch_val *v)
     case V_STR:
         return v->u.s.n != 0;
     case V_LIST:
-        return v->u.l.n != 0;
+        return v->u.l.gen || v->u.l.n != 0; /* a generator is always true */
     case V_DICT:
         return v->u.d.n != 0;
     default:
@@ -341,6 +341,8 @@ int ch_equal(const ch_val *a, const ch_val *b)
     case V_STR:
         return a->u.s.n == b->u.s.n && memcmp(a->u.s.s, b->u.s.s, a->u.s.n) == 0;
     case V_LIST:
+        if (a->u.l.gen || b->u.l.gen)
+            return a == b;
         if (a->u.l.n != b->u.l.n || a->u.l.tuple != b->u.l.tuple)
             return 0;
         for (size_t i = 0; i < a->u.l.n; i++)
@@ -382,7 +384,7 @@ int ch_compare(const ch_val *a, const ch_val *b)
             return r < 0 ? -1 : 1;
         return a->u.s.n < b->u.s.n ? -1 : a->u.s.n > b->u.s.n;
     }
-    if (a->k == V_LIST && b->k == V_LIST) {
+    if (a->k == V_LIST && b->k == V_LIST && !a->u.l.gen && !b->u.l.gen) {
         for (size_t i = 0; i < a->u.l.n && i < b->u.l.n; i++) {
             if (ch_equal(a->u.l.v[i], b->u.l.v[i]))
                 continue;
@@ -395,6 +397,8 @@ int ch_compare(const ch_val *a, const ch_val *b)
 
 const char *ch_kind_name(const ch_val *v)
 {
+    if (v->k == V_LIST && v->u.l.gen)
+        return "generator";
     static const char *names[] = {"Undefined", "NoneType", "bool",      "int",   "float",   "str",
                                   "list",      "dict",     "Namespace", "Macro", "function"};
     return names[v->k];
@@ -496,28 +500,36 @@ static int str_repr(rb_buf *b, const char *s, size_t n)
 
 static int repr(rb_buf *b, const ch_val *v)
 {
+    int r;
     switch (v->k) {
     case V_STR:
         return str_repr(b, v->u.s.s, v->u.s.n);
     case V_UNDEF:
         return rb_buf_appends(b, "Undefined") ? -1 : 0; /* jinja2's repr */
     case V_LIST:
+        if (v->u.l.gen)
+            return -2;
         if (rb_buf_appends(b, v->u.l.tuple ? "(" : "["))
             return -1;
-        for (size_t i = 0; i < v->u.l.n; i++)
-            if ((i && rb_buf_appends(b, ", ")) || repr(b, v->u.l.v[i]))
+        for (size_t i = 0; i < v->u.l.n; i++) {
+            if (i && rb_buf_appends(b, ", "))
                 return -1;
+            if ((r = repr(b, v->u.l.v[i])))
+                return r;
+        }
         if (v->u.l.tuple && v->u.l.n == 1 && rb_buf_appends(b, ","))
             return -1;
         return rb_buf_appends(b, v->u.l.tuple ? ")" : "]") ? -1 : 0;
     case V_DICT:
         if (rb_buf_appends(b, "{"))
             return -1;
-        for (size_t i = 0; i < v->u.d.n; i++)
+        for (size_t i = 0; i < v->u.d.n; i++) {
             if ((i && rb_buf_appends(b, ", ")) ||
-                str_repr(b, v->u.d.key[i], strlen(v->u.d.key[i])) || rb_buf_appends(b, ": ") ||
-                repr(b, v->u.d.v[i]))
+                str_repr(b, v->u.d.key[i], strlen(v->u.d.key[i])) || rb_buf_appends(b, ": "))
                 return -1;
+            if ((r = repr(b, v->u.d.v[i])))
+                return r;
+        }
         return rb_buf_appends(b, "}") ? -1 : 0;
     default:
         return ch_to_str(b, v);
@@ -556,15 +568,40 @@ int ch_to_str(rb_buf *b, const ch_val *v)
     }
 }
 
+int ch_str_error(ch_ctx *c, const ch_node *nd, int r)
+{
+    if (r == -2)
+        ch_fail(c, nd ? nd : c->at,
+                "a generator (what select, map, unique, ... return) cannot be printed; add "
+                "'| list'");
+    else
+        ch_nomem(c);
+    return -1;
+}
+
+ch_val *ch_gen_take(ch_ctx *c, ch_val *g)
+{
+    size_t from = g->u.l.pos < g->u.l.n ? g->u.l.pos : g->u.l.n;
+    ch_val *l = ch_list(c, g->u.l.n - from + 1);
+    if (!l)
+        return ch_nomem(c);
+    for (size_t i = from; i < g->u.l.n; i++)
+        if (ch_list_push(c, l, g->u.l.v[i]))
+            return ch_nomem(c);
+    g->u.l.pos = g->u.l.n;
+    return l;
+}
+
 ch_val *ch_stringify(ch_ctx *c, ch_val *v)
 {
     if (v->k == V_STR)
         return v;
     rb_buf b;
     rb_buf_init(&b, (size_t)1 << 28);
-    if (ch_to_str(&b, v)) {
+    int r = ch_to_str(&b, v);
+    if (r) {
         rb_buf_release(&b);
-        c->rc = c->rc ? c->rc : RB_ENOMEM;
+        ch_str_error(c, NULL, r);
         return NULL;
     }
     ch_val *s = ch_str(c, b.data ? b.data : "", b.len);
@@ -681,6 +718,8 @@ int ch_to_json(rb_buf *b, const ch_val *v, const ch_json_opts *o, int level)
     case V_STR:
         return json_str(b, v->u.s.s, v->u.s.n, o->ascii);
     case V_LIST:
+        if (v->u.l.gen)
+            return -2;
         if (v->u.l.n == 0)
             return rb_buf_appends(b, "[]") ? -1 : 0;
         if (rb_buf_appends(b, "["))

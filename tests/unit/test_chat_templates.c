@@ -352,6 +352,17 @@ START_TEST(test_chat_templates__sequence_filters_pick_map_and_order_items)
     expect("{{ {'b': 1, 'A': 3, 'a': 2} | dictsort }} {{ {'b': 1, 'a': 2} | dictsort(by='value') "
            "}}",
            "[('A', 3), ('a', 2), ('b', 1)] [('b', 1), ('a', 2)]");
+    /* select, map, unique, batch, items and reverse give one-pass generators, as in jinja2:
+     * always true, consumed by a loop, no len(), not printable */
+    expect(
+        "{% if [] | select %}T{% endif %} {% set g = [1, 2, 3] | select %}{{ 2 in g }} "
+        "{{ g | list }} {% for x in g %}{{ x }}{% endfor %}|{{ [1, 2] | map('string') | first }}",
+        "T True [3] |1");
+    expect_error("{{ [1, 2] | select | length }}", RB_EINVAL,
+                 "object of type 'generator' has no len()");
+    expect_error("{{ [1, 2] | select }}", RB_EINVAL,
+                 "a generator (what select, map, unique, ... "
+                 "return) cannot be printed; add '| list'");
     expect_error("{{ [1,2] | nosuchfilter }}", RB_EINVAL, "filter 'nosuchfilter' is not supported");
 }
 END_TEST
