@@ -182,6 +182,7 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         ch_val *r = ch_list(c, 0);
         if (!r)
             return nomem(c);
+        r->u.l.tuple = obj->u.l.tuple;
         for (long long i = start; step > 0 ? i < stop : i > stop; i += step)
             if (ch_list_push(c, r, obj->u.l.v[i]))
                 return nomem(c);

@@ -9,6 +9,7 @@
  * missing stops with a clear message instead of rendering different text. Case mapping goes
  * through the C library's towupper/towlower in a C.UTF-8 locale, so it is Unicode-aware.
  */
+#include <ctype.h>
 #include <limits.h>
 #include <locale.h>
 #include <math.h>
@@ -161,6 +162,15 @@ static unsigned long to_lower(unsigned long cp)
         return cp >= 'A' && cp <= 'Z' ? cp + 32 : cp;
     pthread_once(&utf8_once, utf8_init);
     return utf8_loc ? (unsigned long)towlower_l((wint_t)cp, utf8_loc) : cp;
+}
+
+/* iswalnum (alnum) or iswalpha in the C.UTF-8 locale, for code points past ASCII */
+static int wide_class(unsigned long cp, int alnum)
+{
+    pthread_once(&utf8_once, utf8_init);
+    if (!utf8_loc)
+        return 0;
+    return alnum ? iswalnum_l((wint_t)cp, utf8_loc) != 0 : iswalpha_l((wint_t)cp, utf8_loc) != 0;
 }
 
 static int is_cased(unsigned long cp)
@@ -665,7 +675,7 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
                 if (name[2] == 'd')
                     ok = cp >= '0' && cp <= '9';
                 else if (name[2] == 'a')
-                    ok = is_cased(cp) || (cp > 0x7f && iswalpha((wint_t)cp));
+                    ok = cp < 0x80 ? isalpha((int)cp) != 0 : wide_class(cp, 0);
                 else
                     ok = ch_is_space_at(self->u.s.s, self->u.s.n, i0, &len);
             }
@@ -1747,11 +1757,19 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         r->u.l.gen = 1;
         return r;
     }
-    if (!strcmp(name, "wordcount")) {
+    if (!strcmp(name, "wordcount")) { /* runs of \w characters, as jinja2's regex counts */
         ARGS(0, NULL);
-        if (!(v = ch_stringify(c, v)) || !(l = split(c, nd, v, NULL, -1)))
-            return c->rc ? NULL : oom(c);
-        return ch_int(c, (long long)l->u.l.n);
+        if (!(v = ch_stringify(c, v)))
+            return NULL;
+        long long words = 0;
+        int in_word = 0;
+        for (size_t i = 0; i < v->u.s.n;) {
+            unsigned long cp = decode(v->u.s.s, v->u.s.n, &i);
+            int w = cp == '_' || (cp < 0x80 ? isalnum((int)cp) != 0 : wide_class(cp, 1));
+            words += w && !in_word;
+            in_word = w;
+        }
+        return ch_int(c, words);
     }
     (void)none;
     return ch_fail(c, nd, "filter '%s' is not supported", name);
