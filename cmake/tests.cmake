@@ -34,3 +34,15 @@ foreach(kind unit integration e2e)
 endforeach()
 
 get_property(_all GLOBAL PROPERTY RB_ALL_TARGETS)
+
+# Node tests: the worker's OpenAI routes against the official `openai` SDK pinned in
+# tests/node/package-lock.json (ci/install-deps runs npm ci). Skipped (77) without node.
+file(GLOB _node_tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/node/*.test.mjs)
+foreach(t ${_node_tests})
+  get_filename_component(_name ${t} NAME_WE)
+  string(REPLACE "." "_" _name ${_name})
+  add_test(NAME integration/node_${_name}
+    COMMAND ${CMAKE_SOURCE_DIR}/tests/node/run ${CMAKE_BINARY_DIR} ${t})
+  set_tests_properties(integration/node_${_name} PROPERTIES LABELS integration
+    TIMEOUT ${RB_TIMEOUT_integration} SKIP_RETURN_CODE 77)
+endforeach()

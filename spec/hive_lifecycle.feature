@@ -117,3 +117,9 @@ Feature: rbee-hive worker lifecycle
   Scenario: detect prints backends and devices
     When the user runs rbee-hive detect
     Then it prints "cpu" with the core count and, with --json, {"backends":["cpu"],"devices":{"cpu":1}}
+
+  Scenario: Worker logs are rotated
+    Given 25 old worker logs in $RBEE_HOME/logs and a log that is not a worker's
+    When a worker is spawned
+    Then the 20 newest worker logs are kept, the new worker's among them, the oldest are gone
+    And the other log is untouched

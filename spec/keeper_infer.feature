@@ -97,3 +97,8 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     When the user runs rbee infer --max-tokens zero
     Then stderr has one line naming --max-tokens and the exit code is 1
     And without --prompt stderr has one line saying --prompt is required
+
+  Scenario: A file model in any folder runs through an ephemeral hive
+    Given a copy of the bundled model in a folder of its own
+    When rbee infer runs with --model file:<that copy> and no hive running
+    Then the ephemeral hive is allowed that folder (--models-dir) and the tokens stream

@@ -24,6 +24,8 @@ Feature: Tools rbee-gguf
     When "rbee-gguf tokenize FILE --special --bos" reads it
     Then it prints "151643 151644 872"
     And without the flags the output does not start with "151643" and does not contain "151644"
+    And for ggml-vocab-phi-3.gguf "<|user|>\nHi<|end|>\n<|assistant|>" with "--special --bos" prints "1 32010 6324 32007 32001"
+    And for ggml-vocab-gpt-2.gguf "Hi<|endoftext|>Hello" with "--special" prints "17250 50256 15496", without it no 50256
 
   Scenario: rbee-gguf chat-render prints the prompt a template makes
     Given messages.json with a system and a user message, and a template file that prints

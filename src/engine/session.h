@@ -25,8 +25,8 @@ struct eng_session {
     /* activations for up to n_batch tokens */
     float *x;          /* (n_batch, n_embd) residual stream */
     float *xb;         /* (n_batch, n_embd) normalised input of a block */
-    float *xb2;        /* (n_batch, n_embd) attention output */
-    float *q;          /* (n_batch, n_embd) */
+    float *xb2;        /* (n_batch, q_dim) attention output */
+    float *q;          /* (n_batch, q_dim) */
     float *k;          /* (n_batch, kv_dim) */
     float *v;          /* (n_batch, kv_dim) */
     float *hb;         /* (n_batch, n_ff) gate, then silu(gate) * up */
@@ -37,6 +37,7 @@ struct eng_session {
     float *att;        /* (max pool chunks, att_stride) attention scores scratch */
     size_t att_stride; /* group * n_ctx floats: the scores of the query heads of one kv head */
     float *rope_cs;    /* (n_ctx, n_rot / 2, 2) cos and sin of each position's rotations */
+    float *rope_swa;   /* the same for sliding-window layers; == rope_cs unless they differ */
     float *deq;        /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
     float *logits;     /* (n_vocab) of the last position */
     float *all_logits; /* (n_ctx, n_vocab) when keep_all is on */

@@ -24,8 +24,7 @@
 #define MAX_DEVICE 1024
 #define MAX_SLOTS 4096
 
-/* Host part of the Host header ("h:8080" -> "h", "[::1]:8080" -> "[::1]"); "" if unusable. */
-static void request_host(rb_http_req *req, char *out, size_t outlen)
+void hive_request_host(rb_http_req *req, char *out, size_t outlen)
 {
     static const char allowed[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:";
@@ -70,8 +69,7 @@ out:
     return ok;
 }
 
-/* Enough RAM for the model file? Else fills e (507 INSUFFICIENT_MEMORY). */
-static int memory_ok(const char *path, hive_api_error *e)
+int hive_memory_ok(const char *path, hive_api_error *e)
 {
     struct stat st;
     uint64_t total = 0, avail = 0, need = 0;
@@ -156,14 +154,15 @@ void hive_h_spawn(rb_http_req *req, rb_http_reply *rep, void *user)
         snprintf(e.message, sizeof e.message,
                  "model '%s' is not downloaded yet: POST /v1/models/download first", canonical);
     }
-    if (e.status || !backend_ok(h, sr.backend, sr.device, &e) || !memory_ok(sr.model_path, &e)) {
+    if (e.status || !backend_ok(h, sr.backend, sr.device, &e) ||
+        !hive_memory_ok(sr.model_path, &e)) {
         hive_api_reply(rep, &e);
         goto out;
     }
     if (h->cfg.local_mode)
         snprintf(sr.advertise_host, sizeof sr.advertise_host, "127.0.0.1");
     else
-        request_host(req, sr.advertise_host, sizeof sr.advertise_host);
+        hive_request_host(req, sr.advertise_host, sizeof sr.advertise_host);
     rc = hive_spawner_run(h->sp, &sr, &w, err, sizeof err);
     if (rc) {
         spawn_failed(h, rep, rc, err);

@@ -257,8 +257,10 @@ static rb_err phase_register(kpr_run *r)
 static rb_err cold_start(kpr_run *r)
 {
     char path[KPR_PATH_MAX];
-    rb_err rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
+    rb_err rc;
 
+    kpr_ctx_model_dir(r->c, r->o->model);
+    rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
     if (!rc)
         rc = kpr_provision(r->c, &r->t, r->o->model, 3, path, sizeof path, &r->f);
     if (!rc)
@@ -294,7 +296,18 @@ static rb_err warm_worker_vanished(kpr_run *r)
     return rc;
 }
 
-static void finish(kpr_run *r)
+rb_err kpr_run_prepare(kpr_run *r)
+{
+    rb_err rc = kpr_target_resolve(r->c, r->o->node, r->o->hive_url, &r->t, &r->f);
+
+    if (!rc)
+        rc = phase_cache(r);
+    if (!rc && !r->warm)
+        rc = cold_start(r);
+    return rc;
+}
+
+void kpr_run_finish(kpr_run *r)
 {
     kpr_store *st = NULL;
 
@@ -325,11 +338,7 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     c->out.json = o.json;
     r.c = c;
     r.o = &o;
-    rc = kpr_target_resolve(c, o.node, o.hive_url, &r.t, &r.f);
-    if (!rc)
-        rc = phase_cache(&r);
-    if (!rc && !r.warm)
-        rc = cold_start(&r);
+    rc = kpr_run_prepare(&r);
     if (!rc)
         rc = kpr_phase_infer(&r);
     if (rc == RB_ENOTFOUND && r.warm)
@@ -344,7 +353,7 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     } else {
         status = KPR_EXIT_OK;
     }
-    finish(&r);
+    kpr_run_finish(&r);
 out:
     return status;
 }

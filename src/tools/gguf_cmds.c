@@ -5,7 +5,9 @@
  *                        [--seed S] [--threads N]       continuation only, streamed to stdout
  *     rbee-gguf quantize IN OUT TYPE [--threads N]      TYPE: f32 f16 bf16 q8_0 q4_0 q4_k
  *                                                       q4_k_m q6_k
- *     rbee-gguf random OUT --like tinyllama-1.1b --type q4_0 [--vocab VOCAB.gguf] [--seed S]
+ *     rbee-gguf random OUT --like SHAPE --type q4_0 [--vocab VOCAB.gguf] [--seed S]
+ *         SHAPE: a real model (tinyllama-1.1b, llama-3.2-1b, qwen3-0.6b, gemma-3-1b, ...) or
+ *         a fixture shape (qwen2-tiny, ...); an unknown one lists them all
  *     rbee-gguf chat-render FILE [--template T.jinja] [--today YYYY-MM-DD] < messages.json
  *                                                       the prompt chat_apply makes (rb_chat)
  */
@@ -161,7 +163,7 @@ int gguf_cmd_random(int argc, char **argv)
     }
     out = npos ? pos[0] : NULL;
     if (!out || !like)
-        return bad("random", "usage: random OUT --like tinyllama-1.1b|tiny --type TYPE "
+        return bad("random", "usage: random OUT --like SHAPE --type TYPE "
                              "[--vocab VOCAB.gguf] [--seed S]");
     if (eng_random_model(out, like, type, vocab, seed, rb_physical_cores(), err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", PROG, err);

@@ -4,6 +4,7 @@
  *
  *     rbee-bench engine -m MODEL.gguf -p 128 -n 64 -t 2 -r 5 [--no-mmap] [--json]
  *     rbee-bench stream --url http://127.0.0.1:8081 --clients 1,2,4 [--requests 8] [--json]
+ *                      [--route inference|chat|completions]
  *     rbee-bench memory -m MODEL.gguf -t 2 -r 5 [--no-mmap]
  *
  * Results are medians over repetitions; the machines are noisy, so single runs mean little.
@@ -42,6 +43,7 @@ int main(int argc, char **argv)
             "usage: rbee-bench engine -m MODEL -p N -n N -t THREADS -r REPS [--no-mmap] [--json]\n"
             "       rbee-bench stream --url WORKER_URL [--clients 1,2,4] [--requests N]\n"
             "                         [--max-tokens N] [--prompt TEXT] [--json]\n"
+            "                         [--route inference|chat|completions]\n"
             "       rbee-bench memory -m FILE [-t THREADS] [-r REPS] [--no-mmap]\n");
     return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? 0 : 1;
 }

@@ -45,7 +45,7 @@ static const subcmd subcmds[] = {
     {"quantize", gguf_cmd_quantize,
      "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k"},
     {"random", gguf_cmd_random,
-     "random OUT --like tinyllama-1.1b|tiny --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
+     "random OUT --like SHAPE --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
     {"chat-render", gguf_cmd_chat_render,
      "chat-render FILE [--template T.jinja] [--today YYYY-MM-DD] < messages.json   the prompt "
      "of a conversation"},

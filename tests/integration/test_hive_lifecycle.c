@@ -3,7 +3,9 @@
  * mock-worker as its worker binary, a fresh RBEE_HOME per test, a 1 s monitor interval.
  * Every wait polls with a deadline; every process started is checked by its recorded pid.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,7 +41,10 @@ static void setup(void)
 
 static void model_path(const rbt_hive *h, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s/model.gguf", h->home);
+    /* in $RBEE_HOME/models: the only folder of the hive's own that file: may name */
+    snprintf(out, outlen, "%s/models", h->home);
+    ck_assert_int_eq(rb_mkdir_p(out), RB_OK);
+    snprintf(out, outlen, "%s/models/model.gguf", h->home);
 }
 
 /* Starts a hive with a fake model in its home. */
@@ -478,6 +483,13 @@ START_TEST(test_hive_lifecycle__unknown_workers_get_404)
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r), 400);
     ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
     json_decref(r);
+    /* Valid JSON that is not an object gets the worker's code; broken JSON INVALID_JSON. */
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "[1,2]", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", "{\"model_ref\":", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_JSON");
+    json_decref(r);
     finish(&h);
 }
 END_TEST
@@ -738,6 +750,64 @@ START_TEST(test_hive_lifecycle__detect_prints_backends_and_devices)
 }
 END_TEST
 
+/* Scenario: Worker logs are rotated */
+START_TEST(test_hive_lifecycle__worker_logs_are_rotated)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+    char path[4400];
+    struct timespec old[2] = {{0, 0}, {0, 0}};
+    int kept = 0, have_new = 0;
+    DIR *d;
+    struct dirent *e;
+
+    rbt_hive_init(&h);
+    snprintf(path, sizeof path, "%s/logs", h.home);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    for (int i = 0; i < 25; i++) {
+        snprintf(path, sizeof path, "%s/logs/worker-old-%02d.log", h.home, i);
+        ck_assert_int_eq(rb_write_file_atomic(path, "x\n", 2), RB_OK);
+        old[0].tv_sec = old[1].tv_sec = 1000000 + i; /* 1970: older than any new log */
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    }
+    snprintf(path, sizeof path, "%s/logs/hive-ephemeral.log", h.home);
+    ck_assert_int_eq(rb_write_file_atomic(path, "x\n", 2), RB_OK);
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    model_path(&h, path, sizeof path);
+    rbt_write_fake_gguf(path, 4096);
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(spawn(&h, "cpu", &r), 200);
+    const char *id = json_string_value(json_object_get(r, "worker_id"));
+    /* The spawner prunes right after the worker started: poll for it with a deadline. */
+    for (int64_t end = rbt_ms() + rbt_scaled(5000);;) {
+        int old_left = 0;
+        kept = have_new = 0;
+        snprintf(path, sizeof path, "%s/logs", h.home);
+        d = opendir(path);
+        ck_assert_ptr_nonnull(d);
+        while ((e = readdir(d))) {
+            char want[128];
+            snprintf(want, sizeof want, "%s.log", id);
+            kept += strncmp(e->d_name, "worker-", 7) == 0;
+            have_new += strcmp(e->d_name, want) == 0;
+            /* the six oldest (00 to 05) must go */
+            old_left += strncmp(e->d_name, "worker-old-0", 12) == 0 && e->d_name[12] <= '5';
+        }
+        closedir(d);
+        if ((kept == 20 && !old_left) || rbt_ms() > end)
+            break;
+        rbt_poll_interval();
+    }
+    ck_assert_int_eq(kept, 20);
+    ck_assert_int_eq(have_new, 1);
+    snprintf(path, sizeof path, "%s/logs/hive-ephemeral.log", h.home);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_lifecycle");
@@ -770,5 +840,6 @@ int main(void)
     tcase_add_test(tc,
                    test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
     tcase_add_test(tc, test_hive_lifecycle__detect_prints_backends_and_devices);
+    tcase_add_test(tc, test_hive_lifecycle__worker_logs_are_rotated);
     return rbt_run(s);
 }

@@ -54,12 +54,15 @@ typedef struct eng_model_params {
 
 eng_model_params eng_model_params_default(void);
 
-/* Opens and validates a GGUF llama model (weights stay mmapped unless copy_weights). Errors
- * name the file and the missing or malformed key or tensor. Caller frees with
+/* Opens and validates a GGUF model of a supported architecture (eng_supported_archs; weights
+ * stay mmapped unless copy_weights). Errors name the file and the missing or malformed key
+ * or tensor; an unknown architecture, rope scaling or tensor is refused. Caller frees with
  * eng_model_free(). */
 rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
                       size_t errlen);
 void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */
+/* The general.architecture values eng_model_open serves, comma-separated (static). */
+const char *eng_supported_archs(void);
 
 typedef struct eng_model_info {
     char arch[32];
@@ -80,6 +83,16 @@ void eng_model_get_info(const eng_model *m, eng_model_info *out);
  * metadata asks for it. Special-token text is plain text. *ids is malloc'd (caller frees). */
 rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int add_bos,
                           int32_t **ids, size_t *n);
+/* Flags of eng_model_tokenize_ex. */
+#define ENG_MODEL_TOK_ADD_BOS (1u << 0) /* BOS first when the model's metadata asks for it */
+#define ENG_MODEL_TOK_SPECIAL (1u << 1) /* control-token text ("<|im_start|>") is the token */
+/* eng_model_tokenize with flags: a chat prompt rendered from the model's template is
+ * tokenized with ENG_MODEL_TOK_SPECIAL so that the template's markers are single tokens. */
+rb_err eng_model_tokenize_ex(const eng_model *m, const char *text, size_t len, unsigned flags,
+                             int32_t **ids, size_t *n);
+/* The model's tokenizer.chat_template (Jinja source), malloc'd and NUL-terminated (caller
+ * frees), or NULL when the file has none (or it is not a string). */
+char *eng_model_chat_template(const eng_model *m);
 /* The raw bytes a token decodes to (for tools); writes at most cap bytes, returns the length. */
 size_t eng_model_token_bytes(const eng_model *m, int32_t id, char *out, size_t cap);
 
@@ -90,8 +103,23 @@ typedef struct eng_sampler_params {
     float min_p;          /* 0: off */
     float repeat_penalty; /* 1: off; applied to the last repeat_last_n tokens */
     int repeat_last_n;    /* default 64 */
+    /* OpenAI's penalties, as llama.cpp applies them after the repetition penalty: a token seen
+     * c > 0 times among the last repeat_last_n (prompt and generated) loses
+     * c * frequency_penalty + presence_penalty from its logit. 0: off. */
+    float frequency_penalty, presence_penalty;
+    /* Log-probabilities in every eng_step: 1 reports the sampled token's, top_logprobs
+     * (0..ENG_MAX_TOP_LOGPROBS) the most likely alternatives too. They are the log-softmax of
+     * the model's logits, before penalties, truncation and temperature. */
+    int logprobs, top_logprobs;
     uint64_t seed;
 } eng_sampler_params;
+
+#define ENG_MAX_TOP_LOGPROBS 20
+
+typedef struct eng_token_logprob {
+    int32_t token;
+    float logprob;
+} eng_token_logprob;
 
 eng_sampler_params eng_sampler_params_default(void);
 
@@ -136,6 +164,11 @@ typedef struct eng_step {
     size_t text_len;  /* may be 0 (bytes held back for UTF-8 or a possible stop string) */
     int done;         /* 1: generation is over; reason says why */
     eng_stop_reason reason;
+    /* With logprobs on and token >= 0: the token's log-probability and the n_top most likely
+     * tokens, most likely first (ties by lower id). */
+    float logprob;
+    int n_top;
+    eng_token_logprob top[ENG_MAX_TOP_LOGPROBS];
 } eng_step;
 
 /* Samples the next token from the current logits, then (on the next call) feeds it back.

@@ -47,6 +47,8 @@ typedef struct hive_config {
     int worker_slots;          /* > 0: --slots for every worker (else the worker's default, 1) */
     int worker_threads;        /* > 0: --threads (else the worker's default: physical cores) */
     int worker_ctx;            /* > 0: --ctx (else the model's context length) */
+    const char *models_dirs;   /* more folders file: references may name, ':'-separated; NULL */
+    int relay_queue; /* OpenAI requests that may wait for a slot of a full model; default 16 */
 } hive_config;
 
 /* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides

@@ -4,7 +4,7 @@
  *     rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]
  *                      [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]
  *                      [--worker-binary PATH] [--worker-slots N] [--worker-threads N]
- *                      [--worker-ctx N]
+ *                      [--worker-ctx N] [--queue N] [--models-dir DIR[:DIR...]]
  *     rbee-hive detect [--json]
  *     rbee-hive --version
  *
@@ -25,7 +25,7 @@ static const char usage_text[] =
     "usage: rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]\n"
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
     "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
-    "                        [--worker-ctx N]\n"
+    "                        [--worker-ctx N] [--queue N] [--models-dir DIR[:DIR...]]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
     "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
@@ -78,6 +78,8 @@ static int run_daemon(int argc, char **argv)
         {"--worker-slots", RB_OPT_INT, &cfg.worker_slots, 1, 64},
         {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256},
         {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 1, 1 << 20},
+        {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
+        {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096},
     };
 
     if (rb_args_parse("rbee-hive daemon", argc - 2, argv + 2, opts, RB_ARRAY_LEN(opts), NULL, 0,
