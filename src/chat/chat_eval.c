@@ -209,6 +209,8 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         }
         return ch_str_own(c, o, on);
     }
+    if (obj->k == V_DICT || obj->k == V_NS)
+        return ch_fail(c, nd, "unhashable type: 'slice'");
     /* jinja2 turns the TypeError of slicing anything else into an undefined value */
     return undef_msg(c, "'%s' object is not subscriptable", ch_kind_name(obj), "");
 }
