@@ -45,13 +45,7 @@ ch_val *ch_fail(ch_ctx *c, const ch_node *nd, const char *fmt, ...)
 
 static ch_val *nomem(ch_ctx *c)
 {
-    if (!c->rc) {
-        c->rc = RB_ENOMEM;
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    } else if (c->rc == RB_ENOMEM && c->err && c->errlen && !c->err[0]) {
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    }
-    return NULL;
+    return ch_nomem(c);
 }
 
 int ch_undef_error(ch_ctx *c, const ch_node *nd, const ch_val *v)
@@ -114,11 +108,8 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         ch_undef_error(c, nd, obj);
         return NULL;
     }
-    if (obj->k == V_DICT || obj->k == V_NS) {
-        ch_val *v = ch_dict_get(obj, name);
-        if (v)
-            return v;
-    }
+    /* jinja2's obj.name looks for an attribute first (dict.items is the method even when the
+     * dict has an "items" key), then for an item; obj['name'] the other way round. */
     if (ch_has_method(obj, name)) {
         ch_val *f = ch_new(c, V_FUNC);
         if (!f)
@@ -126,6 +117,11 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         f->u.fn.name = name;
         f->u.fn.self = obj;
         return f;
+    }
+    if (obj->k == V_DICT || obj->k == V_NS) {
+        ch_val *v = ch_dict_get(obj, name);
+        if (v)
+            return v;
     }
     return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), name);
 }
@@ -181,11 +177,12 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         ch_undef_error(c, nd, obj);
         return NULL;
     }
-    if (obj->k == V_LIST) {
+    if (obj->k == V_LIST && !obj->u.l.gen) {
         slice_bounds((long long)obj->u.l.n, sv, &start, &stop, &step);
         ch_val *r = ch_list(c, 0);
         if (!r)
             return nomem(c);
+        r->u.l.tuple = obj->u.l.tuple;
         for (long long i = start; step > 0 ? i < stop : i > stop; i += step)
             if (ch_list_push(c, r, obj->u.l.v[i]))
                 return nomem(c);
@@ -212,7 +209,10 @@ static ch_val *do_slice(ch_ctx *c, const ch_node *nd, ch_val *obj, const ch_val 
         }
         return ch_str_own(c, o, on);
     }
-    return ch_fail(c, nd, "'%s' object is not subscriptable", ch_kind_name(obj));
+    if (obj->k == V_DICT || obj->k == V_NS)
+        return ch_fail(c, nd, "unhashable type: 'slice'");
+    /* jinja2 turns the TypeError of slicing anything else into an undefined value */
+    return undef_msg(c, "'%s' object is not subscriptable", ch_kind_name(obj), "");
 }
 
 ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
@@ -221,6 +221,8 @@ ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
         ch_undef_error(c, nd, obj);
         return NULL;
     }
+    if (obj->k == V_LIST && obj->u.l.gen)
+        return undef_msg(c, "'%s' object is not subscriptable", "generator", "");
     if ((obj->k == V_LIST || obj->k == V_STR) && (key->k == V_INT || key->k == V_BOOL)) {
         long long i = key->k == V_INT ? key->u.i : key->u.b;
         long long len = obj->k == V_LIST ? (long long)obj->u.l.n
@@ -238,6 +240,11 @@ ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
     if (key->k == V_STR) {
         if (memchr(key->u.s.s, '\0', key->u.s.n))
             return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), "?");
+        if (obj->k == V_DICT || obj->k == V_NS) {
+            ch_val *v = ch_dict_get(obj, key->u.s.s);
+            if (v)
+                return v;
+        }
         return ch_getattr(c, nd, obj, key->u.s.s);
     }
     if (obj->k == V_DICT)
@@ -414,6 +421,8 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         memcpy(o + x->u.s.n, y->u.s.s, y->u.s.n);
         return ch_str_own(c, o, x->u.s.n + y->u.s.n);
     }
+    if (op == CH_OP_MOD && a->k == V_STR) /* str % args: formatting, even of undefined */
+        return ch_percent_format(c, nd, a, b);
     if (a->k == V_UNDEF)
         return ch_undef_error(c, nd, a), NULL;
     if (b->k == V_UNDEF)
@@ -489,6 +498,9 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         memcpy(o + a->u.s.n, b->u.s.s, b->u.s.n);
         return ch_str_own(c, o, a->u.s.n + b->u.s.n);
     }
+    if ((a->k == V_LIST && a->u.l.gen) || (b->k == V_LIST && b->u.l.gen))
+        return ch_fail(c, nd, "unsupported operand type(s) for %s: '%s' and '%s'", opname(op),
+                       ch_kind_name(a), ch_kind_name(b));
     if (op == CH_OP_ADD && a->k == V_LIST && b->k == V_LIST) {
         ch_val *r = ch_list(c, a->u.l.n + b->u.l.n + 1);
         if (!r)
@@ -503,8 +515,6 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         return repeat(c, nd, a, ival(b));
     if (op == CH_OP_MUL && (b->k == V_STR || b->k == V_LIST) && (a->k == V_INT || a->k == V_BOOL))
         return repeat(c, nd, b, ival(a));
-    if (op == CH_OP_MOD && a->k == V_STR)
-        return ch_fail(c, nd, "string formatting with '%%' is not supported");
     if (op == CH_OP_ADD && a->k == V_STR)
         return ch_fail(c, nd, "can only concatenate str (not \"%s\") to str", ch_kind_name(b));
     return ch_fail(c, nd, "unsupported operand type(s) for %s: '%s' and '%s'", opname(op),
@@ -527,12 +537,23 @@ static int contains(ch_ctx *c, const ch_node *nd, ch_val *item, ch_val *seq)
             return 1;
         return memmem(seq->u.s.s, seq->u.s.n, item->u.s.s, item->u.s.n) != NULL;
     case V_LIST:
-        for (size_t i = 0; i < seq->u.l.n; i++)
-            if (ch_equal(item, seq->u.l.v[i]))
+        if (ch_steps(c, nd, (long long)seq->u.l.n))
+            return -1;
+        for (size_t i = seq->u.l.gen ? seq->u.l.pos : 0; i < seq->u.l.n; i++)
+            if (ch_equal(item, seq->u.l.v[i])) {
+                if (seq->u.l.gen) /* a generator is consumed up to the match */
+                    seq->u.l.pos = i + 1;
                 return 1;
+            }
+        if (seq->u.l.gen)
+            seq->u.l.pos = seq->u.l.n;
         return 0;
     case V_DICT:
     case V_NS:
+        if ((item->k == V_LIST && !item->u.l.tuple) || item->k == V_DICT || item->k == V_NS) {
+            ch_fail(c, nd, "unhashable type: '%s'", ch_kind_name(item));
+            return -1;
+        }
         if (item->k != V_STR)
             return 0;
         for (size_t i = 0; i < seq->u.d.n; i++)
@@ -582,12 +603,34 @@ static ch_val *cmpop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
     }
 }
 
+int ch_steps(ch_ctx *c, const ch_node *nd, long long n)
+{
+    c->steps += n;
+    if (c->steps <= CH_MAX_STEPS)
+        return 0;
+    ch_fail(c, nd, "the template ran over %lld steps", (long long)CH_MAX_STEPS);
+    return -1;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e);
+
 ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
+{
+    if (c->rc || ch_steps(c, e, 1))
+        return NULL;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH)
+        return ch_fail(c, e, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+    c->eval_depth++;
+    c->at = e;
+    ch_val *v = eval(c, f, e);
+    c->eval_depth--;
+    return v;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e)
 {
     ch_val *a, *b, **args, **kwv;
 
-    if (c->rc)
-        return NULL;
     switch (e->k) {
     case E_LIT:
         return e->lit;
@@ -617,8 +660,7 @@ ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
             ch_val *obj = ch_eval(c, f, e->a->a);
             if (!obj)
                 return NULL;
-            if (!((obj->k == V_DICT || obj->k == V_NS) && ch_dict_get(obj, e->a->name)) &&
-                ch_has_method(obj, e->a->name)) {
+            if (ch_has_method(obj, e->a->name)) {
                 if (eval_args(c, f, e, &args, &kwv))
                     return NULL;
                 return ch_call_method(c, e, obj, e->a->name, args, e->nlist, e->kwname, kwv,
@@ -726,7 +768,7 @@ static ch_val *iter_items(ch_ctx *c, const ch_node *nd, ch_val *v)
     ch_val *l;
     switch (v->k) {
     case V_LIST:
-        return v;
+        return v->u.l.gen ? ch_gen_take(c, v) : v;
     case V_UNDEF:
         return ch_list(c, 0);
     case V_DICT:
@@ -795,6 +837,8 @@ static int exec_for(ch_ctx *c, ch_frame *f, const ch_node *nd)
     }
     size_t n = items->u.l.n;
     for (size_t i = 0; i < n; i++) {
+        if (ch_steps(c, nd, 1))
+            return ST_ERR;
         ch_frame *lf = frame_new(c, f);
         ch_val *loop = ch_dict(c, V_DICT);
         if (!lf || !loop)
@@ -840,9 +884,27 @@ static ch_val *apply_filter_chain(ch_ctx *c, ch_frame *f, const ch_node *chain, 
     return ch_filter(c, chain, v, args, chain->nlist, chain->kwname, kwv, chain->nkw);
 }
 
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st);
+
 static int exec_list(ch_ctx *c, ch_frame *f, const ch_node *st)
 {
+    if (!st)
+        return ST_OK;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH) {
+        ch_fail(c, st, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+        return ST_ERR;
+    }
+    c->eval_depth++;
+    int r = exec_stmts(c, f, st);
+    c->eval_depth--;
+    return r;
+}
+
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st)
+{
     for (; st; st = st->next) {
+        if (ch_steps(c, st, 1))
+            return ST_ERR;
         ch_val *v;
         int r;
         switch (st->k) {
@@ -855,8 +917,11 @@ static int exec_list(ch_ctx *c, ch_frame *f, const ch_node *st)
         case N_OUTPUT:
             if (!(v = ch_eval(c, f, st->a)))
                 return ST_ERR;
-            if (ch_to_str(c->out, v)) {
-                ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
+            if ((r = ch_to_str(c->out, v))) {
+                if (r == -2)
+                    ch_str_error(c, st, r);
+                else
+                    ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
                 return ST_ERR;
             }
             break;
@@ -908,8 +973,11 @@ static int exec_list(ch_ctx *c, ch_frame *f, const ch_node *st)
         case N_FILTBLK:
             if (!(v = capture(c, f, st->body, st)) || !(v = apply_filter_chain(c, f, st->a, v)))
                 return ST_ERR;
-            if (ch_to_str(c->out, v)) {
-                ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
+            if ((r = ch_to_str(c->out, v))) {
+                if (r == -2)
+                    ch_str_error(c, st, r);
+                else
+                    ch_fail(c, st, "the rendered text is over %zu bytes", (size_t)CH_MAX_OUT);
                 return ST_ERR;
             }
             break;
@@ -992,6 +1060,10 @@ rb_err ch_render(const chat_template *t, const json_t *messages, const chat_rend
         else if (st < 0 && !c.rc)
             nomem(&c);
     }
+    if (!c.rc && b.data && memchr(b.data, '\0', b.len)) /* the caller gets a C string */
+        ch_fail(&c, NULL, "the rendered text contains a NUL character");
+    if (c.rc && (!err || !errlen || !err[0]))
+        ch_nomem(&c); /* an allocation failed deep down: say so */
     rb_err rc = c.rc;
     if (raised)
         *raised = c.raised;

@@ -43,14 +43,19 @@ chat_render_opts chat_render_opts_default(void); /* "", "", 1, NULL */
 /* Renders t with messages (a JSON array of {"role","content"} objects; content a string or
  * an array of {"type":"text","text":...} parts; borrowed) and tools = none. *out: malloc'd
  * text, caller frees. RB_EINVAL with a message for raise_exception() (the template's own
- * message) or a runtime error with line and column. */
+ * message) or a runtime error with line and column ("line L, column C: ..."); RB_ETOOBIG when
+ * the render needs more than 256 MiB (other limits, docs/architecture.md §6a, are RB_EINVAL);
+ * RB_ENOMEM. On error *out stays NULL. */
 rb_err chat_template_render(const chat_template *t, const json_t *messages,
                             const chat_render_opts *o, char **out, char *err, size_t errlen);
 
 /* The whole pipeline a server needs, as llama.cpp's server does it:
  *  - template_src NULL or empty: ChatML (<|im_start|>role\ncontent<|im_end|>\n ... and
  *    "<|im_start|>assistant\n" when add_generation_prompt);
- *  - content given as an array of text parts is joined into one string first;
+ *  - content given as an array of text parts is joined into one string first ("\n" between
+ *    texts); a part that is not text is RB_EUNSUPPORTED;
+ *  - the template also sees enable_thinking = true, and Llama 3.x templates date_string
+ *    (today, "%d %b %Y"), as llama.cpp's server passes them;
  *  - a template that raises on the system role: render again with the system text folded
  *    into the first user message ("<system>\n<user>", as the goldens hold);
  *  - a rendered prompt that starts with bos_token (non-empty) has it removed, because the
