@@ -74,8 +74,8 @@ Feature: Chat templates
     Then each call returns its own text
 
   Scenario: Arithmetic follows Python and Jinja precedence
-    When "-7 // 2", "-7 % 3", "7 / 2" and "'a' + x | upper" are rendered
-    Then they give -4, 2, 3.5 and the filter binds before +
+    When "-7 // 2", "-7 % 3", "7 / 2", "'a' + x | upper" and "'%5d' % 42" are rendered
+    Then they give -4, 2, 3.5, the filter binding before +, and Python's printf formatting
 
   Scenario: Comparisons, membership, logic and inline if
     When ==, <, chained <, in, not in, and, or, not and x if c else y are rendered
@@ -97,6 +97,7 @@ Feature: Chat templates
   Scenario: Tojson renders as json.dumps with ensure_ascii false
     When a dict with non-ASCII text is passed through tojson and tojson(indent=2)
     Then the text is json.dumps' with ", " and ": " separators and the characters as they are
+    And separators, sort_keys and ensure_ascii=true work as json.dumps' do
 
   Scenario: String filters transform text
     When trim, default, upper, lower, title, capitalize, replace, indent, int, float,
@@ -105,12 +106,12 @@ Feature: Chat templates
 
   Scenario: Sequence filters pick, map and order items
     When first, last, list, map, select, reject, selectattr, rejectattr, items, unique,
-      sort, reverse, join, batch, sum and max are applied
+      sort, dictsort, reverse, join, batch, sum and max are applied
     Then each gives jinja2's result
 
   Scenario: String and dict methods work as in Python
-    When strip, split, startswith, endswith, upper, lower, title, replace, get, keys,
-      values and items are called
+    When strip, split, splitlines, startswith, endswith, upper, lower, title, replace, format,
+      get, keys, values and items are called
     Then each gives Python's result, and methods that change a value are refused
 
   Scenario: The globals a chat template expects are set
@@ -132,8 +133,14 @@ Feature: Chat templates
     Then rendering fails with "line 2, column 10: can only concatenate str (not "int") to str"
 
   Scenario: Unsupported constructs fail by name
-    When a template uses include, call, a recursive loop, % formatting or the dictsort filter
+    When a template uses include, call, a recursive loop, %c formatting or the wordwrap filter
     Then it fails saying that construct is not supported
+
+  Scenario: Templates that nest or loop without bound fail with a limit
+    When a template nests expressions, blocks or values without end, loops 10^10 times, sorts
+      100000 items or builds a string of 100 MB
+    Then it fails quickly naming the limit (parse nesting 200, evaluation depth 500, value
+      nesting 256, 50 million steps, 256 MiB of memory, 64 MiB of output), never by crashing
 
   Scenario: Chat_apply renders ChatML when the model has no template
     When chat_apply gets no template

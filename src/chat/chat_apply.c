@@ -21,7 +21,7 @@ chat_render_opts chat_render_opts_default(void)
 }
 
 /* A copy of messages with each array-of-parts content joined into one string (text parts,
- * "\n" between them). */
+ * "\n" between them, as llama.cpp's server does); other parts are refused. */
 static rb_err normalise(const json_t *messages, json_t **out, char *err, size_t errlen)
 {
     size_t i, k;
@@ -41,7 +41,6 @@ static rb_err normalise(const json_t *messages, json_t **out, char *err, size_t 
             continue;
         rb_buf b;
         rb_buf_init(&b, (size_t)1 << 26);
-        int first = 1;
         rb_err rc = RB_OK;
         json_array_foreach(content, k, part)
         {
@@ -52,12 +51,12 @@ static rb_err normalise(const json_t *messages, json_t **out, char *err, size_t 
                              "message %zu: only text content parts are supported", i);
                 break;
             }
-            if ((!first && rb_buf_append(&b, "\n", 1)) ||
+            /* "\n" between texts, as llama.cpp joins them (none after an empty start) */
+            if ((b.len > 0 && rb_buf_append(&b, "\n", 1)) ||
                 rb_buf_append(&b, json_string_value(text), json_string_length(text))) {
                 rc = rb_errf(err, errlen, RB_ETOOBIG, "message %zu: content too long", i);
                 break;
             }
-            first = 0;
         }
         if (!rc && json_object_set_new(m, "content", json_stringn(b.data ? b.data : "", b.len)))
             rc = rb_errf(err, errlen, RB_EINVAL, "message %zu: content is not UTF-8", i);

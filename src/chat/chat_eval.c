@@ -45,13 +45,7 @@ ch_val *ch_fail(ch_ctx *c, const ch_node *nd, const char *fmt, ...)
 
 static ch_val *nomem(ch_ctx *c)
 {
-    if (!c->rc) {
-        c->rc = RB_ENOMEM;
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    } else if (c->rc == RB_ENOMEM && c->err && c->errlen && !c->err[0]) {
-        rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
-    }
-    return NULL;
+    return ch_nomem(c);
 }
 
 int ch_undef_error(ch_ctx *c, const ch_node *nd, const ch_val *v)
@@ -114,11 +108,8 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         ch_undef_error(c, nd, obj);
         return NULL;
     }
-    if (obj->k == V_DICT || obj->k == V_NS) {
-        ch_val *v = ch_dict_get(obj, name);
-        if (v)
-            return v;
-    }
+    /* jinja2's obj.name looks for an attribute first (dict.items is the method even when the
+     * dict has an "items" key), then for an item; obj['name'] the other way round. */
     if (ch_has_method(obj, name)) {
         ch_val *f = ch_new(c, V_FUNC);
         if (!f)
@@ -126,6 +117,11 @@ ch_val *ch_getattr(ch_ctx *c, const ch_node *nd, ch_val *obj, const char *name)
         f->u.fn.name = name;
         f->u.fn.self = obj;
         return f;
+    }
+    if (obj->k == V_DICT || obj->k == V_NS) {
+        ch_val *v = ch_dict_get(obj, name);
+        if (v)
+            return v;
     }
     return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), name);
 }
@@ -238,6 +234,11 @@ ch_val *ch_getitem(ch_ctx *c, const ch_node *nd, ch_val *obj, ch_val *key)
     if (key->k == V_STR) {
         if (memchr(key->u.s.s, '\0', key->u.s.n))
             return undef_msg(c, "'%s' has no attribute '%s'", obj_desc(obj), "?");
+        if (obj->k == V_DICT || obj->k == V_NS) {
+            ch_val *v = ch_dict_get(obj, key->u.s.s);
+            if (v)
+                return v;
+        }
         return ch_getattr(c, nd, obj, key->u.s.s);
     }
     if (obj->k == V_DICT)
@@ -414,6 +415,8 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         memcpy(o + x->u.s.n, y->u.s.s, y->u.s.n);
         return ch_str_own(c, o, x->u.s.n + y->u.s.n);
     }
+    if (op == CH_OP_MOD && a->k == V_STR) /* str % args: formatting, even of undefined */
+        return ch_percent_format(c, nd, a, b);
     if (a->k == V_UNDEF)
         return ch_undef_error(c, nd, a), NULL;
     if (b->k == V_UNDEF)
@@ -503,8 +506,6 @@ static ch_val *binop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
         return repeat(c, nd, a, ival(b));
     if (op == CH_OP_MUL && (b->k == V_STR || b->k == V_LIST) && (a->k == V_INT || a->k == V_BOOL))
         return repeat(c, nd, b, ival(a));
-    if (op == CH_OP_MOD && a->k == V_STR)
-        return ch_fail(c, nd, "string formatting with '%%' is not supported");
     if (op == CH_OP_ADD && a->k == V_STR)
         return ch_fail(c, nd, "can only concatenate str (not \"%s\") to str", ch_kind_name(b));
     return ch_fail(c, nd, "unsupported operand type(s) for %s: '%s' and '%s'", opname(op),
@@ -527,6 +528,8 @@ static int contains(ch_ctx *c, const ch_node *nd, ch_val *item, ch_val *seq)
             return 1;
         return memmem(seq->u.s.s, seq->u.s.n, item->u.s.s, item->u.s.n) != NULL;
     case V_LIST:
+        if (ch_steps(c, nd, (long long)seq->u.l.n))
+            return -1;
         for (size_t i = 0; i < seq->u.l.n; i++)
             if (ch_equal(item, seq->u.l.v[i]))
                 return 1;
@@ -582,12 +585,33 @@ static ch_val *cmpop(ch_ctx *c, const ch_node *nd, int op, ch_val *a, ch_val *b)
     }
 }
 
+int ch_steps(ch_ctx *c, const ch_node *nd, long long n)
+{
+    c->steps += n;
+    if (c->steps <= CH_MAX_STEPS)
+        return 0;
+    ch_fail(c, nd, "the template ran over %lld steps", (long long)CH_MAX_STEPS);
+    return -1;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e);
+
 ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
+{
+    if (c->rc || ch_steps(c, e, 1))
+        return NULL;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH)
+        return ch_fail(c, e, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+    c->eval_depth++;
+    ch_val *v = eval(c, f, e);
+    c->eval_depth--;
+    return v;
+}
+
+static ch_val *eval(ch_ctx *c, ch_frame *f, const ch_node *e)
 {
     ch_val *a, *b, **args, **kwv;
 
-    if (c->rc)
-        return NULL;
     switch (e->k) {
     case E_LIT:
         return e->lit;
@@ -617,8 +641,7 @@ ch_val *ch_eval(ch_ctx *c, ch_frame *f, const ch_node *e)
             ch_val *obj = ch_eval(c, f, e->a->a);
             if (!obj)
                 return NULL;
-            if (!((obj->k == V_DICT || obj->k == V_NS) && ch_dict_get(obj, e->a->name)) &&
-                ch_has_method(obj, e->a->name)) {
+            if (ch_has_method(obj, e->a->name)) {
                 if (eval_args(c, f, e, &args, &kwv))
                     return NULL;
                 return ch_call_method(c, e, obj, e->a->name, args, e->nlist, e->kwname, kwv,
@@ -795,6 +818,8 @@ static int exec_for(ch_ctx *c, ch_frame *f, const ch_node *nd)
     }
     size_t n = items->u.l.n;
     for (size_t i = 0; i < n; i++) {
+        if (ch_steps(c, nd, 1))
+            return ST_ERR;
         ch_frame *lf = frame_new(c, f);
         ch_val *loop = ch_dict(c, V_DICT);
         if (!lf || !loop)
@@ -840,9 +865,27 @@ static ch_val *apply_filter_chain(ch_ctx *c, ch_frame *f, const ch_node *chain, 
     return ch_filter(c, chain, v, args, chain->nlist, chain->kwname, kwv, chain->nkw);
 }
 
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st);
+
 static int exec_list(ch_ctx *c, ch_frame *f, const ch_node *st)
 {
+    if (!st)
+        return ST_OK;
+    if (c->eval_depth >= CH_MAX_EVAL_DEPTH) {
+        ch_fail(c, st, "expressions and blocks nested deeper than %d", CH_MAX_EVAL_DEPTH);
+        return ST_ERR;
+    }
+    c->eval_depth++;
+    int r = exec_stmts(c, f, st);
+    c->eval_depth--;
+    return r;
+}
+
+static int exec_stmts(ch_ctx *c, ch_frame *f, const ch_node *st)
+{
     for (; st; st = st->next) {
+        if (ch_steps(c, st, 1))
+            return ST_ERR;
         ch_val *v;
         int r;
         switch (st->k) {
@@ -992,6 +1035,10 @@ rb_err ch_render(const chat_template *t, const json_t *messages, const chat_rend
         else if (st < 0 && !c.rc)
             nomem(&c);
     }
+    if (!c.rc && b.data && memchr(b.data, '\0', b.len)) /* the caller gets a C string */
+        ch_fail(&c, NULL, "the rendered text contains a NUL character");
+    if (c.rc && (!err || !errlen || !err[0]))
+        ch_nomem(&c); /* an allocation failed deep down: say so */
     rb_err rc = c.rc;
     if (raised)
         *raised = c.raised;

@@ -65,9 +65,7 @@ static int check_args(ch_ctx *c, const ch_node *nd, const char *what, const char
 
 static ch_val *oom(ch_ctx *c)
 {
-    if (!c->rc)
-        c->rc = rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering");
-    return NULL;
+    return ch_nomem(c);
 }
 
 static int need_str(ch_ctx *c, const ch_node *nd, const ch_val *v, const char *what)
@@ -456,6 +454,124 @@ static ch_val *str_count(ch_ctx *c, const ch_val *v, const ch_val *sub)
 static ch_val *join(ch_ctx *c, const ch_node *nd, const ch_val *seq, const ch_val *sep,
                     const ch_val *attr);
 
+/* Python's str.splitlines(): every line break ends a line; no empty last line. */
+static ch_val *splitlines(ch_ctx *c, const ch_val *v)
+{
+    const unsigned char *s = (const unsigned char *)v->u.s.s;
+    size_t n = v->u.s.n, start = 0, i = 0;
+    ch_val *l = ch_list(c, 4), *e;
+
+    if (!l)
+        return oom(c);
+    while (i < n) {
+        size_t brk = 0;
+        if (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n')
+            brk = 2;
+        else if (s[i] == '\n' || s[i] == '\r' || s[i] == '\v' || s[i] == '\f' ||
+                 (s[i] >= 0x1c && s[i] <= 0x1e))
+            brk = 1;
+        else if (s[i] == 0xC2 && i + 1 < n && s[i + 1] == 0x85)
+            brk = 2;
+        else if (s[i] == 0xE2 && i + 2 < n && s[i + 1] == 0x80 &&
+                 (s[i + 2] == 0xA8 || s[i + 2] == 0xA9))
+            brk = 3;
+        if (!brk) {
+            i++;
+            continue;
+        }
+        if (!(e = ch_str(c, v->u.s.s + start, i - start)) || ch_list_push(c, l, e))
+            return oom(c);
+        i += brk;
+        start = i;
+    }
+    if (start < n && (!(e = ch_str(c, v->u.s.s + start, n - start)) || ch_list_push(c, l, e)))
+        return oom(c);
+    return l;
+}
+
+/* Python's str.format() with {} {0} {name} fields and {{ }}; conversions, format specs and
+ * attribute or index lookups in a field fail by name. */
+static ch_val *str_format(ch_ctx *c, const ch_node *nd, const ch_val *v, const argv_ *a)
+{
+    const char *s = v->u.s.s;
+    size_t n = v->u.s.n;
+    int auto_idx = 0, manual = 0;
+    rb_buf b;
+    ch_val *r = NULL;
+
+    rb_buf_init(&b, (size_t)1 << 26);
+    for (size_t i = 0; i < n; i++) {
+        if ((s[i] == '{' || s[i] == '}') && i + 1 < n && s[i + 1] == s[i]) {
+            if (rb_buf_append(&b, s + i, 1))
+                goto oom;
+            i++;
+            continue;
+        }
+        if (s[i] == '}') {
+            ch_fail(c, nd, "single '}' encountered in format string");
+            goto out;
+        }
+        if (s[i] != '{') {
+            if (rb_buf_append(&b, s + i, 1))
+                goto oom;
+            continue;
+        }
+        const char *close = memchr(s + i, '}', n - i);
+        if (!close) {
+            ch_fail(c, nd, "single '{' encountered in format string");
+            goto out;
+        }
+        size_t fl = (size_t)(close - s) - i - 1;
+        const char *field = s + i + 1;
+        if (strcspn(field, "!:.[{") < fl) {
+            ch_fail(c, nd, "format field '{%.*s}' is not supported (only {}, {0} and {name})",
+                    (int)fl, field);
+            goto out;
+        }
+        ch_val *x = NULL;
+        if (fl == 0) {
+            if (manual) {
+                ch_fail(c, nd, "cannot switch from manual field numbering to automatic");
+                goto out;
+            }
+            x = auto_idx < a->nargs ? a->args[auto_idx] : NULL;
+            auto_idx++;
+        } else if (strspn(field, "0123456789") >= fl) {
+            long idx = strtol(field, NULL, 10);
+            manual = 1;
+            if (auto_idx) {
+                ch_fail(c, nd, "cannot switch from automatic field numbering to manual");
+                goto out;
+            }
+            x = idx < a->nargs ? a->args[idx] : NULL;
+        } else {
+            for (int k = 0; k < a->nkw && !x; k++)
+                if (strlen(a->kwn[k]) == fl && !memcmp(a->kwn[k], field, fl))
+                    x = a->kwv[k];
+            if (!x) {
+                ch_fail(c, nd, "format: no argument named '%.*s'", (int)fl, field);
+                goto out;
+            }
+        }
+        if (!x) {
+            ch_fail(c, nd, "format: replacement index out of range");
+            goto out;
+        }
+        if (ch_to_str(&b, x))
+            goto oom;
+        i = (size_t)(close - s);
+    }
+    r = ch_str(c, b.data ? b.data : "", b.len);
+    if (!r)
+        goto oom;
+out:
+    rb_buf_release(&b);
+    return r;
+oom:
+    rb_buf_release(&b);
+    return oom(c);
+}
+
 ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *name, ch_val **args,
                        int nargs, const char **kwn, ch_val **kwv, int nkw)
 {
@@ -548,6 +664,13 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
                 ok = ok && cased;
             return ch_bool(any && ok);
         }
+        if (!strcmp(name, "splitlines")) {
+            if (check_args(c, nd, "method", name, &a, 0, none))
+                return NULL;
+            return splitlines(c, self);
+        }
+        if (!strcmp(name, "format"))
+            return str_format(c, nd, self, &a);
         return ch_fail(c, nd, "method str.%s() is not supported", name);
     }
     if (self->k == V_DICT) {
@@ -583,6 +706,165 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
     }
     return ch_fail(c, nd, "method %s.%s() is not allowed: templates cannot change values",
                    ch_kind_name(self), name);
+}
+
+/* ---- printf-style formatting: 'fmt' % args ---- */
+
+static int pad_append(rb_buf *b, const char *s, size_t n, long width, int left)
+{
+    size_t chars = ch_utf8_len(s, n);
+    size_t pad = width > 0 && (size_t)width > chars ? (size_t)width - chars : 0;
+    int bad = 0;
+    for (size_t i = 0; !left && i < pad; i++)
+        bad |= rb_buf_append(b, " ", 1) != RB_OK;
+    bad |= rb_buf_append(b, s, n) != RB_OK;
+    for (size_t i = 0; left && i < pad; i++)
+        bad |= rb_buf_append(b, " ", 1) != RB_OK;
+    return bad ? -1 : 0;
+}
+
+/* "%<flags><width>.<prec><len><conv>" for snprintf; width and prec < 0: none */
+static void format_spec(char *spec, size_t n, const char *flags, long width, long prec,
+                        const char *len, char conv)
+{
+    char w[24] = "", p[24] = "";
+    if (width >= 0)
+        snprintf(w, sizeof w, "%ld", width);
+    if (prec >= 0)
+        snprintf(p, sizeof p, ".%ld", prec);
+    snprintf(spec, n, "%%%s%s%s%s%c", flags, w, p, len, conv);
+}
+
+ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_val *arg)
+{
+    ch_val *const *args = &arg;
+    size_t nargs = 1, used = 0;
+    const char *f = fmt->u.s.s;
+    size_t n = fmt->u.s.n;
+    rb_buf b;
+    ch_val *r = NULL;
+
+    if (arg->k == V_LIST && arg->u.l.tuple) {
+        args = arg->u.l.v;
+        nargs = arg->u.l.n;
+    } else if (arg->k == V_DICT && memchr(f, '(', n)) {
+        return ch_fail(c, nd, "'%%(name)s' formatting is not supported");
+    }
+    rb_buf_init(&b, (size_t)1 << 26);
+    for (size_t i = 0; i < n; i++) {
+        if (f[i] != '%') {
+            if (rb_buf_append(&b, f + i, 1))
+                goto oom;
+            continue;
+        }
+        char flags[8] = "";
+        size_t nf = 0;
+        long width = -1, prec = -1;
+        i++;
+        while (i < n && strchr("-+ 0#", f[i]) && nf < sizeof flags - 1)
+            flags[nf++] = f[i++];
+        if (i < n && f[i] == '*') {
+            ch_fail(c, nd, "'*' widths in %% formatting are not supported");
+            goto out;
+        }
+        for (; i < n && f[i] >= '0' && f[i] <= '9'; i++)
+            width = (width < 0 ? 0 : width) * 10 + (f[i] - '0');
+        if (i < n && f[i] == '.') {
+            prec = 0;
+            for (i++; i < n && f[i] >= '0' && f[i] <= '9'; i++)
+                prec = prec * 10 + (f[i] - '0');
+        }
+        if (width > 1000 || prec > 100) {
+            ch_fail(c, nd, "%% format width or precision too large");
+            goto out;
+        }
+        if (i >= n) {
+            ch_fail(c, nd, "incomplete format");
+            goto out;
+        }
+        char t = f[i];
+        if (t == '%') {
+            if (rb_buf_append(&b, "%", 1))
+                goto oom;
+            continue;
+        }
+        if (strchr(flags, '#')) {
+            ch_fail(c, nd, "the '#' flag in %% formatting is not supported");
+            goto out;
+        }
+        if (used >= nargs) {
+            ch_fail(c, nd, "not enough arguments for format string");
+            goto out;
+        }
+        ch_val *v = args[used++];
+        int left = strchr(flags, '-') != NULL;
+        if (t == 's' || t == 'r') {
+            rb_buf tmp;
+            rb_buf_init(&tmp, (size_t)1 << 26);
+            int bad = t == 's' ? ch_to_str(&tmp, v) : ch_repr(&tmp, v);
+            const char *ts = tmp.data ? tmp.data : "";
+            size_t tn = tmp.len;
+            if (!bad && prec >= 0)
+                tn = ch_utf8_off(ts, tn, (size_t)prec);
+            bad = bad || pad_append(&b, ts, tn, width, left);
+            rb_buf_release(&tmp);
+            if (bad)
+                goto oom;
+            continue;
+        }
+        char spec[32], out[1200];
+        int len;
+        if (strchr("diu", t) || strchr("xXo", t)) {
+            long long iv;
+            if (v->k == V_INT || v->k == V_BOOL)
+                iv = v->k == V_INT ? v->u.i : v->u.b;
+            else if (v->k == V_FLOAT && strchr("diu", t) && isfinite(v->u.f) &&
+                     fabs(v->u.f) < 9.2e18)
+                iv = (long long)v->u.f;
+            else {
+                ch_fail(c, nd, "%%%c format: a number is required, not %s", t, ch_kind_name(v));
+                goto out;
+            }
+            if (strchr("xXo", t) && iv < 0) {
+                ch_fail(c, nd, "%%%c of a negative number is not supported", t);
+                goto out;
+            }
+            format_spec(spec, sizeof spec, flags, width, prec, "ll", t == 'u' ? 'd' : t);
+            len = snprintf(out, sizeof out, spec, iv);
+        } else if (strchr("eEfFgG", t)) {
+            double dv;
+            if (v->k == V_FLOAT || v->k == V_INT || v->k == V_BOOL)
+                dv = v->k == V_FLOAT ? v->u.f : v->k == V_INT ? (double)v->u.i : v->u.b;
+            else {
+                ch_fail(c, nd, "%%%c format: a number is required, not %s", t, ch_kind_name(v));
+                goto out;
+            }
+            format_spec(spec, sizeof spec, flags, width, prec < 0 ? 6 : prec, "", t);
+            len = snprintf(out, sizeof out, spec, dv);
+        } else {
+            ch_fail(c, nd, "%%%c in %% formatting is not supported", t);
+            goto out;
+        }
+        if (len < 0 || (size_t)len >= sizeof out || rb_buf_append(&b, out, (size_t)len))
+            goto oom;
+    }
+    if (used < nargs && (arg->k == V_LIST && arg->u.l.tuple)) {
+        ch_fail(c, nd, "not all arguments converted during string formatting");
+        goto out;
+    }
+    if (used == 0 && !(arg->k == V_LIST && arg->u.l.tuple) && arg->k != V_DICT) {
+        ch_fail(c, nd, "not all arguments converted during string formatting");
+        goto out;
+    }
+    r = ch_str(c, b.data ? b.data : "", b.len);
+    if (!r)
+        goto oom;
+out:
+    rb_buf_release(&b);
+    return r;
+oom:
+    rb_buf_release(&b);
+    return oom(c);
 }
 
 /* ---- globals ---- */
@@ -703,6 +985,14 @@ int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **
     ch_val *x = nargs > 0 ? args[0] : NULL;
     long long n;
 
+    static const char *const unary[] = {"defined",  "undefined", "none",   "string",   "mapping",
+                                        "iterable", "sequence",  "number", "integer",  "float",
+                                        "boolean",  "true",      "false",  "callable", "odd",
+                                        "even",     "lower",     "upper",  NULL};
+    if (nargs > 0 && in_table(unary, name)) {
+        ch_fail(c, nd, "test '%s' takes no argument", name);
+        return -1;
+    }
     if (!strcmp(name, "defined"))
         return v->k != V_UNDEF;
     if (!strcmp(name, "undefined"))
@@ -929,6 +1219,8 @@ static ch_val *select_items(ch_ctx *c, const ch_node *nd, ch_val *v, const argv_
 static int sort_cmp(ch_ctx *c, const ch_node *nd, ch_val *x, ch_val *y, const ch_val *attr, int cs,
                     int *out)
 {
+    if (ch_steps(c, nd, 1))
+        return -1;
     if (attr && (!(x = attr_path(c, nd, x, attr)) || !(y = attr_path(c, nd, y, attr))))
         return -1;
     if (!cs && (!(x = lowered(c, x)) || !(y = lowered(c, y))))
@@ -940,6 +1232,32 @@ static int sort_cmp(ch_ctx *c, const ch_node *nd, ch_val *x, ch_val *y, const ch
     }
     *out = r;
     return 0;
+}
+
+/* A sorted copy of l (stable: an insertion sort; templates sort a handful of items). */
+static ch_val *sort_list(ch_ctx *c, const ch_node *nd, ch_val *l, const ch_val *attr, int sens,
+                         int descending)
+{
+    ch_val *r = ch_list(c, l->u.l.n + 1);
+    if (!r)
+        return oom(c);
+    for (size_t i = 0; i < l->u.l.n; i++) {
+        size_t j = r->u.l.n;
+        if (ch_list_push(c, r, l->u.l.v[i]))
+            return oom(c);
+        while (j > 0) {
+            int cmpv;
+            if (sort_cmp(c, nd, r->u.l.v[j - 1], r->u.l.v[j], attr, sens, &cmpv))
+                return NULL;
+            if (descending ? cmpv >= 0 : cmpv <= 0)
+                break;
+            ch_val *t = r->u.l.v[j - 1];
+            r->u.l.v[j - 1] = r->u.l.v[j];
+            r->u.l.v[j] = t;
+            j--;
+        }
+    }
+    return r;
 }
 
 ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int nargs,
@@ -960,21 +1278,24 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
 
     if (!strcmp(name, "tojson")) {
         ARGS(1, "indent", "ensure_ascii", "sort_keys", "separators");
-        int indent = -1;
+        ch_json_opts jo = {-1, NULL, NULL, 0, 0};
         if ((x = arg(&a, 0, "indent")) && x->k != V_NONE) {
             if (need_int(c, nd, x, "tojson indent", &n))
                 return NULL;
-            indent = n < 0 ? 0 : n > 64 ? 64 : (int)n;
+            jo.indent = n < 0 ? 0 : n > 64 ? 64 : (int)n;
         }
-        if ((x = arg(&a, -1, "ensure_ascii")) && ch_truthy(x))
-            return ch_fail(c, nd, "tojson(ensure_ascii=true) is not supported");
-        if ((x = arg(&a, -1, "sort_keys")) && ch_truthy(x))
-            return ch_fail(c, nd, "tojson(sort_keys=true) is not supported");
-        if ((x = arg(&a, -1, "separators")) && x->k != V_NONE)
-            return ch_fail(c, nd, "tojson(separators=...) is not supported");
+        jo.ascii = (x = arg(&a, -1, "ensure_ascii")) && ch_truthy(x);
+        jo.sort_keys = (x = arg(&a, -1, "sort_keys")) && ch_truthy(x);
+        if ((x = arg(&a, -1, "separators")) && x->k != V_NONE) {
+            if (x->k != V_LIST || x->u.l.n != 2 || x->u.l.v[0]->k != V_STR ||
+                x->u.l.v[1]->k != V_STR)
+                return ch_fail(c, nd, "tojson separators must be two strings");
+            jo.item_sep = x->u.l.v[0]->u.s.s;
+            jo.key_sep = x->u.l.v[1]->u.s.s;
+        }
         rb_buf b;
         rb_buf_init(&b, (size_t)1 << 26);
-        int rc = ch_to_json(&b, v, indent, 0);
+        int rc = ch_to_json(&b, v, &jo, 0);
         r = rc ? NULL : ch_str(c, b.data ? b.data : "", b.len);
         rb_buf_release(&b);
         if (rc == -2) {
@@ -1259,6 +1580,8 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             if (!(cs && ch_truthy(cs)) && !(key = lowered(c, key)))
                 return oom(c);
             int dup = 0;
+            if (ch_steps(c, nd, (long long)seen->u.l.n))
+                return NULL;
             for (size_t k = 0; k < seen->u.l.n && !dup; k++)
                 dup = ch_equal(seen->u.l.v[k], key);
             if (!dup && (ch_list_push(c, seen, key) || ch_list_push(c, r, l->u.l.v[i])))
@@ -1270,26 +1593,22 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         ARGS(3, "reverse", "case_sensitive", "attribute");
         ch_val *rev = arg(&a, 0, "reverse"), *cs = arg(&a, 1, "case_sensitive"),
                *attr = arg(&a, 2, "attribute");
-        if (!(l = as_list(c, nd, v)) || !(r = ch_list(c, l->u.l.n + 1)))
-            return c->rc ? NULL : oom(c);
-        int descending = rev && ch_truthy(rev), sens = cs && ch_truthy(cs);
-        for (size_t i = 0; i < l->u.l.n; i++) { /* insertion sort: stable */
-            size_t j = r->u.l.n;
-            if (ch_list_push(c, r, l->u.l.v[i]))
-                return oom(c);
-            while (j > 0) {
-                int cmpv;
-                if (sort_cmp(c, nd, r->u.l.v[j - 1], r->u.l.v[j], attr, sens, &cmpv))
-                    return NULL;
-                if (descending ? cmpv >= 0 : cmpv <= 0)
-                    break;
-                ch_val *t = r->u.l.v[j - 1];
-                r->u.l.v[j - 1] = r->u.l.v[j];
-                r->u.l.v[j] = t;
-                j--;
-            }
-        }
-        return r;
+        if (!(l = as_list(c, nd, v)))
+            return NULL;
+        return sort_list(c, nd, l, attr, cs && ch_truthy(cs), rev && ch_truthy(rev));
+    }
+    if (!strcmp(name, "dictsort")) {
+        ARGS(3, "case_sensitive", "by", "reverse");
+        ch_val *cs = arg(&a, 0, "case_sensitive"), *by = arg(&a, 1, "by"),
+               *rev = arg(&a, 2, "reverse"), *key;
+        if (v->k != V_DICT && v->k != V_NS)
+            return ch_fail(c, nd, "filter 'dictsort' needs a mapping, not '%s'", ch_kind_name(v));
+        if (by && (by->k != V_STR || (strcmp(by->u.s.s, "key") && strcmp(by->u.s.s, "value"))))
+            return ch_fail(c, nd, "dictsort: 'by' must be 'key' or 'value'");
+        if (!(l = dict_items(c, v, 2)) ||
+            !(key = ch_int(c, by && !strcmp(by->u.s.s, "value") ? 1 : 0)))
+            return oom(c);
+        return sort_list(c, nd, l, key, cs && ch_truthy(cs), rev && ch_truthy(rev));
     }
     if (!strcmp(name, "reverse")) {
         ARGS(0, NULL);

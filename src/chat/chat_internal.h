@@ -24,6 +24,7 @@ typedef struct ch_arena {
     ch_block *head;
     size_t used; /* bytes handed out over all blocks */
     size_t max;  /* ch_alloc fails past this */
+    int over;    /* an allocation was refused because of max */
 } ch_arena;
 void *ch_alloc(ch_arena *a, size_t n); /* zeroed; NULL when out of memory or past max */
 char *ch_strndup(ch_arena *a, const char *s, size_t n);
@@ -72,7 +73,15 @@ struct ch_val {
         } fn;
     } u;
     const char *hint; /* V_UNDEF: the name that was looked up (for messages) */
+    int depth;        /* containers: 1 + the deepest element (CH_MAX_NEST at most) */
 };
+
+/* Limits that keep a hostile template from exhausting the stack or the CPU: value nesting,
+ * evaluation depth (expressions, blocks and macro calls together), and the number of steps
+ * (expression evaluations, statements, loop iterations, comparisons) of one render. */
+#define CH_MAX_NEST 256
+#define CH_MAX_EVAL_DEPTH 500
+#define CH_MAX_STEPS 50000000LL
 
 /* ---- syntax tree ---- */
 typedef enum ch_nkind {
@@ -170,13 +179,20 @@ typedef struct ch_ctx {
     char *err;
     size_t errlen;
     rb_err rc;
-    int depth;  /* macro call depth */
+    int depth;      /* macro call depth */
+    int eval_depth; /* ch_eval and statement-list nesting */
+    long long steps;
     int raised; /* the error came from raise_exception() */
 } ch_ctx;
 
 /* Sets the error at node nd ("line L, column C: ...") once; returns NULL. */
 ch_val *ch_fail(ch_ctx *c, const ch_node *nd, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Sets the out-of-memory error (or the memory-limit one) unless an error is set; NULL. */
+ch_val *ch_nomem(ch_ctx *c);
+/* Counts n steps; -1 (and the error set) past CH_MAX_STEPS. */
+int ch_steps(ch_ctx *c, const ch_node *nd, long long n);
 
 /* chat_value.c */
 extern ch_val ch_undef, ch_none, ch_true, ch_false;
@@ -201,14 +217,27 @@ const char *ch_kind_name(const ch_val *v); /* Python's type name */
 /* str(v) appended to b; 0 or -1 (out of memory) */
 int ch_to_str(rb_buf *b, const ch_val *v);
 ch_val *ch_stringify(ch_ctx *c, ch_val *v); /* str(v) as a value; NULL out of memory */
-/* json.dumps(v, ensure_ascii=False, indent); indent < 0: none. 0, -1 (memory), -2 (type) */
-int ch_to_json(rb_buf *b, const ch_val *v, int indent, int level);
+/* json.dumps's options: indent < 0 none; item and key separators (NULL: Python's defaults,
+ * ", " and ": ", or "," and ": " with an indent); sort_keys; ensure_ascii. */
+typedef struct ch_json_opts {
+    int indent;
+    const char *item_sep, *key_sep;
+    int sort_keys, ascii;
+} ch_json_opts;
+/* json.dumps(v, ...) appended to b. 0, -1 (memory), -2 (a value JSON cannot hold) */
+int ch_to_json(rb_buf *b, const ch_val *v, const ch_json_opts *o, int level);
 size_t ch_utf8_len(const char *s, size_t n); /* code points */
 /* Byte offset of code point i of s (i <= length). */
 size_t ch_utf8_off(const char *s, size_t n, size_t i);
 int ch_is_space_at(const char *s, size_t n, size_t i, size_t *len); /* Python isspace */
 
+/* repr(v) appended to b (strings quoted); 0 or -1 (out of memory) */
+int ch_repr(rb_buf *b, const ch_val *v);
+
 /* chat_filters.c */
+/* Python's fmt % arg (arg a tuple for several values): %s %r %d %i %u %x %X %o %e %f %g, the
+ * flags - + space 0, width and precision; anything else fails by name. */
+ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_val *arg);
 ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int nargs,
                   const char **kwn, ch_val **kwv, int nkw);
 int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **args,

@@ -22,6 +22,8 @@
 
 #include "chat_internal.h"
 
+#define CH_MAX_PARSE_DEPTH 200
+
 typedef enum tkind {
     T_TEXT,
     T_VAR,     /* {{ */
@@ -58,6 +60,7 @@ typedef struct parser {
     size_t nt, cap;
     size_t p;  /* current token */
     tok *open; /* the tag whose body parse_body() reads next (for messages) */
+    int depth; /* nesting of the recursive rules below, CH_MAX_PARSE_DEPTH at most */
     ch_arena *a;
     char *err;
     size_t errlen;
@@ -243,6 +246,10 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                 perr(ps, t->line, t->col, "invalid code point in a string escape");
                 return -1;
             }
+            if (cp == 0) {
+                perr(ps, t->line, t->col, "a NUL character in a string is not supported");
+                return -1;
+            }
             n += (size_t)put_utf8(o + n, cp);
             break;
         }
@@ -251,6 +258,10 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                 unsigned long cp = (unsigned long)(e - '0');
                 for (int d = 0; d < 2 && j < ps->len && ps->src[j] >= '0' && ps->src[j] <= '7'; d++)
                     cp = cp * 8 + (unsigned long)(ps->src[j++] - '0');
+                if (cp == 0) {
+                    perr(ps, t->line, t->col, "a NUL character in a string is not supported");
+                    return -1;
+                }
                 n += (size_t)put_utf8(o + n, cp);
             } else if (e == 'N') {
                 perr(ps, t->line, t->col, "\\N{...} escapes are not supported");
@@ -289,8 +300,8 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
         const char *s = ps->src + i;
         size_t left = ps->len - i;
         char sign = 0;
-        if (depth == 0 && left >= 3 && (s[0] == '-' || s[0] == '+') && s[1] == closer &&
-            s[2] == '}')
+        if (depth == 0 && left >= 3 && (s[0] == '-' || (s[0] == '+' && closer == '%')) &&
+            s[1] == closer && s[2] == '}')
             sign = s[0];
         if (depth == 0 && (sign || (left >= 2 && s[0] == closer && s[1] == '}'))) {
             tok *t = push(ps, T_END, i);
@@ -315,7 +326,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
         } else if (isdigit(ch)) {
             size_t j = i;
             int isf = 0;
-            while (j < ps->len && (isdigit((unsigned char)ps->src[j]) || ps->src[j] == '_'))
+            /* Python's digits: an underscore only between two digits */
+            while (j < ps->len &&
+                   (isdigit((unsigned char)ps->src[j]) || (ps->src[j] == '_' && j + 1 < ps->len &&
+                                                           isdigit((unsigned char)ps->src[j + 1]))))
                 j++;
             if (j + 1 < ps->len && ps->src[j] == '.' && isdigit((unsigned char)ps->src[j + 1])) {
                 isf = 1;
@@ -343,6 +357,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
             tok *t = push(ps, isf ? T_FLOAT : T_INT, i);
             if (!t)
                 return -1;
+            if (!isf && num[0] == '0' && strspn(num, "0") != strlen(num)) {
+                perr(ps, t->line, t->col, "leading zeros in integer literals are not permitted");
+                return -1;
+            }
             if (isf)
                 t->f = strtod(num, NULL);
             else
@@ -364,7 +382,10 @@ static int lex_tag(parser *ps, size_t *ip, tkind kind)
                 }
             if (!t->op[0]) {
                 if (!strchr("+-*/%~<>=()[]{},.:|", ch)) {
-                    perr(ps, t->line, t->col, "unexpected character '%c'", ch);
+                    int cl = 1; /* the whole character, not its first byte */
+                    while ((size_t)cl < left && cl < 4 && ((unsigned char)s[cl] & 0xC0) == 0x80)
+                        cl++;
+                    perr(ps, t->line, t->col, "unexpected character '%.*s'", cl, s);
                     return -1;
                 }
                 t->op[0] = (char)ch;
@@ -537,7 +558,7 @@ static void whitespace(parser *ps)
         if (nsign == '-') {
             while (n > 0 && ws(s[n - 1]))
                 n--;
-        } else if (nblock && nsign != '+' && !t->raw) {
+        } else if (nblock && nsign != '+') { /* also before {% endraw %}, as jinja2 */
             size_t l = n;
             while (l > 0 && s[l - 1] != '\n')
                 l--;
@@ -1003,7 +1024,20 @@ static ch_node *parse_filter_expr(parser *ps, ch_node *e)
     return e;
 }
 
+static ch_node *parse_unary_(parser *ps, int with_filter);
 static ch_node *parse_unary(parser *ps, int with_filter)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_unary_(ps, with_filter);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_unary_(parser *ps, int with_filter)
 {
     tok *t = cur(ps);
     ch_node *e;
@@ -1117,7 +1151,20 @@ static ch_node *parse_compare(parser *ps)
     return e;
 }
 
+static ch_node *parse_not_(parser *ps);
 static ch_node *parse_not(parser *ps)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_not_(ps);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_not_(parser *ps)
 {
     if (is_name(ps, "not")) {
         tok *t = cur(ps);
@@ -1153,7 +1200,20 @@ static ch_node *parse_or(parser *ps)
     return e;
 }
 
+static ch_node *parse_expr_(parser *ps, int with_cond);
 static ch_node *parse_expr(parser *ps, int with_cond)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_expr_(ps, with_cond);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_expr_(parser *ps, int with_cond)
 {
     ch_node *e = parse_or(ps);
     while (with_cond && e && is_name(ps, "if")) {
@@ -1203,7 +1263,8 @@ static ch_node *parse_if(parser *ps, tok *at)
     const char *which = NULL;
     static const char *const ends[] = {"elif", "else", "endif", NULL};
 
-    if (!nd || !(nd->a = parse_expr(ps, 1)) || expect_end(ps))
+    if (!nd || !(nd->a = parse_tuple(ps, 0)) ||
+        expect_end(ps)) /* as jinja2: a tuple, no inline if */
         return NULL;
     ps->open = at;
     nd->body = parse_body(ps, ends, &which);
@@ -1399,7 +1460,20 @@ static ch_node *parse_filter_block(parser *ps, tok *at)
     return nd;
 }
 
+static ch_node *parse_statement_(parser *ps);
 static ch_node *parse_statement(parser *ps)
+{
+    if (ps->depth >= CH_MAX_PARSE_DEPTH) {
+        perr(ps, cur(ps)->line, cur(ps)->col, "nested deeper than %d", CH_MAX_PARSE_DEPTH);
+        return NULL;
+    }
+    ps->depth++;
+    ch_node *nd = parse_statement_(ps);
+    ps->depth--;
+    return nd;
+}
+
+static ch_node *parse_statement_(parser *ps)
 {
     tok *at = cur(ps);
     const char *which;

@@ -29,8 +29,10 @@ void *ch_alloc(ch_arena *a, size_t n)
     n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
     if (n == 0)
         n = alignof(max_align_t);
-    if (a->max && a->used + n > a->max)
+    if (a->max && a->used + n > a->max) {
+        a->over = 1;
         return NULL;
+    }
     if (!a->head || a->head->size - a->head->used < n) {
         size_t size = n > CH_BLOCK / 4 ? n : CH_BLOCK;
         ch_block *b = malloc(sizeof(*b) + size);
@@ -77,6 +79,20 @@ void ch_arena_release(ch_arena *a)
     }
     a->head = NULL;
     a->used = 0;
+}
+
+ch_val *ch_nomem(ch_ctx *c)
+{
+    if (c->rc && c->rc != RB_ENOMEM)
+        return NULL;
+    if (c->rc && c->err && c->errlen && c->err[0])
+        return NULL;
+    if (c->arena.over)
+        c->rc = rb_errf(c->err, c->errlen, RB_ETOOBIG,
+                        "the template needs more than %zu MiB of memory", c->arena.max >> 20);
+    else
+        c->rc = rb_errf(c->err, c->errlen, RB_ENOMEM, "out of memory while rendering the template");
+    return NULL;
 }
 
 ch_val ch_undef = {.k = V_UNDEF};
@@ -160,8 +176,24 @@ ch_val *ch_dict(ch_ctx *c, ch_kind k)
     return ch_new(c, k);
 }
 
+/* The depth a container gets from holding v; -1 (error set) past CH_MAX_NEST. */
+static int nest(ch_ctx *c, ch_val *container, const ch_val *v)
+{
+    if (v->depth + 1 > CH_MAX_NEST) {
+        if (!c->rc)
+            c->rc =
+                rb_errf(c->err, c->errlen, RB_EINVAL, "values nested deeper than %d", CH_MAX_NEST);
+        return -1;
+    }
+    if (v->depth + 1 > container->depth)
+        container->depth = v->depth + 1;
+    return 0;
+}
+
 int ch_list_push(ch_ctx *c, ch_val *l, ch_val *v)
 {
+    if (nest(c, l, v))
+        return -1;
     if (l->u.l.n == l->u.l.cap) {
         size_t cap = l->u.l.cap ? l->u.l.cap * 2 : 8;
         ch_val **nv = ch_alloc(&c->arena, cap * sizeof(*nv));
@@ -188,6 +220,8 @@ ch_val *ch_dict_get(const ch_val *d, const char *key)
 
 int ch_dict_set(ch_ctx *c, ch_val *d, const char *key, ch_val *v)
 {
+    if (nest(c, d, v))
+        return -1;
     for (size_t i = 0; i < d->u.d.n; i++)
         if (strcmp(d->u.d.key[i], key) == 0) {
             d->u.d.v[i] = v;
@@ -466,7 +500,7 @@ static int repr(rb_buf *b, const ch_val *v)
     case V_STR:
         return str_repr(b, v->u.s.s, v->u.s.n);
     case V_UNDEF:
-        return 0;
+        return rb_buf_appends(b, "Undefined") ? -1 : 0; /* jinja2's repr */
     case V_LIST:
         if (rb_buf_appends(b, v->u.l.tuple ? "(" : "["))
             return -1;
@@ -488,6 +522,11 @@ static int repr(rb_buf *b, const ch_val *v)
     default:
         return ch_to_str(b, v);
     }
+}
+
+int ch_repr(rb_buf *b, const ch_val *v)
+{
+    return repr(b, v);
 }
 
 int ch_to_str(rb_buf *b, const ch_val *v)
@@ -533,7 +572,7 @@ ch_val *ch_stringify(ch_ctx *c, ch_val *v)
     return s;
 }
 
-static int json_str(rb_buf *b, const char *s, size_t n)
+static int json_str(rb_buf *b, const char *s, size_t n, int ascii)
 {
     if (rb_buf_appends(b, "\""))
         return -1;
@@ -570,6 +609,26 @@ static int json_str(rb_buf *b, const char *s, size_t n)
                 e = u;
             }
         }
+        if (!e && ascii && ch >= 0x80) { /* ensure_ascii: \uXXXX, surrogate pairs above BMP */
+            unsigned long cp = 0;
+            size_t len = (ch & 0xE0) == 0xC0 ? 2 : (ch & 0xF0) == 0xE0 ? 3 : 4;
+            if (i + len > n)
+                len = n - i;
+            cp = ch & (len == 2 ? 0x1F : len == 3 ? 0x0F : 0x07);
+            for (size_t k = 1; k < len; k++)
+                cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3F);
+            char pair[32];
+            if (cp >= 0x10000)
+                snprintf(pair, sizeof pair, "\\u%04lx\\u%04lx", 0xD800 + ((cp - 0x10000) >> 10),
+                         0xDC00 + ((cp - 0x10000) & 0x3FF));
+            else
+                snprintf(pair, sizeof pair, "\\u%04lx", cp);
+            if (rb_buf_append(b, s + run, i - run) || rb_buf_appends(b, pair))
+                return -1;
+            i += len - 1;
+            run = i + 1;
+            continue;
+        }
         if (!e)
             continue;
         if (rb_buf_append(b, s + run, i - run) || rb_buf_appends(b, e))
@@ -591,9 +650,25 @@ static int newline(rb_buf *b, int indent, int level)
     return 0;
 }
 
-int ch_to_json(rb_buf *b, const ch_val *v, int indent, int level)
+/* The order dict keys are written in: as inserted, or sorted by code point. */
+static void key_order(const ch_val *d, size_t *idx, int sorted)
 {
-    int r;
+    for (size_t i = 0; i < d->u.d.n; i++) {
+        size_t j = i;
+        idx[i] = i;
+        while (sorted && j > 0 && strcmp(d->u.d.key[idx[j - 1]], d->u.d.key[i]) > 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+}
+
+int ch_to_json(rb_buf *b, const ch_val *v, const ch_json_opts *o, int level)
+{
+    int r, indent = o->indent;
+    const char *isep = o->item_sep ? o->item_sep : indent >= 0 ? "," : ", ";
+    const char *ksep = o->key_sep ? o->key_sep : ": ";
     switch (v->k) {
     case V_NONE:
         return rb_buf_appends(b, "null") ? -1 : 0;
@@ -604,41 +679,49 @@ int ch_to_json(rb_buf *b, const ch_val *v, int indent, int level)
     case V_FLOAT:
         return float_repr(b, v->u.f, 1);
     case V_STR:
-        return json_str(b, v->u.s.s, v->u.s.n);
+        return json_str(b, v->u.s.s, v->u.s.n, o->ascii);
     case V_LIST:
         if (v->u.l.n == 0)
             return rb_buf_appends(b, "[]") ? -1 : 0;
         if (rb_buf_appends(b, "["))
             return -1;
         for (size_t i = 0; i < v->u.l.n; i++) {
-            if (i && rb_buf_appends(b, indent >= 0 ? "," : ", "))
+            if (i && rb_buf_appends(b, isep))
                 return -1;
             if (indent >= 0 && newline(b, indent, level + 1))
                 return -1;
-            if ((r = ch_to_json(b, v->u.l.v[i], indent, level + 1)))
+            if ((r = ch_to_json(b, v->u.l.v[i], o, level + 1)))
                 return r;
         }
         if (indent >= 0 && newline(b, indent, level))
             return -1;
         return rb_buf_appends(b, "]") ? -1 : 0;
-    case V_DICT:
+    case V_DICT: {
         if (v->u.d.n == 0)
             return rb_buf_appends(b, "{}") ? -1 : 0;
-        if (rb_buf_appends(b, "{"))
+        size_t *idx = malloc(v->u.d.n * sizeof(*idx));
+        if (!idx || rb_buf_appends(b, "{")) {
+            free(idx);
             return -1;
-        for (size_t i = 0; i < v->u.d.n; i++) {
-            if (i && rb_buf_appends(b, indent >= 0 ? "," : ", "))
-                return -1;
-            if (indent >= 0 && newline(b, indent, level + 1))
-                return -1;
-            if (json_str(b, v->u.d.key[i], strlen(v->u.d.key[i])) || rb_buf_appends(b, ": "))
-                return -1;
-            if ((r = ch_to_json(b, v->u.d.v[i], indent, level + 1)))
-                return r;
         }
+        key_order(v, idx, o->sort_keys);
+        r = 0;
+        for (size_t k = 0; k < v->u.d.n && !r; k++) {
+            size_t i = idx[k];
+            if ((k && rb_buf_appends(b, isep)) || (indent >= 0 && newline(b, indent, level + 1)) ||
+                json_str(b, v->u.d.key[i], strlen(v->u.d.key[i]), o->ascii) ||
+                rb_buf_appends(b, ksep))
+                r = -1;
+            else
+                r = ch_to_json(b, v->u.d.v[i], o, level + 1);
+        }
+        free(idx);
+        if (r)
+            return r;
         if (indent >= 0 && newline(b, indent, level))
             return -1;
         return rb_buf_appends(b, "}") ? -1 : 0;
+    }
     default:
         return -2;
     }

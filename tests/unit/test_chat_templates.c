@@ -77,6 +77,7 @@ START_TEST(test_chat_templates__text_and_print_tags_render_values_as_python_prin
     expect("{{ 'a\\tb\\n\\x41\\u00e9\\'\"' }}", "a\tb\nA\xc3\xa9'\"");
     expect("{{ \"a\" \"b\" }} {{ -1 }} {{ - 2 + 3 }}", "ab -1 1");
     expect("{% raw %}{{ not }}{% endraw %}", "{{ not }}");
+    expect("{% raw %}\nx\n  {% endraw %}\ny", "\nx\ny");
     expect("x\n", "x"); /* one trailing newline is dropped, as jinja2 does */
     expect("a\r\nb", "a\nb");
 }
@@ -218,6 +219,11 @@ START_TEST(test_chat_templates__arithmetic_follows_python_and_jinja_precedence)
            "{{ true + 1 }}",
            "[1, 2, 3] ab 1.5 2.0 0.5 2");
     expect("{{ 'a' + 'x' | upper }} {{ -2 | abs }} {{ 0.1 + 0.2 }}", "aX 2 0.30000000000000004");
+    expect("{{ '%s|%r|%5d|%-3s|%05.1f|%x|%%' % ('Ã©', 'a', 42, 'b', 2.25, 255) }} "
+           "{{ '%s' % [1] }} {{ '%d items' % 3 }}",
+           "Ã©|'a'|   42|b  |002.2|ff|% [1] 3 items");
+    expect_error("{{ '%s %s' % 1 }}", RB_EINVAL, "not enough arguments for format string");
+    expect_error("{{ 'abc' % 5 }}", RB_EINVAL, "not all arguments converted");
     expect_error("{{ 1 / 0 }}", RB_EINVAL, "line 1, column 6: division by zero");
     expect_error("{{ 9223372036854775807 + 1 }}", RB_EINVAL, "integer overflow");
 }
@@ -248,6 +254,8 @@ START_TEST(test_chat_templates__attributes_subscripts_and_slices_reach_into_valu
     expect("{{ messages[1:] | length }} {{ (messages[::-1] | first).role }} {{ messages.0.role }}",
            "2 assistant system");
     expect("{% set d = {'a': {'b': 1}} %}{{ d.a.b }} {{ d['a']['b'] }}", "1 1");
+    /* obj.name finds the method first, obj['name'] the key first, as jinja2 does */
+    expect("{% set d = {'items': 1} %}{{ d['items'] }} {{ d.items() | list }}", "1 [('items', 1)]");
 }
 END_TEST
 
@@ -257,6 +265,7 @@ START_TEST(test_chat_templates__undefined_values_print_nothing_and_are_false_but
            "[] False y");
     expect("{{ nothing | length }} {{ nothing | default('d') }} {{ 'a' in nothing }}", "0 d False");
     expect("{{ none.attr is defined }} {{ nothing == nothing }}", "False True");
+    expect("{{ [nothing, 1] }}", "[Undefined, 1]");
     expect_error("{{ undefined_thing.attr }}", RB_EINVAL, "'undefined_thing' is undefined");
     expect_error("{{ 'x' + nothing }}", RB_EINVAL, "line 1, column 8: 'nothing' is undefined");
     expect_error("{{ messages[0].nope.deeper }}", RB_EINVAL,
@@ -279,6 +288,7 @@ START_TEST(test_chat_templates__tests_classify_values)
            "{{ none is sameas none }} {{ [] is sameas [] }}",
            "True True True True True False");
     expect_error("{{ 1 is frobnicated }}", RB_EINVAL, "test 'frobnicated' is not supported");
+    expect_error("{{ 3 is odd 1 }}", RB_EINVAL, "test 'odd' takes no argument");
 }
 END_TEST
 
@@ -291,6 +301,10 @@ START_TEST(test_chat_templates__tojson_renders_as_json_dumps_with_ensure_ascii_f
     expect("{{ \"a\\\"b\\n\\x01\" | tojson }} {{ messages[1] | tojson }}",
            "\"a\\\"b\\n\\u0001\" {\"role\": \"user\", \"content\": \"Hi\"}");
     expect("{{ [1, [2]] | tojson(indent=4) }}", "[\n    1,\n    [\n        2\n    ]\n]");
+    expect("{{ {'b': [1, {'z': 'x'}], 'a': 2} | tojson(separators=(',', ':')) }}|"
+           "{{ {'b': 1, 'a': 2} | tojson(sort_keys=true) }}|"
+           "{{ '\xc3\xa9\xf0\x9f\x98\x80' | tojson(ensure_ascii=true) }}",
+           "{\"b\":[1,{\"z\":\"x\"}],\"a\":2}|{\"a\": 2, \"b\": 1}|\"\\u00e9\\ud83d\\ude00\"");
     expect_error("{{ nothing | tojson }}", RB_EINVAL, "'nothing' is undefined");
 }
 END_TEST
@@ -335,6 +349,9 @@ START_TEST(test_chat_templates__sequence_filters_pick_map_and_order_items)
     expect("{{ messages | selectattr('role', 'in', ['user', 'system']) | map(attribute='role') | "
            "join(',') }} {{ [1,2,3] | sum }} {{ [1,3,2] | max }}",
            "system,user 6 3");
+    expect("{{ {'b': 1, 'A': 3, 'a': 2} | dictsort }} {{ {'b': 1, 'a': 2} | dictsort(by='value') "
+           "}}",
+           "[('A', 3), ('a', 2), ('b', 1)] [('b', 1), ('a', 2)]");
     expect_error("{{ [1,2] | nosuchfilter }}", RB_EINVAL, "filter 'nosuchfilter' is not supported");
 }
 END_TEST
@@ -352,7 +369,11 @@ START_TEST(test_chat_templates__string_and_dict_methods_work_as_in_python)
            "{{ d.keys() | list }} {{ d.values() | list }} {{ d.items() | list }}",
            "1 None 5 ['a', 'b'] [1, 2] [('a', 1), ('b', 2)]");
     expect_error("{{ messages.append(1) }}", RB_EINVAL, "not allowed");
-    expect_error("{{ 'x'.format(1) }}", RB_EINVAL, "method str.format() is not supported");
+    expect("{{ 'a\\nb\\r\\nc\\n\\nd\\n'.splitlines() }} {{ '{} and {x}'.format(1, x='b') }} "
+           "{{ '{1}{0}{{}}'.format('a', 'b') }}",
+           "['a', 'b', 'c', '', 'd'] 1 and b ba{}");
+    expect_error("{{ '{:>5}'.format(1) }}", RB_EINVAL, "format field '{:>5}' is not supported");
+    expect_error("{{ 'x'.zfill(3) }}", RB_EINVAL, "'str object' has no attribute 'zfill'");
 }
 END_TEST
 
@@ -397,6 +418,8 @@ START_TEST(test_chat_templates__syntax_errors_name_the_line_and_column)
         {"{{ a $ b }}", "line 1, column 6: unexpected character '$'"},
         {"{{ (1 }}", "line 1, column 7: unexpected '}', expected ')'"},
         {"{{ [1, 2 }}", "line 1, column 10: unexpected '}', expected ']'"},
+        {"{{ 1 +}}", "line 1, column 7: expected an expression, got end of print statement"},
+        {"x\n{{ 'a\\x00b' }}", "line 2, column 4: a NUL character in a string is not supported"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         chat_template *t = NULL;
@@ -441,11 +464,46 @@ START_TEST(test_chat_templates__unsupported_constructs_fail_by_name)
                          RB_EFORMAT);
         ck_assert_msg(strstr(err, parse_cases[i].want), "%s: %s", parse_cases[i].src, err);
     }
-    expect_error("{{ '%s' % 1 }}", RB_EINVAL, "string formatting with '%' is not supported");
-    expect_error("{{ x | dictsort }}", RB_EINVAL, "filter 'dictsort' is not supported");
-    expect_error("{{ {'a': 1} | tojson(sort_keys=true) }}", RB_EINVAL,
-                 "tojson(sort_keys=true) is not supported");
+    expect_error("{{ '%c' % 65 }}", RB_EINVAL, "%c in % formatting is not supported");
+    expect_error("{{ 'x' | wordwrap(3) }}", RB_EINVAL, "filter 'wordwrap' is not supported");
+    expect_error("{{ {'a': 1} | tojson(separators=',') }}", RB_EINVAL,
+                 "tojson separators must be two strings");
     expect_error("{{ cycler(1) }}", RB_EINVAL, "'cycler' is undefined");
+}
+END_TEST
+
+/* Builds prefix + count * unit + suffix (caller frees). */
+static char *repeat_text(const char *prefix, const char *unit, int count, const char *suffix)
+{
+    size_t n = strlen(prefix) + strlen(unit) * (size_t)count + strlen(suffix) + 1;
+    char *s = malloc(n), *p = s;
+    ck_assert_ptr_nonnull(s);
+    p += sprintf(p, "%s", prefix);
+    for (int i = 0; i < count; i++)
+        p += sprintf(p, "%s", unit);
+    sprintf(p, "%s", suffix);
+    return s;
+}
+
+START_TEST(test_chat_templates__templates_that_nest_or_loop_without_bound_fail_with_a_limit)
+{
+    char *src = repeat_text("{{ ", "not ", 100000, "1 }}");
+    expect_error(src, RB_EFORMAT, "nested deeper than 200");
+    free(src);
+    src = repeat_text("{{ ", "1 + ", 100000, "1 }}");
+    expect_error(src, RB_EINVAL, "expressions and blocks nested deeper than 500");
+    free(src);
+    src = repeat_text("{{ ", "(", 70, "1 }}");
+    expect_error(src, RB_EFORMAT, "brackets nested too deep");
+    free(src);
+    expect_error("{% set ns = namespace(x=[]) %}{% for i in range(1000) %}{% set ns.x = [ns.x] %}"
+                 "{% endfor %}",
+                 RB_EINVAL, "values nested deeper than 256");
+    expect_error("{{ range(100000) | reverse | sort | length }}", RB_EINVAL,
+                 "the template ran over 50000000 steps");
+    expect_error("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+                 RB_ETOOBIG, "the template needs more than 256 MiB of memory");
+    expect_error("{{ 'x' * 100000000 }}", RB_EINVAL, "string repetition over the output limit");
 }
 END_TEST
 
@@ -505,11 +563,12 @@ END_TEST
 START_TEST(test_chat_templates__chat_apply_joins_text_content_parts)
 {
     char *out = NULL, err[256] = "";
-    ck_assert_int_eq(apply("{{ messages[0].content }}",
-                           "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
-                           "{\"type\":\"text\",\"text\":\"b\"}]}]",
-                           "", &out, err, sizeof err),
-                     RB_OK);
+    ck_assert_int_eq(
+        apply("{{ messages[0].content }}",
+              "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"\"},"
+              "{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"text\",\"text\":\"b\"}]}]",
+              "", &out, err, sizeof err),
+        RB_OK);
     ck_assert_str_eq(out, "a\nb");
     free(out);
     ck_assert_int_eq(apply("x",
@@ -618,6 +677,8 @@ int main(void)
     tcase_add_test(tc, test_chat_templates__syntax_errors_name_the_line_and_column);
     tcase_add_test(tc, test_chat_templates__runtime_errors_name_the_line_and_column);
     tcase_add_test(tc, test_chat_templates__unsupported_constructs_fail_by_name);
+    tcase_add_test(
+        tc, test_chat_templates__templates_that_nest_or_loop_without_bound_fail_with_a_limit);
 
     tc = rbt_tcase(s, "apply", 30);
     tcase_add_test(tc,
@@ -629,5 +690,5 @@ int main(void)
     tcase_add_test(tc, test_chat_templates__messages_that_are_not_a_json_array_are_refused);
     tcase_add_test(tc,
                    test_chat_templates__one_parsed_template_renders_from_several_threads_at_once);
-    return rbt_run_counted(s, 32);
+    return rbt_run_counted(s, 33);
 }
