@@ -382,8 +382,10 @@ static json_t *chat_messages(vfail *v, const json_t *body)
         if (json_is_string(content)) {
             text = json_incref((json_t *)content);
         } else if (json_is_array(content)) {
-            rb_buf b;
-            rb_buf_init(&b, OAI_MAX_PROMPT + 1);
+            /* Only text parts, passed on as such: chat_apply joins them as llama.cpp's server
+             * does ("\n" between texts). */
+            size_t total = 0;
+            text = json_array();
             for (size_t k = 0; k < json_array_size(content) && !v->failed; k++) {
                 const json_t *part = json_array_get(content, k);
                 const json_t *type = json_object_get(part, "type");
@@ -396,13 +398,13 @@ static json_t *chat_messages(vfail *v, const json_t *body)
                 } else if (!json_is_string(t)) {
                     snprintf(p, sizeof p, "messages[%zu].content[%zu].text", i, k);
                     bad(v, p, "invalid_type", "'%s' must be a string", p);
-                } else if (rb_buf_append(&b, json_string_value(t), json_string_length(t))) {
+                } else if ((total += json_string_length(t)) > OAI_MAX_PROMPT) {
                     snprintf(p, sizeof p, "messages[%zu].content", i);
                     bad(v, p, "invalid_value", "the messages exceed %d bytes", OAI_MAX_PROMPT);
+                } else {
+                    json_array_append_new(text, json_pack("{s:s, s:O}", "type", "text", "text", t));
                 }
             }
-            text = json_stringn(b.data ? b.data : "", b.len);
-            rb_buf_release(&b);
         } else {
             snprintf(p, sizeof p, "messages[%zu].content", i);
             bad(v, p, "invalid_type", "'%s' must be a string or an array of text parts", p);
