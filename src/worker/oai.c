@@ -14,7 +14,9 @@
  * within one token); with stream false the text and logprobs accumulate in the job's
  * wrk_oai_acc and the finished body is handed to the waiting handler. Errors on these routes
  * use OpenAI's shape {"error":{"message","type","param","code"}}; what the HTTP layer answers
- * before a handler runs (401, 404, 413, 415) keeps the project's envelope.
+ * before a handler runs (401, 404, 413, 415) keeps the project's envelope. A handler holds the
+ * model (wrk_gen_hold) only while it renders and tokenizes, never while it waits for a job, so
+ * a shutdown that frees the model waits for no generation.
  */
 #include <math.h>
 #include <stdarg.h>
