@@ -16,6 +16,10 @@ Feature: worker_openai
     Then the first chunk's delta is the assistant role with empty content
     And content chunks follow, then an empty delta with a finish_reason, a usage chunk and [DONE]
 
+  Scenario: Text parts are joined as llama.cpp joins them
+    When a user message's content is the parts "In the" and "beginning"
+    Then the prompt has as many tokens as with the content "In the\nbeginning"
+
   Scenario: Every unsupported field is a 400 naming it
     When a chat or completion carries tools, tool_choice, functions, logit_bias or another field
     Then the answer is 400 invalid_request_error with param set to that field

@@ -399,13 +399,7 @@ static void *loader_main(void *arg)
     }
     eng_model_get_info(g->model, &info);
     snprintf(w->model_name, sizeof w->model_name, "%s", info.name);
-    w->chat_template = eng_model_chat_template(g->model);
-    if (info.bos >= 0)
-        w->bos_text[eng_model_token_bytes(g->model, info.bos, w->bos_text,
-                                          sizeof w->bos_text - 1)] = 0;
-    if (info.eos >= 0)
-        w->eos_text[eng_model_token_bytes(g->model, info.eos, w->eos_text,
-                                          sizeof w->eos_text - 1)] = 0;
+
     threads = w->cfg.threads > 0 ? w->cfg.threads : rb_physical_cores();
     if (w->cfg.ctx >= 0)
         sp.n_ctx = w->cfg.ctx;         /* else the engine's default */
@@ -447,7 +441,18 @@ static void *loader_main(void *arg)
            "model '%s' loaded in %lld ms: %d layers, %d context, %d slots x %d threads",
            w->cfg.model_path, (long long)(rb_now_ms() - t0), info.n_layer,
            eng_session_n_ctx(g->slots[0].session), g->nslots, sp.n_threads);
+    pthread_rwlock_wrlock(&w->model_lock);
     w->started_unix = rb_unix_s();
+    w->chat_template = eng_model_chat_template(g->model);
+    if (info.bos >= 0)
+        w->bos_text[eng_model_token_bytes(g->model, info.bos, w->bos_text,
+                                          sizeof w->bos_text - 1)] = 0;
+    if (info.eos >= 0)
+        w->eos_text[eng_model_token_bytes(g->model, info.eos, w->eos_text,
+                                          sizeof w->eos_text - 1)] = 0;
+    w->n_ctx = eng_session_n_ctx(g->slots[0].session);
+    w->model_ready = 1;
+    pthread_rwlock_unlock(&w->model_lock);
     atomic_store(&w->phase, WRK_READY);
     rb_bcast_finish(w->progress, "{\"stage\":\"ready\"}");
     wrk_poke(w);
@@ -483,6 +488,10 @@ void wrk_gen_stop(wrk *w)
         return;
     if (g->loader_started)
         pthread_join(g->loader, NULL);
+    /* No handler reads the model past this point (wrk_gen_hold fails from here on). */
+    pthread_rwlock_wrlock(&w->model_lock);
+    w->model_ready = 0;
+    pthread_rwlock_unlock(&w->model_lock);
     for (int i = 0; i < g->nslots; i++) {
         if (g->slots[i].started)
             pthread_join(g->slots[i].tid, NULL);
@@ -496,20 +505,25 @@ void wrk_gen_stop(wrk *w)
     w->gen = NULL;
 }
 
+int wrk_gen_hold(wrk *w)
+{
+    pthread_rwlock_rdlock(&w->model_lock);
+    if (w->model_ready)
+        return 1;
+    pthread_rwlock_unlock(&w->model_lock);
+    return 0;
+}
+
+void wrk_gen_release(wrk *w)
+{
+    pthread_rwlock_unlock(&w->model_lock);
+}
+
 rb_err wrk_gen_tokenize(wrk *w, const char *text, int special, int32_t **ids, size_t *n)
 {
-    if (!w->gen || !w->gen->model || atomic_load(&w->phase) != WRK_READY)
-        return RB_EINVAL;
     return eng_model_tokenize_ex(w->gen->model, text, strlen(text),
                                  ENG_MODEL_TOK_ADD_BOS | (special ? ENG_MODEL_TOK_SPECIAL : 0), ids,
                                  n);
-}
-
-int wrk_gen_n_ctx(wrk *w)
-{
-    return w->gen && w->gen->nslots > 0 && w->gen->slots[0].session
-               ? eng_session_n_ctx(w->gen->slots[0].session)
-               : 0;
 }
 
 size_t wrk_gen_token_bytes(wrk *w, int32_t id, char *out, size_t cap)

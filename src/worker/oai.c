@@ -14,7 +14,9 @@
  * within one token); with stream false the text and logprobs accumulate in the job's
  * wrk_oai_acc and the finished body is handed to the waiting handler. Errors on these routes
  * use OpenAI's shape {"error":{"message","type","param","code"}}; what the HTTP layer answers
- * before a handler runs (401, 404, 413, 415) keeps the project's envelope.
+ * before a handler runs (401, 404, 413, 415) keeps the project's envelope. A handler holds the
+ * model (wrk_gen_hold) only while it renders and tokenizes, never while it waits for a job, so
+ * a shutdown that frees the model waits for no generation.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -382,8 +384,10 @@ static json_t *chat_messages(vfail *v, const json_t *body)
         if (json_is_string(content)) {
             text = json_incref((json_t *)content);
         } else if (json_is_array(content)) {
-            rb_buf b;
-            rb_buf_init(&b, OAI_MAX_PROMPT + 1);
+            /* Only text parts, passed on as such: chat_apply joins them as llama.cpp's server
+             * does ("\n" between texts). */
+            size_t total = 0;
+            text = json_array();
             for (size_t k = 0; k < json_array_size(content) && !v->failed; k++) {
                 const json_t *part = json_array_get(content, k);
                 const json_t *type = json_object_get(part, "type");
@@ -396,13 +400,13 @@ static json_t *chat_messages(vfail *v, const json_t *body)
                 } else if (!json_is_string(t)) {
                     snprintf(p, sizeof p, "messages[%zu].content[%zu].text", i, k);
                     bad(v, p, "invalid_type", "'%s' must be a string", p);
-                } else if (rb_buf_append(&b, json_string_value(t), json_string_length(t))) {
+                } else if ((total += json_string_length(t)) > OAI_MAX_PROMPT) {
                     snprintf(p, sizeof p, "messages[%zu].content", i);
                     bad(v, p, "invalid_value", "the messages exceed %d bytes", OAI_MAX_PROMPT);
+                } else {
+                    json_array_append_new(text, json_pack("{s:s, s:O}", "type", "text", "text", t));
                 }
             }
-            text = json_stringn(b.data ? b.data : "", b.len);
-            rb_buf_release(&b);
         } else {
             snprintf(p, sizeof p, "messages[%zu].content", i);
             bad(v, p, "invalid_type", "'%s' must be a string or an array of text parts", p);
@@ -439,7 +443,7 @@ static int refuse_unready(wrk *w, rb_http_reply *rep)
 /* Tokenizes r->prompt into r->ids (a 400 when it does not fit the context). */
 static int tokenize(wrk *w, rb_http_reply *rep, wrk_request *r, int special)
 {
-    int n_ctx = wrk_gen_n_ctx(w);
+    int n_ctx = w->n_ctx;
     if (wrk_gen_tokenize(w, r->prompt, special, &r->ids, &r->nids)) {
         reply_error(rep, 500, "server_error", NULL, NULL, "the prompt could not be tokenized");
         return 0;
@@ -526,16 +530,16 @@ static void answer(wrk_job *j, rb_http_reply *rep)
         reply_error(rep, 500, "server_error", NULL, NULL, "the generation ended without an answer");
 }
 
+/* Called with the model held (wrk_gen_hold): releases it once the prompt is tokenized. */
 static void submit(wrk *w, rb_http_reply *rep, wrk_request *r, vfail *v, int special)
 {
     wrk_job *j;
-    if (v->failed) {
+    int ok = !v->failed && tokenize(w, rep, r, special);
+
+    wrk_gen_release(w);
+    if (v->failed)
         reply_error(rep, 400, "invalid_request_error", v->param, v->code, "%s", v->msg);
-        wrk_metrics_request(w->metrics, WRK_OUT_INVALID);
-        wrk_request_release(r);
-        return;
-    }
-    if (!tokenize(w, rep, r, special)) {
+    if (!ok) {
         wrk_metrics_request(w->metrics, WRK_OUT_INVALID);
         wrk_request_release(r);
         return;
@@ -545,6 +549,17 @@ static void submit(wrk *w, rb_http_reply *rep, wrk_request *r, vfail *v, int spe
         return;
     answer(j, rep);
     wrk_job_unref(j);
+}
+
+/* Holds the model for the handler, or answers 503 (it is being freed). */
+static int hold(wrk *w, rb_http_reply *rep, json_t *body)
+{
+    if (wrk_gen_hold(w))
+        return 1;
+    reply_error(rep, 503, "server_error", NULL, "shutting_down", "the worker is shutting down");
+    wrk_metrics_request(w->metrics, WRK_OUT_REJECTED);
+    json_decref(body);
+    return 0;
 }
 
 static json_t *parse_body(rb_http_req *req, rb_http_reply *rep, wrk *w)
@@ -571,7 +586,7 @@ void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user)
     int b;
     long long i;
 
-    if (refuse_unready(w, rep) || !(body = parse_body(req, rep, w)))
+    if (refuse_unready(w, rep) || !(body = parse_body(req, rep, w)) || !hold(w, rep, body))
         return;
     memset(&r, 0, sizeof r);
     r.api = WRK_API_CHAT;
@@ -621,7 +636,7 @@ void wrk_h_completions(rb_http_req *req, rb_http_reply *rep, void *user)
     long long i;
     int b;
 
-    if (refuse_unready(w, rep) || !(body = parse_body(req, rep, w)))
+    if (refuse_unready(w, rep) || !(body = parse_body(req, rep, w)) || !hold(w, rep, body))
         return;
     memset(&r, 0, sizeof r);
     r.api = WRK_API_COMPLETION;
@@ -657,11 +672,16 @@ void wrk_h_completions(rb_http_req *req, rb_http_reply *rep, void *user)
 void wrk_h_models(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     wrk *w = user;
+    int64_t created = 0; /* not loaded (yet, or any more) */
     (void)req;
+    if (wrk_gen_hold(w)) {
+        created = w->started_unix;
+        wrk_gen_release(w);
+    }
     rb_http_reply_json(rep, 200,
                        json_pack("{s:s, s:[{s:s, s:s, s:I, s:s}]}", "object", "list", "data", "id",
                                  w->cfg.model_ref, "object", "model", "created",
-                                 (json_int_t)w->started_unix, "owned_by", "rbee"));
+                                 (json_int_t)created, "owned_by", "rbee"));
 }
 
 /* ---- what the generation thread sends ---------------------------------------------------- */

@@ -207,6 +207,7 @@ int wrk_run(const wrk_config *c)
     w->cfg = *c;
     pthread_mutex_init(&w->mu, NULL);
     rb_cond_init_monotonic(&w->cv);
+    pthread_rwlock_init(&w->model_lock, NULL);
     atomic_init(&w->phase, WRK_LOADING);
     w->jobs = wrk_jobs_new(c->slots > 0 ? c->slots : 1, c->queue);
     w->metrics = wrk_metrics_new();
@@ -279,6 +280,7 @@ out:
     wrk_jobs_free(w->jobs);
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
+    pthread_rwlock_destroy(&w->model_lock);
     free(w);
     return code;
 }

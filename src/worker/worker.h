@@ -35,8 +35,13 @@ typedef struct wrk {
     wrk_gen *gen;
     char url[160]; /* how the hive reaches us */
     char model_name[128];
-    int64_t started_unix;            /* unix seconds the model became ready (/v1/models) */
-    char *chat_template;             /* tokenizer.chat_template or NULL; set by the loader */
+    int64_t started_unix; /* unix seconds the model became ready; guarded by model_lock */
+    /* HTTP handlers read the model (tokenizer, chat template, BOS/EOS texts, n_ctx) between
+     * wrk_gen_hold and wrk_gen_release; wrk_gen_stop takes it for writing before freeing. */
+    pthread_rwlock_t model_lock;
+    int model_ready;                 /* guarded by model_lock: 1 from load to wrk_gen_stop */
+    int n_ctx;                       /* a session's context length; guarded by model_lock */
+    char *chat_template;             /* tokenizer.chat_template or NULL; guarded by model_lock */
     char bos_text[64], eos_text[64]; /* the vocabulary's BOS and EOS text ("" when none) */
 
     pthread_mutex_t mu; /* guards stop and the wake-ups below */
@@ -65,11 +70,14 @@ rb_err wrk_gen_start(wrk *w, char *err, size_t errlen);
 /* Joins every generation thread (after wrk_jobs_shutdown) and frees the model. */
 void wrk_gen_stop(wrk *w);
 int wrk_gen_busy(wrk *w);
+/* For an HTTP handler: keeps the model (and chat_template, bos_text, eos_text, n_ctx) alive
+ * until wrk_gen_release. Returns 0 (nothing held: do not release) when the model is not
+ * loaded or is being freed. */
+int wrk_gen_hold(wrk *w);
+void wrk_gen_release(wrk *w);
 /* Tokenizes text with the model's tokenizer (BOS as the model asks; special: control-token
- * text becomes the token) once the model is ready. *ids malloc'd. */
+ * text becomes the token). Only between wrk_gen_hold and wrk_gen_release. *ids malloc'd. */
 rb_err wrk_gen_tokenize(wrk *w, const char *text, int special, int32_t **ids, size_t *n);
-/* A session's context length (0 before the model is ready). */
-int wrk_gen_n_ctx(wrk *w);
 /* The bytes a token stands for (at most cap); returns the length. */
 size_t wrk_gen_token_bytes(wrk *w, int32_t id, char *out, size_t cap);
 

@@ -151,6 +151,39 @@ START_TEST(test_worker_openai__a_streamed_chat_sends_the_role_the_content_a_fini
 }
 END_TEST
 
+static long prompt_tokens(const char *body)
+{
+    rb_buf b;
+    long n;
+    json_t *j;
+    rb_buf_init(&b, 1 << 20);
+    ck_assert_int_eq(post("/v1/chat/completions", body, &b, NULL), 200);
+    j = json_loads(b.data, 0, NULL);
+    ck_assert_msg(j, "%s", b.data);
+    n = (long)json_integer_value(json_object_get(json_object_get(j, "usage"), "prompt_tokens"));
+    json_decref(j);
+    rb_buf_release(&b);
+    return n;
+}
+
+/* Scenario: Text parts are joined as llama.cpp joins them */
+START_TEST(test_worker_openai__text_parts_are_joined_as_llama_cpp_joins_them)
+{
+    long parts, joined, glued;
+    start(NULL);
+    parts = prompt_tokens("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                          "\"text\":\"In the\"},{\"type\":\"text\",\"text\":\"beginning\"}]}],"
+                          "\"max_tokens\":1}");
+    joined = prompt_tokens("{\"messages\":[{\"role\":\"user\",\"content\":\"In the\\nbeginning\"}],"
+                           "\"max_tokens\":1}");
+    glued = prompt_tokens("{\"messages\":[{\"role\":\"user\",\"content\":\"In thebeginning\"}],"
+                          "\"max_tokens\":1}");
+    ck_assert_int_eq(parts, joined);
+    ck_assert_int_ne(parts, glued);
+    stop();
+}
+END_TEST
+
 static void expect_400(const char *path, const char *body, const char *param)
 {
     rb_buf b;
@@ -357,6 +390,7 @@ int main(void)
     tcase_add_test(tc, test_worker_openai__a_completion_answers_one_text_completion_with_usage);
     tcase_add_test(
         tc, test_worker_openai__a_streamed_chat_sends_the_role_the_content_a_finish_chunk_and_done);
+    tcase_add_test(tc, test_worker_openai__text_parts_are_joined_as_llama_cpp_joins_them);
     tcase_add_test(tc, test_worker_openai__every_unsupported_field_is_a_400_naming_it);
     tcase_add_test(tc, test_worker_openai__bad_types_and_values_are_a_400_naming_the_field);
     tcase_add_test(tc, test_worker_openai__n_above_1_and_a_json_response_format_are_refused);
