@@ -41,3 +41,9 @@ Feature: Tools rbee-gguf
       does not exist
     Then it exits 1 with one line on stderr, the syntax error with its line and column
     And a malformed --today is a usage error (exit 2)
+
+  Scenario: rbee-bench stream measures every route and fails when requests fail
+    Given a worker on the bundled model
+    When rbee-bench stream runs 2 requests of 8 tokens on each route (inference, chat, completions)
+    Then each run exits 0 with a row for 1 client and 0 errors
+    And against a port where nothing listens it exits 1 saying "2 of 2 requests failed"

@@ -122,6 +122,8 @@ int bench_stream_main(int argc, char **argv)
 {
     const char *base = NULL, *prompt = "In the beginning", *clients_arg = "1,2,4";
     const char *route_arg = "inference";
+    size_t sent = 0;
+    int failed = 0;
     route rt;
     int requests = 8, max_tokens = 128, json_out = 0, levels[16], nlevels = 0;
     char url[512], *body;
@@ -189,6 +191,7 @@ int bench_stream_main(int argc, char **argv)
                "gap_p50_ms", "gap_p99_ms", "agg_tok_per_s", "errors");
     for (int l = 0; l < nlevels; l++) {
         int c = levels[l];
+        sent += (size_t)c * (size_t)requests;
         size_t maxreq = (size_t)c * (size_t)requests;
         level_stats st = {0};
         client cl[MAX_CLIENTS];
@@ -221,11 +224,14 @@ int bench_stream_main(int argc, char **argv)
             printf("%-8d %12.3f %12.2f %12.3f %12.3f %14.1f %7d\n", c, h50, f50, g50, g99, agg,
                    st.errors);
         fflush(stdout);
+        failed += st.errors;
         free(st.headers_ms);
         free(st.ttft_ms);
         free(st.gaps_ms);
         pthread_mutex_destroy(&st.mu);
     }
     free(body);
-    return 0;
+    if (failed)
+        fprintf(stderr, "rbee-bench stream: %d of %zu requests failed\n", failed, sent);
+    return failed ? 1 : 0;
 }

@@ -13,6 +13,7 @@
 #include "eng_gguf.h"
 #include "eng_tools.h"
 #include "rb_models.h"
+#include "rb_procs.h"
 #include "rb_util.h"
 #include "rb_test.h"
 
@@ -211,6 +212,40 @@ START_TEST(test_engine_forward__rbee_bench_engine_and_memory_report_medians)
 }
 END_TEST
 
+/* Scenario: rbee-bench stream measures every route and fails when requests fail */
+START_TEST(test_tools_gguf__rbee_bench_stream_measures_every_route_and_fails_when_requests_fail)
+{
+    char dir[4096], log[4200], url[64], *out;
+    const char *bench = rbt_bin("rbee-bench");
+    const char *routes[] = {"inference", "chat", "completions"};
+    rbt_proc w;
+
+    rbt_tmpdir(dir);
+    snprintf(log, sizeof log, "%s/bench.txt", dir);
+    rbt_start_worker(&w, dir, rbt_model_q8(), NULL, NULL, NULL);
+    ck_assert_msg(rbt_wait_ready(&w, 15000), "worker not ready (log %s)", w.log);
+    for (int i = 0; i < 3; i++) {
+        char *args[] = {(char *)bench, "stream",          "--url",      w.base, "--clients",    "1",
+                        "--route",     (char *)routes[i], "--requests", "2",    "--max-tokens", "8",
+                        NULL};
+        unlink(log);
+        ck_assert_msg(run_tool(args, log, 60000) == 0, "route %s failed", routes[i]);
+        out = rbt_slurp(log);
+        ck_assert_msg(out && strstr(out, "\n1 "), "no row for 1 client: %s", out);
+        ck_assert_msg(strstr(out, " 0\n"), "errors on route %s: %s", routes[i], out);
+        free(out);
+    }
+    ck_assert_int_eq(rbt_stop(&w, 5000), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", rbt_free_port());
+    char *bad[] = {(char *)bench, "stream", "--url",        url, "--clients", "1",
+                   "--requests",  "2",      "--max-tokens", "8", NULL};
+    unlink(log);
+    ck_assert_int_eq(run_tool(bad, log, 60000), 1);
+    ck_assert(rbt_file_contains(log, "2 of 2 requests failed"));
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_tools");
@@ -219,5 +254,7 @@ int main(void)
     tcase_add_test(tc, test_engine_forward__rbee_gguf_quantize_and_random_make_loadable_files);
     tcase_add_test(tc, test_engine_forward__rbee_bench_engine_and_memory_report_medians);
     tcase_add_test(tc, test_engine_forward__the_q4_k_m_mix_follows_llama_cpp_s_rules);
+    tcase_add_test(
+        tc, test_tools_gguf__rbee_bench_stream_measures_every_route_and_fails_when_requests_fail);
     return rbt_run(s);
 }
