@@ -520,7 +520,8 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
         [ENG_TYPE_Q6_K] = {q6_K_dot, NULL},
     };
     eng_kernel_set found = {0};
-    if (eng_kernels_avx512_q8(wtype, ks))
+    if (eng_kernels_avx512_q8(wtype, ks) ||
+        (eng_isa_has_vnni() && eng_kernels_avx512_lowbit(wtype, ks)))
         return 1;
     if ((unsigned)wtype < ENG_TYPE_COUNT) {
         found = sets[wtype];

@@ -72,6 +72,10 @@ typedef struct eng_kernel_set {
 int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx2(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
+/* The sets for Q2_K, Q3_K, IQ4_NL and IQ4_XS (kernels_lowbit_*.c); called by
+ * eng_kernels_avx2 and (with VNNI only) eng_kernels_avx512. */
+int eng_kernels_avx2_lowbit(eng_type wtype, eng_kernel_set *ks);
+int eng_kernels_avx512_lowbit(eng_type wtype, eng_kernel_set *ks);
 /* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
