@@ -76,7 +76,8 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
  * eng_kernels_avx2 and (with VNNI only) eng_kernels_avx512. */
 int eng_kernels_avx2_lowbit(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx512_lowbit(eng_type wtype, eng_kernel_set *ks);
-/* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
+/* The AVX-512 sets for Q4_0, Q8_0 and IQ4_NL (kernels_avx512_q8.c); called by eng_kernels_avx512.
+ */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
 /* The batch kernels of the tile layouts share one driver (eng_gemm_tiles, in
