@@ -185,25 +185,52 @@ LB_INLINE LB_ATTR void q3_K_step(const int NT, const uint8_t *w, const uint8_t *
 
 /* ---- IQ4_XS against Q8_K ----------------------------------------------------------- */
 
+/* The sub-block scales of an IQ4_XS super-block as 16-bit words, minus 32. */
+LB_INLINE LB_ATTR void iq4_xs_scales(const eng_block_iq4_xs *wb, int16_t *sc)
+{
+    uint32_t lo;
+    memcpy(&lo, wb->scales_l, sizeof lo);
+    const uint32_t hi = wb->scales_h;
+#pragma GCC unroll 8
+    for (int ib = 0; ib < 8; ib++)
+        sc[ib] = (int16_t)((int)(((lo >> (4 * ib)) & 0xF) | ((hi >> (2 * ib)) & 3) << 4) - 32);
+}
+
+/* Two sub-blocks per 32 bytes of indices: the low and the high nibbles are looked up for both
+ * at once, then the 128-bit halves regrouped per sub-block. */
 LB_INLINE LB_ATTR void iq4_xs_step(const int NT, const uint8_t *w, const uint8_t **xp, int64_t b,
                                    __m256 *acc)
 {
     const eng_block_iq4_xs *wb = (const eng_block_iq4_xs *)w + b;
-    const __m128i table = _mm_loadu_si128((const __m128i *)eng_iq4nl_values);
+    const __m256i table =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)eng_iq4nl_values));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
     const float d = _cvtsh_ss(wb->d);
     const int chains = NT == 1 ? LB_CHAINS : 1;
+    int16_t sc[8];
     __m256i isum[LB_CHAINS][LB_TT];
+    iq4_xs_scales(wb, sc);
     lb_zero(NT, chains, isum);
-#pragma GCC unroll 8
-    for (int ib = 0; ib < 8; ib++) {
-        const __m256i v = lb_iq4_values(wb->qs + 16 * ib, table);
-        const __m256i av = _mm256_sign_epi8(v, v);
-        const __m256i s16 = _mm256_set1_epi16((short)eng_iq4_xs_scale(wb, ib));
 #pragma GCC unroll 4
-        for (int t = 0; t < NT; t++) {
-            const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 32 * ib;
-            const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yq), v);
-            isum[ib % chains][t] = LB_MADD(isum[ib % chains][t], _mm256_maddubs_epi16(av, sy), s16);
+    for (int pr = 0; pr < 4; pr++) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * pr));
+        const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(raw, m4));
+        const __m256i hi =
+            _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+        const __m256i v[2] = {_mm256_permute2x128_si256(lo, hi, 0x20),
+                              _mm256_permute2x128_si256(lo, hi, 0x31)};
+#pragma GCC unroll 2
+        for (int i = 0; i < 2; i++) {
+            const int ib = 2 * pr + i;
+            const __m256i av = _mm256_sign_epi8(v[i], v[i]);
+            const __m256i s16 = _mm256_set1_epi16(sc[ib]);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const int8_t *yq = ((const eng_block_q8_K *)xp[t] + b)->qs + 32 * ib;
+                const __m256i sy = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)yq), v[i]);
+                isum[ib % chains][t] =
+                    LB_MADD(isum[ib % chains][t], _mm256_maddubs_epi16(av, sy), s16);
+            }
         }
     }
     lb_fold(chains, isum);
