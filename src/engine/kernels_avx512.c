@@ -521,9 +521,14 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
         [ENG_TYPE_Q6_K] = {q6_K_dot, NULL},
     };
     eng_kernel_set found = {0};
-    if (eng_kernels_avx512_q8(wtype, ks) ||
-        (eng_isa_has_vnni() && eng_kernels_avx512_lowbit(wtype, ks)))
+    if (eng_kernels_avx512_q8(wtype, ks))
         return 1;
+    if (eng_isa_has_vnni() && eng_kernels_avx512_lowbit(wtype, ks)) {
+        /* Q2_K, Q3_K and IQ4_XS batches: the 16-token tiles of kernels_avx512_k.c */
+        ks->gemm = eng_gemm_avx512_k(wtype);
+        ks->gemm_layout = ks->gemm ? ENG_ACT_Q8K_TILES : ENG_ACT_ROWS;
+        return 1;
+    }
     if ((unsigned)wtype < ENG_TYPE_COUNT) {
         found = sets[wtype];
         if (!found.dot && eng_isa_has_vnni())

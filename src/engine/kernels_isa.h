@@ -103,7 +103,7 @@ void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t 
 /* eng_quantize_q8_K on AVX-512 (the same bytes). Only for CPUs with AVX-512 VNNI. */
 struct eng_block_q8_K;
 void eng_quantize_q8_K_avx512(const float *x, struct eng_block_q8_K *y, int64_t n);
-/* The AVX-512 batch kernel of Q4_K or Q6_K weights (ENG_ACT_Q8K_TILES), or NULL
+/* The AVX-512 batch kernel of Q4_K, Q6_K, Q2_K, Q3_K or IQ4_XS weights (ENG_ACT_Q8K_TILES), or NULL
  * (kernels_avx512_k.c). */
 eng_rows_fn eng_gemm_avx512_k(eng_type wtype);
 
