@@ -24,22 +24,19 @@ const int8_t eng_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
 #define SEARCH_STEPS 10
 #define GROUP 32
 
-/* Index of the table entry nearest v (the table is sorted). */
+/* The midpoints between neighbouring table entries. */
+static const float k_mid[15] = {-115.5f, -93.5f, -74.0f, -57.0f, -42.0f, -28.5f, -16.0f, -4.5f,
+                                7.0f,    19.0f,  31.5f,  45.5f,  61.0f,  79.0f,  101.0f};
+
+/* Index of the table entry nearest v (a tie goes to the larger entry): the number of
+ * midpoints at or below v, counted without branches (a binary search mispredicts on almost
+ * every step, which made quantizing a 1.1 B model take minutes). */
 static int nearest_index(float v)
 {
-    int lo = 0, hi = 15;
-    if (v <= eng_iq4nl_values[0])
-        return 0;
-    if (v >= eng_iq4nl_values[15])
-        return 15;
-    while (hi - lo > 1) { /* invariant: values[lo] < v <= values[hi] */
-        const int mid = (lo + hi) / 2;
-        if (v > eng_iq4nl_values[mid])
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return v - eng_iq4nl_values[lo] < eng_iq4nl_values[hi] - v ? lo : hi;
+    int idx = 0;
+    for (int i = 0; i < 15; i++)
+        idx += v >= k_mid[i];
+    return idx;
 }
 
 /* The best scale for a group of 32 (see DESIGN); 0 for an all-zero group. */
