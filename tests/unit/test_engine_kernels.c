@@ -448,7 +448,8 @@ END_TEST
 /* Scenario: Matrix products write only their rows and columns */
 START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_columns)
 {
-    static const eng_type types[] = {ENG_TYPE_F16, ENG_TYPE_Q4_0, ENG_TYPE_Q6_K};
+    static const eng_type types[] = {ENG_TYPE_F16,  ENG_TYPE_Q4_0,   ENG_TYPE_Q6_K,
+                                     ENG_TYPE_Q3_K, ENG_TYPE_IQ4_NL, ENG_TYPE_IQ4_XS};
     enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
     const eng_isa best = eng_isa_detect();
     uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 8), *x1 = malloc(N * 4);
