@@ -6,7 +6,7 @@
  *     mock-worker --model PATH --port P [--scenario FILE] [the options of llm-worker-rbee]
  *
  * It accepts every option of the real worker (--worker-id --model --model-ref --backend
- * --device --port --hive-url --local-mode --threads --slots --queue --ctx
+ * --device --port --hive-url --local-mode --threads --slots --queue --ctx --kv-type
  * --heartbeat-interval --stream-open-timeout --advertise-host) and behaves like it: binds its
  * port first (exit 1 with "cannot listen on 127.0.0.1:P: Address already in use" when taken),
  * sends a heartbeat at once and then every interval, "loads" the model (the file must exist and
@@ -31,10 +31,16 @@
  *     ignore_shutdown     false               POST /v1/admin/shutdown answers but does not exit
  *     ignore_sigterm      false               SIGTERM is ignored (only SIGKILL ends it)
  *     keepalive_ms        10000               SSE keep-alive period
+ * POST /v1/chat/completions and POST /v1/completions answer in OpenAI's format with the same
+ * scripted tokens: with "stream":true as chat.completion.chunk / text_completion chunks
+ * ("data: {...}" events, then "data: [DONE]"), else one chat.completion / text_completion
+ * object once every token is "generated"; errors in OpenAI's shape.
  * POST /mock/busy {"busy":true|false} switches `busy` while it runs (its health and heartbeats
  * keep saying idle: the state a hive sees when another client took the slot a moment ago).
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
- * "heartbeats_sent","cancels","health_checks"}. Every event worth asserting is also printed on
+ * "heartbeats_sent","cancels","health_checks","chat_requests","completion_requests",
+ * "disconnects" (streams whose client left before the end), "openai_requests" (the bodies of
+ * the OpenAI requests, in order, at most 16)}. Every event worth asserting is also printed on
  * stdout.
  */
 #include <pthread.h>
@@ -59,6 +65,9 @@
 #define MAX_JOBS 64
 #define JOB_CHANNEL 64
 #define CRASH_DRAIN_MS 2000 /* longest wait for the client to take the tokens before a crash */
+#define MAX_RECORDED 16     /* OpenAI request bodies kept for /mock/records */
+
+typedef enum job_format { FMT_RBEE = 0, FMT_CHAT, FMT_COMPLETION } job_format;
 
 typedef struct script {
     char *tokens[MAX_TOKENS_SCRIPT];
@@ -83,6 +92,8 @@ typedef struct job {
     mock *m;
     char id[64];
     int max_tokens;
+    job_format format;
+    char model[128];
     rb_chan *ch;
     atomic_int cancel;
     atomic_int attached;
@@ -104,6 +115,8 @@ struct mock {
     rb_bcast *progress;
     int64_t start_ms;
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
+    atomic_long n_chat, n_completion, n_disconnects;
+    json_t *openai_requests; /* under mu */
 };
 
 static const char *const default_tokens[] = {"In",       " the",   " beginning", " God",
@@ -373,6 +386,55 @@ static void crash(job *j, int tokens)
     kill(getpid(), SIGKILL);
 }
 
+/* One OpenAI chunk of job j: a text delta (NULL: the role chunk), or the final one with
+ * finish_reason. */
+static json_t *openai_chunk(const job *j, const char *text, const char *finish)
+{
+    json_t *choice = json_pack("{s:i, s:o}", "index", 0, "finish_reason",
+                               finish ? json_string(finish) : json_null());
+    json_t *c;
+
+    if (j->format == FMT_CHAT) {
+        json_t *delta = json_object();
+        if (!text && !finish) {
+            json_object_set_new(delta, "role", json_string("assistant"));
+            json_object_set_new(delta, "content", json_string(""));
+        } else if (text) {
+            json_object_set_new(delta, "content", rb_json_text(text, strlen(text)));
+        }
+        json_object_set_new(choice, "delta", delta);
+    } else {
+        json_object_set_new(choice, "text",
+                            text ? rb_json_text(text, strlen(text)) : json_string(""));
+    }
+    c = json_pack("{s:s, s:s, s:I, s:s, s:[o]}", "id", j->id, "object",
+                  j->format == FMT_CHAT ? "chat.completion.chunk" : "text_completion", "created",
+                  (json_int_t)rb_unix_s(), "model", j->model, "choices", choice);
+    return c;
+}
+
+/* The OpenAI stream of job j. */
+static void openai_stream(job *j)
+{
+    mock *m = j->m;
+    int n = j->max_tokens < m->s.ntokens ? j->max_tokens : m->s.ntokens, gone = 0;
+    const char *finish = n == j->max_tokens ? "length" : "stop";
+
+    if (j->format == FMT_CHAT)
+        gone = rb_json_push(j->ch, openai_chunk(j, NULL, NULL), -1) != RB_OK;
+    for (int i = 0; i < n && !gone && !atomic_load(&j->cancel); i++) {
+        rb_sleep_ms(m->s.token_interval_ms);
+        gone = rb_json_push(j->ch, openai_chunk(j, m->s.tokens[i], NULL), -1) != RB_OK;
+    }
+    if (!gone)
+        gone = rb_json_push(j->ch, openai_chunk(j, NULL, finish), 1000) != RB_OK ||
+               rb_chan_push(j->ch, "[DONE]", (size_t)-1, 1000) != RB_OK;
+    if (gone) {
+        atomic_fetch_add(&m->n_disconnects, 1);
+        say("mock-worker: client of %s left before the end", j->id);
+    }
+}
+
 static void *job_main(void *arg)
 {
     job *j = arg;
@@ -383,6 +445,10 @@ static void *job_main(void *arg)
 
     if (!wait_attached(m, j))
         goto out;
+    if (j->format != FMT_RBEE) {
+        openai_stream(j);
+        goto out;
+    }
     rb_json_push(j->ch,
                  json_pack("{s:s, s:s, s:s, s:I}", "type", "started", "job_id", j->id, "model",
                            "mock", "started_at", (json_int_t)rb_unix_s()),
@@ -421,6 +487,8 @@ out:
     return NULL;
 }
 
+static job *job_alloc(mock *m, const char *id, int max_tokens);
+
 /* Validates the request and starts a job; NULL after replying with an error. */
 static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
 {
@@ -429,8 +497,6 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
     long long max_tokens = 128;
     rb_jcheck c;
     job *j = NULL;
-    char uuid[37];
-    int slot = -1;
 
     rb_jcheck_init(&c);
     if (!json_is_object(body)) {
@@ -448,6 +514,24 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
         rb_http_reply_error(rep, 503, "LOADING", "the model is still loading", NULL);
         goto out;
     }
+    j = job_alloc(m, id, (int)max_tokens);
+    if (!j)
+        rb_http_reply_error(
+            rep, 503, "ALL_SLOTS_BUSY", "all slots are busy",
+            json_pack("{s:i, s:i}", "slots_total", m->o.slots, "slots_busy", m->o.slots));
+out:
+    rb_jcheck_release(&c);
+    json_decref(body);
+    return j;
+}
+
+/* A job in a free place of the table (NULL when slots and queue are full, or busy). */
+static job *job_alloc(mock *m, const char *id, int max_tokens)
+{
+    job *j = NULL;
+    char uuid[37];
+    int slot = -1;
+
     pthread_mutex_lock(&m->mu);
     for (int i = 0; i < MAX_JOBS && slot < 0 && m->active < m->o.slots + m->o.queue; i++)
         if (!m->jobs[i])
@@ -457,20 +541,13 @@ static job *job_start(mock *m, rb_http_req *req, rb_http_reply *rep)
         j->m = m;
         rb_uuid(uuid);
         snprintf(j->id, sizeof j->id, "%s", id ? id : uuid);
-        j->max_tokens = (int)max_tokens;
+        j->max_tokens = max_tokens;
         j->ch = rb_chan_new(JOB_CHANNEL);
         atomic_init(&j->refs, 2); /* the table and the caller */
         m->jobs[slot] = j;
         m->active++;
     }
     pthread_mutex_unlock(&m->mu);
-    if (!j)
-        rb_http_reply_error(
-            rep, 503, "ALL_SLOTS_BUSY", "all slots are busy",
-            json_pack("{s:i, s:i}", "slots_total", m->o.slots, "slots_busy", m->o.slots));
-out:
-    rb_jcheck_release(&c);
-    json_decref(body);
     return j;
 }
 
@@ -575,6 +652,98 @@ static void h_job_cancel(rb_http_req *req, rb_http_reply *rep, void *user)
     job_unref(j);
 }
 
+static void openai_error(rb_http_reply *rep, int status, const char *type, const char *param,
+                         const char *code, const char *msg)
+{
+    rb_http_reply_json(rep, status,
+                       json_pack("{s:{s:s, s:s, s:o, s:o}}", "error", "message", msg, "type", type,
+                                 "param", param ? json_string(param) : json_null(), "code",
+                                 code ? json_string(code) : json_null()));
+}
+
+/* The whole reply of a non-streaming OpenAI request, after "generating" every token. */
+static json_t *openai_whole(mock *m, const job *j)
+{
+    int n = j->max_tokens < m->s.ntokens ? j->max_tokens : m->s.ntokens;
+    rb_buf text;
+    json_t *choice, *out;
+
+    rb_buf_init(&text, 1 << 20);
+    for (int i = 0; i < n; i++) {
+        rb_sleep_ms(m->s.token_interval_ms);
+        rb_buf_appends(&text, m->s.tokens[i]);
+    }
+    choice = json_pack("{s:i, s:s}", "index", 0, "finish_reason",
+                       n == j->max_tokens ? "length" : "stop");
+    if (j->format == FMT_CHAT)
+        json_object_set_new(choice, "message",
+                            json_pack("{s:s, s:o}", "role", "assistant", "content",
+                                      rb_json_text(text.data ? text.data : "", text.len)));
+    else
+        json_object_set_new(choice, "text", rb_json_text(text.data ? text.data : "", text.len));
+    out = json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}}", "id", j->id, "object",
+                    j->format == FMT_CHAT ? "chat.completion" : "text_completion", "created",
+                    (json_int_t)rb_unix_s(), "model", j->model, "choices", choice, "usage",
+                    "prompt_tokens", 5, "completion_tokens", n, "total_tokens", n + 5);
+    rb_buf_release(&text);
+    return out;
+}
+
+/* POST /v1/chat/completions and /v1/completions. */
+static void h_openai(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    mock *m = user;
+    int chat = strcmp(req->path, "/v1/chat/completions") == 0;
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    json_t *mt = json_object_get(body, "max_tokens"), *model = json_object_get(body, "model");
+    int stream = json_is_true(json_object_get(body, "stream"));
+    char id[64], uuid[37];
+    job *j;
+
+    atomic_fetch_add(chat ? &m->n_chat : &m->n_completion, 1);
+    if (json_is_object(body)) {
+        pthread_mutex_lock(&m->mu);
+        if (json_array_size(m->openai_requests) < MAX_RECORDED)
+            json_array_append(m->openai_requests, body);
+        pthread_mutex_unlock(&m->mu);
+    }
+    if (!json_is_object(body)) {
+        openai_error(rep, 400, "invalid_request_error", NULL, NULL, "body is not a JSON object");
+    } else if (chat ? json_array_size(json_object_get(body, "messages")) == 0
+                    : !json_is_string(json_object_get(body, "prompt"))) {
+        openai_error(rep, 400, "invalid_request_error", chat ? "messages" : "prompt", NULL,
+                     chat ? "'messages' must be a non-empty array" : "'prompt' is required");
+    } else if (mt && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
+        openai_error(rep, 400, "invalid_request_error", "max_tokens", NULL,
+                     "'max_tokens' must be a positive integer");
+    } else if (!atomic_load(&m->loaded)) {
+        openai_error(rep, 503, "server_error", NULL, "loading", "the model is still loading");
+    } else {
+        rb_uuid(uuid);
+        snprintf(id, sizeof id, "%s-%.20s", chat ? "chatcmpl" : "cmpl", uuid);
+        j = job_alloc(m, id, mt ? (int)json_integer_value(mt) : 128);
+        if (!j) {
+            openai_error(rep, 503, "server_error", NULL, "all_slots_busy", "all slots are busy");
+        } else {
+            j->format = chat ? FMT_CHAT : FMT_COMPLETION;
+            snprintf(j->model, sizeof j->model, "%s",
+                     json_is_string(model) ? json_string_value(model) : "mock");
+            if (stream) {
+                atomic_store(&j->attached, 1);
+                rb_http_reply_sse(rep, j->ch);
+                job_run(m, j);
+            } else {
+                atomic_fetch_add(&m->n_infer, 1);
+                rb_http_reply_json(rep, 200, openai_whole(m, j));
+                rb_chan_finish(j->ch);
+                job_remove(m, j);
+            }
+            job_unref(j);
+        }
+    }
+    json_decref(body);
+}
+
 static void h_shutdown(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
@@ -599,13 +768,22 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
+    json_t *reqs;
+
+    pthread_mutex_lock(&m->mu);
+    reqs = json_deep_copy(m->openai_requests);
+    pthread_mutex_unlock(&m->mu);
     rb_http_reply_json(rep, 200,
-                       json_pack("{s:I, s:I, s:I, s:I, s:I}", "inference_requests",
-                                 (json_int_t)atomic_load(&m->n_infer), "shutdown_requests",
-                                 (json_int_t)atomic_load(&m->n_shutdown), "heartbeats_sent",
-                                 (json_int_t)atomic_load(&m->n_heartbeats), "cancels",
-                                 (json_int_t)atomic_load(&m->n_cancels), "health_checks",
-                                 (json_int_t)atomic_load(&m->n_health)));
+                       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                                 "inference_requests", (json_int_t)atomic_load(&m->n_infer),
+                                 "shutdown_requests", (json_int_t)atomic_load(&m->n_shutdown),
+                                 "heartbeats_sent", (json_int_t)atomic_load(&m->n_heartbeats),
+                                 "cancels", (json_int_t)atomic_load(&m->n_cancels), "health_checks",
+                                 (json_int_t)atomic_load(&m->n_health), "chat_requests",
+                                 (json_int_t)atomic_load(&m->n_chat), "completion_requests",
+                                 (json_int_t)atomic_load(&m->n_completion), "disconnects",
+                                 (json_int_t)atomic_load(&m->n_disconnects), "openai_requests",
+                                 reqs ? reqs : json_array()));
 }
 
 static void h_busy(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -631,6 +809,8 @@ static const rb_http_route routes[] = {
     {"GET", "/v1/ready", h_ready, 0},
     {"GET", "/v1/loading/progress", h_progress, 0},
     {"POST", "/v1/inference", h_inference, 0},
+    {"POST", "/v1/chat/completions", h_openai, 0},
+    {"POST", "/v1/completions", h_openai, 0},
     {"DELETE", "/v1/inference/{id}", h_job_cancel, 0},
     {"POST", "/v1/jobs", h_jobs, 0},
     {"GET", "/v1/jobs/{id}/stream", h_job_stream, 0},
@@ -648,6 +828,7 @@ static const rb_http_route routes[] = {
 static int parse_args(int argc, char **argv, opts *o)
 {
     int ignored = 0;
+    const char *ignored_str = NULL;
     char err[256];
     const rb_opt defs[] = {
         {"--local-mode", RB_OPT_FLAG, &o->local_mode},
@@ -666,6 +847,7 @@ static int parse_args(int argc, char **argv, opts *o)
         {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000},
         {"--threads", RB_OPT_INT, &ignored, 0, 1000000},
         {"--ctx", RB_OPT_INT, &ignored, 0, 1000000},
+        {"--kv-type", RB_OPT_STR, &ignored_str},
         {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400},
     };
 
@@ -788,7 +970,9 @@ int main(int argc, char **argv)
     pthread_mutex_init(&m.mu, NULL);
     rb_cond_init_monotonic(&m.cv);
     m.progress = rb_bcast_new();
+    m.openai_requests = json_array();
     rc = serve(&m);
+    json_decref(m.openai_requests);
     rb_bcast_free(m.progress);
 out:
     return rc;

@@ -81,3 +81,9 @@ Feature: The HTTP layer shared by hive and worker
     Given a route that answers only when the test lets it
     When the JSON client asks it with a 300 ms total timeout and 2 attempts 50 ms apart
     Then it returns "timed out" after about 650 ms, and the server saw 2 requests
+
+  Scenario: Requests with ambiguous framing get 400
+    When a request carries two Content-Length headers, equal or not, or one that is not a number
+    Or an HTTP/1.1 request has no Host header
+    Then the server answers 400 BAD_REQUEST in the error envelope before routing or authentication
+    And an HTTP/1.0 request without Host is still served

@@ -79,3 +79,27 @@ Feature: Server-sent events: frame parsing, the event channel and real-time stre
     Given a producer that pushes an event every 100 ms for 2 seconds and never sends [DONE]
     When the client reads with a 5000 ms idle timeout and a 500 ms deadline
     Then it returns "deadline" between 490 and 1000 ms, after receiving the events pushed until then
+
+  Scenario: A client that half-closes its side still gets the whole stream
+    Given a client that sends its request and then shuts down its sending side (as nc -N does)
+    When the producer pushes 20 events 10 ms apart and [DONE]
+    Then the client reads all 20 events and [DONE] before the server closes
+
+  Scenario: A client that closes while the stream is silent is noticed before the next event
+    Given a client that reads the response headers and then closes its socket
+    When the producer stays silent for 3 seconds
+    Then the server forgets the stream within 1 second and the producer's next push fails
+  Scenario: A raw stream relays bytes as they are pushed
+    Given a server whose handler answers 201 text/x-test with a raw stream of a channel
+    When the producer pushes 10 chunks 50 ms apart
+    Then the client receives exactly the pushed bytes, with no framing, spread over the pushes
+    And the status and content type are the handler's
+
+  Scenario: A raw stream's producer learns of a client disconnect
+    Given a client reading a raw stream that hangs up after the first chunk
+    Then the producer's next push fails with "closed"
+
+  Scenario: A waiting handler learns that its client hung up
+    Given a handler that waits before replying until its client hangs up
+    When the client gives up after 300 ms
+    Then the handler sees the hang-up

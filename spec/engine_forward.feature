@@ -1,6 +1,7 @@
-Feature: The llama forward pass and the session API
-  The engine computes the same logits as an independent PyTorch implementation and generates
-  the same greedy tokens (docs/architecture.md §6).
+Feature: The forward pass and the session API
+  The engine computes the same logits as independent PyTorch and float64 numpy implementations
+  and generates the same greedy tokens, for every supported architecture (docs/architecture.md
+  §6, docs/models.md).
 
   Scenario: Logits match the PyTorch reference for the bundled model
     Given models/ holds the bundled F16 model and its reference JSON
@@ -86,3 +87,48 @@ Feature: The llama forward pass and the session API
     Then it prints a GB/s median for 1 and 2 threads and exits 0
     When rbee-bench is given a missing file or an unknown option
     Then it prints one line naming the problem and exits 1
+
+  # Architectures (docs/models.md). Each fixture models/test-<arch>-tiny-f16.gguf is written by
+  # rbee-gguf random --like <arch>-tiny; its reference JSON by tools/reference/reference_arch.py,
+  # a float64 numpy model written from the published model definitions.
+
+  Scenario: A llama model with rope_freqs and a key_length of its own matches its reference
+    Given models/test-llama-tiny-f16.gguf: rope_freqs.weight with llama 3.1 divisors, attention.key_length 24 for a 64-wide stream of 4 heads
+    When the engine runs the reference tokens in F16, and in Q8_0 and Q4_0 made from it
+    Then F16 logits are within 1e-3 of the float64 reference with top-1 agreeing at every position and all 16 greedy tokens equal
+    And Q8_0 is within 0.25 and Q4_0 within 1.5, top-1 and greedy agreement printed
+
+  Scenario: A qwen2 model matches its reference
+    Given models/test-qwen2-tiny-f16.gguf: biases on q, k and v, NEOX rope
+    When the engine runs the reference tokens in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama
+
+  Scenario: A qwen3 model matches its reference
+    Given models/test-qwen3-tiny-f16.gguf: per-head RMS norms on q and k before RoPE, key_length 32, NEOX rope
+    When the engine runs the reference tokens in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama
+
+  Scenario: A gemma2 model matches its reference
+    Given models/test-gemma2-tiny-f16.gguf: embeddings times sqrt(n_embd), gelu-tanh gating, post-attention and post-FFN norms, attention and final soft-capping, a 5-token window on even layers
+    When the engine runs the reference tokens in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama
+
+  Scenario: A gemma3 model matches its reference
+    Given models/test-gemma3-tiny-f16.gguf: 6 layers, 5 sliding (window 5, rope base 10000) per global one (rope base 1000000, linear rope scaling 8), q/k norms, no soft-capping
+    When the engine runs the reference tokens in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama
+
+  Scenario: A phi3 model matches its reference
+    Given models/test-phi3-tiny-f16.gguf: fused attn_qkv, ffn_up holding the gate and up halves, NEOX rope
+    When the engine runs the reference tokens in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama
+
+  Scenario: A phi3 model with longrope factors matches its reference
+    Given models/test-phi3-longrope-tiny-f16.gguf: the phi3 fixture's weights with rope_factors_short/long, rope.scaling.original_context_length 128 and rope.scaling.attn_factor
+    When the engine runs the reference tokens in a session of 128 tokens, in F16, Q8_0 and Q4_0
+    Then the logits and greedy tokens agree as for llama (short factors, cos and sin times the attention factor)
+    And the logits differ by more than 0.05 from the reference of the same weights without the factors
+
+  Scenario: What the engine does not understand is refused by name
+    When a fixture's general.architecture is "mamba", a required tensor is missing, an extra tensor is present, or rope.scaling.type is "yarn"
+    Then loading fails with an error naming the architecture and the supported list, the missing tensor, the extra tensor, or the scaling type and the supported ones

@@ -27,6 +27,17 @@ Feature: Samplers
     When sampling greedily
     Then token 1 is chosen
 
+  Scenario: Frequency and presence penalties subtract per occurrence and once
+    Given logits [2.0, -1.0, 0.5, 1.0] and the window [0, 0, 1]
+    When frequency penalty 0.5 and presence penalty 0.25 apply (after a repetition penalty 2)
+    Then token 0 has 2.0 - 2 * 0.5 - 0.25 (2.0 / 2 - 1.25), token 1 -1.0 - 0.75 (-1.0 * 2 - 0.75)
+    And unseen tokens keep their logits
+
+  Scenario: Log-probabilities are the log-softmax of the model's logits
+    Given logits [1, 2, 3, 2]
+    When asking for the log-probability of token 0 and the top 3
+    Then they equal logit - log(sum(exp(logits))), most likely first, ties by lower id
+
   Scenario: The same seed gives the same tokens
     Given temperature 0.8 and seed 42
     When sampling 100 tokens twice from fresh samplers

@@ -72,10 +72,13 @@ Feature: Engine tokenizers
     When they are tokenized
     Then the tokens' bytes join to FF FE "ab" and the detokenizer prints "\uFFFD\uFFFDab"
 
-  Scenario: An unknown pre-tokenizer falls back to gpt-2
-    Given the gpt-2 vocabulary with tokenizer.ggml.pre set to "mystery"
-    When it is loaded
-    Then eng_tokenizer_pre is "gpt-2" and the reference texts tokenize as with "gpt-2"
+  Scenario: Each reference vocabulary's chat tokens become single ids when parsing special tokens
+    Given qwen2 and "<|im_start|>user\nHi<|im_end|>\n<|endoftext|>"
+    Then with ENG_TOK_PARSE_SPECIAL the ids are 151644 872 198 13048 151645 198 151643
+    Given phi-3 and "<|user|>\nHi<|end|>\n<|assistant|>"
+    Then the ids are 32010 6324 32007 32001: the chat tokens eat the newline after them and "Hi" gets SentencePiece's space ("▁Hi")
+    And phi-3's "<|endoftext|>Hello" gives 32000 15043, gpt-2's "Hi<|endoftext|>Hello" gives 17250 50256 15496
+    And without the flag none of the control ids appear
 
   Scenario: A short id buffer reports the size needed
     Given "Hello world" for qwen2 (2 ids) and room for 1 id
@@ -96,3 +99,30 @@ Feature: Engine tokenizers
     Then default splits the digits in threes ("123" "45") and gpt-2 keeps one word, merged to "12" "34" "5"
     When "Hello 12345 world!!\n\n" is tokenized with tokenizer.ggml.pre "llama-bpe"
     Then the words are "Hello" " " "123" "45" " world" "!!\n\n", each a single token (llama3 ignores merges for whole pieces)
+
+  Scenario: Each pre-tokenizer splits tricky text into the words its regexes give
+    Given a byte-level BPE vocabulary made in the test with tokenizer.ggml.pre set to each of llama-bpe, qwen2, deepseek-r1-qwen, qwen35, smollm, gpt-2, tekken, gpt-4o, default, falcon, deepseek-coder, deepseek-v3
+    When texts with contractions and digit runs, CJK, whitespace runs with newlines, upper-case contractions, punctuation before newlines, camel case and a combining mark are split into words
+    Then the words are those worked out by hand from the pre-tokenizer's regexes (49 texts), e.g. "I'm 12345 apples" is "I" "'m" " " "123" "45" " apples" for llama-bpe, digit by digit for qwen2, "I'm" " " "123" "45" " apples" for gpt-4o
+    And tekken cuts "camelCase getHTTPResponse" into "camel" "Case" " get" "HTTPResponse"
+
+  Scenario: Pre-tokenizer names select llama.cpp's settings
+    Given the same vocabulary under the names llama.cpp accepts
+    Then llama-bpe and falcon3 report "llama3", deepseek-r1-qwen reports "qwen2", starcoder "smollm", llama4 "gpt-4o"
+    And a file without tokenizer.ggml.pre gets "default" (and a warning in the log)
+    And llama3 and tekken advise a BOS and take a word that is a piece whole ("!!\n\n" without merges for it), the others do not
+
+  Scenario: An unknown pre-tokenizer is refused, naming it and the supported ones
+    Given the vocabulary with tokenizer.ggml.pre set to "mystery"
+    Then loading fails with RB_EUNSUPPORTED and an error naming "mystery" and the supported pre-tokenizers
+
+  Scenario: Special tokens are cut out longest first, control ones only when asked
+    Given the vocabulary with the control token "<|x|>" and the user-defined token "<|x|>!"
+    When "a<|x|>!b<|x|>" is tokenized with ENG_TOK_PARSE_SPECIAL the ids are "a", "<|x|>!", "b", "<|x|>"
+    And without the flag "<|x|>!" is still one id and "<|x|>" is text that decodes back to itself
+
+  Scenario: Gemma's SentencePiece settings: no space prefix, byte fallback, BOS
+    Given a SentencePiece vocabulary laid out like Gemma's (<pad> <eos> <bos> <unk>, <start_of_turn> and <end_of_turn> as control tokens, byte tokens) with tokenizer.ggml.add_space_prefix false and add_bos_token true
+    Then "Hi" is the piece "Hi" (without the key it is "▁Hi"), "é" is the byte tokens C3 A9
+    And "<start_of_turn>user\nHi<end_of_turn>" with ENG_TOK_PARSE_SPECIAL and ENG_TOK_ADD_BOS is <bos> <start_of_turn> "user" <0x0A> "Hi" <end_of_turn>
+    And <end_of_turn> is the EOT id and ends generation, and decoding from the start keeps a space the text had

@@ -62,10 +62,11 @@ Feature: rbee-hive worker lifecycle
     And the worker process is gone within 20 seconds and the list is empty
 
   Scenario: Worker options set on the hive reach every worker
-    Given rbee-hive daemon --worker-slots 2 --worker-threads 1 --worker-ctx 64
+    Given rbee-hive daemon --worker-slots 2 --worker-threads 1 --worker-ctx 64 --worker-kv-type q8_0
     When a worker is spawned
-    Then it was started with --slots 2 --threads 1 --ctx 64 and the list shows slots_total 2
-    And rbee-hive daemon --worker-slots 0 exits 2 naming the option
+    Then it was started with --slots 2 --threads 1 --ctx 64 --kv-type q8_0 and the list shows slots_total 2
+    And the list shows the worker's resident memory in rss_mb (at least 1 MB)
+    And rbee-hive daemon --worker-slots 0 exits 2 naming the option, and so does --worker-kv-type q4_0
 
   Scenario: Unknown workers get 404
     When a client posts a heartbeat, a ready callback or a shutdown for "worker-unknown"
@@ -75,6 +76,13 @@ Feature: rbee-hive worker lifecycle
     Given the hive believes only 1 MB of RAM is available (RBEE_HIVE_RAM_LIMIT_MB=1)
     When a client asks to spawn a worker for the bundled model
     Then the status is 507 with code "INSUFFICIENT_MEMORY" and details required_mb and available_mb
+
+  Scenario: The memory check counts the KV cache at the workers' context and cache type
+    Given a GGUF header shaped like Llama-3.1-8B (32 layers, 8 KV heads of 128, trained on 131072 tokens, no weights) and RAM limited to 2048 MB
+    When a worker is spawned with the hive's default worker options
+    Then it starts: the F16 cache of 4096 tokens (512 MB) fits
+    When the hive runs with --worker-ctx 0 --worker-kv-type f32 and a worker is spawned
+    Then the status is 507 with kv_cache_mb 32768, context 131072, kv_type "f32", required_mb above 32768, and a message that names the KV cache
 
   Scenario: An absent backend gives 503 with the available list
     Given the hive finds a GPU (a stand-in nvidia-smi on its PATH), which the CPU-only worker cannot use
@@ -117,3 +125,9 @@ Feature: rbee-hive worker lifecycle
   Scenario: detect prints backends and devices
     When the user runs rbee-hive detect
     Then it prints "cpu" with the core count and, with --json, {"backends":["cpu"],"devices":{"cpu":1}}
+
+  Scenario: Worker logs are rotated
+    Given 25 old worker logs in $RBEE_HOME/logs and a log that is not a worker's
+    When a worker is spawned
+    Then the 20 newest worker logs are kept, the new worker's among them, the oldest are gone
+    And the other log is untouched

@@ -65,3 +65,12 @@ Feature: Model catalog and provisioning
     When a client opens its progress stream again
     Then it receives the "complete" event and [DONE]
     And once the keep time has passed (60 s; 1 s in the test) the download id answers 404
+
+  Scenario: file references are confined to the model folders
+    Given a hive whose model folders are $RBEE_HOME/models, the bundled model's folder and one --models-dir folder
+    When file: references name a .gguf file in each of them
+    Then each resolves
+    When they name an existing .gguf file elsewhere, a missing one elsewhere, or a link in $RBEE_HOME/models to a file elsewhere
+    Then each gets the same 403 MODEL_PATH_FORBIDDEN, which reveals neither content nor existence
+    And a path that is not a .gguf file (file:/etc/shadow) gets 400 without its content
+    And a missing file inside the model folders gets 404 and a folder named x.gguf gets 400

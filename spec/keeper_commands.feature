@@ -26,7 +26,7 @@ Feature: Keeper commands besides infer
   Scenario: Workers are listed, health-checked and shut down
     Given a persistent hive with one idle worker
     When the user runs rbee workers list, rbee workers health and rbee workers shutdown --id <id>
-    Then the list shows the worker, health shows "healthy" and the worker is gone afterwards
+    Then the list shows the worker with its resident memory in MB, health shows "healthy" and the worker is gone afterwards
 
   Scenario: Models are listed and downloaded
     Given a local file server as HF_ENDPOINT
@@ -50,3 +50,8 @@ Feature: Keeper commands besides infer
     When the user runs rbee infer --node ns2
     Then the tokens stream from the worker in the other namespace (its URL has the namespace's address)
     And without permission for network namespaces the suite prints why and ctest reports it skipped
+
+  Scenario: A port left in TIME_WAIT by a stopped hive counts as free
+    Given a server on a loopback port that closed a connection first and then stopped listening
+    Then the keeper's port check calls the port free, as the hive's own bind would succeed
+    And a port with a listener is still taken

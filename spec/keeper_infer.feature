@@ -44,6 +44,7 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     Given the hive's RAM limit is overridden to 1 MB for the test
     When the user runs rbee infer
     Then stderr shows the required and available MB and suggests a smaller quantization, exit 1
+    And it shows the estimate's parts: the weights, the KV cache with its context and type, and the buffers
 
   Scenario: EC4 the worker dies mid-stream
     When the worker is killed with SIGKILL after 5 tokens of a 2000-token request
@@ -97,3 +98,8 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     When the user runs rbee infer --max-tokens zero
     Then stderr has one line naming --max-tokens and the exit code is 1
     And without --prompt stderr has one line saying --prompt is required
+
+  Scenario: A file model in any folder runs through an ephemeral hive
+    Given a copy of the bundled model in a folder of its own
+    When rbee infer runs with --model file:<that copy> and no hive running
+    Then the ephemeral hive is allowed that folder (--models-dir) and the tokens stream

@@ -24,3 +24,20 @@ Feature: Tools rbee-gguf
     When "rbee-gguf tokenize FILE --special --bos" reads it
     Then it prints "151643 151644 872"
     And without the flags the output does not start with "151643" and does not contain "151644"
+    And for ggml-vocab-phi-3.gguf "<|user|>\nHi<|end|>\n<|assistant|>" with "--special --bos" prints "1 32010 6324 32007 32001"
+    And for ggml-vocab-gpt-2.gguf "Hi<|endoftext|>Hello" with "--special" prints "17250 50256 15496", without it no 50256
+
+  Scenario: rbee-gguf chat-render prints the prompt a template makes
+    Given messages.json with a system and a user message, and a template file that prints
+      bos_token, the messages, eos_token and strftime_now('%d %b %Y')
+    When "rbee-gguf chat-render MODEL --template t.jinja --today 2026-12-01 < messages.json" runs
+    Then it exits 0 and prints exactly what chat_apply returns: no leading "<s>" (the tokenizer
+      adds BOS), "</s>", "01 Dec 2026", and no newline added at the end
+    And without --template it uses the model's tokenizer.chat_template, or ChatML when the
+      model has none (the bundled model)
+
+  Scenario: rbee-gguf chat-render reports bad input on one line
+    When the template has a syntax error, the messages are not a JSON array, or the model
+      does not exist
+    Then it exits 1 with one line on stderr, the syntax error with its line and column
+    And a malformed --today is a usage error (exit 2)

@@ -68,6 +68,13 @@ Feature: Worker HTTP API and request validation
     When a client sends GET /metrics
     Then the body has rbee_worker_requests_total{outcome="completed"} 2
     And it has rbee_worker_tokens_generated_total, rbee_worker_queue_depth, rbee_worker_slots_busy and time-to-first-token and decode-rate summaries
+    And rbee_worker_resident_memory_bytes is at least the model file's size and below 256 MiB, within a factor of 2 of the worker's /proc/<pid>/statm
+
+  Scenario: The KV cache type and the context are worker options
+    When a worker starts with --kv-type q8_0 --ctx 100000 on the bundled model (trained on 512 tokens)
+    Then its log warns "--ctx 100000 is more than the model's training context of 512 tokens; using 512"
+    And its log shows the memory estimate with the q8_0 KV cache, and it serves a request
+    And a worker started with --kv-type q4_0 exits 1 naming --kv-type
 
   Scenario: Shutdown by HTTP ends the worker
     When a client posts /v1/admin/shutdown (and, to a second worker, its alias /v1/shutdown)

@@ -1,16 +1,21 @@
 /*
- * forward.c - the llama forward pass.
+ * forward.c - the forward pass of every supported architecture (model.c's eng_arch table).
  *
- *   x = token_embd[tokens]
+ *   x = token_embd[tokens]                          (* sqrt(n_embd): EMBD_SCALE)
  *   for each layer:
  *       xb = rmsnorm(x) * attn_norm
- *       q, k, v = Wq xb, Wk xb, Wv xb;  rope(q, k) at each position (interleaved pairs)
+ *       q, k, v = Wq xb, Wk xb, Wv xb               (+ biases: QKV_BIAS)
+ *       q, k = rmsnorm per head (QK_NORM);  rope(q, k) at each position (interleaved pairs,
+ *              or NEOX halves: ROPE_NEOX; the sliding layers' own table when they have one)
  *       kv cache[pos] = k, v
- *       xb2 = softmax(q k^T / sqrt(head_dim)) v      (causal; kv head = head / group)
- *       x += Wo xb2
+ *       xb2 = softmax(cap(q k^T * attn_scale)) v     (causal, within the window on sliding
+ *             layers; cap = c tanh(s / c) with SOFTCAP; kv head = head / group)
+ *       x += Wo xb2                                 (rmsnorm'ed first: POST_NORMS)
  *       xb = rmsnorm(x) * ffn_norm
- *       x += W_down (silu(W_gate xb) * (W_up xb))
- *   logits = W_out (rmsnorm(x) * output_norm)        (last position, or all for tests)
+ *       x += W_down (act(W_gate xb) * (W_up xb))    (act silu, or gelu-tanh: GELU;
+ *                                                    rmsnorm'ed first: POST_NORMS)
+ *   logits = W_out (rmsnorm(x) * output_norm)       (capped: SOFTCAP; last position, or all
+ *                                                    for tests)
  *
  * DESIGN. Matrix products prepare their input once (eng_act_prepare, in the layout the weight
  * type's kernel reads) and split the output rows across the session's pool in chunks. Ops
@@ -25,7 +30,10 @@
  * that share the kv head against the cached keys (eng_attn_scores, positions in the vector
  * lanes), and the softmaxed scores against the cached values (a float matrix product, a dot
  * over positions per dimension). Both caches are stored transposed, one row of positions per
- * dimension, for that purpose.
+ * dimension, for that purpose, in F32 or F16 (eng_attn_scores_f16; the values are then a
+ * matrix product with F16 weights). A Q8_0 cache has blocks of 32 along the head dimension,
+ * so it is stored one position per row: the scores are a Q8_0 matrix product against the
+ * queries quantized to Q8_0, the values a weighted sum of rows (eng_attn_values_q8_0).
  */
 #include <cblas.h>
 #include <math.h>
@@ -57,6 +65,31 @@ static void rope(float *v, int n_heads, int head_dim, int n_rot, const float *cs
     }
 }
 
+/* The NEOX mode (qwen2, qwen3, phi3, gemma): dimension i pairs with i + n_rot / 2, pair i
+ * turning by the same angle as interleaved pair i. */
+static void rope_neox(float *v, int n_heads, int head_dim, int n_rot, const float *cs)
+{
+    const int half = n_rot / 2;
+    for (int i = 0; i < half; i++) {
+        float c = cs[2 * i], s = cs[2 * i + 1];
+        for (int h = 0; h < n_heads; h++) {
+            float *p = v + h * head_dim + i;
+            float a = p[0], b = p[half];
+            p[0] = a * c - b * s;
+            p[half] = a * s + b * c;
+        }
+    }
+}
+
+/* g = gelu(g) * u with the tanh approximation (gemma's gelu_pytorch_tanh). */
+static void geglu(float *g, const float *u, long n)
+{
+    for (long i = 0; i < n; i++) {
+        const float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(0.7978845608f * (x + 0.044715f * x * x * x))) * u[i];
+    }
+}
+
 /* ---- matrix products ---------------------------------------------------------------------- */
 
 /* One pool job of up to MAX_PARTS matrices with the same input, their rows stacked. */
@@ -68,7 +101,7 @@ typedef struct mm_job {
     const void *xq[MAX_PARTS]; /* prepared input of each part */
     float *Y[MAX_PARTS];       /* (nt, w->rows) */
     float *add;                /* x += Y[0] on the chunk's rows (wo, down), or NULL */
-    int swiglu;                /* Y[0] = silu(Y[0]) * Y[1] on the chunk's rows (gate, up) */
+    int swiglu; /* Y[0] = act(Y[0]) * Y[1] on the chunk's rows (gate, up): 1 silu, 2 gelu */
 } mm_job;
 
 static long job_rows(const mm_job *j)
@@ -97,7 +130,9 @@ static void mm_part(void *ctx, int ith, int nth)
     }
     for (int t = 0; t < j->nt && a < b; t++) {
         const size_t rows = (size_t)j->w[0]->rows, o = (size_t)t * rows;
-        if (j->swiglu) {
+        if (j->swiglu == 2) {
+            geglu(j->Y[0] + o + a, j->Y[1] + o + a, b - a);
+        } else if (j->swiglu) {
             eng_swiglu(j->Y[0] + o + a, j->Y[1] + o + a, b - a);
         } else if (j->add) {
             for (long r = a; r < b && r < (long)rows; r++)
@@ -219,23 +254,62 @@ typedef struct att_job {
     int layer, nt, pos0;
 } att_job;
 
+/* The first position a query at pos sees: 0, or the start of the window on a sliding
+ * layer (keys within n_swa - 1 positions before the query, as llama.cpp masks). */
+static int attn_window_start(const eng_session *s, int layer, int pos)
+{
+    const int n_swa = s->m->hp.n_swa;
+    return s->m->layers[layer].swa && pos >= n_swa ? pos - n_swa + 1 : 0;
+}
+
+/* Softmax of one query's scores times scale, soft-capped first when cap > 0:
+ * x = cap * tanh(x * scale / cap) (gemma2). */
+static void attn_softmax(float *att, int npos, float scale, float cap)
+{
+    if (cap > 0) {
+        for (int p = 0; p < npos; p++)
+            att[p] = cap * tanhf(att[p] * scale / cap);
+        scale = 1.0f;
+    }
+    eng_softmax(att, npos, scale);
+}
+
 /* One (token, kv head) unit: the group of query heads that share the kv head attend over
- * positions 0..pos. */
-static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att)
+ * positions 0..pos (the window's on a sliding layer). */
+static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att, void *qq)
 {
     const eng_hparams *hp = &s->m->hp;
-    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv, npos = pos + 1;
-    const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->n_ctx * hd;
-    const float *kt = s->key_cache + head;                                     /* (hd, n_ctx) */
-    const float *vt = s->value_cache + head;                                   /* (hd, n_ctx) */
-    const float *q = s->q + (size_t)b * hp->n_embd + (size_t)kvh * group * hd; /* (group, hd) */
-    float *out = s->xb2 + (size_t)b * hp->n_embd + (size_t)kvh * group * hd;   /* (group, hd) */
+    const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int p0 = attn_window_start(s, layer, pos), npos = pos + 1 - p0;
+    /* the first position's bytes: a column of the transposed caches, a row of Q8_0 */
+    const size_t first = s->kv_type == ENG_TYPE_Q8_0
+                             ? (size_t)p0 * s->kv_row
+                             : (size_t)p0 * eng_type_block_bytes(s->kv_type);
+    const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->kv_head + first;
+    const uint8_t *kc = (const uint8_t *)s->key_cache + head;                 /* one head */
+    const uint8_t *vc = (const uint8_t *)s->value_cache + head;               /* one head */
+    const float *q = s->q + (size_t)b * hp->q_dim + (size_t)kvh * group * hd; /* (group, hd) */
+    float *out = s->xb2 + (size_t)b * hp->q_dim + (size_t)kvh * group * hd;   /* (group, hd) */
+    const size_t ldk = (size_t)s->n_ctx;
 
-    eng_attn_scores(q, group, hd, kt, (size_t)s->n_ctx, npos, att, npos); /* (group, npos) */
+    switch (s->kv_type) { /* att: (group, npos) */
+    case ENG_TYPE_Q8_0:
+        eng_act_prepare(ENG_TYPE_Q8_0, q, hd, group, 0, group, qq);
+        eng_matmul(ENG_TYPE_Q8_0, kc, hd, qq, group, att, npos, 0, npos);
+        break;
+    case ENG_TYPE_F16:
+        eng_attn_scores_f16(q, group, hd, (const uint16_t *)kc, ldk, npos, att, npos);
+        break;
+    default:
+        eng_attn_scores(q, group, hd, (const float *)kc, ldk, npos, att, npos);
+        break;
+    }
     for (int g = 0; g < group; g++)
-        eng_softmax(att + (size_t)g * npos, npos, 1.0f / sqrtf((float)hd));
-    eng_matmul_stride(ENG_TYPE_F32, vt, (size_t)s->n_ctx * sizeof(float), npos, att, group, out, hd,
-                      0, hd);
+        attn_softmax(att + (size_t)g * npos, npos, hp->attn_scale, hp->attn_softcap);
+    if (s->kv_type == ENG_TYPE_Q8_0)
+        eng_attn_values_q8_0(att, group, npos, npos, vc, hd, out, hd);
+    else
+        eng_matmul_stride(s->kv_type, vc, s->kv_row, npos, att, group, out, hd, 0, hd);
 }
 
 static void attention_part(void *ctx, int ith, int nth)
@@ -244,32 +318,84 @@ static void attention_part(void *ctx, int ith, int nth)
     eng_session *s = t->s;
     const int n_kv = s->m->hp.n_head_kv;
     float *att = s->att + (size_t)ith * s->att_stride; /* one scratch block per chunk */
+    void *qq = s->qq ? (uint8_t *)s->qq + (size_t)ith * s->qq_bytes : NULL;
     long w0, w1;
 
     eng_split((long)t->nt * n_kv, ith, nth, 1, &w0, &w1);
     for (long w = w0; w < w1; w++)
-        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att);
+        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att, qq);
+}
+
+/* Stores one head's key k and value v (hd floats each) of position pos in the caches' head
+ * at byte offset head, in the cache type. */
+static void kv_store(eng_session *s, size_t head, int pos, const float *k, const float *v, int hd)
+{
+    uint8_t *kc = (uint8_t *)s->key_cache + head, *vc = (uint8_t *)s->value_cache + head;
+    const size_t n_ctx = (size_t)s->n_ctx;
+
+    switch (s->kv_type) {
+    case ENG_TYPE_Q8_0: /* one row per position */
+        eng_quantize_row(ENG_TYPE_Q8_0, k, kc + (size_t)pos * s->kv_row, hd);
+        eng_quantize_row(ENG_TYPE_Q8_0, v, vc + (size_t)pos * s->kv_row, hd);
+        break;
+    case ENG_TYPE_F16: /* transposed */
+        for (int i = 0; i < hd; i++) {
+            ((uint16_t *)kc)[(size_t)i * n_ctx + pos] = eng_f32_to_fp16(k[i]);
+            ((uint16_t *)vc)[(size_t)i * n_ctx + pos] = eng_f32_to_fp16(v[i]);
+        }
+        break;
+    default:
+        for (int i = 0; i < hd; i++) {
+            ((float *)kc)[(size_t)i * n_ctx + pos] = k[i];
+            ((float *)vc)[(size_t)i * n_ctx + pos] = v[i];
+        }
+        break;
+    }
+}
+
+/* Adds the q, k, v biases and applies the per-head q and k norms the layer has. */
+static void qkv_extras(eng_session *s, const eng_layer *L, int n)
+{
+    const eng_hparams *hp = &s->m->hp;
+    for (int b = 0; b < n; b++) {
+        float *q = s->q + (size_t)b * hp->q_dim, *k = s->k + (size_t)b * hp->kv_dim;
+        float *v = s->v + (size_t)b * hp->kv_dim;
+        for (int i = 0; L->bq && i < hp->q_dim; i++)
+            q[i] += L->bq[i];
+        for (int i = 0; L->bk && i < hp->kv_dim; i++) {
+            k[i] += L->bk[i];
+            v[i] += L->bv[i];
+        }
+        for (int h = 0; L->q_norm && h < hp->n_head; h++)
+            eng_rmsnorm(q + h * hp->head_dim, q + h * hp->head_dim, L->q_norm, hp->head_dim,
+                        hp->rms_eps);
+        for (int h = 0; L->k_norm && h < hp->n_head_kv; h++)
+            eng_rmsnorm(k + h * hp->head_dim, k + h * hp->head_dim, L->k_norm, hp->head_dim,
+                        hp->rms_eps);
+    }
 }
 
 /* Ropes q and k of the new tokens and stores k and v in the caches. */
 static void rope_store(eng_session *s, int l, int n)
 {
     const eng_hparams *hp = &s->m->hp;
-    const int hd = hp->head_dim, kv = hp->kv_dim, dim = hp->n_embd;
+    const int hd = hp->head_dim, kv = hp->kv_dim;
+    const int neox = (s->m->arch->flags & ENG_ARCH_ROPE_NEOX) != 0;
+    const float *table = s->m->layers[l].swa ? s->rope_swa : s->rope_cs;
     for (int b = 0; b < n; b++) {
         const int pos = s->n_past + b;
-        const float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
-        rope(s->q + (size_t)b * dim, hp->n_head, hd, hp->n_rot, cs);
-        rope(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
-        for (int h = 0; h < hp->n_head_kv; h++) {
-            const size_t head = (size_t)(l * hp->n_head_kv + h) * s->n_ctx * hd;
-            const float *k = s->k + (size_t)b * kv + (size_t)h * hd;
-            const float *v = s->v + (size_t)b * kv + (size_t)h * hd;
-            for (int i = 0; i < hd; i++) {
-                s->key_cache[head + (size_t)i * s->n_ctx + pos] = k[i];
-                s->value_cache[head + (size_t)i * s->n_ctx + pos] = v[i];
-            }
+        const float *cs = table + (size_t)pos * hp->n_rot;
+        if (neox) {
+            rope_neox(s->q + (size_t)b * hp->q_dim, hp->n_head, hd, hp->n_rot, cs);
+            rope_neox(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
+        } else {
+            rope(s->q + (size_t)b * hp->q_dim, hp->n_head, hd, hp->n_rot, cs);
+            rope(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
         }
+        for (int h = 0; h < hp->n_head_kv; h++)
+            kv_store(s, (size_t)(l * hp->n_head_kv + h) * s->kv_head, pos,
+                     s->k + (size_t)b * kv + (size_t)h * hd, s->v + (size_t)b * kv + (size_t)h * hd,
+                     hd);
     }
 }
 
@@ -278,9 +404,33 @@ static void rope_store(eng_session *s, int l, int n)
 static void embed(eng_session *s, const int32_t *tokens, int n)
 {
     const eng_weight *e = &s->m->tok_embd;
-    for (int b = 0; b < n; b++)
-        eng_dequantize_row(e->type, e->data + (size_t)tokens[b] * e->row_bytes,
-                           s->x + (size_t)b * s->m->hp.n_embd, e->cols);
+    const int dim = s->m->hp.n_embd;
+    const float scale = sqrtf((float)dim);
+    for (int b = 0; b < n; b++) {
+        float *x = s->x + (size_t)b * dim;
+        eng_dequantize_row(e->type, e->data + (size_t)tokens[b] * e->row_bytes, x, e->cols);
+        for (int i = 0; (s->m->arch->flags & ENG_ARCH_EMBD_SCALE) && i < dim; i++)
+            x[i] *= scale;
+    }
+}
+
+/* x += rmsnorm(y) * w for n rows: a branch output normalised before the residual add. */
+static void add_post_norm(eng_session *s, float *y, const float *w, int n)
+{
+    const int dim = s->m->hp.n_embd;
+    for (int b = 0; b < n; b++) {
+        float *r = y + (size_t)b * dim, *x = s->x + (size_t)b * dim;
+        eng_rmsnorm(r, r, w, dim, s->m->hp.rms_eps);
+        for (int i = 0; i < dim; i++)
+            x[i] += r[i];
+    }
+}
+
+/* logits = cap * tanh(logits / cap) (gemma2's final soft-capping). */
+static void cap_logits(float *logits, size_t n, float cap)
+{
+    for (size_t i = 0; cap > 0 && i < n; i++)
+        logits[i] = cap * tanhf(logits[i] / cap);
 }
 
 static void norm_rows(eng_session *s, const float *w, int n)
@@ -298,6 +448,7 @@ static void layer_forward(eng_session *s, int l, int n)
     norm_rows(s, L->attn_norm, n);
     mm_job qkv = {s, n, 3, {&L->wq, &L->wk, &L->wv}, {0}, {s->q, s->k, s->v}, NULL, 0};
     run_job(s, &qkv, s->xb);
+    qkv_extras(s, L, n);
     rope_store(s, l, n);
 
     att_job at = {s, l, n, s->n_past};
@@ -307,15 +458,22 @@ static void layer_forward(eng_session *s, int l, int n)
                         (long)(s->n_past + n) * hp->head_dim * 2 * (hp->n_head / hp->n_head_kv)),
         attention_part, &at);
 
-    mm_job wo = {s, n, 1, {&L->wo}, {0}, {s->xb}, s->x, 0};
+    mm_job wo = {s, n, 1, {&L->wo}, {0}, {s->xb}, L->post_attn_norm ? NULL : s->x, 0};
     run_job(s, &wo, s->xb2);
+    if (L->post_attn_norm)
+        add_post_norm(s, s->xb, L->post_attn_norm, n);
 
     norm_rows(s, L->ffn_norm, n);
-    mm_job ffn = {s, n, 2, {&L->w_gate, &L->w_up}, {0}, {s->hb, s->hb2}, NULL, 1};
+    mm_job ffn = {s,    n,
+                  2,    {&L->w_gate, &L->w_up},
+                  {0},  {s->hb, s->hb2},
+                  NULL, s->m->arch->flags & ENG_ARCH_GELU ? 2 : 1};
     run_job(s, &ffn, s->xb);
 
-    mm_job down = {s, n, 1, {&L->w_down}, {0}, {s->xb}, s->x, 0};
+    mm_job down = {s, n, 1, {&L->w_down}, {0}, {s->xb}, L->post_ffw_norm ? NULL : s->x, 0};
     run_job(s, &down, s->hb);
+    if (L->post_ffw_norm)
+        add_post_norm(s, s->xb, L->post_ffw_norm, n);
 }
 
 /* logits (n rows of n_vocab) of the normalised rows of xb. */
@@ -323,6 +481,7 @@ static void output(eng_session *s, int n, float *logits)
 {
     mm_job out = {s, n, 1, {&s->m->output}, {0}, {logits}, NULL, 0};
     run_job(s, &out, s->xb);
+    cap_logits(logits, (size_t)n * (size_t)s->m->hp.n_vocab, s->m->hp.final_softcap);
 }
 
 void eng_forward(eng_session *s, const int32_t *tokens, int n)

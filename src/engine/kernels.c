@@ -19,6 +19,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include <cpuid.h>
+
 #include "kernels.h"
 #include "kernels_isa.h"
 #include "quant.h"
@@ -29,12 +31,18 @@
 
 static _Atomic int g_isa = -1; /* -1: not yet detected */
 
+/* F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c". */
+static int has_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+
 eng_isa eng_isa_detect(void)
 {
     eng_isa isa = ENG_ISA_SCALAR;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
         isa = ENG_ISA_AVX2;
     if (isa == ENG_ISA_AVX2 && __builtin_cpu_supports("avx512f") &&
         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))

@@ -94,4 +94,14 @@ void eng_swiglu(float *g, const float *u, int64_t n);
 void eng_attn_scores(const float *q, int nq, int hd, const float *kt, size_t ldk, int npos,
                      float *s, size_t lds);
 
+/* The KV cache kernels of the compressed cache types (kernels_kv.c). */
+/* eng_attn_scores over F16 keys: dimension i of key p at kt[i * ldk + p]. */
+void eng_attn_scores_f16(const float *q, int nq, int hd, const uint16_t *kt, size_t ldk, int npos,
+                         float *s, size_t lds);
+/* out[t * ldo + i] = sum over p < npos of w[t * ldw + p] * v_p[i] for nq weight rows, where
+ * v_p, the value of position p, is hd / 32 Q8_0 blocks at v + p * (hd / 32) blocks.
+ * hd is a multiple of 32. */
+void eng_attn_values_q8_0(const float *w, int nq, size_t ldw, int npos, const void *v, int hd,
+                          float *out, size_t ldo);
+
 #endif

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,42 @@
 #include "model.h"
 
 #define HUGE_PAGE ((size_t)2 << 20)
+
+/* The supported architectures, as llama.cpp names them in general.architecture. RoPE style
+ * per llama.cpp's llama_model_rope_type: llama rotates interleaved pairs, the others NEOX
+ * halves. Gemma's norm weights need no offset: llama.cpp's converter stores 1 + w. */
+static const eng_arch archs[] = {
+    {"llama", ENG_ARCH_ROPE_FREQS, 0},
+    {"qwen2", ENG_ARCH_QKV_BIAS | ENG_ARCH_ROPE_NEOX, 0},
+    {"qwen3", ENG_ARCH_QK_NORM | ENG_ARCH_ROPE_NEOX, 0},
+    {"phi3",
+     ENG_ARCH_FUSED_QKV | ENG_ARCH_FUSED_UP | ENG_ARCH_ROPE_NEOX | ENG_ARCH_ROPE_LONGSHORT |
+         ENG_ARCH_SWA_IGNORED,
+     0},
+    {"gemma2",
+     ENG_ARCH_POST_NORMS | ENG_ARCH_EMBD_SCALE | ENG_ARCH_ROPE_NEOX | ENG_ARCH_GELU |
+         ENG_ARCH_SOFTCAP,
+     2, 46},
+    {"gemma3",
+     ENG_ARCH_QK_NORM | ENG_ARCH_POST_NORMS | ENG_ARCH_EMBD_SCALE | ENG_ARCH_ROPE_NEOX |
+         ENG_ARCH_GELU | ENG_ARCH_SWA_BASE,
+     6, 62},
+};
+
+#define ARCH_LIST "llama, qwen2, qwen3, phi3, gemma2, gemma3"
+
+const eng_arch *eng_arch_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (strcmp(archs[i].name, name) == 0)
+            return &archs[i];
+    return NULL;
+}
+
+const char *eng_supported_archs(void)
+{
+    return ARCH_LIST;
+}
 
 eng_model_params eng_model_params_default(void)
 {
@@ -56,10 +93,81 @@ static rb_err hp_f32(const eng_gguf *g, const char *arch, const char *suffix, fl
     return RB_OK;
 }
 
+/* 1 if "<arch>.<suffix>" is present. */
+static int has_key(const eng_gguf *g, const char *arch, const char *suffix)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return eng_gguf_find_key(g, key) >= 0;
+}
+
+/* rope.scaling.type: none and linear are understood; anything else is refused rather than
+ * run with the wrong positions. */
+static rb_err read_rope_scaling(eng_model *m, const char *arch, char *err, size_t errlen)
+{
+    char key[128], type[32];
+    eng_hparams *hp = &m->hp;
+    rb_err rc;
+
+    hp->rope_scale = 1.0f;
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    if (eng_gguf_find_key(m->gguf, key) < 0)
+        return RB_OK;
+    if (eng_gguf_find_str(m->gguf, key, type, sizeof type))
+        return rb_errf(err, errlen, RB_EFORMAT, "key '%s' has an invalid value", key);
+    if (strcmp(type, "none") == 0)
+        return RB_OK;
+    if (strcmp(type, "linear") == 0)
+        return hp_f32(m->gguf, arch, "rope.scaling.factor", 1.0f, &hp->rope_scale, err, errlen);
+    if (strcmp(type, "longrope") == 0 && (m->arch->flags & ENG_ARCH_ROPE_LONGSHORT))
+        return RB_OK; /* the factors are tensors (bind_rope) */
+    rc = rb_errf(err, errlen, RB_EUNSUPPORTED, "%s is '%s'; supported rope scaling: none, linear%s",
+                 key, type, m->arch->flags & ENG_ARCH_ROPE_LONGSHORT ? ", longrope" : "");
+    return rc;
+}
+
+static rb_err read_arch_hparams(eng_model *m, const char *arch, char *err, size_t errlen)
+{
+    const eng_gguf *g = m->gguf;
+    const eng_arch *a = m->arch;
+    eng_hparams *hp = &m->hp;
+    rb_err rc;
+
+    /* Gemma 2 27B (46 layers) and Gemma 3 27B (62) scale queries by 1/sqrt(n_embd / n_head),
+     * 1/sqrt(144) and 1/sqrt(168), not by their key_length 128 */
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    if (a->scale_by_embd_layers && hp->n_layer == a->scale_by_embd_layers)
+        hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
+    hp->rope_base_swa = hp->rope_base;
+    if ((a->flags & ENG_ARCH_SWA_BASE) &&
+        (rc = hp_f32(g, arch, "rope.freq_base_swa", 10000.0f, &hp->rope_base_swa, err, errlen)))
+        return rc;
+    if (a->swa_pattern &&
+        (rc = hp_u32(g, arch, "attention.sliding_window", -1, &hp->n_swa, err, errlen)))
+        return rc;
+    if (a->flags & ENG_ARCH_SOFTCAP) {
+        if ((rc = hp_f32(g, arch, "attn_logit_softcapping", 50.0f, &hp->attn_softcap, err,
+                         errlen)) ||
+            (rc = hp_f32(g, arch, "final_logit_softcapping", 30.0f, &hp->final_softcap, err,
+                         errlen)))
+            return rc;
+    } else if (has_key(g, arch, "attn_logit_softcapping") ||
+               has_key(g, arch, "final_logit_softcapping")) {
+        return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                       "soft-capping keys are not supported for architecture '%s'", arch);
+    }
+    if (!a->swa_pattern && !(a->flags & ENG_ARCH_SWA_IGNORED) &&
+        has_key(g, arch, "attention.sliding_window"))
+        return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                       "attention.sliding_window is not supported for architecture '%s'", arch);
+    return read_rope_scaling(m, arch, err, errlen);
+}
+
 static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t errlen)
 {
     const eng_gguf *g = m->gguf;
     eng_hparams *hp = &m->hp;
+    int key_len, val_len;
     rb_err rc;
 
     if ((rc = hp_u32(g, arch, "embedding_length", -1, &hp->n_embd, err, errlen)) ||
@@ -73,15 +181,23 @@ static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t err
         (rc =
              hp_f32(g, arch, "attention.layer_norm_rms_epsilon", 1e-5f, &hp->rms_eps, err, errlen)))
         return rc;
-    if (hp->n_embd % hp->n_head)
-        return rb_errf(err, errlen, RB_EFORMAT,
-                       "embedding_length %d is not a multiple of head_count %d", hp->n_embd,
-                       hp->n_head);
     if (hp->n_head % hp->n_head_kv)
         return rb_errf(err, errlen, RB_EFORMAT,
                        "head_count %d is not a multiple of head_count_kv %d", hp->n_head,
                        hp->n_head_kv);
-    hp->head_dim = hp->n_embd / hp->n_head;
+    if ((rc = hp_u32(g, arch, "attention.key_length",
+                     hp->n_embd % hp->n_head ? -1 : hp->n_embd / hp->n_head, &key_len, err,
+                     errlen)) ||
+        (rc = hp_u32(g, arch, "attention.value_length", key_len, &val_len, err, errlen)))
+        return rc;
+    if (key_len != val_len)
+        return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                       "attention.key_length %d differs from attention.value_length %d", key_len,
+                       val_len);
+    if (key_len > 1024 || hp->n_head > 1024)
+        return rb_errf(err, errlen, RB_EFORMAT, "attention.key_length %d is implausible", key_len);
+    hp->head_dim = key_len;
+    hp->q_dim = hp->head_dim * hp->n_head;
     hp->kv_dim = hp->head_dim * hp->n_head_kv;
     if ((rc = hp_u32(g, arch, "rope.dimension_count", hp->head_dim, &hp->n_rot, err, errlen)))
         return rc;
@@ -90,13 +206,33 @@ static rb_err read_hparams(eng_model *m, const char *arch, char *err, size_t err
                        hp->n_rot, hp->head_dim);
     if (hp->n_layer > 1024)
         return rb_errf(err, errlen, RB_EFORMAT, "block_count %d is implausible", hp->n_layer);
-    return RB_OK;
+    return read_arch_hparams(m, arch, err, errlen);
 }
 
+/* The tensor, marked as used (the loader refuses files with tensors nothing reads). */
 static const eng_gguf_tensor *find(const eng_model *m, const char *name)
 {
     int64_t i = eng_gguf_find_tensor(m->gguf, name);
-    return i < 0 ? NULL : eng_gguf_tensor_at(m->gguf, i);
+    if (i < 0)
+        return NULL;
+    if (m->used)
+        m->used[i] = 1;
+    return eng_gguf_tensor_at(m->gguf, i);
+}
+
+/* 1 if the file has the tensor (without marking it). */
+static int has_tensor(const eng_model *m, const char *name)
+{
+    return eng_gguf_find_tensor(m->gguf, name) >= 0;
+}
+
+/* A weight of rows [r0, r0 + rows) of w: fused tensors are views of their parts. */
+static eng_weight weight_rows(const eng_weight *w, int64_t r0, int64_t rows)
+{
+    eng_weight v = *w;
+    v.data = w->data + (size_t)r0 * w->row_bytes;
+    v.rows = rows;
+    return v;
 }
 
 /* Binds a 2-D weight and checks its shape is (rows, cols). */
@@ -172,31 +308,119 @@ static void touch(const eng_weight *w)
 
 static rb_err bind_layer(eng_model *m, int l, int prefault, char *err, size_t errlen)
 {
-    eng_hparams *hp = &m->hp;
+    const eng_hparams *hp = &m->hp;
+    const unsigned f = m->arch->flags;
     eng_layer *L = &m->layers[l];
     char name[96];
     rb_err rc;
 
 #define NAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", l, suffix), name)
-    if ((rc = bind_norm(m, NAME("attn_norm.weight"), hp->n_embd, &L->attn_norm, err, errlen)) ||
-        (rc = bind_weight(m, NAME("attn_q.weight"), hp->n_embd, hp->n_embd, &L->wq, err, errlen)) ||
-        (rc = bind_weight(m, NAME("attn_k.weight"), hp->kv_dim, hp->n_embd, &L->wk, err, errlen)) ||
-        (rc = bind_weight(m, NAME("attn_v.weight"), hp->kv_dim, hp->n_embd, &L->wv, err, errlen)) ||
-        (rc = bind_weight(m, NAME("attn_output.weight"), hp->n_embd, hp->n_embd, &L->wo, err,
+    if ((rc = bind_norm(m, NAME("attn_norm.weight"), hp->n_embd, &L->attn_norm, err, errlen)))
+        return rc;
+    if (f & ENG_ARCH_FUSED_QKV) {
+        eng_weight qkv;
+        if ((rc = bind_weight(m, NAME("attn_qkv.weight"), hp->q_dim + 2 * hp->kv_dim, hp->n_embd,
+                              &qkv, err, errlen)))
+            return rc;
+        L->wq = weight_rows(&qkv, 0, hp->q_dim);
+        L->wk = weight_rows(&qkv, hp->q_dim, hp->kv_dim);
+        L->wv = weight_rows(&qkv, hp->q_dim + hp->kv_dim, hp->kv_dim);
+    } else if ((rc = bind_weight(m, NAME("attn_q.weight"), hp->q_dim, hp->n_embd, &L->wq, err,
+                                 errlen)) ||
+               (rc = bind_weight(m, NAME("attn_k.weight"), hp->kv_dim, hp->n_embd, &L->wk, err,
+                                 errlen)) ||
+               (rc = bind_weight(m, NAME("attn_v.weight"), hp->kv_dim, hp->n_embd, &L->wv, err,
+                                 errlen))) {
+        return rc;
+    }
+    if ((f & ENG_ARCH_QKV_BIAS) &&
+        ((rc = bind_norm(m, NAME("attn_q.bias"), hp->q_dim, &L->bq, err, errlen)) ||
+         (rc = bind_norm(m, NAME("attn_k.bias"), hp->kv_dim, &L->bk, err, errlen)) ||
+         (rc = bind_norm(m, NAME("attn_v.bias"), hp->kv_dim, &L->bv, err, errlen))))
+        return rc;
+    if ((f & ENG_ARCH_QK_NORM) &&
+        ((rc = bind_norm(m, NAME("attn_q_norm.weight"), hp->head_dim, &L->q_norm, err, errlen)) ||
+         (rc = bind_norm(m, NAME("attn_k_norm.weight"), hp->head_dim, &L->k_norm, err, errlen))))
+        return rc;
+    if ((rc = bind_weight(m, NAME("attn_output.weight"), hp->n_embd, hp->q_dim, &L->wo, err,
                           errlen)) ||
-        (rc = bind_norm(m, NAME("ffn_norm.weight"), hp->n_embd, &L->ffn_norm, err, errlen)) ||
-        (rc = bind_weight(m, NAME("ffn_gate.weight"), hp->n_ff, hp->n_embd, &L->w_gate, err,
-                          errlen)) ||
-        (rc = bind_weight(m, NAME("ffn_up.weight"), hp->n_ff, hp->n_embd, &L->w_up, err, errlen)) ||
-        (rc = bind_weight(m, NAME("ffn_down.weight"), hp->n_embd, hp->n_ff, &L->w_down, err,
+        (rc = bind_norm(m, NAME("ffn_norm.weight"), hp->n_embd, &L->ffn_norm, err, errlen)))
+        return rc;
+    if ((f & ENG_ARCH_POST_NORMS) &&
+        ((rc = bind_norm(m, NAME("post_attention_norm.weight"), hp->n_embd, &L->post_attn_norm, err,
+                         errlen)) ||
+         (rc = bind_norm(m, NAME("post_ffw_norm.weight"), hp->n_embd, &L->post_ffw_norm, err,
+                         errlen))))
+        return rc;
+    if (f & ENG_ARCH_FUSED_UP) {
+        eng_weight up;
+        if ((rc = bind_weight(m, NAME("ffn_up.weight"), 2 * (int64_t)hp->n_ff, hp->n_embd, &up, err,
+                              errlen)))
+            return rc;
+        L->w_gate = weight_rows(&up, 0, hp->n_ff);
+        L->w_up = weight_rows(&up, hp->n_ff, hp->n_ff);
+    } else if ((rc = bind_weight(m, NAME("ffn_gate.weight"), hp->n_ff, hp->n_embd, &L->w_gate, err,
+                                 errlen)) ||
+               (rc = bind_weight(m, NAME("ffn_up.weight"), hp->n_ff, hp->n_embd, &L->w_up, err,
+                                 errlen))) {
+        return rc;
+    }
+    if ((rc = bind_weight(m, NAME("ffn_down.weight"), hp->n_embd, hp->n_ff, &L->w_down, err,
                           errlen)))
         return rc;
+    /* llama.cpp's converters repeat the rope factors per layer in some files: the same
+     * values as the model-wide tensor, which bind_rope read */
+    if (has_tensor(m, NAME("rope_freqs.weight")))
+        find(m, name);
 #undef NAME
+    L->swa = m->arch->swa_pattern && l % m->arch->swa_pattern < m->arch->swa_pattern - 1;
     if (prefault) {
         const eng_weight *ws[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
             touch(ws[i]);
     }
+    return RB_OK;
+}
+
+/* The rope frequency divisors: rope_freqs.weight (llama 3.1), or phi3's rope_factors_short
+ * and rope_factors_long with the attention factor longrope applies to cos and sin. */
+static rb_err bind_rope(eng_model *m, const char *arch, char *err, size_t errlen)
+{
+    const eng_hparams *hp = &m->hp;
+    const unsigned f = m->arch->flags;
+    const int half = hp->n_rot / 2;
+    rb_err rc;
+
+    m->rope_attn = 1.0f;
+    if (has_tensor(m, "rope_freqs.weight")) {
+        if (!(f & ENG_ARCH_ROPE_FREQS))
+            return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                           "tensor 'rope_freqs.weight' is not supported for architecture '%s'",
+                           arch);
+        return bind_norm(m, "rope_freqs.weight", half, &m->rope_freqs, err, errlen);
+    }
+    if (!has_tensor(m, "rope_factors_short.weight") && !has_tensor(m, "rope_factors_long.weight"))
+        return RB_OK;
+    if (!(f & ENG_ARCH_ROPE_LONGSHORT))
+        return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                       "rope_factors tensors are not supported for architecture '%s'", arch);
+    if ((rc = bind_norm(m, "rope_factors_short.weight", half, &m->rope_freqs, err, errlen)) ||
+        (rc = bind_norm(m, "rope_factors_long.weight", half, &m->rope_long, err, errlen)) ||
+        (rc = hp_u32(m->gguf, arch, "rope.scaling.original_context_length", -1, &m->n_ctx_orig, err,
+                     errlen)) ||
+        (rc = hp_f32(m->gguf, arch, "rope.scaling.attn_factor", 1.0f, &m->rope_attn, err, errlen)))
+        return rc;
+    return RB_OK;
+}
+
+/* Refuses a file with a tensor nothing bound: it would be computed without. */
+static rb_err check_all_used(const eng_model *m, const char *arch, char *err, size_t errlen)
+{
+    for (int64_t i = 0; i < eng_gguf_n_tensors(m->gguf); i++)
+        if (!m->used[i])
+            return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                           "tensor '%s' is not understood for architecture '%s'",
+                           eng_gguf_tensor_at(m->gguf, i)->name, arch);
     return RB_OK;
 }
 
@@ -301,9 +525,14 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         rc = rb_errf(err, errlen, RB_EFORMAT, "model '%s' has no general.architecture", path);
         goto out;
     }
-    if (strcmp(arch, "llama") != 0) {
+    if (!(m->arch = eng_arch_find(arch))) {
         rc = rb_errf(err, errlen, RB_EUNSUPPORTED,
-                     "model '%s' has architecture '%s'; only 'llama' is supported", path, arch);
+                     "model '%s' has architecture '%s'; supported: " ARCH_LIST, path, arch);
+        goto out;
+    }
+    m->used = calloc((size_t)eng_gguf_n_tensors(m->gguf) + 1, 1);
+    if (!m->used) {
+        rc = RB_ENOMEM;
         goto out;
     }
     if ((rc = read_hparams(m, arch, gerr, sizeof gerr))) {
@@ -322,7 +551,9 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         const eng_hparams *hp = &m->hp;
         if ((rc = bind_weight(m, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->tok_embd, gerr,
                               sizeof gerr)) ||
-            (rc = bind_norm(m, "output_norm.weight", hp->n_embd, &m->out_norm, gerr, sizeof gerr)))
+            (rc =
+                 bind_norm(m, "output_norm.weight", hp->n_embd, &m->out_norm, gerr, sizeof gerr)) ||
+            (rc = bind_rope(m, arch, gerr, sizeof gerr)))
             goto bad;
         if (find(m, "output.weight")) {
             if ((rc = bind_weight(m, "output.weight", hp->n_vocab, hp->n_embd, &m->output, gerr,
@@ -345,6 +576,8 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
             if (p->progress)
                 p->progress(p->progress_user, l + 1, hp->n_layer);
         }
+        if ((rc = check_all_used(m, arch, gerr, sizeof gerr)))
+            goto bad;
     }
     fill_info(m, arch);
     copy_close(m);
@@ -365,9 +598,20 @@ void eng_model_free(eng_model *m)
     if (!m)
         return;
     for (int l = 0; m->layers && l < m->hp.n_layer; l++) {
-        free(m->layers[l].attn_norm);
-        free(m->layers[l].ffn_norm);
+        eng_layer *L = &m->layers[l];
+        free(L->attn_norm);
+        free(L->ffn_norm);
+        free(L->bq);
+        free(L->bk);
+        free(L->bv);
+        free(L->q_norm);
+        free(L->k_norm);
+        free(L->post_attn_norm);
+        free(L->post_ffw_norm);
     }
+    free(m->rope_freqs);
+    free(m->rope_long);
+    free(m->used);
     free(m->layers);
     free(m->out_norm);
     eng_tokenizer_free(m->tok);

@@ -12,6 +12,7 @@
 
 #include "eng_gguf.h"
 #include "eng_tools.h"
+#include "model.h"
 #include "pool.h"
 
 typedef struct ftype_def {
@@ -199,8 +200,11 @@ static void convert_part(void *ctx, int ith, int nth)
         if (t->src)
             eng_dequantize_row(t->src_type, t->src + (size_t)r * t->src_row, x, t->cols);
         else if (t->fill != 0) {
+            /* norms: constant, or jittered around the constant */
+            if (t->std > 0)
+                random_row(x, t->cols, t->seed ^ ((uint64_t)r * 0x100000001B3ull), t->std);
             for (int64_t i = 0; i < t->cols; i++)
-                x[i] = t->fill;
+                x[i] = t->std > 0 ? x[i] + t->fill : t->fill;
         } else
             random_row(x, t->cols, t->seed ^ ((uint64_t)r * 0x100000001B3ull), t->std);
         eng_quantize_row(t->dst_type, x, t->dst + (size_t)r * t->dst_row, t->cols);
@@ -309,16 +313,146 @@ out:
 
 /* ---- random models ---------------------------------------------------------------------- */
 
+/* A real model's shape (numbers from its config.json) or a small one for test fixtures.
+ * std: weight scale (matrices; embeddings twice it) and jitter: norms are 1 + jitter * normal,
+ * both 0.02 and 0 for the real shapes (benchmark weights), larger for fixtures so their logits
+ * spread and a wrong op shows. */
 typedef struct shape {
-    const char *name;
-    int dim, layers, heads, kv_heads, ff, ctx;
-    float rope_base;
+    const char *name, *arch;
+    int dim, layers, heads, kv_heads, head_dim, ff, ctx, vocab;
+    float rope_base, rope_base_swa, eps;
+    int swa;                   /* attention.sliding_window, 0 if none */
+    float attn_cap, final_cap; /* gemma2 soft-capping, 0 if none */
+    int tied;                  /* no output.weight */
+    float llama3_factor;       /* > 0: rope_freqs.weight for llama 3.1 scaling (factor, low 1,
+                                * high 4, original context 8192) */
+    float std, jitter;
+    int longrope; /* phi3: rope_factors_short/long, original context = ctx, attention factor */
+    float linear; /* > 0: rope.scaling.type linear with this factor (gemma3: global layers) */
 } shape;
 
 static const shape shapes[] = {
-    {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 2048, 10000.0f},
-    {"tiny", 64, 2, 4, 2, 128, 256, 10000.0f},
+    /* name, arch, dim, layers, heads, kv heads, head_dim, ff, ctx, vocab, rope base, sliding
+     * layers' base, eps, window, caps, tied, llama3 factor, std, jitter */
+    {"tinyllama-1.1b",
+     "llama",
+     2048,
+     22,
+     32,
+     4,
+     64,
+     5632,
+     2048,
+     32000,
+     1e4f,
+     0,
+     1e-5f,
+     0,
+     0,
+     0,
+     0,
+     0,
+     0.02f,
+     0},
+    {"llama-3.2-1b", "llama", 2048,  16, 32, 8, 64, 8192,  131072, 128256,
+     5e5f,           0,       1e-5f, 0,  0,  0, 1,  32.0f, 0.02f,  0},
+    {"llama-3.1-8b", "llama", 4096,  32, 32, 8, 128, 14336, 131072, 128256,
+     5e5f,           0,       1e-5f, 0,  0,  0, 0,   8.0f,  0.02f,  0},
+    {"mistral-7b", "llama", 4096,  32, 32, 8, 128, 14336, 32768, 32768,
+     1e6f,         0,       1e-5f, 0,  0,  0, 0,   0,     0.02f, 0},
+    {"qwen2.5-0.5b", "qwen2", 896,   24, 14, 2, 64, 4864, 32768, 151936,
+     1e6f,           0,       1e-6f, 0,  0,  0, 1,  0,    0.02f, 0},
+    {"qwen3-0.6b", "qwen3", 1024,  28, 16, 8, 128, 3072, 40960, 151936,
+     1e6f,         0,       1e-6f, 0,  0,  0, 1,   0,    0.02f, 0},
+    {"phi-3-mini", "phi3", 3072,  32, 32, 32, 96, 8192, 4096,  32064,
+     1e4f,         0,      1e-5f, 0,  0,  0,  0,  0,    0.02f, 0},
+    {"gemma-2-2b", "gemma2", 2304,  26,   8,     4,     256, 9216, 8192,  256000,
+     1e4f,         0,        1e-6f, 4096, 50.0f, 30.0f, 1,   0,    0.02f, 0},
+    {"gemma-3-1b", "gemma3", 1152,  26,  4, 1, 256, 6912, 32768, 262144,
+     1e6f,         1e4f,     1e-6f, 512, 0, 0, 1,   0,    0.02f, 0},
+    /* 4 of llama-3.1-8b's layers, its context, a 32000-piece vocabulary: KV memory */
+    {"llama-3-4layer",
+     "llama",
+     4096,
+     4,
+     32,
+     8,
+     128,
+     14336,
+     131072,
+     32000,
+     5e5f,
+     0,
+     1e-5f,
+     0,
+     0,
+     0,
+     0,
+     8.0f,
+     0.02f,
+     0},
+    {"tiny", "llama", 64, 2, 4, 2, 16, 128, 256, 512, 1e4f, 0, 1e-5f, 0, 0, 0, 0, 0, 0.02f, 0},
+    /* fixtures (models/test-<arch>-tiny-f16.gguf): 512 pieces, a 64-wide stream, untied */
+    {"llama-tiny", "llama", 64,    2, 4, 2, 24, 128,  128,   512,
+     5e5f,         0,       1e-5f, 0, 0, 0, 0,  8.0f, 0.15f, 0.1f},
+    {"qwen2-tiny", "qwen2", 64,    2, 4, 2, 16, 128, 128,   512,
+     1e6f,         0,       1e-6f, 0, 0, 0, 0,  0,   0.15f, 0.1f},
+    {"qwen3-tiny", "qwen3", 64,    2, 4, 2, 32, 128, 128,   512,
+     1e6f,         0,       1e-6f, 0, 0, 0, 0,  0,   0.15f, 0.1f},
+    {"phi3-tiny", "phi3", 64,    2, 4, 4, 16, 128, 128,   512,
+     1e4f,        0,      1e-5f, 0, 0, 0, 0,  0,   0.15f, 0.1f},
+    {"phi3-longrope-tiny",
+     "phi3",
+     64,
+     2,
+     4,
+     4,
+     16,
+     128,
+     128,
+     512,
+     1e4f,
+     0,
+     1e-5f,
+     0,
+     0,
+     0,
+     0,
+     0,
+     0.15f,
+     0.1f,
+     1},
+    {"gemma2-tiny", "gemma2", 64,    2, 4,     2,     32, 128, 128,   512,
+     1e4f,          0,        1e-6f, 5, 50.0f, 30.0f, 0,  0,   0.15f, 0.1f},
+    {"gemma3-tiny", "gemma3", 64, 6, 4, 2, 32, 128,   128,  512, 1e6f,
+     1e4f,          1e-6f,    5,  0, 0, 0, 0,  0.15f, 0.1f, 0,   8.0f},
 };
+
+#define SHAPE_LIST                                                                                 \
+    "tinyllama-1.1b, llama-3.2-1b, llama-3.1-8b, mistral-7b, qwen2.5-0.5b, qwen3-0.6b, "           \
+    "phi-3-mini, gemma-2-2b, gemma-3-1b, llama-3-4layer, tiny, llama-tiny, qwen2-tiny, "           \
+    "qwen3-tiny, phi3-tiny, phi3-longrope-tiny, gemma2-tiny, gemma3-tiny"
+
+/* llama 3.1's rope scaling as frequency divisors, one per rotated pair (llama.cpp's
+ * converter writes the same into rope_freqs.weight). Fixtures take an original context of 64
+ * instead of 8192, so the divisors change the rotations within a short prompt. */
+static void llama3_freqs(const shape *sh, float *out)
+{
+    const double orig = sh->jitter > 0 ? 64 : 8192, low = 1, high = 4;
+    const double factor = sh->llama3_factor;
+    const int n_rot = sh->head_dim;
+    for (int i = 0; i < n_rot / 2; i++) {
+        const double freq = pow(sh->rope_base, -2.0 * i / n_rot), wavelen = 2 * M_PI / freq;
+        if (wavelen < orig / high) {
+            out[i] = 1.0f;
+        } else if (wavelen > orig / low) {
+            out[i] = (float)factor;
+        } else {
+            const double smooth = (orig / wavelen - low) / (high - low);
+            out[i] = (float)(1.0 / ((1 - smooth) / factor + smooth));
+        }
+    }
+}
 
 /* A SentencePiece vocabulary with byte fallback and n pieces in all. */
 static rb_err synth_vocab(eng_gguf_writer *w, int n)
@@ -394,19 +528,142 @@ out:
     return rc;
 }
 
-/* Adds one random tensor: a norm (1-D, all ones) or a weight of rows x cols. */
-static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft,
-                         const mix_shape *ms, const char *name, int rows, int cols, int norm,
-                         uint64_t seed, char *err, size_t errlen)
+/* Adds one random tensor: a norm (1-D, ones, jittered for fixtures), a bias (1-D, normal) or a
+ * weight of rows x cols. */
+enum { T_MAT, T_NORM, T_BIAS };
+
+static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft, const shape *sh,
+                         const char *name, int rows, int cols, int kind, uint64_t seed, char *err,
+                         size_t errlen)
 {
     convert_task ct = {0};
     int64_t ne[2] = {cols, rows};
 
-    ct.std = 0.02f;
-    ct.fill = norm ? 1.0f : 0.0f;
+    ct.std = kind == T_NORM ? sh->jitter : sh->std;
+    if (kind == T_MAT && strcmp(name, "token_embd.weight") == 0 && sh->jitter > 0)
+        ct.std = 2 * sh->std; /* fixtures: embeddings larger than the other matrices */
+    ct.fill = kind == T_NORM ? 1.0f : 0.0f;
     ct.seed = seed;
-    ct.dst_type = norm ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], ms);
-    return add_converted(w, pool, name, norm ? 1 : 2, ne, &ct, err, errlen);
+    const mix_shape ms = {sh->layers, sh->kv_heads > 0 ? sh->heads / sh->kv_heads : 1, sh->tied};
+    ct.dst_type = kind != T_MAT ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], &ms);
+    return add_converted(w, pool, name, kind != T_MAT ? 1 : 2, ne, &ct, err, errlen);
+}
+
+/* Phi-3's longrope tensors and keys: short factors rising from 1 to 3 and long ones from 4 to
+ * 8 over the rotated pairs (fixtures: both change the rotations visibly), the shape's context
+ * as the original one, and the attention factor of a 32-fold extension as llama.cpp's and
+ * ollama's converters compute it, sqrt(1 + ln 32 / ln original). */
+static rb_err add_longrope(eng_gguf_writer *w, const shape *sh, char *err, size_t errlen)
+{
+    const int half = sh->head_dim / 2;
+    const int64_t ne[1] = {half};
+    float s_f[256], l_f[256];
+    char k[96];
+    rb_err rc;
+
+    for (int i = 0; i < half; i++) {
+        s_f[i] = 1.0f + 2.0f * (float)i / (float)(half > 1 ? half - 1 : 1);
+        l_f[i] = 4.0f + 4.0f * (float)i / (float)(half > 1 ? half - 1 : 1);
+    }
+    snprintf(k, sizeof k, "%s.rope.scaling.original_context_length", sh->arch);
+    if ((rc = eng_gguf_writer_set_u32(w, k, (uint32_t)sh->ctx)))
+        return rc;
+    snprintf(k, sizeof k, "%s.rope.scaling.attn_factor", sh->arch);
+    if ((rc = eng_gguf_writer_set_f32(w, k, (float)sqrt(1.0 + log(32.0) / log((double)sh->ctx)))))
+        return rc;
+    if ((rc = eng_gguf_writer_add_tensor(w, "rope_factors_long.weight", ENG_TYPE_F32, 1, ne, l_f,
+                                         (size_t)half * sizeof(float))) ||
+        (rc = eng_gguf_writer_add_tensor(w, "rope_factors_short.weight", ENG_TYPE_F32, 1, ne, s_f,
+                                         (size_t)half * sizeof(float))))
+        return rb_errf(err, errlen, rc, "cannot add the rope factors");
+    return RB_OK;
+}
+
+/* The architecture's keys, "<arch>.<key>", for a shape. */
+static rb_err write_hparams(eng_gguf_writer *w, const shape *sh, int n_vocab)
+{
+    const char *a = sh->arch;
+    char k[96];
+    rb_err rc;
+
+#define KEY(suffix) (snprintf(k, sizeof k, "%s.%s", a, suffix), k)
+    if ((rc = eng_gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)sh->ctx)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)sh->dim)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)sh->layers)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)sh->ff)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)sh->heads)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)sh->kv_heads)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)sh->head_dim)) ||
+        (rc = eng_gguf_writer_set_f32(w, KEY("rope.freq_base"), sh->rope_base)) ||
+        (rc = eng_gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), sh->eps)) ||
+        (rc = eng_gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)n_vocab)))
+        return rc;
+    if (sh->head_dim != sh->dim / sh->heads &&
+        ((rc = eng_gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)sh->head_dim)) ||
+         (rc = eng_gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)sh->head_dim))))
+        return rc;
+    if (sh->rope_base_swa > 0 &&
+        (rc = eng_gguf_writer_set_f32(w, KEY("rope.freq_base_swa"), sh->rope_base_swa)))
+        return rc;
+    if (sh->swa &&
+        (rc = eng_gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)sh->swa)))
+        return rc;
+    if (sh->linear > 0 &&
+        ((rc = eng_gguf_writer_set_str(w, KEY("rope.scaling.type"), "linear")) ||
+         (rc = eng_gguf_writer_set_f32(w, KEY("rope.scaling.factor"), sh->linear))))
+        return rc;
+    if (sh->attn_cap > 0 &&
+        ((rc = eng_gguf_writer_set_f32(w, KEY("attn_logit_softcapping"), sh->attn_cap)) ||
+         (rc = eng_gguf_writer_set_f32(w, KEY("final_logit_softcapping"), sh->final_cap))))
+        return rc;
+#undef KEY
+    return RB_OK;
+}
+
+/* The tensors of one layer, in llama.cpp's names, for the shape's architecture. */
+static rb_err add_layer(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft, const shape *sh,
+                        const eng_arch *arch, int l, uint64_t *tseed, char *err, size_t errlen)
+{
+    const int d = sh->dim, q = sh->heads * sh->head_dim, kv = sh->kv_heads * sh->head_dim;
+    const unsigned f = arch->flags;
+    const int fused_qkv = (f & ENG_ARCH_FUSED_QKV) != 0, fused_up = (f & ENG_ARCH_FUSED_UP) != 0;
+    const int bias = (f & ENG_ARCH_QKV_BIAS) != 0, qk_norm = (f & ENG_ARCH_QK_NORM) != 0;
+    const int post = (f & ENG_ARCH_POST_NORMS) != 0;
+    const struct {
+        const char *suffix;
+        int rows, cols, kind, on;
+    } t[] = {
+        {"attn_norm.weight", 1, d, T_NORM, 1},
+        {"attn_qkv.weight", q + 2 * kv, d, T_MAT, fused_qkv},
+        {"attn_q.weight", q, d, T_MAT, !fused_qkv},
+        {"attn_k.weight", kv, d, T_MAT, !fused_qkv},
+        {"attn_v.weight", kv, d, T_MAT, !fused_qkv},
+        {"attn_q.bias", 1, q, T_BIAS, bias},
+        {"attn_k.bias", 1, kv, T_BIAS, bias},
+        {"attn_v.bias", 1, kv, T_BIAS, bias},
+        {"attn_q_norm.weight", 1, sh->head_dim, T_NORM, qk_norm},
+        {"attn_k_norm.weight", 1, sh->head_dim, T_NORM, qk_norm},
+        {"attn_output.weight", d, q, T_MAT, 1},
+        {"post_attention_norm.weight", 1, d, T_NORM, post},
+        {"ffn_norm.weight", 1, d, T_NORM, 1},
+        {"ffn_gate.weight", sh->ff, d, T_MAT, !fused_up},
+        {"ffn_up.weight", fused_up ? 2 * sh->ff : sh->ff, d, T_MAT, 1},
+        {"ffn_down.weight", d, sh->ff, T_MAT, 1},
+        {"post_ffw_norm.weight", 1, d, T_NORM, post},
+    };
+    char name[96];
+    rb_err rc;
+
+    for (size_t p = 0; p < sizeof t / sizeof t[0]; p++) {
+        if (!t[p].on)
+            continue;
+        snprintf(name, sizeof name, "blk.%d.%s", l, t[p].suffix);
+        *tseed = mix(*tseed + 1);
+        if ((rc = add_random(w, pool, ft, sh, name, t[p].rows, t[p].cols, t[p].kind, *tseed, err,
+                             errlen)))
+            return rc;
+    }
+    return RB_OK;
 }
 
 rb_err eng_random_model(const char *out, const char *like, const char *ftype,
@@ -415,9 +672,10 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
 {
     const ftype_def *ft = find_ftype(ftype);
     const shape *sh = NULL;
+    const eng_arch *arch;
     eng_gguf_writer *w = NULL;
     eng_pool *pool = NULL;
-    int n_vocab = 32000;
+    int n_vocab;
     char gerr[256], name[128];
     rb_err rc;
 
@@ -425,72 +683,57 @@ rb_err eng_random_model(const char *out, const char *like, const char *ftype,
         if (strcmp(shapes[i].name, like) == 0)
             sh = &shapes[i];
     if (!sh)
-        return rb_errf(err, errlen, RB_EINVAL, "unknown shape '%s' (known: tinyllama-1.1b, tiny)",
-                       like);
+        return rb_errf(err, errlen, RB_EINVAL, "unknown shape '%s' (known: " SHAPE_LIST ")", like);
     if (!ft)
         return rb_errf(err, errlen, RB_EINVAL, "unknown type '%s'", ftype);
-    const mix_shape ms = {sh->layers, sh->heads / sh->kv_heads, 0};
+    arch = eng_arch_find(sh->arch);
+    n_vocab = sh->vocab;
     w = eng_gguf_writer_new();
     pool = eng_pool_new(n_threads > 0 ? n_threads : 1);
-    if (!w || !pool) {
+    if (!w || !pool || !arch) {
         rc = RB_ENOMEM;
         goto out;
     }
     if (vocab_path)
         rc = copy_vocab(w, vocab_path, &n_vocab, err, errlen);
     else
-        rc = synth_vocab(w, sh->dim < 256 ? 512 : n_vocab);
-    if (!vocab_path && sh->dim < 256)
-        n_vocab = 512;
+        rc = synth_vocab(w, n_vocab);
     if (rc)
         goto out;
     snprintf(name, sizeof name, "random %s %s", sh->name, ft->name);
-    if ((rc = eng_gguf_writer_set_str(w, "general.architecture", "llama")) ||
+    if ((rc = eng_gguf_writer_set_str(w, "general.architecture", sh->arch)) ||
         (rc = eng_gguf_writer_set_str(w, "general.name", name)) ||
         (rc = eng_gguf_writer_set_u32(w, "general.file_type", ft->file_type)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.context_length", (uint32_t)sh->ctx)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.embedding_length", (uint32_t)sh->dim)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.block_count", (uint32_t)sh->layers)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.feed_forward_length", (uint32_t)sh->ff)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.attention.head_count", (uint32_t)sh->heads)) ||
-        (rc =
-             eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv", (uint32_t)sh->kv_heads)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.rope.dimension_count",
-                                      (uint32_t)(sh->dim / sh->heads))) ||
-        (rc = eng_gguf_writer_set_f32(w, "llama.rope.freq_base", sh->rope_base)) ||
-        (rc = eng_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f)) ||
-        (rc = eng_gguf_writer_set_u32(w, "llama.vocab_size", (uint32_t)n_vocab)))
+        (rc = write_hparams(w, sh, n_vocab)))
         goto out;
 
     {
-        int kv = sh->dim / sh->heads * sh->kv_heads;
-        const struct {
-            const char *suffix;
-            int rows, cols, norm;
-        } per_layer[] = {
-            {"attn_norm.weight", 1, sh->dim, 1},         {"attn_q.weight", sh->dim, sh->dim, 0},
-            {"attn_k.weight", kv, sh->dim, 0},           {"attn_v.weight", kv, sh->dim, 0},
-            {"attn_output.weight", sh->dim, sh->dim, 0}, {"ffn_norm.weight", 1, sh->dim, 1},
-            {"ffn_gate.weight", sh->ff, sh->dim, 0},     {"ffn_up.weight", sh->ff, sh->dim, 0},
-            {"ffn_down.weight", sh->dim, sh->ff, 0},
-        };
-        char tname[96];
         uint64_t tseed = seed;
 
-        if ((rc = add_random(w, pool, ft, &ms, "token_embd.weight", n_vocab, sh->dim, 0,
+        if ((rc = add_random(w, pool, ft, sh, "token_embd.weight", n_vocab, sh->dim, T_MAT,
                              mix(++tseed), err, errlen)))
             goto out;
-        for (int l = 0; l < sh->layers; l++)
-            for (size_t p = 0; p < sizeof per_layer / sizeof per_layer[0]; p++) {
-                snprintf(tname, sizeof tname, "blk.%d.%s", l, per_layer[p].suffix);
-                if ((rc = add_random(w, pool, ft, &ms, tname, per_layer[p].rows, per_layer[p].cols,
-                                     per_layer[p].norm, mix(++tseed), err, errlen)))
-                    goto out;
+        if (sh->llama3_factor > 0) {
+            float fr[512];
+            const int64_t ne[1] = {sh->head_dim / 2};
+            llama3_freqs(sh, fr);
+            if ((rc = eng_gguf_writer_add_tensor(w, "rope_freqs.weight", ENG_TYPE_F32, 1, ne, fr,
+                                                 (size_t)ne[0] * sizeof(float)))) {
+                rb_errf(err, errlen, rc, "cannot add tensor 'rope_freqs.weight'");
+                goto out;
             }
-        if ((rc = add_random(w, pool, ft, &ms, "output_norm.weight", 1, sh->dim, 1, mix(++tseed),
-                             err, errlen)) ||
-            (rc = add_random(w, pool, ft, &ms, "output.weight", n_vocab, sh->dim, 0, mix(++tseed),
-                             err, errlen)))
+        }
+        if (sh->longrope && (rc = add_longrope(w, sh, err, errlen)))
+            goto out;
+        for (int l = 0; l < sh->layers; l++) {
+            tseed = mix(tseed + 1);
+            if ((rc = add_layer(w, pool, ft, sh, arch, l, &tseed, err, errlen)))
+                goto out;
+        }
+        if ((rc = add_random(w, pool, ft, sh, "output_norm.weight", 1, sh->dim, T_NORM,
+                             mix(++tseed), err, errlen)) ||
+            (!sh->tied && (rc = add_random(w, pool, ft, sh, "output.weight", n_vocab, sh->dim,
+                                           T_MAT, mix(++tseed), err, errlen))))
             goto out;
     }
     if ((rc = eng_gguf_writer_write(w, out, gerr, sizeof gerr)))

@@ -112,26 +112,73 @@ static int heap_pop(eng_cand *h, int n)
     return n - 1;
 }
 
-/* Logit with the repetition penalty applied (as llama.cpp: divide positive, multiply
- * negative). */
+/* Logits with the penalties applied, as llama.cpp: each distinct token of the window once,
+ * the repetition penalty (divide positive, multiply negative) and then
+ * count * frequency_penalty + presence_penalty subtracted. */
 static void apply_penalty(eng_sampler *s)
 {
-    float pen = s->p.repeat_penalty;
+    float pen = s->p.repeat_penalty, freq = s->p.frequency_penalty, pres = s->p.presence_penalty;
     int n = s->recent_len < s->p.repeat_last_n ? s->recent_len : s->p.repeat_last_n;
 
-    if (pen == 1.0f || n <= 0)
+    if ((pen == 1.0f && freq == 0.0f && pres == 0.0f) || n <= 0)
         return;
     for (int k = 0; k < n; k++) {
-        int idx = (s->recent_head - 1 - k + s->recent_cap) % s->recent_cap;
-        int32_t t = s->recent[idx];
-        int dup = 0;
+        int32_t t = s->recent[(s->recent_head - 1 - k + s->recent_cap) % s->recent_cap];
+        int dup = 0, count = 1;
         for (int j = 0; j < k && !dup; j++)
             dup = s->recent[(s->recent_head - 1 - j + s->recent_cap) % s->recent_cap] == t;
         if (dup || t < 0 || t >= s->n_vocab)
             continue; /* each distinct token is penalised once */
+        for (int j = k + 1; j < n; j++)
+            count += s->recent[(s->recent_head - 1 - j + s->recent_cap) % s->recent_cap] == t;
         eng_cand *c = &s->cand[t];
-        c->logit = c->logit > 0 ? c->logit / pen : c->logit * pen;
+        if (pen != 1.0f)
+            c->logit = c->logit > 0 ? c->logit / pen : c->logit * pen;
+        c->logit -= (float)count * freq + pres;
     }
+}
+
+void eng_sampler_penalized(eng_sampler *s, const float *logits, float *out)
+{
+    for (int i = 0; i < s->n_vocab; i++)
+        s->cand[i] = (eng_cand){i, logits[i], 0};
+    apply_penalty(s);
+    for (int i = 0; i < s->n_vocab; i++)
+        out[i] = s->cand[i].logit;
+}
+
+float eng_logprobs(const float *logits, int n, int32_t token, int k, eng_token_logprob *top)
+{
+    float maxl = logits[0];
+    double sum = 0, lse;
+    int have = 0;
+
+    if (k > ENG_MAX_TOP_LOGPROBS)
+        k = ENG_MAX_TOP_LOGPROBS;
+    if (k > n)
+        k = n;
+    for (int i = 1; i < n; i++)
+        if (logits[i] > maxl)
+            maxl = logits[i];
+    for (int i = 0; i < n; i++) {
+        sum += exp((double)(logits[i] - maxl));
+        if (k <= 0 || (have == k && logits[i] <= top[k - 1].logprob))
+            continue;
+        /* Insertion into the sorted top list (raw logits for now); equal logits keep the
+         * lower id first because ids arrive in order. */
+        int at = have < k ? have++ : k - 1;
+        while (at > 0 && top[at - 1].logprob < logits[i]) {
+            top[at] = top[at - 1];
+            at--;
+        }
+        top[at] = (eng_token_logprob){i, logits[i]};
+    }
+    lse = (double)maxl + log(sum);
+    for (int i = 0; i < have; i++)
+        top[i].logprob = (float)((double)top[i].logprob - lse);
+    if (token < 0 || token >= n)
+        return -INFINITY;
+    return (float)((double)logits[token] - lse);
 }
 
 int32_t eng_sampler_sample(eng_sampler *s, const float *logits)

@@ -2,10 +2,10 @@
  * sampler.h - token sampling and the stop-string filter (internal to the engine; unit-tested
  * directly).
  *
- * Sampling order, as llama.cpp's default chain: repetition penalty over the last
- * repeat_last_n tokens, then top-k, top-p and min-p computed on the untempered softmax, then
- * temperature on what is left, then a draw from a seeded generator. Temperature 0 is greedy
- * (argmax after the penalty).
+ * Sampling order, as llama.cpp's default chain: repetition penalty, then the frequency and
+ * presence penalties, over the last repeat_last_n tokens, then top-k, top-p and min-p computed on
+ * the untempered softmax, then temperature on what is left, then a draw from a seeded generator.
+ * Temperature 0 is greedy (argmax after the penalty).
  */
 #ifndef ENG_SAMPLER_H
 #define ENG_SAMPLER_H
@@ -37,6 +37,12 @@ void eng_sampler_release(eng_sampler *s);
 void eng_sampler_reset(eng_sampler *s, const eng_sampler_params *p);
 /* Chooses a token from logits (n_vocab floats, not modified). */
 int32_t eng_sampler_sample(eng_sampler *s, const float *logits);
+/* Writes logits with the penalties of the recent window applied into out (n_vocab floats);
+ * what eng_sampler_sample draws from (tests). */
+void eng_sampler_penalized(eng_sampler *s, const float *logits, float *out);
+/* The log-softmax of logits (n floats) at token, and the k most likely tokens (k <=
+ * ENG_MAX_TOP_LOGPROBS) into top, most likely first, ties by lower id. */
+float eng_logprobs(const float *logits, int n, int32_t token, int k, eng_token_logprob *top);
 /* Records a token as generated (or as part of the prompt) for the repetition penalty. */
 void eng_sampler_accept(eng_sampler *s, int32_t token);
 

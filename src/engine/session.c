@@ -26,8 +26,62 @@ extern void openblas_set_num_threads(int n);
 eng_session_params eng_session_params_default(void)
 {
     eng_session_params p = {0};
+    p.n_ctx = RB_CTX_DEFAULT;
     p.n_batch = 64;
+    p.kv_type = ENG_TYPE_F16;
     return p;
+}
+
+int eng_model_ctx(const eng_model *m, int n_ctx)
+{
+    return rb_mem_ctx(n_ctx, m->hp.n_ctx_train);
+}
+
+/* Checks the cache type against the model: RB_OK or RB_EINVAL with a message. */
+static rb_err kv_type_check(const eng_hparams *hp, eng_type t, char *err, size_t errlen)
+{
+    if (t != ENG_TYPE_F32 && t != ENG_TYPE_F16 && t != ENG_TYPE_Q8_0)
+        return rb_errf(err, errlen, RB_EINVAL, "KV cache type '%s' is not one of f16, q8_0, f32",
+                       eng_type_name(t));
+    if (t == ENG_TYPE_Q8_0 && hp->head_dim % eng_type_block_elems(t) != 0)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "KV cache type q8_0 needs a head dimension that is a multiple of 32; "
+                       "this model's is %d (use f16)",
+                       hp->head_dim);
+    return RB_OK;
+}
+
+rb_err eng_model_estimate_memory(const eng_model *m, const eng_session_params *p, int n_slots,
+                                 rb_mem_estimate *out, char *err, size_t errlen)
+{
+    eng_session_params def = eng_session_params_default();
+    const eng_hparams *hp = &m->hp;
+    rb_mem_shape sh = {0};
+    rb_mem_run run = rb_mem_run_default();
+    rb_err rc;
+
+    if (!p)
+        p = &def;
+    if ((rc = kv_type_check(hp, p->kv_type, err, errlen)))
+        return rc;
+    sh.weight_bytes = m->info.file_size;
+    sh.n_vocab = hp->n_vocab;
+    sh.n_ctx_train = hp->n_ctx_train;
+    sh.n_embd = hp->n_embd;
+    sh.n_layer = hp->n_layer;
+    sh.n_head = hp->n_head;
+    sh.n_head_kv = hp->n_head_kv;
+    sh.n_ff = hp->n_ff;
+    sh.n_rot = hp->n_rot;
+    sh.key_length = sh.value_length = hp->head_dim;
+    run.n_ctx = eng_model_ctx(m, p->n_ctx);
+    run.slots = n_slots > 0 ? n_slots : 1;
+    run.threads = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
+    run.n_batch = p->n_batch > 0 ? p->n_batch : 64;
+    run.kv_block_elems = eng_type_block_elems(p->kv_type);
+    run.kv_block_bytes = (int)eng_type_block_bytes(p->kv_type);
+    rb_mem_estimate_compute(&sh, &run, out);
+    return RB_OK;
 }
 
 static void *xalloc(size_t n, rb_err *rc)
@@ -45,18 +99,40 @@ static void *xalloc(size_t n, rb_err *rc)
 }
 
 /* cos and sin of pos * base^(-i / n_rot) for every position and even i < n_rot, computed as
- * the reference does (in float, with powf), once instead of per token. */
-static void rope_table(eng_session *s)
+ * the reference does (in float, with powf), once instead of per token. freqs: per pair
+ * divisors of the angle or NULL; scale: linear rope scaling; attn: a factor on both. */
+static void rope_table(eng_session *s, float *table, float base, const float *freqs, float scale,
+                       float attn)
 {
     const eng_hparams *hp = &s->m->hp;
     for (int pos = 0; pos < s->n_ctx; pos++) {
-        float *cs = s->rope_cs + (size_t)pos * hp->n_rot;
+        float *cs = table + (size_t)pos * hp->n_rot;
         for (int i = 0; i < hp->n_rot; i += 2) {
-            float theta = (float)pos * powf(hp->rope_base, -(float)i / (float)hp->n_rot);
-            cs[i] = cosf(theta);
-            cs[i + 1] = sinf(theta);
+            float theta = (float)pos * powf(base, -(float)i / (float)hp->n_rot);
+            if (freqs)
+                theta /= freqs[i / 2];
+            if (scale != 1.0f)
+                theta /= scale;
+            cs[i] = cosf(theta) * attn;
+            cs[i + 1] = sinf(theta) * attn;
         }
     }
+}
+
+/* The tables of the global layers and, when their base differs, of the sliding ones. Phi3's
+ * long factors serve contexts beyond the original one, as llama.cpp picks them; its attention
+ * factor scales cos and sin with either set (Hugging Face's longrope attention_scaling). */
+static void rope_tables(eng_session *s)
+{
+    const eng_model *m = s->m;
+    const eng_hparams *hp = &m->hp;
+    const int long_ctx = m->rope_long && s->n_ctx > m->n_ctx_orig;
+    const float *freqs = long_ctx ? m->rope_long : m->rope_freqs;
+    const float attn = m->rope_attn;
+
+    rope_table(s, s->rope_cs, hp->rope_base, freqs, hp->rope_scale, attn);
+    if (s->rope_swa != s->rope_cs) /* sliding layers rotate unscaled (gemma3) */
+        rope_table(s, s->rope_swa, hp->rope_base_swa, freqs, 1.0f, attn);
 }
 
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
@@ -67,7 +143,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     eng_session *s = calloc(1, sizeof(*s));
     rb_err rc = RB_OK;
     int nth;
-    size_t B, kvsize;
+    size_t B, kvsize, nrows;
 
     if (!p)
         p = &def;
@@ -75,9 +151,10 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
         return RB_ENOMEM;
     s->m = m;
     s->pending = -1;
-    s->n_ctx = p->n_ctx > 0 ? p->n_ctx : hp->n_ctx_train;
-    if (s->n_ctx > hp->n_ctx_train)
-        s->n_ctx = hp->n_ctx_train;
+    if ((rc = kv_type_check(hp, p->kv_type, err, errlen)))
+        goto out;
+    s->kv_type = p->kv_type;
+    s->n_ctx = eng_model_ctx(m, p->n_ctx);
     s->n_batch = p->n_batch > 0 ? p->n_batch : 64;
     if (s->n_batch > s->n_ctx)
         s->n_batch = s->n_ctx;
@@ -90,13 +167,15 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     }
     nth = p->n_threads > 0 ? p->n_threads : rb_physical_cores();
     s->max_cols = hp->n_embd > hp->n_ff ? hp->n_embd : hp->n_ff;
+    if (hp->q_dim > s->max_cols)
+        s->max_cols = hp->q_dim;
     B = (size_t)s->n_batch;
     s->xq_bytes = eng_act_bytes_max(s->max_cols, s->n_batch);
 
     s->x = xalloc(B * hp->n_embd * sizeof(float), &rc);
     s->xb = xalloc(B * hp->n_embd * sizeof(float), &rc);
-    s->xb2 = xalloc(B * hp->n_embd * sizeof(float), &rc);
-    s->q = xalloc(B * hp->n_embd * sizeof(float), &rc);
+    s->xb2 = xalloc(B * hp->q_dim * sizeof(float), &rc);
+    s->q = xalloc(B * hp->q_dim * sizeof(float), &rc);
     s->k = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->v = xalloc(B * hp->kv_dim * sizeof(float), &rc);
     s->hb = xalloc(B * hp->n_ff * sizeof(float), &rc);
@@ -104,10 +183,18 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     for (int i = 0; i < 3; i++)
         s->xq[i] = xalloc(s->xq_bytes, &rc);
     s->rope_cs = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
+    s->rope_swa = s->rope_cs;
+    if (m->arch->flags & ENG_ARCH_SWA_BASE)
+        s->rope_swa = xalloc((size_t)s->n_ctx * hp->n_rot * sizeof(float), &rc);
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
-    kvsize = (size_t)hp->n_layer * s->n_ctx * hp->kv_dim * sizeof(float);
+    /* one (layer, kv head) of a cache: head_dim rows of n_ctx, or n_ctx rows of head_dim */
+    nrows = s->kv_type == ENG_TYPE_Q8_0 ? (size_t)s->n_ctx : (size_t)hp->head_dim;
+    s->kv_row =
+        eng_type_row_bytes(s->kv_type, s->kv_type == ENG_TYPE_Q8_0 ? hp->head_dim : s->n_ctx);
+    s->kv_head = nrows * s->kv_row;
+    kvsize = (size_t)hp->n_layer * hp->n_head_kv * s->kv_head;
     s->key_cache = xalloc(kvsize, &rc);
     s->value_cache = xalloc(kvsize, &rc);
     if (rc) {
@@ -127,9 +214,13 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     }
     s->att_stride = (size_t)(hp->n_head / hp->n_head_kv) * s->n_ctx;
     s->att = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->att_stride * sizeof(float), &rc);
+    if (s->kv_type == ENG_TYPE_Q8_0) {
+        s->qq_bytes = eng_act_bytes_max(hp->head_dim, hp->n_head / hp->n_head_kv);
+        s->qq = xalloc((size_t)eng_pool_max_chunks(s->pool) * s->qq_bytes, &rc);
+    }
     if (rc)
         goto out;
-    rope_table(s);
+    rope_tables(s);
     openblas_set_num_threads(1);
 out:
     if (rc) {
@@ -158,6 +249,8 @@ void eng_session_free(eng_session *s)
     free(s->hb2);
     for (int i = 0; i < 3; i++)
         free(s->xq[i]);
+    if (s->rope_swa != s->rope_cs)
+        free(s->rope_swa);
     free(s->rope_cs);
     free(s->att);
     free(s->deq);
@@ -165,7 +258,13 @@ void eng_session_free(eng_session *s)
     free(s->all_logits);
     free(s->key_cache);
     free(s->value_cache);
+    free(s->qq);
     free(s);
+}
+
+size_t eng_session_kv_bytes(const eng_session *s)
+{
+    return 2 * (size_t)s->m->hp.n_layer * s->m->hp.n_head_kv * s->kv_head;
 }
 
 int eng_session_n_ctx(const eng_session *s)
@@ -322,6 +421,16 @@ rb_err eng_session_step(eng_session *s, eng_step *out)
     int32_t tok = eng_sampler_sample(&s->sampler, s->logits);
     eng_sampler_accept(&s->sampler, tok);
     out->token = tok;
+    if (s->sampler.p.logprobs) {
+        out->n_top = s->sampler.p.top_logprobs;
+        if (out->n_top > ENG_MAX_TOP_LOGPROBS)
+            out->n_top = ENG_MAX_TOP_LOGPROBS;
+        if (out->n_top < 0)
+            out->n_top = 0;
+        out->logprob = eng_logprobs(s->logits, s->m->hp.n_vocab, tok, out->n_top, out->top);
+        if (out->n_top > s->m->hp.n_vocab)
+            out->n_top = s->m->hp.n_vocab;
+    }
     s->timings.decode_ms += (double)(rb_now_us() - t0) / 1000.0;
     s->timings.decode_tokens++;
     s->n_generated++;
@@ -347,7 +456,32 @@ rb_err eng_session_step(eng_session *s, eng_step *out)
 rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int add_bos,
                           int32_t **ids, size_t *n)
 {
-    unsigned flags = add_bos && eng_tokenizer_add_bos(m->tok) ? ENG_TOK_ADD_BOS : 0;
+    return eng_model_tokenize_ex(m, text, len, add_bos ? ENG_MODEL_TOK_ADD_BOS : 0, ids, n);
+}
+
+char *eng_model_chat_template(const eng_model *m)
+{
+    int64_t i = eng_gguf_find_key(m->gguf, "tokenizer.chat_template");
+    eng_gguf_str v;
+    char *out;
+
+    if (i < 0 || eng_gguf_get_str(m->gguf, i, &v) != RB_OK)
+        return NULL;
+    out = malloc((size_t)v.len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, v.p, (size_t)v.len);
+    out[v.len] = 0;
+    return out;
+}
+
+rb_err eng_model_tokenize_ex(const eng_model *m, const char *text, size_t len, unsigned mflags,
+                             int32_t **ids, size_t *n)
+{
+    unsigned flags =
+        (mflags & ENG_MODEL_TOK_ADD_BOS) && eng_tokenizer_add_bos(m->tok) ? ENG_TOK_ADD_BOS : 0;
+    if (mflags & ENG_MODEL_TOK_SPECIAL)
+        flags |= ENG_TOK_PARSE_SPECIAL;
     size_t cap = len + 8, need = 0;
     int32_t *p = malloc(cap * sizeof(*p));
     rb_err rc;

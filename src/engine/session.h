@@ -25,8 +25,8 @@ struct eng_session {
     /* activations for up to n_batch tokens */
     float *x;          /* (n_batch, n_embd) residual stream */
     float *xb;         /* (n_batch, n_embd) normalised input of a block */
-    float *xb2;        /* (n_batch, n_embd) attention output */
-    float *q;          /* (n_batch, n_embd) */
+    float *xb2;        /* (n_batch, q_dim) attention output */
+    float *q;          /* (n_batch, q_dim) */
     float *k;          /* (n_batch, kv_dim) */
     float *v;          /* (n_batch, kv_dim) */
     float *hb;         /* (n_batch, n_ff) gate, then silu(gate) * up */
@@ -37,16 +37,23 @@ struct eng_session {
     float *att;        /* (max pool chunks, att_stride) attention scores scratch */
     size_t att_stride; /* group * n_ctx floats: the scores of the query heads of one kv head */
     float *rope_cs;    /* (n_ctx, n_rot / 2, 2) cos and sin of each position's rotations */
+    float *rope_swa;   /* the same for sliding-window layers; == rope_cs unless they differ */
     float *deq;        /* (n_threads, blas_rows * max(n_embd, n_ff)) sgemm weight scratch */
     float *logits;     /* (n_vocab) of the last position */
     float *all_logits; /* (n_ctx, n_vocab) when keep_all is on */
     size_t n_all;
     int keep_all;
 
-    /* kv cache */
-    /* both transposed: attention reads a row of positions per dimension (forward.c) */
-    float *key_cache;   /* (n_layer, n_head_kv, head_dim, n_ctx) */
-    float *value_cache; /* (n_layer, n_head_kv, head_dim, n_ctx) */
+    /* kv cache, in kv_type. F32 and F16: both transposed, attention reads a row of positions
+     * per dimension (forward.c). Q8_0: one position per row, head_dim / 32 blocks. */
+    eng_type kv_type;
+    void *key_cache;   /* F32, F16: (n_layer, n_head_kv, head_dim, n_ctx); Q8_0: (n_layer,
+                        * n_head_kv, n_ctx, head_dim / 32 blocks) */
+    void *value_cache; /* the same shape */
+    size_t kv_head;    /* bytes of one (layer, kv head) of either cache */
+    size_t kv_row;     /* Q8_0: bytes of one position of one head */
+    void *qq;          /* Q8_0: (max pool chunks, qq_bytes) the queries quantized for the keys */
+    size_t qq_bytes;
     int n_past;
 
     /* generation state */
@@ -66,6 +73,8 @@ struct eng_session {
  * s->logits (and every position's in all_logits when keep_all). n <= n_batch; the caller
  * checks the context. */
 void eng_forward(eng_session *s, const int32_t *tokens, int n);
+/* Bytes of the session's two KV caches (tests and the memory estimate). */
+size_t eng_session_kv_bytes(const eng_session *s);
 /* OpenBLAS sgemm calls eng_forward has made in this process (every session): tests read it
  * to prove a prompt took the sgemm path. */
 long eng_forward_sgemm_calls(void);

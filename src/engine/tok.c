@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rb_log.h"
 #include "tok_internal.h"
 
 #define KEY_MODEL "tokenizer.ggml.model"
@@ -410,13 +411,26 @@ rb_err eng_tokenizer_load(const eng_gguf *g, eng_tokenizer **out, char *err, siz
     if ((rc = load_pieces(t, g, err, errlen)))
         goto out;
     if (t->model == ENG_TOK_MODEL_BPE) {
-        if (eng_gguf_find_str(g, "tokenizer.ggml.pre", pre, sizeof pre) == RB_ENOTFOUND)
+        rc = eng_gguf_find_str(g, "tokenizer.ggml.pre", pre, sizeof pre);
+        if (rc == RB_ENOTFOUND) {
             snprintf(pre, sizeof pre, "default");
+        } else if (rc) {
+            rc = rb_errf(err, errlen, RB_EFORMAT,
+                         "key 'tokenizer.ggml.pre' must be a string of at most %zu bytes",
+                         sizeof pre - 1);
+            goto out;
+        }
         if ((rc = tok_bpe_load(t, g, pre, err, errlen)))
             goto out;
+        /* As llama.cpp: files converted before pre-tokenizers were named get the default
+         * regexes, which split text differently from most models' own. */
+        if (eng_gguf_find_key(g, "tokenizer.ggml.pre") < 0)
+            rb_log(RB_LOG_WARN, "engine",
+                   "tokenizer.ggml.pre is missing; using the 'default' pre-tokenizer, which "
+                   "may tokenize differently from the model's own (reconvert the file)");
         snprintf(t->pre, sizeof t->pre, "%s", tok_bpe_pre_name(t->bpe));
-        /* llama.cpp: the llama3 pre-tokenizer implies a BOS by default. */
-        t->add_bos = strcmp(t->pre, "llama3") == 0;
+        /* llama.cpp: llama3 and tekken imply a BOS unless the file says otherwise. */
+        t->add_bos = tok_bpe_pre_add_bos(t->bpe);
     }
     read_flag(g, "tokenizer.ggml.add_space_prefix", &t->add_space_prefix);
     settle_specials(t, g);

@@ -9,6 +9,10 @@
  * entries are recognised by byte length. The merge table maps the text "left right" (as
  * stored in tokenizer.ggml.merges) to its rank. Regexes are compiled once; match data is
  * made per call so encoding stays thread-safe.
+ * Pre-tokenizers are one table (pre_defs): every tokenizer.ggml.pre value accepted maps to a
+ * row of regex stages and llama.cpp's per-name settings (ignore_merges: a word that is a
+ * piece is emitted whole; add_bos default). A name not in the table is refused at load:
+ * silently using another row's regexes would mis-tokenize every prompt of that model.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -19,39 +23,89 @@
 #include "rb_utf8.h"
 #include "tok_internal.h"
 
-#define BPE_MAX_STAGES 4
+#define BPE_MAX_STAGES 5
 #define BPE_BYTE_CPS 324 /* code points used by the byte map: 0..255 and 256..323 */
 #define KEY_MERGES "tokenizer.ggml.merges"
 
-/* Pre-tokenizer regexes, from the models' tokenizer.json files (llama.cpp names). */
-#define RE_GPT2 "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
-#define RE_LLAMA3                                                                                  \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"                      \
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
-#define RE_QWEN2                                                                                   \
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"                           \
-    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* Pre-tokenizer regexes: llama.cpp's (llama-vocab.cpp), which come from the models'
+ * tokenizer.json files. Where llama.cpp rewrote a regex for its own regex engine, the
+ * tokenizer.json original is used when PCRE2 runs it as is (tekken, gpt-4o: \p{Lu} and
+ * friends); the case-insensitive contractions are spelled out ('[sS]) as llama.cpp does, so
+ * that Unicode case folding cannot match "'ſ". */
+#define RE_CONTRACT "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])"
+#define RE_GPT2_WORDS                                                                              \
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
+#define RE_GPT2 RE_GPT2_WORDS "|\\s+"
+#define RE_TAIL " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_LLAMA3 RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|" RE_TAIL
+#define RE_QWEN2 RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|" RE_TAIL
+#define RE_QWEN35                                                                                  \
+    RE_CONTRACT "|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}|"                                   \
+                " ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+/* A word: an optional non-letter, then upper-case letters and a lower-case tail, or an
+ * upper-case run (Lm, Lo and marks count as both cases). */
+#define RE_UPPER "[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_LOWER "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]"
+#define RE_LEAD "[^\\r\\n\\p{L}\\p{N}]?"
+#define RE_CASED_TAIL " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_TEKKEN                                                                                  \
+    RE_LEAD RE_UPPER "*" RE_LOWER "+|" RE_LEAD RE_UPPER "+" RE_LOWER "*|\\p{N}|" RE_CASED_TAIL
+#define RE_GPT4O                                                                                   \
+    RE_LEAD RE_UPPER "*" RE_LOWER "+" RE_CONTRACT "?|" RE_LEAD RE_UPPER "+" RE_LOWER               \
+                     "*" RE_CONTRACT "?|\\p{N}{1,3}|" RE_CASED_TAIL
+#define RE_DEEPSEEK3_WORDS                                                                         \
+    "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?"           \
+    "[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+
+#define PRE_MAX_ALIASES 8
 
 typedef struct pre_def {
-    const char *name;       /* name reported by eng_tokenizer_pre */
-    const char *aliases[4]; /* values of tokenizer.ggml.pre that select it */
-    const char *re[BPE_MAX_STAGES];
-    int ignore_merges; /* a word that is itself a piece is not merged */
+    const char *name;                     /* name reported by eng_tokenizer_pre */
+    const char *aliases[PRE_MAX_ALIASES]; /* values of tokenizer.ggml.pre that select it */
+    const char *re[BPE_MAX_STAGES];       /* applied one after another */
+    int ignore_merges;                    /* a word that is itself a piece is not merged */
+    int add_bos;                          /* default of tokenizer.ggml.add_bos_token */
 } pre_def;
 
+/* Every value of tokenizer.ggml.pre accepted, with the settings llama.cpp gives it. */
 static const pre_def pre_defs[] = {
     /* llama.cpp's "default": four stages, for files converted without a named pre-tokenizer */
     {"default",
      {"default"},
-     {"[\\p{P}\\$\\+<=>\\^~\\|]+",
-      "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)", "\\p{N}+",
-      "[0-9][0-9][0-9]"},
+     {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2_WORDS, "\\p{N}+", "[0-9][0-9][0-9]"},
+     0,
      0},
-    {"llama3", {"llama3", "llama-v3", "llama-bpe"}, {RE_LLAMA3}, 1},
-    {"qwen2", {"qwen2"}, {RE_QWEN2}, 0},
-    {"gpt-2", {"gpt-2"}, {RE_GPT2}, 0},
+    {"llama3",
+     {"llama3", "llama-v3", "llama-bpe", "falcon3", "falcon-h1", "pixtral"},
+     {RE_LLAMA3},
+     1,
+     1},
+    {"dbrx", {"dbrx", "smaug-bpe"}, {RE_LLAMA3}, 0, 0},
+    {"gpt-2", {"gpt-2", "phi-2", "mpt", "olmo"}, {RE_GPT2}, 0, 0},
+    {"qwen2", {"qwen2", "deepseek-r1-qwen", "stablelm2", "megrez"}, {RE_QWEN2}, 0, 0},
+    {"qwen35", {"qwen35"}, {RE_QWEN35}, 0, 0},
+    {"smollm",
+     {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva-7b"},
+     {"\\p{N}", RE_GPT2_WORDS},
+     0,
+     0},
+    {"tekken", {"tekken"}, {RE_TEKKEN}, 1, 1},
+    {"gpt-4o", {"gpt-4o", "llama4"}, {RE_GPT4O}, 0, 0},
+    {"falcon", {"falcon"}, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RE_GPT2_WORDS, "[0-9][0-9][0-9]"}, 0, 0},
+    {"deepseek-coder",
+     {"deepseek-coder"},
+     {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+",
+      "[\\x{4e00}-\\x{9fa5}\\x{0800}-\\x{4e00}\\x{ac00}-\\x{d7ff}]+", "\\p{N}"},
+     0,
+     0},
+    {"deepseek-v3",
+     {"deepseek-v3"},
+     {"\\p{N}{1,3}", "[\\x{4e00}-\\x{9fa5}\\x{3040}-\\x{309f}\\x{30a0}-\\x{30ff}]+",
+      RE_DEEPSEEK3_WORDS},
+     0,
+     0},
 };
-#define PRE_GPT2 3 /* the fallback for names not listed */
+#define N_PRE (sizeof pre_defs / sizeof *pre_defs)
 
 struct tok_bpe {
     const pre_def *pre;
@@ -103,11 +157,16 @@ void tok_bpe_free(tok_bpe *b)
 
 static const pre_def *find_pre(const char *name)
 {
-    for (size_t i = 0; i < sizeof pre_defs / sizeof *pre_defs; i++)
-        for (int k = 0; k < 4 && pre_defs[i].aliases[k]; k++)
+    for (size_t i = 0; i < N_PRE; i++)
+        for (int k = 0; k < PRE_MAX_ALIASES && pre_defs[i].aliases[k]; k++)
             if (strcmp(name, pre_defs[i].aliases[k]) == 0)
                 return &pre_defs[i];
-    return &pre_defs[PRE_GPT2];
+    return NULL;
+}
+
+int tok_bpe_pre_add_bos(const tok_bpe *b)
+{
+    return b->pre->add_bos;
 }
 
 static rb_err compile_pre(tok_bpe *b, char *err, size_t errlen)
@@ -174,6 +233,17 @@ rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *
         return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
     t->bpe = b;
     b->pre = find_pre(pre);
+    if (!b->pre) {
+        char known[160];
+        size_t o = 0;
+        for (size_t i = 0; i < N_PRE; i++)
+            o += (size_t)snprintf(known + o, sizeof known - o, "%s%s", i ? ", " : "",
+                                  pre_defs[i].name);
+        return rb_errf(err, errlen, RB_EUNSUPPORTED,
+                       "unknown pre-tokenizer '%s' (tokenizer.ggml.pre); supported: %s "
+                       "(aliases: docs/models.md)",
+                       pre, known);
+    }
     build_byte_map(b->byte_cp, b->cp_byte);
     if ((rc = load_merges(b, g, err, errlen)) || (rc = compile_pre(b, err, errlen)))
         return rc;
@@ -354,22 +424,20 @@ static rb_err encode_word(const eng_tokenizer *t, const char *w, size_t len, bpe
     return rc;
 }
 
-rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_vec *out)
+/* Splits text into the pre-tokenizer's words: *out holds them (caller frees out->w). */
+static rb_err pre_split(const tok_bpe *b, const char *text, size_t len, word_list *out)
 {
-    const tok_bpe *b = t->bpe;
     pcre2_match_data *md = NULL;
     word_list a = {0}, c = {0};
-    bpe_scratch s = {0};
     rb_err rc = RB_OK;
 
+    *out = (word_list){0};
     if (len == 0)
-        goto out;
-    if (len > INT32_MAX) {
-        rc = RB_ETOOBIG;
-        goto out;
-    }
+        return RB_OK;
+    if (len > INT32_MAX)
+        return RB_ETOOBIG;
     md = pcre2_match_data_create(1, NULL);
-    if (!md || (rc = word_push(&a, 0, len))) {
+    if (!md || word_push(&a, 0, len)) {
         rc = RB_ENOMEM;
         goto out;
     }
@@ -381,12 +449,50 @@ rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_
         a = c;
         c = tmp;
     }
-    for (size_t i = 0; i < a.n && !rc; i++)
-        rc = encode_word(t, text + a.w[i].off, a.w[i].len, &s, out);
+    *out = a;
+    a.w = NULL;
 out:
     pcre2_match_data_free(md);
     free(a.w);
     free(c.w);
+    return rc;
+}
+
+rb_err tok_bpe_split(const eng_tokenizer *t, const char *text, size_t len, size_t **words,
+                     size_t *n)
+{
+    word_list l;
+    rb_err rc = pre_split(t->bpe, text, len, &l);
+
+    *words = NULL;
+    *n = 0;
+    if (rc)
+        return rc;
+    if (l.n) {
+        *words = malloc(2 * l.n * sizeof(**words));
+        if (!*words) {
+            free(l.w);
+            return RB_ENOMEM;
+        }
+        for (size_t i = 0; i < l.n; i++) {
+            (*words)[2 * i] = l.w[i].off;
+            (*words)[2 * i + 1] = l.w[i].len;
+        }
+    }
+    *n = l.n;
+    free(l.w);
+    return RB_OK;
+}
+
+rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_vec *out)
+{
+    word_list a;
+    bpe_scratch s = {0};
+    rb_err rc = pre_split(t->bpe, text, len, &a);
+
+    for (size_t i = 0; i < a.n && !rc; i++)
+        rc = encode_word(t, text + a.w[i].off, a.w[i].len, &s, out);
+    free(a.w);
     free(s.enc);
     free(s.sym);
     free(s.key);

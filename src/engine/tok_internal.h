@@ -84,14 +84,21 @@ typedef struct tok_sym {
 rb_err tok_spm_encode(const eng_tokenizer *t, const char *text, size_t len, int prefix_space,
                       tok_vec *out);
 
-/* Byte-level BPE: state from tokenizer.ggml.merges and the pre-tokenizer name. */
+/* Byte-level BPE: state from tokenizer.ggml.merges and the pre-tokenizer name; an unknown
+ * name is RB_EUNSUPPORTED, err naming it and the supported ones. */
 rb_err tok_bpe_load(eng_tokenizer *t, const eng_gguf *g, const char *pre, char *err, size_t errlen);
 void tok_bpe_free(tok_bpe *b); /* NULL-safe */
 rb_err tok_bpe_encode(const eng_tokenizer *t, const char *text, size_t len, tok_vec *out);
 /* Maps a GPT-2 byte-level piece back to bytes into out (at most len bytes); returns the
  * number written. Characters outside the byte map are copied as their UTF-8. */
 size_t tok_bpe_decode_piece(const tok_bpe *b, const char *piece, size_t len, char *out);
-/* The pre-tokenizer actually used ("gpt-2" for unknown names). */
+/* The pre-tokenizer's canonical name ("llama3" for "llama-bpe"). */
 const char *tok_bpe_pre_name(const tok_bpe *b);
+/* 1 when the pre-tokenizer's models want a BOS by default (llama3, tekken). */
+int tok_bpe_pre_add_bos(const tok_bpe *b);
+/* The words the pre-tokenizer cuts text into, as *n (offset, length) pairs in a malloc'd
+ * array *words (caller frees; NULL when n is 0). For tests and tools. RB_ENOMEM, RB_ETOOBIG. */
+rb_err tok_bpe_split(const eng_tokenizer *t, const char *text, size_t len, size_t **words,
+                     size_t *n);
 
 #endif

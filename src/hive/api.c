@@ -3,9 +3,10 @@
  * other handlers.
  *
  * DESIGN
- * The routes of docs/architecture.md §4.1 in one table; only /v1/health and /metrics are
- * public, the HTTP layer enforces the bearer token on the rest in network mode. Handlers here
- * only read: the detected backends (fixed at start), /proc/meminfo and the counters.
+ * The routes of docs/architecture.md §4.1 in one table (with the OpenAI routes of relay.c); only
+ * /v1/health and /metrics are public, the HTTP layer enforces the bearer token on the rest in
+ * network mode. Handlers here only read: the detected backends (fixed at start), /proc/meminfo and
+ * the counters.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "hive_api.h"
 #include "hive_download.h"
+#include "hive_relay.h"
 #include "rb_buf.h"
 #include "rb_util.h"
 
@@ -23,10 +25,15 @@ json_t *hive_api_body(rb_http_req *req, rb_http_reply *rep)
 {
     json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
 
+    /* The same codes as the worker's: not JSON at all, or JSON of the wrong shape. */
+    if (!body)
+        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not valid JSON", NULL);
+    else if (!json_is_object(body))
+        rb_http_reply_error(rep, 400, "INVALID_REQUEST", "the request body must be a JSON object",
+                            NULL);
     if (!json_is_object(body)) {
         json_decref(body);
         body = NULL;
-        rb_http_reply_error(rep, 400, "INVALID_JSON", "request body is not a JSON object", NULL);
     }
     return body;
 }
@@ -115,6 +122,9 @@ static void h_metrics(rb_http_req *req, rb_http_reply *rep, void *user)
            atomic_load(&h->m.died));
     metric(&b, "rbee_hive_workers_stopped_total", "counter", "Workers the hive stopped.",
            atomic_load(&h->m.stopped));
+    metric(&b, "rbee_hive_openai_requests_active", "gauge",
+           "OpenAI requests waiting for a worker or being relayed.",
+           (long long)hive_relays_active(h->relays));
     metric(&b, "rbee_hive_downloads_running", "gauge", "Downloads in progress.",
            (long long)hive_downloads_running(h->dl));
     metric(&b, "rbee_hive_downloads_completed_total", "counter", "Downloads completed.",
@@ -147,6 +157,8 @@ const rb_http_route hive_routes[] = {
     {"GET", "/v1/models", hive_h_models, 0},
     {"POST", "/v1/models/download", hive_h_download, 0},
     {"GET", "/v1/models/download/{id}/progress", hive_h_download_progress, 0},
+    {"POST", "/v1/chat/completions", hive_h_openai, 0},
+    {"POST", "/v1/completions", hive_h_openai, 0},
 };
 
 const size_t hive_nroutes = sizeof hive_routes / sizeof hive_routes[0];

@@ -16,12 +16,21 @@
 #include "rb_json.h"
 #include "rb_log.h"
 
+static json_t *openai_model(const char *id, int64_t created)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created",
+                     (json_int_t)created, "owned_by", "rbee");
+}
+
+/* One body for both clients: the hive's "models" (rbee models list) and OpenAI's list
+ * ("object":"list","data"), which also names the bundled model when it is installed. */
 void hive_h_models(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     hive *h = user;
     hive_model *rows = NULL;
     size_t n = 0;
-    json_t *list;
+    json_t *list, *data;
+    char bundled[HIVE_PATH_MAX];
 
     (void)req;
     if (hive_catalog_list(h->cat, &rows, &n) != RB_OK) {
@@ -29,14 +38,20 @@ void hive_h_models(rb_http_req *req, rb_http_reply *rep, void *user)
         goto out;
     }
     list = json_array();
-    for (size_t i = 0; i < n; i++)
+    data = json_array();
+    if (hive_bundled_path(h->exe_dir, bundled, sizeof bundled) == RB_OK)
+        json_array_append_new(data, openai_model(HIVE_BUNDLED_NAME, h->started_unix));
+    for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:I, s:I}", "reference",
                                               rows[i].reference, "provider", rows[i].provider,
                                               "local_path", rows[i].local_path, "size_bytes",
                                               (json_int_t)rows[i].size_bytes, "downloaded_at_unix",
                                               (json_int_t)rows[i].downloaded_at_unix));
+        json_array_append_new(data, openai_model(rows[i].reference, rows[i].downloaded_at_unix));
+    }
     free(rows);
-    rb_http_reply_json(rep, 200, json_pack("{s:o}", "models", list));
+    rb_http_reply_json(
+        rep, 200, json_pack("{s:o, s:s, s:o}", "models", list, "object", "list", "data", data));
 out:
     return;
 }

@@ -16,16 +16,18 @@
 #include <sys/stat.h>
 
 #include "hive_api.h"
+#include "hive_gguf.h"
 #include "hive_spawn.h"
 #include "hive_stop.h"
 #include "rb_json.h"
 #include "rb_log.h"
+#include "rb_util.h"
 
 #define MAX_DEVICE 1024
 #define MAX_SLOTS 4096
+#define MIB (1024ull * 1024)
 
-/* Host part of the Host header ("h:8080" -> "h", "[::1]:8080" -> "[::1]"); "" if unusable. */
-static void request_host(rb_http_req *req, char *out, size_t outlen)
+void hive_request_host(rb_http_req *req, char *out, size_t outlen)
 {
     static const char allowed[] =
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-[]:";
@@ -70,26 +72,71 @@ out:
     return ok;
 }
 
-/* Enough RAM for the model file? Else fills e (507 INSUFFICIENT_MEMORY). */
-static int memory_ok(const char *path, hive_api_error *e)
+static json_int_t mib_up(uint64_t bytes)
+{
+    return (json_int_t)((bytes + MIB - 1) / MIB);
+}
+
+/* Enough RAM for the worker? Else fills e (507 INSUFFICIENT_MEMORY). The estimate is the
+ * engine's formula (rb_mem.h) over the model's header and the operator's worker options;
+ * a file whose header cannot be read is judged by its size (hive_ram_required_mb). */
+int hive_memory_ok(const hive *h, const char *path, hive_api_error *e)
 {
     struct stat st;
     uint64_t total = 0, avail = 0, need = 0;
-    int ok = 1;
+    rb_mem_shape sh;
+    rb_mem_estimate est = {0};
+    rb_mem_run run = rb_mem_run_default();
+    int ok = 1, have_est = 0, threads;
+    char err[256];
 
     /* Without a size or a meminfo there is nothing to judge by: let the worker try. */
-    if (stat(path, &st) != 0 || hive_ram_mb(&total, &avail) != RB_OK ||
-        (need = hive_ram_required_mb((int64_t)st.st_size)) <= avail)
+    if (stat(path, &st) != 0 || hive_ram_mb(&total, &avail) != RB_OK)
+        goto out;
+    if (hive_gguf_shape(path, &sh, err, sizeof err) == RB_OK) {
+        run.slots = h->cfg.worker_slots > 0 ? h->cfg.worker_slots : 1;
+        threads = h->cfg.worker_threads > 0 ? h->cfg.worker_threads : rb_physical_cores();
+        run.threads = threads / run.slots > 0 ? threads / run.slots : 1;
+        run.n_ctx = rb_mem_ctx(h->cfg.worker_ctx, sh.n_ctx_train);
+        rb_kv_type_parse(h->cfg.worker_kv_type ? h->cfg.worker_kv_type : "f16", &run.kv_block_elems,
+                         &run.kv_block_bytes);
+        rb_mem_estimate_compute(&sh, &run, &est);
+        need = (uint64_t)mib_up(est.total);
+        have_est = 1;
+    } else {
+        rb_log(RB_LOG_DEBUG, "spawn", "memory estimate from the file size: %s", err);
+        need = hive_ram_required_mb((int64_t)st.st_size);
+    }
+    if (need <= avail)
         goto out;
     ok = 0;
     e->status = 507;
     e->code = "INSUFFICIENT_MEMORY";
     e->details =
         json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb", (json_int_t)avail);
-    snprintf(e->message, sizeof e->message,
-             "not enough RAM: the model needs about %llu MB and %llu MB are available; try a "
-             "smaller quantization",
-             (unsigned long long)need, (unsigned long long)avail);
+    if (have_est) {
+        json_object_set_new(e->details, "weights_mb", json_integer(mib_up(est.weights)));
+        json_object_set_new(e->details, "kv_cache_mb", json_integer(mib_up(est.kv)));
+        json_object_set_new(e->details, "scratch_mb",
+                            json_integer(mib_up(est.scratch + est.process)));
+        json_object_set_new(e->details, "context", json_integer(run.n_ctx));
+        json_object_set_new(e->details, "slots", json_integer(run.slots));
+        json_object_set_new(e->details, "kv_type",
+                            json_string(h->cfg.worker_kv_type ? h->cfg.worker_kv_type : "f16"));
+        snprintf(e->message, sizeof e->message,
+                 "not enough RAM: the worker needs about %llu MB (weights %lld MB, KV cache %lld "
+                 "MB for %d x %d tokens in %s, buffers %lld MB) and %llu MB are available; try a "
+                 "smaller quantization, a shorter --worker-ctx or --worker-kv-type q8_0",
+                 (unsigned long long)need, (long long)mib_up(est.weights),
+                 (long long)mib_up(est.kv), run.slots, run.n_ctx,
+                 h->cfg.worker_kv_type ? h->cfg.worker_kv_type : "f16",
+                 (long long)mib_up(est.scratch + est.process), (unsigned long long)avail);
+    } else {
+        snprintf(e->message, sizeof e->message,
+                 "not enough RAM: the model needs about %llu MB and %llu MB are available; try a "
+                 "smaller quantization",
+                 (unsigned long long)need, (unsigned long long)avail);
+    }
 out:
     return ok;
 }
@@ -156,14 +203,15 @@ void hive_h_spawn(rb_http_req *req, rb_http_reply *rep, void *user)
         snprintf(e.message, sizeof e.message,
                  "model '%s' is not downloaded yet: POST /v1/models/download first", canonical);
     }
-    if (e.status || !backend_ok(h, sr.backend, sr.device, &e) || !memory_ok(sr.model_path, &e)) {
+    if (e.status || !backend_ok(h, sr.backend, sr.device, &e) ||
+        !hive_memory_ok(h, sr.model_path, &e)) {
         hive_api_reply(rep, &e);
         goto out;
     }
     if (h->cfg.local_mode)
         snprintf(sr.advertise_host, sizeof sr.advertise_host, "127.0.0.1");
     else
-        request_host(req, sr.advertise_host, sizeof sr.advertise_host);
+        hive_request_host(req, sr.advertise_host, sizeof sr.advertise_host);
     rc = hive_spawner_run(h->sp, &sr, &w, err, sizeof err);
     if (rc) {
         spawn_failed(h, rep, rc, err);
@@ -270,13 +318,20 @@ void hive_h_workers_list(rb_http_req *req, rb_http_reply *rep, void *user)
     }
     for (size_t i = 0; i < n; i++) {
         const hive_worker *w = &ws[i];
-        json_array_append_new(
-            list, json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:o, s:o}", "id", w->id,
-                            "url", w->url, "model_ref", w->model_ref, "backend", w->backend,
-                            "device", w->device, "state", hive_wstate_name(w->state), "pid",
-                            (int)w->pid, "slots_total", w->slots_total, "slots_busy", w->slots_busy,
-                            "last_heartbeat_unix", unix_or_null(w->last_heartbeat_unix),
-                            "last_activity_unix", unix_or_null(w->last_activity_unix)));
+        uint64_t rss = 0;
+        json_t *o =
+            json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:o, s:o}", "id", w->id, "url",
+                      w->url, "model_ref", w->model_ref, "backend", w->backend, "device", w->device,
+                      "state", hive_wstate_name(w->state), "pid", (int)w->pid, "slots_total",
+                      w->slots_total, "slots_busy", w->slots_busy, "last_heartbeat_unix",
+                      unix_or_null(w->last_heartbeat_unix), "last_activity_unix",
+                      unix_or_null(w->last_activity_unix));
+        /* the worker's resident set, read from /proc at each listing; null when unknown */
+        json_object_set_new(o, "rss_mb",
+                            w->pid > 0 && rb_proc_rss_bytes(w->pid, &rss) == RB_OK
+                                ? json_integer(mib_up(rss))
+                                : json_null());
+        json_array_append_new(list, o);
     }
     free(ws);
     rb_http_reply_json(rep, 200, json_pack("{s:o}", "workers", list));

@@ -7,7 +7,9 @@
  * the mask and the main thread alone receives the stop signals, in sigwait(). Start-up builds
  * the components bottom-up (catalog, registry, stopper, downloads, monitor, spawner, HTTP) and
  * the shutdown takes them down in the order that keeps every invariant:
- *   1. the HTTP server (in-flight handlers finish; no new spawns or downloads);
+ *   1. the HTTP server (in-flight handlers finish; no new spawns or downloads): OpenAI
+ *      requests waiting for a worker give up first and relays close their transfers, and
+ *      the relay threads are joined once the server has stopped;
  *   2. downloads are cancelled and joined (partial files removed, no catalog rows);
  *   3. every worker is stopped in parallel (HTTP, SIGTERM, SIGKILL; 30 s budget) while the
  *      monitor keeps reaping them;
@@ -24,6 +26,7 @@
 #include "hive_ctx.h"
 #include "hive_download.h"
 #include "hive_monitor.h"
+#include "hive_relay.h"
 #include "hive_spawn.h"
 #include "hive_stop.h"
 #include "rb_log.h"
@@ -34,6 +37,7 @@
 #define DEFAULT_INTERVAL_MS 30000
 #define DEFAULT_IDLE_MS 300000
 #define DEFAULT_LOAD_MS 300000
+#define DEFAULT_RELAY_QUEUE 16
 
 hive_config hive_config_default(void)
 {
@@ -47,6 +51,8 @@ hive_config hive_config_default(void)
     c.load_timeout_ms = DEFAULT_LOAD_MS;
     c.heartbeat_interval_ms = DEFAULT_INTERVAL_MS;
     c.worker_port_base = DEFAULT_WORKER_PORT;
+    c.worker_ctx = -1;
+    c.relay_queue = DEFAULT_RELAY_QUEUE;
     if (base && rb_parse_i64(base, 1, 65535, &v) == RB_OK)
         c.worker_port_base = (uint16_t)v;
     return c;
@@ -65,6 +71,10 @@ static rb_err init_config(hive *h, const hive_config *cfg, char *err, size_t err
     rb_err rc = RB_OK;
 
     h->cfg = *cfg;
+    if (cfg->worker_kv_type) {
+        snprintf(h->kv_type, sizeof h->kv_type, "%s", cfg->worker_kv_type);
+        h->cfg.worker_kv_type = h->kv_type;
+    }
     snprintf(h->bind_addr, sizeof h->bind_addr, "%s",
              cfg->bind_addr    ? cfg->bind_addr
              : cfg->local_mode ? "127.0.0.1"
@@ -132,6 +142,11 @@ static rb_err init_paths(hive *h, const hive_config *cfg, char *err, size_t errl
         goto out;
     }
     find_exe_dir(h);
+    if (cfg->models_dirs && snprintf(h->models_dirs, sizeof h->models_dirs, "%s",
+                                     cfg->models_dirs) >= (int)sizeof h->models_dirs) {
+        rc = rb_errf(err, errlen, RB_ETOOBIG, "--models-dir is too long");
+        goto out;
+    }
     if (cfg->worker_binary)
         snprintf(h->worker_binary, sizeof h->worker_binary, "%s", cfg->worker_binary);
     else if (rb_path_join(h->worker_binary, sizeof h->worker_binary, h->exe_dir,
@@ -157,8 +172,8 @@ static rb_err start(hive *h, char *err, size_t errlen)
         (rc = hive_catalog_open(db, &h->cat, err, errlen)))
         goto out;
     if (!(h->reg = hive_registry_new()) || hive_stopper_new(h, &h->stopper) ||
-        hive_downloads_new(h, &h->dl) || hive_monitor_start(h, &h->mon) ||
-        hive_spawner_start(h, &h->sp)) {
+        hive_downloads_new(h, &h->dl) || hive_relays_new(h->cfg.relay_queue, &h->relays) ||
+        hive_monitor_start(h, &h->mon) || hive_spawner_start(h, &h->sp)) {
         rc = rb_errf(err, errlen, RB_ENOMEM, "cannot start the hive's threads");
         goto out;
     }
@@ -186,7 +201,9 @@ static void stop(hive *h)
 {
     size_t left = 0;
 
+    hive_relays_stop(h->relays);
     rb_http_server_stop(h->srv);
+    hive_relays_free(h->relays);
     if (h->dl)
         hive_downloads_stop(h->dl);
     if (h->stopper && h->reg)

@@ -20,8 +20,8 @@
 #define HIVE_RAM_FACTOR_PCT 110
 #define HIVE_RAM_OVERHEAD_MB 128
 
-/* The request body as a JSON object (new reference), or NULL after replying 400
- * INVALID_JSON. */
+/* The request body as a JSON object (new reference), or NULL after replying 400: INVALID_JSON
+ * when it is not JSON, INVALID_REQUEST when it is JSON but not an object (as the worker). */
 json_t *hive_api_body(rb_http_req *req, rb_http_reply *rep);
 
 /* MemTotal and MemAvailable in MiB; available is capped by $RBEE_HIVE_RAM_LIMIT_MB. */
@@ -51,6 +51,14 @@ typedef struct hive_api_error {
 rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *canonical,
                           size_t canonlen, char *path, size_t pathlen, hive_resolved *what,
                           hive_api_error *e);
+
+/* Host part of the request's Host header ("h:8080" -> "h", "[::1]:8080" -> "[::1]"); "" when
+ * absent or unusable. */
+void hive_request_host(rb_http_req *req, char *out, size_t outlen);
+/* 1 when the RAM available fits a worker for the model file at path, run with h's worker
+ * options (context, KV cache type, slots, threads: rb_mem.h over the file's GGUF header); else
+ * 0 with e filled (507 INSUFFICIENT_MEMORY, the estimate's parts in details). */
+int hive_memory_ok(const hive *h, const char *path, hive_api_error *e);
 
 /* Replies with e (takes its details). */
 void hive_api_reply(rb_http_reply *rep, hive_api_error *e);

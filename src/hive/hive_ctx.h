@@ -22,6 +22,7 @@ typedef struct hive_downloads hive_downloads;
 typedef struct hive_spawner hive_spawner;
 typedef struct hive_monitor hive_monitor;
 typedef struct hive_stopper hive_stopper;
+typedef struct hive_relays hive_relays;
 
 /* Counters exported by GET /metrics. */
 typedef struct hive_metrics {
@@ -43,7 +44,9 @@ typedef struct hive {
     char logs_dir[HIVE_PATH_MAX];   /* $RBEE_HOME/logs */
     char exe_dir[HIVE_PATH_MAX];    /* folder of the running rbee-hive */
     char worker_binary[HIVE_PATH_MAX];
-    char hive_url[128]; /* base URL workers call back */
+    char models_dirs[4 * HIVE_PATH_MAX]; /* --models-dir, ':'-separated ("" when none) */
+    char hive_url[128];                  /* base URL workers call back */
+    char kv_type[16];                    /* cfg.worker_kv_type, copied */
     int64_t started_unix;
     hive_backends backends; /* detected once at start */
     hive_registry *reg;
@@ -52,6 +55,7 @@ typedef struct hive {
     hive_spawner *sp;
     hive_monitor *mon;
     hive_stopper *stopper;
+    hive_relays *relays; /* the OpenAI routes (relay.c) */
     rb_http_server *srv;
     hive_metrics m;
 } hive;

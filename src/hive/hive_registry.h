@@ -58,6 +58,7 @@ typedef struct hive_worker {
     int64_t last_heartbeat_unix; /* wall clock for the API; 0 before the first */
     int64_t last_activity_unix;
     int health_failures;  /* consecutive failed health checks */
+    int relays;           /* OpenAI requests the hive is relaying to it now (relay.c) */
     char stop_reason[48]; /* why the hive stops it; "" while it runs */
 } hive_worker;
 
@@ -109,6 +110,19 @@ rb_err hive_registry_ready(hive_registry *r, const char *id, const char *url);
  * Returns the consecutive failures, or -1 when the worker is gone. */
 int hive_registry_health(hive_registry *r, const char *id, int ok, int state);
 
+/* For the OpenAI routes (relay.c). Finds a worker serving model (references compare in
+ * canonical form) that is ready (idle or busy, not stopping) and has a free slot (fewer relays
+ * than max(slots_total, 1)); counts a relay on it, records activity and copies it into out.
+ * Returns RB_OK, RB_EBUSY when such workers are ready but full, RB_ENOTFOUND when none is
+ * ready. *loading is set to 1 when a worker for model is still loading. *seq receives the
+ * change counter for hive_registry_wait_change. */
+rb_err hive_registry_lease(hive_registry *r, const char *model, hive_worker *out, int *loading,
+                           unsigned long *seq);
+/* Ends a relay counted by hive_registry_lease; records activity (the idle clock starts now). */
+void hive_registry_unlease(hive_registry *r, const char *id);
+/* Waits at most timeout_ms until the registry changed since seq (a worker became ready, a
+ * relay ended, a worker is stopping or was removed). */
+void hive_registry_wait_change(hive_registry *r, unsigned long seq, int timeout_ms);
 /* Marks the worker stopping with reason and copies it into out (may be NULL). RB_ENOTFOUND, or
  * RB_EBUSY when it is already stopping. */
 rb_err hive_registry_begin_stop(hive_registry *r, const char *id, const char *reason,

@@ -12,7 +12,9 @@
  * On each tick it takes a copy of the registry and judges each worker outside the registry
  * lock: killing a stuck or silent worker (SIGKILL through the registry), health-checking it
  * over HTTP, or starting a graceful stop for an idle one (stop.c, on its own thread). Health
- * checks do not count as activity: only a worker's own report of being busy does.
+ * checks do not count as activity: only a worker's own report of being busy does, and a
+ * request the hive relays to it (relay.c), which also keeps it from the idle timeout while the
+ * relay lasts.
  */
 #include <errno.h>
 #include <poll.h>
@@ -120,7 +122,7 @@ static void check_worker(hive *h, const hive_worker *w, int64_t now)
                HIVE_HEALTH_FAILURES) {
         kill_worker(h, w, "health checks failed");
     } else if (c->idle_timeout_ms > 0 && hive_registry_get(h->reg, w->id, &cur) == RB_OK &&
-               cur.state == HIVE_W_IDLE && cur.slots_busy == 0 &&
+               cur.state == HIVE_W_IDLE && cur.slots_busy == 0 && cur.relays == 0 &&
                rb_now_ms() - cur.last_activity_ms >= c->idle_timeout_ms) {
         hive_stop_async(h->stopper, cur.id, "idle timeout");
     }

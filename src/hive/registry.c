@@ -37,9 +37,10 @@ typedef struct entry {
 
 struct hive_registry {
     pthread_mutex_t mu;
-    pthread_cond_t changed; /* an entry was removed */
+    pthread_cond_t changed; /* an entry was removed, or seq moved */
     entry e[HIVE_MAX_WORKERS];
     size_t n;
+    unsigned long seq; /* bumped on every change a relay waits for */
 };
 
 static const char *const state_names[] = {"loading", "idle", "busy", "stopping"};
@@ -116,6 +117,14 @@ static void remove_at(hive_registry *r, size_t i)
     if (r->e[i].pidfd >= 0)
         close(r->e[i].pidfd);
     r->e[i] = r->e[--r->n];
+    r->seq++;
+    pthread_cond_broadcast(&r->changed);
+}
+
+/* A change relays wait for; the caller holds the lock. */
+static void bump(hive_registry *r)
+{
+    r->seq++;
     pthread_cond_broadcast(&r->changed);
 }
 
@@ -252,6 +261,7 @@ rb_err hive_registry_ready(hive_registry *r, const char *id, const char *url)
         w->last_heartbeat_ms = now;
         w->last_heartbeat_unix = rb_unix_s();
         touch_activity(w, now);
+        bump(r);
         rc = RB_OK;
     }
     pthread_mutex_unlock(&r->mu);
@@ -292,6 +302,7 @@ rb_err hive_registry_begin_stop(hive_registry *r, const char *id, const char *re
         } else {
             w->state = HIVE_W_STOPPING;
             snprintf(w->stop_reason, sizeof w->stop_reason, "%s", reason);
+            bump(r);
             rc = RB_OK;
         }
         if (out)
@@ -299,6 +310,80 @@ rb_err hive_registry_begin_stop(hive_registry *r, const char *id, const char *re
     }
     pthread_mutex_unlock(&r->mu);
     return rc;
+}
+
+/* The canonical form of a model reference into out (the text itself when it does not parse). */
+static void canonical(const char *ref, char *out, size_t outlen)
+{
+    hive_modelref m;
+    char err[8];
+
+    if (hive_modelref_parse(ref, &m, err, sizeof err) != RB_OK ||
+        hive_modelref_format(&m, out, outlen) != RB_OK)
+        snprintf(out, outlen, "%s", ref);
+}
+
+rb_err hive_registry_lease(hive_registry *r, const char *model, hive_worker *out, int *loading,
+                           unsigned long *seq)
+{
+    char want[HIVE_REF_MAX], have[HIVE_REF_MAX];
+    rb_err rc = RB_ENOTFOUND;
+    int best = -1;
+
+    canonical(model, want, sizeof want);
+    *loading = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        hive_worker *w = &r->e[i].w;
+        canonical(w->model_ref, have, sizeof have);
+        if (strcmp(have, want) != 0 || w->state == HIVE_W_STOPPING)
+            continue;
+        if (w->state == HIVE_W_LOADING) {
+            *loading = 1;
+            continue;
+        }
+        if (w->relays >= (w->slots_total > 0 ? w->slots_total : 1)) {
+            rc = best < 0 ? RB_EBUSY : rc;
+            continue;
+        }
+        /* the least loaded of the ready ones */
+        if (best < 0 || w->relays < r->e[best].w.relays)
+            best = (int)i;
+    }
+    if (best >= 0) {
+        hive_worker *w = &r->e[best].w;
+        w->relays++;
+        touch_activity(w, rb_now_ms());
+        *out = *w;
+        rc = RB_OK;
+    }
+    *seq = r->seq;
+    pthread_mutex_unlock(&r->mu);
+    return rc;
+}
+
+void hive_registry_unlease(hive_registry *r, const char *id)
+{
+    int i;
+
+    pthread_mutex_lock(&r->mu);
+    if ((i = find(r, id)) >= 0 && r->e[i].w.relays > 0) {
+        r->e[i].w.relays--;
+        touch_activity(&r->e[i].w, rb_now_ms());
+    }
+    bump(r);
+    pthread_mutex_unlock(&r->mu);
+}
+
+void hive_registry_wait_change(hive_registry *r, unsigned long seq, int timeout_ms)
+{
+    struct timespec dl = rb_deadline_ms(timeout_ms);
+
+    pthread_mutex_lock(&r->mu);
+    while (r->seq == seq)
+        if (pthread_cond_timedwait(&r->changed, &r->mu, &dl) == ETIMEDOUT)
+            break;
+    pthread_mutex_unlock(&r->mu);
 }
 
 rb_err hive_registry_kill(hive_registry *r, const char *id, int sig)

@@ -8,7 +8,14 @@
  * deleted by hand is dropped, so the model can be downloaded again). An hf: reference to a
  * repo first asks the endpoint which file the Q4_K_M rule picks; when the endpoint cannot be
  * reached, a downloaded Q4_K_M file of that repo still resolves, so a node works offline.
+ * A file: reference is confined to the hive's model folders ($RBEE_HOME/models, the bundled
+ * model's folder and the operator's --models-dir folders), compared after resolving links
+ * (realpath), and must name a regular .gguf file. Outside them every answer is the same 403,
+ * whether the path exists or not, so the endpoint tells nothing about the rest of the disk.
  */
+#include <libgen.h>
+#include <limits.h>
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +120,74 @@ out:
     return rc;
 }
 
+/* 1 when the real path p lies inside folder dir (resolved here). */
+static int inside(const char *dir, const char *p)
+{
+    char real[PATH_MAX];
+    size_t n;
+
+    if (!dir[0] || !realpath(dir, real))
+        return 0;
+    n = strlen(real);
+    return strncmp(p, real, n) == 0 && (p[n] == '/' || (n == 1 && real[0] == '/'));
+}
+
+/* 1 when the real path p is inside one of the hive's model folders. */
+static int allowed(const hive *h, const char *p)
+{
+    char bundled[HIVE_PATH_MAX], dirs[sizeof h->models_dirs], *save = NULL;
+    int ok = inside(h->models_dir, p);
+
+    if (!ok && hive_bundled_path(h->exe_dir, bundled, sizeof bundled) == RB_OK)
+        ok = inside(dirname(bundled), p);
+    snprintf(dirs, sizeof dirs, "%s", h->models_dirs);
+    for (char *d = strtok_r(dirs, ":", &save); d && !ok; d = strtok_r(NULL, ":", &save))
+        ok = inside(d, p);
+    return ok;
+}
+
+/* Checks a file: path against the model folders; on success path gets its real path. */
+static rb_err confine_file(hive *h, const char *given, char *path, size_t pathlen,
+                           hive_api_error *e)
+{
+    char real[PATH_MAX];
+    size_t n = strlen(given);
+    struct stat st;
+    rb_err rc = RB_OK;
+
+    if (n <= 5 || strcasecmp(given + n - 5, ".gguf") != 0) {
+        snprintf(e->message, sizeof e->message, "a file: reference must name a .gguf file");
+        return fail(e, 400, "INVALID_MODEL_REF", RB_EINVAL);
+    }
+    /* A missing file is judged by the folder it would be in. */
+    if (!realpath(given, real)) {
+        char parent[HIVE_PATH_MAX], base[HIVE_PATH_MAX], rp[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", given);
+        snprintf(base, sizeof base, "%s", given);
+        if (!realpath(dirname(parent), rp) ||
+            snprintf(real, sizeof real, "%s/%s", rp, basename(base)) >= (int)sizeof real)
+            real[0] = '\0';
+    }
+    if (!real[0] || !allowed(h, real)) {
+        snprintf(e->message, sizeof e->message,
+                 "file: references may only name .gguf files in the hive's model folders "
+                 "($RBEE_HOME/models, the bundled model's folder, --models-dir)");
+        return fail(e, 403, "MODEL_PATH_FORBIDDEN", RB_EAUTH);
+    }
+    if (stat(real, &st) != 0 || access(real, R_OK) != 0) {
+        snprintf(e->message, sizeof e->message,
+                 "model file '%.900s' does not exist or is not readable", given);
+        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(e->message, sizeof e->message, "model file '%.900s' is not a regular file", given);
+        rc = fail(e, 400, "INVALID_MODEL_REF", RB_EINVAL);
+    } else if (snprintf(path, pathlen, "%s", real) >= (int)pathlen) {
+        snprintf(e->message, sizeof e->message, "model path is too long");
+        rc = fail(e, 400, "INVALID_MODEL_REF", RB_ETOOBIG);
+    }
+    return rc;
+}
+
 /* file: and the bundled model: the file must be there. */
 static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t pathlen,
                             hive_api_error *e)
@@ -125,14 +200,8 @@ static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t path
                  "installed next to rbee-hive",
                  HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB);
         rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
-    } else if (ref->kind == HIVE_REF_FILE && access(ref->path, R_OK) != 0) {
-        snprintf(e->message, sizeof e->message,
-                 "model file '%.900s' does not exist or is not "
-                 "readable",
-                 ref->path);
-        rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
     } else if (ref->kind == HIVE_REF_FILE) {
-        snprintf(path, pathlen, "%s", ref->path);
+        rc = confine_file(h, ref->path, path, pathlen, e);
     }
     return rc;
 }

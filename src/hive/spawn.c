@@ -21,6 +21,7 @@
  * child that survives is handed to the monitor, which reaps it whenever it exits.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -33,6 +34,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +50,7 @@
 #define TAIL_READ_BYTES 4096 /* bytes read from the end of a log for its tail */
 #define FALLBACK_POLL_MS 5   /* start watch without a pidfd: waitpid every 5 ms */
 #define PORT_IN_USE_TEXT "Address already in use"
+#define LOGS_KEPT 20 /* worker logs kept besides those of registered workers */
 
 struct hive_spawner {
     hive *h;
@@ -64,7 +67,7 @@ struct hive_spawner {
 };
 
 typedef struct spawn_args {
-    char port[16], device[16], heartbeat[16], slots[16], threads[16], ctx[16];
+    char port[16], device[16], heartbeat[16], slots[16], threads[16], ctx[16], kv_type[16];
     char *argv[32];
 } spawn_args;
 
@@ -150,7 +153,8 @@ static void build_args(const hive *h, const hive_spawn_req *req, const char *id,
     a->argv[i++] = (char *)h->hive_url;
     a->argv[i++] = "--heartbeat-interval";
     a->argv[i++] = a->heartbeat;
-    /* the operator's --worker-slots, --worker-threads and --worker-ctx, when given */
+    /* the operator's --worker-slots, --worker-threads, --worker-ctx and --worker-kv-type,
+     * when given */
     if (h->cfg.worker_slots > 0) {
         snprintf(a->slots, sizeof a->slots, "%d", h->cfg.worker_slots);
         a->argv[i++] = "--slots";
@@ -161,10 +165,15 @@ static void build_args(const hive *h, const hive_spawn_req *req, const char *id,
         a->argv[i++] = "--threads";
         a->argv[i++] = a->threads;
     }
-    if (h->cfg.worker_ctx > 0) {
+    if (h->cfg.worker_ctx >= 0) {
         snprintf(a->ctx, sizeof a->ctx, "%d", h->cfg.worker_ctx);
         a->argv[i++] = "--ctx";
         a->argv[i++] = a->ctx;
+    }
+    if (h->cfg.worker_kv_type) {
+        snprintf(a->kv_type, sizeof a->kv_type, "%s", h->cfg.worker_kv_type);
+        a->argv[i++] = "--kv-type";
+        a->argv[i++] = a->kv_type;
     }
     if (req->advertise_host[0]) {
         a->argv[i++] = "--advertise-host";
@@ -303,6 +312,61 @@ out:
     return rc;
 }
 
+typedef struct log_file {
+    char name[256];
+    time_t mtime;
+} log_file;
+
+static int newest_first(const void *a, const void *b)
+{
+    const log_file *x = a, *y = b;
+    return (y->mtime > x->mtime) - (y->mtime < x->mtime);
+}
+
+/* Deletes the worker logs beyond the LOGS_KEPT newest, sparing those of registered workers
+ * (their logs are read when they fail). Runs after each spawn, so logs/ stays bounded. */
+static void prune_logs(hive *h)
+{
+    DIR *d = opendir(h->logs_dir);
+    log_file *files = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *e;
+
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        struct stat st;
+        char path[HIVE_PATH_MAX + 256];
+        if (strncmp(e->d_name, "worker-", 7) != 0 || len < 5 || len >= sizeof files->name ||
+            strcmp(e->d_name + len - 4, ".log") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", h->logs_dir, e->d_name);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            log_file *more = realloc(files, (cap = cap ? cap * 2 : 64) * sizeof *files);
+            if (!more)
+                break;
+            files = more;
+        }
+        snprintf(files[n].name, sizeof files[n].name, "%s", e->d_name);
+        files[n++].mtime = st.st_mtime;
+    }
+    if (d)
+        closedir(d);
+    qsort(files, n, sizeof *files, newest_first);
+    for (size_t i = LOGS_KEPT; i < n; i++) {
+        char id[HIVE_WORKER_ID_MAX], path[HIVE_PATH_MAX + 256];
+        hive_worker w;
+        snprintf(id, sizeof id, "%.*s", (int)(strlen(files[i].name) - 4), files[i].name);
+        if (hive_registry_get(h->reg, id, &w) == RB_OK)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", h->logs_dir, files[i].name);
+        if (unlink(path) == 0)
+            rb_log(RB_LOG_DEBUG, "spawn", "removed old worker log %s", files[i].name);
+    }
+    free(files);
+}
+
 /* One spawn, on the spawner thread. */
 static rb_err spawn_one(hive *h, const hive_spawn_req *req, hive_worker *out, char *err,
                         size_t errlen)
@@ -340,6 +404,7 @@ static rb_err spawn_one(hive *h, const hive_spawn_req *req, hive_worker *out, ch
     hive_registry_started(h->reg, id);
     rb_log(RB_LOG_INFO, "spawn", "worker %s started: pid %d, port %d, model %s, log %s", id,
            (int)out->pid, port, req->model_ref, log_path);
+    prune_logs(h);
     hive_monitor_wake(h->mon);
 out:
     return rc;

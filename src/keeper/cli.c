@@ -17,6 +17,9 @@ static const char usage_text[] =
     "usage: rbee infer [--node NAME] [--model REF] --prompt TEXT [--max-tokens N]\n"
     "                  [--temperature T] [--top-p P] [--top-k K] [--seed S] [--backend B]\n"
     "                  [--device D] [--ready-timeout S] [--hive URL] [--json]\n"
+    "       rbee chat [--node NAME] [--model REF] [--system TEXT] [--max-tokens N]\n"
+    "                 [--temperature T] [--backend B] [--device D] [--ready-timeout S]\n"
+    "                 [--hive URL]\n"
     "       rbee workers list|health|shutdown [--node NAME] [--hive URL] [--id ID] [--all]\n"
     "       rbee models list|download [REF] [--node NAME] [--hive URL]\n"
     "       rbee hive start|stop|status [--node NAME]\n"
@@ -56,6 +59,8 @@ int kpr_main(int argc, char **argv, atomic_int *interrupted)
     kpr_ctx_init(&c, interrupted, 0);
     if (strcmp(cmd, "infer") == 0)
         status = kpr_cmd_infer(&c, argc - 2, argv + 2);
+    else if (strcmp(cmd, "chat") == 0)
+        status = kpr_cmd_chat(&c, argc - 2, argv + 2);
     else if (strcmp(cmd, "workers") == 0)
         status = kpr_cmd_workers(&c, argc - 2, argv + 2);
     else if (strcmp(cmd, "models") == 0)

@@ -53,15 +53,19 @@ static rb_err do_list(kpr_ctx *c, const kpr_target *t, json_t *ws)
     if (json_array_size(ws) == 0)
         kpr_out_line(&c->out, "No workers on %s", t->name);
     else
-        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8s %s", "ID", "STATE", "MODEL", "URL",
-                     "PID", "SLOTS");
+        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8s %-6s %s", "ID", "STATE", "MODEL", "URL",
+                     "PID", "SLOTS", "RSS");
     json_array_foreach(ws, i, w)
     {
-        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8lld %lld/%lld", kpr_jstr(w, "id"),
+        char rss[32] = "-"; /* a hive without rss_mb, or a process it could not read */
+        if (json_is_integer(json_object_get(w, "rss_mb")))
+            snprintf(rss, sizeof rss, "%lld MB",
+                     (long long)json_integer_value(json_object_get(w, "rss_mb")));
+        kpr_out_line(&c->out, "%-44s %-8s %-24s %-28s %-8lld %lld/%-4lld %s", kpr_jstr(w, "id"),
                      kpr_jstr(w, "state"), kpr_jstr(w, "model_ref"), kpr_jstr(w, "url"),
                      (long long)json_integer_value(json_object_get(w, "pid")),
                      (long long)json_integer_value(json_object_get(w, "slots_busy")),
-                     (long long)json_integer_value(json_object_get(w, "slots_total")));
+                     (long long)json_integer_value(json_object_get(w, "slots_total")), rss);
     }
     return RB_OK;
 }

@@ -62,13 +62,13 @@ static rb_err start_ephemeral(kpr_ctx *c, kpr_target *t, kpr_local_hive *eph, in
                   "No hive runs on localhost: starting an ephemeral local hive on port %d "
                   "(stopped when rbee exits)",
                   port);
-    rc = kpr_local_hive_start(eph, c->home, port, KPR_HIVE_START_MS, c->interrupted, err,
-                              sizeof err);
+    rc = kpr_local_hive_start(eph, c->home, port, c->models_dir, KPR_HIVE_START_MS, c->interrupted,
+                              err, sizeof err);
     if (rc == RB_EEXIST) { /* lost a race for the port: once more on a fresh one */
         port = kpr_pick_port();
         kpr_out_phase(&c->out, phase, "Port taken meanwhile; trying port %d", port);
-        rc = kpr_local_hive_start(eph, c->home, port, KPR_HIVE_START_MS, c->interrupted, err,
-                                  sizeof err);
+        rc = kpr_local_hive_start(eph, c->home, port, c->models_dir, KPR_HIVE_START_MS,
+                                  c->interrupted, err, sizeof err);
     }
     if (rc == RB_OK) {
         snprintf(t->hive_url, sizeof t->hive_url, "%s", eph->url);

@@ -37,6 +37,18 @@ void kpr_ctx_release(kpr_ctx *c)
     c->store = NULL;
 }
 
+void kpr_ctx_model_dir(kpr_ctx *c, const char *model_ref)
+{
+    const char *p = strncmp(model_ref, "file:", 5) == 0 ? model_ref + 5 : NULL;
+    const char *slash;
+
+    if (p && strncmp(p, "//", 2) == 0)
+        p += 2; /* file:///abs/path */
+    slash = p ? strrchr(p, '/') : NULL;
+    if (slash && slash > p && (size_t)(slash - p) < sizeof c->models_dir)
+        snprintf(c->models_dir, sizeof c->models_dir, "%.*s", (int)(slash - p), p);
+}
+
 int kpr_ctx_interrupted(const kpr_ctx *c)
 {
     return c->interrupted && atomic_load(c->interrupted) != 0;

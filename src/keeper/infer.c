@@ -191,13 +191,30 @@ static void fail_memory(kpr_run *r, const kpr_reply *rep)
                  "available",
                  r->t.name, r->o->model, need, have);
     kpr_fail_line(&r->f, "Required: %lld MB. Available: %lld MB.", need, have);
+    if (json_is_integer(json_object_get(d, "kv_cache_mb")))
+        kpr_fail_line(&r->f,
+                      "Estimate: weights %lld MB + KV cache %lld MB (%lld x %lld tokens, %s) + "
+                      "buffers %lld MB.",
+                      (long long)json_integer_value(json_object_get(d, "weights_mb")),
+                      (long long)json_integer_value(json_object_get(d, "kv_cache_mb")),
+                      (long long)json_integer_value(json_object_get(d, "slots")),
+                      (long long)json_integer_value(json_object_get(d, "context")),
+                      json_string_value(json_object_get(d, "kv_type"))
+                          ? json_string_value(json_object_get(d, "kv_type"))
+                          : "?",
+                      (long long)json_integer_value(json_object_get(d, "scratch_mb")));
     kpr_fail_hint(&r->f,
                   "use a smaller quantization of the model (a Q4_K_M file instead of Q8_0 "
-                  "or F16), or free memory by stopping workers (rbee workers list --node "
-                  "%s)",
+                  "or F16), a shorter context or a Q8_0 KV cache (rbee-hive --worker-ctx, "
+                  "--worker-kv-type q8_0), or free memory by stopping workers (rbee workers "
+                  "list --node %s)",
                   r->t.name);
-    r->f.details =
-        json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb", (json_int_t)have);
+    r->f.details = json_deep_copy(d);
+    if (!json_is_object(r->f.details)) {
+        json_decref(r->f.details);
+        r->f.details = json_pack("{s:I, s:I}", "required_mb", (json_int_t)need, "available_mb",
+                                 (json_int_t)have);
+    }
 }
 
 static rb_err phase_spawn(kpr_run *r)
@@ -257,8 +274,10 @@ static rb_err phase_register(kpr_run *r)
 static rb_err cold_start(kpr_run *r)
 {
     char path[KPR_PATH_MAX];
-    rb_err rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
+    rb_err rc;
 
+    kpr_ctx_model_dir(r->c, r->o->model);
+    rc = kpr_hive_connect(r->c, &r->t, &r->eph, 2, 1, &r->caps, &r->f);
     if (!rc)
         rc = kpr_provision(r->c, &r->t, r->o->model, 3, path, sizeof path, &r->f);
     if (!rc)
@@ -294,7 +313,18 @@ static rb_err warm_worker_vanished(kpr_run *r)
     return rc;
 }
 
-static void finish(kpr_run *r)
+rb_err kpr_run_prepare(kpr_run *r)
+{
+    rb_err rc = kpr_target_resolve(r->c, r->o->node, r->o->hive_url, &r->t, &r->f);
+
+    if (!rc)
+        rc = phase_cache(r);
+    if (!rc && !r->warm)
+        rc = cold_start(r);
+    return rc;
+}
+
+void kpr_run_finish(kpr_run *r)
 {
     kpr_store *st = NULL;
 
@@ -325,11 +355,7 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     c->out.json = o.json;
     r.c = c;
     r.o = &o;
-    rc = kpr_target_resolve(c, o.node, o.hive_url, &r.t, &r.f);
-    if (!rc)
-        rc = phase_cache(&r);
-    if (!rc && !r.warm)
-        rc = cold_start(&r);
+    rc = kpr_run_prepare(&r);
     if (!rc)
         rc = kpr_phase_infer(&r);
     if (rc == RB_ENOTFOUND && r.warm)
@@ -344,7 +370,7 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     } else {
         status = KPR_EXIT_OK;
     }
-    finish(&r);
+    kpr_run_finish(&r);
 out:
     return status;
 }

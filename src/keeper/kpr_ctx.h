@@ -31,7 +31,8 @@ typedef struct kpr_ctx {
     char home[KPR_PATH_MAX];
     atomic_int *interrupted; /* borrowed: non-zero after SIGINT or SIGTERM */
     kpr_out out;
-    kpr_store *store; /* opened on first use by kpr_ctx_store */
+    kpr_store *store;              /* opened on first use by kpr_ctx_store */
+    char models_dir[KPR_PATH_MAX]; /* a file: model's folder, for an ephemeral hive; "" none */
 } kpr_ctx;
 
 typedef struct kpr_target {
@@ -48,6 +49,9 @@ typedef struct kpr_target {
 /* Fills c; an unusable home is reported later, by the first command that needs it. */
 void kpr_ctx_init(kpr_ctx *c, atomic_int *interrupted, int json);
 void kpr_ctx_release(kpr_ctx *c);
+/* Remembers the folder of a file: model reference (no-op for other references), so that an
+ * ephemeral hive started for it is allowed to serve it (rbee-hive --models-dir). */
+void kpr_ctx_model_dir(kpr_ctx *c, const char *model_ref);
 /* 1 after SIGINT or SIGTERM. */
 int kpr_ctx_interrupted(const kpr_ctx *c);
 /* The state databases, opened on first use; fills f on failure. */

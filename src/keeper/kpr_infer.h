@@ -54,8 +54,17 @@ typedef struct kpr_run {
     char cancel_detail[256]; /* what phase 8 did about a Ctrl+C, shown before "Canceled." */
 } kpr_run;
 
+/* Phases 1 to 7 for r (r->c, r->o set, r->f initialised): resolves the target, then a warm
+ * start from the worker cache or a cold start (hive, model, preflight, spawn, register, ready).
+ * On failure r->f says why. */
+rb_err kpr_run_prepare(kpr_run *r);
+/* Stops r's ephemeral hive (forgetting its workers) and releases r. */
+void kpr_run_finish(kpr_run *r);
+
 /* rbee infer [options]; returns the exit status. argv: the words after "infer". */
 int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv);
+/* rbee chat [options] (chat.c); returns the exit status. argv: the words after "chat". */
+int kpr_cmd_chat(kpr_ctx *c, int argc, char **argv);
 
 /* Phase 2: makes sure t's hive answers. For localhost (t->is_local) with allow_ephemeral and
  * no hive on the port, starts an ephemeral hive into *eph (the caller stops it) and points t at

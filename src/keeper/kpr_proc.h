@@ -38,19 +38,20 @@ typedef struct kpr_local_hive {
  * (looked up on PATH when started). */
 void kpr_hive_program(char *out, size_t len);
 
-/* 1 when 127.0.0.1:port can be bound now. */
+/* 1 when 127.0.0.1:port can be bound now as a server binds it (a port held only by connections
+ * in TIME_WAIT is free; one with a listener is not). */
 int kpr_port_free(int port);
 /* A port of 127.0.0.1 that was free a moment ago, or -1. */
 int kpr_pick_port(void);
 
-/* Starts `rbee-hive daemon --local-mode --addr 127.0.0.1:<port>` as a child in its own process
- * group (so Ctrl+C at the terminal reaches only the keeper, which then stops the hive in
- * order), with SIGTERM as its parent-death signal and its output appended to
- * <home>/logs/hive-ephemeral.log, and waits up to timeout_ms until it answers /v1/health.
- * RB_EEXIST when it could not listen because the port was taken, RB_ECANCELED when
- * *interrupted became non-zero; on failure nothing is left running. */
-rb_err kpr_local_hive_start(kpr_local_hive *h, const char *home, int port, int timeout_ms,
-                            atomic_int *interrupted, char *err, size_t errlen);
+/* Starts `rbee-hive daemon --local-mode --addr 127.0.0.1:<port>` (and `--models-dir
+ * models_dir` unless it is NULL or empty) as a child in its own process group (so Ctrl+C at the
+ * terminal reaches only the keeper, which then stops the hive in order), with SIGTERM as its
+ * parent-death signal and its output appended to <home>/logs/hive-ephemeral.log, and waits up to
+ * timeout_ms until it answers /v1/health. RB_EEXIST when it could not listen because the port was
+ * taken, RB_ECANCELED when *interrupted became non-zero; on failure nothing is left running. */
+rb_err kpr_local_hive_start(kpr_local_hive *h, const char *home, int port, const char *models_dir,
+                            int timeout_ms, atomic_int *interrupted, char *err, size_t errlen);
 /* SIGTERM, waits up to timeout_ms for its exit, then SIGKILL. No-op when not running. */
 void kpr_local_hive_stop(kpr_local_hive *h, int timeout_ms);
 

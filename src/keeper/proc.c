@@ -57,7 +57,9 @@ void kpr_hive_program(char *out, size_t len)
 
 int kpr_port_free(int port)
 {
-    return rb_port_probe("127.0.0.1", port, 0) == port;
+    /* As the hive binds (SO_REUSEADDR): connections of a hive that just stopped linger in
+     * TIME_WAIT for a minute and must not make its port look taken. */
+    return rb_port_probe("127.0.0.1", port, 1) == port;
 }
 
 int kpr_pick_port(void)
@@ -66,15 +68,19 @@ int kpr_pick_port(void)
 }
 
 /* In the child: the hive's descriptors, process group, parent-death signal; then exec. */
-static void exec_hive(const char *program, const char *addr, int logfd, pid_t parent)
+static void exec_hive(const char *program, const char *addr, const char *models_dir, int logfd,
+                      pid_t parent)
 {
-    char *argv[] = {(char *)program, "daemon", "--local-mode", "--addr", (char *)addr, NULL};
+    char *argv[] = {(char *)program, "daemon",       "--local-mode",     "--addr",
+                    (char *)addr,    "--models-dir", (char *)models_dir, NULL};
     int devnull = open("/dev/null", O_RDONLY);
 
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(127);
+    if (!models_dir || !*models_dir)
+        argv[5] = NULL;
     if (devnull >= 0)
         dup2(devnull, 0);
     dup2(logfd, 1);
@@ -131,8 +137,8 @@ static rb_err wait_healthy(kpr_local_hive *h, int timeout_ms, atomic_int *interr
     return rc;
 }
 
-rb_err kpr_local_hive_start(kpr_local_hive *h, const char *home, int port, int timeout_ms,
-                            atomic_int *interrupted, char *err, size_t errlen)
+rb_err kpr_local_hive_start(kpr_local_hive *h, const char *home, int port, const char *models_dir,
+                            int timeout_ms, atomic_int *interrupted, char *err, size_t errlen)
 {
     char program[PATH_MAX], addr[64], logs[KPR_PATH_MAX];
     pid_t parent = getpid();
@@ -155,7 +161,7 @@ rb_err kpr_local_hive_start(kpr_local_hive *h, const char *home, int port, int t
         goto out;
     h->pid = fork();
     if (h->pid == 0)
-        exec_hive(program, addr, logfd, parent);
+        exec_hive(program, addr, models_dir, logfd, parent);
     if (h->pid < 0) {
         h->pid = 0;
         rc = rb_errf(err, errlen, RB_EIO, "cannot start %s: %s", program, strerror(errno));

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct rb_http_reply {
     size_t body_len;
     char content_type[64];
     rb_chan *sse; /* owned reference */
+    int raw;      /* sse is a raw body stream (rb_http_reply_stream) */
     reply_header headers[MAX_HEADERS];
     int nheaders;
     void (*on_complete)(void *user);
@@ -138,6 +140,7 @@ static void reply_clear(rb_http_reply *rep)
     rep->body_len = 0;
     rb_chan_unref(rep->sse);
     rep->sse = NULL;
+    rep->raw = 0;
 }
 
 void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type, const char *text)
@@ -177,6 +180,39 @@ void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch)
     rep->sse = ch;
 }
 
+void rb_http_reply_stream(rb_http_reply *rep, int status, const char *content_type, rb_chan *ch)
+{
+    reply_clear(rep);
+    rep->set = 1;
+    rep->status = status;
+    rb_chan_ref(ch);
+    rep->sse = ch;
+    rep->raw = 1;
+    snprintf(rep->content_type, sizeof rep->content_type, "%s",
+             content_type ? content_type : "application/octet-stream");
+}
+
+int rb_http_req_client_gone(rb_http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct pollfd p;
+    char c;
+    ssize_t r;
+
+    if (!ci || ci->connect_fd < 0)
+        return 0;
+    p.fd = ci->connect_fd;
+    p.events = POLLIN | POLLRDHUP;
+    p.revents = 0;
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+        return 1;
+    r = recv(p.fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user)
 {
     rep->on_complete = fn;
@@ -214,8 +250,12 @@ static enum MHD_Result send_reply(rb_http_server *srv, struct MHD_Connection *co
     if (rep->sse) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1);
-        if (r) {
+        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1, rep->raw);
+        if (r && rep->raw) {
+            MHD_add_response_header(r, "Content-Type", rep->content_type);
+            MHD_add_response_header(r, "Cache-Control", "no-cache");
+            MHD_add_response_header(r, "X-Accel-Buffering", "no");
+        } else if (r) {
             MHD_add_response_header(r, "Content-Type", "text/event-stream");
             MHD_add_response_header(r, "Cache-Control", "no-cache");
             MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -327,6 +367,35 @@ static void set_correlation(struct MHD_Connection *conn, req_ctx *ctx)
         rb_uuid(ctx->corr);
 }
 
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind, (void)value;
+    if (strcasecmp(key, "Content-Length") == 0)
+        (*(int *)cls)++;
+    return MHD_YES;
+}
+
+/* Why the request's framing is ambiguous (RFC 9112 sections 3.2 and 6.3), or NULL: a repeated
+ * or non-numeric Content-Length could be read two ways by two servers on the path, and
+ * HTTP/1.1 requires Host. */
+static const char *framing_error(struct MHD_Connection *conn, const char *version)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    uint64_t n;
+    int count = 0;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_header, &count);
+    if (count > 1)
+        return "repeated Content-Length header";
+    if (cl && rb_parse_u64(cl, &n) != RB_OK)
+        return "Content-Length is not a number";
+    if (version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0 &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return "HTTP/1.1 request without Host header";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -334,10 +403,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rb_http_server *srv = cls;
     req_ctx *ctx = *con_cls;
 
-    (void)version;
     if (!ctx) {
         int path_known;
-        const char *code;
+        const char *code, *framing;
         const char *cl, *ct;
 
         ctx = calloc(1, sizeof(*ctx));
@@ -348,6 +416,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rb_buf_init(&ctx->body, srv->cfg.max_body);
         set_correlation(conn, ctx);
 
+        if ((framing = framing_error(conn, version)))
+            return send_error(srv, conn, ctx, 400, "BAD_REQUEST", framing, method, url);
         ctx->route = route_find(srv, method, url, ctx, &path_known);
         if (!ctx->route)
             return path_known

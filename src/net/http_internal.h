@@ -26,8 +26,9 @@ struct rb_http_server {
     int stopping;
 };
 
-/* Builds the MHD response streaming ch to the connection's socket fd. NULL on ENOMEM. */
-struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd);
+/* Builds the MHD response streaming ch to the connection's socket fd: as SSE events, or with
+ * raw set as the events' bytes themselves (no framing, no keep-alive). NULL on ENOMEM. */
+struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd, int raw);
 /* Closes every active stream's channel so its reader ends. */
 void rb_http_sse_close_all(rb_http_server *srv);
 

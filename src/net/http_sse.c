@@ -4,11 +4,20 @@
  * DESIGN
  * The server runs one thread per connection, so the content-reader callback may block. It
  * waits in poll() on two descriptors: the channel's eventfd (an event or the finish arrived)
- * and the client socket (POLLRDHUP: the client went away). There is no periodic wake-up
- * besides the keep-alive: after keepalive_ms without output it sends ": keep-alive".
+ * and the client socket. There is no periodic wake-up besides the keep-alive: after
+ * keepalive_ms without output it sends ": keep-alive".
  * A client that disconnects is noticed at once, even while the producer is silent, and the
  * channel is closed so the producer's next push fails with RB_ECLOSED. When libmicrohttpd
  * destroys the response (stream over for any reason) the channel is closed too.
+ * End of input (POLLRDHUP) alone is not a disconnect: a client may shut down only its sending
+ * side after the request (nc -N does) and still read. TCP cannot tell that half-close from a
+ * full close until the server writes, so the stream then writes a keep-alive comment at once
+ * as a probe: a socket that is really closed answers it with a reset, which the next poll()
+ * reports as POLLERR/POLLHUP, and only that ends the stream.
+ *
+ * A raw stream (rb_http_reply_stream) is the same reader without the framing: each event's
+ * bytes go out as they are, and there is no keep-alive (a relayed body has its own format, and
+ * an SSE body being relayed carries its producer's keep-alives).
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,29 +33,39 @@
 struct sse_stream {
     rb_http_server *srv;
     rb_chan *ch;
-    int sockfd;     /* -1: not watched (the client sent bytes we will not read) */
-    rb_buf pending; /* formatted text not yet handed to libmicrohttpd */
+    int sockfd;      /* -1: not watched (the client sent bytes we will not read) */
+    int half_closed; /* the client sent its FIN: watch only for errors and hang-ups */
+    rb_buf pending;  /* formatted text not yet handed to libmicrohttpd */
     size_t off;
     rb_buf ev;
     int64_t last_out_ms;
+    int raw; /* events are body bytes, not SSE data */
     sse_stream *prev, *next;
 };
 
 static const char keepalive_text[] = ": keep-alive\n\n";
 
-/* Returns 1 when the client has gone away. */
+/* Returns 1 when the client has gone away. On a half-close it queues the probe (see DESIGN)
+ * and returns 0; a raw stream cannot carry a comment, so there the next body bytes written
+ * are the probe. */
 static int client_gone(sse_stream *s, short revents)
 {
     char c;
     ssize_t r;
 
-    if (revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+    if (revents & (POLLHUP | POLLERR | POLLNVAL))
         return 1;
-    if (!(revents & POLLIN))
+    if (!(revents & (POLLIN | POLLRDHUP)))
         return 0;
     r = recv(s->sockfd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         return 1;
+    if (r == 0 || (revents & POLLRDHUP)) {
+        s->half_closed = 1;
+        if (!s->raw)
+            rb_buf_append(&s->pending, keepalive_text, sizeof keepalive_text - 1);
+        return 0;
+    }
     /* The client sent data (a pipelined request): stop watching to avoid spinning. */
     s->sockfd = -1;
     return 0;
@@ -74,21 +93,22 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
         rb_chan_fd_drain(s->ch);
         rb_err rc = rb_chan_trypop(s->ch, &s->ev);
         if (rc == RB_OK) {
-            if (rb_sse_format(&s->pending, s->ev.data, s->ev.len))
+            if (s->raw ? rb_buf_append(&s->pending, s->ev.data, s->ev.len)
+                       : rb_sse_format(&s->pending, s->ev.data, s->ev.len))
                 return MHD_CONTENT_READER_END_WITH_ERROR;
             continue;
         }
         if (rc != RB_EBUSY)
             return MHD_CONTENT_READER_END_OF_STREAM;
 
-        int64_t wait = s->last_out_ms + ka - rb_now_ms();
-        if (wait <= 0) {
+        int64_t wait = s->raw ? -1 : s->last_out_ms + ka - rb_now_ms();
+        if (!s->raw && wait <= 0) {
             rb_buf_append(&s->pending, keepalive_text, sizeof keepalive_text - 1);
             continue;
         }
         struct pollfd pfd[2] = {
             {.fd = rb_chan_fd(s->ch), .events = POLLIN},
-            {.fd = s->sockfd, .events = POLLIN | POLLRDHUP},
+            {.fd = s->sockfd, .events = s->half_closed ? 0 : POLLIN | POLLRDHUP},
         };
         int n = poll(pfd, s->sockfd >= 0 ? 2 : 1, (int)wait);
         if (n < 0 && errno != EINTR)
@@ -125,7 +145,7 @@ static void sse_free(void *cls)
     free(s);
 }
 
-struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd)
+struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int sockfd, int raw)
 {
     sse_stream *s = calloc(1, sizeof(*s));
     struct MHD_Response *r;
@@ -135,6 +155,7 @@ struct MHD_Response *rb_http_sse_response(rb_http_server *srv, rb_chan *ch, int 
     s->srv = srv;
     s->ch = ch;
     s->sockfd = sockfd;
+    s->raw = raw;
     rb_buf_init(&s->pending, RB_SSE_MAX_EVENT * 2);
     rb_buf_init(&s->ev, RB_SSE_MAX_EVENT);
     s->last_out_ms = rb_now_ms();

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 
 #include "bench.h"
@@ -20,6 +21,7 @@
 
 typedef struct engine_args {
     const char *model;
+    const char *kv_type; /* f16 (default), q8_0 or f32 */
     int p, n, threads, reps, json, no_mmap;
 } engine_args;
 
@@ -30,7 +32,7 @@ static int parse(engine_args *a, int argc, char **argv)
         {"--json", RB_OPT_FLAG, &a->json},     {"--no-mmap", RB_OPT_FLAG, &a->no_mmap},
         {"-m", RB_OPT_STR, &a->model},         {"-p", RB_OPT_INT, &a->p, 1, 65536},
         {"-n", RB_OPT_INT, &a->n, 1, 65536},   {"-t", RB_OPT_INT, &a->threads, 1, 256},
-        {"-r", RB_OPT_INT, &a->reps, 1, 1000},
+        {"-r", RB_OPT_INT, &a->reps, 1, 1000}, {"--kv-type", RB_OPT_STR, &a->kv_type},
     };
 
     a->p = 128;
@@ -39,6 +41,12 @@ static int parse(engine_args *a, int argc, char **argv)
     if (rb_args_parse("rbee-bench engine", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
                       NULL, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        return -1;
+    }
+    if (a->kv_type && !(strcasecmp(a->kv_type, "f16") == 0 || strcasecmp(a->kv_type, "q8_0") == 0 ||
+                        strcasecmp(a->kv_type, "f32") == 0)) {
+        fprintf(stderr, "rbee-bench engine: --kv-type must be f16, q8_0 or f32, not '%s'\n",
+                a->kv_type);
         return -1;
     }
     if (!a->model) {
@@ -105,6 +113,8 @@ int bench_engine_main(int argc, char **argv)
     sp.n_ctx = len + 1;
     sp.n_threads = a.threads;
     sp.n_batch = a.p;
+    if (a.kv_type)
+        sp.kv_type = (eng_type)eng_type_parse(a.kv_type);
     if (sp.n_ctx > info.n_ctx_train) {
         fprintf(stderr, "rbee-bench engine: the model's context (%d) is shorter than %d tokens\n",
                 info.n_ctx_train, len + 1);
@@ -136,22 +146,24 @@ int bench_engine_main(int argc, char **argv)
     {
         double pmed = bench_quantile(pp, (size_t)a.reps, 0.5), pmin = pp[0], pmax = pp[a.reps - 1];
         double tmed = bench_quantile(tg, (size_t)a.reps, 0.5), tmin = tg[0], tmax = tg[a.reps - 1];
-        printf("model %s: %s, %.2f M params, %.1f MiB, %d threads\n", a.model,
+        printf("model %s: %s, %.2f M params, %.1f MiB, %d threads, %s KV cache\n", a.model,
                eng_type_name(info.main_type), (double)info.n_params / 1e6,
-               (double)info.file_size / 1048576.0, eng_session_threads(s));
+               (double)info.file_size / 1048576.0, eng_session_threads(s),
+               eng_type_name(sp.kv_type));
         printf("pp%-5d %9.1f tok/s  (min %.1f, max %.1f, %d runs)\n", a.p, pmed, pmin, pmax,
                a.reps);
         printf("tg%-5d %9.1f tok/s  (min %.1f, max %.1f, %d runs)\n", a.n, tmed, tmin, tmax,
                a.reps);
         printf("peak RSS %.1f MiB\n", (double)ru.ru_maxrss / 1024.0);
         if (a.json)
-            printf("{\"model\":\"%s\",\"type\":\"%s\",\"threads\":%d,\"n_prompt\":%d,\"n_gen\":%d,"
+            printf("{\"model\":\"%s\",\"type\":\"%s\",\"kv_type\":\"%s\",\"threads\":%d,\"n_"
+                   "prompt\":%d,\"n_gen\":%d,"
                    "\"pp_tokens_per_s\":%.2f,\"pp_min\":%.2f,\"pp_max\":%.2f,"
                    "\"tg_tokens_per_s\":%.2f,\"tg_min\":%.2f,\"tg_max\":%.2f,"
                    "\"file_mib\":%.1f,\"peak_rss_mib\":%.1f}\n",
-                   a.model, eng_type_name(info.main_type), eng_session_threads(s), a.p, a.n, pmed,
-                   pmin, pmax, tmed, tmin, tmax, (double)info.file_size / 1048576.0,
-                   (double)ru.ru_maxrss / 1024.0);
+                   a.model, eng_type_name(info.main_type), eng_type_name(sp.kv_type),
+                   eng_session_threads(s), a.p, a.n, pmed, pmin, pmax, tmed, tmin, tmax,
+                   (double)info.file_size / 1048576.0, (double)ru.ru_maxrss / 1024.0);
     }
     code = 0;
 out:

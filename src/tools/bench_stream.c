@@ -2,10 +2,13 @@
  * bench_stream.c - `rbee-bench stream`: what a client of a running worker experiences.
  *
  * For each concurrency level c, c client threads each send `requests` inference requests one
- * after another (POST /v1/inference, temperature 0) and time, per request: the handler
- * latency (request start to response headers), the time to the first token event, and every
- * gap between consecutive token events. Aggregate throughput is all tokens received divided
- * by the wall time of the level.
+ * after another (temperature 0) and time, per request: the handler latency (request start to
+ * response headers), the time to the first token, and every gap between consecutive tokens.
+ * --route picks the API: inference (POST /v1/inference, token events), chat
+ * (POST /v1/chat/completions, stream true: chunks with delta content) or completions
+ * (POST /v1/completions, stream true: chunks with text); on OpenAI's routes a "token" is a
+ * chunk with non-empty content, so the same worker can be compared across its APIs. Aggregate
+ * throughput is all tokens received divided by the wall time of the level.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -29,7 +32,14 @@ typedef struct level_stats {
     int errors;
 } level_stats;
 
+typedef enum route {
+    ROUTE_INFERENCE,
+    ROUTE_CHAT,
+    ROUTE_COMPLETIONS,
+} route;
+
 typedef struct client {
+    route route;
     const char *url;
     const char *body;
     int requests;
@@ -37,6 +47,7 @@ typedef struct client {
 } client;
 
 typedef struct req_state {
+    route route;
     int64_t start_us, last_us;
     int64_t first_us;
     long tokens;
@@ -49,8 +60,16 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
     req_state *r = user;
     int64_t now = rb_now_us();
     (void)event, (void)len;
-    if (strstr(data, "\"type\":\"token\"") == NULL)
-        return 0;
+    if (r->route == ROUTE_INFERENCE) {
+        if (strstr(data, "\"type\":\"token\"") == NULL)
+            return 0;
+    } else {
+        /* A chunk with non-empty text (not the role chunk, nor the finish or usage chunks). */
+        const char *key = r->route == ROUTE_CHAT ? "\"delta\":{\"content\":\"" : "\"text\":\"";
+        const char *at = strstr(data, key);
+        if (!at || at[strlen(key)] == '"')
+            return 0;
+    }
     if (!r->first_us)
         r->first_us = now;
     else if (r->ngaps < r->capgaps)
@@ -75,6 +94,7 @@ static void *client_main(void *arg)
         char err[256];
         rb_err rc;
 
+        r.route = c->route;
         r.gaps = gaps;
         r.capgaps = sizeof gaps / sizeof gaps[0];
         r.start_us = rb_now_us();
@@ -101,6 +121,8 @@ static void *client_main(void *arg)
 int bench_stream_main(int argc, char **argv)
 {
     const char *base = NULL, *prompt = "In the beginning", *clients_arg = "1,2,4";
+    const char *route_arg = "inference";
+    route rt;
     int requests = 8, max_tokens = 128, json_out = 0, levels[16], nlevels = 0;
     char url[512], *body;
     json_t *req;
@@ -111,6 +133,7 @@ int bench_stream_main(int argc, char **argv)
         {"--url", RB_OPT_STR, &base},
         {"--prompt", RB_OPT_STR, &prompt},
         {"--clients", RB_OPT_STR, &clients_arg},
+        {"--route", RB_OPT_STR, &route_arg},
         {"--requests", RB_OPT_INT, &requests, 1, 10000},
         {"--max-tokens", RB_OPT_INT, &max_tokens, 1, 2048},
     };
@@ -134,10 +157,30 @@ int bench_stream_main(int argc, char **argv)
         levels[nlevels++] = (int)c;
         p = *end == ',' ? end + 1 : end;
     }
+    if (strcmp(route_arg, "inference") == 0)
+        rt = ROUTE_INFERENCE;
+    else if (strcmp(route_arg, "chat") == 0)
+        rt = ROUTE_CHAT;
+    else if (strcmp(route_arg, "completions") == 0)
+        rt = ROUTE_COMPLETIONS;
+    else {
+        fprintf(stderr, "rbee-bench stream: --route must be inference, chat or completions\n");
+        return 1;
+    }
     rb_client_global_init();
-    snprintf(url, sizeof url, "%s/v1/inference", base);
-    req = json_pack("{s:s, s:i, s:f, s:i}", "prompt", prompt, "max_tokens", max_tokens,
-                    "temperature", 0.0, "seed", 1);
+    snprintf(url, sizeof url, "%s%s", base,
+             rt == ROUTE_CHAT          ? "/v1/chat/completions"
+             : rt == ROUTE_COMPLETIONS ? "/v1/completions"
+                                       : "/v1/inference");
+    if (rt == ROUTE_CHAT)
+        req =
+            json_pack("{s:[{s:s, s:s}], s:i, s:f, s:i, s:b}", "messages", "role", "user", "content",
+                      prompt, "max_tokens", max_tokens, "temperature", 0.0, "seed", 1, "stream", 1);
+    else
+        req = json_pack("{s:s, s:i, s:f, s:i}", "prompt", prompt, "max_tokens", max_tokens,
+                        "temperature", 0.0, "seed", 1);
+    if (rt == ROUTE_COMPLETIONS)
+        json_object_set_new(req, "stream", json_true());
     body = rb_json_dump(req);
     json_decref(req);
 
@@ -158,7 +201,7 @@ int bench_stream_main(int argc, char **argv)
         st.gaps_ms = calloc(MAX_GAPS, sizeof(double));
         t0 = rb_now_us();
         for (int i = 0; i < c; i++) {
-            cl[i] = (client){url, body, requests, &st};
+            cl[i] = (client){rt, url, body, requests, &st};
             pthread_create(&t[i], NULL, client_main, &cl[i]);
         }
         for (int i = 0; i < c; i++)

@@ -6,14 +6,21 @@
  *     rbee-gguf quantize IN OUT TYPE [--threads N]      TYPE: f32 f16 bf16 q8_0 q4_0 q2_k
  *                                                       q3_k_s q3_k_m q4_k q4_k_m q6_k
  *                                                       iq4_nl iq4_xs
- *     rbee-gguf random OUT --like tinyllama-1.1b --type q4_0 [--vocab VOCAB.gguf] [--seed S]
+ *     rbee-gguf random OUT --like SHAPE --type q4_0 [--vocab VOCAB.gguf] [--seed S]
+ *         SHAPE: a real model (tinyllama-1.1b, llama-3.2-1b, qwen3-0.6b, gemma-3-1b, ...) or
+ *         a fixture shape (qwen2-tiny, ...); an unknown one lists them all
+ *     rbee-gguf chat-render FILE [--template T.jinja] [--today YYYY-MM-DD] < messages.json
+ *                                                       the prompt chat_apply makes (rb_chat)
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "eng.h"
+#include "eng_gguf.h"
+#include "eng_tok.h"
 #include "eng_tools.h"
 #include "gguf_cmds.h"
 #include "rb_args.h"
@@ -157,11 +164,124 @@ int gguf_cmd_random(int argc, char **argv)
     }
     out = npos ? pos[0] : NULL;
     if (!out || !like)
-        return bad("random", "usage: random OUT --like tinyllama-1.1b|tiny --type TYPE "
+        return bad("random", "usage: random OUT --like SHAPE --type TYPE "
                              "[--vocab VOCAB.gguf] [--seed S]");
     if (eng_random_model(out, like, type, vocab, seed, rb_physical_cores(), err, sizeof err)) {
         fprintf(stderr, "%s: %s\n", PROG, err);
         return 1;
     }
     return 0;
+}
+
+/* The text of special token id ("" when the model has none); borrowed from tok. */
+static const char *special_text(const eng_tokenizer *tok, eng_token id)
+{
+    size_t len;
+    const char *p = id == ENG_TOKEN_NONE ? NULL : eng_tokenizer_piece(tok, id, &len);
+    return p ? p : "";
+}
+
+static int valid_date(const char *value, void *out)
+{
+    int y, m, d;
+    char tail;
+    if (strlen(value) != 10 || sscanf(value, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || m < 1 ||
+        m > 12 || d < 1 || d > 31)
+        return -1;
+    *(const char **)out = value;
+    return 0;
+}
+
+int gguf_cmd_chat_render(int argc, char **argv)
+{
+    const char *path = NULL, *tmpl_path = NULL, *today = NULL;
+    eng_gguf *g = NULL;
+    eng_tokenizer *tok = NULL;
+    json_t *messages = NULL;
+    char *file_src = NULL, *model_src = NULL, *prompt = NULL, err[512];
+    size_t npos = 0, len = 0;
+    int ret = 1;
+    const rb_opt opts[] = {
+        {"--template", RB_OPT_STR, &tmpl_path},
+        {"--today", RB_OPT_FN, &today, 0, 0, NULL, valid_date, "YYYY-MM-DD"},
+    };
+
+    if (rb_args_parse(PROG " chat-render", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), &path, 1,
+                      &npos, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    if (!path)
+        return bad("chat-render", "needs a model: chat-render FILE [--template T.jinja] "
+                                  "[--today YYYY-MM-DD] < messages.json");
+    if (eng_gguf_open(path, &g, err, sizeof err)) {
+        fprintf(stderr, "%s chat-render: cannot open model '%s': %s\n", PROG, path, err);
+        goto out;
+    }
+    if (eng_tokenizer_load(g, &tok, err, sizeof err)) {
+        fprintf(stderr, "%s chat-render: cannot load the tokenizer of '%s': %s\n", PROG, path, err);
+        goto out;
+    }
+    const char *src = NULL;
+    if (tmpl_path) {
+        if (rb_read_file(tmpl_path, (size_t)16 << 20, &file_src, &len)) {
+            fprintf(stderr, "%s chat-render: cannot read template '%s'\n", PROG, tmpl_path);
+            goto out;
+        }
+        if (memchr(file_src, '\0', len)) {
+            fprintf(stderr, "%s chat-render: template '%s' contains a NUL byte\n", PROG, tmpl_path);
+            goto out;
+        }
+        src = file_src;
+    } else {
+        int64_t k = eng_gguf_find_key(g, "tokenizer.chat_template");
+        eng_gguf_str s;
+        if (k >= 0 && eng_gguf_get_str(g, k, &s) == RB_OK) {
+            if (!(model_src = malloc(s.len + 1))) {
+                fprintf(stderr, "%s chat-render: out of memory\n", PROG);
+                goto out;
+            }
+            memcpy(model_src, s.p, s.len);
+            model_src[s.len] = '\0';
+            if (strlen(model_src) != s.len) {
+                fprintf(stderr, "%s chat-render: the chat template of '%s' contains a NUL byte\n",
+                        PROG, path);
+                goto out;
+            }
+            src = model_src;
+        } /* no template: chat_apply renders ChatML */
+    }
+    json_error_t je;
+    messages = json_loadf(stdin, 0, &je);
+    if (!messages) {
+        fprintf(stderr, "%s chat-render: messages on standard input are not JSON: line %d: %s\n",
+                PROG, je.line, je.text);
+        goto out;
+    }
+    if (!json_is_array(messages)) {
+        fprintf(stderr, "%s chat-render: messages on standard input must be a JSON array\n", PROG);
+        goto out;
+    }
+    chat_render_opts o = chat_render_opts_default();
+    o.bos_token = special_text(tok, eng_tokenizer_bos(tok));
+    o.eos_token = special_text(tok, eng_tokenizer_eos(tok));
+    o.today = today;
+    rb_err rc = chat_apply(src, messages, &o, &prompt, err, sizeof err);
+    if (rc) {
+        fprintf(stderr, "%s chat-render: %s%s%s: %s\n", PROG,
+                rc == RB_EFORMAT ? "template '" : "cannot render",
+                rc == RB_EFORMAT ? (tmpl_path ? tmpl_path : "tokenizer.chat_template") : "",
+                rc == RB_EFORMAT ? "'" : "", err);
+        goto out;
+    }
+    ret =
+        fwrite(prompt, 1, strlen(prompt), stdout) == strlen(prompt) && fflush(stdout) == 0 ? 0 : 1;
+out:
+    free(prompt);
+    json_decref(messages);
+    free(file_src);
+    free(model_src);
+    eng_tokenizer_free(tok);
+    eng_gguf_close(g);
+    return ret;
 }

@@ -3,7 +3,7 @@
  *
  *     rbee-gguf info FILE                         version, metadata, tensor table, totals
  *     rbee-gguf tokenize FILE [--bos] [--special] < text
- *     rbee-gguf generate | quantize | random ...  (gguf_cmds.c)
+ *     rbee-gguf generate | quantize | random | chat-render ...  (gguf_cmds.c)
  *
  * Subcommands live in one table (name, handler, usage line); a new one is a function and a
  * row. Exit codes: 0 success, 1 the work failed (bad model, I/O), 2 usage errors.
@@ -46,7 +46,10 @@ static const subcmd subcmds[] = {
      "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s q3_k_m q4_k "
      "q4_k_m q6_k iq4_nl iq4_xs"},
     {"random", gguf_cmd_random,
-     "random OUT --like tinyllama-1.1b|tiny --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
+     "random OUT --like SHAPE --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
+    {"chat-render", gguf_cmd_chat_render,
+     "chat-render FILE [--template T.jinja] [--today YYYY-MM-DD] < messages.json   the prompt "
+     "of a conversation"},
 };
 
 static void usage(FILE *f)

@@ -96,6 +96,11 @@ static const char *stop_reason_name(eng_stop_reason r, int max_tokens_hit)
 
 void wrk_job_end_unstarted(wrk_job *j)
 {
+    if (j->req.api != WRK_API_NATIVE) {
+        wrk_oai_fail(j, "the request was cancelled before it started");
+        end_stream(j);
+        return;
+    }
     push_json(j, end_event(0, 0, 0, 0, 0, "CANCELLED"), PUSH_TIMEOUT_MS);
     end_stream(j);
 }
@@ -127,6 +132,30 @@ static rb_err push_token(wrk_job *j, run_state *rs, const char *text, size_t len
     return rc;
 }
 
+/* One step's output for whichever API the job speaks. */
+static rb_err emit(wrk *w, wrk_job *j, run_state *rs, const eng_step *st, int32_t token)
+{
+    wrk_lp top[ENG_MAX_TOP_LOGPROBS];
+    rb_err rc;
+
+    if (j->req.api == WRK_API_NATIVE)
+        return st->text_len ? push_token(j, rs, st->text, st->text_len, rb_now_us()) : RB_OK;
+    for (int i = 0; i < st->n_top; i++)
+        top[i] = (wrk_lp){st->top[i].token, st->top[i].logprob};
+    rc = wrk_oai_token(w, j, st->text, st->text_len, token, st->logprob, top, st->n_top);
+    if (!rc && st->text_len && !rs->first_ms)
+        rs->first_ms = rb_now_ms();
+    return rc;
+}
+
+static void fail(wrk_job *j, const char *code, const char *message)
+{
+    if (j->req.api == WRK_API_NATIVE)
+        push_error(j, code, message);
+    else
+        wrk_oai_fail(j, message);
+}
+
 static void run_job(slot *sl, wrk_job *j)
 {
     wrk *w = sl->w;
@@ -141,26 +170,36 @@ static void run_job(slot *sl, wrk_job *j)
     int64_t started_ms = rb_now_ms();
     rb_err rc;
 
-    if (push_json(j,
-                  json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id, "model",
-                            rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)), "started_at",
-                            (json_int_t)rb_unix_s()),
-                  PUSH_TIMEOUT_MS)) {
+    if (j->req.api != WRK_API_NATIVE
+            ? wrk_oai_begin(w, j) != RB_OK
+            : push_json(j,
+                        json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id,
+                                  "model", rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)),
+                                  "started_at", (json_int_t)rb_unix_s()),
+                        PUSH_TIMEOUT_MS)) {
         client_gone = 1;
         reason = ENG_STOP_CANCELLED;
         goto out;
     }
 
-    rc = eng_model_tokenize(w->gen->model, j->req.prompt, strlen(j->req.prompt), 1, &ids, &nids);
+    if (j->req.ids) { /* tokenized by the handler */
+        ids = j->req.ids;
+        nids = j->req.nids;
+        j->req.ids = NULL;
+        rc = RB_OK;
+    } else {
+        rc =
+            eng_model_tokenize(w->gen->model, j->req.prompt, strlen(j->req.prompt), 1, &ids, &nids);
+    }
     if (rc) {
-        push_error(j, "TOKENIZE_FAILED", "the prompt could not be tokenized");
+        fail(j, "TOKENIZE_FAILED", "the prompt could not be tokenized");
         failed = 1;
         goto out;
     }
     if (nids >= (size_t)eng_session_n_ctx(s)) {
         snprintf(err, sizeof err, "prompt has %zu tokens; the context holds %d", nids,
                  eng_session_n_ctx(s));
-        push_error(j, "PROMPT_TOO_LONG", err);
+        fail(j, "PROMPT_TOO_LONG", err);
         failed = 1;
         goto out;
     }
@@ -169,6 +208,10 @@ static void run_job(slot *sl, wrk_job *j)
     sp.top_p = j->req.top_p;
     sp.min_p = j->req.min_p;
     sp.repeat_penalty = j->req.repetition_penalty;
+    sp.frequency_penalty = j->req.frequency_penalty;
+    sp.presence_penalty = j->req.presence_penalty;
+    sp.logprobs = j->req.logprobs;
+    sp.top_logprobs = j->req.top_logprobs;
     sp.seed = j->req.seed;
     rc = eng_session_reset(s, &sp, (const char *const *)j->req.stop, (size_t)j->req.nstop);
     if (!rc)
@@ -177,7 +220,7 @@ static void run_job(slot *sl, wrk_job *j)
         /* Cancelled in the prefill: the stream ends like any cancelled job, with one "end"
          * (stop_reason CANCELLED); any other failure with one "error". */
         if (rc != RB_ECANCELED) {
-            push_error(j, "ENGINE_ERROR", err);
+            fail(j, "ENGINE_ERROR", err);
             failed = 1;
         }
         reason = ENG_STOP_CANCELLED;
@@ -193,13 +236,14 @@ static void run_job(slot *sl, wrk_job *j)
         }
         rc = eng_session_step(s, &st);
         if (rc && rc != RB_ECANCELED) {
-            push_error(j, "ENGINE_ERROR", rb_strerror(rc));
+            fail(j, "ENGINE_ERROR", rb_strerror(rc));
             failed = 1;
             break;
         }
         if (st.token >= 0)
             rs.generated++;
-        if (st.text_len && push_token(j, &rs, st.text, st.text_len, rb_now_us())) {
+        /* The end-of-generation token is no part of the completion (nor of its logprobs). */
+        if (emit(w, j, &rs, &st, st.done && st.reason == ENG_STOP_EOS ? -1 : st.token)) {
             client_gone = 1;
             reason = ENG_STOP_CANCELLED;
             break;
@@ -218,7 +262,7 @@ static void run_job(slot *sl, wrk_job *j)
         eng_step st;
         eng_session_flush(s, &st);
         if (st.text_len)
-            push_token(j, &rs, st.text, st.text_len, rb_now_us());
+            emit(w, j, &rs, &st, -1);
     }
 out : {
     eng_timings tm;
@@ -227,7 +271,13 @@ out : {
     decode_ms = tm.decode_ms;
     tps = decode_ms > 0 ? rs.generated * 1000.0 / decode_ms : 0;
     ttft = rs.first_ms ? (double)(rs.first_ms - j->created_ms) : 0;
-    if (!failed && !client_gone) {
+    if (!failed && !client_gone && j->req.api != WRK_API_NATIVE) {
+        if (reason != ENG_STOP_CANCELLED)
+            wrk_oai_end(w, j, max_hit || reason == ENG_STOP_CONTEXT ? "length" : "stop", nids,
+                        rs.generated - (reason == ENG_STOP_EOS));
+        else
+            wrk_oai_fail(j, "the request was cancelled");
+    } else if (!failed && !client_gone) {
         push_json(
             j,
             end_event(rs.generated, nids, decode_ms, ttft, tps, stop_reason_name(reason, max_hit)),
@@ -349,9 +399,34 @@ static void *loader_main(void *arg)
     }
     eng_model_get_info(g->model, &info);
     snprintf(w->model_name, sizeof w->model_name, "%s", info.name);
+    w->chat_template = eng_model_chat_template(g->model);
+    if (info.bos >= 0)
+        w->bos_text[eng_model_token_bytes(g->model, info.bos, w->bos_text,
+                                          sizeof w->bos_text - 1)] = 0;
+    if (info.eos >= 0)
+        w->eos_text[eng_model_token_bytes(g->model, info.eos, w->eos_text,
+                                          sizeof w->eos_text - 1)] = 0;
     threads = w->cfg.threads > 0 ? w->cfg.threads : rb_physical_cores();
-    sp.n_ctx = w->cfg.ctx;
+    if (w->cfg.ctx >= 0)
+        sp.n_ctx = w->cfg.ctx;         /* else the engine's default */
+    if (w->cfg.ctx > info.n_ctx_train) /* the default 4096 is capped without a word */
+        rb_log(RB_LOG_WARN, "worker",
+               "--ctx %d is more than the model's training context of %d tokens; using %d",
+               w->cfg.ctx, info.n_ctx_train, info.n_ctx_train);
+    sp.kv_type = (eng_type)eng_type_parse(w->cfg.kv_type); /* checked by wrk_config_parse */
     sp.n_threads = threads / g->nslots > 0 ? threads / g->nslots : 1;
+    {
+        rb_mem_estimate est;
+        if (eng_model_estimate_memory(g->model, &sp, g->nslots, &est, err, sizeof err)) {
+            load_failed(w, err);
+            return NULL;
+        }
+        rb_log(RB_LOG_INFO, "worker",
+               "memory estimate %llu MiB: weights %llu, KV cache %llu (%s), scratch %llu",
+               (unsigned long long)(est.total >> 20), (unsigned long long)(est.weights >> 20),
+               (unsigned long long)(est.kv >> 20), w->cfg.kv_type,
+               (unsigned long long)(est.scratch >> 20));
+    }
     for (int i = 0; i < g->nslots; i++) {
         slot *sl = &g->slots[i];
         sl->w = w;
@@ -372,6 +447,7 @@ static void *loader_main(void *arg)
            "model '%s' loaded in %lld ms: %d layers, %d context, %d slots x %d threads",
            w->cfg.model_path, (long long)(rb_now_ms() - t0), info.n_layer,
            eng_session_n_ctx(g->slots[0].session), g->nslots, sp.n_threads);
+    w->started_unix = rb_unix_s();
     atomic_store(&w->phase, WRK_READY);
     rb_bcast_finish(w->progress, "{\"stage\":\"ready\"}");
     wrk_poke(w);
@@ -413,9 +489,32 @@ void wrk_gen_stop(wrk *w)
         eng_session_free(g->slots[i].session);
     }
     eng_model_free(g->model);
+    free(w->chat_template);
+    w->chat_template = NULL;
     free(g->slots);
     free(g);
     w->gen = NULL;
+}
+
+rb_err wrk_gen_tokenize(wrk *w, const char *text, int special, int32_t **ids, size_t *n)
+{
+    if (!w->gen || !w->gen->model || atomic_load(&w->phase) != WRK_READY)
+        return RB_EINVAL;
+    return eng_model_tokenize_ex(w->gen->model, text, strlen(text),
+                                 ENG_MODEL_TOK_ADD_BOS | (special ? ENG_MODEL_TOK_SPECIAL : 0), ids,
+                                 n);
+}
+
+int wrk_gen_n_ctx(wrk *w)
+{
+    return w->gen && w->gen->nslots > 0 && w->gen->slots[0].session
+               ? eng_session_n_ctx(w->gen->slots[0].session)
+               : 0;
+}
+
+size_t wrk_gen_token_bytes(wrk *w, int32_t id, char *out, size_t cap)
+{
+    return eng_model_token_bytes(w->gen->model, id, out, cap);
 }
 
 int wrk_gen_busy(wrk *w)

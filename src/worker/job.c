@@ -19,6 +19,8 @@ void wrk_request_release(wrk_request *r)
 {
     free(r->prompt);
     r->prompt = NULL;
+    free(r->ids);
+    r->ids = NULL;
     for (int i = 0; i < r->nstop; i++)
         free(r->stop[i]);
     r->nstop = 0;
@@ -55,6 +57,7 @@ void wrk_job_unref(wrk_job *j)
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1)
         return;
     rb_chan_unref(j->chan);
+    wrk_oai_acc_free(j->oai);
     wrk_request_release(&j->req);
     pthread_cond_destroy(&j->opened_cv);
     pthread_mutex_destroy(&j->mu);

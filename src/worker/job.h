@@ -22,16 +22,33 @@
 #define WRK_MAX_STOP 4
 #define WRK_JOB_ID_MAX 64
 
-/* What the request asked for, after validation. Strings are owned. */
+/* Which API a job answers: the project's events or OpenAI's objects (oai.c). */
+typedef enum wrk_api {
+    WRK_API_NATIVE = 0, /* /v1/inference, /v1/jobs: token/end events */
+    WRK_API_CHAT,       /* /v1/chat/completions */
+    WRK_API_COMPLETION, /* /v1/completions */
+} wrk_api;
+
+/* What the request asked for, after validation. Strings and ids are owned. */
 typedef struct wrk_request {
     char *prompt;
+    int32_t *ids; /* the prompt already tokenized by the handler (OpenAI routes), or NULL */
+    size_t nids;
     int max_tokens;
     float temperature, top_p, min_p, repetition_penalty;
+    float frequency_penalty, presence_penalty;
     int top_k;
+    int logprobs, top_logprobs; /* 0/1 and 0..20 */
     uint64_t seed;
     char *stop[WRK_MAX_STOP];
     int nstop;
+    wrk_api api;
+    int stream;        /* OpenAI: chunks over SSE; 0: one JSON body the handler collects */
+    int include_usage; /* OpenAI: stream_options.include_usage */
+    int64_t created;   /* OpenAI: unix seconds of the request */
 } wrk_request;
+
+struct wrk_oai_acc; /* a non-streamed or pending OpenAI answer (oai.c) */
 
 typedef enum wrk_job_state {
     WRK_JOB_QUEUED = 0,
@@ -51,6 +68,7 @@ typedef struct wrk_job {
     pthread_mutex_t mu; /* guards stream_opened, which opened_cv waits for */
     pthread_cond_t opened_cv;
     int stream_opened;
+    struct wrk_oai_acc *oai; /* OpenAI jobs: text and logprobs not sent yet; gen thread only */
     /* Guarded by the queue's mutex (struct wrk_jobs in job.c), not by mu. */
     wrk_job_state state;
     struct wrk_job *next; /* FIFO link, owned by the queue */
@@ -61,6 +79,7 @@ wrk_job *wrk_job_new(const char *id, wrk_request *req, size_t chan_cap);
 void wrk_job_ref(wrk_job *j);
 void wrk_job_unref(wrk_job *j); /* NULL-safe */
 void wrk_request_release(wrk_request *r);
+void wrk_oai_acc_free(struct wrk_oai_acc *a); /* NULL-safe (oai.c) */
 
 /* Marks the stream as opened by a client; returns 0 if it already was (one reader only). */
 int wrk_job_open_stream(wrk_job *j);

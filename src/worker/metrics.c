@@ -1,6 +1,7 @@
 /*
  * metrics.c - counters (atomics) and two summaries kept as rings of the latest samples, whose
- * quantiles are computed when /metrics is scraped.
+ * quantiles are computed when /metrics is scraped; the resident set is read from
+ * /proc/self/statm at each scrape.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "metrics.h"
+#include "rb_mem.h"
 
 #define RING 1024
 
@@ -132,6 +134,16 @@ void wrk_metrics_render(wrk_metrics *m, rb_buf *out, int queue_depth, int slots_
                    "rbee_worker_ready{state=\"%s\"} %d\n",
                    atomic_load(&m->tokens), queue_depth, slots_busy, slots_total, state,
                    strcmp(state, "loading") != 0);
+    {
+        uint64_t rss = 0;
+        if (rb_proc_rss_bytes(0, &rss) == RB_OK)
+            rb_buf_appendf(out,
+                           "# HELP rbee_worker_resident_memory_bytes Resident set of the worker "
+                           "process (weights, KV cache, buffers).\n"
+                           "# TYPE rbee_worker_resident_memory_bytes gauge\n"
+                           "rbee_worker_resident_memory_bytes %llu\n",
+                           (unsigned long long)rss);
+    }
     if (scratch) {
         pthread_mutex_lock(&m->mu);
         render_summary(out, "rbee_worker_time_to_first_token_seconds",

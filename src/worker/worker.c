@@ -19,6 +19,7 @@
 #include "rb_args.h"
 #include "rb_client.h"
 #include "rb_log.h"
+#include "rb_mem.h"
 #include "rb_util.h"
 #include "worker.h"
 
@@ -31,6 +32,8 @@ wrk_config wrk_config_default(void)
     c.model_ref = NULL;
     c.backend = "cpu";
     c.slots = 1;
+    c.ctx = -1;
+    c.kv_type = "f16";
     c.queue = 16;
     c.heartbeat_interval_s = 30;
     c.stream_open_timeout_ms = 30000;
@@ -53,7 +56,9 @@ const char *wrk_usage(void)
            "                            serving them from the file mapping: faster generation\n"
            "  --slots N                 concurrent generations (default 1)\n"
            "  --queue N                 jobs that may wait for a slot (default 16)\n"
-           "  --ctx N                   context length (default: the model's)\n"
+           "  --ctx N                   context tokens per slot (default 4096, capped at the\n"
+           "                            model's training context; 0: the training context)\n"
+           "  --kv-type T               KV cache type: f16 (default), q8_0 or f32\n"
            "  --heartbeat-interval S    seconds between heartbeats (default 30)\n"
            "  --stream-open-timeout MS  cancel a /v1/jobs job whose stream is not opened\n"
            "                            within MS milliseconds (default 30000)\n"
@@ -80,6 +85,7 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         {"--slots", RB_OPT_INT, &c->slots, 1, 64},
         {"--queue", RB_OPT_INT, &c->queue, 0, 4096},
         {"--ctx", RB_OPT_INT, &c->ctx, 0, 1 << 20},
+        {"--kv-type", RB_OPT_STR, &c->kv_type},
         {"--heartbeat-interval", RB_OPT_INT, &c->heartbeat_interval_s, 1, 3600},
         {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000},
     };
@@ -95,6 +101,12 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         return rb_errf(err, errlen, RB_EINVAL,
                        PROG ": backend '%s' is not available in this build (available: cpu)",
                        c->backend);
+    {
+        int elems, bytes;
+        if (rb_kv_type_parse(c->kv_type, &elems, &bytes))
+            return rb_errf(err, errlen, RB_EINVAL,
+                           PROG ": --kv-type must be f16, q8_0 or f32, not '%s'", c->kv_type);
+    }
     if (!c->model_ref)
         c->model_ref = c->model_path;
     {

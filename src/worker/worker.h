@@ -35,6 +35,9 @@ typedef struct wrk {
     wrk_gen *gen;
     char url[160]; /* how the hive reaches us */
     char model_name[128];
+    int64_t started_unix;            /* unix seconds the model became ready (/v1/models) */
+    char *chat_template;             /* tokenizer.chat_template or NULL; set by the loader */
+    char bos_text[64], eos_text[64]; /* the vocabulary's BOS and EOS text ("" when none) */
 
     pthread_mutex_t mu; /* guards stop and the wake-ups below */
     pthread_cond_t cv;
@@ -62,6 +65,34 @@ rb_err wrk_gen_start(wrk *w, char *err, size_t errlen);
 /* Joins every generation thread (after wrk_jobs_shutdown) and frees the model. */
 void wrk_gen_stop(wrk *w);
 int wrk_gen_busy(wrk *w);
+/* Tokenizes text with the model's tokenizer (BOS as the model asks; special: control-token
+ * text becomes the token) once the model is ready. *ids malloc'd. */
+rb_err wrk_gen_tokenize(wrk *w, const char *text, int special, int32_t **ids, size_t *n);
+/* A session's context length (0 before the model is ready). */
+int wrk_gen_n_ctx(wrk *w);
+/* The bytes a token stands for (at most cap); returns the length. */
+size_t wrk_gen_token_bytes(wrk *w, int32_t id, char *out, size_t cap);
+
+/* OpenAI's API (oai.c): the routes and what a generation thread sends for such a job. */
+typedef struct wrk_lp {
+    int32_t token;
+    float logprob;
+} wrk_lp;
+/* The job starts: a streamed chat sends the assistant's role chunk. */
+rb_err wrk_oai_begin(wrk *w, wrk_job *j);
+/* Text of one step (may be empty) and, when token >= 0, the token it came from with its
+ * logprob and top alternatives (used when the request asked for logprobs). RB_ECLOSED when the
+ * client is gone. */
+rb_err wrk_oai_token(wrk *w, wrk_job *j, const char *text, size_t len, int32_t token, float logprob,
+                     const wrk_lp *top, int ntop);
+/* The last chunk(s), or the whole answer of a non-streamed request. */
+void wrk_oai_end(wrk *w, wrk_job *j, const char *finish_reason, size_t prompt_tokens,
+                 int completion_tokens);
+/* An OpenAI error object (server_error) instead of the answer. */
+void wrk_oai_fail(wrk_job *j, const char *message);
+void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user);
+void wrk_h_completions(rb_http_req *req, rb_http_reply *rep, void *user);
+void wrk_h_models(rb_http_req *req, rb_http_reply *rep, void *user);
 
 /* Ends a job that never ran: `end` with stop_reason CANCELLED, [DONE]. */
 void wrk_job_end_unstarted(wrk_job *j);

@@ -188,6 +188,8 @@ START_TEST(test_keeper_commands__workers_are_listed_health_checked_and_shut_down
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, list), 0);
     ck_assert(rbt_keeper_out_has(&k, id));
     ck_assert(rbt_keeper_out_has(&k, " idle "));
+    ck_assert(rbt_keeper_out_has(&k, " RSS"));
+    ck_assert(rbt_keeper_out_has(&k, " MB")); /* the real worker's resident set */
     ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, health), 0);
     snprintf(health_line, sizeof health_line, "%s healthy idle", id);
     ck_assert(rbt_keeper_out_has(&k, health_line));

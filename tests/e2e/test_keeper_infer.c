@@ -356,6 +356,10 @@ START_TEST(test_keeper_infer__ec3_not_enough_ram)
     ck_assert_ptr_nonnull(strstr(err, "Required: "));
     ck_assert_ptr_nonnull(strstr(err, "Available: 1 MB"));
     ck_assert_ptr_nonnull(strstr(err, "smaller quantization"));
+    /* the bundled model: 6 layers of 4 KV heads of 32 at its 512-token context, F16 */
+    ck_assert_msg(strstr(err, "Estimate: weights 7 MB + KV cache 2 MB (1 x 512 tokens, f16) + "
+                              "buffers ") != NULL,
+                  "%s", err);
     ck_assert_int_eq(rbt_keeper_out_size(&k), 0);
     free(err);
     rbt_keeper_cleanup(&k);
@@ -713,6 +717,34 @@ static void reap(void)
     rbt_keeper_reap_marked();
 }
 
+/* Scenario: A file model in any folder runs through an ephemeral hive */
+START_TEST(test_keeper_infer__a_file_model_in_any_folder_runs_through_an_ephemeral_hive)
+{
+    char dir[4096], path[4200], ref[4300], *err = NULL, *data = NULL;
+    size_t len = 0;
+    rbt_keeper k;
+    int code;
+
+    rbt_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/my model.gguf", dir);
+    ck_assert_int_eq(rb_read_file(rbt_model_q8(), 64 << 20, &data, &len), RB_OK);
+    ck_assert_int_eq(rb_write_file_atomic(path, data, len), RB_OK);
+    free(data);
+    snprintf(ref, sizeof ref, "file:%s", path);
+    const char *args[] = {"infer", "--model",       ref, "--prompt", PROMPT, "--max-tokens",
+                          "8",     "--temperature", "0", NULL};
+    rbt_keeper_init(&k, NULL);
+    code = rbt_keeper_run(&k, RUN_MS, args);
+    err = rbt_keeper_err(&k);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    ck_assert_ptr_nonnull(strstr(err, "ephemeral local hive"));
+    ck_assert_ptr_nonnull(strstr(last_line(err), "8 tokens in "));
+    free(err);
+    rbt_keeper_cleanup(&k);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_infer");
@@ -727,6 +759,8 @@ int main(void)
     tcase_add_test(tc, test_keeper_infer__a_download_shows_progress);
     tcase_add_test(tc, test_keeper_infer__json_output_prints_one_object_per_event);
     tcase_add_test(tc, test_keeper_infer__bad_arguments_give_a_one_line_error);
+    tcase_add_test(tc,
+                   test_keeper_infer__a_file_model_in_any_folder_runs_through_an_ephemeral_hive);
     tc = rbt_tcase(s, "edge_cases", 120);
     tcase_add_unchecked_fixture(tc, NULL, reap);
     tcase_add_test(tc, test_keeper_infer__ec1_the_hive_is_unreachable);

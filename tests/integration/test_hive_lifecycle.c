@@ -3,7 +3,9 @@
  * mock-worker as its worker binary, a fresh RBEE_HOME per test, a 1 s monitor interval.
  * Every wait polls with a deadline; every process started is checked by its recorded pid.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "eng_gguf.h"
 #include "hive.h"
 #include "rb_test.h"
 #include "rb_util.h"
@@ -39,7 +42,10 @@ static void setup(void)
 
 static void model_path(const rbt_hive *h, char *out, size_t outlen)
 {
-    snprintf(out, outlen, "%s/model.gguf", h->home);
+    /* in $RBEE_HOME/models: the only folder of the hive's own that file: may name */
+    snprintf(out, outlen, "%s/models", h->home);
+    ck_assert_int_eq(rb_mkdir_p(out), RB_OK);
+    snprintf(out, outlen, "%s/models/model.gguf", h->home);
 }
 
 /* Starts a hive with a fake model in its home. */
@@ -437,14 +443,21 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     o.args[3] = "1";
     o.args[4] = "--worker-ctx";
     o.args[5] = "64";
+    o.args[6] = "--worker-kv-type";
+    o.args[7] = "q8_0";
     start_hive(&h, &o);
     spawn_idle(&h, &s);
     ck_assert(rbt_file_contains(args, "--slots 2"));
     ck_assert(rbt_file_contains(args, "--threads 1"));
     ck_assert(rbt_file_contains(args, "--ctx 64"));
+    ck_assert(rbt_file_contains(args, "--kv-type q8_0"));
     ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
     w = json_array_get(json_object_get(r, "workers"), 0);
     ck_assert_int_eq(json_integer_value(json_object_get(w, "slots_total")), 2);
+    /* the worker's resident set, from /proc/<pid>/statm (a mock worker: a few MB) */
+    ck_assert_msg(json_is_integer(json_object_get(w, "rss_mb")), "rss_mb missing");
+    ck_assert_int_ge(json_integer_value(json_object_get(w, "rss_mb")), 1);
+    ck_assert_int_lt(json_integer_value(json_object_get(w, "rss_mb")), 1024);
     json_decref(r);
     finish(&h);
     /* a bad count is a usage error naming the option */
@@ -454,6 +467,12 @@ START_TEST(test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worke
     ck_assert(WIFEXITED(status));
     ck_assert_int_eq(WEXITSTATUS(status), 2);
     ck_assert(rbt_file_contains(log, "--worker-slots takes an integer from 1 to 64"));
+    bad[3] = "--worker-kv-type";
+    bad[4] = "q4_0";
+    ck_assert(rbt_wait_exit(rbt_spawn(bad, NULL, log), rbt_scaled(5000), &status));
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 2);
+    ck_assert(rbt_file_contains(log, "--worker-kv-type must be f16, q8_0 or f32"));
     rbt_rmtree(dir);
 }
 END_TEST
@@ -477,6 +496,13 @@ START_TEST(test_hive_lifecycle__unknown_workers_get_404)
     }
     ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "{\"state\":\"idle\"}", &r), 400);
     ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
+    json_decref(r);
+    /* Valid JSON that is not an object gets the worker's code; broken JSON INVALID_JSON. */
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/heartbeat", "[1,2]", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_REQUEST");
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", "{\"model_ref\":", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_JSON");
     json_decref(r);
     finish(&h);
 }
@@ -509,6 +535,83 @@ START_TEST(test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers)
     json_decref(r);
     ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/capabilities", NULL, &r), 200);
     ck_assert_int_eq(json_integer_value(json_object_get(r, "ram_available_mb")), 1);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
+/* A GGUF file with the metadata of Llama-3.1-8B and no tensors at path. */
+static void write_llama3_header(const char *path)
+{
+    eng_gguf_writer *w = eng_gguf_writer_new();
+    const char *toks[1000];
+    char names[1000][8], err[256];
+
+    for (int i = 0; i < 1000; i++) {
+        snprintf(names[i], sizeof names[i], "t%d", i);
+        toks[i] = names[i];
+    }
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(eng_gguf_writer_set_str(w, "general.architecture", "llama"), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.context_length", 131072), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.embedding_length", 4096), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.block_count", 32), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.feed_forward_length", 14336), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.attention.head_count", 32), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.attention.head_count_kv", 8), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_u32(w, "llama.rope.dimension_count", 128), RB_OK);
+    ck_assert_int_eq(eng_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", toks, 1000), RB_OK);
+    ck_assert_msg(eng_gguf_writer_write(w, path, err, sizeof err) == RB_OK, "%s", err);
+    eng_gguf_writer_free(w);
+}
+
+/* Scenario: The memory check counts the KV cache at the workers' context and cache type */
+START_TEST(
+    test_hive_lifecycle__the_memory_check_counts_the_kv_cache_at_the_workers_context_and_cache_type)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char path[4200], bundled[4300];
+    const char *msg;
+    json_t *r = NULL, *d;
+
+    /* default worker options: 4096 tokens of F16 cache fit in 2048 MB */
+    rbt_hive_init(&h);
+    model_path(&h, path, sizeof path);
+    write_llama3_header(path);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", path);
+    o.env[0] = "RBEE_HIVE_RAM_LIMIT_MB=2048";
+    o.env[1] = bundled;
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\"}", &r),
+                     200);
+    json_decref(r);
+    finish(&h);
+
+    /* the training context in F32: 32 GiB of cache */
+    o.args[0] = "--worker-ctx";
+    o.args[1] = "0";
+    o.args[2] = "--worker-kv-type";
+    o.args[3] = "f32";
+    rbt_hive_init(&h);
+    model_path(&h, path, sizeof path);
+    write_llama3_header(path);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", path);
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"" HIVE_BUNDLED_NAME "\"}", &r),
+                     507);
+    ck_assert_str_eq(rbt_error_code(r), "INSUFFICIENT_MEMORY");
+    d = json_object_get(json_object_get(r, "error"), "details");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "kv_cache_mb")), 32768);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "context")), 131072);
+    ck_assert_str_eq(json_string_value(json_object_get(d, "kv_type")), "f32");
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "slots")), 1);
+    ck_assert_int_gt(json_integer_value(json_object_get(d, "required_mb")), 32768);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "available_mb")), 2048);
+    msg = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+    ck_assert_msg(msg && strstr(msg, "KV cache 32768 MB for 1 x 131072 tokens in f32"), "%s", msg);
     json_decref(r);
     finish(&h);
 }
@@ -738,6 +841,64 @@ START_TEST(test_hive_lifecycle__detect_prints_backends_and_devices)
 }
 END_TEST
 
+/* Scenario: Worker logs are rotated */
+START_TEST(test_hive_lifecycle__worker_logs_are_rotated)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    json_t *r = NULL;
+    char path[4400];
+    struct timespec old[2] = {{0, 0}, {0, 0}};
+    int kept = 0, have_new = 0;
+    DIR *d;
+    struct dirent *e;
+
+    rbt_hive_init(&h);
+    snprintf(path, sizeof path, "%s/logs", h.home);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    for (int i = 0; i < 25; i++) {
+        snprintf(path, sizeof path, "%s/logs/worker-old-%02d.log", h.home, i);
+        ck_assert_int_eq(rb_write_file_atomic(path, "x\n", 2), RB_OK);
+        old[0].tv_sec = old[1].tv_sec = 1000000 + i; /* 1970: older than any new log */
+        ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    }
+    snprintf(path, sizeof path, "%s/logs/hive-ephemeral.log", h.home);
+    ck_assert_int_eq(rb_write_file_atomic(path, "x\n", 2), RB_OK);
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    model_path(&h, path, sizeof path);
+    rbt_write_fake_gguf(path, 4096);
+    rbt_hive_start(&h, &o);
+    ck_assert_int_eq(spawn(&h, "cpu", &r), 200);
+    const char *id = json_string_value(json_object_get(r, "worker_id"));
+    /* The spawner prunes right after the worker started: poll for it with a deadline. */
+    for (int64_t end = rbt_ms() + rbt_scaled(5000);;) {
+        int old_left = 0;
+        kept = have_new = 0;
+        snprintf(path, sizeof path, "%s/logs", h.home);
+        d = opendir(path);
+        ck_assert_ptr_nonnull(d);
+        while ((e = readdir(d))) {
+            char want[128];
+            snprintf(want, sizeof want, "%s.log", id);
+            kept += strncmp(e->d_name, "worker-", 7) == 0;
+            have_new += strcmp(e->d_name, want) == 0;
+            /* the six oldest (00 to 05) must go */
+            old_left += strncmp(e->d_name, "worker-old-0", 12) == 0 && e->d_name[12] <= '5';
+        }
+        closedir(d);
+        if ((kept == 20 && !old_left) || rbt_ms() > end)
+            break;
+        rbt_poll_interval();
+    }
+    ck_assert_int_eq(kept, 20);
+    ck_assert_int_eq(have_new, 1);
+    snprintf(path, sizeof path, "%s/logs/hive-ephemeral.log", h.home);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    json_decref(r);
+    finish(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_lifecycle");
@@ -762,6 +923,9 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__worker_options_set_on_the_hive_reach_every_worker);
     tcase_add_test(tc, test_hive_lifecycle__unknown_workers_get_404);
     tcase_add_test(tc, test_hive_lifecycle__not_enough_ram_gives_507_with_the_numbers);
+    tcase_add_test(
+        tc,
+        test_hive_lifecycle__the_memory_check_counts_the_kv_cache_at_the_workers_context_and_cache_type);
     tcase_add_test(tc, test_hive_lifecycle__an_absent_backend_gives_503_with_the_available_list);
     tcase_add_test(tc, test_hive_lifecycle__sigterm_stops_every_worker_and_leaves_nothing_behind);
     tcase_add_test(tc, test_hive_lifecycle__a_hive_killed_with_sigkill_leaves_no_worker_behind);
@@ -770,5 +934,6 @@ int main(void)
     tcase_add_test(tc,
                    test_hive_lifecycle__network_mode_protects_every_route_but_health_and_metrics);
     tcase_add_test(tc, test_hive_lifecycle__detect_prints_backends_and_devices);
+    tcase_add_test(tc, test_hive_lifecycle__worker_logs_are_rotated);
     return rbt_run(s);
 }

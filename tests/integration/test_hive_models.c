@@ -16,6 +16,7 @@
 
 #include "hive.h"
 #include "rb_client.h"
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
 #include "rbt_hive.h"
@@ -530,6 +531,93 @@ START_TEST(test_hive_models__stopping_the_hive_during_a_download_leaves_no_parti
 }
 END_TEST
 
+/* Scenario: file references are confined to the model folders */
+START_TEST(test_hive_models__file_references_are_confined_to_the_model_folders)
+{
+    rbt_hive h;
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char dir[4096], extra[4200], outside[4200], path[4400], ref[4500], bundled[4400];
+    char msg[2][512];
+    json_t *r = NULL;
+    const char *forbidden[3];
+
+    rbt_tmpdir(dir);
+    snprintf(extra, sizeof extra, "%s/extra", dir);
+    snprintf(outside, sizeof outside, "%s/outside", dir);
+    ck_assert_int_eq(rb_mkdir_p(extra), RB_OK);
+    ck_assert_int_eq(rb_mkdir_p(outside), RB_OK);
+    snprintf(path, sizeof path, "%s/b.gguf", extra);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(path, sizeof path, "%s/secret.gguf", outside);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(path, sizeof path, "%s/x.gguf", extra);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    snprintf(bundled, sizeof bundled, "RBEE_BUNDLED_MODEL=%s", rbt_model_q8());
+    o.env[0] = bundled;
+    o.args[0] = "--models-dir";
+    o.args[1] = extra;
+    rbt_hive_start(&h, &o);
+    snprintf(path, sizeof path, "%s/models/a.gguf", h.home);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(ref, sizeof ref, "%s/models/link.gguf", h.home);
+    snprintf(path, sizeof path, "%s/secret.gguf", outside);
+    ck_assert_int_eq(symlink(path, ref), 0);
+
+    const char *inside[] = {"%s/models/a.gguf", "%s/b.gguf", "%s"};
+    const char *bases[] = {h.home, extra, rbt_model_q8()};
+    for (int i = 0; i < 3; i++) {
+        char body[4600];
+        snprintf(path, sizeof path, inside[i], bases[i]);
+        snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\"}", path);
+        ck_assert_msg(rbt_hive_json(&h, "POST", "/v1/models/download", body, &r) == 200,
+                      "%s refused", path);
+        json_decref(r);
+    }
+    char secret[4400], missing[4400], link[4400];
+    snprintf(secret, sizeof secret, "file:%s/secret.gguf", outside);
+    snprintf(missing, sizeof missing, "file:%s/missing.gguf", outside);
+    snprintf(link, sizeof link, "file:%s/models/link.gguf", h.home);
+    forbidden[0] = secret;
+    forbidden[1] = missing;
+    forbidden[2] = link;
+    for (int i = 0; i < 3; i++) {
+        char body[4600];
+        snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", forbidden[i]);
+        ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/models/download", body, &r), 403);
+        ck_assert_str_eq(rbt_error_code(r), "MODEL_PATH_FORBIDDEN");
+        snprintf(msg[i ? 1 : 0], sizeof msg[0], "%s",
+                 json_string_value(json_object_get(json_object_get(r, "error"), "message")));
+        ck_assert(!strstr(msg[i ? 1 : 0], "outside"));
+        json_decref(r);
+        if (i)
+            ck_assert_str_eq(msg[0], msg[1]); /* existing or not: the same answer */
+    }
+    /* Spawning is confined the same way. */
+    snprintf(ref, sizeof ref, "{\"model_ref\":\"%s\",\"backend\":\"cpu\",\"device\":0}", secret);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", ref, &r), 403);
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"file:/etc/shadow\",\"backend\":\"cpu\","
+                                   "\"device\":0}",
+                                   &r),
+                     400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_MODEL_REF");
+    char *text = json_dumps(r, 0);
+    ck_assert(!strstr(text, "root")); /* /etc/shadow's first bytes are "root:" */
+    free(text);
+    json_decref(r);
+    snprintf(ref, sizeof ref, "{\"model_ref\":\"file:%s/models/gone.gguf\"}", h.home);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/models/download", ref, &r), 404);
+    json_decref(r);
+    snprintf(ref, sizeof ref, "{\"model_ref\":\"file:%s/x.gguf\"}", extra);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/models/download", ref, &r), 400);
+    json_decref(r);
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    rbt_hive_cleanup(&h);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_models");
@@ -550,5 +638,6 @@ int main(void)
     tcase_add_test(tc,
                    test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file);
     tcase_add_test(tc, test_hive_models__a_late_subscriber_still_sees_the_end);
+    tcase_add_test(tc, test_hive_models__file_references_are_confined_to_the_model_folders);
     return rbt_run(s);
 }

@@ -107,7 +107,17 @@ START_TEST(test_security__protected_worker_routes_demand_the_token_in_network_mo
     snprintf(url, sizeof url, "%s/v1/ready", w.base);
     ck_assert_int_eq(rbt_http("GET", url, NULL, NULL, 5000, NULL, NULL), 401);
     ck_assert_int_eq(rbt_http("GET", url, right, NULL, 5000, NULL, NULL), 200);
-    /* after the refusals the worker still serves a request with the token, to the end */
+    /* after the refusals the worker still serves a request with the token, to the end, once
+     * it has loaded the model (before that the answer is 503 LOADING) */
+    int64_t end = rbt_ms() + 10000;
+    for (;;) {
+        rb_buf_reset(&b);
+        ck_assert_int_eq(rbt_http("GET", url, right, NULL, 5000, &b, NULL), 200);
+        if (strstr(b.data, "\"ready\":true"))
+            break;
+        ck_assert_msg(rbt_ms() < end, "the worker never became ready: %s", b.data);
+        rbt_poll_interval();
+    }
     snprintf(url, sizeof url, "%s/v1/inference", w.base);
     rb_buf_reset(&b);
     ck_assert_int_eq(rbt_http("POST", url, right,

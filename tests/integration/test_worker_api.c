@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "rb_json.h"
 #include "rb_models.h"
@@ -328,8 +329,63 @@ START_TEST(test_worker_api__metrics_are_exposed_in_prometheus_text)
     ck_assert_double_eq(rbt_metric(m, "rbee_worker_time_to_first_token_seconds_count"), 2);
     ck_assert_double_eq(rbt_metric(m, "rbee_worker_decode_tokens_per_second_count"), 2);
     ck_assert_ptr_nonnull(strstr(m, "rbee_worker_time_to_first_token_seconds{quantile=\"0.5\"}"));
+    {
+        /* the weights are mapped and prefaulted, so they are resident; the F16 cache of 512
+         * tokens and the buffers add a few MB */
+        const double rss = rbt_metric(m, "rbee_worker_resident_memory_bytes");
+        char path[64];
+        unsigned long long size = 0, pages = 0;
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/%d/statm", (int)worker.pid);
+        f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fscanf(f, "%llu %llu", &size, &pages), 2);
+        fclose(f);
+        printf("worker RSS %.1f MiB in /metrics, %.1f MiB in statm\n", rss / 1048576.0,
+               (double)pages * 4096 / 1048576.0);
+        ck_assert_double_ge(rss, 6837056.0);
+        ck_assert_double_lt(rss, 256.0 * 1048576);
+        ck_assert_double_lt(rss, 2.0 * (double)pages * 4096);
+        ck_assert_double_gt(rss, 0.5 * (double)pages * 4096);
+    }
+    /* the default context (4096) is capped at the bundled model's 512 without a warning */
+    ck_assert(!rbt_file_contains(worker.log, "is more than the model's training context"));
+    ck_assert(rbt_file_contains(worker.log, "512 context"));
     free(m);
     stop();
+}
+END_TEST
+
+/* Scenario: The KV cache type and the context are worker options */
+START_TEST(test_worker_api__the_kv_cache_type_and_the_context_are_worker_options)
+{
+    const char *extra[] = {"--kv-type", "q8_0", "--ctx", "100000", NULL};
+    char log[4300];
+    int status = 0;
+
+    start(extra, NULL);
+    ck_assert(rbt_wait_ready(&worker, 15000));
+    ck_assert_msg(rbt_file_contains(worker.log, "--ctx 100000 is more than the model's training "
+                                                "context of 512 tokens; using 512"),
+                  "no warning in %s", worker.log);
+    ck_assert(rbt_file_contains(worker.log, "(q8_0), scratch"));
+    ck_assert(rbt_file_contains(worker.log, "512 context"));
+    assert_serves();
+    stop();
+    {
+        char model[4200];
+        char *argv[] = {NULL,  "--local-mode", "--port", "0", "--model",
+                        model, "--kv-type",    "q4_0",   NULL};
+        argv[0] = (char *)rbt_bin("llm-worker-rbee");
+        snprintf(model, sizeof model, "%s", rbt_model_q8());
+        rbt_tmpdir(dir);
+        snprintf(log, sizeof log, "%s/bad.log", dir);
+        ck_assert(rbt_wait_exit(rbt_spawn(argv, NULL, log), 10000, &status));
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 1);
+        ck_assert(rbt_file_contains(log, "--kv-type must be f16, q8_0 or f32, not 'q4_0'"));
+        rbt_rmtree(dir);
+    }
 }
 END_TEST
 
@@ -509,6 +565,7 @@ int main(void)
     tcase_add_test(tc, test_worker_api__a_duplicate_job_id_is_refused);
     tcase_add_test(tc, test_worker_api__the_same_seed_gives_the_same_tokens);
     tcase_add_test(tc, test_worker_api__metrics_are_exposed_in_prometheus_text);
+    tcase_add_test(tc, test_worker_api__the_kv_cache_type_and_the_context_are_worker_options);
     tcase_add_test(tc, test_worker_api__shutdown_by_http_ends_the_worker);
     tcase_add_test(tc, test_worker_api__heartbeats_survive_a_hive_that_is_down);
     tcase_add_test(tc, test_worker_api__every_state_change_reaches_the_hive_at_once);

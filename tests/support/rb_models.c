@@ -70,6 +70,12 @@ const char *rbt_model_gqa_rope8(void)
     return fixture("test-gqa-rope8-f16.gguf", p, sizeof p);
 }
 
+const char *rbt_model_fixture(const char *file)
+{
+    static char p[4096];
+    return fixture(file, p, sizeof p);
+}
+
 const char *rbt_shared_data(void)
 {
     static char p[4096];

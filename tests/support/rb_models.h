@@ -16,6 +16,8 @@ const char *rbt_model_q8(void);
 const char *rbt_model_gqa(void);
 /* The same network with RoPE on 8 of each head's 16 dimensions (rope.dimension_count 8). */
 const char *rbt_model_gqa_rope8(void);
+/* models/<file> (a static buffer, overwritten by the next call), NULL when absent. */
+const char *rbt_model_fixture(const char *file);
 
 /* Test data from outside the repository, ../shared/data (see its README.md): the folder named
  * by $RBEE_SHARED_DATA when that is set and not empty, else RB_SOURCE_DIR "/../shared/data".

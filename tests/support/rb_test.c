@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,6 +256,38 @@ int rbt_port_open(int port)
     ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return ok;
+}
+
+long rbt_raw_http(int port, const char *req, char *out, size_t cap, int timeout_ms)
+{
+    struct sockaddr_in sa = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int64_t end = rbt_ms() + timeout_ms;
+    size_t n = 0, len = strlen(req);
+
+    out[0] = '\0';
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    while (n + 1 < cap && rbt_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        ssize_t r;
+        if (poll(&p, 1, (int)(end - rbt_ms())) <= 0)
+            break;
+        r = recv(fd, out + n, cap - 1 - n, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        out[n] = '\0';
+    }
+    close(fd);
+    return (long)n;
 }
 
 void rbt_poll_interval(void)

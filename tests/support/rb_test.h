@@ -72,6 +72,10 @@ long rbt_http(const char *method, const char *url, const char *const *headers, c
 int rbt_free_port(void);
 /* 1 if something accepts connections on 127.0.0.1:port. */
 int rbt_port_open(int port);
+/* Sends the raw bytes req to 127.0.0.1:port, then reads the answer into out (NUL-terminated,
+ * at most cap - 1 bytes) until the server closes or timeout_ms passes. Returns the bytes read,
+ * -1 when the connection failed. For requests a real client would never send. */
+long rbt_raw_http(int port, const char *req, char *out, size_t cap, int timeout_ms);
 
 /* The pause between two checks of a polling loop (a few ms); never a wait for a condition. */
 void rbt_poll_interval(void);

@@ -105,6 +105,72 @@ START_TEST(test_engine_sampler__repetition_penalty_lowers_recently_seen_tokens)
 }
 END_TEST
 
+/* Scenario: Frequency and presence penalties subtract per occurrence and once */
+START_TEST(test_engine_sampler__frequency_and_presence_penalties_subtract_per_occurrence_and_once)
+{
+    const float logits[] = {2.0f, -1.0f, 0.5f, 1.0f};
+    float out[4];
+    eng_sampler s;
+    eng_sampler_params p = params(0, 0, 1, 0, 1);
+    ck_assert_int_eq(eng_sampler_init(&s, 4, 64), RB_OK);
+    /* Window [0, 0, 1]: token 0 seen twice, token 1 once, 2 and 3 never. */
+    p.frequency_penalty = 0.5f;
+    p.presence_penalty = 0.25f;
+    eng_sampler_reset(&s, &p);
+    eng_sampler_accept(&s, 0);
+    eng_sampler_accept(&s, 0);
+    eng_sampler_accept(&s, 1);
+    eng_sampler_penalized(&s, logits, out);
+    ck_assert_float_eq_tol(out[0], 2.0f - (2 * 0.5f + 0.25f), 1e-6f); /* 0.75 */
+    ck_assert_float_eq_tol(out[1], -1.0f - (0.5f + 0.25f), 1e-6f);    /* -1.75 */
+    ck_assert_float_eq(out[2], 0.5f);
+    ck_assert_float_eq(out[3], 1.0f);
+    /* Greedy now prefers token 3 (1.0 > 0.75). */
+    ck_assert_int_eq(eng_sampler_sample(&s, logits), 3);
+    /* With the repetition penalty first, as llama.cpp: 2 / 2 - 1.25 and -1 * 2 - 0.75. */
+    p.repeat_penalty = 2.0f;
+    eng_sampler_reset(&s, &p);
+    eng_sampler_accept(&s, 0);
+    eng_sampler_accept(&s, 0);
+    eng_sampler_accept(&s, 1);
+    eng_sampler_penalized(&s, logits, out);
+    ck_assert_float_eq_tol(out[0], -0.25f, 1e-6f);
+    ck_assert_float_eq_tol(out[1], -2.75f, 1e-6f);
+    /* Negative penalties favour seen tokens (OpenAI allows -2..2). */
+    p.repeat_penalty = 1.0f;
+    p.frequency_penalty = -1.0f;
+    p.presence_penalty = 0;
+    eng_sampler_reset(&s, &p);
+    eng_sampler_accept(&s, 1);
+    eng_sampler_accept(&s, 1);
+    eng_sampler_accept(&s, 1);
+    eng_sampler_penalized(&s, logits, out);
+    ck_assert_float_eq_tol(out[1], 2.0f, 1e-6f);
+    ck_assert_int_eq(eng_sampler_sample(&s, logits), 0); /* tie 2.0: the lower id */
+    eng_sampler_release(&s);
+}
+END_TEST
+
+/* Scenario: Log-probabilities are the log-softmax of the model's logits */
+START_TEST(test_engine_sampler__log_probabilities_are_the_log_softmax_of_the_model_s_logits)
+{
+    const float logits[] = {1.0f, 2.0f, 3.0f, 2.0f};
+    eng_token_logprob top[ENG_MAX_TOP_LOGPROBS];
+    /* log(e^1 + 2 e^2 + e^3) = 3.6265..., by hand. */
+    double lse = log(exp(1.0) + 2 * exp(2.0) + exp(3.0));
+    float lp = eng_logprobs(logits, 4, 0, 3, top);
+    ck_assert_double_eq_tol(lp, 1.0 - lse, 1e-5);
+    ck_assert_int_eq(top[0].token, 2);
+    ck_assert_double_eq_tol(top[0].logprob, 3.0 - lse, 1e-5);
+    ck_assert_int_eq(top[1].token, 1); /* ties: lower id first */
+    ck_assert_int_eq(top[2].token, 3);
+    ck_assert_double_eq_tol(top[2].logprob, 2.0 - lse, 1e-5);
+    /* k larger than the vocabulary is clamped; k 0 writes nothing. */
+    lp = eng_logprobs(logits, 4, 2, 0, top);
+    ck_assert_double_eq_tol(lp, 3.0 - lse, 1e-5);
+}
+END_TEST
+
 /* Scenario: The same seed gives the same tokens */
 START_TEST(test_engine_sampler__the_same_seed_gives_the_same_tokens)
 {
@@ -202,6 +268,10 @@ int main(void)
     tcase_add_test(tc, test_engine_sampler__min_p_drops_tokens_below_a_fraction_of_the_best);
     tcase_add_test(tc, test_engine_sampler__repetition_penalty_lowers_recently_seen_tokens);
     tcase_add_test(tc, test_engine_sampler__the_same_seed_gives_the_same_tokens);
+    tcase_add_test(
+        tc, test_engine_sampler__frequency_and_presence_penalties_subtract_per_occurrence_and_once);
+    tcase_add_test(
+        tc, test_engine_sampler__log_probabilities_are_the_log_softmax_of_the_model_s_logits);
     tcase_add_test(tc, test_engine_sampler__sampled_frequencies_follow_the_softmax);
     tcase_add_test(tc, test_engine_sampler__stop_strings_are_not_emitted_even_across_tokens);
     return rbt_run(s);

@@ -15,11 +15,15 @@
 
 #include "hive.h"
 #include "hive_api.h"
+#include "eng.h"
 #include "hive_catalog.h"
+#include "hive_gguf.h"
 #include "hive_modelref.h"
 #include "hive_registry.h"
+#include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
+#include "rbt_hive.h"
 
 START_TEST(test_hive_units_modelref_parse)
 {
@@ -279,6 +283,71 @@ START_TEST(test_hive_units_ram_estimate)
 }
 END_TEST
 
+/* The hive's header reader against the engine on the bundled model, and bad headers. */
+START_TEST(test_hive_units_gguf_shape)
+{
+    rb_mem_shape sh;
+    eng_model *m = NULL;
+    eng_session_params sp = eng_session_params_default();
+    rb_mem_run run = rb_mem_run_default();
+    rb_mem_estimate he, ee;
+    char err[256], dir[4096], path[4200];
+    FILE *f;
+
+    ck_assert_msg(hive_gguf_shape(rbt_model_q8(), &sh, err, sizeof err) == RB_OK, "%s", err);
+    ck_assert_int_eq(sh.n_layer, 6);
+    ck_assert_int_eq(sh.n_embd, 256);
+    ck_assert_int_eq(sh.n_head, 8);
+    ck_assert_int_eq(sh.n_head_kv, 4);
+    ck_assert_int_eq(sh.n_ff, 688);
+    ck_assert_int_eq(sh.n_rot, 32);
+    ck_assert_int_eq(sh.n_ctx_train, 512);
+    ck_assert_int_eq(sh.n_vocab, 4096);
+    ck_assert_uint_eq(sh.weight_bytes, 6837056);
+    /* the same estimate as the engine's for the same options */
+    ck_assert_int_eq(eng_model_open(rbt_model_q8(), NULL, &m, err, sizeof err), RB_OK);
+    sp.n_threads = 2;
+    ck_assert_int_eq(eng_model_estimate_memory(m, &sp, 3, &ee, err, sizeof err), RB_OK);
+    run.n_ctx = rb_mem_ctx(-1, sh.n_ctx_train);
+    run.slots = 3;
+    run.threads = 2;
+    rb_mem_estimate_compute(&sh, &run, &he);
+    ck_assert_uint_eq(he.total, ee.total);
+    ck_assert_uint_eq(he.kv, ee.kv);
+    eng_model_free(m);
+
+    /* a truncated copy, a fake file and absurd counts are refused with a message */
+    rbt_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/bad.gguf", dir);
+    rbt_write_fake_gguf(path, 4096);
+    ck_assert_int_eq(hive_gguf_shape(path, &sh, err, sizeof err), RB_EFORMAT);
+    ck_assert_ptr_nonnull(strstr(err, "bad.gguf"));
+    {
+        static const uint8_t head[] = {'G', 'G', 'U', 'F', 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+                                       /* 2^40 metadata entries */
+                                       0, 0, 0, 0, 0, 1, 0, 0};
+        f = fopen(path, "wb");
+        fwrite(head, 1, sizeof head, f);
+        fclose(f);
+        ck_assert_int_eq(hive_gguf_shape(path, &sh, err, sizeof err), RB_EFORMAT);
+    }
+    {
+        FILE *in = fopen(rbt_model_q8(), "rb");
+        char buf[700];
+        size_t n = fread(buf, 1, sizeof buf, in); /* cut inside the token list */
+        fclose(in);
+        f = fopen(path, "wb");
+        fwrite(buf, 1, n, f);
+        fclose(f);
+        ck_assert_int_eq(hive_gguf_shape(path, &sh, err, sizeof err), RB_EFORMAT);
+        ck_assert_ptr_nonnull(strstr(err, "truncated"));
+    }
+    snprintf(path, sizeof path, "%s/none.gguf", dir);
+    ck_assert_int_eq(hive_gguf_shape(path, &sh, err, sizeof err), RB_EIO);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_units");
@@ -290,5 +359,6 @@ int main(void)
     tcase_add_test(tc, test_hive_units_registry_states);
     tcase_add_test(tc, test_hive_units_registry_reaps_only_started_workers);
     tcase_add_test(tc, test_hive_units_ram_estimate);
+    tcase_add_test(tc, test_hive_units_gguf_shape);
     return rbt_run(s);
 }

@@ -106,6 +106,24 @@ START_TEST(test_tools_gguf__rbee_gguf_tokenize_honours_bos_and_special)
     ck_assert_msg(strncmp(got, "151643", 6) != 0 && !strstr(got, "151644"), "%s", got);
     free(got);
     ck_assert_int_eq(run_tokenize(model, "--frob", in, log), 2);
+
+    /* Phi-3's chat tokens, which eat the newline after them, and GPT-2's <|endoftext|>. */
+    snprintf(model, sizeof model, "%s", rbt_tokenizer_data("ggml-vocab-phi-3.gguf"));
+    ck_assert_int_eq(rb_write_file_atomic(in, "<|user|>\nHi<|end|>\n<|assistant|>", 32), RB_OK);
+    ck_assert_int_eq(run_tokenize(model, "--special --bos", in, log), 0);
+    got = rbt_slurp(log);
+    ck_assert_str_eq(got, "1 32010 6324 32007 32001\n");
+    free(got);
+    snprintf(model, sizeof model, "%s", rbt_tokenizer_data("ggml-vocab-gpt-2.gguf"));
+    ck_assert_int_eq(rb_write_file_atomic(in, "Hi<|endoftext|>Hello", 20), RB_OK);
+    ck_assert_int_eq(run_tokenize(model, "--special", in, log), 0);
+    got = rbt_slurp(log);
+    ck_assert_str_eq(got, "17250 50256 15496\n");
+    free(got);
+    ck_assert_int_eq(run_tokenize(model, "", in, log), 0);
+    got = rbt_slurp(log);
+    ck_assert_msg(!strstr(got, "50256"), "%s", got);
+    free(got);
     rbt_rmtree(dir);
 }
 END_TEST

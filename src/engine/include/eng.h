@@ -6,7 +6,7 @@
  *     eng_model *m;
  *     if (eng_model_open("models/kjv.gguf", &mp, &m, err, sizeof err)) die(err);
  *
- *     eng_session_params sp = eng_session_params_default();     // n_ctx 0: the model's
+ *     eng_session_params sp = eng_session_params_default();     // 4096 tokens, F16 KV
  *     eng_session *s;
  *     if (eng_session_open(m, &sp, &s, err, sizeof err)) die(err);
  *
@@ -35,6 +35,7 @@
 
 #include "eng_types.h"
 #include "rb_err.h"
+#include "rb_mem.h"
 
 typedef struct eng_model eng_model;
 typedef struct eng_session eng_session;
@@ -54,12 +55,15 @@ typedef struct eng_model_params {
 
 eng_model_params eng_model_params_default(void);
 
-/* Opens and validates a GGUF llama model (weights stay mmapped unless copy_weights). Errors
- * name the file and the missing or malformed key or tensor. Caller frees with
+/* Opens and validates a GGUF model of a supported architecture (eng_supported_archs; weights
+ * stay mmapped unless copy_weights). Errors name the file and the missing or malformed key
+ * or tensor; an unknown architecture, rope scaling or tensor is refused. Caller frees with
  * eng_model_free(). */
 rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
                       size_t errlen);
 void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */
+/* The general.architecture values eng_model_open serves, comma-separated (static). */
+const char *eng_supported_archs(void);
 
 typedef struct eng_model_info {
     char arch[32];
@@ -80,6 +84,16 @@ void eng_model_get_info(const eng_model *m, eng_model_info *out);
  * metadata asks for it. Special-token text is plain text. *ids is malloc'd (caller frees). */
 rb_err eng_model_tokenize(const eng_model *m, const char *text, size_t len, int add_bos,
                           int32_t **ids, size_t *n);
+/* Flags of eng_model_tokenize_ex. */
+#define ENG_MODEL_TOK_ADD_BOS (1u << 0) /* BOS first when the model's metadata asks for it */
+#define ENG_MODEL_TOK_SPECIAL (1u << 1) /* control-token text ("<|im_start|>") is the token */
+/* eng_model_tokenize with flags: a chat prompt rendered from the model's template is
+ * tokenized with ENG_MODEL_TOK_SPECIAL so that the template's markers are single tokens. */
+rb_err eng_model_tokenize_ex(const eng_model *m, const char *text, size_t len, unsigned flags,
+                             int32_t **ids, size_t *n);
+/* The model's tokenizer.chat_template (Jinja source), malloc'd and NUL-terminated (caller
+ * frees), or NULL when the file has none (or it is not a string). */
+char *eng_model_chat_template(const eng_model *m);
 /* The raw bytes a token decodes to (for tools); writes at most cap bytes, returns the length. */
 size_t eng_model_token_bytes(const eng_model *m, int32_t id, char *out, size_t cap);
 
@@ -90,21 +104,50 @@ typedef struct eng_sampler_params {
     float min_p;          /* 0: off */
     float repeat_penalty; /* 1: off; applied to the last repeat_last_n tokens */
     int repeat_last_n;    /* default 64 */
+    /* OpenAI's penalties, as llama.cpp applies them after the repetition penalty: a token seen
+     * c > 0 times among the last repeat_last_n (prompt and generated) loses
+     * c * frequency_penalty + presence_penalty from its logit. 0: off. */
+    float frequency_penalty, presence_penalty;
+    /* Log-probabilities in every eng_step: 1 reports the sampled token's, top_logprobs
+     * (0..ENG_MAX_TOP_LOGPROBS) the most likely alternatives too. They are the log-softmax of
+     * the model's logits, before penalties, truncation and temperature. */
+    int logprobs, top_logprobs;
     uint64_t seed;
 } eng_sampler_params;
+
+#define ENG_MAX_TOP_LOGPROBS 20
+
+typedef struct eng_token_logprob {
+    int32_t token;
+    float logprob;
+} eng_token_logprob;
 
 eng_sampler_params eng_sampler_params_default(void);
 
 typedef struct eng_session_params {
-    int n_ctx;     /* 0: the model's context length */
-    int n_threads; /* 0: physical cores */
-    int n_batch;   /* prompt tokens per forward pass; default 64 */
+    /* Context tokens: default RB_CTX_DEFAULT (4096); 0: the model's training context; capped
+     * at the training context (eng_model_ctx says what a request becomes). */
+    int n_ctx;
+    int n_threads;    /* 0: physical cores */
+    int n_batch;      /* prompt tokens per forward pass; default 64 */
+    eng_type kv_type; /* KV cache: ENG_TYPE_F16 (default), ENG_TYPE_Q8_0 or ENG_TYPE_F32 */
 } eng_session_params;
 
 eng_session_params eng_session_params_default(void);
 
+/* The context a session of m opened with n_ctx gets (rb_mem_ctx over its training context). */
+int eng_model_ctx(const eng_model *m, int n_ctx);
+
+/* What serving m needs in memory with sessions like p (NULL: the defaults), n_slots of them:
+ * the weights, the KV caches, the sessions' scratch and the process (rb_mem.h; the hive
+ * computes the same from the GGUF header). RB_EINVAL with a message for a KV type the model
+ * cannot use (see eng_session_open). */
+rb_err eng_model_estimate_memory(const eng_model *m, const eng_session_params *p, int n_slots,
+                                 rb_mem_estimate *out, char *err, size_t errlen);
+
 /* Allocates the KV cache and every buffer a forward pass needs (nothing is allocated per
- * token afterwards). Caller frees with eng_session_free(). */
+ * token afterwards). Q8_0 caches need a head dimension that is a multiple of 32 (RB_EINVAL
+ * otherwise). Caller frees with eng_session_free(). */
 rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session **out, char *err,
                         size_t errlen);
 void eng_session_free(eng_session *s); /* NULL-safe */
@@ -136,6 +179,11 @@ typedef struct eng_step {
     size_t text_len;  /* may be 0 (bytes held back for UTF-8 or a possible stop string) */
     int done;         /* 1: generation is over; reason says why */
     eng_stop_reason reason;
+    /* With logprobs on and token >= 0: the token's log-probability and the n_top most likely
+     * tokens, most likely first (ties by lower id). */
+    float logprob;
+    int n_top;
+    eng_token_logprob top[ENG_MAX_TOP_LOGPROBS];
 } eng_step;
 
 /* Samples the next token from the current logits, then (on the next call) feeds it back.

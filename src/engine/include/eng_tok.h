@@ -26,14 +26,19 @@
  *            or after a special token, then the adjacent pair whose joined piece has the
  *            highest score is merged (leftmost first on ties) until none is in the
  *            vocabulary; leftover characters become <0xNN> byte tokens, else <unk>.
- *   "gpt2"   byte-level BPE: the text is split by the pre-tokenizer regex named by
- *            tokenizer.ggml.pre, each piece's bytes are mapped to GPT-2's printable
- *            characters and merged by the rank of tokenizer.ggml.merges. Pre-tokenizers:
- *            "default" (also when the key is absent), "llama3"/"llama-v3"/"llama-bpe",
- *            "gpt-2", "qwen2"; any other name falls back to the gpt-2 regex without
- *            logging. Text that is not valid UTF-8 is kept as raw bytes.
+ *   "gpt2"   byte-level BPE: the text is split into words by the regexes of the
+ *            pre-tokenizer named by tokenizer.ggml.pre, each word's bytes are mapped to
+ *            GPT-2's printable characters and merged by the rank of tokenizer.ggml.merges.
+ *            Pre-tokenizers (llama.cpp's names and settings; aliases in docs/models.md):
+ *            default, llama3 (llama-bpe), dbrx, gpt-2, qwen2 (deepseek-r1-qwen), qwen35,
+ *            smollm, tekken, gpt-4o (llama4), falcon, deepseek-coder, deepseek-v3. A
+ *            missing key means "default" with a warning logged; any other name is refused
+ *            (RB_EUNSUPPORTED, the error names it and the supported ones). Text that is
+ *            not valid UTF-8 is kept as raw bytes.
  * Special tokens (control, user-defined, unknown) are cut out of the text first, longest
- * first: user-defined ones always, control and unknown ones only with ENG_TOK_PARSE_SPECIAL.
+ * first, as llama.cpp's parse_special does: user-defined ones always, control and unknown
+ * ones only with ENG_TOK_PARSE_SPECIAL. Phi-3's tokens (general.name contains "phi-3" or
+ * "phi3") eat the whitespace after them, except <unk>, <s> and <|endoftext|>.
  *
  * A tokenizer copies what it needs from the GGUF file: the file may be closed afterwards.
  * After load it is read-only, so eng_tokenize may run on several threads at once. A detok
@@ -55,8 +60,9 @@ typedef struct eng_tokenizer eng_tokenizer;
 typedef struct eng_detok eng_detok;
 
 /* Flags of eng_tokenize. */
-#define ENG_TOK_ADD_BOS (1u << 0)       /* put the BOS token first (if the model has one) */
-#define ENG_TOK_PARSE_SPECIAL (1u << 1) /* control-token text like "<s>" becomes the token */
+#define ENG_TOK_ADD_BOS (1u << 0) /* put the BOS token first (if the model has one) */
+#define ENG_TOK_PARSE_SPECIAL                                                                      \
+    (1u << 1) /* control-token text like "<|im_start|>" becomes the token */
 
 /* Flags of eng_detok_new and eng_detokenize. */
 #define ENG_DETOK_FROM_START                                                                       \
@@ -82,20 +88,22 @@ typedef enum eng_tok_type {
 
 /* Builds the tokenizer described by g's tokenizer.ggml.* keys. Caller frees with
  * eng_tokenizer_free(). RB_ENOTFOUND when the file has no tokenizer, RB_EUNSUPPORTED for
- * another tokenizer model, RB_EFORMAT for inconsistent metadata (wrong key types, arrays
- * shorter than the vocabulary, duplicate pieces), RB_ENOMEM; err names the key. */
+ * another tokenizer model or an unknown pre-tokenizer, RB_EFORMAT for inconsistent metadata (wrong
+ * key types, arrays shorter than the vocabulary, duplicate pieces), RB_ENOMEM; err names the key.
+ */
 rb_err eng_tokenizer_load(const eng_gguf *g, eng_tokenizer **out, char *err, size_t errlen);
 void eng_tokenizer_free(eng_tokenizer *t); /* NULL-safe */
 
 eng_tok_model eng_tokenizer_model(const eng_tokenizer *t);
-/* Pre-tokenizer name as used ("default", "gpt-2", ...); "" for SentencePiece. Borrowed. */
+/* Pre-tokenizer's canonical name ("llama3" for "llama-bpe", "qwen2", ...); "" for
+ * SentencePiece. Borrowed. */
 const char *eng_tokenizer_pre(const eng_tokenizer *t);
 int32_t eng_tokenizer_n_vocab(const eng_tokenizer *t);
 /* Special ids, ENG_TOKEN_NONE when the model has none. */
 eng_token eng_tokenizer_bos(const eng_tokenizer *t);
 eng_token eng_tokenizer_eos(const eng_tokenizer *t);
 eng_token eng_tokenizer_eot(const eng_tokenizer *t);
-/* tokenizer.ggml.add_bos_token (defaults: 1 for SentencePiece and llama3, else 0). The
+/* tokenizer.ggml.add_bos_token (defaults: 1 for SentencePiece, llama3 and tekken, else 0). The
  * caller decides whether to pass ENG_TOK_ADD_BOS; this is the model's advice. */
 int eng_tokenizer_add_bos(const eng_tokenizer *t);
 /* 1 if id ends generation: EOS, EOT, EOM and the end-of-turn tokens known by text

@@ -34,11 +34,16 @@ int eng_ftype_known(const char *name);
 rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int n_threads,
                          char *err, size_t errlen);
 
-/* Writes a llama model with random weights (approximately normal, std 0.02; norms 1) shaped
- * like a known model: "tinyllama-1.1b" (2048 dim, 22 layers, 32 heads, 4 KV heads, 5632 FFN)
- * or "tiny" (64 dim, 2 layers; for tests). The tokenizer is the tokenizer.* keys copied from
- * vocab_path (a GGUF such as a vocab-only file) or, when NULL, a synthetic SentencePiece
- * vocabulary with byte fallback: 32000 pieces, 512 for "tiny". */
+/* Writes a model with random weights (approximately normal, std 0.02; norms 1) shaped like a
+ * known model, with its architecture's tensors and metadata (docs/models.md lists them):
+ * "tinyllama-1.1b", "llama-3.2-1b", "llama-3.1-8b" (both with rope_freqs), "mistral-7b",
+ * "qwen2.5-0.5b", "qwen3-0.6b", "phi-3-mini", "gemma-2-2b", "gemma-3-1b", "llama-3-4layer"
+ * (4 of llama-3.1-8b's 32 layers with its 131072-token context and 32000 pieces: for memory
+ * measurements), "tiny" (64 dim, 2 layers), or a test-fixture shape "<arch>-tiny" for llama,
+ * qwen2, qwen3, phi3, gemma2 and gemma3 (64 dim, larger weights, jittered norms). The
+ * tokenizer is the tokenizer.* keys copied from vocab_path (a GGUF such as a vocab-only file)
+ * or, when NULL, a synthetic SentencePiece vocabulary with byte fallback of the real model's
+ * size (512 for the small shapes). */
 rb_err eng_random_model(const char *out, const char *like, const char *ftype,
                         const char *vocab_path, uint64_t seed, int n_threads, char *err,
                         size_t errlen);

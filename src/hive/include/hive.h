@@ -46,7 +46,11 @@ typedef struct hive_config {
     uint16_t worker_port_base; /* first port tried for workers; default 8081 */
     int worker_slots;          /* > 0: --slots for every worker (else the worker's default, 1) */
     int worker_threads;        /* > 0: --threads (else the worker's default: physical cores) */
-    int worker_ctx;            /* > 0: --ctx (else the model's context length) */
+    int worker_ctx;            /* >= 0: --ctx (0: the training context); -1 (default): the
+                                * worker's default, 4096 capped at the training context */
+    const char *worker_kv_type; /* "f16", "q8_0", "f32": --kv-type; NULL: the worker's f16 */
+    const char *models_dirs;    /* more folders file: references may name, ':'-separated; NULL */
+    int relay_queue; /* OpenAI requests that may wait for a slot of a full model; default 16 */
 } hive_config;
 
 /* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides

@@ -4,7 +4,8 @@
  *     rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]
  *                      [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]
  *                      [--worker-binary PATH] [--worker-slots N] [--worker-threads N]
- *                      [--worker-ctx N]
+ *                      [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]
+ *                      [--models-dir DIR[:DIR...]]
  *     rbee-hive detect [--json]
  *     rbee-hive --version
  *
@@ -17,6 +18,7 @@
 #include "hive.h"
 #include "rb_args.h"
 #include "rb_client.h"
+#include "rb_mem.h"
 #include "rb_util.h"
 
 #define MAX_SECONDS 86400.0 * 365
@@ -25,7 +27,8 @@ static const char usage_text[] =
     "usage: rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]\n"
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
     "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
-    "                        [--worker-ctx N]\n"
+    "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]\n"
+    "                        [--models-dir DIR[:DIR...]]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
     "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
@@ -77,8 +80,12 @@ static int run_daemon(int argc, char **argv)
         {"--worker-binary", RB_OPT_STR, &cfg.worker_binary},
         {"--worker-slots", RB_OPT_INT, &cfg.worker_slots, 1, 64},
         {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256},
-        {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 1, 1 << 20},
+        {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 0, 1 << 20},
+        {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type},
+        {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
+        {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096},
     };
+    int elems, bytes;
 
     if (rb_args_parse("rbee-hive daemon", argc - 2, argv + 2, opts, RB_ARRAY_LEN(opts), NULL, 0,
                       NULL, err, sizeof err)) {
@@ -86,6 +93,9 @@ static int run_daemon(int argc, char **argv)
         fputs(usage_text, stderr);
         status = 2;
     }
+    if (!status && cfg.worker_kv_type &&
+        rb_kv_type_parse(cfg.worker_kv_type, &elems, &bytes) != RB_OK)
+        status = usage("--worker-kv-type must be f16, q8_0 or f32");
     if (!status && have_addr) {
         cfg.bind_addr = addr.host;
         cfg.port = (uint16_t)addr.port;

@@ -9,8 +9,9 @@
  * kpr_main parses the command (infer, workers, models, hive, setup), runs it and returns the
  * process exit status: KPR_EXIT_OK, KPR_EXIT_FAIL or KPR_EXIT_CANCELED. Everything the user
  * should see goes to stdout (tokens, tables) and stderr (phases, progress, errors); nothing is
- * printed by the caller. *interrupted is only read (a non-zero value means Ctrl+C or SIGTERM
- * arrived); it is borrowed for the call.
+ * printed by the caller. *interrupted (a non-zero value: the signal, SIGINT or SIGTERM, that
+ * arrived) is borrowed for the call and only read, except by `rbee chat`, which clears a
+ * SIGINT once it has stopped the reply it was meant for (docs/keeper.md).
  */
 #ifndef KPR_H
 #define KPR_H

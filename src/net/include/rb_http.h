@@ -107,6 +107,14 @@ void rb_http_reply_text(rb_http_reply *rep, int status, const char *content_type
  * When the client disconnects, or the response ends for any reason, the channel is closed
  * (rb_chan_close). */
 void rb_http_reply_sse(rb_http_reply *rep, rb_chan *ch);
+/* Streams ch as a raw body: each event's bytes are written as they are, with no SSE framing
+ * and no keep-alive, under the given status and content type (copied, at most 63 bytes). For
+ * relaying another server's response byte for byte. Takes its own reference; the channel is
+ * closed when the client disconnects or the response ends, like rb_http_reply_sse. */
+void rb_http_reply_stream(rb_http_reply *rep, int status, const char *content_type, rb_chan *ch);
+/* 1 when the client of req has hung up (its socket reports end of input or an error); for a
+ * handler that waits before it replies. Does not consume input. */
+int rb_http_req_client_gone(rb_http_req *req);
 /* Calls fn(user) once the reply has been sent (or the connection ended), from the connection's
  * thread; e.g. to shut the server down only after "shutting_down" reached the client. */
 void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user);

@@ -29,9 +29,11 @@ typedef struct wrk_config {
     const char *token;          /* bearer token for network mode (RBEE_API_TOKEN) */
     int threads;                /* 0: physical cores, shared by the slots */
     int slots;                  /* generation threads, default 1 */
-    int ctx;                    /* 0: the model's context length */
-    int queue;                  /* jobs waiting beyond the slots, default 16 */
-    int heartbeat_interval_s;   /* default 30 */
+    int ctx;                  /* -1 (default): 4096 capped at the training context; 0: the training
+                               * context; more than the training context is capped (with a warning) */
+    const char *kv_type;      /* KV cache type: "f16" (default), "q8_0" or "f32" */
+    int queue;                /* jobs waiting beyond the slots, default 16 */
+    int heartbeat_interval_s; /* default 30 */
     int stream_open_timeout_ms; /* POST /v1/jobs stream must open within this; default 30000 */
     int handle_signals;         /* wrk_run waits for SIGTERM/SIGINT itself (default 1) */
     int load_delay_ms; /* test knob: pause after each loaded layer (RBEE_TEST_LOAD_DELAY_MS) */
