@@ -82,8 +82,9 @@ Feature: Engine GGUF files
     Then opening fails with RB_EUNSUPPORTED and the message "tensor 'w' has unknown type 99"
 
   Scenario: An unsupported tensor type is refused
-    Given a file whose tensor "w" has type 10 (q2_k)
-    Then opening fails with RB_EUNSUPPORTED and a message naming "w", "q2_k" and "(10)"
+    Given a file whose tensor "w" has type 16 (iq2_xxs)
+    Then opening fails with RB_EUNSUPPORTED and a message naming "w", "iq2_xxs" and "(16)"
+    And types 21 (iq3_s) and 39 (mxfp4) are refused by name the same way
 
   Scenario: A tensor with more than 4 dimensions is refused
     Given a file whose tensor "w" has 5 dimensions

@@ -22,12 +22,15 @@ Feature: Engine tensor types and kernels
       | q5_1 | 32       | 24    | 3072 | yes       |
       | q8_0 | 32       | 34    | 4352 | yes       |
       | q8_1 | 32       | 36    | 4608 | no        |
-      | q2_k | 256      | 84    | 1344 | no        |
-      | q3_k | 256      | 110   | 1760 | no        |
+      | q2_k | 256      | 84    | 1344 | yes       |
+      | q3_k | 256      | 110   | 1760 | yes       |
       | q4_k | 256      | 144   | 2304 | yes       |
       | q5_k | 256      | 176   | 2816 | yes       |
       | q6_k | 256      | 210   | 3360 | yes       |
       | q8_k | 256      | 292   | 4672 | no        |
+      | iq4_nl | 32     | 18    | 2304 | yes       |
+      | iq4_xs | 256    | 136   | 2176 | yes       |
+      | iq2_xxs | 256   | 66    | 1056 | no        |
 
   Scenario: Type names parse in either case
     When "q4_k" and "Q4_K" are parsed
@@ -87,6 +90,26 @@ Feature: Engine tensor types and kernels
     Then element e is 0.5 * scale[e / 16] * (6-bit code - 32)
     And elements 0, 1, 16, 128, 255 are -16, -4.5, 16, -80, 1600
 
+  Scenario: Q2_K dequantization matches the block definition
+    Given a Q2_K block with d = 0.5, dmin = 0.25, scales[k] = (k mod 15 + 1) | k << 4 and qs[i] = 29i + 7 mod 256
+    Then element 128h + 32j + l is 0.5 * (scale of e / 16) * (bits 2j..2j+1 of qs[32h + l]) - 0.25 * (min of e / 16)
+    And elements 0, 33, 255 are 1.5, 1, -3.75
+
+  Scenario: Q3_K dequantization matches the block definition
+    Given a Q3_K block with d = 0.25, hmask[l] = 37l + 11, qs[i] = 29i + 7 and 6-bit scales 13k + 5 mod 64
+    Then element 128h + 32j + l is 0.25 * (scale - 32) * (2-bit code - (bit 4h + j of hmask[l] ? 0 : 4))
+    And elements 0, 40, 200 are -20.25, -0.75, -1
+
+  Scenario: IQ4_NL dequantization matches the block definition
+    Given an IQ4_NL block with d = 0.5 and byte j = j | (15 - j) << 4
+    Then element j is 0.5 * kvalues[j] and element j + 16 is 0.5 * kvalues[15 - j]
+    And elements 0, 15, 31 are -63.5, 56.5, -63.5
+
+  Scenario: IQ4_XS dequantization matches the block definition
+    Given an IQ4_XS block with d = 0.5, sub-block scales 8 ib + 5 and qs[i] = 29i + 7
+    Then element 32 ib + j is 0.5 * (scale - 32) * kvalues[nibble of qs[16 ib + j mod 16]]
+    And elements 0 and 255 are 135 and -319
+
   Scenario: Q4_0 quantization picks the reference codes
     Given the block x_j = j - 16 for j = 0..31
     Then d is 2.0 (the largest magnitude, -16, maps to code 0)
@@ -110,14 +133,19 @@ Feature: Engine tensor types and kernels
       | q4_0 | 0.10  | 0.086    |
       | q4_k | 0.08  | 0.071    |
       | q6_k | 0.02  | 0.018    |
+      | q5_k | 0.04  | 0.036    |
+      | q3_k | 0.17  | 0.154    |
+      | q2_k | 0.31  | 0.283    |
+      | iq4_nl | 0.085 | 0.077  |
+      | iq4_xs | 0.085 | 0.078  |
 
   Scenario: An all-zero row quantizes to exact zeros in every target type
     Given 512 zeros
-    Then quantizing to f16, bf16, q8_0, q4_0, q4_k, q6_k and q8_k gives back 512 exact zeros
+    Then quantizing to f16, bf16, q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs and q8_k gives back 512 exact zeros
 
   Scenario: A constant row comes back within 0.1 percent in every block type
     Given 256 copies of 0.37, and 256 copies of -0.37
-    Then q8_0, q4_0, q4_k, q6_k and q8_k give each value back within 0.1 percent
+    Then q8_0, q4_0, q2_k, q3_k, q4_k, q5_k, q6_k, iq4_nl, iq4_xs and q8_k give each value back within 0.1 percent
 
   Scenario: Large and small magnitudes keep the error bound
     Given the random rows scaled by 10000 and by 0.01
@@ -156,6 +184,10 @@ Feature: Engine tensor types and kernels
       | q4_k    | q8_k        |
       | q5_k    | q8_k        |
       | q6_k    | q8_k        |
+      | q2_k    | q8_k        |
+      | q3_k    | q8_k        |
+      | iq4_nl  | q8_0        |
+      | iq4_xs  | q8_k        |
 
   Scenario: Every fast kernel matches its scalar twin
     Given random weights of every supported type with 7 rows of n = 256, 512, 768 and 4352 elements
@@ -174,5 +206,5 @@ Feature: Engine tensor types and kernels
     Then Y[t * 13 + r] is the dot of row r and activation t for r in 3..7 and every other output keeps its sentinel
 
   Scenario: Unsupported weight types produce zeros
-    When a Q2_K matrix is multiplied
+    When an IQ2_XXS matrix is multiplied
     Then every output is 0 and eng_vec_dot returns 0

@@ -111,8 +111,12 @@ eng_type eng_vec_dot_type(eng_type wtype)
     case ENG_TYPE_Q5_0:
     case ENG_TYPE_Q5_1:
     case ENG_TYPE_Q8_0:
+    case ENG_TYPE_IQ4_NL:
         at = ENG_TYPE_Q8_0;
         break;
+    case ENG_TYPE_Q2_K:
+    case ENG_TYPE_Q3_K:
+    case ENG_TYPE_IQ4_XS:
     case ENG_TYPE_Q4_K:
     case ENG_TYPE_Q5_K:
     case ENG_TYPE_Q6_K:
@@ -455,6 +459,87 @@ static float dot_q6_K(int64_t n, const void *w, const void *x)
     return sum;
 }
 
+/* Q2_K: sub-block k contributes d * (sc_k & 15) * (codes . y)_k - dmin * (sc_k >> 4) *
+ * (sum of y)_k, the sums of y coming with the Q8_K block. */
+static float dot_q2_K(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q2_K *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int isum = 0, msum = 0;
+        for (int k = 0; k < 16; k++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) {
+                const int e = 16 * k + i, h = e / 128, j = (e % 128) / 32, l = e % 32;
+                s += ((a[b].qs[32 * h + l] >> (2 * j)) & 3) * y[b].qs[e];
+            }
+            isum += (a[b].scales[k] & 0xF) * s;
+            msum += (a[b].scales[k] >> 4) * y[b].bsums[k];
+        }
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum - eng_h2f(a[b].dmin) * y[b].d * (float)msum;
+    }
+    return sum;
+}
+
+/* Q3_K: codes 0..7 stand for code - 4; sub-block k has the signed scale sc_k. */
+static float dot_q3_K(int64_t n, const void *w, const void *x)
+{
+    const eng_block_q3_K *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int8_t sc[16];
+        int isum = 0;
+        eng_q3_K_scales(a[b].scales, sc);
+        for (int k = 0; k < 16; k++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) {
+                const int e = 16 * k + i, h = e / 128, j = (e % 128) / 32, l = e % 32;
+                const int lo = (a[b].qs[32 * h + l] >> (2 * j)) & 3;
+                const int hi = (a[b].hmask[l] >> (4 * h + j)) & 1;
+                s += (lo + 4 * hi - 4) * y[b].qs[e];
+            }
+            isum += sc[k] * s;
+        }
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum;
+    }
+    return sum;
+}
+
+/* Integer dot of one group of 32 IQ4 indices (Q4_0 nibble order) with 32 activation codes. */
+static int iq4_group(const uint8_t *qs, const int8_t *y)
+{
+    int s = 0;
+    for (int j = 0; j < ENG_QK / 2; j++)
+        s += eng_iq4nl_values[qs[j] & 0xF] * y[j] + eng_iq4nl_values[qs[j] >> 4] * y[j + 16];
+    return s;
+}
+
+static float dot_iq4_nl(int64_t n, const void *w, const void *x)
+{
+    const eng_block_iq4_nl *a = w;
+    const eng_block_q8_0 *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK; b++)
+        sum += (float)iq4_group(a[b].qs, y[b].qs) * (eng_h2f(a[b].d) * eng_h2f(y[b].d));
+    return sum;
+}
+
+static float dot_iq4_xs(int64_t n, const void *w, const void *x)
+{
+    const eng_block_iq4_xs *a = w;
+    const eng_block_q8_K *y = x;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        int isum = 0;
+        for (int ib = 0; ib < 8; ib++)
+            isum += eng_iq4_xs_scale(&a[b], ib) * iq4_group(a[b].qs + 16 * ib, y[b].qs + 32 * ib);
+        sum += eng_h2f(a[b].d) * y[b].d * (float)isum;
+    }
+    return sum;
+}
+
 typedef float (*row_dot_fn)(int64_t n, const void *w, const void *x);
 
 /* Every scalar kernel shape is this loop over the tokens. */
@@ -512,6 +597,22 @@ static void tile_q6_K(SCALAR_ARGS)
 {
     scalar_tile(dot_q6_K, n, w, x, xs, nt, y, ldy);
 }
+static void tile_q2_K(SCALAR_ARGS)
+{
+    scalar_tile(dot_q2_K, n, w, x, xs, nt, y, ldy);
+}
+static void tile_q3_K(SCALAR_ARGS)
+{
+    scalar_tile(dot_q3_K, n, w, x, xs, nt, y, ldy);
+}
+static void tile_iq4_nl(SCALAR_ARGS)
+{
+    scalar_tile(dot_iq4_nl, n, w, x, xs, nt, y, ldy);
+}
+static void tile_iq4_xs(SCALAR_ARGS)
+{
+    scalar_tile(dot_iq4_xs, n, w, x, xs, nt, y, ldy);
+}
 
 int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks)
 {
@@ -549,6 +650,18 @@ int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks)
         break;
     case ENG_TYPE_Q6_K:
         f = tile_q6_K;
+        break;
+    case ENG_TYPE_Q2_K:
+        f = tile_q2_K;
+        break;
+    case ENG_TYPE_Q3_K:
+        f = tile_q3_K;
+        break;
+    case ENG_TYPE_IQ4_NL:
+        f = tile_iq4_nl;
+        break;
+    case ENG_TYPE_IQ4_XS:
+        f = tile_iq4_xs;
         break;
     default:
         break;

@@ -495,5 +495,5 @@ int eng_kernels_avx2(eng_type wtype, eng_kernel_set *ks)
     int found = (unsigned)wtype < ENG_TYPE_COUNT && sets[wtype].dot;
     if (found)
         *ks = sets[wtype];
-    return found;
+    return found || eng_kernels_avx2_lowbit(wtype, ks);
 }

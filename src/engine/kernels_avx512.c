@@ -9,7 +9,8 @@
  *     products summed into a 32-bit lane) replaces maddubs + madd, and vpdpwssd (16-bit
  *     pairs multiplied and accumulated) folds the K-quant sub-block scales into the sum.
  * Float weights also get a batch kernel (float_gemm: a 4-row x 6-token register tile).
- * Q4_0 and Q8_0 have their own whole-range kernels in kernels_avx512_q8.c. The legacy Q4_1,
+ * Q4_0, Q8_0 and IQ4_NL have their own whole-range kernels in kernels_avx512_q8.c, Q2_K, Q3_K
+ * and IQ4_XS theirs in kernels_lowbit_avx512.c. The legacy Q4_1,
  * Q5_0 and Q5_1 were not ported: eng_kernels_avx512 reports no kernel for them and
  * kernels.c falls back to AVX2.
  */
@@ -522,6 +523,12 @@ int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks)
     eng_kernel_set found = {0};
     if (eng_kernels_avx512_q8(wtype, ks))
         return 1;
+    if (eng_isa_has_vnni() && eng_kernels_avx512_lowbit(wtype, ks)) {
+        /* Q2_K, Q3_K and IQ4_XS batches: the 16-token tiles of kernels_avx512_k.c */
+        ks->gemm = eng_gemm_avx512_k(wtype);
+        ks->gemm_layout = ks->gemm ? ENG_ACT_Q8K_TILES : ENG_ACT_ROWS;
+        return 1;
+    }
     if ((unsigned)wtype < ENG_TYPE_COUNT) {
         found = sets[wtype];
         if (!found.dot && eng_isa_has_vnni())

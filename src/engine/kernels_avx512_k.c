@@ -1,8 +1,8 @@
 /*
- * kernels_avx512_k.c - AVX-512 VNNI batch kernels for the K-quants Q4_K and Q6_K against
- * 8-bit activations in tiles of 16 tokens (ENG_ACT_Q8K_TILES), and the AVX-512 twin of the
- * Q8_K activation quantizer. The scalar twins are dot_q4_K and dot_q6_K in kernels.c and
- * eng_quantize_q8_K; the tests compare them.
+ * kernels_avx512_k.c - AVX-512 VNNI batch kernels for the K-quants Q4_K, Q6_K, Q2_K, Q3_K and
+ * for IQ4_XS against 8-bit activations in tiles of 16 tokens (ENG_ACT_Q8K_TILES), and the
+ * AVX-512 twin of the Q8_K activation quantizer. The scalar twins are dot_q4_K, dot_q6_K,
+ * dot_q2_K, dot_q3_K, dot_iq4_xs in kernels.c and eng_quantize_q8_K; the tests compare them.
  *
  * DESIGN. As for Q4_0 (kernels_avx512_q8.c): four weight codes are broadcast to every lane
  * and multiplied with four codes of each of 16 tokens by vpdpbusd, so a sub-block needs no
@@ -14,9 +14,13 @@
  * sum starts at -32 * (sum of the token's 16 codes). The super-block's activation scale
  * multiplies each sub-block's weight (one multiply per sub-block and token vector).
  *
- * A pair of weight rows shares every activation load (see kernels_avx512_q8.c): Q4_K decodes
- * one sub-block of both rows (16 code vectors) for 2 tiles, Q6_K one sub-block of 16 codes
- * of both rows (8 vectors) for 4 tiles.
+ * Q2_K and Q3_K follow Q6_K (16 codes per sub-block; Q3_K's codes stored + 4, Q2_K's min term
+ * as Q4_K's), IQ4_XS follows Q4_K (32 per sub-block) with its indices looked up in the table
+ * plus 128 and the 128 taken out through the token's sums.
+ *
+ * A pair of weight rows shares every activation load (see kernels_avx512_q8.c): Q4_K and
+ * IQ4_XS decode one sub-block of both rows (16 code vectors) for 2 tiles, Q6_K, Q2_K and Q3_K
+ * one sub-block of 16 codes of both rows (8 vectors) for 4 tiles.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -214,21 +218,192 @@ INLINE VNNI void k6_rows(const int R, const int NT, int64_t n, const uint8_t *w,
     }
 }
 
+/* ---- Q2_K, Q3_K ------------------------------------------------------------------- */
+
+/* The 4 code vectors of sub-block g (codes 16g..16g+15) of a Q2_K (hm NULL) or Q3_K
+ * super-block: element 128h + 32j + l, h = g / 8, j = (g % 8) / 2, l = 16 (g % 2) + 4i ..,
+ * has its low 2 bits at bits 2j of qs[32h + l] and (Q3_K) its third bit at bit 4h + j of
+ * hm[l], moved to bit 2 (see quant.h). */
+INLINE VNNI void k23_codes(const uint8_t *qs, const uint8_t *hm, int g, __m512i *q)
+{
+    const int h = g / 8, j = (g % 8) / 2, sh = 4 * h + j;
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        const int l = 16 * (g % 2) + 4 * i;
+        __m512i c = _mm512_and_si512(_mm512_srli_epi16(bcast4(qs + 32 * h + l), 2 * j),
+                                     _mm512_set1_epi8(3));
+        if (hm) {
+            const __m512i hb = bcast4(hm + l);
+            const __m512i top =
+                sh >= 2 ? _mm512_srli_epi16(hb, sh - 2) : _mm512_slli_epi16(hb, 2 - sh);
+            c = _mm512_ternarylogic_epi32(top, _mm512_set1_epi8(4), c, 0xEA); /* (top & 4) | c */
+        }
+        q[i] = c;
+    }
+}
+
+/* Q2_K (q3 = 0): sub-block g adds d * (sc & 15) * (codes . y) - dmin * (sc >> 4) * (sum of y);
+ * Q3_K (q3 = 1): d * (sc - 32) * (codes . y - 4 * sum of y), the codes stored + 4. */
+INLINE VNNI void k23_rows(const int q3, const int R, const int NT, int64_t n, const uint8_t *w,
+                          size_t wrow, const uint8_t *x, size_t tile_bytes,
+                          __m512 (*acc)[ENG_TILES_MAX])
+{
+    const size_t bb = q3 ? sizeof(eng_block_q3_K) : sizeof(eng_block_q2_K);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        const uint8_t *qs[2], *hm[2];
+        float f[2][16], m[2][16];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = w + r * wrow + (size_t)b * bb;
+            if (q3) {
+                const eng_block_q3_K *k3 = (const eng_block_q3_K *)blk;
+                int8_t sc[16];
+                eng_q3_K_scales(k3->scales, sc);
+                qs[r] = k3->qs;
+                hm[r] = k3->hmask;
+                for (int g = 0; g < 16; g++)
+                    f[r][g] = _cvtsh_ss(k3->d) * (float)sc[g];
+            } else {
+                const eng_block_q2_K *k2 = (const eng_block_q2_K *)blk;
+                qs[r] = k2->qs;
+                hm[r] = NULL;
+                for (int g = 0; g < 16; g++) {
+                    f[r][g] = _cvtsh_ss(k2->d) * (float)(k2->scales[g] & 0xF);
+                    m[r][g] = _cvtsh_ss(k2->dmin) * (float)(k2->scales[g] >> 4);
+                }
+            }
+        }
+        for (int g = 0; g < 16; g++) {
+            __m512i q[2][4];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+                k23_codes(qs[r], hm[r], g, q[r]);
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const uint8_t *tile = x + t * tile_bytes;
+                const uint8_t *y = sb_codes(tile, b) + 64 * 4 * g;
+                const __m512 dy = sb_scale(tile, b);
+                const __m512i sum = sb_sum16(tile, b, g);
+                const __m512i off =
+                    q3 ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(sum, 2))
+                       : _mm512_setzero_si512();
+                __m512i s[2];
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++)
+                    s[r] = off;
+#pragma GCC unroll 4
+                for (int i = 0; i < 4; i++) {
+                    const __m512i yv = _mm512_loadu_si512(y + 64 * i);
+#pragma GCC unroll 2
+                    for (int r = 0; r < R; r++)
+                        s[r] = _mm512_dpbusd_epi32(s[r], q[r][i], yv);
+                }
+                const __m512 ysum = q3 ? dy : _mm512_mul_ps(dy, _mm512_cvtepi32_ps(sum));
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) {
+                    const __m512 fr = _mm512_mul_ps(dy, _mm512_set1_ps(f[r][g]));
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), fr, acc[r][t]);
+                    if (!q3)
+                        acc[r][t] = _mm512_fnmadd_ps(ysum, _mm512_set1_ps(m[r][g]), acc[r][t]);
+                }
+            }
+        }
+    }
+}
+
+/* ---- IQ4_XS ------------------------------------------------------------------------ */
+
+/* IQ4_XS sub-block ib of 32 is an IQ4_NL block under the scale d * (ls - 32): its codes are
+ * the table values + 128 (unsigned), looked up 4 at a time as Q4_0's nibbles are decoded
+ * (codes 4g.. in the low nibbles, 16 + 4g.. in the high ones), and the 128 comes back out as
+ * -128 * (sum of the token's 32 codes). */
+INLINE VNNI void iq4xs_rows(const int R, const int NT, int64_t n, const uint8_t *w, size_t wrow,
+                            const uint8_t *x, size_t tile_bytes, __m512i table,
+                            __m512 (*acc)[ENG_TILES_MAX])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++)
+            acc[r][t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / ENG_QK_K; b++) {
+        const eng_block_iq4_xs *blk[2];
+        float f[2][8];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            blk[r] = (const eng_block_iq4_xs *)(w + r * wrow) + b;
+            for (int ib = 0; ib < 8; ib++)
+                f[r][ib] = _cvtsh_ss(blk[r]->d) * (float)eng_iq4_xs_scale(blk[r], ib);
+        }
+        for (int ib = 0; ib < 8; ib++) {
+            __m512i q[2][8];
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    const __m512i v = bcast4(blk[r]->qs + 16 * ib + 4 * g);
+                    q[r][g] = _mm512_shuffle_epi8(table, _mm512_and_si512(v, m4));
+                    q[r][g + 4] =
+                        _mm512_shuffle_epi8(table, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+                }
+#pragma GCC unroll 4
+            for (int t = 0; t < NT; t++) {
+                const uint8_t *tile = x + t * tile_bytes;
+                const uint8_t *y = sb_codes(tile, b) + 64 * 8 * ib;
+                const __m512 dy = sb_scale(tile, b);
+                const __m512i off = _mm512_sub_epi32(
+                    _mm512_setzero_si512(),
+                    _mm512_slli_epi32(
+                        _mm512_add_epi32(sb_sum16(tile, b, 2 * ib), sb_sum16(tile, b, 2 * ib + 1)),
+                        7));
+                __m512i s[2];
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++)
+                    s[r] = off;
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) {
+                    const __m512i yv = _mm512_loadu_si512(y + 64 * g);
+#pragma GCC unroll 2
+                    for (int r = 0; r < R; r++)
+                        s[r] = _mm512_dpbusd_epi32(s[r], q[r][g], yv);
+                }
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) {
+                    const __m512 fr = _mm512_mul_ps(dy, _mm512_set1_ps(f[r][ib]));
+                    acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[r]), fr, acc[r][t]);
+                }
+            }
+        }
+    }
+}
+
 /* ---- the parts and sets ------------------------------------------------------------ */
 
-enum kkind { K_Q4, K_Q6 };
+enum kkind { K_Q4, K_Q6, K_Q2, K_Q3, K_IQ4XS };
 
 INLINE VNNI void k_part(const int kind, const int R, int64_t n, const uint8_t *w, size_t wrow,
                         const uint8_t *x, size_t tile_bytes, int64_t k, int64_t r, int64_t rg,
                         float (*out)[ENG_TILES_ROW_GROUP])
 {
     __m512 acc[2][ENG_TILES_MAX];
+    const __m512i iq4_table = _mm512_broadcast_i32x4(_mm_xor_si128(
+        _mm_loadu_si128((const __m128i *)eng_iq4nl_values), _mm_set1_epi8((char)0x80)));
 #define K_ROWS(NT)                                                                                 \
     do {                                                                                           \
         if (kind == K_Q4)                                                                          \
             k4_rows(R, NT, n, w, wrow, x, tile_bytes, acc);                                        \
-        else                                                                                       \
+        else if (kind == K_Q6)                                                                     \
             k6_rows(R, NT, n, w, wrow, x, tile_bytes, acc);                                        \
+        else if (kind == K_Q2 || kind == K_Q3)                                                     \
+            k23_rows(kind == K_Q3, R, NT, n, w, wrow, x, tile_bytes, acc);                         \
+        else                                                                                       \
+            iq4xs_rows(R, NT, n, w, wrow, x, tile_bytes, iq4_table, acc);                          \
     } while (0)
     switch (k) { /* a constant tile count keeps the accumulators in registers */
     case 1:
@@ -264,6 +439,9 @@ INLINE VNNI void k_part(const int kind, const int R, int64_t n, const uint8_t *w
 
 PART(q4_K, K_Q4)
 PART(q6_K, K_Q6)
+PART(q2_K, K_Q2)
+PART(q3_K, K_Q3)
+PART(iq4_xs, K_IQ4XS)
 
 static void q4_K_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt,
                       float *Y, size_t ldy, int64_t r0, int64_t r1)
@@ -279,11 +457,51 @@ static void q6_K_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *x
                    ldy, r0, r1);
 }
 
+static void q2_K_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt,
+                      float *Y, size_t ldy, int64_t r0, int64_t r1)
+{
+    eng_gemm_tiles(q2_K_part, K6_TILES, (size_t)(n / ENG_QK_K) * SB_BYTES, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
+}
+
+static void q3_K_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt,
+                      float *Y, size_t ldy, int64_t r0, int64_t r1)
+{
+    eng_gemm_tiles(q3_K_part, K6_TILES, (size_t)(n / ENG_QK_K) * SB_BYTES, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
+}
+
+static void iq4_xs_gemm(int64_t n, const uint8_t *W, size_t wrow, const uint8_t *xq, int64_t nt,
+                        float *Y, size_t ldy, int64_t r0, int64_t r1)
+{
+    eng_gemm_tiles(iq4_xs_part, K4_TILES, (size_t)(n / ENG_QK_K) * SB_BYTES, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
+}
+
 eng_rows_fn eng_gemm_avx512_k(eng_type wtype)
 {
     eng_rows_fn f = NULL;
-    if (eng_isa_has_vnni())
-        f = wtype == ENG_TYPE_Q4_K ? q4_K_gemm : wtype == ENG_TYPE_Q6_K ? q6_K_gemm : NULL;
+    if (eng_isa_has_vnni()) {
+        switch (wtype) {
+        case ENG_TYPE_Q4_K:
+            f = q4_K_gemm;
+            break;
+        case ENG_TYPE_Q6_K:
+            f = q6_K_gemm;
+            break;
+        case ENG_TYPE_Q2_K:
+            f = q2_K_gemm;
+            break;
+        case ENG_TYPE_Q3_K:
+            f = q3_K_gemm;
+            break;
+        case ENG_TYPE_IQ4_XS:
+            f = iq4_xs_gemm;
+            break;
+        default:
+            break;
+        }
+    }
     return f;
 }
 

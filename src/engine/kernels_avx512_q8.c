@@ -1,12 +1,14 @@
 /*
- * kernels_avx512_q8.c - AVX-512 VNNI kernels for Q4_0 and Q8_0 weights against 8-bit
- * activations in the Q8 layouts of kernels_act.c. Their scalar twins are dot_q4_0 and
- * dot_q8_0 in kernels.c (the same per-block integers, summed in another order); the tests
- * compare the two.
+ * kernels_avx512_q8.c - AVX-512 VNNI kernels for Q4_0, Q8_0 and IQ4_NL weights against 8-bit
+ * activations in the Q8 layouts of kernels_act.c. Their scalar twins are dot_q4_0, dot_q8_0
+ * and dot_iq4_nl in kernels.c (the same per-block integers, summed in another order); the
+ * tests compare the two.
  *
  * DESIGN. vpdpbusd multiplies unsigned by signed bytes and sums each four products into a
  * 32-bit lane, so the weight codes are made unsigned (Q4_0 stores q + 8 already; Q8_0 codes
- * get 128 added by flipping the top bit) and the offset comes back out through the
+ * get 128 added by flipping the top bit; IQ4_NL, laid out as Q4_0, looks its nibbles up in
+ * the table of eng_iq4nl_values + 128 with one byte shuffle) and the offset comes back out
+ * through the
  * activations: c = -offset * (sum of the block's activation codes), prepared once per block.
  * What remains per block is one float multiply-add of its integer sum by d_w * d_x. Both
  * kernels keep that float work off the per-block path:
@@ -41,11 +43,20 @@
 #define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of a tile (640) */
 #define MAX_TILES ENG_TILES_MAX                   /* tiles sharing one decode of a weight row */
 
-enum wkind { W_Q4_0, W_Q8_0 };
+enum wkind { W_Q4_0, W_Q8_0, W_IQ4_NL };
+
+_Static_assert(sizeof(eng_block_iq4_nl) == sizeof(eng_block_q4_0), "IQ4_NL is laid out as Q4_0");
 
 INLINE size_t block_bytes(const int kind)
 {
-    return kind == W_Q4_0 ? sizeof(eng_block_q4_0) : sizeof(eng_block_q8_0);
+    return kind == W_Q8_0 ? sizeof(eng_block_q8_0) : sizeof(eng_block_q4_0);
+}
+
+/* The IQ4_NL table plus 128 (unsigned, 1..241) in every 128-bit lane of a 512-bit vector. */
+INLINE VNNI __m512i iq4_table(void)
+{
+    __m128i t = _mm_loadu_si128((const __m128i *)eng_iq4nl_values);
+    return _mm512_broadcast_i32x4(_mm_xor_si128(t, _mm_set1_epi8((char)0x80)));
 }
 
 INLINE VNNI float hsum8(__m256 v)
@@ -68,11 +79,16 @@ INLINE VNNI __m256i pair_dot(const int kind, const uint8_t *w, const int8_t *y)
 {
     const size_t bb = block_bytes(kind);
     __m256i lo, hi;
-    if (kind == W_Q4_0) {
+    if (kind != W_Q8_0) {
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         const __m256i v = two_halves(w + 2, w + bb + 2);
         lo = _mm256_and_si256(v, m4);
         hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        if (kind == W_IQ4_NL) {
+            const __m256i table = _mm512_castsi512_si256(iq4_table());
+            lo = _mm256_shuffle_epi8(table, lo);
+            hi = _mm256_shuffle_epi8(table, hi);
+        }
     } else {
         const __m256i top = _mm256_set1_epi8((char)0x80);
         lo = _mm256_xor_si256(two_halves(w + 2, w + bb + 2), top);
@@ -97,7 +113,7 @@ INLINE VNNI __m256i reduce_pairs(__m256i a0, __m256i a1, __m256i a2, __m256i a3)
 INLINE VNNI __m256 group_scales(const int kind, const uint8_t *w)
 {
     __m128i h;
-    if (kind == W_Q4_0) { /* scales at bytes 18j: words 9j of the first 128 bytes */
+    if (kind != W_Q8_0) { /* scales at bytes 18j: words 9j of the first 128 bytes */
         const __m128i idx = _mm_setr_epi16(0, 18, 36, 54, 9, 27, 45, 63);
         h = _mm512_castsi512_si128(_mm512_permutex2var_epi16(
             _mm512_loadu_si512(w), _mm512_castsi128_si512(idx), _mm512_loadu_si512(w + 64)));
@@ -117,10 +133,12 @@ INLINE VNNI float single_block(const int kind, const uint8_t *w, const int8_t *y
                                int32_t c)
 {
     __m256i q;
-    if (kind == W_Q4_0) {
+    if (kind != W_Q8_0) {
         const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(w + 2)));
         q = _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
                              _mm256_set1_epi8(0x0F));
+        if (kind == W_IQ4_NL)
+            q = _mm256_shuffle_epi8(_mm512_castsi512_si256(iq4_table()), q);
     } else {
         q = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(w + 2)),
                              _mm256_set1_epi8((char)0x80));
@@ -176,15 +194,19 @@ INLINE VNNI void gemv(const int kind, int64_t n, const uint8_t *W, size_t wrow, 
  * codes 4g..4g+3 (the order of the tile's groups). */
 INLINE VNNI void block_codes(const int kind, const uint8_t *wb, __m512i *q)
 {
-    const int fetched = kind == W_Q4_0 ? 4 : 8; /* 4-code words read from the block */
+    const int fetched = kind == W_Q8_0 ? 8 : 4; /* 4-code words read from the block */
 #pragma GCC unroll 8
     for (int g = 0; g < fetched; g++) {
         int32_t four;
         memcpy(&four, wb + 2 + 4 * g, sizeof four);
         const __m512i v = _mm512_set1_epi32(four);
-        if (kind == W_Q4_0) { /* low nibbles: codes 4g.., high nibbles: codes 16 + 4g.. */
+        if (kind != W_Q8_0) { /* low nibbles: codes 4g.., high nibbles: codes 16 + 4g.. */
             q[g] = _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
             q[g + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), _mm512_set1_epi8(0x0F));
+            if (kind == W_IQ4_NL) {
+                q[g] = _mm512_shuffle_epi8(iq4_table(), q[g]);
+                q[g + 4] = _mm512_shuffle_epi8(iq4_table(), q[g + 4]);
+            }
         } else {
             q[g] = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
         }
@@ -291,6 +313,7 @@ INLINE VNNI void gemm_part(const int kind, const int R, int64_t n, const uint8_t
 
 PART(q4_0, W_Q4_0)
 PART(q8_0, W_Q8_0)
+PART(iq4_nl, W_IQ4_NL)
 
 /* Rows go in groups of ENG_TILES_ROW_GROUP, and each group's results are written token by
  * token as runs of that many floats: Y is token-major, and storing one row's results for 64
@@ -371,6 +394,16 @@ static VNNI void q8_0_gemv(ROWS_ARGS)
     (void)nt, (void)ldy;
     gemv(W_Q8_0, n, W, wrow, xq, Y, r0, r1);
 }
+static VNNI void iq4_nl_gemv(ROWS_ARGS)
+{
+    (void)nt, (void)ldy;
+    gemv(W_IQ4_NL, n, W, wrow, xq, Y, r0, r1);
+}
+static void iq4_nl_gemm(ROWS_ARGS)
+{
+    eng_gemm_tiles(iq4_nl_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
+                   ldy, r0, r1);
+}
 static void q4_0_gemm(ROWS_ARGS)
 {
     eng_gemm_tiles(q4_0_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
@@ -394,6 +427,10 @@ int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks)
     } else if (wtype == ENG_TYPE_Q8_0) {
         s.gemv = q8_0_gemv;
         s.gemm = q8_0_gemm;
+        s.code_offset = 128;
+    } else if (wtype == ENG_TYPE_IQ4_NL) {
+        s.gemv = iq4_nl_gemv;
+        s.gemm = iq4_nl_gemm;
         s.code_offset = 128;
     } else {
         return 0;

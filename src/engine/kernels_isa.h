@@ -72,7 +72,12 @@ typedef struct eng_kernel_set {
 int eng_kernels_scalar(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx2(eng_type wtype, eng_kernel_set *ks);
 int eng_kernels_avx512(eng_type wtype, eng_kernel_set *ks);
-/* The AVX-512 sets for Q4_0 and Q8_0 (kernels_avx512_q8.c); called by eng_kernels_avx512. */
+/* The sets for Q2_K, Q3_K, IQ4_NL and IQ4_XS (kernels_lowbit_*.c); called by
+ * eng_kernels_avx2 and (with VNNI only) eng_kernels_avx512. */
+int eng_kernels_avx2_lowbit(eng_type wtype, eng_kernel_set *ks);
+int eng_kernels_avx512_lowbit(eng_type wtype, eng_kernel_set *ks);
+/* The AVX-512 sets for Q4_0, Q8_0 and IQ4_NL (kernels_avx512_q8.c); called by eng_kernels_avx512.
+ */
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks);
 
 /* The batch kernels of the tile layouts share one driver (eng_gemm_tiles, in
@@ -98,7 +103,7 @@ void eng_quantize_q8_0_avx512(const float *x, struct eng_block_q8_0 *y, int32_t 
 /* eng_quantize_q8_K on AVX-512 (the same bytes). Only for CPUs with AVX-512 VNNI. */
 struct eng_block_q8_K;
 void eng_quantize_q8_K_avx512(const float *x, struct eng_block_q8_K *y, int64_t n);
-/* The AVX-512 batch kernel of Q4_K or Q6_K weights (ENG_ACT_Q8K_TILES), or NULL
+/* The AVX-512 batch kernel of Q4_K, Q6_K, Q2_K, Q3_K or IQ4_XS weights (ENG_ACT_Q8K_TILES), or NULL
  * (kernels_avx512_k.c). */
 eng_rows_fn eng_gemm_avx512_k(eng_type wtype);
 

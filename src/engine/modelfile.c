@@ -21,11 +21,33 @@ typedef struct ftype_def {
     uint32_t file_type; /* llama.cpp's general.file_type */
 } ftype_def;
 
-static const ftype_def ftypes[] = {
-    {"f32", ENG_TYPE_F32, 0},    {"f16", ENG_TYPE_F16, 1},    {"q4_0", ENG_TYPE_Q4_0, 2},
-    {"q8_0", ENG_TYPE_Q8_0, 7},  {"q4_k", ENG_TYPE_Q4_K, 14}, {"q4_k_m", ENG_TYPE_Q4_K, 15},
-    {"q6_k", ENG_TYPE_Q6_K, 18}, {"bf16", ENG_TYPE_BF16, 32},
+/* llama.cpp's general.file_type numbers of the mixes that adjust per-tensor types */
+enum {
+    FT_Q2_K = 10,
+    FT_Q3_K_S = 11,
+    FT_Q3_K_M = 12,
+    FT_Q4_K_M = 15,
+    FT_IQ4_NL = 25,
+    FT_IQ4_XS = 30,
 };
+
+static const ftype_def ftypes[] = {
+    {"f32", ENG_TYPE_F32, 0},
+    {"f16", ENG_TYPE_F16, 1},
+    {"q4_0", ENG_TYPE_Q4_0, 2},
+    {"q8_0", ENG_TYPE_Q8_0, 7},
+    {"q2_k", ENG_TYPE_Q2_K, FT_Q2_K},
+    {"q3_k_s", ENG_TYPE_Q3_K, FT_Q3_K_S},
+    {"q3_k_m", ENG_TYPE_Q3_K, FT_Q3_K_M},
+    {"q4_k", ENG_TYPE_Q4_K, 14},
+    {"q4_k_m", ENG_TYPE_Q4_K, FT_Q4_K_M},
+    {"q6_k", ENG_TYPE_Q6_K, 18},
+    {"iq4_nl", ENG_TYPE_IQ4_NL, FT_IQ4_NL},
+    {"iq4_xs", ENG_TYPE_IQ4_XS, FT_IQ4_XS},
+    {"bf16", ENG_TYPE_BF16, 32},
+};
+
+#define FTYPE_NAMES "f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s q3_k_m q4_k q4_k_m q6_k iq4_nl iq4_xs"
 
 static const ftype_def *find_ftype(const char *name)
 {
@@ -59,23 +81,73 @@ static int ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-/* The type a tensor gets in a file of type ft. tied: the file has no output.weight, so
- * token_embd.weight is the output head too and gets the head's type (as llama.cpp does). */
-static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim, int64_t ne0,
-                            int n_layers, int tied)
+/* The model's shape as the mixes see it. */
+typedef struct mix_shape {
+    int n_layers;
+    int gqa;  /* attention heads per key/value head (1 without GQA) */
+    int tied; /* no output.weight: token_embd.weight is the output head too */
+} mix_shape;
+
+/* The type llama.cpp's mix for ft gives a weight matrix called name (llama_tensor_get_type,
+ * for a llama-architecture model without experts), or ft->type where it keeps the default.
+ * attn_v and ffn_down are counted by layer, which is their order in a llama file. */
+static eng_type mix_type(const ftype_def *ft, const char *name, const mix_shape *ms)
 {
+    const int l = layer_of(name), n = ms->n_layers;
+    const int attn_v = ends_with(name, "attn_v.weight") && l >= 0;
+    const int ffn_down = ends_with(name, "ffn_down.weight") && l >= 0;
+    const int attn_out = ends_with(name, "attn_output.weight") && l >= 0;
     eng_type t = ft->type;
+
+    if (ft->type == ENG_TYPE_F32 || ft->type == ENG_TYPE_F16 || ft->type == ENG_TYPE_BF16)
+        return t;
+    if (strcmp(name, "output.weight") == 0 || (ms->tied && strcmp(name, "token_embd.weight") == 0))
+        return ft->file_type == FT_Q4_K_M || ft->file_type == FT_Q2_K ||
+                       ft->file_type == FT_Q3_K_S || ft->file_type == FT_Q3_K_M ||
+                       ft->file_type == FT_IQ4_NL || ft->file_type == FT_IQ4_XS
+                   ? ENG_TYPE_Q6_K
+                   : t;
+    switch (ft->file_type) {
+    case FT_Q2_K:
+        if (attn_v)
+            t = ms->gqa >= 4 ? ENG_TYPE_Q4_K : ENG_TYPE_Q3_K;
+        else if (ffn_down || attn_out)
+            t = ENG_TYPE_Q3_K;
+        break;
+    case FT_Q3_K_M:
+        if (attn_v)
+            t = l < 2 ? ENG_TYPE_Q5_K : ENG_TYPE_Q4_K;
+        else if (ffn_down) /* the Q3_K branch is Falcon's only */
+            t = l < n / 16 ? ENG_TYPE_Q5_K : ENG_TYPE_Q4_K;
+        else if (attn_out)
+            t = ENG_TYPE_Q4_K;
+        break;
+    case FT_Q4_K_M:
+        if ((attn_v || ffn_down) && use_more_bits(l, n))
+            t = ENG_TYPE_Q6_K;
+        break;
+    case FT_IQ4_NL:
+    case FT_IQ4_XS: /* the rules without an importance matrix */
+        if ((attn_v && ms->gqa >= 4) || (ffn_down && l < n / 8))
+            t = ENG_TYPE_Q5_K;
+        break;
+    default:
+        break;
+    }
+    return t;
+}
+
+/* The type a tensor gets in a file of type ft: F32 for vectors, the mix's type for matrices,
+ * and for rows that do not fit that type's blocks Q8_0 (or F16 when 32 does not divide them
+ * either). */
+static eng_type target_type(const ftype_def *ft, const char *name, uint32_t ndim, int64_t ne0,
+                            const mix_shape *ms)
+{
+    eng_type t;
 
     if (ndim < 2)
         return ENG_TYPE_F32;
-    if (ft->file_type == 15) { /* q4_k_m */
-        int l = layer_of(name);
-        if (strcmp(name, "output.weight") == 0 || (tied && strcmp(name, "token_embd.weight") == 0))
-            t = ENG_TYPE_Q6_K;
-        else if ((ends_with(name, "attn_v.weight") || ends_with(name, "ffn_down.weight")) &&
-                 l >= 0 && use_more_bits(l, n_layers))
-            t = ENG_TYPE_Q6_K;
-    }
+    t = mix_type(ft, name, ms);
     if (ne0 % eng_type_block_elems(t) != 0)
         t = ne0 % eng_type_block_elems(ENG_TYPE_Q8_0) == 0 ? ENG_TYPE_Q8_0 : ENG_TYPE_F16;
     return t;
@@ -180,13 +252,13 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
     eng_gguf *g = NULL;
     eng_gguf_writer *w = NULL;
     eng_pool *pool = NULL;
-    uint32_t n_layers = 0;
+    uint32_t n_layers = 0, heads = 1, kv_heads = 0;
     char arch[64], key[96], gerr[256];
+    mix_shape ms;
     rb_err rc;
 
     if (!ft)
-        return rb_errf(err, errlen, RB_EINVAL,
-                       "unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k)", ftype);
+        return rb_errf(err, errlen, RB_EINVAL, "unknown type '%s' (known: " FTYPE_NAMES ")", ftype);
     if ((rc = eng_gguf_open(in, &g, gerr, sizeof gerr))) {
         rb_errf(err, errlen, rc, "cannot open model '%s': %s", in, gerr);
         goto out;
@@ -194,7 +266,14 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
     if (eng_gguf_find_str(g, "general.architecture", arch, sizeof arch) == RB_OK) {
         snprintf(key, sizeof key, "%s.block_count", arch);
         eng_gguf_find_u32(g, key, 0, &n_layers);
+        snprintf(key, sizeof key, "%s.attention.head_count", arch);
+        eng_gguf_find_u32(g, key, 1, &heads);
+        snprintf(key, sizeof key, "%s.attention.head_count_kv", arch);
+        eng_gguf_find_u32(g, key, heads, &kv_heads);
     }
+    ms.n_layers = (int)n_layers;
+    ms.gqa = kv_heads > 0 && heads >= kv_heads ? (int)(heads / kv_heads) : 1;
+    ms.tied = eng_gguf_find_tensor(g, "output.weight") < 0;
     w = eng_gguf_writer_new();
     pool = eng_pool_new(n_threads > 0 ? n_threads : 1);
     if (!w || !pool) {
@@ -212,8 +291,7 @@ rb_err eng_quantize_file(const char *in, const char *out, const char *ftype, int
         ct.src_type = t->type;
         ct.src = t->data;
         ct.src_row = eng_type_row_bytes(t->type, t->ne[0]);
-        ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], (int)n_layers,
-                                  eng_gguf_find_tensor(g, "output.weight") < 0);
+        ct.dst_type = target_type(ft, t->name, t->ndim, t->ne[0], &ms);
         if (ct.dst_type == t->type) {
             rc = eng_gguf_writer_add_tensor(w, t->name, t->type, t->ndim, t->ne, t->data, t->size);
             if (rc)
@@ -466,8 +544,8 @@ static rb_err add_random(eng_gguf_writer *w, eng_pool *pool, const ftype_def *ft
         ct.std = 2 * sh->std; /* fixtures: embeddings larger than the other matrices */
     ct.fill = kind == T_NORM ? 1.0f : 0.0f;
     ct.seed = seed;
-    ct.dst_type =
-        kind != T_MAT ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], sh->layers, sh->tied);
+    const mix_shape ms = {sh->layers, sh->kv_heads > 0 ? sh->heads / sh->kv_heads : 1, sh->tied};
+    ct.dst_type = kind != T_MAT ? ENG_TYPE_F32 : target_type(ft, name, 2, ne[0], &ms);
     return add_converted(w, pool, name, kind != T_MAT ? 1 : 2, ne, &ct, err, errlen);
 }
 

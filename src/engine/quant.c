@@ -1,6 +1,7 @@
 /*
  * quant.c - tensor type traits, half-precision conversions, and the (de)quantizers of the
- * float types and the 32-element block types. The K-quants live in quant_k.c.
+ * float types and the 32-element block types. The K-quants live in quant_k.c, the IQ4 types
+ * in quant_iq.c.
  *
  * DESIGN. Everything here is plain, portable C and is the reference the SIMD kernels are
  * tested against; none of it sits in the per-token hot path except eng_quantize_q8_0, which
@@ -35,12 +36,30 @@ static const type_traits k_traits[ENG_TYPE_COUNT] = {
     [ENG_TYPE_Q5_1] = {"q5_1", ENG_QK, sizeof(eng_block_q5_1), 1},
     [ENG_TYPE_Q8_0] = {"q8_0", ENG_QK, sizeof(eng_block_q8_0), 1},
     [ENG_TYPE_Q8_1] = {"q8_1", ENG_QK, sizeof(eng_block_q8_1), 0},
-    [ENG_TYPE_Q2_K] = {"q2_k", ENG_QK_K, ENG_Q2_K_BYTES, 0},
-    [ENG_TYPE_Q3_K] = {"q3_k", ENG_QK_K, ENG_Q3_K_BYTES, 0},
+    [ENG_TYPE_Q2_K] = {"q2_k", ENG_QK_K, sizeof(eng_block_q2_K), 1},
+    [ENG_TYPE_Q3_K] = {"q3_k", ENG_QK_K, sizeof(eng_block_q3_K), 1},
     [ENG_TYPE_Q4_K] = {"q4_k", ENG_QK_K, sizeof(eng_block_q4_K), 1},
     [ENG_TYPE_Q5_K] = {"q5_k", ENG_QK_K, sizeof(eng_block_q5_K), 1},
     [ENG_TYPE_Q6_K] = {"q6_k", ENG_QK_K, sizeof(eng_block_q6_K), 1},
     [ENG_TYPE_Q8_K] = {"q8_k", ENG_QK_K, sizeof(eng_block_q8_K), 0},
+    [ENG_TYPE_IQ4_NL] = {"iq4_nl", ENG_QK, sizeof(eng_block_iq4_nl), 1},
+    [ENG_TYPE_IQ4_XS] = {"iq4_xs", ENG_QK_K, sizeof(eng_block_iq4_xs), 1},
+    /* the other ggml types, named (and sized) so a file using one is refused by name */
+    [ENG_TYPE_IQ2_XXS] = {"iq2_xxs", ENG_QK_K, ENG_IQ2_XXS_BYTES, 0},
+    [17] = {"iq2_xs", ENG_QK_K, 74, 0},
+    [18] = {"iq3_xxs", ENG_QK_K, 98, 0},
+    [19] = {"iq1_s", ENG_QK_K, 50, 0},
+    [21] = {"iq3_s", ENG_QK_K, 110, 0},
+    [22] = {"iq2_s", ENG_QK_K, 82, 0},
+    [24] = {"i8", 1, 1, 0},
+    [25] = {"i16", 1, 2, 0},
+    [26] = {"i32", 1, 4, 0},
+    [27] = {"i64", 1, 8, 0},
+    [28] = {"f64", 1, 8, 0},
+    [29] = {"iq1_m", ENG_QK_K, 56, 0},
+    [34] = {"tq1_0", ENG_QK_K, 54, 0},
+    [35] = {"tq2_0", ENG_QK_K, 66, 0},
+    [39] = {"mxfp4", ENG_QK, 17, 0},
 };
 
 /* NULL for values outside the enum and for holes in the ggml numbering. */
@@ -248,6 +267,18 @@ void eng_dequantize_row(eng_type t, const void *x, float *y, int64_t n)
     case ENG_TYPE_Q8_0:
         dequant_q8_0(x, y, nb);
         break;
+    case ENG_TYPE_Q2_K:
+        eng_dequantize_q2_K(x, y, nb * ENG_QK_K);
+        break;
+    case ENG_TYPE_Q3_K:
+        eng_dequantize_q3_K(x, y, nb * ENG_QK_K);
+        break;
+    case ENG_TYPE_IQ4_NL:
+        eng_dequantize_iq4_nl(x, y, nb * ENG_QK);
+        break;
+    case ENG_TYPE_IQ4_XS:
+        eng_dequantize_iq4_xs(x, y, nb * ENG_QK_K);
+        break;
     case ENG_TYPE_Q4_K:
         eng_dequantize_q4_K(x, y, nb * ENG_QK_K);
         break;
@@ -342,8 +373,23 @@ size_t eng_quantize_row(eng_type t, const float *x, void *y, int64_t n)
     case ENG_TYPE_Q4_0:
         eng_quantize_q4_0(x, y, n);
         break;
+    case ENG_TYPE_Q2_K:
+        eng_quantize_q2_K(x, y, n);
+        break;
+    case ENG_TYPE_Q3_K:
+        eng_quantize_q3_K(x, y, n);
+        break;
     case ENG_TYPE_Q4_K:
         eng_quantize_q4_K(x, y, n);
+        break;
+    case ENG_TYPE_Q5_K:
+        eng_quantize_q5_K(x, y, n);
+        break;
+    case ENG_TYPE_IQ4_NL:
+        eng_quantize_iq4_nl(x, y, n);
+        break;
+    case ENG_TYPE_IQ4_XS:
+        eng_quantize_iq4_xs(x, y, n);
         break;
     case ENG_TYPE_Q6_K:
         eng_quantize_q6_K(x, y, n);

@@ -21,6 +21,10 @@
  *                   take their low 4 bits from ql[l] low, ql[l+32] low, ql[l] high,
  *                   ql[l+32] high, and their top 2 bits from qh[l] bits 0-1, 2-3, 4-5, 6-7;
  *                   codes are 0..63 and stand for code - 32.
+ *   Q2_K/Q3_K       16 sub-blocks of 16; qs is 2 chunks of 32 bytes, chunk h holding element
+ *                   128h + 32j + l in bits 2j..2j+1 of byte l; Q3_K adds a third bit from
+ *                   bit 4h + j of hmask[l] (set: code - 0, clear: code - 4).
+ *   IQ4_NL/IQ4_XS   nibbles as Q4_0 per 32 elements, each an index into eng_iq4nl_values.
  */
 #ifndef ENG_QUANT_H
 #define ENG_QUANT_H
@@ -126,13 +130,77 @@ typedef struct __attribute__((packed)) eng_block_q8_K {
 _Static_assert(sizeof(eng_block_q8_K) == sizeof(float) + ENG_QK_K + ENG_QK_K / 16 * sizeof(int16_t),
                "q8_K block is 292 bytes");
 
-/* Sizes only: types we name but do not read, with the parts of their blocks in file order.
- * Q2_K: 4-bit scale and min per 16 elements, 2-bit codes, d and dmin (fp16). Q3_K: the high
- * bit and the low 2 bits of each code, 16 six-bit scales packed in 12 bytes, d (fp16). */
+/* x = d * (sc & 15) * q - dmin * (sc >> 4) over 16 sub-blocks of 16, q of 2 bits. Element
+ * 128h + 32j + l (l < 32) is bits 2j..2j+1 of qs[32h + l]; sub-block k is elements
+ * 16k..16k+15 and takes scales[k]. */
+typedef struct __attribute__((packed)) eng_block_q2_K {
+    uint8_t scales[ENG_QK_K / 16]; /* low nibble: scale, high nibble: min */
+    uint8_t qs[ENG_QK_K / 4];
+    uint16_t d;    /* fp16 scale of the 4-bit scales */
+    uint16_t dmin; /* fp16 scale of the 4-bit mins */
+} eng_block_q2_K;
 #define ENG_Q2_K_BYTES (ENG_QK_K / 16 + ENG_QK_K / 4 + 2 * sizeof(uint16_t))
-#define ENG_Q3_K_BYTES (ENG_QK_K / 8 + ENG_QK_K / 4 + ENG_QK_K / 16 * 6 / 8 + sizeof(uint16_t))
+_Static_assert(sizeof(eng_block_q2_K) == ENG_Q2_K_BYTES, "q2_K block is 84 bytes");
 _Static_assert(ENG_Q2_K_BYTES == 84, "q2_K block is 84 bytes");
+
+/* x = d * (sc - 32) * (q - 4) over 16 sub-blocks of 16, q of 3 bits: the low 2 bits as in
+ * Q2_K's qs, the third from bit 4h + j of hmask[l] for element 128h + 32j + l. The 16 six-bit
+ * scales: low 4 bits in the nibbles of bytes 0..7 (scale k < 8 low nibble of byte k, k >= 8
+ * high nibble of byte k - 8), top 2 bits in bits 2(k / 4).. of byte 8 + k % 4. */
+typedef struct __attribute__((packed)) eng_block_q3_K {
+    uint8_t hmask[ENG_QK_K / 8];
+    uint8_t qs[ENG_QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+} eng_block_q3_K;
+#define ENG_Q3_K_BYTES (ENG_QK_K / 8 + ENG_QK_K / 4 + ENG_QK_K / 16 * 6 / 8 + sizeof(uint16_t))
+_Static_assert(sizeof(eng_block_q3_K) == ENG_Q3_K_BYTES, "q3_K block is 110 bytes");
 _Static_assert(ENG_Q3_K_BYTES == 110, "q3_K block is 110 bytes");
+
+/* x = d * eng_iq4nl_values[q]: 4-bit indices into a fixed non-linear table, nibbles ordered
+ * as Q4_0 (element j low nibble of qs[j], element j + 16 its high nibble). */
+typedef struct __attribute__((packed)) eng_block_iq4_nl {
+    uint16_t d;
+    uint8_t qs[ENG_QK / 2];
+} eng_block_iq4_nl;
+_Static_assert(sizeof(eng_block_iq4_nl) == sizeof(uint16_t) + ENG_QK / 2,
+               "iq4_nl block is 18 bytes");
+
+/* IQ4_NL codes under 8 six-bit sub-block scales: x = d * (ls - 32) * eng_iq4nl_values[q] for
+ * sub-block ib of 32 (qs[16 ib ..] as one IQ4_NL block); ls has its low 4 bits in nibble ib % 2
+ * of scales_l[ib / 2] and its top 2 bits in bits 2 ib, 2 ib + 1 of scales_h. */
+typedef struct __attribute__((packed)) eng_block_iq4_xs {
+    uint16_t d;
+    uint16_t scales_h;
+    uint8_t scales_l[ENG_QK_K / 64];
+    uint8_t qs[ENG_QK_K / 2];
+} eng_block_iq4_xs;
+_Static_assert(sizeof(eng_block_iq4_xs) == 2 * sizeof(uint16_t) + ENG_QK_K / 64 + ENG_QK_K / 2,
+               "iq4_xs block is 136 bytes");
+
+/* The 16 values the IQ4 indices stand for (ggml's kvalues_iq4nl). */
+extern const int8_t eng_iq4nl_values[16];
+
+/* Sizes only: a type we name but do not read (IQ2_XXS: fp16 d and 64 bytes of grid codes). */
+#define ENG_IQ2_XXS_BYTES (sizeof(uint16_t) + ENG_QK_K / 4)
+
+/* The 16 six-bit Q3_K scales, minus 32, from their 12 packed bytes. */
+static inline void eng_q3_K_scales(const uint8_t *q, int8_t *sc)
+{
+    for (int k = 0; k < 16; k++) {
+        const int lo = k < 8 ? q[k] & 0xF : q[k - 8] >> 4;
+        const int hi = (q[8 + k % 4] >> (2 * (k / 4))) & 3;
+        sc[k] = (int8_t)((lo | hi << 4) - 32);
+    }
+}
+
+/* The 6-bit scale of IQ4_XS sub-block ib, minus 32. */
+static inline int eng_iq4_xs_scale(const eng_block_iq4_xs *b, int ib)
+{
+    const int lo = (b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF;
+    const int hi = (b->scales_h >> (2 * ib)) & 3;
+    return (lo | hi << 4) - 32;
+}
 
 /* Scale (*sc) and min (*m) of sub-block j (0..7) from the 12 packed bytes of Q4_K/Q5_K:
  * sub-blocks 0-3 keep 6 bits in bytes j and j+4; sub-blocks 4-7 keep their low 4 bits in
@@ -162,6 +230,17 @@ void eng_dequantize_q4_K(const eng_block_q4_K *x, float *y, int64_t n);
 void eng_dequantize_q5_K(const eng_block_q5_K *x, float *y, int64_t n);
 void eng_dequantize_q6_K(const eng_block_q6_K *x, float *y, int64_t n);
 void eng_dequantize_q8_K(const eng_block_q8_K *x, float *y, int64_t n);
+void eng_quantize_q2_K(const float *x, eng_block_q2_K *y, int64_t n);
+void eng_quantize_q3_K(const float *x, eng_block_q3_K *y, int64_t n);
+void eng_quantize_q5_K(const float *x, eng_block_q5_K *y, int64_t n);
+void eng_dequantize_q2_K(const eng_block_q2_K *x, float *y, int64_t n);
+void eng_dequantize_q3_K(const eng_block_q3_K *x, float *y, int64_t n);
+
+/* The IQ4 types (quant_iq.c): n a multiple of 32 (IQ4_NL) or 256 (IQ4_XS). */
+void eng_quantize_iq4_nl(const float *x, eng_block_iq4_nl *y, int64_t n);
+void eng_quantize_iq4_xs(const float *x, eng_block_iq4_xs *y, int64_t n);
+void eng_dequantize_iq4_nl(const eng_block_iq4_nl *x, float *y, int64_t n);
+void eng_dequantize_iq4_xs(const eng_block_iq4_xs *x, float *y, int64_t n);
 
 /* Quantizers of the 32-element family (quant.c), also used for the activations. */
 void eng_quantize_q8_0(const float *x, eng_block_q8_0 *y, int64_t n);

@@ -1,7 +1,7 @@
 /*
  * quant_k.c - the K-quant super-blocks (256 elements): dequantization of Q4_K, Q5_K and
- * Q6_K, the Q4_K and Q6_K quantizers, and Q8_K, the activation format of the K-quant dot
- * products.
+ * Q6_K, Q2_K and Q3_K, their quantizers (and Q5_K's), and Q8_K, the activation format of
+ * the K-quant dot products.
  *
  * DESIGN. The quantizers follow llama.cpp's reference (no importance matrix) algorithms, so
  * their error and their bytes match what a GGUF tool would produce:
@@ -12,6 +12,12 @@
  *   Q6_K  each sub-block of 16 gets a symmetric scale from a sweep around max/32 that
  *         maximises the x^2-weighted fit (fit_scale_sym); the 16 scales are quantized to
  *         int8 against the largest, and the codes recomputed.
+ *   Q5_K  as Q4_K with codes 0..31 and a narrower sweep (llama.cpp's -0.5 + 0.1 k, 16 steps).
+ *   Q2_K  each sub-block of 16 gets a scale and min from fit_scale_min with codes 0..3 and
+ *         weights |x| (the reference minimises the absolute error; this the squared one);
+ *         scales and mins are quantized to 4 bits against the largest.
+ *   Q3_K  each sub-block of 16 gets a symmetric scale from fit_scale_sym with codes -4..3;
+ *         the 16 scales are quantized to 6 bits (-32..31) against the largest.
  *   Q8_K  plain absmax to +-127 with a float scale, plus the sums of each 16 codes that the
  *         kernels use to apply the K-quant mins and offsets without touching codes twice.
  */
@@ -354,4 +360,178 @@ void eng_dequantize_q8_K(const eng_block_q8_K *x, float *y, int64_t n)
     for (int64_t b = 0; b < n / ENG_QK_K; b++, y += ENG_QK_K)
         for (int j = 0; j < ENG_QK_K; j++)
             y[j] = x[b].d * (float)x[b].qs[j];
+}
+
+/* ---- Q5_K, Q2_K, Q3_K -------------------------------------------------------------- */
+
+void eng_quantize_q5_K(const float *x, eng_block_q5_K *y, int64_t n)
+{
+    uint8_t L[ENG_QK_K], Laux[32];
+    float w[32], scales[8], mins[8];
+
+    for (int64_t b = 0; b < n / ENG_QK_K; b++, x += ENG_QK_K) {
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (int j = 0; j < 8; j++) {
+            const float *xs = x + 32 * j;
+            float sum_x2 = 0.0f;
+            for (int l = 0; l < 32; l++)
+                sum_x2 += xs[l] * xs[l];
+            const float av_x = sqrtf(sum_x2 / 32.0f);
+            for (int l = 0; l < 32; l++)
+                w[l] = av_x + fabsf(xs[l]);
+            scales[j] = fit_scale_min(32, 31, xs, w, L + 32 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            max_scale = scales[j] > max_scale ? scales[j] : max_scale;
+            max_min = mins[j] > max_min ? mins[j] : max_min;
+        }
+        const float inv_scale = max_scale > 0.0f ? 63.0f / max_scale : 0.0f;
+        const float inv_min = max_min > 0.0f ? 63.0f / max_min : 0.0f;
+        memset(&y[b], 0, sizeof y[b]);
+        for (int j = 0; j < 8; j++) {
+            uint8_t ls = (uint8_t)clampi(nearest(inv_scale * scales[j]), 0, 63);
+            uint8_t lm = (uint8_t)clampi(nearest(inv_min * mins[j]), 0, 63);
+            pack_k4_scale_min(y[b].scales, j, ls, lm);
+        }
+        y[b].d = eng_fp16_scale(max_scale / 63.0f);
+        y[b].dmin = eng_fp16_scale(max_min / 63.0f);
+
+        const float d_all = eng_h2f(y[b].d), m_all = eng_h2f(y[b].dmin);
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            eng_k4_scale_min(j, y[b].scales, &sc, &m);
+            const float d = d_all * sc;
+            if (d == 0.0f)
+                continue;
+            const float dm = m_all * m;
+            for (int l = 0; l < 32; l++)
+                L[32 * j + l] = (uint8_t)clampi(nearest((x[32 * j + l] + dm) / d), 0, 31);
+        }
+        for (int c = 0; c < 4; c++)
+            for (int l = 0; l < 32; l++) {
+                const uint8_t lo = L[64 * c + l], hi = L[64 * c + 32 + l];
+                y[b].qs[32 * c + l] = (uint8_t)((lo & 0xF) | (hi & 0xF) << 4);
+                y[b].qh[l] |= (uint8_t)((lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1));
+            }
+    }
+}
+
+/* The 2-bit codes L[0..255] (values 0..3) packed as Q2_K/Q3_K qs (see quant.h). */
+static void pack_2bit(const uint8_t *L, uint8_t *qs)
+{
+    for (int h = 0; h < 2; h++)
+        for (int l = 0; l < 32; l++)
+            qs[32 * h + l] = (uint8_t)(L[128 * h + l] | L[128 * h + 32 + l] << 2 |
+                                       L[128 * h + 64 + l] << 4 | L[128 * h + 96 + l] << 6);
+}
+
+void eng_quantize_q2_K(const float *x, eng_block_q2_K *y, int64_t n)
+{
+    uint8_t L[ENG_QK_K], Laux[16];
+    float w[16], scales[16], mins[16];
+
+    for (int64_t b = 0; b < n / ENG_QK_K; b++, x += ENG_QK_K) {
+        float max_scale = 0.0f, max_min = 0.0f;
+        for (int k = 0; k < 16; k++) {
+            for (int l = 0; l < 16; l++)
+                w[l] = fabsf(x[16 * k + l]);
+            scales[k] =
+                fit_scale_min(16, 3, x + 16 * k, w, L + 16 * k, &mins[k], Laux, -0.5f, 0.1f, 15);
+            max_scale = scales[k] > max_scale ? scales[k] : max_scale;
+            max_min = mins[k] > max_min ? mins[k] : max_min;
+        }
+        memset(&y[b], 0, sizeof y[b]);
+        const float inv_scale = max_scale > 0.0f ? 15.0f / max_scale : 0.0f;
+        const float inv_min = max_min > 0.0f ? 15.0f / max_min : 0.0f;
+        for (int k = 0; k < 16; k++)
+            y[b].scales[k] = (uint8_t)(clampi(nearest(inv_scale * scales[k]), 0, 15) |
+                                       clampi(nearest(inv_min * mins[k]), 0, 15) << 4);
+        y[b].d = eng_fp16_scale(max_scale / 15.0f);
+        y[b].dmin = eng_fp16_scale(max_min / 15.0f);
+
+        const float d_all = eng_h2f(y[b].d), m_all = eng_h2f(y[b].dmin);
+        for (int k = 0; k < 16; k++) {
+            const float d = d_all * (float)(y[b].scales[k] & 0xF);
+            const float dm = m_all * (float)(y[b].scales[k] >> 4);
+            for (int l = 0; l < 16; l++)
+                L[16 * k + l] =
+                    d == 0.0f ? 0 : (uint8_t)clampi(nearest((x[16 * k + l] + dm) / d), 0, 3);
+        }
+        pack_2bit(L, y[b].qs);
+    }
+}
+
+void eng_dequantize_q2_K(const eng_block_q2_K *x, float *y, int64_t n)
+{
+    for (int64_t b = 0; b < n / ENG_QK_K; b++, y += ENG_QK_K) {
+        const float d = eng_h2f(x[b].d), dmin = eng_h2f(x[b].dmin);
+        for (int e = 0; e < ENG_QK_K; e++) {
+            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            const uint8_t sc = x[b].scales[e / 16];
+            const int q = (x[b].qs[32 * h + l] >> (2 * j)) & 3;
+            y[e] = d * (float)(sc & 0xF) * (float)q - dmin * (float)(sc >> 4);
+        }
+    }
+}
+
+void eng_quantize_q3_K(const float *x, eng_block_q3_K *y, int64_t n)
+{
+    int8_t L[ENG_QK_K];
+    uint8_t U[ENG_QK_K];
+    float scales[16];
+
+    for (int64_t b = 0; b < n / ENG_QK_K; b++, x += ENG_QK_K) {
+        float max_scale = 0.0f, max_abs = 0.0f;
+        for (int k = 0; k < 16; k++) {
+            scales[k] = fit_scale_sym(16, 4, x + 16 * k, L + 16 * k);
+            if (fabsf(scales[k]) > max_abs) {
+                max_abs = fabsf(scales[k]);
+                max_scale = scales[k];
+            }
+        }
+        memset(&y[b], 0, sizeof y[b]);
+        if (max_abs < 1e-15f) /* all zero: d = 0, a zero block */
+            continue;
+        /* the largest scale maps to -32, the 6-bit range's end */
+        const float iscale = -32.0f / max_scale;
+        for (int k = 0; k < 16; k++) {
+            const int ls = clampi(nearest(iscale * scales[k]), -32, 31) + 32;
+            if (k < 8)
+                y[b].scales[k] = (uint8_t)(ls & 0xF);
+            else
+                y[b].scales[k - 8] |= (uint8_t)((ls & 0xF) << 4);
+            y[b].scales[8 + k % 4] |= (uint8_t)((ls >> 4) << (2 * (k / 4)));
+        }
+        y[b].d = eng_fp16_scale(1.0f / iscale);
+
+        int8_t sc[16];
+        eng_q3_K_scales(y[b].scales, sc);
+        const float d_all = eng_h2f(y[b].d);
+        for (int k = 0; k < 16; k++) {
+            const float d = d_all * (float)sc[k];
+            for (int l = 0; l < 16; l++)
+                U[16 * k + l] =
+                    (uint8_t)(d == 0.0f ? 4 : clampi(nearest(x[16 * k + l] / d), -4, 3) + 4);
+        }
+        for (int e = 0; e < ENG_QK_K; e++) { /* the third bit: set for codes 4..7 */
+            if (U[e] > 3) {
+                y[b].hmask[e % 32] |= (uint8_t)(1u << (e / 32));
+                U[e] = (uint8_t)(U[e] - 4);
+            }
+        }
+        pack_2bit(U, y[b].qs);
+    }
+}
+
+void eng_dequantize_q3_K(const eng_block_q3_K *x, float *y, int64_t n)
+{
+    for (int64_t b = 0; b < n / ENG_QK_K; b++, y += ENG_QK_K) {
+        const float d = eng_h2f(x[b].d);
+        int8_t sc[16];
+        eng_q3_K_scales(x[b].scales, sc);
+        for (int e = 0; e < ENG_QK_K; e++) {
+            const int h = e / 128, j = (e % 128) / 32, l = e % 32;
+            const int lo = (x[b].qs[32 * h + l] >> (2 * j)) & 3;
+            const int hi = (x[b].hmask[l] >> (4 * h + j)) & 1;
+            y[e] = d * (float)sc[e / 16] * (float)(lo - (hi ? 0 : 4));
+        }
+    }
 }

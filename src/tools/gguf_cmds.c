@@ -3,8 +3,9 @@
  *
  *     rbee-gguf generate FILE --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P]
  *                        [--seed S] [--threads N]       continuation only, streamed to stdout
- *     rbee-gguf quantize IN OUT TYPE [--threads N]      TYPE: f32 f16 bf16 q8_0 q4_0 q4_k
- *                                                       q4_k_m q6_k
+ *     rbee-gguf quantize IN OUT TYPE [--threads N]      TYPE: f32 f16 bf16 q8_0 q4_0 q2_k
+ *                                                       q3_k_s q3_k_m q4_k q4_k_m q6_k
+ *                                                       iq4_nl iq4_xs
  *     rbee-gguf random OUT --like SHAPE --type q4_0 [--vocab VOCAB.gguf] [--seed S]
  *         SHAPE: a real model (tinyllama-1.1b, llama-3.2-1b, qwen3-0.6b, gemma-3-1b, ...) or
  *         a fixture shape (qwen2-tiny, ...); an unknown one lists them all
@@ -128,8 +129,8 @@ int gguf_cmd_quantize(int argc, char **argv)
         return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
     if (!eng_ftype_known(pos[2])) {
         fprintf(stderr,
-                "%s quantize: unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q4_k "
-                "q4_k_m q6_k)\n",
+                "%s quantize: unknown type '%s' (known: f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s "
+                "q3_k_m q4_k q4_k_m q6_k iq4_nl iq4_xs)\n",
                 PROG, pos[2]);
         return 1;
     }

@@ -43,7 +43,8 @@ static const subcmd subcmds[] = {
      "generate FILE --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S] "
      "[--threads N]"},
     {"quantize", gguf_cmd_quantize,
-     "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q4_k q4_k_m q6_k"},
+     "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s q3_k_m q4_k "
+     "q4_k_m q6_k iq4_nl iq4_xs"},
     {"random", gguf_cmd_random,
      "random OUT --like SHAPE --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
     {"chat-render", gguf_cmd_chat_render,

@@ -633,8 +633,12 @@ END_TEST
 START_TEST(test_engine_gguf__an_unsupported_tensor_type_is_refused)
 {
     uint64_t ne[1] = {256};
-    bb b = one_tensor_file(1, ne, ENG_TYPE_Q2_K, 0, 96);
-    expect_refused(&b, RB_EUNSUPPORTED, "tensor 'w' has type q2_k (10)", NULL);
+    bb b = one_tensor_file(1, ne, ENG_TYPE_IQ2_XXS, 0, 96);
+    expect_refused(&b, RB_EUNSUPPORTED, "tensor 'w' has type iq2_xxs (16)", NULL);
+    b = one_tensor_file(1, ne, 21, 0, 128);
+    expect_refused(&b, RB_EUNSUPPORTED, "tensor 'w' has type iq3_s (21)", NULL);
+    b = one_tensor_file(1, ne, 39, 0, 128);
+    expect_refused(&b, RB_EUNSUPPORTED, "tensor 'w' has type mxfp4 (39)", NULL);
 }
 END_TEST
 

@@ -4,6 +4,7 @@
  * against a float reference, and the output placement of eng_matmul.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,10 @@
 #define DOT_TOL_8BITACT 0.002
 #define SENTINEL -12345.0f
 
-static const eng_type k_types[] = {ENG_TYPE_F32,  ENG_TYPE_F16,  ENG_TYPE_BF16, ENG_TYPE_Q8_0,
-                                   ENG_TYPE_Q4_0, ENG_TYPE_Q4_1, ENG_TYPE_Q5_0, ENG_TYPE_Q5_1,
-                                   ENG_TYPE_Q4_K, ENG_TYPE_Q5_K, ENG_TYPE_Q6_K};
+static const eng_type k_types[] = {ENG_TYPE_F32,  ENG_TYPE_F16,    ENG_TYPE_BF16,  ENG_TYPE_Q8_0,
+                                   ENG_TYPE_Q4_0, ENG_TYPE_Q4_1,   ENG_TYPE_Q5_0,  ENG_TYPE_Q5_1,
+                                   ENG_TYPE_Q4_K, ENG_TYPE_Q5_K,   ENG_TYPE_Q6_K,  ENG_TYPE_Q2_K,
+                                   ENG_TYPE_Q3_K, ENG_TYPE_IQ4_NL, ENG_TYPE_IQ4_XS};
 #define N_TYPES (sizeof k_types / sizeof k_types[0])
 
 typedef struct rng {
@@ -91,6 +93,11 @@ static void fill_weights(eng_type t, uint8_t *w, int64_t n, int rows, rng *r)
             uint16_t d = rand_scale(r, 0.002f, 0.02f, 1), m = rand_scale(r, 0.0f, 0.01f, 1);
             if (t == ENG_TYPE_Q6_K) {
                 memcpy(w + o + 208, &d, 2);
+            } else if (t == ENG_TYPE_Q3_K) {
+                memcpy(w + o + offsetof(eng_block_q3_K, d), &d, 2);
+            } else if (t == ENG_TYPE_Q2_K) {
+                memcpy(w + o + offsetof(eng_block_q2_K, d), &d, 2);
+                memcpy(w + o + offsetof(eng_block_q2_K, dmin), &m, 2);
             } else {
                 memcpy(w + o, &d, 2);
                 if (t == ENG_TYPE_Q4_1 || t == ENG_TYPE_Q5_1 || t == ENG_TYPE_Q4_K ||
@@ -173,9 +180,10 @@ START_TEST(test_engine_kernels__the_activation_format_follows_the_weight_type)
     static const struct {
         const char *weights, *acts;
     } rows[] = {
-        {"f32", "f32"},   {"f16", "f32"},   {"bf16", "f32"},  {"q8_0", "q8_0"},
-        {"q4_0", "q8_0"}, {"q4_1", "q8_0"}, {"q5_0", "q8_0"}, {"q5_1", "q8_0"},
-        {"q4_k", "q8_k"}, {"q5_k", "q8_k"}, {"q6_k", "q8_k"},
+        {"f32", "f32"},   {"f16", "f32"},     {"bf16", "f32"},    {"q8_0", "q8_0"},
+        {"q4_0", "q8_0"}, {"q4_1", "q8_0"},   {"q5_0", "q8_0"},   {"q5_1", "q8_0"},
+        {"q4_k", "q8_k"}, {"q5_k", "q8_k"},   {"q6_k", "q8_k"},   {"q2_k", "q8_k"},
+        {"q3_k", "q8_k"}, {"iq4_nl", "q8_0"}, {"iq4_xs", "q8_k"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         ck_assert_str_eq(eng_type_name(eng_vec_dot_type((eng_type)eng_type_parse(rows[i].weights))),
@@ -440,7 +448,8 @@ END_TEST
 /* Scenario: Matrix products write only their rows and columns */
 START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_columns)
 {
-    static const eng_type types[] = {ENG_TYPE_F16, ENG_TYPE_Q4_0, ENG_TYPE_Q6_K};
+    static const eng_type types[] = {ENG_TYPE_F16,  ENG_TYPE_Q4_0,   ENG_TYPE_Q6_K,
+                                     ENG_TYPE_Q3_K, ENG_TYPE_IQ4_NL, ENG_TYPE_IQ4_XS};
     enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
     const eng_isa best = eng_isa_detect();
     uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 8), *x1 = malloc(N * 4);
@@ -489,14 +498,14 @@ END_TEST
 /* Scenario: Unsupported weight types produce zeros */
 START_TEST(test_engine_kernels__unsupported_weight_types_produce_zeros)
 {
-    uint8_t w[2 * ENG_Q2_K_BYTES] = {0};
-    float x[256] = {1.0f}, y[6];
+    uint8_t w[3 * ENG_IQ2_XXS_BYTES] = {0};
+    float x[512] = {1.0f}, y[6];
     for (int i = 0; i < 6; i++)
         y[i] = SENTINEL;
-    eng_matmul(ENG_TYPE_Q2_K, w, 256, x, 2, y, 3, 0, 3);
+    eng_matmul(ENG_TYPE_IQ2_XXS, w, 256, x, 2, y, 3, 0, 3);
     for (int i = 0; i < 6; i++)
         ck_assert_float_eq(y[i], 0.0f);
-    ck_assert_float_eq(eng_vec_dot(ENG_TYPE_Q2_K, w, x, 256), 0.0f);
+    ck_assert_float_eq(eng_vec_dot(ENG_TYPE_IQ2_XXS, w, x, 256), 0.0f);
 }
 END_TEST
 

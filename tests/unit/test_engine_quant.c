@@ -69,8 +69,10 @@ typedef struct bound_row {
 } bound_row;
 
 static const bound_row k_bounds[] = {
-    {ENG_TYPE_F16, 0.0005}, {ENG_TYPE_BF16, 0.004}, {ENG_TYPE_Q8_0, 0.008}, {ENG_TYPE_Q8_K, 0.01},
-    {ENG_TYPE_Q4_0, 0.10},  {ENG_TYPE_Q4_K, 0.08},  {ENG_TYPE_Q6_K, 0.02},
+    {ENG_TYPE_F16, 0.0005}, {ENG_TYPE_BF16, 0.004},   {ENG_TYPE_Q8_0, 0.008},
+    {ENG_TYPE_Q8_K, 0.01},  {ENG_TYPE_Q4_0, 0.10},    {ENG_TYPE_Q4_K, 0.08},
+    {ENG_TYPE_Q6_K, 0.02},  {ENG_TYPE_Q5_K, 0.04},    {ENG_TYPE_Q3_K, 0.17},
+    {ENG_TYPE_Q2_K, 0.31},  {ENG_TYPE_IQ4_NL, 0.085}, {ENG_TYPE_IQ4_XS, 0.085},
 };
 #define N_BOUNDS (sizeof k_bounds / sizeof k_bounds[0])
 #define RANDOM_N 65536
@@ -91,11 +93,12 @@ START_TEST(test_engine_kernels__type_traits_follow_the_gguf_block_sizes)
         size_t bytes, row;
         int supported;
     } rows[] = {
-        {"f32", 1, 4, 16384, 1},     {"f16", 1, 2, 8192, 1},      {"bf16", 1, 2, 8192, 1},
-        {"q4_0", 32, 18, 2304, 1},   {"q4_1", 32, 20, 2560, 1},   {"q5_0", 32, 22, 2816, 1},
-        {"q5_1", 32, 24, 3072, 1},   {"q8_0", 32, 34, 4352, 1},   {"q8_1", 32, 36, 4608, 0},
-        {"q2_k", 256, 84, 1344, 0},  {"q3_k", 256, 110, 1760, 0}, {"q4_k", 256, 144, 2304, 1},
-        {"q5_k", 256, 176, 2816, 1}, {"q6_k", 256, 210, 3360, 1}, {"q8_k", 256, 292, 4672, 0},
+        {"f32", 1, 4, 16384, 1},     {"f16", 1, 2, 8192, 1},        {"bf16", 1, 2, 8192, 1},
+        {"q4_0", 32, 18, 2304, 1},   {"q4_1", 32, 20, 2560, 1},     {"q5_0", 32, 22, 2816, 1},
+        {"q5_1", 32, 24, 3072, 1},   {"q8_0", 32, 34, 4352, 1},     {"q8_1", 32, 36, 4608, 0},
+        {"q2_k", 256, 84, 1344, 1},  {"q3_k", 256, 110, 1760, 1},   {"q4_k", 256, 144, 2304, 1},
+        {"q5_k", 256, 176, 2816, 1}, {"q6_k", 256, 210, 3360, 1},   {"q8_k", 256, 292, 4672, 0},
+        {"iq4_nl", 32, 18, 2304, 1}, {"iq4_xs", 256, 136, 2176, 1}, {"iq2_xxs", 256, 66, 1056, 0},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         int t = eng_type_parse(rows[i].name);
@@ -386,6 +389,112 @@ START_TEST(test_engine_kernels__q6_k_dequantization_matches_the_block_definition
 }
 END_TEST
 
+/* Bytes i * 29 + 7, the code bytes of the hand-built Q2_K, Q3_K and IQ4_XS blocks. */
+static void code_bytes(uint8_t *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 29 + 7);
+}
+
+/* Scenario: Q2_K dequantization matches the block definition */
+START_TEST(test_engine_kernels__q2_k_dequantization_matches_the_block_definition)
+{
+    uint8_t blk[84];
+    float y[256];
+    for (int k = 0; k < 16; k++)
+        blk[k] = (uint8_t)(((k % 15) + 1) | k << 4); /* scale k % 15 + 1, min k */
+    code_bytes(blk + 16, 64);
+    put16(blk + 80, 0x3800); /* d = 0.5 */
+    put16(blk + 82, 0x3400); /* dmin = 0.25 */
+    eng_dequantize_row(ENG_TYPE_Q2_K, blk, y, 256);
+    for (int e = 0; e < 256; e++) {
+        const int h = e / 128, j = (e % 128) / 32, l = e % 32, k = e / 16;
+        const int q = (((32 * h + l) * 29 + 7) & 255) >> (2 * j) & 3;
+        ck_assert_float_eq(y[e], 0.5f * (float)((k % 15) + 1) * (float)q - 0.25f * (float)k);
+    }
+    ck_assert_float_eq(y[0], 1.5f);     /* qs[0] = 7: code 3, scale 1, min 0 */
+    ck_assert_float_eq(y[33], 1.0f);    /* qs[1] = 36 bits 2-3: code 1, scale 3, min 2 */
+    ck_assert_float_eq(y[255], -3.75f); /* qs[63] = 42 bits 6-7: code 0, min 15 */
+}
+END_TEST
+
+/* Scenario: Q3_K dequantization matches the block definition */
+START_TEST(test_engine_kernels__q3_k_dequantization_matches_the_block_definition)
+{
+    uint8_t blk[110] = {0};
+    float y[256];
+    int ls[16];
+    for (int l = 0; l < 32; l++)
+        blk[l] = (uint8_t)(l * 37 + 11); /* hmask */
+    code_bytes(blk + 32, 64);
+    for (int k = 0; k < 16; k++) { /* 6-bit scales packed as the block definition says */
+        ls[k] = (k * 13 + 5) % 64;
+        blk[96 + k % 8] |= (uint8_t)((ls[k] & 15) << (k < 8 ? 0 : 4));
+        blk[96 + 8 + k % 4] |= (uint8_t)((ls[k] >> 4) << (2 * (k / 4)));
+    }
+    put16(blk + 108, 0x3400); /* d = 0.25 */
+    eng_dequantize_row(ENG_TYPE_Q3_K, blk, y, 256);
+    for (int e = 0; e < 256; e++) {
+        const int h = e / 128, j = (e % 128) / 32, l = e % 32, k = e / 16;
+        const int lo = (((32 * h + l) * 29 + 7) & 255) >> (2 * j) & 3;
+        const int hi = (((l * 37 + 11) & 255) >> (4 * h + j)) & 1;
+        ck_assert_float_eq(y[e], 0.25f * (float)(ls[k] - 32) * (float)(lo - (hi ? 0 : 4)));
+    }
+    ck_assert_float_eq(y[0], -20.25f); /* scale 5 - 32, code 3 with the high bit set */
+    ck_assert_float_eq(y[40], -0.75f); /* scale 31 - 32, code 3, high bit set */
+    ck_assert_float_eq(y[200], -1.0f); /* scale 33 - 32, code 0, high bit clear: -4 */
+}
+END_TEST
+
+/* Scenario: IQ4_NL dequantization matches the block definition */
+START_TEST(test_engine_kernels__iq4_nl_dequantization_matches_the_block_definition)
+{
+    static const int values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+    uint8_t blk[18];
+    float y[32];
+    put16(blk, 0x3800); /* d = 0.5 */
+    for (int j = 0; j < 16; j++)
+        blk[2 + j] = (uint8_t)(j | (15 - j) << 4);
+    eng_dequantize_row(ENG_TYPE_IQ4_NL, blk, y, 32);
+    for (int j = 0; j < 16; j++) {
+        ck_assert_float_eq(y[j], 0.5f * (float)values[j]);
+        ck_assert_float_eq(y[j + 16], 0.5f * (float)values[15 - j]);
+    }
+    ck_assert_float_eq(y[0], -63.5f);
+    ck_assert_float_eq(y[15], 56.5f);
+    ck_assert_float_eq(y[31], -63.5f);
+}
+END_TEST
+
+/* Scenario: IQ4_XS dequantization matches the block definition */
+START_TEST(test_engine_kernels__iq4_xs_dequantization_matches_the_block_definition)
+{
+    static const int values[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                   1,    13,   25,  38,  53,  69,  89,  113};
+    uint8_t blk[136] = {0};
+    float y[256];
+    uint16_t sh = 0;
+    put16(blk, 0x3800); /* d = 0.5 */
+    for (int ib = 0; ib < 8; ib++) {
+        const int ls = 8 * ib + 5;
+        blk[4 + ib / 2] |= (uint8_t)((ls & 15) << (4 * (ib % 2)));
+        sh |= (uint16_t)((ls >> 4) << (2 * ib));
+    }
+    put16(blk + 2, sh);
+    code_bytes(blk + 8, 128);
+    eng_dequantize_row(ENG_TYPE_IQ4_XS, blk, y, 256);
+    for (int e = 0; e < 256; e++) {
+        const int ib = e / 32, j = e % 32;
+        const int byte = ((16 * ib + j % 16) * 29 + 7) & 255;
+        const int idx = j < 16 ? byte & 15 : byte >> 4;
+        ck_assert_float_eq(y[e], 0.5f * (float)(8 * ib + 5 - 32) * (float)values[idx]);
+    }
+    ck_assert_float_eq(y[0], 135.0f);    /* scale 5 - 32, index 7 (-10) */
+    ck_assert_float_eq(y[255], -319.0f); /* scale 61 - 32, qs[127] = 0x6A high nibble: -22 */
+}
+END_TEST
+
 /* Scenario: Q4_0 quantization picks the reference codes */
 START_TEST(test_engine_kernels__q4_0_quantization_picks_the_reference_codes)
 {
@@ -433,6 +542,8 @@ static void check_bounds(float scale)
         x[i] = rng_normal(&r) * scale;
     for (size_t i = 0; i < N_BOUNDS; i++) {
         double e = round_trip(k_bounds[i].type, x, y, q, RANDOM_N);
+        if (getenv("RBT_PRINT_RMSE"))
+            printf("%s scale %g: %.5f\n", eng_type_name(k_bounds[i].type), (double)scale, e);
         ck_assert_msg(e < k_bounds[i].bound, "%s at scale %g: relative RMS error %.5f >= %.5f",
                       eng_type_name(k_bounds[i].type), (double)scale, e, k_bounds[i].bound);
     }
@@ -473,8 +584,9 @@ END_TEST
 /* Scenario: A constant row comes back within 0.1 percent in every block type */
 START_TEST(test_engine_kernels__a_constant_row_comes_back_within_0_1_percent_in_every_block_type)
 {
-    static const eng_type types[] = {ENG_TYPE_Q8_0, ENG_TYPE_Q4_0, ENG_TYPE_Q4_K, ENG_TYPE_Q6_K,
-                                     ENG_TYPE_Q8_K};
+    static const eng_type types[] = {ENG_TYPE_Q8_0,   ENG_TYPE_Q4_0,  ENG_TYPE_Q4_K, ENG_TYPE_Q6_K,
+                                     ENG_TYPE_Q8_K,   ENG_TYPE_Q5_K,  ENG_TYPE_Q3_K, ENG_TYPE_Q2_K,
+                                     ENG_TYPE_IQ4_NL, ENG_TYPE_IQ4_XS};
     float x[256], y[256];
     uint8_t q[1024];
     for (int sign = -1; sign <= 1; sign += 2) {
@@ -560,6 +672,10 @@ int main(void)
     tcase_add_test(tc, test_engine_kernels__q4_k_dequantization_matches_the_block_definition);
     tcase_add_test(tc, test_engine_kernels__q5_k_dequantization_matches_the_block_definition);
     tcase_add_test(tc, test_engine_kernels__q6_k_dequantization_matches_the_block_definition);
+    tcase_add_test(tc, test_engine_kernels__q2_k_dequantization_matches_the_block_definition);
+    tcase_add_test(tc, test_engine_kernels__q3_k_dequantization_matches_the_block_definition);
+    tcase_add_test(tc, test_engine_kernels__iq4_nl_dequantization_matches_the_block_definition);
+    tcase_add_test(tc, test_engine_kernels__iq4_xs_dequantization_matches_the_block_definition);
     tc = rbt_tcase(s, "quantize", 60);
     tcase_add_test(tc, test_engine_kernels__q4_0_quantization_picks_the_reference_codes);
     tcase_add_test(tc, test_engine_kernels__q8_0_quantization_rounds_half_away_from_zero);

@@ -14,8 +14,17 @@
 #include "rb_err.h"
 
 /* File types accepted by the tools: "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k" and
- * the mix "q4_k_m" (Q4_K, with Q6_K for output.weight and for attn_v/ffn_down in the layers
- * llama.cpp's use_more_bits rule picks). 1 if name is one of them. */
+ * the mixes of llama.cpp's llama_tensor_get_type (llama architecture, no experts, no
+ * importance matrix), each with Q6_K for output.weight (token_embd.weight when tied):
+ *   "q4_k_m"  Q4_K; Q6_K for attn_v/ffn_down in the layers use_more_bits picks;
+ *   "q3_k_m"  Q3_K; attn_v Q5_K in layers 0-1, else Q4_K; ffn_down Q5_K in the first
+ *             n_layers / 16 layers, else Q4_K; attn_output Q4_K;
+ *   "q3_k_s"  Q3_K;
+ *   "q2_k"    Q2_K; attn_v Q4_K with 4 or more heads per KV head, else Q3_K; ffn_down and
+ *             attn_output Q3_K;
+ *   "iq4_nl", "iq4_xs"  IQ4_NL / IQ4_XS; attn_v Q5_K with 4 or more heads per KV head;
+ *             ffn_down Q5_K in the first n_layers / 8 layers.
+ * 1 if name is one of them. */
 int eng_ftype_known(const char *name);
 
 /* Writes a copy of in with every 2-D weight converted to ftype (1-D tensors stay F32). A

@@ -29,12 +29,16 @@ typedef enum eng_type {
     ENG_TYPE_Q5_K = 13,
     ENG_TYPE_Q6_K = 14,
     ENG_TYPE_Q8_K = 15,
+    ENG_TYPE_IQ2_XXS = 16,
+    ENG_TYPE_IQ4_NL = 20,
+    ENG_TYPE_IQ4_XS = 23,
     ENG_TYPE_BF16 = 30,
     ENG_TYPE_COUNT = 40 /* table size; not a type */
 } eng_type;
 
 /* 1 if the type is one this engine can read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- * Q4_K, Q5_K, Q6_K); other ggml types are known by name but refused. */
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS); other ggml types are known by name but
+ * refused. */
 int eng_type_supported(eng_type t);
 /* "q4_0", "f16", ...; "unknown" for others. */
 const char *eng_type_name(eng_type t);
@@ -57,8 +61,8 @@ uint16_t eng_f32_to_bf16(float f);
 /* Dequantizes n elements (a multiple of the block size) of a supported type into y. */
 void eng_dequantize_row(eng_type t, const void *x, float *y, int64_t n);
 /* Quantizes n floats into a row of type t. Supported targets: F32, F16, BF16, Q8_0, Q4_0,
- * Q4_K, Q6_K (and Q8_K for activations). Returns bytes written, 0 if t cannot be a target or
- * n is not a multiple of the block size. */
+ * Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS (and Q8_K for activations). Returns bytes written, 0
+ * if t cannot be a target or n is not a multiple of the block size. */
 size_t eng_quantize_row(eng_type t, const float *x, void *y, int64_t n);
 
 #endif
