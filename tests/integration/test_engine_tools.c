@@ -215,8 +215,7 @@ END_TEST
 /* Scenario: rbee-bench stream measures every route and fails when requests fail */
 START_TEST(test_tools_gguf__rbee_bench_stream_measures_every_route_and_fails_when_requests_fail)
 {
-    char dir[4096], log[4200], url[64], *out;
-    const char *bench = rbt_bin("rbee-bench");
+    char dir[4096], log[4200], url[64], bench[4096], *out;
     const char *routes[] = {"inference", "chat", "completions"};
     rbt_proc w;
 
@@ -224,21 +223,24 @@ START_TEST(test_tools_gguf__rbee_bench_stream_measures_every_route_and_fails_whe
     snprintf(log, sizeof log, "%s/bench.txt", dir);
     rbt_start_worker(&w, dir, rbt_model_q8(), NULL, NULL, NULL);
     ck_assert_msg(rbt_wait_ready(&w, 15000), "worker not ready (log %s)", w.log);
+    /* rbt_bin's answer lives in a buffer the next call reuses */
+    snprintf(bench, sizeof bench, "%s", rbt_bin("rbee-bench"));
     for (int i = 0; i < 3; i++) {
-        char *args[] = {(char *)bench, "stream",          "--url",      w.base, "--clients",    "1",
-                        "--route",     (char *)routes[i], "--requests", "2",    "--max-tokens", "8",
+        char *args[] = {bench,     "stream",          "--url",      w.base, "--clients",    "1",
+                        "--route", (char *)routes[i], "--requests", "2",    "--max-tokens", "8",
                         NULL};
         unlink(log);
-        ck_assert_msg(run_tool(args, log, 60000) == 0, "route %s failed", routes[i]);
+        int rc = run_tool(args, log, 60000);
         out = rbt_slurp(log);
+        ck_assert_msg(rc == 0, "route %s: exit %d: %s", routes[i], rc, out ? out : "");
         ck_assert_msg(out && strstr(out, "\n1 "), "no row for 1 client: %s", out);
         ck_assert_msg(strstr(out, " 0\n"), "errors on route %s: %s", routes[i], out);
         free(out);
     }
     ck_assert_int_eq(rbt_stop(&w, 5000), 0);
     snprintf(url, sizeof url, "http://127.0.0.1:%d", rbt_free_port());
-    char *bad[] = {(char *)bench, "stream", "--url",        url, "--clients", "1",
-                   "--requests",  "2",      "--max-tokens", "8", NULL};
+    char *bad[] = {bench,        "stream", "--url",        url, "--clients", "1",
+                   "--requests", "2",      "--max-tokens", "8", NULL};
     unlink(log);
     ck_assert_int_eq(run_tool(bad, log, 60000), 1);
     ck_assert(rbt_file_contains(log, "2 of 2 requests failed"));
