@@ -55,3 +55,9 @@ Feature: worker_openai
     When a chat with one user message is POSTed
     Then prompt_tokens is the count of "<|user|>\nHello<|end|>\n<|assistant|>\n" tokenized with
     BOS and special tokens parsed: the template's BOS is not doubled, its markers are single tokens
+
+  Scenario: Errors the HTTP layer answers on the OpenAI routes are in OpenAI's shape
+    Given a worker in network mode
+    When /v1/chat/completions is posted without a token, with a wrong one, or with a body that is not JSON by content type
+    Then the 401 and 415 answers are {"error":{"message","type":"invalid_request_error","param":null,"code"}} with codes missing_api_key, invalid_api_key and unsupported_media_type
+    And /v1/inference keeps the project's envelope

@@ -157,8 +157,8 @@ const rb_http_route hive_routes[] = {
     {"GET", "/v1/models", hive_h_models, 0},
     {"POST", "/v1/models/download", hive_h_download, 0},
     {"GET", "/v1/models/download/{id}/progress", hive_h_download_progress, 0},
-    {"POST", "/v1/chat/completions", hive_h_openai, 0},
-    {"POST", "/v1/completions", hive_h_openai, 0},
+    {"POST", "/v1/chat/completions", hive_h_openai, RB_ROUTE_OPENAI},
+    {"POST", "/v1/completions", hive_h_openai, RB_ROUTE_OPENAI},
 };
 
 const size_t hive_nroutes = sizeof hive_routes / sizeof hive_routes[0];

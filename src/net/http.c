@@ -58,6 +58,7 @@ typedef struct req_ctx {
     int nparams;
     void (*on_complete)(void *user);
     void *on_complete_user;
+    int openai_errors; /* the route answers errors in OpenAI's shape (RB_ROUTE_OPENAI) */
 } req_ctx;
 
 rb_http_config rb_http_config_default(void)
@@ -286,7 +287,20 @@ static enum MHD_Result send_error(rb_http_server *srv, struct MHD_Connection *co
 {
     rb_http_reply rep = {0};
     enum MHD_Result ok;
-    rb_http_reply_error(&rep, status, code, msg, NULL);
+    char lower[64];
+    size_t i;
+
+    if (ctx->openai_errors) {
+        /* OpenAI's clients read error.code and error.type: the project's code, in lower case */
+        for (i = 0; code[i] && i + 1 < sizeof lower; i++)
+            lower[i] = (char)(code[i] >= 'A' && code[i] <= 'Z' ? code[i] - 'A' + 'a' : code[i]);
+        lower[i] = '\0';
+        rb_http_reply_json(&rep, status,
+                           json_pack("{s:{s:s, s:s, s:n, s:s}}", "error", "message", msg, "type",
+                                     "invalid_request_error", "param", "code", lower));
+    } else {
+        rb_http_reply_error(&rep, status, code, msg, NULL);
+    }
     ok = send_reply(srv, conn, &rep, ctx, method, path);
     reply_release(&rep);
     return ok;
@@ -419,6 +433,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if ((framing = framing_error(conn, version)))
             return send_error(srv, conn, ctx, 400, "BAD_REQUEST", framing, method, url);
         ctx->route = route_find(srv, method, url, ctx, &path_known);
+        ctx->openai_errors = ctx->route && (ctx->route->flags & RB_ROUTE_OPENAI);
         if (!ctx->route)
             return path_known
                        ? send_error(srv, conn, ctx, 405, "METHOD_NOT_ALLOWED",

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "rb_models.h"
+#include "rb_json.h"
 #include "rb_procs.h"
 #include "rb_test.h"
 #include "rb_util.h"
@@ -229,6 +230,53 @@ START_TEST(test_security__prompts_are_never_echoed_in_errors)
 }
 END_TEST
 
+/* Scenario: Errors the HTTP layer answers on the OpenAI routes are in OpenAI's shape */
+START_TEST(
+    test_worker_openai__errors_the_http_layer_answers_on_the_openai_routes_are_in_openai_s_shape)
+{
+    char dir[4096], url[256];
+    rbt_proc w;
+    rb_buf b;
+    const char *none[] = {"Content-Type: application/json", NULL};
+    const char *wrong[] = {"Content-Type: application/json", "Authorization: Bearer wrong", NULL};
+    const char *text[] = {"Content-Type: text/plain", "Authorization: Bearer s3cret", NULL};
+    const struct {
+        const char *const *headers;
+        long status;
+        const char *code;
+    } rows[] = {{none, 401, "missing_api_key"},
+                {wrong, 401, "invalid_api_key"},
+                {text, 415, "unsupported_media_type"}};
+    const char *body = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}";
+
+    rb_buf_init(&b, 1 << 20);
+    rbt_tmpdir(dir);
+    start_network_worker(&w, dir, "RBEE_API_TOKEN=s3cret");
+    snprintf(url, sizeof url, "%s/v1/chat/completions", w.base);
+    for (size_t i = 0; i < RB_ARRAY_LEN(rows); i++) {
+        json_t *j, *e;
+        rb_buf_reset(&b);
+        ck_assert_int_eq(rbt_http("POST", url, rows[i].headers, body, 5000, &b, NULL),
+                         rows[i].status);
+        j = json_loads(b.data, 0, NULL);
+        e = json_object_get(j, "error");
+        ck_assert_msg(json_is_object(e), "not OpenAI's shape: %s", b.data);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "code")), rows[i].code);
+        ck_assert_str_eq(json_string_value(json_object_get(e, "type")), "invalid_request_error");
+        ck_assert(json_is_null(json_object_get(e, "param")));
+        ck_assert(json_is_string(json_object_get(e, "message")));
+        json_decref(j);
+    }
+    snprintf(url, sizeof url, "%s/v1/inference", w.base);
+    rb_buf_reset(&b);
+    ck_assert_int_eq(rbt_http("POST", url, none, "{\"prompt\":\"x\"}", 5000, &b, NULL), 401);
+    ck_assert_ptr_nonnull(strstr(b.data, "\"MISSING_API_KEY\""));
+    ck_assert_int_eq(rbt_stop(&w, 5000), 0);
+    rb_buf_release(&b);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("security");
@@ -239,5 +287,8 @@ int main(void)
     tcase_add_test(tc, test_security__the_token_never_appears_in_logs);
     tcase_add_test(tc, test_security__garbage_on_the_socket_does_not_hurt_the_daemon);
     tcase_add_test(tc, test_security__prompts_are_never_echoed_in_errors);
+    tcase_add_test(
+        tc,
+        test_worker_openai__errors_the_http_layer_answers_on_the_openai_routes_are_in_openai_s_shape);
     return rbt_run(s);
 }

@@ -37,7 +37,9 @@ static int load_all(golden_file *out, int max)
         size_t len = strlen(names[i]->d_name);
         if (len > 5 && !strcmp(names[i]->d_name + len - 5, ".json") && k < max) {
             json_error_t je;
-            snprintf(out[k].path, sizeof out[k].path, "%s/%s", dir, names[i]->d_name);
+            if (snprintf(out[k].path, sizeof out[k].path, "%s/%s", dir, names[i]->d_name) >=
+                (int)sizeof out[k].path)
+                ck_abort_msg("path too long: %s/%s", dir, names[i]->d_name);
             out[k].root = json_load_file(out[k].path, 0, &je);
             ck_assert_msg(out[k].root, "%s: %s", out[k].path, je.text);
             k++;

@@ -49,7 +49,12 @@ typedef struct rb_http_reply rb_http_reply;
 
 typedef void (*rb_http_handler)(rb_http_req *req, rb_http_reply *reply, void *user);
 
-enum { RB_ROUTE_PUBLIC = 1 }; /* no bearer token needed */
+enum {
+    RB_ROUTE_PUBLIC = 1, /* no bearer token needed */
+    /* errors the HTTP layer answers for this route before its handler (401, 413, 415) use
+     * OpenAI's shape {"error":{"message","type","param","code"}} instead of the envelope */
+    RB_ROUTE_OPENAI = 2,
+};
 
 typedef struct rb_http_route {
     const char *method;  /* "GET", "POST", "DELETE" */
