@@ -21,6 +21,7 @@
 #include <wctype.h>
 
 #include "chat_internal.h"
+#include "rb_utf8.h"
 
 /* ---- arguments ---- */
 
@@ -98,56 +99,6 @@ static void utf8_init(void)
     utf8_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 }
 
-static unsigned long decode(const char *s, size_t n, size_t *i)
-{
-    const unsigned char *p = (const unsigned char *)s + *i;
-    size_t left = n - *i;
-    if (p[0] < 0x80 || left < 2) {
-        (*i)++;
-        return p[0];
-    }
-    if ((p[0] & 0xE0) == 0xC0) {
-        *i += 2;
-        return ((unsigned long)(p[0] & 0x1F) << 6) | (p[1] & 0x3F);
-    }
-    if ((p[0] & 0xF0) == 0xE0 && left >= 3) {
-        *i += 3;
-        return ((unsigned long)(p[0] & 0x0F) << 12) | ((unsigned long)(p[1] & 0x3F) << 6) |
-               (p[2] & 0x3F);
-    }
-    if ((p[0] & 0xF8) == 0xF0 && left >= 4) {
-        *i += 4;
-        return ((unsigned long)(p[0] & 0x07) << 18) | ((unsigned long)(p[1] & 0x3F) << 12) |
-               ((unsigned long)(p[2] & 0x3F) << 6) | (p[3] & 0x3F);
-    }
-    (*i)++;
-    return p[0];
-}
-
-static size_t encode(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static unsigned long to_upper(unsigned long cp)
 {
     if (cp < 0x80)
@@ -197,7 +148,7 @@ static ch_val *recase(ch_ctx *c, const ch_val *v, int mode)
         return oom(c);
     while (i < n) {
         size_t start = i;
-        unsigned long cp = decode(s, n, &i), r = cp;
+        unsigned long cp = rb_utf8_decode(s, n, &i), r = cp;
         switch (mode) {
         case CASE_UPPER:
             r = to_upper(cp);
@@ -220,7 +171,7 @@ static ch_val *recase(ch_ctx *c, const ch_val *v, int mode)
                 word_start = 0;
             }
         }
-        size_t len = encode(out + o, r);
+        size_t len = rb_utf8_encode(r, out + o);
         if (len != i - start && o + len > n * 2) { /* never happens for BMP case pairs */
             return ch_fail(c, NULL, "case mapping grew the string too much");
         }
@@ -234,7 +185,7 @@ static int case_test(const ch_val *v, int upper)
 {
     int cased = 0;
     for (size_t i = 0; i < v->u.s.n;) {
-        unsigned long cp = decode(v->u.s.s, v->u.s.n, &i);
+        unsigned long cp = rb_utf8_decode(v->u.s.s, v->u.s.n, &i);
         int is_lower = to_upper(cp) != cp, is_upper = to_lower(cp) != cp;
         if (upper ? is_lower : is_upper)
             return 0;
@@ -250,12 +201,12 @@ static int in_chars(const ch_val *chars, const char *s, size_t n, size_t i, size
     if (!chars)
         return ch_is_space_at(s, n, i, len);
     size_t j = i;
-    decode(s, n, &j);
+    rb_utf8_decode(s, n, &j);
     *len = j - i;
     const char *cs = chars->u.s.s;
     for (size_t k = 0; k < chars->u.s.n;) {
         size_t k0 = k;
-        decode(cs, chars->u.s.n, &k);
+        rb_utf8_decode(cs, chars->u.s.n, &k);
         if (k - k0 == *len && !memcmp(cs + k0, s + i, *len))
             return 1;
     }
@@ -366,7 +317,7 @@ static ch_val *replace(ch_ctx *c, const ch_node *nd, const ch_val *v, const ch_v
                 break;
             }
             size_t j = i;
-            decode(s, n, &j);
+            rb_utf8_decode(s, n, &j);
             bad |= rb_buf_append(&b, s + i, j - i) != RB_OK;
             i = j;
         }
@@ -671,7 +622,7 @@ ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *n
                 return NULL;
             for (size_t i = 0; i < self->u.s.n && ok;) {
                 size_t i0 = i, len;
-                unsigned long cp = decode(self->u.s.s, self->u.s.n, &i);
+                unsigned long cp = rb_utf8_decode(self->u.s.s, self->u.s.n, &i);
                 if (name[2] == 'd')
                     ok = cp >= '0' && cp <= '9';
                 else if (name[2] == 'a')
@@ -1139,7 +1090,7 @@ static ch_val *as_list(ch_ctx *c, const ch_node *nd, ch_val *v)
             return oom(c);
         for (size_t i = 0; i < v->u.s.n;) {
             size_t i0 = i;
-            decode(v->u.s.s, v->u.s.n, &i);
+            rb_utf8_decode(v->u.s.s, v->u.s.n, &i);
             ch_val *e = ch_str(c, v->u.s.s + i0, i - i0);
             if (!e || ch_list_push(c, l, e))
                 return oom(c);
@@ -1670,7 +1621,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
             size_t on = v->u.s.n;
             for (size_t i = 0; i < v->u.s.n;) {
                 size_t i0 = i;
-                decode(v->u.s.s, v->u.s.n, &i);
+                rb_utf8_decode(v->u.s.s, v->u.s.n, &i);
                 on -= i - i0;
                 memcpy(o + on, v->u.s.s + i0, i - i0);
             }
@@ -1764,7 +1715,7 @@ ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int na
         long long words = 0;
         int in_word = 0;
         for (size_t i = 0; i < v->u.s.n;) {
-            unsigned long cp = decode(v->u.s.s, v->u.s.n, &i);
+            unsigned long cp = rb_utf8_decode(v->u.s.s, v->u.s.n, &i);
             int w = cp == '_' || (cp < 0x80 ? isalnum((int)cp) != 0 : wide_class(cp, 1));
             words += w && !in_word;
             in_word = w;

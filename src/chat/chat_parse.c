@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "chat_internal.h"
+#include "rb_utf8.h"
 
 #define CH_MAX_PARSE_DEPTH 200
 
@@ -127,30 +128,6 @@ static tok *push(parser *ps, tkind k, size_t pos)
     return t;
 }
 
-static int put_utf8(char *o, unsigned long cp)
-{
-    if (cp < 0x80) {
-        o[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        o[0] = (char)(0xC0 | (cp >> 6));
-        o[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12));
-        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18));
-    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 static int hexval(char ch)
 {
     if (ch >= '0' && ch <= '9')
@@ -250,7 +227,7 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                 perr(ps, t->line, t->col, "a NUL character in a string is not supported");
                 return -1;
             }
-            n += (size_t)put_utf8(o + n, cp);
+            n += rb_utf8_encode(cp, o + n);
             break;
         }
         default:
@@ -262,7 +239,7 @@ static int lex_string(parser *ps, size_t *i, tok *t)
                     perr(ps, t->line, t->col, "a NUL character in a string is not supported");
                     return -1;
                 }
-                n += (size_t)put_utf8(o + n, cp);
+                n += rb_utf8_encode(cp, o + n);
             } else if (e == 'N') {
                 perr(ps, t->line, t->col, "\\N{...} escapes are not supported");
                 return -1;

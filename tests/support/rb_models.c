@@ -253,3 +253,21 @@ int rbt_make_cycle_model(const char *path)
     eng_gguf_writer_free(w);
     return rc ? -1 : 0;
 }
+
+eng_model *rbt_open_model(const char *path)
+{
+    eng_model *m = NULL;
+    char err[512];
+    ck_assert_msg(path != NULL, "model fixture missing under models/");
+    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
+    return m;
+}
+
+int rbt_argmax(const float *v, int n)
+{
+    int b = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[b])
+            b = i;
+    return b;
+}

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eng.h"
+
 /* The bundled model in F16 and in Q8_0, and the random GQA test model (paths under models/).
  * Each returns NULL when the file is absent. */
 const char *rbt_model_f16(void);
@@ -18,6 +20,12 @@ const char *rbt_model_gqa(void);
 const char *rbt_model_gqa_rope8(void);
 /* models/<file> (a static buffer, overwritten by the next call), NULL when absent. */
 const char *rbt_model_fixture(const char *file);
+
+/* Opens the model at path with the default parameters; fails the test (naming the error, or a
+ * missing fixture when path is NULL) instead of returning NULL. */
+eng_model *rbt_open_model(const char *path);
+/* Index of the largest of v[0..n). */
+int rbt_argmax(const float *v, int n);
 
 /* Test data from outside the repository, ../shared/data (see its README.md): the folder named
  * by $RBEE_SHARED_DATA when that is set and not empty, else RB_SOURCE_DIR "/../shared/data".

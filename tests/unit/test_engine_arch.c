@@ -27,15 +27,6 @@
 #define TOL_Q8_0 0.25
 #define TOL_Q4_0 1.5
 
-static eng_model *open_model(const char *path)
-{
-    eng_model *m = NULL;
-    char err[512];
-    ck_assert_msg(path != NULL, "model fixture missing under models/");
-    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
-    return m;
-}
-
 static eng_session *open_session(eng_model *m)
 {
     eng_session_params sp = eng_session_params_default();
@@ -47,15 +38,6 @@ static eng_session *open_session(eng_model *m)
     sp.kv_type = ENG_TYPE_F32;
     ck_assert_msg(eng_session_open(m, &sp, &s, err, sizeof err) == RB_OK, "%s", err);
     return s;
-}
-
-static int argmax(const float *v, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
 }
 
 /* Max abs error over every position's logits; top-1 agreements into *agree. */
@@ -80,7 +62,7 @@ static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree)
         for (int v = 0; v < ref->n_vocab; v++)
             if (fabs((double)a[v] - b[v]) > maxerr)
                 maxerr = fabs((double)a[v] - b[v]);
-        *agree += argmax(a, ref->n_vocab) == argmax(b, ref->n_vocab);
+        *agree += rbt_argmax(a, ref->n_vocab) == rbt_argmax(b, ref->n_vocab);
     }
     eng_session_free(s);
     return maxerr;
@@ -138,7 +120,7 @@ static void check_fixture(const char *fixture, const char *arch)
             ck_assert_msg(eng_quantize_file(f16, path, types[t], 2, err, sizeof err) == RB_OK, "%s",
                           err);
         }
-        m = open_model(path);
+        m = rbt_open_model(path);
         eng_model_get_info(m, &info);
         ck_assert_str_eq(info.arch, arch);
         e = compare_logits(m, &ref, &agree);
@@ -219,7 +201,7 @@ START_TEST(test_engine_forward__a_phi3_model_with_longrope_factors_matches_its_r
     ck_assert_ptr_nonnull(rbt_model_fixture("test-phi3-tiny-f16.gguf"));
     snprintf(plain, sizeof plain, "%s", rbt_model_fixture("test-phi3-tiny-f16.gguf"));
     ck_assert_int_eq(rbt_reference_load(plain, &ref), 0);
-    m = open_model(rbt_model_fixture("test-phi3-longrope-tiny-f16.gguf"));
+    m = rbt_open_model(rbt_model_fixture("test-phi3-longrope-tiny-f16.gguf"));
     diff = compare_logits(m, &ref, &agree);
     printf("phi3 with rope factors vs the reference without: max abs logit difference %.3f\n",
            diff);

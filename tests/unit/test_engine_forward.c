@@ -23,15 +23,6 @@
  * while a wrong product is off by the size of the logits (1 to 10). */
 #define BLAS_LOGIT_TOL 1e-3
 
-static eng_model *open_model(const char *path)
-{
-    eng_model *m = NULL;
-    char err[512];
-    ck_assert_msg(path != NULL, "model fixture missing under models/");
-    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
-    return m;
-}
-
 static eng_session *open_session(eng_model *m, int n_ctx, int threads)
 {
     eng_session_params sp = eng_session_params_default();
@@ -41,15 +32,6 @@ static eng_session *open_session(eng_model *m, int n_ctx, int threads)
     sp.n_threads = threads;
     ck_assert_msg(eng_session_open(m, &sp, &s, err, sizeof err) == RB_OK, "%s", err);
     return s;
-}
-
-static int argmax(const float *v, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
 }
 
 /* Runs the reference's tokens and compares every position's logits. Returns the max abs
@@ -72,7 +54,8 @@ static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree,
     for (size_t p = 0; p < n; p++) {
         const float *a = all + p * (size_t)ref->n_vocab;
         const float *b = ref->logits + p * (size_t)ref->n_vocab;
-        double za = 0, zb = 0, ma = a[argmax(a, ref->n_vocab)], mb = b[argmax(b, ref->n_vocab)];
+        double za = 0, zb = 0, ma = a[rbt_argmax(a, ref->n_vocab)],
+               mb = b[rbt_argmax(b, ref->n_vocab)];
         for (int v = 0; v < ref->n_vocab; v++) {
             double e = fabs((double)a[v] - b[v]);
             if (e > maxerr)
@@ -85,7 +68,7 @@ static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree,
             if (pb > 0)
                 klsum += pb * (log(pb) - log(pa > 1e-30 ? pa : 1e-30));
         }
-        *agree += argmax(a, ref->n_vocab) == argmax(b, ref->n_vocab);
+        *agree += rbt_argmax(a, ref->n_vocab) == rbt_argmax(b, ref->n_vocab);
     }
     *kl = klsum / (double)n;
     eng_session_free(s);
@@ -96,7 +79,7 @@ static double compare_logits(eng_model *m, const rbt_reference *ref, int *agree,
 START_TEST(test_engine_forward__logits_match_the_pytorch_reference_for_the_bundled_model)
 {
     const char *path = rbt_model_f16();
-    eng_model *m = open_model(path);
+    eng_model *m = rbt_open_model(path);
     rbt_reference ref;
     int32_t *ids;
     size_t n;
@@ -125,7 +108,7 @@ START_TEST(
     test_engine_forward__logits_match_the_reference_for_a_random_gqa_model_with_an_untied_head)
 {
     const char *path = rbt_model_gqa();
-    eng_model *m = open_model(path);
+    eng_model *m = rbt_open_model(path);
     eng_model_info info;
     rbt_reference ref;
     int agree;
@@ -160,7 +143,7 @@ END_TEST
 START_TEST(test_engine_forward__rope_dimension_count_below_the_head_size_is_honoured)
 {
     const char *path = rbt_model_gqa_rope8();
-    eng_model *m = open_model(path), *full = open_model(rbt_model_gqa());
+    eng_model *m = rbt_open_model(path), *full = rbt_open_model(rbt_model_gqa());
     eng_model_info info;
     rbt_reference ref;
     int agree;
@@ -207,7 +190,7 @@ static void greedy(eng_model *m, const rbt_reference *ref, int32_t *out, size_t 
 START_TEST(test_engine_forward__greedy_generation_matches_pytorch_on_the_bundled_model)
 {
     const char *path = rbt_model_f16();
-    eng_model *m = open_model(path);
+    eng_model *m = rbt_open_model(path);
     rbt_reference ref;
     int32_t got[64] = {0};
 
@@ -226,7 +209,7 @@ END_TEST
 /* Scenario: Batched prompt processing equals token-by-token processing */
 START_TEST(test_engine_forward__batched_prompt_processing_equals_token_by_token_processing)
 {
-    eng_model *m = open_model(rbt_model_f16());
+    eng_model *m = rbt_open_model(rbt_model_f16());
     eng_model_info info;
     const char *text = "And God said, Let there be light: and there was light. And God saw the "
                        "light, that it was good: and God divided the light from the darkness.";
@@ -256,7 +239,7 @@ START_TEST(test_engine_forward__batched_prompt_processing_equals_token_by_token_
             maxerr = fabs((double)a[v] - b[v]);
     printf("batched vs one-by-one: max abs logit difference %.6f over %zu tokens\n", maxerr, n);
     ck_assert_double_lt(maxerr, 2e-2);
-    ck_assert_int_eq(argmax(a, info.n_vocab), argmax(b, info.n_vocab));
+    ck_assert_int_eq(rbt_argmax(a, info.n_vocab), rbt_argmax(b, info.n_vocab));
     eng_session_free(s);
     free(a);
     free(b);
@@ -316,7 +299,7 @@ START_TEST(test_engine_forward__prompts_on_the_portable_kernels_go_through_openb
     const char *text = "And God said, Let there be light: and there was light. And God saw the "
                        "light, that it was good: and God divided the light from the darkness.";
     const eng_isa best = eng_isa_detect();
-    eng_model *m = open_model(rbt_model_f16());
+    eng_model *m = rbt_open_model(rbt_model_f16());
     const int matrices = 7 * m->hp.n_layer + 1; /* q k v o gate up down per layer, the head */
     int32_t *ids;
     size_t n, nl;
@@ -379,7 +362,7 @@ START_TEST(test_engine_forward__quantized_variants_stay_close_to_the_reference)
         snprintf(path, sizeof path, "%s/model-%s.gguf", dir, types[t]);
         ck_assert_msg(eng_quantize_file(f16, path, types[t], 2, err, sizeof err) == RB_OK, "%s",
                       err);
-        eng_model *m = open_model(path);
+        eng_model *m = rbt_open_model(path);
         maxerr = compare_logits(m, &ref, &agree, &kl);
         printf("%s vs reference: max abs logit error %.4f, top-1 %d/%zu, mean KL %.5f\n", types[t],
                maxerr, agree, ref.ntokens, kl);
@@ -400,7 +383,7 @@ END_TEST
 /* Scenario: The context limit is enforced */
 START_TEST(test_engine_forward__the_context_limit_is_enforced)
 {
-    eng_model *m = open_model(rbt_model_f16());
+    eng_model *m = rbt_open_model(rbt_model_f16());
     eng_session *s = open_session(m, 16, 1);
     int32_t toks[20];
     char err[256];
@@ -433,7 +416,7 @@ END_TEST
 /* Scenario: A cancel flag stops generation between tokens */
 START_TEST(test_engine_forward__a_cancel_flag_stops_generation_between_tokens)
 {
-    eng_model *m = open_model(rbt_model_f16());
+    eng_model *m = rbt_open_model(rbt_model_f16());
     eng_session *s = open_session(m, 64, 1);
     int32_t *ids;
     size_t n;
@@ -499,7 +482,7 @@ START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as
     const char *path = rbt_model_gqa();
     eng_model_params mp = eng_model_params_default();
     progress_log p = {0, 0, 0, 1};
-    eng_model *mapped = open_model(path), *copied = NULL;
+    eng_model *mapped = rbt_open_model(path), *copied = NULL;
     eng_session *a, *b;
     const float *la, *lb;
     size_t na, nb;

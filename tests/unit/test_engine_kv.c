@@ -33,15 +33,6 @@
 #define KV_TWIN_REL_TOL 1e-4
 #define KV_REF_TOL 1e-3
 
-static eng_model *open_model(const char *path)
-{
-    eng_model *m = NULL;
-    char err[512];
-    ck_assert_msg(path != NULL, "model fixture missing under models/");
-    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
-    return m;
-}
-
 static eng_session *open_kv(eng_model *m, eng_type kv, int n_ctx)
 {
     eng_session_params sp = eng_session_params_default();
@@ -125,7 +116,7 @@ START_TEST(test_engine_kv__every_cache_type_stays_close_to_the_f32_cache)
         if (eng_isa_force((eng_isa)isa) != (eng_isa)isa)
             continue;
         for (size_t k = 0; k < RB_ARRAY_LEN(models); k++) {
-            eng_model *m = open_model(models[k].path());
+            eng_model *m = rbt_open_model(models[k].path());
             eng_model_info info;
             eng_model_get_info(m, &info);
             const size_t nl = (size_t)models[k].n * info.n_vocab;
@@ -179,7 +170,7 @@ static void greedy_tokens(eng_model *m, eng_type kv, int32_t *out, int n)
 /* Scenario: Greedy generation with the F16 cache equals the F32 cache */
 START_TEST(test_engine_kv__greedy_generation_with_the_f16_cache_equals_the_f32_cache)
 {
-    eng_model *m = open_model(rbt_model_q8());
+    eng_model *m = rbt_open_model(rbt_model_q8());
     int32_t a[96], b[96];
 
     memset(a, 0xff, sizeof a);
@@ -196,7 +187,7 @@ END_TEST
 /* Scenario: A Q8_0 cache needs a head dimension that is a multiple of 32 */
 START_TEST(test_engine_kv__a_q8_0_cache_needs_a_head_dimension_that_is_a_multiple_of_32)
 {
-    eng_model *m = open_model(rbt_model_gqa());
+    eng_model *m = rbt_open_model(rbt_model_gqa());
     eng_session_params sp = eng_session_params_default();
     eng_session *s = NULL;
     rb_mem_estimate e;
@@ -306,7 +297,7 @@ END_TEST
 /* Scenario: The default context is 4096 tokens capped at the training context */
 START_TEST(test_engine_kv__the_default_context_is_4096_tokens_capped_at_the_training_context)
 {
-    eng_model *m = open_model(rbt_model_q8());
+    eng_model *m = rbt_open_model(rbt_model_q8());
     eng_session *s;
 
     ck_assert_int_eq(eng_session_params_default().n_ctx, 4096);
@@ -332,7 +323,7 @@ END_TEST
 /* Scenario: The memory estimate counts the weights, the KV cache and the scratch */
 START_TEST(test_engine_kv__the_memory_estimate_counts_the_weights_the_kv_cache_and_the_scratch)
 {
-    eng_model *m = open_model(rbt_model_q8());
+    eng_model *m = rbt_open_model(rbt_model_q8());
     eng_session_params sp = eng_session_params_default();
     rb_mem_estimate e;
     char err[256];

@@ -40,24 +40,6 @@ static const type_bound k_rows[] = {
 };
 #define N_ROWS (sizeof k_rows / sizeof k_rows[0])
 
-static eng_model *open_model(const char *path)
-{
-    eng_model *m = NULL;
-    char err[512];
-    ck_assert_msg(path != NULL, "model fixture missing under models/");
-    ck_assert_msg(eng_model_open(path, NULL, &m, err, sizeof err) == RB_OK, "%s", err);
-    return m;
-}
-
-static int argmax(const float *v, int n)
-{
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (v[i] > v[b])
-            b = i;
-    return b;
-}
-
 /* The logits of every position of toks (n tokens); the caller frees them. */
 static float *all_logits(eng_model *m, const int32_t *toks, size_t n)
 {
@@ -89,7 +71,7 @@ static double mean_kl(const float *ref, const float *got, size_t n, int nv, int 
     *agree = 0;
     for (size_t p = 0; p < n; p++) {
         const float *a = got + p * (size_t)nv, *b = ref + p * (size_t)nv;
-        const double ma = a[argmax(a, nv)], mb = b[argmax(b, nv)];
+        const double ma = a[rbt_argmax(a, nv)], mb = b[rbt_argmax(b, nv)];
         double za = 0, zb = 0;
         for (int v = 0; v < nv; v++) {
             za += exp(a[v] - ma);
@@ -100,7 +82,7 @@ static double mean_kl(const float *ref, const float *got, size_t n, int nv, int 
             if (pb > 0)
                 klsum += pb * (log(pb) - log(pa > 1e-30 ? pa : 1e-30));
         }
-        *agree += argmax(a, nv) == argmax(b, nv);
+        *agree += rbt_argmax(a, nv) == rbt_argmax(b, nv);
     }
     return klsum / (double)n;
 }
@@ -153,7 +135,7 @@ static void check_model(const char *model, int which, int dims256)
     int32_t *toks = malloc(sizeof(int32_t) * n);
     memcpy(toks, ref.tokens, sizeof(int32_t) * ref.ntokens);
     memcpy(toks + ref.ntokens, ref.greedy, sizeof(int32_t) * ref.ngreedy);
-    eng_model *m16 = open_model(model);
+    eng_model *m16 = rbt_open_model(model);
     eng_model_get_info(m16, &info);
     float *want = all_logits(m16, toks, n);
     eng_model_free(m16);
@@ -167,7 +149,7 @@ static void check_model(const char *model, int which, int dims256)
                       err);
         ck_assert_int_eq(eng_gguf_open(path, &q, err, sizeof err), RB_OK);
         const double rmse = weights_rmse(f, q, row->main, &count);
-        eng_model *m = open_model(path);
+        eng_model *m = rbt_open_model(path);
         float *got = all_logits(m, toks, n);
         const double kl = mean_kl(want, got, n, info.n_vocab, &agree);
         printf("%s %s: %d %s matrices, weight rmse %.4f; mean KL %.5f; top-1 %d/%zu\n",

@@ -21,4 +21,12 @@ int rb_utf8_step(const unsigned char *p, size_t n);
  * else 2, 3 or 4. For splitting text already known to be UTF-8 into characters. */
 int rb_utf8_lead_len(unsigned char c);
 
+/* Writes code point cp (at most U+10FFFF) as UTF-8 into out; returns the bytes written (1-4). */
+size_t rb_utf8_encode(unsigned long cp, char out[4]);
+
+/* The code point at s[*i] (s holds n bytes) and *i moved past it. Lenient, for text already
+ * checked or produced as UTF-8: a byte that starts no complete sequence is returned as itself
+ * and *i moves by one. */
+unsigned long rb_utf8_decode(const char *s, size_t n, size_t *i);
+
 #endif
