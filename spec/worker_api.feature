@@ -37,6 +37,8 @@ Feature: Worker HTTP API and request validation
       | {"prompt":"x","top_k":-1}                    | 400    | INVALID_REQUEST | top_k              |
       | {"prompt":"x","min_p":-0.1}                  | 400    | INVALID_REQUEST | min_p              |
       | {"prompt":"x","repetition_penalty":3}        | 400    | INVALID_REQUEST | repetition_penalty |
+      | {"prompt":"x","repetition_penalty":1e-300}   | 400    | INVALID_REQUEST | repetition_penalty |
+      | {"prompt":"x","temperature":1e-300}          | 400    | INVALID_REQUEST | temperature        |
       | {"prompt":"x","stop":["a","b","c","d","e"]}  | 400    | INVALID_REQUEST | stop               |
       | {"prompt":"x","stop":[""]}                   | 400    | INVALID_REQUEST | stop               |
       | {"prompt":"x","seed":-1}                     | 400    | INVALID_REQUEST | seed               |

@@ -3,6 +3,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -283,6 +284,12 @@ rb_err rb_parse_double(const char *s, double min, double max, double *out)
         return RB_EINVAL;
     *out = v;
     return RB_OK;
+}
+
+int rb_fits_float(double x)
+{
+    double a = fabs(x);
+    return x == 0 || (isfinite(x) && a >= FLT_MIN && a <= FLT_MAX);
 }
 
 int rb_physical_cores(void)

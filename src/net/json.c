@@ -1,6 +1,7 @@
 /*
  * json.c - typed field extraction collecting all field errors, and the error envelope.
  */
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "rb_json.h"
 #include "rb_utf8.h"
+#include "rb_util.h"
 
 void rb_jcheck_init(rb_jcheck *c)
 {
@@ -145,6 +147,11 @@ int rb_json_num(rb_jcheck *c, const json_t *obj, const char *key, int required, 
     x = json_number_value(v);
     if (!isfinite(x) || x < min || x > max) {
         rb_jcheck_add(c, key, "range", "'%s' must be between %g and %g", key, min, max);
+        return -1;
+    }
+    if (!rb_fits_float(x)) {
+        rb_jcheck_add(c, key, "range", "'%s' is too small for a 32-bit float: use 0 or at least %g",
+                      key, (double)FLT_MIN);
         return -1;
     }
     *out = x;

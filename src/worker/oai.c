@@ -127,6 +127,9 @@ static int get_num(vfail *v, const json_t *body, const char *key, double min, do
     double d = json_number_value(x);
     if (!(d >= min && d <= max))
         return bad(v, key, "invalid_value", "'%s' must be between %g and %g", key, min, max);
+    if (!rb_fits_float(d))
+        return bad(v, key, "invalid_value",
+                   "'%s' is too small for a 32-bit float: use 0 or at least 1.2e-38", key);
     *out = d;
     return 1;
 }

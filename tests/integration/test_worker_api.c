@@ -155,6 +155,11 @@ START_TEST(test_worker_api__bad_inference_requests_get_400_with_the_field_named)
         {"{\"prompt\":\"x\",\"min_p\":-0.1}", 400, "INVALID_REQUEST", "min_p"},
         {"{\"prompt\":\"x\",\"repetition_penalty\":3}", 400, "INVALID_REQUEST",
          "repetition_penalty"},
+        /* values that a 32-bit float would turn into 0 */
+        {"{\"prompt\":\"x\",\"repetition_penalty\":1e-300}", 400, "INVALID_REQUEST",
+         "repetition_penalty"},
+        {"{\"prompt\":\"x\",\"temperature\":1e-300}", 400, "INVALID_REQUEST", "temperature"},
+        {"{\"prompt\":\"x\",\"top_p\":1e-45}", 400, "INVALID_REQUEST", "top_p"},
         {"{\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 400, "INVALID_REQUEST",
          "stop"},
         {"{\"prompt\":\"x\",\"stop\":[\"\"]}", 400, "INVALID_REQUEST", "stop"},

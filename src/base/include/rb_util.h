@@ -69,6 +69,9 @@ void rb_thread_set_name(const char *name);
 rb_err rb_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 rb_err rb_parse_u64(const char *s, uint64_t *out);
 rb_err rb_parse_double(const char *s, double min, double max, double *out);
+/* 1 when x keeps its meaning as a 32-bit float: 0, or finite with FLT_MIN <= |x| <= FLT_MAX.
+ * (1e-300 would become 0.0f: a repetition penalty of 1e-300 is not one of 0.) */
+int rb_fits_float(double x);
 
 /* Physical cores of this machine (falls back to online CPUs). */
 int rb_physical_cores(void);
