@@ -735,12 +735,13 @@ ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_va
             ch_fail(c, nd, "'*' widths in %% formatting are not supported");
             goto out;
         }
+        /* digits past the limits below only keep the value above them (no overflow) */
         for (; i < n && f[i] >= '0' && f[i] <= '9'; i++)
-            width = (width < 0 ? 0 : width) * 10 + (f[i] - '0');
+            width = width > 100000 ? width : (width < 0 ? 0 : width) * 10 + (f[i] - '0');
         if (i < n && f[i] == '.') {
             prec = 0;
             for (i++; i < n && f[i] >= '0' && f[i] <= '9'; i++)
-                prec = prec * 10 + (f[i] - '0');
+                prec = prec > 100000 ? prec : prec * 10 + (f[i] - '0');
         }
         if (width > 1000 || prec > 100) {
             ch_fail(c, nd, "%% format width or precision too large");

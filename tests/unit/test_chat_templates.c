@@ -476,6 +476,11 @@ START_TEST(test_chat_templates__unsupported_constructs_fail_by_name)
         ck_assert_msg(strstr(err, parse_cases[i].want), "%s: %s", parse_cases[i].src, err);
     }
     expect_error("{{ '%c' % 65 }}", RB_EINVAL, "%c in % formatting is not supported");
+    /* found by fuzz_chat: a width of 52 digits overflowed a long (UBSan) */
+    expect_error("{{ ' %9999999999999999999999999999999999999999999999999999ss%' % 1 }}", RB_EINVAL,
+                 "% format width or precision too large");
+    expect_error("{{ '%.99999999999999999999999999f' % 1 }}", RB_EINVAL,
+                 "% format width or precision too large");
     expect_error("{{ 'x' | wordwrap(3) }}", RB_EINVAL, "filter 'wordwrap' is not supported");
     expect_error("{{ {'a': 1} | tojson(separators=',') }}", RB_EINVAL,
                  "tojson separators must be two strings");
