@@ -251,7 +251,7 @@ static void run_job(eng_session *s, mm_job *j, const float *X)
 
 typedef struct att_job {
     eng_session *s;
-    int layer, nt, pos0;
+    int layer, nt;
 } att_job;
 
 /* The first position a query at pos sees: 0, or the start of the window on a sliding
@@ -275,9 +275,10 @@ static void attn_softmax(float *att, int npos, float scale, float cap)
 }
 
 /* One (token, kv head) unit: the group of query heads that share the kv head attend over
- * positions 0..pos (the window's on a sliding layer). */
+ * positions 0..pos (the window's on a sliding layer) of the row's own session's caches. */
 static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *att, void *qq)
 {
+    const eng_session *seq = s->row_seq[b];
     const eng_hparams *hp = &s->m->hp;
     const int hd = hp->head_dim, group = hp->n_head / hp->n_head_kv;
     const int p0 = attn_window_start(s, layer, pos), npos = pos + 1 - p0;
@@ -286,8 +287,8 @@ static void attend(eng_session *s, int layer, int b, int kvh, int pos, float *at
                              ? (size_t)p0 * s->kv_row
                              : (size_t)p0 * eng_type_block_bytes(s->kv_type);
     const size_t head = (size_t)(layer * hp->n_head_kv + kvh) * s->kv_head + first;
-    const uint8_t *kc = (const uint8_t *)s->key_cache + head;                 /* one head */
-    const uint8_t *vc = (const uint8_t *)s->value_cache + head;               /* one head */
+    const uint8_t *kc = (const uint8_t *)seq->key_cache + head;               /* one head */
+    const uint8_t *vc = (const uint8_t *)seq->value_cache + head;             /* one head */
     const float *q = s->q + (size_t)b * hp->q_dim + (size_t)kvh * group * hd; /* (group, hd) */
     float *out = s->xb2 + (size_t)b * hp->q_dim + (size_t)kvh * group * hd;   /* (group, hd) */
     const size_t ldk = (size_t)s->n_ctx;
@@ -323,14 +324,15 @@ static void attention_part(void *ctx, int ith, int nth)
 
     eng_split((long)t->nt * n_kv, ith, nth, 1, &w0, &w1);
     for (long w = w0; w < w1; w++)
-        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), t->pos0 + (int)(w / n_kv), att, qq);
+        attend(s, t->layer, (int)(w / n_kv), (int)(w % n_kv), s->row_pos[w / n_kv], att, qq);
 }
 
-/* Stores one head's key k and value v (hd floats each) of position pos in the caches' head
- * at byte offset head, in the cache type. */
-static void kv_store(eng_session *s, size_t head, int pos, const float *k, const float *v, int hd)
+/* Stores one head's key k and value v (hd floats each) of position pos in seq's caches'
+ * head at byte offset head, in the cache type. */
+static void kv_store(const eng_session *s, eng_session *seq, size_t head, int pos, const float *k,
+                     const float *v, int hd)
 {
-    uint8_t *kc = (uint8_t *)s->key_cache + head, *vc = (uint8_t *)s->value_cache + head;
+    uint8_t *kc = (uint8_t *)seq->key_cache + head, *vc = (uint8_t *)seq->value_cache + head;
     const size_t n_ctx = (size_t)s->n_ctx;
 
     switch (s->kv_type) {
@@ -383,7 +385,7 @@ static void rope_store(eng_session *s, int l, int n)
     const int neox = (s->m->arch->flags & ENG_ARCH_ROPE_NEOX) != 0;
     const float *table = s->m->layers[l].swa ? s->rope_swa : s->rope_cs;
     for (int b = 0; b < n; b++) {
-        const int pos = s->n_past + b;
+        const int pos = s->row_pos[b];
         const float *cs = table + (size_t)pos * hp->n_rot;
         if (neox) {
             rope_neox(s->q + (size_t)b * hp->q_dim, hp->n_head, hd, hp->n_rot, cs);
@@ -393,7 +395,7 @@ static void rope_store(eng_session *s, int l, int n)
             rope(s->k + (size_t)b * kv, hp->n_head_kv, hd, hp->n_rot, cs);
         }
         for (int h = 0; h < hp->n_head_kv; h++)
-            kv_store(s, (size_t)(l * hp->n_head_kv + h) * s->kv_head, pos,
+            kv_store(s, s->row_seq[b], (size_t)(l * hp->n_head_kv + h) * s->kv_head, pos,
                      s->k + (size_t)b * kv + (size_t)h * hd, s->v + (size_t)b * kv + (size_t)h * hd,
                      hd);
     }
@@ -440,7 +442,7 @@ static void norm_rows(eng_session *s, const float *w, int n)
         eng_rmsnorm(s->xb + (size_t)b * dim, s->x + (size_t)b * dim, w, dim, s->m->hp.rms_eps);
 }
 
-static void layer_forward(eng_session *s, int l, int n)
+static void layer_forward(eng_session *s, int l, int n, int max_pos)
 {
     const eng_hparams *hp = &s->m->hp;
     const eng_layer *L = &s->m->layers[l];
@@ -451,11 +453,11 @@ static void layer_forward(eng_session *s, int l, int n)
     qkv_extras(s, L, n);
     rope_store(s, l, n);
 
-    att_job at = {s, l, n, s->n_past};
+    att_job at = {s, l, n};
     eng_pool_for(
         s->pool,
         eng_pool_chunks(s->pool, (long)n * hp->n_head_kv,
-                        (long)(s->n_past + n) * hp->head_dim * 2 * (hp->n_head / hp->n_head_kv)),
+                        (long)(max_pos + 1) * hp->head_dim * 2 * (hp->n_head / hp->n_head_kv)),
         attention_part, &at);
 
     mm_job wo = {s, n, 1, {&L->wo}, {0}, {s->xb}, L->post_attn_norm ? NULL : s->x, 0};
@@ -484,25 +486,63 @@ static void output(eng_session *s, int n, float *logits)
     cap_logits(logits, (size_t)n * (size_t)s->m->hp.n_vocab, s->m->hp.final_softcap);
 }
 
+/* The layers over n rows already embedded in x. */
+static void layers(eng_session *s, int n)
+{
+    int max_pos = 0;
+    for (int b = 0; b < n; b++)
+        if (s->row_pos[b] > max_pos)
+            max_pos = s->row_pos[b];
+    for (int l = 0; l < s->m->hp.n_layer; l++)
+        layer_forward(s, l, n, max_pos);
+}
+
+void eng_forward_rows(eng_session *L, const int32_t *tokens, int n, const int *log_rows,
+                      float *const *log_out, int nlog)
+{
+    const eng_hparams *hp = &L->m->hp;
+    const int dim = hp->n_embd;
+    const size_t nv = (size_t)hp->n_vocab;
+
+    embed(L, tokens, n);
+    layers(L, n);
+    for (int i = 0; i < nlog; i++)
+        eng_rmsnorm(L->xb + (size_t)i * dim, L->x + (size_t)log_rows[i] * dim, L->m->out_norm, dim,
+                    hp->rms_eps);
+    if (nlog == 1) {
+        output(L, 1, log_out[0]);
+        return;
+    }
+    /* one product for every row that wants logits, then each row to its session */
+    output(L, nlog, L->blogits);
+    for (int i = 0; i < nlog; i++)
+        memcpy(log_out[i], L->blogits + (size_t)i * nv, nv * sizeof(float));
+}
+
 void eng_forward(eng_session *s, const int32_t *tokens, int n)
 {
+    eng_session *L = s->lead;
     const eng_hparams *hp = &s->m->hp;
-    const int dim = hp->n_embd;
 
-    embed(s, tokens, n);
-    for (int l = 0; l < hp->n_layer; l++)
-        layer_forward(s, l, n);
-
+    for (int b = 0; b < n; b++) {
+        L->row_seq[b] = s;
+        L->row_pos[b] = s->n_past + b;
+        s->kv_tokens[s->n_past + b] = tokens[b];
+    }
     if (s->keep_all) {
         /* Every position's logits (tests compare them with the reference). */
-        norm_rows(s, s->m->out_norm, n);
-        output(s, n, s->all_logits + s->n_all * (size_t)hp->n_vocab);
+        embed(L, tokens, n);
+        layers(L, n);
+        norm_rows(L, s->m->out_norm, n);
+        output(L, n, s->all_logits + s->n_all * (size_t)hp->n_vocab);
         s->n_all += (size_t)n;
         memcpy(s->logits, s->all_logits + (s->n_all - 1) * (size_t)hp->n_vocab,
                (size_t)hp->n_vocab * sizeof(float));
     } else {
-        eng_rmsnorm(s->xb, s->x + (size_t)(n - 1) * dim, s->m->out_norm, dim, hp->rms_eps);
-        output(s, 1, s->logits);
+        int last = n - 1;
+        float *out = s->logits;
+        eng_forward_rows(L, tokens, n, &last, &out, 1);
     }
     s->n_past += n;
+    s->n_cached = s->n_past;
 }

@@ -150,6 +150,7 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     if (!s)
         return RB_ENOMEM;
     s->m = m;
+    s->lead = s;
     s->pending = -1;
     if ((rc = kv_type_check(hp, p->kv_type, err, errlen)))
         goto out;
@@ -189,6 +190,9 @@ rb_err eng_session_open(eng_model *m, const eng_session_params *p, eng_session *
     s->att = NULL; /* sized once the pool exists: one row per chunk */
     s->deq = xalloc((size_t)nth * ENG_BLAS_ROWS * s->max_cols * sizeof(float), &rc);
     s->logits = xalloc((size_t)hp->n_vocab * sizeof(float), &rc);
+    s->row_seq = xalloc(B * sizeof(*s->row_seq), &rc);
+    s->row_pos = xalloc(B * sizeof(*s->row_pos), &rc);
+    s->kv_tokens = xalloc((size_t)s->n_ctx * sizeof(*s->kv_tokens), &rc);
     /* one (layer, kv head) of a cache: head_dim rows of n_ctx, or n_ctx rows of head_dim */
     nrows = s->kv_type == ENG_TYPE_Q8_0 ? (size_t)s->n_ctx : (size_t)hp->head_dim;
     s->kv_row =
@@ -231,14 +235,30 @@ out:
     return RB_OK;
 }
 
+/* What a session owns whether or not it leads: its cache, logits and text state. */
+static void session_free_own(eng_session *s)
+{
+    eng_sampler_release(&s->sampler);
+    eng_stopper_release(&s->stopper);
+    eng_detok_free(s->detok);
+    free(s->logits);
+    free(s->all_logits);
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->kv_tokens);
+}
+
 void eng_session_free(eng_session *s)
 {
     if (!s)
         return;
+    if (s->lead != s) { /* a batch's member: the buffers are the lead's */
+        session_free_own(s);
+        free(s);
+        return;
+    }
     eng_pool_free(s->pool);
-    eng_sampler_release(&s->sampler);
-    eng_stopper_release(&s->stopper);
-    eng_detok_free(s->detok);
+    session_free_own(s);
     free(s->x);
     free(s->xb);
     free(s->xb2);
@@ -254,10 +274,9 @@ void eng_session_free(eng_session *s)
     free(s->rope_cs);
     free(s->att);
     free(s->deq);
-    free(s->logits);
-    free(s->all_logits);
-    free(s->key_cache);
-    free(s->value_cache);
+    free(s->row_seq);
+    free(s->row_pos);
+    free(s->blogits);
     free(s->qq);
     free(s);
 }

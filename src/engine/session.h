@@ -16,6 +16,10 @@
 
 struct eng_session {
     eng_model *m;
+    /* The session whose pool and buffers this one uses: itself, or a batch's first session
+     * (eng_batch_open). A pass of a batch runs on the lead's buffers; every field up to the KV
+     * cache is the lead's (copied pointers), the rest is this session's own. */
+    eng_session *lead;
     eng_pool *pool;
     int n_ctx;
     int n_batch;  /* max tokens per forward pass */
@@ -43,6 +47,10 @@ struct eng_session {
     float *all_logits; /* (n_ctx, n_vocab) when keep_all is on */
     size_t n_all;
     int keep_all;
+    /* the rows of the pass being run (used in the lead): the session and position of each */
+    eng_session **row_seq; /* (n_batch) */
+    int *row_pos;          /* (n_batch) */
+    float *blogits;        /* a batch's lead: (n_seq, n_vocab) logits of a batched pass */
 
     /* kv cache, in kv_type. F32 and F16: both transposed, attention reads a row of positions
      * per dimension (forward.c). Q8_0: one position per row, head_dim / 32 blocks. */
@@ -55,6 +63,8 @@ struct eng_session {
     void *qq;          /* Q8_0: (max pool chunks, qq_bytes) the queries quantized for the keys */
     size_t qq_bytes;
     int n_past;
+    int32_t *kv_tokens; /* (n_ctx) the token at each cached position */
+    int n_cached;       /* positions of kv_tokens whose KV is valid (survives a reset) */
 
     /* generation state */
     eng_sampler sampler;
@@ -73,6 +83,11 @@ struct eng_session {
  * s->logits (and every position's in all_logits when keep_all). n <= n_batch; the caller
  * checks the context. */
 void eng_forward(eng_session *s, const int32_t *tokens, int n);
+/* The pass of a batch: n tokens whose sessions and positions are in L->row_seq and
+ * L->row_pos (L the lead); the logits of rows log_rows[0..nlog) go to log_out[i] (n_vocab
+ * floats each). Positions and caches are not advanced: the caller does it. */
+void eng_forward_rows(eng_session *L, const int32_t *tokens, int n, const int *log_rows,
+                      float *const *log_out, int nlog);
 /* Bytes of the session's two KV caches (tests and the memory estimate). */
 size_t eng_session_kv_bytes(const eng_session *s);
 /* OpenBLAS sgemm calls eng_forward has made in this process (every session): tests read it

@@ -214,4 +214,64 @@ typedef struct eng_timings {
 } eng_timings;
 void eng_session_timings(const eng_session *s, eng_timings *out);
 
+/* ---- batches: many sequences, one pass ---------------------------------------------------
+ *
+ *     eng_batch *b;
+ *     eng_batch_open(m, &sp, 4, &b, err, sizeof err);           // 4 sessions, one pool
+ *     eng_session *s0 = eng_batch_session(b, 0), *s1 = eng_batch_session(b, 1);
+ *     eng_session_reset(s0, &smp, NULL, 0); eng_session_reset(s1, &smp, NULL, 0);
+ *     eng_batch_entry e[2] = {{s0, ids0, n0}, {s1, ids1, n1}};  // two prompts, one pass
+ *     eng_batch_decode(b, e, 2, err, sizeof err);
+ *     for (;;) {
+ *         eng_session_step(s0, &st0); eng_session_step(s1, &st1);  // sample each at once
+ *         ...                                                      // send st0, st1
+ *         eng_batch_entry f[2] = {{s0, NULL, 0}, {s1, NULL, 0}};   // feed both back
+ *         eng_batch_decode(b, f, 2, err, sizeof err);
+ *     }
+ */
+typedef struct eng_batch eng_batch;
+
+#define ENG_BATCH_MAX_SEQ 64
+
+/* Opens n_seq sessions of m that share one thread pool and one set of pass buffers (p as
+ * for eng_session_open; n_batch is raised to n_seq). Each is a full session
+ * (eng_batch_session) with its own KV cache, sampler and text state, usable with every
+ * session call; eng_batch_decode runs one forward pass over tokens of several of them, so the
+ * weights are read once for all. One thread drives a batch and its sessions
+ * (eng_session_cancel excepted); never free a batch's session with eng_session_free. */
+rb_err eng_batch_open(eng_model *m, const eng_session_params *p, int n_seq, eng_batch **out,
+                      char *err, size_t errlen);
+void eng_batch_free(eng_batch *b); /* NULL-safe; frees its sessions */
+int eng_batch_n_seq(const eng_batch *b);
+eng_session *eng_batch_session(eng_batch *b, int i); /* NULL when i is out of range */
+/* Tokens one eng_batch_decode takes in all (the sessions' n_batch). */
+int eng_batch_capacity(const eng_batch *b);
+
+typedef struct eng_batch_entry {
+    eng_session *s;        /* a session of the batch, at most once per pass */
+    const int32_t *tokens; /* prompt tokens to run, or NULL: the token s's last step sampled */
+    int n;                 /* number of tokens (ignored when tokens is NULL) */
+} eng_batch_entry;
+
+/* One forward pass over the entries' tokens, at most eng_batch_capacity() in all. A prompt
+ * may come in chunks over several passes: each appends to the session's context and its
+ * sampler's history. Afterwards each session's logits are those of its last token, so its
+ * next eng_session_step samples at once, with no pass of its own. RB_EINVAL (err says why)
+ * for an entry of another batch, a session given twice, a NULL-tokens entry whose session
+ * does not want a pass (eng_session_wants_pass) or a token out of range; RB_ETOOBIG for more
+ * tokens than a pass takes or than a session's context has left. Nothing runs on error. */
+rb_err eng_batch_decode(eng_batch *b, const eng_batch_entry *e, int ne, char *err, size_t errlen);
+
+/* 1 when s's last step sampled a token that a pass must feed back before the next step
+ * (an entry with tokens NULL), and the context has room for it. */
+int eng_session_wants_pass(const eng_session *s);
+
+/* Prompt cache: a session's KV cache keeps the tokens of its last generation, prompt and
+ * generated, across eng_session_reset. How many leading tokens of ids it holds. */
+size_t eng_session_cached_prefix(const eng_session *s, const int32_t *ids, size_t n);
+/* Right after eng_session_reset: keeps the cached prefix of ids as the start of the new
+ * context (at most n - 1 tokens, so the last prompt token still makes logits) and returns
+ * its length k; the caller prefills ids + k only. 0 when nothing is kept. */
+size_t eng_session_reuse_prefix(eng_session *s, const int32_t *ids, size_t n);
+
 #endif
