@@ -186,10 +186,12 @@ static void h_job_stream(rb_http_req *req, rb_http_reply *rep, void *user)
         rb_http_reply_error(rep, 404, "JOB_NOT_FOUND", "no such job", NULL);
         return;
     }
-    if (!wrk_job_open_stream(j))
+    if (!wrk_job_open_stream(j)) {
         rb_http_reply_error(rep, 409, "STREAM_TAKEN", "this job's stream is already open", NULL);
-    else
+    } else {
         rb_http_reply_sse(rep, j->chan);
+        wrk_jobs_kick(w->jobs); /* the scheduler may be waiting for this stream */
+    }
     wrk_job_unref(j);
 }
 

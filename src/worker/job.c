@@ -33,6 +33,7 @@ wrk_job *wrk_job_new(const char *id, wrk_request *req, size_t chan_cap)
     if (!j)
         return NULL;
     j->chan = rb_chan_new(chan_cap);
+    j->chan_cap = chan_cap;
     if (!j->chan) {
         free(j);
         return NULL;
@@ -75,6 +76,15 @@ int wrk_job_open_stream(wrk_job *j)
     return first;
 }
 
+int wrk_job_stream_is_open(wrk_job *j)
+{
+    int opened;
+    pthread_mutex_lock(&j->mu);
+    opened = j->stream_opened;
+    pthread_mutex_unlock(&j->mu);
+    return opened;
+}
+
 int wrk_job_wait_stream(wrk_job *j, int timeout_ms)
 {
     struct timespec until;
@@ -112,6 +122,7 @@ struct wrk_jobs {
     int queued, running;
     int slots, queue_cap;
     int closed;
+    unsigned kicks;                  /* wrk_jobs_kick: wakes a wrk_jobs_pop_wait with no job */
     wrk_job *registry[REGISTRY_MAX]; /* queued and running jobs */
     int nreg;
 };
@@ -168,6 +179,7 @@ rb_err wrk_jobs_submit(wrk_jobs *q, wrk_job *j)
             q->head = j;
         q->tail = j;
         q->queued++;
+        q->kicks++;
         pthread_cond_signal(&q->nonempty);
     }
     pthread_mutex_unlock(&q->mu);
@@ -176,11 +188,23 @@ rb_err wrk_jobs_submit(wrk_jobs *q, wrk_job *j)
 
 wrk_job *wrk_jobs_pop(wrk_jobs *q)
 {
+    return wrk_jobs_pop_wait(q, -1);
+}
+
+wrk_job *wrk_jobs_pop_wait(wrk_jobs *q, int timeout_ms)
+{
     wrk_job *j = NULL;
+    struct timespec until = rb_deadline_ms(timeout_ms > 0 ? timeout_ms : 0);
+    unsigned kicks;
 
     pthread_mutex_lock(&q->mu);
-    while (!q->head && !q->closed)
-        pthread_cond_wait(&q->nonempty, &q->mu);
+    kicks = q->kicks;
+    while (!q->head && !q->closed && timeout_ms != 0 && q->kicks == kicks) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&q->nonempty, &q->mu);
+        else if (pthread_cond_timedwait(&q->nonempty, &q->mu, &until) != 0)
+            break;
+    }
     if (q->head && !q->closed) {
         j = q->head;
         q->head = j->next;
@@ -194,6 +218,36 @@ wrk_job *wrk_jobs_pop(wrk_jobs *q)
     }
     pthread_mutex_unlock(&q->mu);
     return j;
+}
+
+void wrk_jobs_idle(wrk_jobs *q, int timeout_ms)
+{
+    struct timespec until = rb_deadline_ms(timeout_ms);
+    unsigned kicks;
+
+    pthread_mutex_lock(&q->mu);
+    kicks = q->kicks;
+    while (!q->closed && q->kicks == kicks)
+        if (pthread_cond_timedwait(&q->nonempty, &q->mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&q->mu);
+}
+
+void wrk_jobs_kick(wrk_jobs *q)
+{
+    pthread_mutex_lock(&q->mu);
+    q->kicks++;
+    pthread_cond_broadcast(&q->nonempty);
+    pthread_mutex_unlock(&q->mu);
+}
+
+int wrk_jobs_closed(wrk_jobs *q)
+{
+    int c;
+    pthread_mutex_lock(&q->mu);
+    c = q->closed;
+    pthread_mutex_unlock(&q->mu);
+    return c;
 }
 
 void wrk_jobs_done(wrk_jobs *q, wrk_job *j)
@@ -273,6 +327,7 @@ wrk_job *wrk_jobs_cancel(wrk_jobs *q, const char *id, int *found)
     if (running) {
         wrk_job_cancel(running);
         wrk_job_unref(running);
+        wrk_jobs_kick(q); /* the scheduler ends it at once, also while it waits for a stream */
     }
     return j;
 }

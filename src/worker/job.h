@@ -60,6 +60,7 @@ typedef struct wrk_job {
     char id[WRK_JOB_ID_MAX + 1];
     wrk_request req;
     rb_chan *chan;       /* the job's events; owned reference */
+    size_t chan_cap;     /* events the channel holds */
     int wait_for_stream; /* created by POST /v1/jobs: generate once the stream is open */
     int64_t created_ms;  /* monotonic, for time to first token */
     atomic_int cancel;   /* DELETE, shutdown or an open-timeout set it */
@@ -85,6 +86,8 @@ void wrk_oai_acc_free(struct wrk_oai_acc *a); /* NULL-safe (oai.c) */
 int wrk_job_open_stream(wrk_job *j);
 /* Waits until the stream is opened, the job is cancelled or timeout_ms pass; 1 if opened. */
 int wrk_job_wait_stream(wrk_job *j, int timeout_ms);
+/* 1 once the stream was opened (no wait). */
+int wrk_job_stream_is_open(wrk_job *j);
 /* Sets the cancel flag and wakes a waiter. */
 void wrk_job_cancel(wrk_job *j);
 int wrk_job_cancelled(wrk_job *j);
@@ -100,6 +103,15 @@ rb_err wrk_jobs_submit(wrk_jobs *q, wrk_job *j);
 /* Blocks for the next job (returned with a reference the caller drops), marking it running;
  * NULL after shutdown. */
 wrk_job *wrk_jobs_pop(wrk_jobs *q);
+/* wrk_jobs_pop that waits at most timeout_ms (0: not at all, -1: forever); NULL on timeout,
+ * after shutdown, or when wrk_jobs_kick was called meanwhile. */
+wrk_job *wrk_jobs_pop_wait(wrk_jobs *q, int timeout_ms);
+/* Waits at most timeout_ms for a kick, a submit or the shutdown, without taking a job. */
+void wrk_jobs_idle(wrk_jobs *q, int timeout_ms);
+/* Wakes a wrk_jobs_pop_wait without a job (a stream was opened: the scheduler looks). */
+void wrk_jobs_kick(wrk_jobs *q);
+/* 1 after wrk_jobs_shutdown. */
+int wrk_jobs_closed(wrk_jobs *q);
 /* The generation thread is done with j: it leaves the registry. */
 void wrk_jobs_done(wrk_jobs *q, wrk_job *j);
 /* Looks a job up by id (new reference) or NULL. */

@@ -54,7 +54,9 @@ const char *wrk_usage(void)
            "  --threads N               compute threads (default: physical cores)\n"
            "  --no-mmap                 read the weights into memory (huge pages) instead of\n"
            "                            serving them from the file mapping: faster generation\n"
-           "  --slots N                 concurrent generations (default 1)\n"
+           "  --slots N                 concurrent generations, run as one batch (default 1)\n"
+           "  --batch N                 tokens per forward pass: every decoding slot's token\n"
+           "                            plus a chunk of a prompt (default 64)\n"
            "  --queue N                 jobs that may wait for a slot (default 16)\n"
            "  --ctx N                   context tokens per slot (default 4096, capped at the\n"
            "                            model's training context; 0: the training context)\n"
@@ -83,6 +85,7 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         {"--advertise-host", RB_OPT_STR, &c->advertise_host},
         {"--threads", RB_OPT_INT, &c->threads, 0, 256},
         {"--slots", RB_OPT_INT, &c->slots, 1, 64},
+        {"--batch", RB_OPT_INT, &c->batch, 1, 4096},
         {"--queue", RB_OPT_INT, &c->queue, 0, 4096},
         {"--ctx", RB_OPT_INT, &c->ctx, 0, 1 << 20},
         {"--kv-type", RB_OPT_STR, &c->kv_type},

@@ -28,7 +28,8 @@ typedef struct wrk_config {
     int no_mmap;                /* weights read into huge-page memory (copy_weights) */
     const char *token;          /* bearer token for network mode (RBEE_API_TOKEN) */
     int threads;                /* 0: physical cores, shared by the slots */
-    int slots;                  /* generation threads, default 1 */
+    int slots;                  /* sequences of the generation batch, default 1 */
+    int batch;                  /* tokens per forward pass, 0: the engine default (64) */
     int ctx;                  /* -1 (default): 4096 capped at the training context; 0: the training
                                * context; more than the training context is capped (with a warning) */
     const char *kv_type;      /* KV cache type: "f16" (default), "q8_0" or "f32" */
