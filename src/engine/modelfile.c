@@ -392,6 +392,8 @@ static const shape shapes[] = {
      0.02f,
      0},
     {"tiny", "llama", 64, 2, 4, 2, 16, 128, 256, 512, 1e4f, 0, 1e-5f, 0, 0, 0, 0, 0, 0.02f, 0},
+    /* long prompts in tests (the scheduler's chunked prefill): a 4096-token context */
+    {"tiny-4k", "llama", 128, 4, 4, 2, 32, 384, 4096, 512, 1e4f, 0, 1e-5f, 0, 0, 0, 0, 0, 0.02f, 0},
     /* fixtures (models/test-<arch>-tiny-f16.gguf): 512 pieces, a 64-wide stream, untied */
     {"llama-tiny", "llama", 64,    2, 4, 2, 24, 128,  128,   512,
      5e5f,         0,       1e-5f, 0, 0, 0, 0,  8.0f, 0.15f, 0.1f},
@@ -430,7 +432,7 @@ static const shape shapes[] = {
 
 #define SHAPE_LIST                                                                                 \
     "tinyllama-1.1b, llama-3.2-1b, llama-3.1-8b, mistral-7b, qwen2.5-0.5b, qwen3-0.6b, "           \
-    "phi-3-mini, gemma-2-2b, gemma-3-1b, llama-3-4layer, tiny, llama-tiny, qwen2-tiny, "           \
+    "phi-3-mini, gemma-2-2b, gemma-3-1b, llama-3-4layer, tiny, tiny-4k, llama-tiny, qwen2-tiny, "  \
     "qwen3-tiny, phi3-tiny, phi3-longrope-tiny, gemma2-tiny, gemma3-tiny"
 
 /* llama 3.1's rope scaling as frequency divisors, one per rotated pair (llama.cpp's

@@ -1,9 +1,9 @@
 /*
- * job.h - inference jobs and the bounded queue that feeds the generation threads
+ * job.h - inference jobs and the bounded queue that feeds the scheduler (gen.c)
  * (internal to the worker).
  *
  * A job is created by an HTTP handler, owns its token channel and is reference-counted: the
- * registry holds one reference from submit until the generation thread is done with it (or
+ * registry holds one reference from submit until the scheduler is done with it (or
  * until a cancel or shutdown takes the still-queued job out and hands that reference to the
  * caller), and every other holder takes its own. The queue is a bounded FIFO with one mutex and a
  * condition variable; it admits a job while the jobs waiting or running are fewer than
@@ -112,7 +112,7 @@ void wrk_jobs_idle(wrk_jobs *q, int timeout_ms);
 void wrk_jobs_kick(wrk_jobs *q);
 /* 1 after wrk_jobs_shutdown. */
 int wrk_jobs_closed(wrk_jobs *q);
-/* The generation thread is done with j: it leaves the registry. */
+/* The scheduler is done with j: it leaves the registry. */
 void wrk_jobs_done(wrk_jobs *q, wrk_job *j);
 /* Looks a job up by id (new reference) or NULL. */
 wrk_job *wrk_jobs_find(wrk_jobs *q, const char *id);

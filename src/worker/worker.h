@@ -65,9 +65,10 @@ void wrk_poke(wrk *w);
 const char *wrk_state_name(wrk *w);
 
 /* Generation (gen.c, the only file that uses the engine). Loads the model on a thread of its
- * own, then starts cfg.slots generation threads that serve w->jobs. */
+ * own, then starts the scheduler, the one generation thread, which serves w->jobs in cfg.slots
+ * sequences of one engine batch. */
 rb_err wrk_gen_start(wrk *w, char *err, size_t errlen);
-/* Joins every generation thread (after wrk_jobs_shutdown) and frees the model. */
+/* Joins the scheduler (after wrk_jobs_shutdown) and frees the model. */
 void wrk_gen_stop(wrk *w);
 int wrk_gen_busy(wrk *w);
 /* For an HTTP handler: keeps the model (and chat_template, bos_text, eos_text, n_ctx) alive
