@@ -824,41 +824,57 @@ static const rb_http_route routes[] = {
 /* ---- main ------------------------------------------------------------------------------- */
 
 /* The worker's options (those it does not act on, as --threads, are accepted and ignored).
- * Prints the error and returns 0 when argv is not valid. */
+ * Returns 1 when the mock may start, 0 after -h/--help or --version (printed), -1 after a
+ * usage error (printed). */
 static int parse_args(int argc, char **argv, opts *o)
 {
     int ignored = 0;
     const char *ignored_str = NULL;
     char err[256];
     const rb_opt defs[] = {
-        {"--local-mode", RB_OPT_FLAG, &o->local_mode},
-        {"--no-mmap", RB_OPT_FLAG, &ignored},
-        {"--worker-id", RB_OPT_STR, &o->worker_id},
-        {"--model", RB_OPT_STR, &o->model},
-        {"--model-ref", RB_OPT_STR, &o->model_ref},
-        {"--backend", RB_OPT_STR, &o->backend},
-        {"--device", RB_OPT_STR, &o->device},
-        {"--hive-url", RB_OPT_STR, &o->hive_url},
-        {"--advertise-host", RB_OPT_STR, &o->advertise_host},
-        {"--scenario", RB_OPT_STR, &o->scenario},
-        {"--port", RB_OPT_INT, &o->port, 1, 65535},
-        {"--slots", RB_OPT_INT, &o->slots, 1, 64},
-        {"--queue", RB_OPT_INT, &o->queue, 0, 1000000},
-        {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000},
-        {"--threads", RB_OPT_INT, &ignored, 0, 1000000},
-        {"--ctx", RB_OPT_INT, &ignored, 0, 1000000},
-        {"--kv-type", RB_OPT_STR, &ignored_str},
-        {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400},
+        {"--model", RB_OPT_STR, &o->model, .what = "PATH",
+         .help = "reported as the model (required)"},
+        {"--port", RB_OPT_INT, &o->port, 1, 65535, .help = "HTTP port (required)"},
+        {"--scenario", RB_OPT_STR, &o->scenario, .what = "FILE|JSON",
+         .help = "replies, delays and faults to play"},
+        {"--worker-id", RB_OPT_STR, &o->worker_id, .what = "ID", .help = "default worker-mock"},
+        {"--model-ref", RB_OPT_STR, &o->model_ref, .what = "REF", .help = "default mock"},
+        {"--backend", RB_OPT_STR, &o->backend, .what = "NAME", .help = "reported backend"},
+        {"--device", RB_OPT_STR, &o->device, .what = "N", .help = "reported device"},
+        {"--hive-url", RB_OPT_STR, &o->hive_url, .what = "URL",
+         .help = "hive for heartbeats and the ready callback"},
+        {"--advertise-host", RB_OPT_STR, &o->advertise_host, .what = "HOST",
+         .help = "host in the URL sent to the hive"},
+        {"--local-mode", RB_OPT_FLAG, &o->local_mode, .help = "no authentication"},
+        {"--slots", RB_OPT_INT, &o->slots, 1, 64, .help = "concurrent jobs"},
+        {"--queue", RB_OPT_INT, &o->queue, 0, 1000000, .help = "jobs that may wait"},
+        {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000, .what = "MS",
+         .help = "as the worker's"},
+        {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400, .what = "SECONDS",
+         .help = "seconds between heartbeats"},
+        {"--no-mmap", RB_OPT_FLAG, &ignored, .help = "accepted and ignored"},
+        {"--threads", RB_OPT_INT, &ignored, 0, 1000000, .help = "accepted and ignored"},
+        {"--ctx", RB_OPT_INT, &ignored, 0, 1000000, .help = "accepted and ignored"},
+        {"--kv-type", RB_OPT_STR, &ignored_str, .help = "accepted and ignored"},
     };
+    const rb_cmd cmd = {"mock-worker",
+                        NULL,
+                        "A stand-in for llm-worker-rbee, driven by a scenario.",
+                        defs,
+                        RB_ARRAY_LEN(defs),
+                        NULL,
+                        1};
+    int shown = 0;
 
-    if (rb_args_parse("mock-worker", argc - 1, argv + 1, defs, RB_ARRAY_LEN(defs), NULL, 0, NULL,
-                      err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
-        return 0;
+        return -1;
     }
+    if (shown)
+        return 0;
     if (!o->model || !o->port) {
         fprintf(stderr, "mock-worker: --model and --port are required\n");
-        return 0;
+        return -1;
     }
     return 1;
 }
@@ -942,12 +958,11 @@ out:
 int main(int argc, char **argv)
 {
     static mock m;
-    int rc = 2;
+    int rc = 2, parsed;
 
     opts_defaults(&m.o);
-    if (!parse_args(argc, argv, &m.o)) {
-        fprintf(stderr, "usage: mock-worker --model PATH --port P [--scenario FILE] "
-                        "[llm-worker-rbee options]\n");
+    if ((parsed = parse_args(argc, argv, &m.o)) <= 0) {
+        rc = parsed < 0 ? 2 : 0;
         goto out;
     }
     if (!script_load(&m.s, m.o.scenario))

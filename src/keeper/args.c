@@ -1,5 +1,5 @@
 /*
- * args.c - the keeper's commands on rb_args, and the --file hint (see kpr_args.h).
+ * args.c - the --file hint of model references (see kpr_args.h).
  */
 #include <stdio.h>
 #include <string.h>
@@ -7,15 +7,6 @@
 
 #include "kpr_args.h"
 #include "rb_util.h"
-
-rb_err kpr_args_parse(const char *cmd, int argc, char **argv, const rb_opt *opts, size_t nopts,
-                      const char **pos, size_t max_pos, size_t *npos, char *err, size_t errlen)
-{
-    char prog[96];
-
-    snprintf(prog, sizeof prog, "rbee %s", cmd);
-    return rb_args_parse(prog, argc, argv, opts, nopts, pos, max_pos, npos, err, errlen);
-}
 
 rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, char *out,
                          size_t outlen, char *err, size_t errlen)

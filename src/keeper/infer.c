@@ -27,24 +27,41 @@
 #define LIST_TIMEOUT_MS 5000
 #define SPAWN_TIMEOUT_MS 30000
 
-static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, size_t errlen)
+static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, int *shown, char *err,
+                         size_t errlen)
 {
     const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &o->node, 0, 0, NULL},
-        {"--hive", RB_OPT_STR, &o->hive_url, 0, 0, NULL},
-        {"--model", RB_OPT_STR, &o->model, 0, 0, NULL},
-        {"--file", RB_OPT_STR, &o->file, 0, 0, NULL},
-        {"--prompt", RB_OPT_STR, &o->prompt, 0, 0, NULL},
-        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
-        {"--temperature", RB_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
-        {"--top-p", RB_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p},
-        {"--top-k", RB_OPT_LLONG, &o->top_k, 0, 1e9, &o->has_top_k},
-        {"--seed", RB_OPT_U64, &o->seed, 0, 0, &o->has_seed},
-        {"--backend", RB_OPT_STR, &o->backend, 0, 0, NULL},
-        {"--device", RB_OPT_LLONG, &o->device, 0, MAX_DEVICE, NULL},
-        {"--ready-timeout", RB_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, NULL},
-        {"--json", RB_OPT_FLAG, &o->json, 0, 0, NULL},
+        {"--node", RB_OPT_STR, &o->node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--hive", RB_OPT_STR, &o->hive_url, .what = "URL",
+         .help = "the hive at this URL, bypassing the node registry"},
+        {"--model", RB_OPT_STR, &o->model, .what = "REF", .help = KPR_MODEL_HELP},
+        {"--file", RB_OPT_STR, &o->file, .what = "FILE.gguf",
+         .help = "the file of an hf:ORG/REPO model (default: its Q4_K_M file)"},
+        {"--prompt", RB_OPT_STR, &o->prompt, .what = "TEXT",
+         .help = "the text to continue (required)"},
+        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT,
+         .help = "tokens to generate, 1 to 2048 (default 128)"},
+        {"--temperature", RB_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature,
+         .help = "0 to 2, 0 is greedy (default: the worker's, 0.7)"},
+        {"--top-p", RB_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p,
+         .help = "nucleus sampling, 0 to 1 (default 1: off)"},
+        {"--top-k", RB_OPT_LLONG, &o->top_k, 0, 1e9, &o->has_top_k,
+         .help = "sample among the K likeliest tokens (default 0: off)"},
+        {"--seed", RB_OPT_U64, &o->seed, 0, 0, &o->has_seed,
+         .help = "seed of the sampler, for repeatable output (default random)"},
+        {"--backend", RB_OPT_STR, &o->backend, .what = "NAME", .help = "default cpu"},
+        {"--device", RB_OPT_LLONG, &o->device, 0, MAX_DEVICE, .help = "default 0"},
+        {"--ready-timeout", RB_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, .what = "SECONDS",
+         .help = "how long a new worker may take to load (default 300)"},
+        {"--json", RB_OPT_FLAG, &o->json, .help = "one JSON object per line on stdout"},
     };
+    const rb_cmd cmd = {"rbee infer",
+                        NULL,
+                        "Run a prompt on a node's model and stream the text.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        KPR_HELP_NOTES};
     rb_err rc;
 
     memset(o, 0, sizeof(*o));
@@ -52,16 +69,18 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, si
     o->backend = "cpu";
     o->max_tokens = KPR_DEFAULT_MAX_TOKENS;
     o->ready_timeout_s = KPR_DEFAULT_READY_TIMEOUT_S;
-    rc = kpr_args_parse("infer", argc, argv, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL, err, errlen);
-    if (!rc && !o->prompt)
+    rc = rb_cmd_parse(&cmd, argc, argv, NULL, 0, NULL, shown, err, errlen);
+    if (rc || *shown)
+        return rc;
+    if (!o->prompt)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is required");
-    else if (!rc && o->seed > INT64_MAX)
+    else if (o->seed > INT64_MAX)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --seed must be below 2^63");
-    else if (!rc && strlen(o->prompt) > MAX_PROMPT)
+    else if (strlen(o->prompt) > MAX_PROMPT)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is longer than %d bytes",
                      MAX_PROMPT);
-    else if (!rc && !(rc = kpr_ref_with_file("infer", o->model, o->file, o->model_buf,
-                                             sizeof o->model_buf, err, errlen)))
+    else if (!(rc = kpr_ref_with_file("infer", o->model, o->file, o->model_buf, sizeof o->model_buf,
+                                      err, errlen)))
         o->model = o->model_buf;
     return rc;
 }
@@ -343,13 +362,17 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     kpr_infer_opts o;
     kpr_run r;
     char err[512];
-    int status = KPR_EXIT_FAIL;
+    int status = KPR_EXIT_FAIL, shown = 0;
     rb_err rc;
 
     memset(&r, 0, sizeof(r));
     kpr_fail_init(&r.f);
-    if (parse_opts(argc, argv, &o, err, sizeof err)) {
+    if (parse_opts(argc, argv, &o, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (shown) {
+        status = KPR_EXIT_OK;
         goto out;
     }
     c->out.json = o.json;

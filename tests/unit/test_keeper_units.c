@@ -63,7 +63,7 @@ START_TEST(test_args_parse_types_and_positionals)
         "REF",           "--prompt", "--not-an-option", "--max-tokens",        "64", "--json",
         "--temperature", "0",        "--seed",          "18446744073709551615"};
 
-    ck_assert_int_eq(kpr_args_parse("x", 10, argv, opts, 5, pos, 2, &npos, err, sizeof err), 0);
+    ck_assert_int_eq(rb_args_parse("rbee x", 10, argv, opts, 5, pos, 2, &npos, err, sizeof err), 0);
     ck_assert_str_eq(prompt, "--not-an-option"); /* a value may look like an option */
     ck_assert_int_eq(n, 64);
     ck_assert_double_eq(t, 0);
@@ -89,22 +89,26 @@ START_TEST(test_args_errors_name_the_option)
     char *empty[] = {"--node", ""};
     char *extra[] = {"stray"};
 
-    ck_assert_int_eq(kpr_args_parse("infer", 2, bad_int, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, bad_int, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: --max-tokens takes an integer from 1 to 2048, not 'zero'");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, too_big, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, too_big, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "'2049'"));
-    ck_assert_int_eq(kpr_args_parse("infer", 1, missing, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 1, missing, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: --max-tokens needs a value");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, unknown, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, unknown, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: unknown option --max-token");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, empty, opts, 2, NULL, 0, NULL, err, sizeof err),
+    ck_assert_int_eq(rb_args_parse("rbee infer", 2, empty, opts, 2, NULL, 0, NULL, err, sizeof err),
                      RB_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "--node needs a non-empty value"));
-    ck_assert_int_eq(kpr_args_parse("infer", 1, extra, opts, 2, NULL, 0, NULL, err, sizeof err),
+    ck_assert_int_eq(rb_args_parse("rbee infer", 1, extra, opts, 2, NULL, 0, NULL, err, sizeof err),
                      RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: unexpected argument 'stray'");
     ck_assert_int_eq(n, 1); /* nothing stored from a bad value */
