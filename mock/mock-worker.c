@@ -40,7 +40,8 @@
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
  * "heartbeats_sent","cancels","health_checks","chat_requests","completion_requests",
  * "disconnects" (streams whose client left before the end), "openai_requests" (the bodies of
- * the OpenAI requests, in order, at most 16)}. Every event worth asserting is also printed on
+ * the OpenAI requests, in order, at most 16), "job_requests" (the bodies of POST /v1/jobs, the
+ * same way)}. Every event worth asserting is also printed on
  * stdout.
  */
 #include <pthread.h>
@@ -117,6 +118,7 @@ struct mock {
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
     atomic_long n_chat, n_completion, n_disconnects;
     json_t *openai_requests; /* under mu */
+    json_t *job_requests;    /* the bodies of POST /v1/jobs, at most MAX_RECORDED; under mu */
 };
 
 static const char *const default_tokens[] = {"In",       " the",   " beginning", " God",
@@ -614,8 +616,15 @@ static void h_jobs(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     char url[128];
-    job *j = job_start(m, req, rep);
-    if (!j)
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    job *j;
+
+    pthread_mutex_lock(&m->mu);
+    if (body && json_array_size(m->job_requests) < MAX_RECORDED)
+        json_array_append(m->job_requests, body);
+    pthread_mutex_unlock(&m->mu);
+    json_decref(body);
+    if (!(j = job_start(m, req, rep)))
         return;
     snprintf(url, sizeof url, "/v1/jobs/%s/stream", j->id);
     rb_http_reply_json(rep, 202, json_pack("{s:s, s:s}", "job_id", j->id, "sse_url", url));
@@ -768,13 +777,14 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
-    json_t *reqs;
+    json_t *reqs, *jobs;
 
     pthread_mutex_lock(&m->mu);
     reqs = json_deep_copy(m->openai_requests);
+    jobs = json_deep_copy(m->job_requests);
     pthread_mutex_unlock(&m->mu);
     rb_http_reply_json(rep, 200,
-                       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
                                  "inference_requests", (json_int_t)atomic_load(&m->n_infer),
                                  "shutdown_requests", (json_int_t)atomic_load(&m->n_shutdown),
                                  "heartbeats_sent", (json_int_t)atomic_load(&m->n_heartbeats),
@@ -783,7 +793,8 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
                                  (json_int_t)atomic_load(&m->n_chat), "completion_requests",
                                  (json_int_t)atomic_load(&m->n_completion), "disconnects",
                                  (json_int_t)atomic_load(&m->n_disconnects), "openai_requests",
-                                 reqs ? reqs : json_array()));
+                                 reqs ? reqs : json_array(), "job_requests",
+                                 jobs ? jobs : json_array()));
 }
 
 static void h_busy(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -986,8 +997,10 @@ int main(int argc, char **argv)
     rb_cond_init_monotonic(&m.cv);
     m.progress = rb_bcast_new();
     m.openai_requests = json_array();
+    m.job_requests = json_array();
     rc = serve(&m);
     json_decref(m.openai_requests);
+    json_decref(m.job_requests);
     rb_bcast_free(m.progress);
 out:
     return rc;

@@ -18,9 +18,17 @@
     "          token from RBEE_API_TOKEN or $RBEE_HOME/config.json.\n"                             \
     "exit status: 0, 1 on failure, 130 after Ctrl+C.\n"
 
-/* The --file hint: with file NULL, copies ref; else ref must be hf:<org>/<repo> with no file
- * name and file a bare *.gguf name, and out gets hf:<org>/<repo>/<file>. RB_EINVAL with a
- * one-line message naming the command otherwise. */
+/* 1 when ref is a path rather than a reference: it starts with /, ./ or ../, or it ends in
+ * .gguf and has no scheme (no ':'). */
+int kpr_ref_is_path(const char *ref);
+/* "file:<path>" with path made absolute against the working directory (leading ./ dropped;
+ * not checked for existence: a remote node's path means nothing here). */
+rb_err kpr_ref_from_path(const char *cmd, const char *path, char *out, size_t outlen, char *err,
+                         size_t errlen);
+
+/* The --file hint: with file NULL, copies ref (a bare path becomes file:<absolute path>); else ref
+ * must be hf:<org>/<repo> with no file name and file a bare *.gguf name, and out gets
+ * hf:<org>/<repo>/<file>. RB_EINVAL with a one-line message naming the command otherwise. */
 rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, char *out,
                          size_t outlen, char *err, size_t errlen);
 

@@ -75,6 +75,32 @@ START_TEST(test_args_parse_types_and_positionals)
 }
 END_TEST
 
+/* A bare path is a file: model with an absolute path; references stay as they are. */
+START_TEST(test_args_bare_path_is_a_file_model)
+{
+    char out[8192], want[8192], cwd[4096], err[256];
+
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(kpr_ref_with_file("infer", "./x.gguf", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    snprintf(want, sizeof want, "file:%s/x.gguf", cwd);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(kpr_ref_with_file("infer", "m/x.GGUF", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    snprintf(want, sizeof want, "file:%s/m/x.GGUF", cwd);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(
+        kpr_ref_with_file("infer", "/abs/x.gguf", NULL, out, sizeof out, err, sizeof err), RB_OK);
+    ck_assert_str_eq(out, "file:/abs/x.gguf");
+    ck_assert_int_eq(kpr_ref_with_file("infer", "kjv", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    ck_assert_str_eq(out, "kjv");
+    ck_assert_int_eq(
+        kpr_ref_with_file("infer", "hf:a/b/c.gguf", NULL, out, sizeof out, err, sizeof err), RB_OK);
+    ck_assert_str_eq(out, "hf:a/b/c.gguf");
+}
+END_TEST
+
 START_TEST(test_args_errors_name_the_option)
 {
     long long n = 1;
@@ -389,6 +415,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_args_parse_types_and_positionals);
     tcase_add_test(tc, test_args_errors_name_the_option);
+    tcase_add_test(tc, test_args_bare_path_is_a_file_model);
     tcase_add_test(tc, test_versions_are_compatible_on_major_and_minor);
     tcase_add_test(tc, test_tokens_most_specific_source_wins);
     tcase_add_test(tc, test_tokens_bad_config_is_an_error);
