@@ -439,16 +439,26 @@ int main(int argc, char **argv)
         const char *scenario = NULL;
         char err[256];
         const rb_opt opts[] = {
-            {"--root", RB_OPT_STR, &s.root},
-            {"--port", RB_OPT_INT, &port, 1, 65535},
-            {"--scenario", RB_OPT_STR, &scenario},
+            {"--root", RB_OPT_STR, &s.root, .what = "DIR", .help = "the files served (required)"},
+            {"--port", RB_OPT_INT, &port, 1, 65535, .help = "HTTP port (required)"},
+            {"--scenario", RB_OPT_STR, &scenario, .what = "FILE",
+             .help = "faults, delays and headers to play"},
         };
+        const rb_cmd cmd = {
+            "mock-files", NULL, "A stand-in for the Hugging Face hub.", opts, RB_ARRAY_LEN(opts),
+            NULL,         1};
+        int shown = 0;
 
-        if (rb_args_parse("mock-files", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
-                          err, sizeof err) ||
-            !s.root || !port) {
-            fprintf(stderr, "%s\nusage: mock-files --root DIR --port P [--scenario FILE]\n",
-                    s.root && port ? err : "mock-files: --root and --port are required");
+        if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+        if (shown) {
+            rc = 0;
+            goto out;
+        }
+        if (!s.root || !port) {
+            fprintf(stderr, "mock-files: --root and --port are required\n");
             goto out;
         }
         if (scenario && !load_scenario(&s, scenario))

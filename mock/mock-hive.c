@@ -147,19 +147,28 @@ int main(int argc, char **argv)
         const char *scenario = NULL;
         int port = 0;
         const rb_opt opts[] = {
-            {"--port", RB_OPT_INT, &port, 0, 65535},
-            {"--version", RB_OPT_STR, &m.version},
-            {"--scenario", RB_OPT_STR, &scenario},
+            {"--port", RB_OPT_INT, &port, 0, 65535, .help = "HTTP port (0: any free port)"},
+            {"--claim-version", RB_OPT_STR, &m.version, .what = "X.Y.Z",
+             .help = "the version /v1/health reports (default rbee's)"},
+            {"--scenario", RB_OPT_STR, &scenario, .what = "FILE", .help = "replies to play (JSON)"},
         };
+        const rb_cmd cmd = {"mock-hive",
+                            NULL,
+                            "The hive side a worker talks to: heartbeats and the ready callback.",
+                            opts,
+                            RB_ARRAY_LEN(opts),
+                            NULL,
+                            1};
+        int shown = 0;
         json_error_t je;
         json_t *sc;
 
-        if (rb_args_parse("mock-hive", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
-                          err, sizeof err)) {
-            fprintf(stderr, "%s\nusage: mock-hive --port P [--scenario FILE] [--version X.Y.Z]\n",
-                    err);
+        if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
+            fprintf(stderr, "%s\n", err);
             return 1;
         }
+        if (shown)
+            return 0;
         cfg.port = (uint16_t)port;
         if (scenario) {
             if (!json_is_object(sc = json_load_file(scenario, 0, &je))) {

@@ -40,7 +40,8 @@
  * GET /mock/records returns counters: {"inference_requests","shutdown_requests",
  * "heartbeats_sent","cancels","health_checks","chat_requests","completion_requests",
  * "disconnects" (streams whose client left before the end), "openai_requests" (the bodies of
- * the OpenAI requests, in order, at most 16)}. Every event worth asserting is also printed on
+ * the OpenAI requests, in order, at most 16), "job_requests" (the bodies of POST /v1/jobs, the
+ * same way)}. Every event worth asserting is also printed on
  * stdout.
  */
 #include <pthread.h>
@@ -117,6 +118,7 @@ struct mock {
     atomic_long n_infer, n_shutdown, n_heartbeats, n_cancels, n_health;
     atomic_long n_chat, n_completion, n_disconnects;
     json_t *openai_requests; /* under mu */
+    json_t *job_requests;    /* the bodies of POST /v1/jobs, at most MAX_RECORDED; under mu */
 };
 
 static const char *const default_tokens[] = {"In",       " the",   " beginning", " God",
@@ -614,8 +616,15 @@ static void h_jobs(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     char url[128];
-    job *j = job_start(m, req, rep);
-    if (!j)
+    json_t *body = json_loadb(req->body, req->body_len, 0, NULL);
+    job *j;
+
+    pthread_mutex_lock(&m->mu);
+    if (body && json_array_size(m->job_requests) < MAX_RECORDED)
+        json_array_append(m->job_requests, body);
+    pthread_mutex_unlock(&m->mu);
+    json_decref(body);
+    if (!(j = job_start(m, req, rep)))
         return;
     snprintf(url, sizeof url, "/v1/jobs/%s/stream", j->id);
     rb_http_reply_json(rep, 202, json_pack("{s:s, s:s}", "job_id", j->id, "sse_url", url));
@@ -768,13 +777,14 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
 {
     mock *m = user;
     (void)req;
-    json_t *reqs;
+    json_t *reqs, *jobs;
 
     pthread_mutex_lock(&m->mu);
     reqs = json_deep_copy(m->openai_requests);
+    jobs = json_deep_copy(m->job_requests);
     pthread_mutex_unlock(&m->mu);
     rb_http_reply_json(rep, 200,
-                       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                       json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}",
                                  "inference_requests", (json_int_t)atomic_load(&m->n_infer),
                                  "shutdown_requests", (json_int_t)atomic_load(&m->n_shutdown),
                                  "heartbeats_sent", (json_int_t)atomic_load(&m->n_heartbeats),
@@ -783,7 +793,8 @@ static void h_records(rb_http_req *req, rb_http_reply *rep, void *user)
                                  (json_int_t)atomic_load(&m->n_chat), "completion_requests",
                                  (json_int_t)atomic_load(&m->n_completion), "disconnects",
                                  (json_int_t)atomic_load(&m->n_disconnects), "openai_requests",
-                                 reqs ? reqs : json_array()));
+                                 reqs ? reqs : json_array(), "job_requests",
+                                 jobs ? jobs : json_array()));
 }
 
 static void h_busy(rb_http_req *req, rb_http_reply *rep, void *user)
@@ -824,41 +835,57 @@ static const rb_http_route routes[] = {
 /* ---- main ------------------------------------------------------------------------------- */
 
 /* The worker's options (those it does not act on, as --threads, are accepted and ignored).
- * Prints the error and returns 0 when argv is not valid. */
+ * Returns 1 when the mock may start, 0 after -h/--help or --version (printed), -1 after a
+ * usage error (printed). */
 static int parse_args(int argc, char **argv, opts *o)
 {
     int ignored = 0;
     const char *ignored_str = NULL;
     char err[256];
     const rb_opt defs[] = {
-        {"--local-mode", RB_OPT_FLAG, &o->local_mode},
-        {"--no-mmap", RB_OPT_FLAG, &ignored},
-        {"--worker-id", RB_OPT_STR, &o->worker_id},
-        {"--model", RB_OPT_STR, &o->model},
-        {"--model-ref", RB_OPT_STR, &o->model_ref},
-        {"--backend", RB_OPT_STR, &o->backend},
-        {"--device", RB_OPT_STR, &o->device},
-        {"--hive-url", RB_OPT_STR, &o->hive_url},
-        {"--advertise-host", RB_OPT_STR, &o->advertise_host},
-        {"--scenario", RB_OPT_STR, &o->scenario},
-        {"--port", RB_OPT_INT, &o->port, 1, 65535},
-        {"--slots", RB_OPT_INT, &o->slots, 1, 64},
-        {"--queue", RB_OPT_INT, &o->queue, 0, 1000000},
-        {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000},
-        {"--threads", RB_OPT_INT, &ignored, 0, 1000000},
-        {"--ctx", RB_OPT_INT, &ignored, 0, 1000000},
-        {"--kv-type", RB_OPT_STR, &ignored_str},
-        {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400},
+        {"--model", RB_OPT_STR, &o->model, .what = "PATH",
+         .help = "reported as the model (required)"},
+        {"--port", RB_OPT_INT, &o->port, 1, 65535, .help = "HTTP port (required)"},
+        {"--scenario", RB_OPT_STR, &o->scenario, .what = "FILE|JSON",
+         .help = "replies, delays and faults to play"},
+        {"--worker-id", RB_OPT_STR, &o->worker_id, .what = "ID", .help = "default worker-mock"},
+        {"--model-ref", RB_OPT_STR, &o->model_ref, .what = "REF", .help = "default mock"},
+        {"--backend", RB_OPT_STR, &o->backend, .what = "NAME", .help = "reported backend"},
+        {"--device", RB_OPT_STR, &o->device, .what = "N", .help = "reported device"},
+        {"--hive-url", RB_OPT_STR, &o->hive_url, .what = "URL",
+         .help = "hive for heartbeats and the ready callback"},
+        {"--advertise-host", RB_OPT_STR, &o->advertise_host, .what = "HOST",
+         .help = "host in the URL sent to the hive"},
+        {"--local-mode", RB_OPT_FLAG, &o->local_mode, .help = "no authentication"},
+        {"--slots", RB_OPT_INT, &o->slots, 1, 64, .help = "concurrent jobs"},
+        {"--queue", RB_OPT_INT, &o->queue, 0, 1000000, .help = "jobs that may wait"},
+        {"--stream-open-timeout", RB_OPT_INT, &o->stream_open_timeout_ms, 0, 1000000, .what = "MS",
+         .help = "as the worker's"},
+        {"--heartbeat-interval", RB_OPT_NUM, &o->heartbeat_s, 0.01, 86400, .what = "SECONDS",
+         .help = "seconds between heartbeats"},
+        {"--no-mmap", RB_OPT_FLAG, &ignored, .help = "accepted and ignored"},
+        {"--threads", RB_OPT_INT, &ignored, 0, 1000000, .help = "accepted and ignored"},
+        {"--ctx", RB_OPT_INT, &ignored, 0, 1000000, .help = "accepted and ignored"},
+        {"--kv-type", RB_OPT_STR, &ignored_str, .help = "accepted and ignored"},
     };
+    const rb_cmd cmd = {"mock-worker",
+                        NULL,
+                        "A stand-in for llm-worker-rbee, driven by a scenario.",
+                        defs,
+                        RB_ARRAY_LEN(defs),
+                        NULL,
+                        1};
+    int shown = 0;
 
-    if (rb_args_parse("mock-worker", argc - 1, argv + 1, defs, RB_ARRAY_LEN(defs), NULL, 0, NULL,
-                      err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
-        return 0;
+        return -1;
     }
+    if (shown)
+        return 0;
     if (!o->model || !o->port) {
         fprintf(stderr, "mock-worker: --model and --port are required\n");
-        return 0;
+        return -1;
     }
     return 1;
 }
@@ -942,12 +969,11 @@ out:
 int main(int argc, char **argv)
 {
     static mock m;
-    int rc = 2;
+    int rc = 2, parsed;
 
     opts_defaults(&m.o);
-    if (!parse_args(argc, argv, &m.o)) {
-        fprintf(stderr, "usage: mock-worker --model PATH --port P [--scenario FILE] "
-                        "[llm-worker-rbee options]\n");
+    if ((parsed = parse_args(argc, argv, &m.o)) <= 0) {
+        rc = parsed < 0 ? 2 : 0;
         goto out;
     }
     if (!script_load(&m.s, m.o.scenario))
@@ -971,8 +997,10 @@ int main(int argc, char **argv)
     rb_cond_init_monotonic(&m.cv);
     m.progress = rb_bcast_new();
     m.openai_requests = json_array();
+    m.job_requests = json_array();
     rc = serve(&m);
     json_decref(m.openai_requests);
+    json_decref(m.job_requests);
     rb_bcast_free(m.progress);
 out:
     return rc;

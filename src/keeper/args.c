@@ -1,20 +1,42 @@
 /*
- * args.c - the keeper's commands on rb_args, and the --file hint (see kpr_args.h).
+ * args.c - model references as typed: the --file hint and a bare path (see kpr_args.h).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "kpr_args.h"
 #include "rb_util.h"
 
-rb_err kpr_args_parse(const char *cmd, int argc, char **argv, const rb_opt *opts, size_t nopts,
-                      const char **pos, size_t max_pos, size_t *npos, char *err, size_t errlen)
+int kpr_ref_is_path(const char *ref)
 {
-    char prog[96];
+    size_t n = strlen(ref);
 
-    snprintf(prog, sizeof prog, "rbee %s", cmd);
-    return rb_args_parse(prog, argc, argv, opts, nopts, pos, max_pos, npos, err, errlen);
+    return ref[0] == '/' || strncmp(ref, "./", 2) == 0 || strncmp(ref, "../", 3) == 0 ||
+           (n > 5 && strcasecmp(ref + n - 5, ".gguf") == 0 && !strchr(ref, ':'));
+}
+
+rb_err kpr_ref_from_path(const char *cmd, const char *path, char *out, size_t outlen, char *err,
+                         size_t errlen)
+{
+    char cwd[4096];
+    int n;
+
+    if (path[0] == '/') {
+        n = snprintf(out, outlen, "file:%s", path);
+    } else if (!getcwd(cwd, sizeof cwd)) {
+        return rb_errf(err, errlen, RB_EIO, "rbee %s: cannot resolve '%s': %s", cmd, path,
+                       strerror(errno));
+    } else {
+        while (strncmp(path, "./", 2) == 0)
+            path += 2;
+        n = snprintf(out, outlen, "file:%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+    }
+    if (n < 0 || (size_t)n >= outlen)
+        return rb_errf(err, errlen, RB_EINVAL, "rbee %s: the model path is too long", cmd);
+    return RB_OK;
 }
 
 rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, char *out,
@@ -23,6 +45,8 @@ rb_err kpr_ref_with_file(const char *cmd, const char *ref, const char *file, cha
     const char *repo = strncmp(ref, "hf:", 3) == 0 ? strchr(ref + 3, '/') : NULL;
     size_t n = strlen(file ? file : "");
 
+    if (!file && kpr_ref_is_path(ref))
+        return kpr_ref_from_path(cmd, ref, out, outlen, err, errlen);
     if (!file)
         return snprintf(out, outlen, "%s", ref) < (int)outlen
                    ? RB_OK

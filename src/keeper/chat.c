@@ -62,21 +62,35 @@ typedef struct turn {
     kpr_out *out;
 } turn;
 
-static rb_err parse_opts(int argc, char **argv, chat_opts *o, char *err, size_t errlen)
+static rb_err parse_opts(int argc, char **argv, chat_opts *o, int *shown, char *err, size_t errlen)
 {
     kpr_infer_opts *io = &o->io;
     const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &io->node, 0, 0, NULL},
-        {"--hive", RB_OPT_STR, &io->hive_url, 0, 0, NULL},
-        {"--model", RB_OPT_STR, &io->model, 0, 0, NULL},
-        {"--file", RB_OPT_STR, &io->file, 0, 0, NULL},
-        {"--system", RB_OPT_STR, &o->system, 0, 0, NULL},
-        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, &o->has_max_tokens},
-        {"--temperature", RB_OPT_NUM, &io->temperature, 0, 2, &io->has_temperature},
-        {"--backend", RB_OPT_STR, &io->backend, 0, 0, NULL},
-        {"--device", RB_OPT_LLONG, &io->device, 0, 1024, NULL},
-        {"--ready-timeout", RB_OPT_NUM, &io->ready_timeout_s, 0.1, 86400, NULL},
+        {"--node", RB_OPT_STR, &io->node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--hive", RB_OPT_STR, &io->hive_url, .what = "URL",
+         .help = "the hive at this URL, bypassing the node registry"},
+        {"--model", RB_OPT_STR, &io->model, .what = "REF", .help = KPR_MODEL_HELP},
+        {"--file", RB_OPT_STR, &io->file, .what = "FILE.gguf",
+         .help = "the file of an hf:ORG/REPO model (default: its Q4_K_M file)"},
+        {"--system", RB_OPT_STR, &o->system, .what = "TEXT",
+         .help = "the system message that opens the conversation"},
+        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, &o->has_max_tokens,
+         .help = "at most this many tokens per reply, 1 to 2048 (default: the context)"},
+        {"--temperature", RB_OPT_NUM, &io->temperature, 0, 2, &io->has_temperature,
+         .help = "0 to 2, 0 is greedy (default: the worker's, 0.7)"},
+        {"--backend", RB_OPT_STR, &io->backend, .what = "NAME", .help = "default cpu"},
+        {"--device", RB_OPT_LLONG, &io->device, 0, 1024, .help = "default 0"},
+        {"--ready-timeout", RB_OPT_NUM, &io->ready_timeout_s, 0.1, 86400, .what = "SECONDS",
+         .help = "how long a new worker may take to load (default 300)"},
     };
+    const rb_cmd cmd = {"rbee chat",
+                        NULL,
+                        "Talk with a model: each line is a turn; Ctrl+C stops a reply, Ctrl+D or "
+                        "/bye ends.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        KPR_HELP_NOTES};
     rb_err rc;
 
     memset(o, 0, sizeof(*o));
@@ -84,12 +98,14 @@ static rb_err parse_opts(int argc, char **argv, chat_opts *o, char *err, size_t 
     io->backend = "cpu";
     io->max_tokens = KPR_DEFAULT_MAX_TOKENS;
     io->ready_timeout_s = KPR_DEFAULT_READY_TIMEOUT_S;
-    rc = kpr_args_parse("chat", argc, argv, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL, err, errlen);
-    if (!rc && o->system && strlen(o->system) > LINE_MAX_BYTES)
+    rc = rb_cmd_parse(&cmd, argc, argv, NULL, 0, NULL, shown, err, errlen);
+    if (rc || *shown)
+        return rc;
+    if (o->system && strlen(o->system) > LINE_MAX_BYTES)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee chat: --system is longer than %d bytes",
                      LINE_MAX_BYTES);
-    else if (!rc && !(rc = kpr_ref_with_file("chat", io->model, io->file, io->model_buf,
-                                             sizeof io->model_buf, err, errlen)))
+    else if (!(rc = kpr_ref_with_file("chat", io->model, io->file, io->model_buf,
+                                      sizeof io->model_buf, err, errlen)))
         io->model = io->model_buf;
     return rc;
 }
@@ -312,13 +328,17 @@ int kpr_cmd_chat(kpr_ctx *c, int argc, char **argv)
     chat_opts o;
     kpr_run r;
     char err[512];
-    int status = KPR_EXIT_FAIL;
+    int status = KPR_EXIT_FAIL, shown = 0;
     rb_err rc;
 
     memset(&r, 0, sizeof(r));
     kpr_fail_init(&r.f);
-    if (parse_opts(argc, argv, &o, err, sizeof err)) {
+    if (parse_opts(argc, argv, &o, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (shown) {
+        status = KPR_EXIT_OK;
         goto out;
     }
     r.c = c;

@@ -191,25 +191,36 @@ static rb_err hive_status(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     return rc;
 }
 
+static const rb_subcmd subcommands[] = {
+    {"start", "start the hive of a node (over ssh for a remote node) and wait until it answers"},
+    {"stop", "stop the hive of a node and, with it, its workers"},
+    {"status", "whether the hive of a node answers, its version and workers"},
+};
+
 int kpr_cmd_hive(kpr_ctx *c, int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : "", *node = NULL;
-    const rb_opt opts[] = {{"--node", RB_OPT_STR, &node, 0, 0, NULL}};
+    static const rb_group group = {"rbee hive", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
+    const char *node = NULL;
+    const rb_opt opts[] = {{"--node", RB_OPT_STR, &node, .what = "NAME",
+                            .help = "a node of rbee setup list-nodes (default localhost)"}};
+    int status = KPR_EXIT_FAIL, shown = 0;
+    int k = rb_group_pick(&group, argc, argv, &status);
+    char err[256], prog[32];
+    rb_cmd cmd = {prog, NULL, NULL, opts, RB_ARRAY_LEN(opts), NULL, 0};
     kpr_target t;
     kpr_fail f;
-    char err[256], cmd[32];
-    rb_err rc = RB_EINVAL;
+    rb_err rc;
 
+    if (k < 0)
+        return status;
+    snprintf(prog, sizeof prog, "rbee hive %s", subcommands[k].name);
+    cmd.summary = subcommands[k].summary;
     kpr_fail_init(&f);
-    snprintf(cmd, sizeof cmd, "hive %s", sub);
-    if (strcmp(sub, "start") && strcmp(sub, "stop") && strcmp(sub, "status"))
-        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee hive: expected start, stop or status");
-    else if ((rc =
-                  kpr_args_parse(cmd, argc - 1, argv + 1, opts, 1, NULL, 0, NULL, err, sizeof err)))
+    if ((rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
-    else if (!(rc = kpr_target_resolve(c, node, NULL, &t, &f)))
-        rc = strcmp(sub, "start") == 0  ? hive_start(c, &t, &f)
-             : strcmp(sub, "stop") == 0 ? hive_stop(c, &t, &f)
-                                        : hive_status(c, &t, &f);
+    else if (!shown && !(rc = kpr_target_resolve(c, node, NULL, &t, &f)))
+        rc = k == 0   ? hive_start(c, &t, &f)
+             : k == 1 ? hive_stop(c, &t, &f)
+                      : hive_status(c, &t, &f);
     return kpr_cmd_status(c, rc, &f);
 }

@@ -48,37 +48,52 @@ out:
     return rc;
 }
 
+static const rb_subcmd subcommands[] = {
+    {"list", "the models a node's hive has downloaded"},
+    {"download", "download a model onto a node, with its progress"},
+};
+
 int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : "", *node = NULL, *hive = NULL, *ref = NULL;
-    const char *file = NULL;
+    static const rb_group group = {"rbee models", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
+    const char *node = NULL, *hive = NULL, *ref = NULL, *file = NULL;
     const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &node, 0, 0, NULL},
-        {"--hive", RB_OPT_STR, &hive, 0, 0, NULL},
-        {"--file", RB_OPT_STR, &file, 0, 0, NULL},
+        {"--node", RB_OPT_STR, &node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--hive", RB_OPT_STR, &hive, .what = "URL",
+         .help = "the hive at this URL, bypassing the node registry"},
+        {"--file", RB_OPT_STR, &file, .what = "FILE.gguf",
+         .help = "the file of an hf:ORG/REPO model (default: its Q4_K_M file)"},
     };
-    char full[512];
-    int is_download = strcmp(sub, "download") == 0;
+    int status = KPR_EXIT_FAIL, shown = 0;
+    int k = rb_group_pick(&group, argc, argv, &status);
+    int is_download = k == 1;
+    char full[512], prog[32];
+    rb_cmd cmd = {
+        prog, is_download ? "REF" : NULL, NULL,
+        opts, is_download ? 3 : 2,        is_download ? "REF: " KPR_MODEL_HELP "\n" : NULL,
+        0};
     kpr_local_hive eph = {0};
     kpr_target t;
     kpr_fail f;
-    char err[256], cmd[32], path[KPR_PATH_MAX];
+    char err[256], path[KPR_PATH_MAX];
     size_t npos = 0;
-    rb_err rc = RB_EINVAL;
+    rb_err rc;
 
+    if (k < 0)
+        return status;
+    snprintf(prog, sizeof prog, "rbee models %s", subcommands[k].name);
+    cmd.summary = subcommands[k].summary;
     kpr_fail_init(&f);
-    snprintf(cmd, sizeof cmd, "models %s", sub);
-    if (strcmp(sub, "list") && !is_download)
-        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee models: expected list or download");
-    else if ((rc = kpr_args_parse(cmd, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), &ref,
-                                  is_download, &npos, err, sizeof err)))
+    if ((rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, &ref, is_download, &npos, &shown, err,
+                           sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
+    else if (shown)
+        rc = RB_OK;
     else if (is_download && npos == 0 && (rc = RB_EINVAL))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee models download: name the model (REF)");
-    else if (file && !is_download && (rc = RB_EINVAL))
-        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee models list: unknown option --file");
     else if (is_download &&
-             (rc = kpr_ref_with_file(cmd, ref, file, full, sizeof full, err, sizeof err)))
+             (rc = kpr_ref_with_file(prog + 5, ref, file, full, sizeof full, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
     else if (!(rc = kpr_target_resolve(c, node, hive, &t, &f)) &&
              !(rc = kpr_hive_connect(c, &t, &eph, 0, 1, NULL, &f)))

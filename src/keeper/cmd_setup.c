@@ -111,18 +111,30 @@ static rb_err test_ssh(kpr_ctx *c, const kpr_node *n, kpr_fail *f)
     return rc;
 }
 
+static const rb_subcmd subcommands[] = {
+    {"add-node", "register a machine reached over ssh, after checking that ssh works"},
+    {"list-nodes", "the registered nodes (localhost is built in)"},
+    {"remove-node", "forget a node and its cached workers"},
+};
+
 static int add_node(kpr_ctx *c, int argc, char **argv)
 {
     const char *name = NULL, *host = NULL, *user = "", *bin = KPR_HIVE_PROGRAM;
     long long ssh_port = DEFAULT_SSH_PORT, hive_port = KPR_DEFAULT_HIVE_PORT;
     const rb_opt opts[] = {
-        {"--name", RB_OPT_STR, &name, 0, 0, NULL},
-        {"--ssh-host", RB_OPT_STR, &host, 0, 0, NULL},
-        {"--ssh-user", RB_OPT_STR, &user, 0, 0, NULL},
-        {"--ssh-port", RB_OPT_LLONG, &ssh_port, 1, 65535, NULL},
-        {"--hive-port", RB_OPT_LLONG, &hive_port, 1, 65535, NULL},
-        {"--hive-bin", RB_OPT_STR, &bin, 0, 0, NULL},
+        {"--name", RB_OPT_STR, &name, .what = "NAME", .help = "the node's name (required)"},
+        {"--ssh-host", RB_OPT_STR, &host, .what = "HOST",
+         .help = "the machine's host name or address (required)"},
+        {"--ssh-user", RB_OPT_STR, &user, .what = "USER", .help = "default: ssh's own"},
+        {"--ssh-port", RB_OPT_LLONG, &ssh_port, 1, 65535, .help = "default 22"},
+        {"--hive-port", RB_OPT_LLONG, &hive_port, 1, 65535,
+         .help = "the port of the hive there (default 8080)"},
+        {"--hive-bin", RB_OPT_STR, &bin, .what = "PATH",
+         .help = "rbee-hive on that machine (default: rbee-hive on its PATH)"},
     };
+    const rb_cmd cmd = {
+        "rbee setup add-node", NULL, subcommands[0].summary, opts, RB_ARRAY_LEN(opts), NULL, 0};
+    int shown = 0;
     kpr_node n = {0}, old;
     kpr_store *st = NULL;
     kpr_fail f;
@@ -130,8 +142,9 @@ static int add_node(kpr_ctx *c, int argc, char **argv)
     rb_err rc;
 
     kpr_fail_init(&f);
-    rc = kpr_args_parse("setup add-node", argc, argv, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL, err,
-                        sizeof err);
+    rc = rb_cmd_parse(&cmd, argc, argv, NULL, 0, NULL, &shown, err, sizeof err);
+    if (shown)
+        goto out;
     if (!rc && (!name || !host))
         rc = rb_errf(err, sizeof err, RB_EINVAL,
                      "rbee setup add-node: --name and --ssh-host are required");
@@ -176,14 +189,17 @@ static int list_nodes(kpr_ctx *c, int argc, char **argv)
     size_t n = 0;
     kpr_fail f;
     char err[256];
+    const rb_cmd cmd = {"rbee setup list-nodes", NULL, subcommands[1].summary, NULL, 0, NULL, 0};
+    int shown = 0;
     rb_err rc;
 
     kpr_fail_init(&f);
-    rc = kpr_args_parse("setup list-nodes", argc, argv, NULL, 0, NULL, 0, NULL, err, sizeof err);
+    rc = rb_cmd_parse(&cmd, argc, argv, NULL, 0, NULL, &shown, err, sizeof err);
     if (rc)
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
-    if (!rc)
-        rc = kpr_ctx_store(c, &st, &f);
+    if (rc || shown)
+        return kpr_cmd_status(c, rc, &f);
+    rc = kpr_ctx_store(c, &st, &f);
     if (!rc && (rc = kpr_node_list(st, &ns, &n)) != RB_OK)
         kpr_fail_set(&f, "STATE_ERROR", "Cannot read %s/nodes.db", c->home);
     if (!rc && n == 0)
@@ -201,7 +217,11 @@ static int list_nodes(kpr_ctx *c, int argc, char **argv)
 static int remove_node(kpr_ctx *c, int argc, char **argv)
 {
     const char *name = NULL;
-    const rb_opt opts[] = {{"--name", RB_OPT_STR, &name, 0, 0, NULL}};
+    const rb_opt opts[] = {
+        {"--name", RB_OPT_STR, &name, .what = "NAME", .help = "the node to forget (required)"}};
+    const rb_cmd cmd = {
+        "rbee setup remove-node", NULL, subcommands[2].summary, opts, RB_ARRAY_LEN(opts), NULL, 0};
+    int shown = 0;
     kpr_store *st = NULL;
     kpr_node n;
     kpr_target t;
@@ -211,7 +231,9 @@ static int remove_node(kpr_ctx *c, int argc, char **argv)
 
     kpr_fail_init(&f);
     kpr_fail_init(&ignored);
-    rc = kpr_args_parse("setup remove-node", argc, argv, opts, 1, NULL, 0, NULL, err, sizeof err);
+    rc = rb_cmd_parse(&cmd, argc, argv, NULL, 0, NULL, &shown, err, sizeof err);
+    if (shown)
+        return kpr_cmd_status(c, rc, &f);
     if (!rc && !name)
         rc = rb_errf(err, sizeof err, RB_EINVAL, "rbee setup remove-node: --name is required");
     if (rc)
@@ -233,16 +255,10 @@ static int remove_node(kpr_ctx *c, int argc, char **argv)
 
 int kpr_cmd_setup(kpr_ctx *c, int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : "";
+    static const rb_group group = {"rbee setup", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
+    static int (*const run[])(kpr_ctx *, int, char **) = {add_node, list_nodes, remove_node};
     int status = KPR_EXIT_FAIL;
+    int k = rb_group_pick(&group, argc, argv, &status);
 
-    if (strcmp(sub, "add-node") == 0)
-        status = add_node(c, argc - 1, argv + 1);
-    else if (strcmp(sub, "list-nodes") == 0)
-        status = list_nodes(c, argc - 1, argv + 1);
-    else if (strcmp(sub, "remove-node") == 0)
-        status = remove_node(c, argc - 1, argv + 1);
-    else
-        fprintf(stderr, "rbee setup: expected add-node, list-nodes or remove-node\n");
-    return status;
+    return k < 0 ? status : run[k](c, argc - 1, argv + 1);
 }

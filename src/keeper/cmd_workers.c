@@ -161,35 +161,49 @@ static rb_err do_shutdown(kpr_ctx *c, const kpr_target *t, json_t *ws, const wop
     return rc;
 }
 
+static const rb_subcmd subcommands[] = {
+    {"list", "the workers of a node, as its hive lists them"},
+    {"health", "ask each worker (or the one of --id) whether it is healthy"},
+    {"shutdown", "stop the worker of --id, or every worker with --all"},
+};
+
 int kpr_cmd_workers(kpr_ctx *c, int argc, char **argv)
 {
-    const char *sub = argc > 0 ? argv[0] : "";
+    static const rb_group group = {"rbee workers", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
     wopts o = {0};
     const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &o.node, 0, 0, NULL},
-        {"--hive", RB_OPT_STR, &o.hive, 0, 0, NULL},
-        {"--id", RB_OPT_STR, &o.id, 0, 0, NULL},
-        {"--all", RB_OPT_FLAG, &o.all, 0, 0, NULL},
+        {"--node", RB_OPT_STR, &o.node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--hive", RB_OPT_STR, &o.hive, .what = "URL",
+         .help = "the hive at this URL, bypassing the node registry"},
+        {"--id", RB_OPT_STR, &o.id, .what = "ID", .help = "the worker (health, shutdown)"},
+        {"--all", RB_OPT_FLAG, &o.all, .help = "every worker of the node (shutdown)"},
     };
+    /* list takes the first two options, health three, shutdown all four */
+    static const size_t nopts[] = {2, 3, 4};
+    int status = KPR_EXIT_FAIL, shown = 0;
+    int k = rb_group_pick(&group, argc, argv, &status);
     kpr_target t;
     kpr_reply list = {0};
     kpr_fail f;
-    char err[256], cmd[32];
-    rb_err rc = RB_EINVAL;
+    char err[256], prog[32];
+    rb_cmd cmd = {prog, NULL, NULL, opts, 0, NULL, 0};
+    rb_err rc;
 
+    if (k < 0)
+        return status;
+    snprintf(prog, sizeof prog, "rbee workers %s", subcommands[k].name);
+    cmd.summary = subcommands[k].summary;
+    cmd.nopts = nopts[k];
     kpr_fail_init(&f);
-    snprintf(cmd, sizeof cmd, "workers %s", sub);
-    if (strcmp(sub, "list") && strcmp(sub, "health") && strcmp(sub, "shutdown"))
-        kpr_fail_set(&f, "INVALID_ARGUMENT", "rbee workers: expected list, health or shutdown");
-    else if ((rc = kpr_args_parse(cmd, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
-                                  err, sizeof err)))
+    if ((rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
-    else if (!(rc = kpr_target_resolve(c, o.node, o.hive, &t, &f)) &&
+    else if (!shown && !(rc = kpr_target_resolve(c, o.node, o.hive, &t, &f)) &&
              !(rc = fetch_list(c, &t, &list, &f))) {
         json_t *ws = json_object_get(list.body, "workers");
-        rc = strcmp(sub, "list") == 0     ? do_list(c, &t, ws)
-             : strcmp(sub, "health") == 0 ? do_health(c, &t, ws, &o, &f)
-                                          : do_shutdown(c, &t, ws, &o, &f);
+        rc = k == 0   ? do_list(c, &t, ws)
+             : k == 1 ? do_health(c, &t, ws, &o, &f)
+                      : do_shutdown(c, &t, ws, &o, &f);
     }
     if (rc == RB_ENOTFOUND && !kpr_fail_isset(&f))
         rc = RB_OK; /* localhost without a hive: nothing to do */

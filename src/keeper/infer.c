@@ -11,9 +11,12 @@
  * (EC10), and the run goes on as a cold start. An ephemeral hive is stopped on every way out,
  * after the failure or "Canceled." has been printed, and its workers leave the cache with it.
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kpr.h"
 #include "kpr_args.h"
@@ -27,24 +30,134 @@
 #define LIST_TIMEOUT_MS 5000
 #define SPAWN_TIMEOUT_MS 30000
 
-static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, size_t errlen)
+/* RB_OPT_FN of --stop: one more stop string (the count goes on past the limit). */
+static int add_stop(const char *value, void *out)
+{
+    kpr_stops *st = out;
+
+    if (st->n < KPR_MAX_STOP)
+        st->s[st->n] = value;
+    st->n++;
+    return 0;
+}
+
+/* The prompt from standard input (a pipe or a file), one trailing newline dropped. */
+static rb_err read_prompt(kpr_infer_opts *o, char *err, size_t errlen)
+{
+    size_t cap = MAX_PROMPT + 2, n = 0;
+    char *buf = malloc(cap);
+    ssize_t got = 1;
+
+    if (!buf)
+        return rb_errf(err, errlen, RB_ENOMEM, "rbee infer: out of memory");
+    while (n < cap - 1 && (got = read(STDIN_FILENO, buf + n, cap - 1 - n)) != 0) {
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            free(buf);
+            return rb_errf(err, errlen, RB_EIO, "rbee infer: cannot read the prompt from stdin: %s",
+                           strerror(errno));
+        }
+        n += (size_t)got;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n -= n > 1 && buf[n - 2] == '\r' ? 2 : 1;
+    buf[n] = '\0';
+    o->prompt_buf = buf;
+    o->prompt = buf;
+    return RB_OK;
+}
+
+/* The prompt: --prompt TEXT, the one positional word, or stdin (--prompt -, or nothing given
+ * and stdin not a terminal). */
+static rb_err take_prompt(kpr_infer_opts *o, const char *word, char *err, size_t errlen)
+{
+    rb_err rc = RB_OK;
+
+    if (o->prompt && word)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "rbee infer: give the prompt once: --prompt TEXT or TEXT, not both");
+    if (word)
+        o->prompt = word;
+    if ((o->prompt && strcmp(o->prompt, "-") == 0) || (!o->prompt && !isatty(STDIN_FILENO)))
+        rc = read_prompt(o, err, errlen);
+    if (!rc && (!o->prompt || !o->prompt[0]))
+        rc =
+            rb_errf(err, errlen, RB_EINVAL,
+                    "rbee infer: --prompt is required (or the prompt as an argument, or on stdin)");
+    else if (!rc && strlen(o->prompt) > MAX_PROMPT)
+        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: the prompt is longer than %d bytes",
+                     MAX_PROMPT);
+    return rc;
+}
+
+/* What the options cannot say alone: the stop strings' count and length, a penalty above 0. */
+static rb_err check_sampling(const kpr_infer_opts *o, char *err, size_t errlen)
+{
+    if (o->stops.n > KPR_MAX_STOP)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "rbee infer: --stop is given %zu times; the worker takes at most %d",
+                       o->stops.n, KPR_MAX_STOP);
+    for (size_t i = 0; i < o->stops.n; i++) {
+        json_t *s = json_string(o->stops.s[i]);
+        size_t n = strlen(o->stops.s[i]);
+        json_decref(s);
+        if (!s || n > KPR_STOP_MAX_BYTES)
+            return rb_errf(err, errlen, RB_EINVAL,
+                           "rbee infer: --stop takes 1 to %d bytes of UTF-8, not '%.40s%s'",
+                           KPR_STOP_MAX_BYTES, o->stops.s[i], n > 40 ? "..." : "");
+    }
+    if (o->has_repetition_penalty && o->repetition_penalty <= 0)
+        return rb_errf(err, errlen, RB_EINVAL,
+                       "rbee infer: --repetition-penalty takes a number above 0 and at most 2, "
+                       "not 0");
+    return RB_OK;
+}
+
+static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, int *shown, char *err,
+                         size_t errlen)
 {
     const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &o->node, 0, 0, NULL},
-        {"--hive", RB_OPT_STR, &o->hive_url, 0, 0, NULL},
-        {"--model", RB_OPT_STR, &o->model, 0, 0, NULL},
-        {"--file", RB_OPT_STR, &o->file, 0, 0, NULL},
-        {"--prompt", RB_OPT_STR, &o->prompt, 0, 0, NULL},
-        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT, NULL},
-        {"--temperature", RB_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature},
-        {"--top-p", RB_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p},
-        {"--top-k", RB_OPT_LLONG, &o->top_k, 0, 1e9, &o->has_top_k},
-        {"--seed", RB_OPT_U64, &o->seed, 0, 0, &o->has_seed},
-        {"--backend", RB_OPT_STR, &o->backend, 0, 0, NULL},
-        {"--device", RB_OPT_LLONG, &o->device, 0, MAX_DEVICE, NULL},
-        {"--ready-timeout", RB_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, NULL},
-        {"--json", RB_OPT_FLAG, &o->json, 0, 0, NULL},
+        {"--node", RB_OPT_STR, &o->node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--hive", RB_OPT_STR, &o->hive_url, .what = "URL",
+         .help = "the hive at this URL, bypassing the node registry"},
+        {"--model", RB_OPT_STR, &o->model, .what = "REF", .help = KPR_MODEL_HELP},
+        {"--file", RB_OPT_STR, &o->file, .what = "FILE.gguf",
+         .help = "the file of an hf:ORG/REPO model (default: its Q4_K_M file)"},
+        {"--prompt", RB_OPT_STR, &o->prompt, .what = "TEXT",
+         .help = "the text to continue (or PROMPT; -: read it from stdin)"},
+        {"--max-tokens", RB_OPT_LLONG, &o->max_tokens, 1, KPR_MAX_TOKENS_LIMIT,
+         .help = "tokens to generate, 1 to 2048 (default 128)"},
+        {"--temperature", RB_OPT_NUM, &o->temperature, 0, 2, &o->has_temperature,
+         .help = "0 to 2, 0 is greedy (default: the worker's, 0.7)"},
+        {"--top-p", RB_OPT_NUM, &o->top_p, 0, 1, &o->has_top_p,
+         .help = "nucleus sampling, 0 to 1 (default 1: off)"},
+        {"--top-k", RB_OPT_LLONG, &o->top_k, 0, 1e9, &o->has_top_k,
+         .help = "sample among the K likeliest tokens (default 0: off)"},
+        {"--min-p", RB_OPT_NUM, &o->min_p, 0, 1, &o->has_min_p,
+         .help = "drop tokens below P x the likeliest's probability (default 0: off)"},
+        {"--repetition-penalty", RB_OPT_NUM, &o->repetition_penalty, 0, 2,
+         &o->has_repetition_penalty, .help = "above 0, at most 2; 1 is off (default 1)"},
+        {"--stop", RB_OPT_FN, &o->stops, 0, 0, NULL, add_stop, "TEXT",
+         "end the text before this string; up to 4 times"},
+        {"--seed", RB_OPT_U64, &o->seed, 0, 0, &o->has_seed,
+         .help = "seed of the sampler, for repeatable output (default random)"},
+        {"--backend", RB_OPT_STR, &o->backend, .what = "NAME", .help = "default cpu"},
+        {"--device", RB_OPT_LLONG, &o->device, 0, MAX_DEVICE, .help = "default 0"},
+        {"--ready-timeout", RB_OPT_NUM, &o->ready_timeout_s, 0.1, 86400, .what = "SECONDS",
+         .help = "how long a new worker may take to load (default 300)"},
+        {"--json", RB_OPT_FLAG, &o->json, .help = "one JSON object per line on stdout"},
     };
+    const rb_cmd cmd = {"rbee infer",
+                        "[PROMPT]",
+                        "Run a prompt on a node's model and stream the text. Without --prompt or "
+                        "PROMPT, the prompt is read from stdin when it is not a terminal.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        KPR_HELP_NOTES};
+    const char *word = NULL;
+    size_t nwords = 0;
     rb_err rc;
 
     memset(o, 0, sizeof(*o));
@@ -52,16 +165,14 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, char *err, si
     o->backend = "cpu";
     o->max_tokens = KPR_DEFAULT_MAX_TOKENS;
     o->ready_timeout_s = KPR_DEFAULT_READY_TIMEOUT_S;
-    rc = kpr_args_parse("infer", argc, argv, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL, err, errlen);
-    if (!rc && !o->prompt)
-        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is required");
-    else if (!rc && o->seed > INT64_MAX)
+    rc = rb_cmd_parse(&cmd, argc, argv, &word, 1, &nwords, shown, err, errlen);
+    if (rc || *shown)
+        return rc;
+    if (o->seed > INT64_MAX)
         rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --seed must be below 2^63");
-    else if (!rc && strlen(o->prompt) > MAX_PROMPT)
-        rc = rb_errf(err, errlen, RB_EINVAL, "rbee infer: --prompt is longer than %d bytes",
-                     MAX_PROMPT);
-    else if (!rc && !(rc = kpr_ref_with_file("infer", o->model, o->file, o->model_buf,
-                                             sizeof o->model_buf, err, errlen)))
+    else if (!(rc = check_sampling(o, err, errlen)) && !(rc = take_prompt(o, word, err, errlen)) &&
+             !(rc = kpr_ref_with_file("infer", o->model, o->file, o->model_buf, sizeof o->model_buf,
+                                      err, errlen)))
         o->model = o->model_buf;
     return rc;
 }
@@ -343,13 +454,17 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     kpr_infer_opts o;
     kpr_run r;
     char err[512];
-    int status = KPR_EXIT_FAIL;
+    int status = KPR_EXIT_FAIL, shown = 0;
     rb_err rc;
 
     memset(&r, 0, sizeof(r));
     kpr_fail_init(&r.f);
-    if (parse_opts(argc, argv, &o, err, sizeof err)) {
+    if (parse_opts(argc, argv, &o, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
+        goto out;
+    }
+    if (shown) {
+        status = KPR_EXIT_OK;
         goto out;
     }
     c->out.json = o.json;
@@ -372,5 +487,6 @@ int kpr_cmd_infer(kpr_ctx *c, int argc, char **argv)
     }
     kpr_run_finish(&r);
 out:
+    free(o.prompt_buf);
     return status;
 }

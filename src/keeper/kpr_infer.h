@@ -24,6 +24,14 @@
 #define KPR_DEFAULT_READY_TIMEOUT_S 300.0
 #define KPR_HIVE_STOP_MS 35000 /* the hive's own budget is 30 s */
 #define KPR_HIVE_START_MS 15000
+#define KPR_MAX_STOP 4         /* stop strings a worker takes (§4.2) */
+#define KPR_STOP_MAX_BYTES 100 /* and the length of each */
+
+/* The --stop strings, in the order given (borrowed from argv); n counts past the limit. */
+typedef struct kpr_stops {
+    const char *s[KPR_MAX_STOP];
+    size_t n;
+} kpr_stops;
 
 typedef struct kpr_infer_opts {
     const char *node;     /* NULL: localhost */
@@ -31,12 +39,14 @@ typedef struct kpr_infer_opts {
     const char *model;    /* the reference; points at model_buf once parsed */
     const char *file;     /* --file: the file of an hf:<org>/<repo> reference */
     char model_buf[512];
-    const char *prompt;
+    const char *prompt; /* --prompt, the positional word, or prompt_buf */
+    char *prompt_buf;   /* the prompt read from stdin; owned (free) */
     const char *backend;
     long long max_tokens, top_k, device;
-    double temperature, top_p, ready_timeout_s;
+    double temperature, top_p, min_p, repetition_penalty, ready_timeout_s;
     unsigned long long seed;
-    int has_temperature, has_top_p, has_top_k, has_seed;
+    kpr_stops stops;
+    int has_temperature, has_top_p, has_top_k, has_seed, has_min_p, has_repetition_penalty;
     int json;
 } kpr_infer_opts;
 

@@ -66,6 +66,16 @@ static json_t *job_body(const kpr_infer_opts *o)
         json_object_set_new(b, "top_k", json_integer(o->top_k));
     if (o->has_seed)
         json_object_set_new(b, "seed", json_integer((json_int_t)o->seed));
+    if (o->has_min_p)
+        json_object_set_new(b, "min_p", json_real(o->min_p));
+    if (o->has_repetition_penalty)
+        json_object_set_new(b, "repetition_penalty", json_real(o->repetition_penalty));
+    if (o->stops.n > 0) {
+        json_t *a = json_array();
+        for (size_t i = 0; i < o->stops.n; i++)
+            json_array_append_new(a, json_string(o->stops.s[i]));
+        json_object_set_new(b, "stop", a);
+    }
     return b;
 }
 

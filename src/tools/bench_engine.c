@@ -25,24 +25,39 @@ typedef struct engine_args {
     int p, n, threads, reps, json, no_mmap;
 } engine_args;
 
+/* 0 when the run may start, 1 after -h/--help, -1 after a usage error (printed). */
 static int parse(engine_args *a, int argc, char **argv)
 {
     char err[256];
     const rb_opt opts[] = {
-        {"--json", RB_OPT_FLAG, &a->json},     {"--no-mmap", RB_OPT_FLAG, &a->no_mmap},
-        {"-m", RB_OPT_STR, &a->model},         {"-p", RB_OPT_INT, &a->p, 1, 65536},
-        {"-n", RB_OPT_INT, &a->n, 1, 65536},   {"-t", RB_OPT_INT, &a->threads, 1, 256},
-        {"-r", RB_OPT_INT, &a->reps, 1, 1000}, {"--kv-type", RB_OPT_STR, &a->kv_type},
+        {"-m", RB_OPT_STR, &a->model, .what = "MODEL.gguf", .help = "the model (required)"},
+        {"-p", RB_OPT_INT, &a->p, 1, 65536, .help = "prompt tokens per prefill (default 128)"},
+        {"-n", RB_OPT_INT, &a->n, 1, 65536, .help = "tokens decoded per run (default 64)"},
+        {"-t", RB_OPT_INT, &a->threads, 1, 256, .help = "threads (default: physical cores)"},
+        {"-r", RB_OPT_INT, &a->reps, 1, 1000, .help = "repetitions, the median is shown (5)"},
+        {"--kv-type", RB_OPT_STR, &a->kv_type, .what = "f16|q8_0|f32",
+         .help = "KV cache type (default f16)"},
+        {"--no-mmap", RB_OPT_FLAG, &a->no_mmap, .help = "read the weights into memory"},
+        {"--json", RB_OPT_FLAG, &a->json, .help = "one JSON object"},
     };
+    const rb_cmd cmd = {"rbee-bench engine",
+                        NULL,
+                        "Prefill and decode speed of the engine alone.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
     a->p = 128;
     a->n = 64;
     a->reps = 5;
-    if (rb_args_parse("rbee-bench engine", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                      NULL, err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return -1;
     }
+    if (shown)
+        return 1;
     if (a->kv_type && !(strcasecmp(a->kv_type, "f16") == 0 || strcasecmp(a->kv_type, "q8_0") == 0 ||
                         strcasecmp(a->kv_type, "f32") == 0)) {
         fprintf(stderr, "rbee-bench engine: --kv-type must be f16, q8_0 or f32, not '%s'\n",
@@ -90,6 +105,7 @@ static double run_tg(eng_session *s, const int32_t *toks, int n)
 int bench_engine_main(int argc, char **argv)
 {
     engine_args a = {0};
+    int rc;
     eng_model_params mp = eng_model_params_default();
     eng_session_params sp = eng_session_params_default();
     eng_model *m = NULL;
@@ -101,8 +117,8 @@ int bench_engine_main(int argc, char **argv)
     int code = 1, len;
     struct rusage ru;
 
-    if (parse(&a, argc, argv))
-        return 1;
+    if ((rc = parse(&a, argc, argv)) != 0)
+        return rc < 0 ? 1 : 0;
     mp.copy_weights = a.no_mmap;
     if (eng_model_open(a.model, &mp, &m, err, sizeof err)) {
         fprintf(stderr, "rbee-bench engine: %s\n", err);

@@ -133,17 +133,26 @@ int bench_memory_main(int argc, char **argv)
 
     char err[256];
     const rb_opt opts[] = {
-        {"--no-mmap", RB_OPT_FLAG, &copy},
-        {"-m", RB_OPT_STR, &path},
-        {"-t", RB_OPT_INT, &threads, 1, 64},
-        {"-r", RB_OPT_INT, &reps, 1, 1000},
+        {"-m", RB_OPT_STR, &path, .what = "FILE", .help = "the file to read (required)"},
+        {"-t", RB_OPT_INT, &threads, 1, 64, .help = "threads (default 2)"},
+        {"-r", RB_OPT_INT, &reps, 1, 1000, .help = "repetitions, the median is shown (5)"},
+        {"--no-mmap", RB_OPT_FLAG, &copy, .help = "read a copy in memory, not the mapping"},
     };
+    const rb_cmd cmd = {"rbee-bench memory",
+                        NULL,
+                        "The bandwidth of reading a model's weights, which bounds decoding.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse("rbee-bench memory", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                      NULL, err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (shown)
+        return 0;
     if (!path) {
         fprintf(stderr, "rbee-bench memory: -m FILE is required\n");
         return 1;

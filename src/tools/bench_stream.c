@@ -131,20 +131,31 @@ int bench_stream_main(int argc, char **argv)
 
     char err[256];
     const rb_opt opts[] = {
-        {"--json", RB_OPT_FLAG, &json_out},
-        {"--url", RB_OPT_STR, &base},
-        {"--prompt", RB_OPT_STR, &prompt},
-        {"--clients", RB_OPT_STR, &clients_arg},
-        {"--route", RB_OPT_STR, &route_arg},
-        {"--requests", RB_OPT_INT, &requests, 1, 10000},
-        {"--max-tokens", RB_OPT_INT, &max_tokens, 1, 2048},
+        {"--url", RB_OPT_STR, &base, .what = "WORKER_URL", .help = "the worker (required)"},
+        {"--clients", RB_OPT_STR, &clients_arg, .what = "N,N,...",
+         .help = "concurrent clients per round (default 1,2,4)"},
+        {"--requests", RB_OPT_INT, &requests, 1, 10000, .help = "requests per round (default 8)"},
+        {"--max-tokens", RB_OPT_INT, &max_tokens, 1, 2048, .help = "per request (default 128)"},
+        {"--prompt", RB_OPT_STR, &prompt, .help = "default \"In the beginning\""},
+        {"--route", RB_OPT_STR, &route_arg, .what = "inference|chat|completions",
+         .help = "the endpoint measured (default inference)"},
+        {"--json", RB_OPT_FLAG, &json_out, .help = "one JSON object"},
     };
+    const rb_cmd cmd = {"rbee-bench stream",
+                        NULL,
+                        "Latency and throughput of a running worker, over HTTP.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse("rbee-bench stream", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                      NULL, err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (shown)
+        return 0;
     if (!base) {
         fprintf(stderr, "rbee-bench stream: --url is required\n");
         return 1;

@@ -53,20 +53,29 @@ int gguf_cmd_generate(int argc, char **argv)
     const char *pos[1];
     size_t npos = 0;
     const rb_opt opts[] = {
-        {"--prompt", RB_OPT_STR, &prompt},
-        {"-n", RB_OPT_LLONG, &n, 1, 1 << 20},
-        {"--temp", RB_OPT_NUM, &temp, 0, 100},
-        {"--top-k", RB_OPT_LLONG, &top_k, 0, 1 << 24},
-        {"--top-p", RB_OPT_NUM, &top_p, 0, 1},
-        {"--seed", RB_OPT_U64, &seed},
-        {"--threads", RB_OPT_LLONG, &threads, 0, 256},
+        {"--prompt", RB_OPT_STR, &prompt, .help = "the text to continue (required)"},
+        {"-n", RB_OPT_LLONG, &n, 1, 1 << 20, .help = "tokens to generate (default 64)"},
+        {"--temp", RB_OPT_NUM, &temp, 0, 100, .help = "temperature, 0 is greedy (default 0.8)"},
+        {"--top-k", RB_OPT_LLONG, &top_k, 0, 1 << 24, .help = "default 0: off"},
+        {"--top-p", RB_OPT_NUM, &top_p, 0, 1, .help = "default 1: off"},
+        {"--seed", RB_OPT_U64, &seed, .help = "seed of the sampler (default 0)"},
+        {"--threads", RB_OPT_LLONG, &threads, 0, 256, .help = "default: physical cores"},
     };
+    const rb_cmd cmd = {PROG " generate",
+                        "FILE",
+                        "Continue a prompt, streamed to stdout.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse(PROG " generate", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1, &npos,
-                      err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, pos, 1, &npos, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (shown)
+        return 0;
     path = npos ? pos[0] : NULL;
     if (!path || !prompt)
         return bad("generate", "usage: generate FILE --prompt TEXT -n N [--temp T] [--top-k K] "
@@ -118,13 +127,24 @@ int gguf_cmd_quantize(int argc, char **argv)
     size_t npos = 0;
     long long threads = 0;
     char err[512];
-    const rb_opt opts[] = {{"--threads", RB_OPT_LLONG, &threads, 1, 256}};
+    const rb_opt opts[] = {
+        {"--threads", RB_OPT_LLONG, &threads, 1, 256, .help = "default: physical cores"}};
+    const rb_cmd cmd = {PROG " quantize",
+                        "IN OUT TYPE",
+                        "Write a model in another tensor type.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        "TYPE: f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s q3_k_m q4_k q4_k_m q6_k iq4_nl "
+                        "iq4_xs\n",
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse(PROG " quantize", argc - 1, argv + 1, opts, 1, pos, 3, &npos, err,
-                      sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, pos, 3, &npos, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
-        return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
+        return 2;
     }
+    if (shown)
+        return 0;
     if (npos != 3)
         return bad("quantize", "usage: quantize IN OUT TYPE [--threads N]");
     if (!eng_ftype_known(pos[2])) {
@@ -151,17 +171,29 @@ int gguf_cmd_random(int argc, char **argv)
     const char *pos[1];
     size_t npos = 0;
     const rb_opt opts[] = {
-        {"--like", RB_OPT_STR, &like},
-        {"--type", RB_OPT_STR, &type},
-        {"--vocab", RB_OPT_STR, &vocab},
-        {"--seed", RB_OPT_U64, &seed},
+        {"--like", RB_OPT_STR, &like, .what = "SHAPE",
+         .help = "a real model (tinyllama-1.1b, qwen3-0.6b, ...) or a fixture shape (required)"},
+        {"--type", RB_OPT_STR, &type, .what = "TYPE", .help = "tensor type (default f16)"},
+        {"--vocab", RB_OPT_STR, &vocab, .what = "VOCAB.gguf",
+         .help = "take the tokenizer of this model"},
+        {"--seed", RB_OPT_U64, &seed, .help = "default 1"},
     };
+    const rb_cmd cmd = {PROG " random",
+                        "OUT",
+                        "A model of random weights in a real model's shape (for benchmarks); an "
+                        "unknown SHAPE lists them all.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse(PROG " random", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), pos, 1, &npos,
-                      err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, pos, 1, &npos, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (shown)
+        return 0;
     out = npos ? pos[0] : NULL;
     if (!out || !like)
         return bad("random", "usage: random OUT --like SHAPE --type TYPE "
@@ -202,15 +234,26 @@ int gguf_cmd_chat_render(int argc, char **argv)
     size_t npos = 0, len = 0;
     int ret = 1;
     const rb_opt opts[] = {
-        {"--template", RB_OPT_STR, &tmpl_path},
-        {"--today", RB_OPT_FN, &today, 0, 0, NULL, valid_date, "YYYY-MM-DD"},
+        {"--template", RB_OPT_STR, &tmpl_path, .what = "T.jinja",
+         .help = "this template instead of the model's"},
+        {"--today", RB_OPT_FN, &today, 0, 0, NULL, valid_date, "YYYY-MM-DD",
+         "the date strftime_now() gives (default: today)"},
     };
+    const rb_cmd cmd = {PROG " chat-render",
+                        "FILE < messages.json",
+                        "The prompt a conversation makes with the model's chat template.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        NULL,
+                        0};
+    int shown = 0;
 
-    if (rb_args_parse(PROG " chat-render", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), &path, 1,
-                      &npos, err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, &path, 1, &npos, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
         return 2;
     }
+    if (shown)
+        return 0;
     if (!path)
         return bad("chat-render", "needs a model: chat-render FILE [--template T.jinja] "
                                   "[--today YYYY-MM-DD] < messages.json");

@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "bench.h"
+#include "rb_args.h"
+#include "rb_util.h"
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -31,19 +33,20 @@ double bench_quantile(double *v, size_t n, double q)
     return v[i < n ? i : n - 1];
 }
 
+static const rb_subcmd commands[] = {
+    {"engine", "prefill and decode tokens/s of the engine alone"},
+    {"stream", "handler latency, time to first token and throughput of a running worker"},
+    {"memory", "the read bandwidth of a model's weights"},
+};
+
 int main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "engine") == 0)
-        return bench_engine_main(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "stream") == 0)
-        return bench_stream_main(argc - 1, argv + 1);
-    if (argc >= 2 && strcmp(argv[1], "memory") == 0)
-        return bench_memory_main(argc - 1, argv + 1);
-    fprintf(stderr, "usage: rbee-bench engine -m MODEL -p N -n N -t THREADS -r REPS [--kv-type "
-                    "f16|q8_0|f32] [--no-mmap] [--json]\n"
-                    "       rbee-bench stream --url WORKER_URL [--clients 1,2,4] [--requests N]\n"
-                    "                         [--max-tokens N] [--prompt TEXT] [--json]\n"
-                    "                         [--route inference|chat|completions]\n"
-                    "       rbee-bench memory -m FILE [-t THREADS] [-r REPS] [--no-mmap]\n");
-    return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) ? 0 : 1;
+    static const rb_group group = {"rbee-bench", commands, RB_ARRAY_LEN(commands),
+                                   "Results are medians over repetitions.\n", 1};
+    static int (*const run[])(int, char **) = {bench_engine_main, bench_stream_main,
+                                               bench_memory_main};
+    int status = 1;
+    int k = rb_group_pick(&group, argc - 1, argv + 1, &status);
+
+    return k < 0 ? status : run[k](argc - 1, argv + 1);
 }

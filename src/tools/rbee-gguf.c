@@ -5,8 +5,9 @@
  *     rbee-gguf tokenize FILE [--bos] [--special] < text
  *     rbee-gguf generate | quantize | random | chat-render ...  (gguf_cmds.c)
  *
- * Subcommands live in one table (name, handler, usage line); a new one is a function and a
- * row. Exit codes: 0 success, 1 the work failed (bad model, I/O), 2 usage errors.
+ * Subcommands live in one table (name, summary) and a row of handlers; each parses with
+ * rb_cmd_parse, so its --help lists its options. Exit codes: 0 success, 1 the work failed (bad
+ * model, I/O), 2 usage errors.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -26,38 +27,23 @@
 #define ARR_SHOWN 3                 /* array elements shown by info */
 #define STR_SHOWN 60                /* bytes of a string shown by info */
 
-typedef struct subcmd {
-    const char *name;
-    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
-    const char *usage;
-} subcmd;
-
 static int cmd_info(int argc, char **argv);
 static int cmd_tokenize(int argc, char **argv);
 
-static const subcmd subcmds[] = {
-    {"info", cmd_info, "info FILE                       metadata and tensors of a model"},
-    {"tokenize", cmd_tokenize,
-     "tokenize FILE [--bos] [--special]  ids of standard input, on one line"},
-    {"generate", gguf_cmd_generate,
-     "generate FILE --prompt TEXT -n N [--temp T] [--top-k K] [--top-p P] [--seed S] "
-     "[--threads N]"},
-    {"quantize", gguf_cmd_quantize,
-     "quantize IN OUT TYPE [--threads N]   TYPE: f32 f16 bf16 q8_0 q4_0 q2_k q3_k_s q3_k_m q4_k "
-     "q4_k_m q6_k iq4_nl iq4_xs"},
-    {"random", gguf_cmd_random,
-     "random OUT --like SHAPE --type TYPE [--vocab VOCAB.gguf] [--seed S]"},
-    {"chat-render", gguf_cmd_chat_render,
-     "chat-render FILE [--template T.jinja] [--today YYYY-MM-DD] < messages.json   the prompt "
-     "of a conversation"},
+static const rb_subcmd subcmds[] = {
+    {"info", "metadata and tensors of a model"},
+    {"tokenize", "the token ids of standard input, on one line"},
+    {"generate", "continue a prompt, streamed to stdout"},
+    {"quantize", "write a model in another tensor type"},
+    {"random", "a model of random weights in a real model's shape (for benchmarks)"},
+    {"chat-render", "the prompt a conversation (JSON on standard input) makes"},
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: %s COMMAND [ARGS]\n\ncommands:\n", PROG);
-    for (size_t i = 0; i < sizeof subcmds / sizeof *subcmds; i++)
-        fprintf(f, "  %s\n", subcmds[i].usage);
-}
+/* argv[0] is the subcommand name; one per row of subcmds */
+static int (*const runs[])(int argc, char **argv) = {
+    cmd_info,          cmd_tokenize,    gguf_cmd_generate,
+    gguf_cmd_quantize, gguf_cmd_random, gguf_cmd_chat_render,
+};
 
 static int open_model(const char *path, eng_gguf **g)
 {
@@ -207,14 +193,25 @@ static void print_tensors(const eng_gguf *g)
 static int cmd_info(int argc, char **argv)
 {
     eng_gguf *g = NULL;
+    const char *path = NULL;
+    const rb_cmd cmd = {PROG " info", "FILE", subcmds[0].summary, NULL, 0, NULL, 0};
+    size_t npos = 0;
+    int shown = 0;
+    char err[256];
 
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s info FILE\n", PROG);
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, &path, 1, &npos, &shown, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
     }
-    if (open_model(argv[1], &g))
+    if (!shown && npos != 1) {
+        fprintf(stderr, "%s info: name the model (FILE)\n", PROG);
+        return EXIT_USAGE;
+    }
+    if (shown)
+        return 0;
+    if (open_model(path, &g))
         return 1;
-    printf("file: %s\nversion: %u\nsize: %" PRIu64 " bytes\nalignment: %u\n", argv[1],
+    printf("file: %s\nversion: %u\nsize: %" PRIu64 " bytes\nalignment: %u\n", path,
            eng_gguf_version(g), eng_gguf_file_size(g), eng_gguf_alignment(g));
     printf("metadata: %" PRId64 " keys\n", eng_gguf_n_keys(g));
     for (int64_t i = 0; i < eng_gguf_n_keys(g); i++) {
@@ -273,16 +270,23 @@ static int cmd_tokenize(int argc, char **argv)
 
     int bos = 0, special = 0;
     size_t npos = 0;
-    const rb_opt opts[] = {{"--bos", RB_OPT_FLAG, &bos}, {"--special", RB_OPT_FLAG, &special}};
+    int shown = 0;
+    const rb_opt opts[] = {
+        {"--bos", RB_OPT_FLAG, &bos, .help = "add the BOS token first"},
+        {"--special", RB_OPT_FLAG, &special, .help = "read special tokens (<s>, ...) as such"},
+    };
+    const rb_cmd cmd = {
+        PROG " tokenize", "FILE < TEXT", subcmds[1].summary, opts, RB_ARRAY_LEN(opts), NULL, 0};
 
-    if (rb_args_parse(PROG " tokenize", argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), &path, 1,
-                      &npos, err, sizeof err)) {
-        fprintf(stderr, "%s\nusage: %s %s\n", err, PROG, subcmds[1].usage);
+    if (rb_cmd_parse(&cmd, argc - 1, argv + 1, &path, 1, &npos, &shown, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
         return EXIT_USAGE;
     }
+    if (shown)
+        return 0;
     flags = (bos ? ENG_TOK_ADD_BOS : 0) | (special ? ENG_TOK_PARSE_SPECIAL : 0);
     if (!path) {
-        fprintf(stderr, "usage: %s %s\n", PROG, subcmds[1].usage);
+        fprintf(stderr, "%s tokenize: name the model (FILE)\n", PROG);
         return EXIT_USAGE;
     }
     if (open_model(path, &g))
@@ -323,18 +327,14 @@ out:
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    for (size_t i = 0; i < sizeof subcmds / sizeof *subcmds; i++)
-        if (strcmp(argv[1], subcmds[i].name) == 0)
-            return subcmds[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "%s: unknown command '%s'\n", PROG, argv[1]);
-    usage(stderr);
-    return EXIT_USAGE;
+    static const rb_group group = {PROG, subcmds, RB_ARRAY_LEN(subcmds),
+                                   "exit status: 0, 1 when the work failed, 2 for a usage error.\n",
+                                   1};
+    int status = 0;
+    int k = rb_group_pick(&group, argc - 1, argv + 1, &status);
+
+    _Static_assert(RB_ARRAY_LEN(runs) == RB_ARRAY_LEN(subcmds), "one handler per command");
+    if (k < 0)
+        return status ? EXIT_USAGE : 0;
+    return runs[k](argc - 1, argv + 1);
 }

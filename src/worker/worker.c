@@ -41,61 +41,57 @@ wrk_config wrk_config_default(void)
     return c;
 }
 
-const char *wrk_usage(void)
-{
-    return "usage: llm-worker-rbee --model PATH --port P [options]\n"
-           "  --worker-id ID            id reported to the hive (default worker-local)\n"
-           "  --model PATH              GGUF model file (required)\n"
-           "  --model-ref REF           the model reference the hive resolved (default PATH)\n"
-           "  --backend B --device D    only cpu/0 is served by this build\n"
-           "  --port P                  HTTP port (0: any free port)\n"
-           "  --hive-url URL            hive base URL for heartbeats and the ready callback\n"
-           "  --local-mode              bind 127.0.0.1 without authentication\n"
-           "  --threads N               compute threads (default: physical cores)\n"
-           "  --no-mmap                 read the weights into memory (huge pages) instead of\n"
-           "                            serving them from the file mapping: faster generation\n"
-           "  --slots N                 concurrent generations, run as one batch (default 1)\n"
-           "  --batch N                 tokens per forward pass: every decoding slot's token\n"
-           "                            plus a chunk of a prompt (default 64)\n"
-           "  --queue N                 jobs that may wait for a slot (default 16)\n"
-           "  --ctx N                   context tokens per slot (default 4096, capped at the\n"
-           "                            model's training context; 0: the training context)\n"
-           "  --kv-type T               KV cache type: f16 (default), q8_0 or f32\n"
-           "  --heartbeat-interval S    seconds between heartbeats (default 30)\n"
-           "  --stream-open-timeout MS  cancel a /v1/jobs job whose stream is not opened\n"
-           "                            within MS milliseconds (default 30000)\n"
-           "  --advertise-host H        host in the URL sent to the hive (default 127.0.0.1)\n"
-           "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG,\n"
-           "  RBEE_TEST_LOAD_DELAY_MS (tests only: pause after each loaded layer)\n";
-}
-
-rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen)
+rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, int *shown, char *err, size_t errlen)
 {
     int port = c->port;
     const rb_opt opts[] = {
-        {"--local-mode", RB_OPT_FLAG, &c->local_mode},
-        {"--no-mmap", RB_OPT_FLAG, &c->no_mmap},
-        {"--worker-id", RB_OPT_STR, &c->worker_id},
-        {"--model", RB_OPT_STR, &c->model_path},
-        {"--model-ref", RB_OPT_STR, &c->model_ref},
-        {"--backend", RB_OPT_STR, &c->backend},
-        {"--device", RB_OPT_INT, &c->device, 0, 1024},
-        {"--port", RB_OPT_INT, &port, 0, 65535},
-        {"--hive-url", RB_OPT_STR, &c->hive_url},
-        {"--advertise-host", RB_OPT_STR, &c->advertise_host},
-        {"--threads", RB_OPT_INT, &c->threads, 0, 256},
-        {"--slots", RB_OPT_INT, &c->slots, 1, 64},
-        {"--batch", RB_OPT_INT, &c->batch, 1, 4096},
-        {"--queue", RB_OPT_INT, &c->queue, 0, 4096},
-        {"--ctx", RB_OPT_INT, &c->ctx, 0, 1 << 20},
-        {"--kv-type", RB_OPT_STR, &c->kv_type},
-        {"--heartbeat-interval", RB_OPT_INT, &c->heartbeat_interval_s, 1, 3600},
-        {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000},
+        {"--model", RB_OPT_STR, &c->model_path, .what = "PATH",
+         .help = "the GGUF model file (required)"},
+        {"--port", RB_OPT_INT, &port, 0, 65535, .help = "HTTP port (0: any free port)"},
+        {"--worker-id", RB_OPT_STR, &c->worker_id, .what = "ID",
+         .help = "id reported to the hive (default worker-local)"},
+        {"--model-ref", RB_OPT_STR, &c->model_ref, .what = "REF",
+         .help = "the model reference the hive resolved (default PATH)"},
+        {"--backend", RB_OPT_STR, &c->backend, .what = "NAME",
+         .help = "only cpu is served by this build"},
+        {"--device", RB_OPT_INT, &c->device, 0, 1024, .help = "default 0"},
+        {"--hive-url", RB_OPT_STR, &c->hive_url, .what = "URL",
+         .help = "hive base URL for heartbeats and the ready callback"},
+        {"--advertise-host", RB_OPT_STR, &c->advertise_host, .what = "HOST",
+         .help = "host in the URL sent to the hive (default 127.0.0.1)"},
+        {"--local-mode", RB_OPT_FLAG, &c->local_mode,
+         .help = "bind 127.0.0.1 without authentication"},
+        {"--threads", RB_OPT_INT, &c->threads, 0, 256,
+         .help = "compute threads (default: physical cores)"},
+        {"--no-mmap", RB_OPT_FLAG, &c->no_mmap,
+         .help = "read the weights into memory (huge pages): faster generation"},
+        {"--slots", RB_OPT_INT, &c->slots, 1, 64,
+         .help = "concurrent generations, run as one batch (default 1)"},
+        {"--batch", RB_OPT_INT, &c->batch, 1, 4096,
+         .help = "tokens per forward pass: every decoding slot's token plus a prompt chunk "
+                 "(default 64)"},
+        {"--queue", RB_OPT_INT, &c->queue, 0, 4096,
+         .help = "jobs that may wait for a slot (default 16)"},
+        {"--ctx", RB_OPT_INT, &c->ctx, 0, 1 << 20,
+         .help = "context tokens per slot (default 4096, at most the model's; 0: the model's)"},
+        {"--kv-type", RB_OPT_STR, &c->kv_type, .what = "f16|q8_0|f32",
+         .help = "KV cache type (default f16)"},
+        {"--heartbeat-interval", RB_OPT_INT, &c->heartbeat_interval_s, 1, 3600, .what = "SECONDS",
+         .help = "seconds between heartbeats (default 30)"},
+        {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000, .what = "MS",
+         .help = "cancel a job whose stream is not opened in time (default 30000)"},
     };
-    rb_err rc = rb_args_parse(PROG, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
-                              err, errlen);
+    const rb_cmd cmd = {PROG,
+                        NULL,
+                        "Serve one GGUF model over HTTP with real-time token streaming.",
+                        opts,
+                        RB_ARRAY_LEN(opts),
+                        "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG,\n"
+                        "  RBEE_TEST_LOAD_DELAY_MS (tests only: pause after each loaded layer)\n",
+                        1};
+    rb_err rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, shown, err, errlen);
 
-    if (rc)
+    if (rc || *shown)
         return rc;
     c->port = (uint16_t)port;
     if (!c->model_path)

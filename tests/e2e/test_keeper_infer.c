@@ -537,7 +537,7 @@ START_TEST(test_keeper_infer__ec8_the_hive_reports_another_version)
 {
     char dir[4096], log[4200], port[16], base[64], url[128], bin[4096];
     const char *args[] = {"infer", "--hive", base, "--prompt", PROMPT, NULL};
-    char *argv[] = {bin, "--port", port, "--version", "9.9.9", NULL};
+    char *argv[] = {bin, "--port", port, "--claim-version", "9.9.9", NULL};
     rbt_keeper k;
     char *err;
     pid_t mock;

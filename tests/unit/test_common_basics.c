@@ -324,6 +324,51 @@ START_TEST(test_common_basics_args)
 }
 END_TEST
 
+/* rb_cmd_usage's layout, and -h/--help only where an option may stand. */
+START_TEST(test_common_basics_args_help)
+{
+    const char *prompt = NULL;
+    long long n = 1;
+    int json = 0, shown = -1;
+    char *text = NULL, err[256];
+    size_t len = 0;
+    const rb_opt opts[] = {
+        {"--prompt", RB_OPT_STR, &prompt, .what = "TEXT", .help = "the text"},
+        {"--max-tokens", RB_OPT_LLONG, &n, 1, 9, .help = "how many"},
+        {"--a-very-long-option-name", RB_OPT_FLAG, &json, .help = "wide"},
+    };
+    const rb_cmd cmd = {"prog sub", "[WORD]", "Does a thing.", opts, 3, "notes\n", 1};
+    char *value[] = {"--prompt", "--help"};
+    char *bad_then_help[] = {"--nope", "-h"};
+    FILE *f = open_memstream(&text, &len);
+
+    rb_cmd_usage(&cmd, f);
+    fclose(f);
+    ck_assert_str_eq(text, "usage: prog sub [options] [WORD]\n"
+                           "Does a thing.\n"
+                           "\n"
+                           "options:\n"
+                           "  --prompt TEXT             the text\n"
+                           "  --max-tokens N            how many\n"
+                           "  --a-very-long-option-name\n"
+                           "                            wide\n"
+                           "  -h, --help                print this help and exit\n"
+                           "  --version                 print the version and exit\n"
+                           "\n"
+                           "notes\n");
+    free(text);
+    /* a value that looks like --help is a value */
+    ck_assert_int_eq(rb_cmd_parse(&cmd, 2, value, NULL, 0, NULL, &shown, err, sizeof err), RB_OK);
+    ck_assert_int_eq(shown, 0);
+    ck_assert_str_eq(prompt, "--help");
+    /* help wins over an error elsewhere on the line: the user asked what is right */
+    fflush(stdout);
+    ck_assert_int_eq(rb_cmd_parse(&cmd, 2, bad_then_help, NULL, 0, NULL, &shown, err, sizeof err),
+                     RB_OK);
+    ck_assert_int_eq(shown, 1);
+}
+END_TEST
+
 /* rb_utf8, rb_json_text, rb_id_valid, deadlines and the port probe. */
 START_TEST(test_common_basics_utf8_ids_time_ports)
 {
@@ -396,6 +441,7 @@ int main(void)
     tcase_add_test(tc, test_common_basics_helpers);
     tcase_add_test(tc, test_common_basics_db_and_log);
     tcase_add_test(tc, test_common_basics_args);
+    tcase_add_test(tc, test_common_basics_args_help);
     tcase_add_test(tc, test_common_basics_utf8_ids_time_ports);
     return rbt_run(s);
 }

@@ -63,7 +63,7 @@ START_TEST(test_args_parse_types_and_positionals)
         "REF",           "--prompt", "--not-an-option", "--max-tokens",        "64", "--json",
         "--temperature", "0",        "--seed",          "18446744073709551615"};
 
-    ck_assert_int_eq(kpr_args_parse("x", 10, argv, opts, 5, pos, 2, &npos, err, sizeof err), 0);
+    ck_assert_int_eq(rb_args_parse("rbee x", 10, argv, opts, 5, pos, 2, &npos, err, sizeof err), 0);
     ck_assert_str_eq(prompt, "--not-an-option"); /* a value may look like an option */
     ck_assert_int_eq(n, 64);
     ck_assert_double_eq(t, 0);
@@ -72,6 +72,32 @@ START_TEST(test_args_parse_types_and_positionals)
     ck_assert_int_eq(json, 1);
     ck_assert_int_eq(npos, 1);
     ck_assert_str_eq(pos[0], "REF");
+}
+END_TEST
+
+/* A bare path is a file: model with an absolute path; references stay as they are. */
+START_TEST(test_args_bare_path_is_a_file_model)
+{
+    char out[8192], want[8192], cwd[4096], err[256];
+
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(kpr_ref_with_file("infer", "./x.gguf", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    snprintf(want, sizeof want, "file:%s/x.gguf", cwd);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(kpr_ref_with_file("infer", "m/x.GGUF", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    snprintf(want, sizeof want, "file:%s/m/x.GGUF", cwd);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_eq(
+        kpr_ref_with_file("infer", "/abs/x.gguf", NULL, out, sizeof out, err, sizeof err), RB_OK);
+    ck_assert_str_eq(out, "file:/abs/x.gguf");
+    ck_assert_int_eq(kpr_ref_with_file("infer", "kjv", NULL, out, sizeof out, err, sizeof err),
+                     RB_OK);
+    ck_assert_str_eq(out, "kjv");
+    ck_assert_int_eq(
+        kpr_ref_with_file("infer", "hf:a/b/c.gguf", NULL, out, sizeof out, err, sizeof err), RB_OK);
+    ck_assert_str_eq(out, "hf:a/b/c.gguf");
 }
 END_TEST
 
@@ -89,22 +115,26 @@ START_TEST(test_args_errors_name_the_option)
     char *empty[] = {"--node", ""};
     char *extra[] = {"stray"};
 
-    ck_assert_int_eq(kpr_args_parse("infer", 2, bad_int, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, bad_int, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: --max-tokens takes an integer from 1 to 2048, not 'zero'");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, too_big, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, too_big, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "'2049'"));
-    ck_assert_int_eq(kpr_args_parse("infer", 1, missing, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 1, missing, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: --max-tokens needs a value");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, unknown, opts, 2, NULL, 0, NULL, err, sizeof err),
-                     RB_EINVAL);
+    ck_assert_int_eq(
+        rb_args_parse("rbee infer", 2, unknown, opts, 2, NULL, 0, NULL, err, sizeof err),
+        RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: unknown option --max-token");
-    ck_assert_int_eq(kpr_args_parse("infer", 2, empty, opts, 2, NULL, 0, NULL, err, sizeof err),
+    ck_assert_int_eq(rb_args_parse("rbee infer", 2, empty, opts, 2, NULL, 0, NULL, err, sizeof err),
                      RB_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "--node needs a non-empty value"));
-    ck_assert_int_eq(kpr_args_parse("infer", 1, extra, opts, 2, NULL, 0, NULL, err, sizeof err),
+    ck_assert_int_eq(rb_args_parse("rbee infer", 1, extra, opts, 2, NULL, 0, NULL, err, sizeof err),
                      RB_EINVAL);
     ck_assert_str_eq(err, "rbee infer: unexpected argument 'stray'");
     ck_assert_int_eq(n, 1); /* nothing stored from a bad value */
@@ -385,6 +415,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_args_parse_types_and_positionals);
     tcase_add_test(tc, test_args_errors_name_the_option);
+    tcase_add_test(tc, test_args_bare_path_is_a_file_model);
     tcase_add_test(tc, test_versions_are_compatible_on_major_and_minor);
     tcase_add_test(tc, test_tokens_most_specific_source_wins);
     tcase_add_test(tc, test_tokens_bad_config_is_an_error);

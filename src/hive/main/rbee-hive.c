@@ -7,9 +7,10 @@
  *                      [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]
  *                      [--models-dir DIR[:DIR...]]
  *     rbee-hive detect [--json]
- *     rbee-hive --version
+ *     rbee-hive --version | --help, rbee-hive COMMAND --help
  *
- * Exit status: 0 after a clean stop, 1 when the daemon cannot start, 2 for a usage error.
+ * Exit status: 0 after a clean stop (and after --help or --version), 1 when the daemon cannot
+ * start, 2 for a usage error (one line on stderr).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,23 +24,25 @@
 
 #define MAX_SECONDS 86400.0 * 365
 
-static const char usage_text[] =
-    "usage: rbee-hive daemon [--addr HOST:PORT] [--local-mode] [--monitor-interval S]\n"
-    "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
-    "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
-    "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]\n"
-    "                        [--models-dir DIR[:DIR...]]\n"
-    "       rbee-hive detect [--json]\n"
-    "       rbee-hive --version\n"
-    "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
-    "             HF_ENDPOINT, HF_TOKEN (see docs/hive.md for the others)\n";
+#define EXIT_USAGE 2
+
+static const rb_subcmd commands[] = {
+    {"daemon", "serve this node: models, workers, the OpenAI routes (until SIGTERM)"},
+    {"detect", "print the backends of this machine and exit"},
+};
+
+static const rb_group group = {
+    "rbee-hive", commands, RB_ARRAY_LEN(commands),
+    "exit status: 0 after a clean stop, 1 when the daemon cannot start, 2 for a usage error.\n", 1};
+
+static const char daemon_notes[] =
+    "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME (~/.rbee),\n"
+    "  RBEE_LOG, RBEE_WORKER_PORT_BASE (8081), RBEE_BUNDLED_MODEL, HF_ENDPOINT, HF_TOKEN\n";
 
 static int usage(const char *why)
 {
-    if (why)
-        fprintf(stderr, "rbee-hive: %s\n", why);
-    fputs(usage_text, stderr);
-    return 2;
+    fprintf(stderr, "rbee-hive: %s\n", why);
+    return EXIT_USAGE;
 }
 
 /* "HOST:PORT" into a hive_addr; "localhost" means 127.0.0.1. 0 when valid. */
@@ -71,28 +74,43 @@ static int run_daemon(int argc, char **argv)
     char err[512];
     int status = 0;
     const rb_opt opts[] = {
-        {"--local-mode", RB_OPT_FLAG, &cfg.local_mode},
-        {"--addr", RB_OPT_FN, &addr, 0, 0, &have_addr, parse_addr, "HOST:PORT"},
-        {"--monitor-interval", RB_OPT_MS, &cfg.monitor_interval_ms, 0.001, MAX_SECONDS},
-        {"--idle-timeout", RB_OPT_MS, &cfg.idle_timeout_ms, 0, MAX_SECONDS},
-        {"--load-timeout", RB_OPT_MS, &cfg.load_timeout_ms, 0.001, MAX_SECONDS},
-        {"--heartbeat-interval", RB_OPT_MS, &cfg.heartbeat_interval_ms, 0.001, MAX_SECONDS},
-        {"--worker-binary", RB_OPT_STR, &cfg.worker_binary},
-        {"--worker-slots", RB_OPT_INT, &cfg.worker_slots, 1, 64},
-        {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256},
-        {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 0, 1 << 20},
-        {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type},
-        {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
-        {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096},
+        {"--addr", RB_OPT_FN, &addr, 0, 0, &have_addr, parse_addr, "HOST:PORT",
+         "where to listen (default 0.0.0.0:8080, 127.0.0.1:8080 with --local-mode)"},
+        {"--local-mode", RB_OPT_FLAG, &cfg.local_mode,
+         .help = "loopback only, no authentication (workers too)"},
+        {"--monitor-interval", RB_OPT_MS, &cfg.monitor_interval_ms, 0.001, MAX_SECONDS,
+         .help = "how often workers are checked (default 30)"},
+        {"--idle-timeout", RB_OPT_MS, &cfg.idle_timeout_ms, 0, MAX_SECONDS,
+         .help = "stop a worker idle this long (default 300; 0 never)"},
+        {"--load-timeout", RB_OPT_MS, &cfg.load_timeout_ms, 0.001, MAX_SECONDS,
+         .help = "kill a worker still loading after this (default 300)"},
+        {"--heartbeat-interval", RB_OPT_MS, &cfg.heartbeat_interval_ms, 0.001, MAX_SECONDS,
+         .help = "the workers' heartbeat interval (default 30)"},
+        {"--worker-binary", RB_OPT_STR, &cfg.worker_binary, .what = "PATH",
+         .help = "the worker program (default llm-worker-rbee next to rbee-hive)"},
+        {"--worker-slots", RB_OPT_INT, &cfg.worker_slots, 1, 64,
+         .help = "concurrent generations per worker (default 1)"},
+        {"--worker-threads", RB_OPT_INT, &cfg.worker_threads, 1, 256,
+         .help = "compute threads per worker (default: physical cores)"},
+        {"--worker-ctx", RB_OPT_INT, &cfg.worker_ctx, 0, 1 << 20,
+         .help = "context tokens per slot (default 4096; 0: the model's)"},
+        {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type, .what = "f16|q8_0|f32",
+         .help = "KV cache type of the workers (default f16)"},
+        {"--models-dir", RB_OPT_STR, &cfg.models_dirs, .what = "DIR[:DIR...]",
+         .help = "folders whose .gguf files file: references may name"},
+        {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096,
+         .help = "OpenAI requests that may wait for a slot (default 16)"},
     };
-    int elems, bytes;
+    const rb_cmd cmd = {"rbee-hive daemon", NULL, commands[0].summary, opts, RB_ARRAY_LEN(opts),
+                        daemon_notes,       0};
+    int elems, bytes, shown = 0;
 
-    if (rb_args_parse("rbee-hive daemon", argc - 2, argv + 2, opts, RB_ARRAY_LEN(opts), NULL, 0,
-                      NULL, err, sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 2, argv + 2, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
-        fputs(usage_text, stderr);
-        status = 2;
+        status = EXIT_USAGE;
     }
+    if (shown)
+        return 0;
     if (!status && cfg.worker_kv_type &&
         rb_kv_type_parse(cfg.worker_kv_type, &elems, &bytes) != RB_OK)
         status = usage("--worker-kv-type must be f16, q8_0 or f32");
@@ -115,33 +133,31 @@ static int run_detect(int argc, char **argv)
     hive_backends b;
     int json = 0;
     char err[256];
-    const rb_opt opts[] = {{"--json", RB_OPT_FLAG, &json}};
+    int shown = 0;
+    const rb_opt opts[] = {{"--json", RB_OPT_FLAG, &json, .help = "one JSON object"}};
+    const rb_cmd cmd = {
+        "rbee-hive detect", NULL, commands[1].summary, opts, RB_ARRAY_LEN(opts), NULL, 0};
 
-    if (rb_args_parse("rbee-hive detect", argc - 2, argv + 2, opts, 1, NULL, 0, NULL, err,
-                      sizeof err)) {
+    if (rb_cmd_parse(&cmd, argc - 2, argv + 2, NULL, 0, NULL, &shown, err, sizeof err)) {
         fprintf(stderr, "%s\n", err);
-        fputs(usage_text, stderr);
-        return 2;
+        return EXIT_USAGE;
     }
+    if (shown)
+        return 0;
     hive_detect(&b);
     return hive_detect_print(stdout, &b, json) == RB_OK ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
-    const char *cmd = argc >= 2 ? argv[1] : "";
-    int status;
+    int status = 0;
+    int k = rb_group_pick(&group, argc - 1, argv + 1, &status);
 
-    if (strcmp(cmd, "--version") == 0) {
-        printf("rbee-hive %s\n", RB_VERSION);
-        status = 0;
-    } else if (strcmp(cmd, "detect") == 0) {
-        status = run_detect(argc, argv);
-    } else if (strcmp(cmd, "daemon") == 0) {
+    if (k < 0)
+        return status ? EXIT_USAGE : 0;
+    if (k == 0) {
         rb_client_global_init();
-        status = run_daemon(argc, argv);
-    } else {
-        status = usage(argc >= 2 ? "unknown command" : NULL);
+        return run_daemon(argc, argv);
     }
-    return status;
+    return run_detect(argc, argv);
 }

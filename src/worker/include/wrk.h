@@ -2,8 +2,9 @@
  * wrk.h - llm-worker-rbee: serves one GGUF model over HTTP with real-time token streaming.
  *
  *     wrk_config c = wrk_config_default();
- *     if (wrk_config_parse(&c, argc, argv, err, sizeof err)) { fprintf(stderr, ...); return 1; }
- *     return wrk_run(&c);    // until SIGTERM/SIGINT or POST /v1/admin/shutdown
+ *     if (wrk_config_parse(&c, argc, argv, &shown, err, sizeof err)) { fprintf(stderr, ...); return
+ * 1; } if (shown) return 0;   // -h/--help or --version was printed return wrk_run(&c);    // until
+ * SIGTERM/SIGINT or POST /v1/admin/shutdown
  *
  * See docs/architecture.md §4.2, §4.3 and §5.3 for the wire contract.
  */
@@ -44,10 +45,9 @@ wrk_config wrk_config_default(void);
 
 /* Parses llm-worker-rbee's command line into c (strings borrowed from argv, the token from
  * the environment). Returns RB_EINVAL with a one-line message (naming the option) in err;
- * main() prints it and exits 1, like every other failure to start. */
-rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t errlen);
-/* Usage text for --help. */
-const char *wrk_usage(void);
+ * main() prints it and exits 1, like every other failure to start. -h/--help and --version
+ * print the usage or the version on stdout and set *shown (c is then not filled). */
+rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, int *shown, char *err, size_t errlen);
 
 /* Runs the worker until it is told to stop. Returns the process exit code: 0 after a clean
  * shutdown, 1 when it could not start or the model failed to load. */
