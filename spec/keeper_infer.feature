@@ -18,6 +18,7 @@ Feature: rbee infer, the 8-phase flow and its edge cases
     When the user runs rbee infer twice
     Then the second run skips phases 2 to 7 and says "warm start"
     And the hive has spawned exactly 1 worker
+    And a third run with --max-tokens 600 warns before the summary that the context leaves fewer, and stops with CONTEXT_FULL
 
   Scenario: A catalog hit skips the download
     Given the model hf:test/kjv/model.gguf is in the hive's catalog

@@ -29,7 +29,8 @@ Feature: One scheduler serves every slot in one batched pass
   Scenario: A sequence that fills the context ends with CONTEXT_FULL
     Given a worker with a 64-token context on the bundled model
     When a prompt asks for 200 tokens
-    Then the end event says stop_reason CONTEXT_FULL and tokens_out is what the context left
+    Then the started event says the effective max_tokens with a warning naming the 200 asked for
+    And the end event says stop_reason CONTEXT_FULL and tokens_out is what the context left
 
   Scenario: Shutdown with a client that stopped reading ends in time
     Given a worker with 2 slots on a 4096-context model

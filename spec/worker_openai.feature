@@ -35,6 +35,8 @@ Feature: worker_openai
   Scenario: A prompt longer than the context is a 400 before any stream
     When the prompt has more tokens than the context holds
     Then the answer is 400 with code "context_length_exceeded" and param "prompt"
+    And a max_tokens the context cannot hold after the prompt is a 400 with that code and param "max_tokens", naming how many tokens can be generated
+    And without max_tokens the same prompt is served
 
   Scenario: Errors use OpenAI's shape
     When the body is not JSON

@@ -153,7 +153,10 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
     const char *type = kpr_jstr(ev, "type");
     (void)event;
 
-    if (strcmp(type, "token") == 0) {
+    if (strcmp(type, "started") == 0 && json_is_string(json_object_get(ev, "warning"))) {
+        /* e.g. --max-tokens beyond what the context leaves: said before any token */
+        kpr_out_note(&s->r->c->out, "Warning: %s", kpr_jstr(ev, "warning"));
+    } else if (strcmp(type, "token") == 0) {
         const char *t = kpr_jstr(ev, "t");
         if (s->first_ms < 0)
             s->first_ms = rb_now_ms() - s->t0;

@@ -300,15 +300,27 @@ static void start(wrk *w, slot *sl)
     const int n_ctx = eng_session_n_ctx(sl->s);
     char err[256];
 
+    json_t *started = NULL;
+
     sl->phase = SL_PREFILL;
     sl->started_ms = rb_now_ms();
-    if (j->req.api != WRK_API_NATIVE
-            ? wrk_oai_begin(w, j) != RB_OK
-            : push_json(j,
-                        json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id,
-                                  "model", rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)),
-                                  "started_at", (json_int_t)rb_unix_s()),
-                        PUSH_TIMEOUT_MS)) {
+    if (j->req.api == WRK_API_NATIVE) {
+        started = json_pack("{s:s, s:s, s:o, s:I}", "type", "started", "job_id", j->id, "model",
+                            rb_json_text(w->cfg.model_ref, strlen(w->cfg.model_ref)), "started_at",
+                            (json_int_t)rb_unix_s());
+        /* tokens the context leaves: the last position's token is sampled too */
+        const long left = (long)n_ctx - (long)sl->nids + 1;
+        if (!sl->tok_rc && left > 0 && j->req.max_tokens > left) {
+            snprintf(err, sizeof err,
+                     "max_tokens %d is more than the %ld tokens the context of %d leaves after "
+                     "the %zu prompt tokens; generation ends at CONTEXT_FULL",
+                     j->req.max_tokens, left, n_ctx, sl->nids);
+            json_object_set_new(started, "warning", json_string(err));
+            json_object_set_new(started, "max_tokens", json_integer(left));
+        }
+    }
+    if (j->req.api != WRK_API_NATIVE ? wrk_oai_begin(w, j) != RB_OK
+                                     : push_json(j, started, PUSH_TIMEOUT_MS)) {
         sl->client_gone = 1;
         sl->reason = ENG_STOP_CANCELLED;
         finish(w, sl);

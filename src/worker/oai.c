@@ -463,6 +463,15 @@ static int tokenize(wrk *w, rb_http_reply *rep, wrk_request *r, int special)
                     "this model's context holds %d tokens, the prompt has %zu", n_ctx, r->nids);
         return 0;
     }
+    /* An explicit max_tokens the context cannot hold is refused as OpenAI refuses it, not cut
+     * short in silence (without one, generation runs until the context is full). */
+    if (r->max_tokens != OAI_DEFAULT_MAX && r->nids + (size_t)r->max_tokens > (size_t)n_ctx + 1) {
+        reply_error(rep, 400, "invalid_request_error", "max_tokens", "context_length_exceeded",
+                    "this model's context holds %d tokens; the prompt has %zu, so at most %zu "
+                    "can be generated, not %d",
+                    n_ctx, r->nids, (size_t)n_ctx + 1 - r->nids, r->max_tokens);
+        return 0;
+    }
     return 1;
 }
 

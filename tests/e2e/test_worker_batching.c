@@ -388,6 +388,14 @@ START_TEST(test_worker_batching__a_sequence_that_fills_the_context_ends_with_con
     /* the last position's token is sampled too: 64 - prompt + 1 */
     ck_assert_int_eq(json_integer_value(json_object_get(e, "tokens_out")), 64 - p + 1);
     json_decref(e);
+    /* and it was said at the start, before any token */
+    e = find_event(&j.st, "started");
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(json_integer_value(json_object_get(e, "max_tokens")), 64 - p + 1);
+    ck_assert_msg(
+        strstr(json_string_value(json_object_get(e, "warning")), "max_tokens 200 is more than the"),
+        "%s", json_string_value(json_object_get(e, "warning")));
+    json_decref(e);
     rbt_stream_release(&j.st);
     stop();
 }

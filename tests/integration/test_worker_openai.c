@@ -330,6 +330,25 @@ START_TEST(test_worker_openai__a_prompt_longer_than_the_context_is_a_400_before_
     ck_assert_int_eq(post("/v1/completions", body, &b, NULL), 400);
     assert_oai_error(&b, "invalid_request_error", "prompt");
     ck_assert_ptr_nonnull(strstr(b.data, "\"context_length_exceeded\""));
+    /* "In the beginning" is 4 tokens with BOS: 61 can be generated in 64, not 62 */
+    rb_buf_reset(&b);
+    ck_assert_int_eq(
+        post("/v1/completions", "{\"prompt\":\"In the beginning\",\"max_tokens\":62}", &b, NULL),
+        400);
+    assert_oai_error(&b, "invalid_request_error", "max_tokens");
+    ck_assert_msg(strstr(b.data, "\"context_length_exceeded\"") && strstr(b.data, "at most 61"),
+                  "%s", b.data);
+    rb_buf_reset(&b);
+    ck_assert_int_eq(post("/v1/completions",
+                          "{\"prompt\":\"In the beginning\",\"max_tokens\":61,"
+                          "\"temperature\":0}",
+                          &b, NULL),
+                     200);
+    rb_buf_reset(&b);
+    ck_assert_int_eq(
+        post("/v1/completions", "{\"prompt\":\"In the beginning\",\"temperature\":0}", &b, NULL),
+        200);
+    ck_assert_msg(strstr(b.data, "\"finish_reason\":\"length\""), "%s", b.data);
     free(body);
     rb_buf_release(&prompt);
     rb_buf_release(&b);
