@@ -231,7 +231,7 @@ static void finish(wrk *w, slot *sl)
     } else if (!sl->failed && !sl->client_gone && j->req.api != WRK_API_NATIVE) {
         if (sl->reason != ENG_STOP_CANCELLED)
             wrk_oai_end(w, j, sl->max_hit || sl->reason == ENG_STOP_CONTEXT ? "length" : "stop",
-                        sl->nids, sl->rs.generated - (sl->reason == ENG_STOP_EOS));
+                        sl->nids, sl->cached, sl->rs.generated - (sl->reason == ENG_STOP_EOS));
         else
             wrk_oai_fail(j, "the request was cancelled");
     } else if (!sl->failed && !sl->client_gone) {

@@ -811,12 +811,13 @@ rb_err wrk_oai_token(wrk *w, wrk_job *j, const char *text, size_t len, int32_t t
 }
 
 void wrk_oai_end(wrk *w, wrk_job *j, const char *finish_reason, size_t prompt_tokens,
-                 int completion_tokens)
+                 size_t cached_tokens, int completion_tokens)
 {
     struct wrk_oai_acc *a = j->oai;
-    json_t *usage = json_pack("{s:I, s:i, s:I}", "prompt_tokens", (json_int_t)prompt_tokens,
-                              "completion_tokens", completion_tokens, "total_tokens",
-                              (json_int_t)prompt_tokens + completion_tokens);
+    json_t *usage = json_pack("{s:I, s:i, s:I, s:{s:I}}", "prompt_tokens",
+                              (json_int_t)prompt_tokens, "completion_tokens", completion_tokens,
+                              "total_tokens", (json_int_t)prompt_tokens + completion_tokens,
+                              "prompt_tokens_details", "cached_tokens", (json_int_t)cached_tokens);
 
     if (j->req.stream) {
         json_t *last = chunk(w, j, j->req.api == WRK_API_CHAT ? json_object() : json_string(""),

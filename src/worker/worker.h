@@ -94,9 +94,10 @@ rb_err wrk_oai_begin(wrk *w, wrk_job *j);
  * client is gone. */
 rb_err wrk_oai_token(wrk *w, wrk_job *j, const char *text, size_t len, int32_t token, float logprob,
                      const wrk_lp *top, int ntop);
-/* The last chunk(s), or the whole answer of a non-streamed request. */
+/* The last chunk(s), or the whole answer of a non-streamed request; usage counts the prompt
+ * tokens the prompt cache held as prompt_tokens_details.cached_tokens. */
 void wrk_oai_end(wrk *w, wrk_job *j, const char *finish_reason, size_t prompt_tokens,
-                 int completion_tokens);
+                 size_t cached_tokens, int completion_tokens);
 /* An OpenAI error object (server_error) instead of the answer. */
 void wrk_oai_fail(wrk_job *j, const char *message);
 void wrk_h_chat(rb_http_req *req, rb_http_reply *rep, void *user);

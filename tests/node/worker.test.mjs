@@ -123,7 +123,11 @@ test('completions, streamed: the same text in text_completion chunks, usage last
   assert.equal(finish, 'length');
   // One chunk per token here: the greedy text is ASCII, so no token's bytes are held back.
   assert.equal(chunks, usage.completion_tokens);
-  assert.deepEqual(usage, whole.usage);
+  for (const k of ['prompt_tokens', 'completion_tokens', 'total_tokens'])
+    assert.equal(usage[k], whole.usage[k]);
+  // The same prompt again: the slot's cache held all of it but the last token (run again for
+  // its logits).
+  assert.equal(usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens - 1);
 });
 
 test('chat, not streamed: one chat.completion with usage', T, async () => {
@@ -163,7 +167,9 @@ test('chat, streamed: role first, content pieces, finish chunk, usage', T, async
   const text = deltas.slice(1).map((d) => d.content ?? '').join('');
   assert.equal(text, whole.choices[0].message.content);
   assert.equal(finish, whole.choices[0].finish_reason);
-  assert.deepEqual(usage, whole.usage);
+  for (const k of ['prompt_tokens', 'completion_tokens', 'total_tokens'])
+    assert.equal(usage[k], whole.usage[k]);
+  assert.equal(usage.prompt_tokens_details.cached_tokens, usage.prompt_tokens - 1);
   // One logprob entry per completion token.
   assert.equal(whole.choices[0].logprobs.content.length, whole.usage.completion_tokens);
 });
