@@ -63,6 +63,9 @@ const char *wrk_usage(void)
            "  --stream-open-timeout MS  cancel a /v1/jobs job whose stream is not opened\n"
            "                            within MS milliseconds (default 30000)\n"
            "  --advertise-host H        host in the URL sent to the hive (default 127.0.0.1)\n"
+           "  --max-connections N       open HTTP connections (default 4096)\n"
+           "  --max-connections-per-ip N  open HTTP connections from one address (default 256)\n"
+           "  --request-timeout S       seconds to receive a whole request (default 10)\n"
            "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_LOG,\n"
            "  RBEE_TEST_LOAD_DELAY_MS (tests only: pause after each loaded layer)\n";
 }
@@ -88,6 +91,9 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, char *err, size_t 
         {"--kv-type", RB_OPT_STR, &c->kv_type},
         {"--heartbeat-interval", RB_OPT_INT, &c->heartbeat_interval_s, 1, 3600},
         {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000},
+        {"--max-connections", RB_OPT_INT, &c->max_connections, 1, 1 << 20},
+        {"--max-connections-per-ip", RB_OPT_INT, &c->max_conns_per_ip, 1, 1 << 20},
+        {"--request-timeout", RB_OPT_MS, &c->request_timeout_ms, 0.001, 3600},
     };
     rb_err rc = rb_args_parse(PROG, argc - 1, argv + 1, opts, RB_ARRAY_LEN(opts), NULL, 0, NULL,
                               err, errlen);
@@ -229,6 +235,12 @@ int wrk_run(const wrk_config *c)
     hc.nroutes = wrk_nroutes;
     hc.user = w;
     hc.component = "worker-http";
+    if (c->max_connections)
+        hc.max_connections = c->max_connections;
+    if (c->max_conns_per_ip)
+        hc.max_connections_per_ip = c->max_conns_per_ip;
+    if (c->request_timeout_ms)
+        hc.request_timeout_ms = c->request_timeout_ms;
     if (rb_http_server_start(&hc, &w->http, err, sizeof err)) {
         rb_log(RB_LOG_ERROR, "worker", "%s", err);
         fprintf(stderr, "llm-worker-rbee: %s\n", err);

@@ -28,7 +28,8 @@ static const char usage_text[] =
     "                        [--idle-timeout S] [--load-timeout S] [--heartbeat-interval S]\n"
     "                        [--worker-binary PATH] [--worker-slots N] [--worker-threads N]\n"
     "                        [--worker-ctx N] [--worker-kv-type f16|q8_0|f32] [--queue N]\n"
-    "                        [--models-dir DIR[:DIR...]]\n"
+    "                        [--models-dir DIR[:DIR...]] [--max-connections N]\n"
+    "                        [--max-connections-per-ip N] [--request-timeout S]\n"
     "       rbee-hive detect [--json]\n"
     "       rbee-hive --version\n"
     "environment: RBEE_API_TOKEN (required without --local-mode), RBEE_HOME, RBEE_LOG,\n"
@@ -84,6 +85,9 @@ static int run_daemon(int argc, char **argv)
         {"--worker-kv-type", RB_OPT_STR, &cfg.worker_kv_type},
         {"--models-dir", RB_OPT_STR, &cfg.models_dirs},
         {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096},
+        {"--max-connections", RB_OPT_INT, &cfg.max_connections, 1, 1 << 20},
+        {"--max-connections-per-ip", RB_OPT_INT, &cfg.max_conns_per_ip, 1, 1 << 20},
+        {"--request-timeout", RB_OPT_MS, &cfg.request_timeout_ms, 0.001, MAX_SECONDS},
     };
     int elems, bytes;
 
