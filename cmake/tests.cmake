@@ -15,7 +15,9 @@ set(RB_TIMEOUT_unit 120)
 set(RB_TIMEOUT_integration 300)
 set(RB_TIMEOUT_e2e 600)
 
-foreach(kind unit integration e2e)
+set(RB_TIMEOUT_load 300)
+
+foreach(kind unit integration e2e load)
   file(GLOB _tests CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${kind}/test_*.c)
   foreach(t ${_tests})
     get_filename_component(_name ${t} NAME_WE)

@@ -31,6 +31,7 @@
  *     ignore_shutdown     false               POST /v1/admin/shutdown answers but does not exit
  *     ignore_sigterm      false               SIGTERM is ignored (only SIGKILL ends it)
  *     keepalive_ms        10000               SSE keep-alive period
+ *     max_conns_per_ip    (server default)    the HTTP server's per-address connection limit
  * POST /v1/chat/completions and POST /v1/completions answer in OpenAI's format with the same
  * scripted tokens: with "stream":true as chat.completion.chunk / text_completion chunks
  * ("data: {...}" events, then "data: [DONE]"), else one chat.completion / text_completion
@@ -78,6 +79,7 @@ typedef struct script {
     char start_message[256];
     int crash_after, hang_after, busy, health_status;
     int heartbeats_stop_after_ms, ignore_shutdown, ignore_sigterm, keepalive_ms;
+    int max_conns_per_ip;
 } script;
 
 typedef struct opts {
@@ -175,6 +177,7 @@ static void script_apply(script *s, json_t *j)
     get_int(j, "ignore_shutdown", &s->ignore_shutdown);
     get_int(j, "ignore_sigterm", &s->ignore_sigterm);
     get_int(j, "keepalive_ms", &s->keepalive_ms);
+    get_int(j, "max_conns_per_ip", &s->max_conns_per_ip);
     if ((v = json_object_get(j, "start_message")) && json_is_string(v))
         snprintf(s->start_message, sizeof s->start_message, "%s", json_string_value(v));
     if (json_is_array(toks)) {
@@ -954,6 +957,8 @@ static int serve(mock *m)
     cfg.user = m;
     cfg.component = "mock-worker";
     cfg.sse_keepalive_ms = m->s.keepalive_ms;
+    if (m->s.max_conns_per_ip > 0)
+        cfg.max_connections_per_ip = m->s.max_conns_per_ip;
     if (rb_http_server_start(&cfg, &srv, err, sizeof err)) {
         fprintf(stderr, "mock-worker: %s\n", err);
         goto out;

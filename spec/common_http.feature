@@ -87,3 +87,22 @@ Feature: The HTTP layer shared by hive and worker
     Or an HTTP/1.1 request has no Host header
     Then the server answers 400 BAD_REQUEST in the error envelope before routing or authentication
     And an HTTP/1.0 request without Host is still served
+
+  Scenario: Connections beyond the total or per-address limit are refused at once
+    Given a server allowing 6 connections in all and 3 from one address
+    When 3 connections from 127.0.0.1 hold partial requests
+    Then a 4th from 127.0.0.1 is closed within 1 second without a reply
+    And a request from 127.0.0.2 is served
+    When 3 more connections from 127.0.0.2 hold partial requests
+    Then a connection from 127.0.0.3 is closed within 1 second without a reply
+    And once the held connections close, 127.0.0.1 is served again
+
+  Scenario: A request not complete within the request deadline is answered 408 and closed
+    Given a server with a 600 ms request deadline
+    When a client sends a request's header lines one byte every 50 ms
+    Then the server answers 408 REQUEST_TIMEOUT and closes the connection between 500 and 2000 ms after it connected
+
+  Scenario: A stream that lasts longer than the request deadline is not cut
+    Given a server with a 600 ms request deadline
+    When a route streams 5 events 300 ms apart
+    Then the client receives all 5 and the end of the stream

@@ -40,6 +40,12 @@ Feature: rbee-hive worker lifecycle
     When the monitor has checked it three times
     Then the worker is killed and removed within 5 seconds and the hive log says "health checks failed"
 
+  Scenario: A worker that is full is not taken for dead
+    Given a mock-worker that allows 3 connections from one address
+    When the test holds 3 partial requests to it, so the hive's health checks are closed at once
+    Then after 4 health checks the worker is still listed and alive, and the hive log says it is full
+    And a mock-worker whose /v1/health answers 503 is likewise kept after 4 checks
+
   Scenario: Idle workers are shut down after the idle timeout
     Given an idle timeout of 2 seconds
     When a worker stays idle

@@ -184,6 +184,12 @@ static rb_err start(hive *h, char *err, size_t errlen)
     hc.nroutes = hive_nroutes;
     hc.user = h;
     hc.component = "hive-http";
+    if (h->cfg.max_connections)
+        hc.max_connections = h->cfg.max_connections;
+    if (h->cfg.max_conns_per_ip)
+        hc.max_connections_per_ip = h->cfg.max_conns_per_ip;
+    if (h->cfg.request_timeout_ms)
+        hc.request_timeout_ms = h->cfg.request_timeout_ms;
     /* With a fixed port the URL is known before the first request can arrive; with port 0
      * clients learn the port only from the line announce() prints afterwards. */
     if (h->cfg.port)

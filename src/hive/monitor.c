@@ -15,6 +15,14 @@
  * checks do not count as activity: only a worker's own report of being busy does, and a
  * request the hive relays to it (relay.c), which also keeps it from the idle timeout while the
  * relay lasts.
+ *
+ * A worker that is full is not dead (issue 15): a health check it answers 503, or a connection
+ * it accepts and closes at once without a reply (its HTTP server's connection limit), counts
+ * neither as a success nor as a failure. Only a check that cannot connect (nothing listens),
+ * times out, or gets another non-200 answer counts towards HIVE_HEALTH_FAILURES. Likewise a
+ * missed heartbeat kills a worker only while this hive's own server is not refusing
+ * connections: a flood against the hive would otherwise turn every worker's heartbeat into a
+ * death sentence; during such a flood the health checks decide.
  */
 #include <errno.h>
 #include <poll.h>
@@ -83,43 +91,67 @@ static void kill_worker(hive *h, const hive_worker *w, const char *reason)
     hive_registry_kill(h->reg, w->id, SIGKILL);
 }
 
-/* GET <url>/v1/health. 1 when it answered 200; *state gets the reported state or -1. */
+enum { HEALTH_FAILED = 0, HEALTH_OK = 1, HEALTH_FULL = 2 };
+
+/* GET <url>/v1/health: HEALTH_OK when it answered 200, HEALTH_FULL when it answered 503 or
+ * closed the connection without a reply, else HEALTH_FAILED. *state gets the reported state or
+ * -1. */
 static int health_check(const hive *h, const hive_worker *w, int *state)
 {
     rb_client_opts o = rb_client_opts_default();
     char url[320], err[256];
     long status = 0;
     json_t *reply = NULL;
+    rb_err rc;
     int ok;
 
     o.connect_timeout_ms = HIVE_HEALTH_TIMEOUT_MS;
     o.timeout_ms = HIVE_HEALTH_TIMEOUT_MS;
     o.token = h->token[0] ? h->token : NULL;
     snprintf(url, sizeof url, "%s/v1/health", w->url);
-    ok = rb_client_json("GET", url, NULL, &o, &status, &reply, err, sizeof err) == RB_OK &&
-         status == 200;
+    rc = rb_client_json("GET", url, NULL, &o, &status, &reply, err, sizeof err);
+    ok = rc == RB_OK && status == 200 ? HEALTH_OK : HEALTH_FAILED;
+    /* RB_EIO: connected, then closed or reset before any reply (the worker is full). */
+    if (status == 503 || (status == 0 && rc == RB_EIO))
+        ok = HEALTH_FULL;
     *state = hive_wstate_parse(json_string_value(json_object_get(reply, "state")));
-    if (!ok)
+    if (ok == HEALTH_FULL)
+        rb_log(RB_LOG_INFO, "monitor",
+               "worker %s is full (%s); alive, not counted as a failed health check", w->id,
+               status ? "answered 503" : "closed the connection without a reply");
+    else if (!ok)
         rb_log(RB_LOG_INFO, "monitor", "worker %s: health check failed: %s", w->id,
                status ? "bad status" : err);
     json_decref(reply);
     return ok;
 }
 
+/* 1 when this hive's server refused a connection within the last window_ms. */
+static int hive_refusing(const hive *h, int64_t now, int64_t window_ms)
+{
+    rb_http_stats st;
+    if (!h->srv)
+        return 0;
+    rb_http_server_stats(h->srv, &st);
+    return st.last_refused_ms && now - st.last_refused_ms <= window_ms;
+}
+
 static void check_worker(hive *h, const hive_worker *w, int64_t now)
 {
     const hive_config *c = &h->cfg;
     hive_worker cur;
-    int state = -1;
+    int state = -1, health;
+    int64_t hb_window = 2 * (int64_t)c->heartbeat_interval_ms;
 
     if (w->state == HIVE_W_STOPPING)
         goto out;
     if (w->state == HIVE_W_LOADING && now - w->started_ms > c->load_timeout_ms) {
         kill_worker(h, w, "load timeout");
-    } else if (now - w->last_heartbeat_ms > 2 * (int64_t)c->heartbeat_interval_ms) {
+    } else if (now - w->last_heartbeat_ms > hb_window && !hive_refusing(h, now, hb_window)) {
         kill_worker(h, w, "heartbeat lost");
-    } else if (hive_registry_health(h->reg, w->id, health_check(h, w, &state), state) >=
-               HIVE_HEALTH_FAILURES) {
+    } else if ((health = health_check(h, w, &state)) != HEALTH_FULL &&
+               hive_registry_health(h->reg, w->id, health == HEALTH_OK, state) >=
+                   HIVE_HEALTH_FAILURES) {
         kill_worker(h, w, "health checks failed");
     } else if (c->idle_timeout_ms > 0 && hive_registry_get(h->reg, w->id, &cur) == RB_OK &&
                cur.state == HIVE_W_IDLE && cur.slots_busy == 0 && cur.relays == 0 &&

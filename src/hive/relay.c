@@ -3,12 +3,12 @@
  * hold the request until the worker is ready, and relay the worker's response as it arrives.
  *
  * DESIGN
- * The handler runs on the client's connection thread (one thread per connection), so it may
- * wait. It validates the body just enough to read "model", then leases a worker from the
- * registry: a ready worker of that model with fewer relays than slots (hive_registry_lease).
- * When there is none it either spawns one (at most one spawn per model at a time: the model
- * is marked spawning while the spawner runs, and the new worker is registered as loading
- * before the mark is cleared, so a concurrent request sees one or the other and waits), or,
+ * The handler runs on a thread of its own while the client's connection is suspended
+ * (rb_http.h), so it may wait. It validates the body just enough to read "model", then leases a
+ * worker from the registry: a ready worker of that model with fewer relays than slots
+ * (hive_registry_lease). When there is none it either spawns one (at most one spawn per model at a
+ * time: the model is marked spawning while the spawner runs, and the new worker is registered as
+ * loading before the mark is cleared, so a concurrent request sees one or the other and waits), or,
  * when the model's workers are all full, takes a place in a bounded queue. Waiting is a loop
  * on the registry's change counter in slices of HIVE_RELAY_WAIT_SLICE_MS, checking between
  * slices that the client is still there (rb_http_req_client_gone), that the hive is not

@@ -2,21 +2,38 @@
  * http.c - the HTTP server core over libmicrohttpd: routing, limits, auth, replies.
  *
  * DESIGN
- * One thread per connection (MHD_USE_THREAD_PER_CONNECTION): handlers may block briefly and
- * SSE readers block in poll() (see http_sse.c). A request goes through these gates, in order,
- * on libmicrohttpd's first call: route lookup (404/405), bearer auth (401), declared
- * Content-Length against the limit (413), content type of a body (415). The body is then
- * accumulated in a bounded buffer (413 if a chunked body outgrows it) and the handler runs once
- * on the final call. Every reply carries X-Correlation-ID.
+ * One libmicrohttpd thread polls every socket (epoll, MHD_ALLOW_SUSPEND_RESUME); no callback
+ * it makes may block. A request goes through these gates, in order, on libmicrohttpd's first
+ * call: route lookup (404/405), bearer auth (401), declared Content-Length against the limit
+ * (413), content type of a body (415); those answers are made on the I/O thread. The body is
+ * then accumulated in a bounded buffer (413 if a chunked body outgrows it). On the final call
+ * the connection is suspended and the handler runs on a thread of its own (handlers may wait:
+ * the hive's relay waits for a worker); when it has set its reply it resumes the connection,
+ * and libmicrohttpd's next call queues that reply. SSE readers never block (http_sse.c).
+ * Every reply carries X-Correlation-ID.
+ *
+ * Connection limits are this file's own accounting, kept exact because a single thread accepts:
+ * the accept-policy callback refuses (libmicrohttpd closes the socket at once) when
+ * max_connections are open or max_connections_per_ip from that address; the connection-notify
+ * callback counts a connection in at its start and out at its close, and keeps a conn_info
+ * per connection with its request deadline. The deadline is armed at accept and again when a
+ * response ends (a kept-alive connection waiting for its next request), and disarmed when the
+ * request is complete, so bytes trickling in never extend it and a long stream is never cut.
+ * The watcher thread (http_sse.c) calls rb_http_sweep_deadlines, which writes a 408 and shuts
+ * the socket down; libmicrohttpd then sees the end of input and closes the connection. The
+ * conn_info is removed under the server lock before libmicrohttpd closes the descriptor, so
+ * the sweep never touches a descriptor that was closed and reused.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -28,6 +45,28 @@
 #define MAX_HEADERS 8
 #define MAX_PATH_SEGMENTS 16
 #define PARAMS_BYTES 512
+#define DEFAULT_MAX_CONNECTIONS 4096
+#define DEFAULT_MAX_PER_IP 256
+#define DEFAULT_REQUEST_TIMEOUT_MS 10000
+#define FD_RESERVE 128 /* descriptors kept for everything but connections */
+#define MIN_CONNECTIONS 16
+#define IDLE_TIMEOUT_S 120 /* libmicrohttpd's own limit on a connection without any I/O */
+#define LISTEN_BACKLOG 1024
+
+struct conn_info {
+    struct MHD_Connection *conn;
+    int fd;
+    unsigned char addr[16]; /* the client address, IPv4 as v4-mapped IPv6 */
+    int64_t deadline_ms;    /* 0: no request is being received */
+    int timed_out;
+    conn_info *prev, *next;
+};
+
+struct ip_count {
+    unsigned char addr[16];
+    int n;
+    ip_count *next;
+};
 
 typedef struct reply_header {
     char *name, *value;
@@ -59,6 +98,11 @@ typedef struct req_ctx {
     void (*on_complete)(void *user);
     void *on_complete_user;
     int openai_errors; /* the route answers errors in OpenAI's shape (RB_ROUTE_OPENAI) */
+    int handled;       /* 0: handler not started, 1: running on its thread, 2: reply in rep */
+    rb_http_server *srv;
+    rb_http_req req;
+    rb_http_reply *rep;
+    const char *method, *url;
 } req_ctx;
 
 rb_http_config rb_http_config_default(void)
@@ -67,6 +111,9 @@ rb_http_config rb_http_config_default(void)
     c.bind_addr = "127.0.0.1";
     c.max_body = 1024 * 1024;
     c.sse_keepalive_ms = 10000;
+    c.max_connections = DEFAULT_MAX_CONNECTIONS;
+    c.max_connections_per_ip = DEFAULT_MAX_PER_IP;
+    c.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     c.component = "http";
     return c;
 }
@@ -251,7 +298,7 @@ static enum MHD_Result send_reply(rb_http_server *srv, struct MHD_Connection *co
     if (rep->sse) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        r = rb_http_sse_response(srv, rep->sse, ci ? ci->connect_fd : -1, rep->raw);
+        r = rb_http_sse_response(srv, rep->sse, conn, ci ? ci->connect_fd : -1, rep->raw);
         if (r && rep->raw) {
             MHD_add_response_header(r, "Content-Type", rep->content_type);
             MHD_add_response_header(r, "Cache-Control", "no-cache");
@@ -410,6 +457,98 @@ static const char *framing_error(struct MHD_Connection *conn, const char *versio
     return NULL;
 }
 
+/* ---- connections and handler threads ------------------------------------------------------ */
+
+static conn_info *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Arms (on) or disarms the connection's request deadline. */
+static void request_deadline(rb_http_server *srv, struct MHD_Connection *conn, int on)
+{
+    conn_info *c = conn_of(conn);
+    int wake = 0;
+
+    if (!c)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    c->deadline_ms = on ? rb_now_ms() + srv->cfg.request_timeout_ms : 0;
+    if (on && c->deadline_ms < srv->conn_next_due_ms) {
+        wake = srv->conn_next_due_ms == INT64_MAX;
+        srv->conn_next_due_ms = c->deadline_ms;
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (wake)
+        rb_http_watcher_wake(srv);
+}
+
+static void *handler_main(void *arg)
+{
+    req_ctx *ctx = arg;
+    rb_http_server *srv = ctx->srv;
+    struct MHD_Connection *conn = ctx->req.conn;
+
+    rb_thread_set_name("http-handler");
+    ctx->route->handler(&ctx->req, ctx->rep, srv->cfg.user);
+    ctx->handled = 2;
+    /* The server counts this thread until the connection is resumed: stop waits for it. */
+    MHD_resume_connection(conn);
+    pthread_mutex_lock(&srv->mu);
+    srv->handlers--;
+    pthread_cond_broadcast(&srv->streams_cv);
+    pthread_mutex_unlock(&srv->mu);
+    return NULL;
+}
+
+/* Suspends the connection and runs the route's handler on a thread of its own. */
+static enum MHD_Result start_handler(rb_http_server *srv, struct MHD_Connection *conn, req_ctx *ctx,
+                                     const char *method, const char *url)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    int rc;
+
+    ctx->rep = calloc(1, sizeof(*ctx->rep));
+    if (!ctx->rep)
+        return MHD_NO;
+    ctx->srv = srv;
+    ctx->method = method;
+    ctx->url = url;
+    ctx->req.method = method;
+    ctx->req.path = url;
+    ctx->req.body = ctx->body.data ? ctx->body.data : "";
+    ctx->req.body_len = ctx->body.len;
+    ctx->req.correlation_id = ctx->corr;
+    ctx->req.nparams = ctx->nparams;
+    for (int i = 0; i < ctx->nparams; i++)
+        ctx->req.params[i] = ctx->param_ptr[i];
+    ctx->req.conn = conn;
+    ctx->handled = 1;
+
+    pthread_mutex_lock(&srv->mu);
+    srv->handlers++;
+    pthread_mutex_unlock(&srv->mu);
+    MHD_suspend_connection(conn);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    rc = pthread_create(&t, &attr, handler_main, ctx);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        rb_log(RB_LOG_WARN, srv->component, "cannot start a handler thread: %s", strerror(rc));
+        rb_http_reply_error(ctx->rep, 503, "SERVICE_UNAVAILABLE", "server is out of threads", NULL);
+        ctx->handled = 2;
+        MHD_resume_connection(conn);
+        pthread_mutex_lock(&srv->mu);
+        srv->handlers--;
+        pthread_cond_broadcast(&srv->streams_cv);
+        pthread_mutex_unlock(&srv->mu);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -479,40 +618,204 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (ctx->too_big)
         return send_error(srv, conn, ctx, 413, "PAYLOAD_TOO_LARGE",
                           "request body is larger than the limit", method, url);
-
-    rb_http_req req = {0};
-    rb_http_reply rep = {0};
-    enum MHD_Result ok;
-
-    req.method = method;
-    req.path = url;
-    req.body = ctx->body.data ? ctx->body.data : "";
-    req.body_len = ctx->body.len;
-    req.correlation_id = ctx->corr;
-    req.nparams = ctx->nparams;
-    for (int i = 0; i < ctx->nparams; i++)
-        req.params[i] = ctx->param_ptr[i];
-    req.conn = conn;
-    ctx->route->handler(&req, &rep, srv->cfg.user);
-    ctx->on_complete = rep.on_complete;
-    ctx->on_complete_user = rep.on_complete_user;
-    ok = send_reply(srv, conn, &rep, ctx, method, url);
-    reply_release(&rep);
-    return ok;
+    if (ctx->handled == 0) {
+        /* The request is complete: its deadline no longer applies. */
+        request_deadline(srv, conn, 0);
+        return start_handler(srv, conn, ctx, method, url);
+    }
+    if (ctx->handled == 1) /* resumed by something else than the handler: wait on */
+        return MHD_YES;
+    {
+        enum MHD_Result ok;
+        ctx->on_complete = ctx->rep->on_complete;
+        ctx->on_complete_user = ctx->rep->on_complete_user;
+        ok = send_reply(srv, conn, ctx->rep, ctx, method, url);
+        reply_release(ctx->rep);
+        free(ctx->rep);
+        ctx->rep = NULL;
+        return ok;
+    }
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    rb_http_server *srv = cls;
     req_ctx *ctx = *con_cls;
-    (void)cls, (void)conn, (void)toe;
+    (void)toe;
     if (!ctx)
         return;
     if (ctx->on_complete)
         ctx->on_complete(ctx->on_complete_user);
+    if (ctx->rep) {
+        reply_release(ctx->rep);
+        free(ctx->rep);
+    }
     rb_buf_release(&ctx->body);
     free(ctx);
     *con_cls = NULL;
+    /* A kept-alive connection has the same time for its next request as a new one. */
+    request_deadline(srv, conn, 1);
+}
+
+/* The client address as 16 bytes (IPv4 v4-mapped); 0 for another family. */
+static int addr_key(const struct sockaddr *sa, unsigned char key[16])
+{
+    memset(key, 0, 16);
+    if (sa && sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 1;
+    }
+    if (sa && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 1;
+    }
+    return 0;
+}
+
+static ip_count **ip_slot(rb_http_server *srv, const unsigned char key[16])
+{
+    uint32_t h = 2166136261u;
+    ip_count **p;
+
+    for (int i = 0; i < 16; i++)
+        h = (h ^ key[i]) * 16777619u;
+    for (p = &srv->ips[h % RB_HTTP_IP_BUCKETS]; *p; p = &(*p)->next)
+        if (memcmp((*p)->addr, key, 16) == 0)
+            break;
+    return p;
+}
+
+/* Accept policy: refuses when a limit is reached (libmicrohttpd then closes the socket). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    rb_http_server *srv = cls;
+    unsigned char key[16];
+    ip_count **slot;
+    int full;
+
+    (void)addrlen;
+    addr_key(addr, key);
+    pthread_mutex_lock(&srv->mu);
+    slot = ip_slot(srv, key);
+    full = srv->stopping || srv->nconns >= srv->cfg.max_connections ||
+           (*slot && (*slot)->n >= srv->cfg.max_connections_per_ip);
+    if (full) {
+        srv->refused++;
+        srv->last_refused_ms = rb_now_ms();
+    }
+    pthread_mutex_unlock(&srv->mu);
+    if (full)
+        rb_log(RB_LOG_DEBUG, srv->component, "connection refused: limit reached");
+    return full ? MHD_NO : MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    rb_http_server *srv = cls;
+    conn_info *c = *socket_context;
+    ip_count **slot;
+    int wake = 0;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ad =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!(c = calloc(1, sizeof(*c))))
+            return;
+        c->conn = conn;
+        c->fd = fd ? fd->connect_fd : -1;
+        addr_key(ad ? ad->client_addr : NULL, c->addr);
+        pthread_mutex_lock(&srv->mu);
+        slot = ip_slot(srv, c->addr);
+        if (!*slot && (*slot = calloc(1, sizeof(**slot))))
+            memcpy((*slot)->addr, c->addr, 16);
+        if (*slot)
+            (*slot)->n++;
+        c->deadline_ms = rb_now_ms() + srv->cfg.request_timeout_ms;
+        if (c->deadline_ms < srv->conn_next_due_ms) {
+            wake = srv->conn_next_due_ms == INT64_MAX;
+            srv->conn_next_due_ms = c->deadline_ms;
+        }
+        c->next = srv->conns;
+        if (c->next)
+            c->next->prev = c;
+        srv->conns = c;
+        srv->nconns++;
+        pthread_mutex_unlock(&srv->mu);
+        *socket_context = c;
+        if (wake)
+            rb_http_watcher_wake(srv);
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&srv->mu);
+    slot = ip_slot(srv, c->addr);
+    if (*slot && --(*slot)->n == 0) {
+        ip_count *dead = *slot;
+        *slot = dead->next;
+        free(dead);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    pthread_mutex_unlock(&srv->mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+int64_t rb_http_sweep_deadlines(rb_http_server *srv, int64_t now_ms)
+{
+    int64_t next = INT64_MAX;
+    char msg[320];
+    int len;
+
+    for (conn_info *c = srv->conns; c; c = c->next) {
+        if (!c->deadline_ms || c->timed_out)
+            continue;
+        if (c->deadline_ms > now_ms) {
+            if (c->deadline_ms < next)
+                next = c->deadline_ms;
+            continue;
+        }
+        c->timed_out = 1;
+        srv->timed_out++;
+        if (c->fd >= 0) {
+            char body[160];
+            int blen = snprintf(body, sizeof body,
+                                "{\"error\":{\"code\":\"REQUEST_TIMEOUT\",\"message\":"
+                                "\"request not complete within %d ms\"}}",
+                                srv->cfg.request_timeout_ms);
+            len = snprintf(msg, sizeof msg,
+                           "HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+                           "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+                           blen, body);
+            /* Best effort: a client that reads nothing may not take it. */
+            ssize_t w = send(c->fd, msg, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL);
+            (void)w;
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    }
+    return next;
+}
+
+void rb_http_server_stats(rb_http_server *srv, rb_http_stats *out)
+{
+    pthread_mutex_lock(&srv->mu);
+    out->connections = srv->nconns;
+    out->max_connections = srv->cfg.max_connections;
+    out->refused = srv->refused;
+    out->timed_out = srv->timed_out;
+    out->last_refused_ms = srv->last_refused_ms;
+    pthread_mutex_unlock(&srv->mu);
 }
 
 const char *rb_http_req_header(rb_http_req *req, const char *name)
@@ -552,7 +855,7 @@ static rb_err listen_socket(const char *addr, uint16_t port, int *fd_out, uint16
     if (fd < 0)
         return rb_errf(err, errlen, RB_EIO, "cannot create socket: %s", strerror(errno));
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 128) != 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
         int e = errno;
         close(fd);
         return rb_errf(err, errlen, RB_EIO, "cannot listen on %s:%u: %s", addr, port, strerror(e));
@@ -561,6 +864,31 @@ static rb_err listen_socket(const char *addr, uint16_t port, int *fd_out, uint16
     *fd_out = fd;
     *port_out = ntohs(sa.sin_port);
     return RB_OK;
+}
+
+/* Makes room for max_connections descriptors: raises the soft limit towards the hard one, and
+ * lowers the connection limit when even that is too low. */
+static void fit_fd_limit(rb_http_server *srv)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)srv->cfg.max_connections + FD_RESERVE;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        int fit = rl.rlim_cur > FD_RESERVE + MIN_CONNECTIONS ? (int)(rl.rlim_cur - FD_RESERVE)
+                                                             : MIN_CONNECTIONS;
+        rb_log(RB_LOG_WARN, srv->component,
+               "open-file limit %lu allows %d connections, not the %d asked for",
+               (unsigned long)rl.rlim_cur, fit, srv->cfg.max_connections);
+        srv->cfg.max_connections = fit;
+    }
 }
 
 rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, char *err,
@@ -578,8 +906,17 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
         srv->cfg.max_body = 1024 * 1024;
     if (srv->cfg.sse_keepalive_ms <= 0)
         srv->cfg.sse_keepalive_ms = 10000;
+    if (srv->cfg.max_connections <= 0)
+        srv->cfg.max_connections = DEFAULT_MAX_CONNECTIONS;
+    if (srv->cfg.max_connections_per_ip <= 0)
+        srv->cfg.max_connections_per_ip = DEFAULT_MAX_PER_IP;
+    if (srv->cfg.request_timeout_ms <= 0)
+        srv->cfg.request_timeout_ms = DEFAULT_REQUEST_TIMEOUT_MS;
     snprintf(srv->component, sizeof srv->component, "%s", cfg->component ? cfg->component : "http");
+    fit_fd_limit(srv);
     srv->listen_fd = -1;
+    srv->epfd = srv->wake_fd = -1;
+    srv->conn_next_due_ms = srv->sse_next_due_ms = INT64_MAX;
     pthread_mutex_init(&srv->mu, NULL);
     rb_cond_init_monotonic(&srv->streams_cv);
     if (cfg->token && *cfg->token && !(srv->token = strdup(cfg->token))) {
@@ -589,12 +926,19 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
     rc = listen_socket(srv->cfg.bind_addr, cfg->port, &srv->listen_fd, &srv->port, err, errlen);
     if (rc)
         goto out;
-    srv->mhd = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                                    MHD_USE_POLL | MHD_USE_ERROR_LOG,
-                                0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET,
-                                srv->listen_fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-                                MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    if ((rc = rb_http_watcher_start(srv))) {
+        rc = rb_errf(err, errlen, rc, "cannot start the HTTP server's watcher thread");
+        goto out;
+    }
+    /* libmicrohttpd's own connection limit only backs ours up (on_accept refuses first). */
+    srv->mhd = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, on_accept, srv, on_request, srv, MHD_OPTION_LISTEN_SOCKET, srv->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        srv, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, srv, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)srv->cfg.max_connections + MIN_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (!srv->mhd) {
         rc = rb_errf(err, errlen, RB_EIO, "cannot start HTTP server on %s:%u", srv->cfg.bind_addr,
                      srv->port);
@@ -602,6 +946,7 @@ rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, cha
     }
 out:
     if (rc) {
+        rb_http_watcher_stop(srv);
         if (srv->listen_fd >= 0)
             close(srv->listen_fd);
         pthread_cond_destroy(&srv->streams_cv);
@@ -623,8 +968,24 @@ void rb_http_server_stop(rb_http_server *srv)
 {
     if (!srv)
         return;
+    pthread_mutex_lock(&srv->mu);
+    srv->stopping = 1;
+    pthread_mutex_unlock(&srv->mu);
     rb_http_sse_close_all(srv);
+    /* The watcher resumes every suspended stream as it ends; the handler threads resume their
+     * own connections. libmicrohttpd must find no connection suspended when it stops. */
+    rb_http_watcher_stop(srv);
+    pthread_mutex_lock(&srv->mu);
+    while (srv->handlers > 0)
+        pthread_cond_wait(&srv->streams_cv, &srv->mu);
+    pthread_mutex_unlock(&srv->mu);
     MHD_stop_daemon(srv->mhd); /* also closes the listen socket */
+    for (int i = 0; i < RB_HTTP_IP_BUCKETS; i++)
+        while (srv->ips[i]) {
+            ip_count *next = srv->ips[i]->next;
+            free(srv->ips[i]);
+            srv->ips[i] = next;
+        }
     pthread_cond_destroy(&srv->streams_cv);
     pthread_mutex_destroy(&srv->mu);
     free(srv->token);

@@ -80,6 +80,12 @@ rb_err wrk_config_parse(wrk_config *c, int argc, char **argv, int *shown, char *
          .help = "seconds between heartbeats (default 30)"},
         {"--stream-open-timeout", RB_OPT_INT, &c->stream_open_timeout_ms, 1, 3600000, .what = "MS",
          .help = "cancel a job whose stream is not opened in time (default 30000)"},
+        {"--max-connections", RB_OPT_INT, &c->max_connections, 1, 1 << 20,
+         .help = "open HTTP connections (default 4096)"},
+        {"--max-connections-per-ip", RB_OPT_INT, &c->max_conns_per_ip, 1, 1 << 20,
+         .help = "open HTTP connections from one address (default 256)"},
+        {"--request-timeout", RB_OPT_MS, &c->request_timeout_ms, 0.001, 3600, .what = "S",
+         .help = "seconds to receive a whole request (default 10)"},
     };
     const rb_cmd cmd = {PROG,
                         NULL,
@@ -228,6 +234,12 @@ int wrk_run(const wrk_config *c)
     hc.nroutes = wrk_nroutes;
     hc.user = w;
     hc.component = "worker-http";
+    if (c->max_connections)
+        hc.max_connections = c->max_connections;
+    if (c->max_conns_per_ip)
+        hc.max_connections_per_ip = c->max_conns_per_ip;
+    if (c->request_timeout_ms)
+        hc.request_timeout_ms = c->request_timeout_ms;
     if (rb_http_server_start(&hc, &w->http, err, sizeof err)) {
         rb_log(RB_LOG_ERROR, "worker", "%s", err);
         fprintf(stderr, "llm-worker-rbee: %s\n", err);

@@ -3,10 +3,15 @@
  * and the port checks of spec/keeper_commands.feature that need real sockets.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,7 +68,36 @@ static void slow(rb_http_req *req, rb_http_reply *rep, void *user)
     rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "late"));
 }
 
+static void *tick_main(void *arg)
+{
+    rb_chan *ch = arg;
+    for (int i = 0; i < 5; i++) {
+        struct timespec ts = {0, 300 * 1000000L};
+        nanosleep(&ts, NULL); /* the producer's pace under test, not a wait for a condition */
+        if (rb_chan_pushf(ch, "{\"tick\":%d}", i) != RB_OK)
+            break;
+    }
+    rb_chan_push(ch, "[DONE]", (size_t)-1, 1000);
+    rb_chan_finish(ch);
+    rb_chan_unref(ch);
+    return NULL;
+}
+
+/* Streams five events 300 ms apart, then [DONE]. */
+static void ticks(rb_http_req *req, rb_http_reply *rep, void *user)
+{
+    rb_chan *ch = rb_chan_new(16);
+    pthread_t t;
+    (void)req, (void)user;
+    rb_chan_ref(ch);
+    ck_assert_int_eq(pthread_create(&t, NULL, tick_main, ch), 0);
+    pthread_detach(t);
+    rb_http_reply_sse(rep, ch);
+    rb_chan_unref(ch);
+}
+
 static const rb_http_route routes[] = {
+    {"GET", "/v1/ticks", ticks, 0},
     {"GET", "/v1/health", health, RB_ROUTE_PUBLIC},
     {"GET", "/v1/jobs/{id}/stream", job_stream, 0},
     {"POST", "/v1/echo", echo, 0},
@@ -77,17 +111,22 @@ typedef struct server {
     char base[64];
 } server;
 
-static void server_start(server *s, const char *token, size_t max_body)
+static void server_start_cfg(server *s, rb_http_config cfg)
 {
-    rb_http_config cfg = rb_http_config_default();
     char err[256];
     cfg.routes = routes;
     cfg.nroutes = RB_ARRAY_LEN(routes);
+    ck_assert_int_eq(rb_http_server_start(&cfg, &s->srv, err, sizeof err), RB_OK);
+    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", rb_http_server_port(s->srv));
+}
+
+static void server_start(server *s, const char *token, size_t max_body)
+{
+    rb_http_config cfg = rb_http_config_default();
     cfg.token = token;
     if (max_body)
         cfg.max_body = max_body;
-    ck_assert_int_eq(rb_http_server_start(&cfg, &s->srv, err, sizeof err), RB_OK);
-    snprintf(s->base, sizeof s->base, "http://127.0.0.1:%u", rb_http_server_port(s->srv));
+    server_start_cfg(s, cfg);
 }
 
 static long get(server *s, const char *method, const char *path, const char *const *headers,
@@ -393,6 +432,197 @@ START_TEST(test_common_http__requests_with_ambiguous_framing_get_400)
 }
 END_TEST
 
+/* A connection from 127.0.0.<src> to the server, with the start of a request sent. */
+static int hold_from(server *s, int src)
+{
+    struct sockaddr_in sa = {0}, me = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const char part[] = "GET /v1/health HTTP/1.1\r\nHost: x\r\n";
+
+    ck_assert_int_ge(fd, 0);
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(0x7f000000u | (unsigned)src);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&me, sizeof me), 0);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(rb_http_server_port(s->srv));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(send(fd, part, sizeof part - 1, MSG_NOSIGNAL), (ssize_t)(sizeof part - 1));
+    return fd;
+}
+
+/* Reads until the peer closes or timeout_ms pass; returns the ms it took (-1: still open) and
+ * the bytes read into out. */
+static int64_t wait_closed(int fd, char *out, size_t cap, int timeout_ms)
+{
+    int64_t start = rbt_ms(), end = start + timeout_ms;
+    size_t used = 0;
+
+    out[0] = '\0';
+    while (rbt_ms() < end) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - rbt_ms())) <= 0)
+            continue;
+        ssize_t r = recv(fd, out + used, cap - 1 - used, 0);
+        if (r <= 0)
+            return rbt_ms() - start;
+        used += (size_t)r;
+        out[used] = '\0';
+        if (used + 1 == cap)
+            used = 0;
+    }
+    return -1;
+}
+
+static void wait_connections(server *s, int n)
+{
+    rb_http_stats st;
+    int64_t end = rbt_ms() + 5000;
+    do {
+        rb_http_server_stats(s->srv, &st);
+        if (st.connections == n)
+            return;
+        rbt_poll_interval();
+    } while (rbt_ms() < end);
+    ck_abort_msg("%d connections open, %d expected", st.connections, n);
+}
+
+/* GET /v1/health from 127.0.0.<src>; the status line's code or -1. */
+static int health_from(server *s, int src)
+{
+    int fd = hold_from(s, src);
+    char out[2048];
+    const char rest[] = "Connection: close\r\n\r\n";
+    int code = -1;
+
+    ck_assert_int_eq(send(fd, rest, sizeof rest - 1, MSG_NOSIGNAL), (ssize_t)(sizeof rest - 1));
+    wait_closed(fd, out, sizeof out, 5000);
+    if (strncmp(out, "HTTP/1.1 ", 9) == 0)
+        code = atoi(out + 9);
+    close(fd);
+    return code;
+}
+
+/* Scenario: Connections beyond the total or per-address limit are refused at once */
+START_TEST(test_common_http__connections_beyond_the_total_or_per_address_limit_are_refused_at_once)
+{
+    rb_http_config cfg = rb_http_config_default();
+    server s;
+    int held[6], fd;
+    char out[512];
+    int64_t t;
+    rb_http_stats st;
+
+    cfg.max_connections = 6;
+    cfg.max_connections_per_ip = 3;
+    server_start_cfg(&s, cfg);
+    for (int i = 0; i < 3; i++)
+        held[i] = hold_from(&s, 1);
+    wait_connections(&s, 3);
+    fd = hold_from(&s, 1);
+    t = wait_closed(fd, out, sizeof out, 1000);
+    ck_assert_msg(t >= 0, "a 4th connection from one address was kept");
+    ck_assert_str_eq(out, "");
+    close(fd);
+    ck_assert_int_eq(health_from(&s, 2), 200);
+    for (int i = 3; i < 6; i++)
+        held[i] = hold_from(&s, 2);
+    wait_connections(&s, 6);
+    fd = hold_from(&s, 3);
+    t = wait_closed(fd, out, sizeof out, 1000);
+    ck_assert_msg(t >= 0, "a 7th connection was kept");
+    ck_assert_str_eq(out, "");
+    close(fd);
+    rb_http_server_stats(s.srv, &st);
+    ck_assert_int_ge(st.refused, 2);
+    ck_assert_int_eq(st.max_connections, 6);
+    for (int i = 0; i < 6; i++)
+        close(held[i]);
+    wait_connections(&s, 0);
+    ck_assert_int_eq(health_from(&s, 1), 200);
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
+/* Scenario: A request not complete within the request deadline is answered 408 and closed */
+START_TEST(
+    test_common_http__a_request_not_complete_within_the_request_deadline_is_answered_408_and_closed)
+{
+    rb_http_config cfg = rb_http_config_default();
+    const char header[] = "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    server s;
+    char out[1024] = "";
+    size_t used = 0;
+    int64_t start, closed_after = -1;
+    int fd;
+
+    cfg.request_timeout_ms = 600;
+    server_start_cfg(&s, cfg);
+    start = rbt_ms();
+    fd = hold_from(&s, 1);
+    /* One byte every 50 ms: an idle timeout would never fire; the deadline must. */
+    for (size_t i = 0; rbt_ms() - start < 3000; i = (i + 1) % (sizeof header - 1)) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 50) > 0) {
+            ssize_t r = recv(fd, out + used, sizeof out - 1 - used, 0);
+            if (r <= 0) {
+                closed_after = rbt_ms() - start;
+                break;
+            }
+            used += (size_t)r;
+            out[used] = '\0';
+            continue;
+        }
+        if (send(fd, header + i, 1, MSG_NOSIGNAL) < 0) {
+            closed_after = rbt_ms() - start;
+            break;
+        }
+    }
+    close(fd);
+    ck_assert_msg(closed_after >= 500 && closed_after <= 2000, "closed after %lld ms",
+                  (long long)closed_after);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 408", 12) == 0, "got: %.200s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"REQUEST_TIMEOUT\""));
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
+typedef struct tick_count {
+    int events;
+} tick_count;
+
+static int count_tick(void *user, const char *event, const char *data, size_t len)
+{
+    (void)event, (void)len;
+    if (strstr(data, "tick"))
+        ((tick_count *)user)->events++;
+    return 0;
+}
+
+/* Scenario: A stream that lasts longer than the request deadline is not cut */
+START_TEST(test_common_http__a_stream_that_lasts_longer_than_the_request_deadline_is_not_cut)
+{
+    rb_http_config cfg = rb_http_config_default();
+    rb_sse_opts o = rb_sse_opts_default();
+    rb_sse_result res;
+    tick_count tc = {0};
+    server s;
+    char url[128], err[256];
+
+    cfg.request_timeout_ms = 600;
+    server_start_cfg(&s, cfg);
+    snprintf(url, sizeof url, "%s/v1/ticks", s.base);
+    o.idle_timeout_ms = 5000;
+    o.deadline_ms = 10000;
+    rb_sse_result_init(&res);
+    ck_assert_int_eq(rb_client_sse("GET", url, NULL, &o, count_tick, &tc, &res, err, sizeof err),
+                     RB_OK);
+    ck_assert_int_eq(tc.events, 5);
+    rb_sse_result_release(&res);
+    rb_http_server_stop(s.srv);
+}
+END_TEST
+
 /* Scenario: A port left in TIME_WAIT by a stopped hive counts as free */
 START_TEST(test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_counts_as_free)
 {
@@ -440,6 +670,14 @@ int main(void)
         test_common_http__the_json_client_gives_up_on_a_slow_server_at_its_total_timeout_and_retries);
     tcase_add_test(tc, test_common_http_json_client_round_trip);
     tcase_add_test(tc, test_common_http__requests_with_ambiguous_framing_get_400);
+    tcase_add_test(
+        tc,
+        test_common_http__connections_beyond_the_total_or_per_address_limit_are_refused_at_once);
+    tcase_add_test(
+        tc,
+        test_common_http__a_request_not_complete_within_the_request_deadline_is_answered_408_and_closed);
+    tcase_add_test(
+        tc, test_common_http__a_stream_that_lasts_longer_than_the_request_deadline_is_not_cut);
     tcase_add_test(tc,
                    test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_counts_as_free);
     return rbt_run(s);

@@ -7,11 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -303,6 +306,70 @@ START_TEST(test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_remov
     ck_assert(wait_pid_gone(s.pid, rbt_scaled(1000)));
     ck_assert(wait_log(&h, "health checks failed", NULL, rbt_scaled(2000)));
     finish(&h);
+}
+END_TEST
+
+/* Count of lines of the hive's log that contain needle. */
+static int log_count(const rbt_hive *h, const char *needle)
+{
+    char *text = rbt_slurp(h->log);
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    free(text);
+    return n;
+}
+
+static int wait_log_count(const rbt_hive *h, const char *needle, int n, int timeout_ms)
+{
+    int64_t end = rbt_ms() + timeout_ms;
+    while (log_count(h, needle) < n && rbt_ms() < end)
+        rbt_poll_interval();
+    return log_count(h, needle) >= n;
+}
+
+/* A connection to 127.0.0.1:port with the start of a request sent, held open. */
+static int hold_partial(int port)
+{
+    struct sockaddr_in sa = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const char part[] = "GET /v1/health HTTP/1.1\r\nHost: x\r\n";
+
+    ck_assert_int_ge(fd, 0);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    ck_assert_int_eq(send(fd, part, sizeof part - 1, MSG_NOSIGNAL), (ssize_t)(sizeof part - 1));
+    return fd;
+}
+
+/* Scenario: A worker that is full is not taken for dead */
+START_TEST(test_hive_lifecycle__a_worker_that_is_full_is_not_taken_for_dead)
+{
+    const char *scenarios[] = {"MOCK_WORKER_SCENARIO={\"max_conns_per_ip\":3}",
+                               "MOCK_WORKER_SCENARIO={\"health_status\":503}"};
+    for (int k = 0; k < 2; k++) {
+        rbt_hive h;
+        rbt_hive_opts o = rbt_hive_opts_default();
+        spawned s;
+        int held[3], nheld = k == 0 ? 3 : 0;
+
+        o.env[0] = scenarios[k];
+        start_hive(&h, &o);
+        spawn_idle(&h, &s);
+        for (int i = 0; i < nheld; i++)
+            held[i] = hold_partial(s.port);
+        /* Four checks, one more than HIVE_HEALTH_FAILURES, every one of them "full". */
+        ck_assert_msg(wait_log_count(&h, "is full", 4, rbt_scaled(8000)),
+                      "scenario %d: the monitor did not see the worker full 4 times", k);
+        ck_assert_int_eq(log_count(&h, "health checks failed"), 0);
+        ck_assert(rbt_alive(s.pid));
+        ck_assert(rbt_hive_wait_worker(&h, s.id, "idle", 1000, NULL));
+        for (int i = 0; i < nheld; i++)
+            close(held[i]);
+        finish(&h);
+    }
 }
 END_TEST
 
@@ -915,6 +982,7 @@ int main(void)
     tcase_add_test(tc, test_hive_lifecycle__a_worker_that_never_becomes_ready_is_removed);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_whose_heartbeats_stop_is_removed);
     tcase_add_test(tc, test_hive_lifecycle__a_worker_that_fails_three_health_checks_is_removed);
+    tcase_add_test(tc, test_hive_lifecycle__a_worker_that_is_full_is_not_taken_for_dead);
     tcase_add_test(tc, test_hive_lifecycle__idle_workers_are_shut_down_after_the_idle_timeout);
     tcase_add_test(tc, test_hive_lifecycle__health_checks_do_not_count_as_activity);
     tcase_add_test(tc, test_hive_lifecycle__shutting_a_worker_down_by_request);

@@ -50,7 +50,10 @@ typedef struct hive_config {
                                 * worker's default, 4096 capped at the training context */
     const char *worker_kv_type; /* "f16", "q8_0", "f32": --kv-type; NULL: the worker's f16 */
     const char *models_dirs;    /* more folders file: references may name, ':'-separated; NULL */
-    int relay_queue; /* OpenAI requests that may wait for a slot of a full model; default 16 */
+    int relay_queue;      /* OpenAI requests that may wait for a slot of a full model; default 16 */
+    int max_connections;  /* HTTP connections; 0: the server's default (4096) */
+    int max_conns_per_ip; /* HTTP connections from one address; 0: default (256) */
+    int request_timeout_ms; /* whole HTTP request; 0: default (10000) */
 } hive_config;
 
 /* Defaults of docs/architecture.md §3 and §5.2; RBEE_WORKER_PORT_BASE overrides

@@ -100,6 +100,12 @@ static int run_daemon(int argc, char **argv)
          .help = "folders whose .gguf files file: references may name"},
         {"--queue", RB_OPT_INT, &cfg.relay_queue, 0, 4096,
          .help = "OpenAI requests that may wait for a slot (default 16)"},
+        {"--max-connections", RB_OPT_INT, &cfg.max_connections, 1, 1 << 20,
+         .help = "open HTTP connections (default 4096)"},
+        {"--max-connections-per-ip", RB_OPT_INT, &cfg.max_conns_per_ip, 1, 1 << 20,
+         .help = "open HTTP connections from one address (default 256)"},
+        {"--request-timeout", RB_OPT_MS, &cfg.request_timeout_ms, 0.001, MAX_SECONDS, .what = "S",
+         .help = "seconds to receive a whole request (default 10)"},
     };
     const rb_cmd cmd = {"rbee-hive daemon", NULL, commands[0].summary, opts, RB_ARRAY_LEN(opts),
                         daemon_notes,       0};

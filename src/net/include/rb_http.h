@@ -15,9 +15,18 @@
  *     if (rb_http_server_start(&cfg, &srv, err, sizeof err)) ...
  *     rb_http_server_stop(srv);
  *
- * Threads: one per connection (handlers and SSE streams may block). Handlers run on the
- * connection's thread and must set a reply (a later reply call replaces an earlier one); a
- * handler that sets none answers 500.
+ * Threads: one libmicrohttpd thread does all socket I/O. Each complete request's handler runs
+ * on a thread of its own (it may block: the connection is suspended meanwhile) and must set a
+ * reply (a later reply call replaces an earlier one); a handler that sets none answers 500.
+ * An SSE stream costs no thread while it waits for events: its connection is suspended and a
+ * watcher thread resumes it when the channel has an event, a keep-alive is due or the client
+ * hangs up.
+ * Limits (rb_http_config): connections beyond max_connections, or beyond
+ * max_connections_per_ip from one client address, are closed at once without a reply; a
+ * request whose headers and body have not all arrived within request_timeout_ms of the
+ * connection's accept (or of the previous response's end, on a kept-alive connection) is
+ * answered 408 REQUEST_TIMEOUT and closed, however steadily its bytes trickle in. A response
+ * in progress (a stream) is not subject to that deadline.
  * Before a handler runs the server has already checked: the route (404, or 405 for a known
  * path with another method), auth (401 MISSING_API_KEY / INVALID_API_KEY unless the route is
  * public), body size (413 PAYLOAD_TOO_LARGE) and, for a non-empty body, the content type
@@ -69,6 +78,9 @@ typedef struct rb_http_config {
     const char *token;           /* bearer token; NULL or "": no auth */
     size_t max_body;             /* default 1 MiB */
     int sse_keepalive_ms;        /* default 10000 */
+    int max_connections;         /* open connections; default 4096 (see rb_http_server_start) */
+    int max_connections_per_ip;  /* open connections from one address; default 256 */
+    int request_timeout_ms;      /* whole request (headers and body); default 10000 */
     const rb_http_route *routes; /* borrowed for the server's lifetime */
     size_t nroutes;
     void *user;            /* passed to every handler */
@@ -79,7 +91,9 @@ rb_http_config rb_http_config_default(void);
 
 typedef struct rb_http_server rb_http_server;
 
-/* Binds and starts serving. RB_EIO with a message in err when the port cannot be bound. */
+/* Binds and starts serving. RB_EIO with a message in err when the port cannot be bound. Raises
+ * the process's soft limit of open files towards its hard limit when max_connections needs it,
+ * and lowers max_connections (logged) when even the hard limit is too low. */
 rb_err rb_http_server_start(const rb_http_config *cfg, rb_http_server **out, char *err,
                             size_t errlen);
 /* The bound port. */
@@ -93,6 +107,17 @@ void rb_http_server_stop(rb_http_server *srv);
 int rb_http_server_drain(rb_http_server *srv, int timeout_ms);
 /* SSE responses in progress. */
 int rb_http_server_active_streams(rb_http_server *srv);
+
+typedef struct rb_http_stats {
+    int connections;         /* open now */
+    int max_connections;     /* the limit in force (after the fd-limit clamp) */
+    long refused;            /* connections closed at once by a limit, since start */
+    long timed_out;          /* requests closed by the request deadline, since start */
+    int64_t last_refused_ms; /* rb_now_ms() of the last refusal; 0: none yet */
+} rb_http_stats;
+
+/* A snapshot of the connection counters. */
+void rb_http_server_stats(rb_http_server *srv, rb_http_stats *out);
 
 /* Request header value (case-insensitive name) or NULL; borrowed for the handler's duration. */
 const char *rb_http_req_header(rb_http_req *req, const char *name);
@@ -120,8 +145,9 @@ void rb_http_reply_stream(rb_http_reply *rep, int status, const char *content_ty
 /* 1 when the client of req has hung up (its socket reports end of input or an error); for a
  * handler that waits before it replies. Does not consume input. */
 int rb_http_req_client_gone(rb_http_req *req);
-/* Calls fn(user) once the reply has been sent (or the connection ended), from the connection's
- * thread; e.g. to shut the server down only after "shutting_down" reached the client. */
+/* Calls fn(user) once the reply has been sent (or the connection ended), from the server's I/O
+ * thread (so fn must not block); e.g. to shut the server down only after "shutting_down" reached
+ * the client. */
 void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void *user);
 /* Adds a header to whatever reply is set (call before or after); name and value are copied.
  * A reply holds at most eight such headers: later calls are dropped without any error.

@@ -35,6 +35,9 @@ typedef struct wrk_config {
                                * context; more than the training context is capped (with a warning) */
     const char *kv_type;      /* KV cache type: "f16" (default), "q8_0" or "f32" */
     int queue;                /* jobs waiting beyond the slots, default 16 */
+    int max_connections;      /* HTTP connections; 0: the server's default (4096) */
+    int max_conns_per_ip;     /* HTTP connections from one address; 0: default (256) */
+    int request_timeout_ms;   /* whole HTTP request; 0: default (10000) */
     int heartbeat_interval_s; /* default 30 */
     int stream_open_timeout_ms; /* POST /v1/jobs stream must open within this; default 30000 */
     int handle_signals;         /* wrk_run waits for SIGTERM/SIGINT itself (default 1) */

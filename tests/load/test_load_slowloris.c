@@ -1,0 +1,229 @@
+/*
+ * Load suite (spec/load.feature, docs/reliability.md): held slow connections against a
+ * mock-worker while normal clients stream. Loopback only, bounded in count and time.
+ *
+ * The mock-worker runs under a soft open-file limit of 1024 (the usual default of a service),
+ * with its hard limit as the test's: the server must raise its own limit and keep serving.
+ * RB_LOAD_LONG=1 runs the long version (more held connections, more clients, more rounds);
+ * RB_LOAD_SLOW, RB_LOAD_CLIENTS and RB_LOAD_ROUNDS override the counts.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rb_client.h"
+#include "rb_test.h"
+#include "rb_util.h"
+#include "rbt_hive.h"
+
+#define PER_ADDRESS 200 /* held connections per source address: under the 256 per-IP limit */
+#define MAX_SLOW 6000
+
+typedef struct worker {
+    char dir[4096], model[4200], log[4200], base[64], port[16];
+    pid_t pid;
+} worker;
+
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : dflt;
+}
+
+static void worker_start(worker *w)
+{
+    char bin[4096];
+    char *env[] = {"MOCK_WORKER_SCENARIO={\"token_interval_ms\":5,\"load_ms\":0}", NULL};
+    char *argv[] = {"/bin/sh",
+                    "-c",
+                    "ulimit -Sn 1024 && exec \"$0\" \"$@\"",
+                    bin,
+                    "--model",
+                    w->model,
+                    "--port",
+                    w->port,
+                    "--local-mode",
+                    "--heartbeat-interval",
+                    "30",
+                    "--slots",
+                    "64",
+                    NULL};
+    char url[128];
+
+    rbt_tmpdir(w->dir);
+    snprintf(w->model, sizeof w->model, "%s/m.gguf", w->dir);
+    snprintf(w->log, sizeof w->log, "%s/worker.log", w->dir);
+    rbt_write_fake_gguf(w->model, 64);
+    snprintf(w->port, sizeof w->port, "%d", rbt_free_port());
+    snprintf(w->base, sizeof w->base, "http://127.0.0.1:%s", w->port);
+    snprintf(bin, sizeof bin, "%s", rbt_bin("mock-worker"));
+    w->pid = rbt_spawn(argv, env, w->log);
+    snprintf(url, sizeof url, "%s/v1/health", w->base);
+    ck_assert_msg(rbt_wait_http(url, 200, rbt_scaled(10000)), "mock-worker did not start");
+}
+
+/* A connection from 127.0.0.<src> with the start of a request sent; -1 when refused. */
+static int hold_from(int port, int src)
+{
+    struct sockaddr_in sa = {0}, me = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    const char part[] = "POST /v1/inference HTTP/1.1\r\nHost: x\r\n";
+
+    if (fd < 0)
+        return -1;
+    me.sin_family = AF_INET;
+    me.sin_addr.s_addr = htonl(0x7f000000u | (unsigned)src);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0 ||
+        connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        send(fd, part, sizeof part - 1, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+typedef struct client {
+    const worker *w;
+    int rounds, ok, failed;
+    int64_t first_byte_us[64];
+    char err[256];
+} client;
+
+static int on_event(void *user, const char *event, const char *data, size_t len)
+{
+    (void)user, (void)event, (void)data, (void)len;
+    return 0;
+}
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    char url[128];
+
+    snprintf(url, sizeof url, "%s/v1/inference", c->w->base);
+    for (int i = 0; i < c->rounds; i++) {
+        rb_sse_opts o = rb_sse_opts_default();
+        rb_sse_result res;
+        rb_err rc;
+
+        o.connect_timeout_ms = 5000;
+        o.idle_timeout_ms = 5000;
+        o.deadline_ms = 20000;
+        rb_sse_result_init(&res);
+        rc = rb_client_sse("POST", url, "{\"prompt\":\"x\",\"max_tokens\":8}", &o, on_event, NULL,
+                           &res, c->err, sizeof c->err);
+        if (rc == RB_OK && res.headers_us >= 0) {
+            c->first_byte_us[c->ok++] = res.headers_us;
+        } else {
+            c->failed++;
+        }
+        rb_sse_result_release(&res);
+    }
+    return NULL;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Scenario: Held slow connections do not starve streaming clients */
+START_TEST(test_load__held_slow_connections_do_not_starve_streaming_clients)
+{
+    int is_long = env_int("RB_LOAD_LONG", 0);
+    int nslow = env_int("RB_LOAD_SLOW", is_long ? 3000 : 1500);
+    int nclients = env_int("RB_LOAD_CLIENTS", is_long ? 50 : 10);
+    int rounds = env_int("RB_LOAD_ROUNDS", is_long ? 10 : 3);
+    static int held[MAX_SLOW];
+    client *cs;
+    pthread_t *ts;
+    struct rlimit rl;
+    worker w;
+    int nheld = 0, refused = 0, total_ok = 0, total_failed = 0, n = 0;
+    int64_t *all, t0;
+    double p50, p99, max;
+    char first_err[256] = "";
+
+    if (nslow > MAX_SLOW)
+        nslow = MAX_SLOW;
+    if (rounds > 64)
+        rounds = 64;
+    /* The test itself holds every slow connection. */
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)nslow + 256)
+        nslow = (int)rl.rlim_cur - 256;
+
+    rb_client_global_init();
+    worker_start(&w);
+    t0 = rbt_ms();
+    for (int i = 0; i < nslow; i++) {
+        int fd = hold_from(atoi(w.port), 2 + i / PER_ADDRESS);
+        if (fd < 0)
+            refused++;
+        else
+            held[nheld++] = fd;
+    }
+    printf("load: %d slow connections held (%d failed to connect) in %lld ms\n", nheld, refused,
+           (long long)(rbt_ms() - t0));
+
+    cs = calloc((size_t)nclients, sizeof(*cs));
+    ts = calloc((size_t)nclients, sizeof(*ts));
+    all = calloc((size_t)nclients * (size_t)rounds, sizeof(*all));
+    t0 = rbt_ms();
+    for (int i = 0; i < nclients; i++) {
+        cs[i].w = &w;
+        cs[i].rounds = rounds;
+        ck_assert_int_eq(pthread_create(&ts[i], NULL, client_main, &cs[i]), 0);
+    }
+    for (int i = 0; i < nclients; i++) {
+        pthread_join(ts[i], NULL);
+        total_ok += cs[i].ok;
+        total_failed += cs[i].failed;
+        if (cs[i].failed && !first_err[0])
+            snprintf(first_err, sizeof first_err, "%s", cs[i].err);
+        for (int k = 0; k < cs[i].ok; k++)
+            all[n++] = cs[i].first_byte_us[k];
+    }
+    qsort(all, (size_t)n, sizeof(*all), cmp_i64);
+    p50 = n ? (double)all[n / 2] / 1000.0 : -1;
+    p99 = n ? (double)all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : -1;
+    max = n ? (double)all[n - 1] / 1000.0 : -1;
+    printf("load: %d clients x %d streams in %lld ms: %d completed, %d failed%s%s; first byte "
+           "p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+           nclients, rounds, (long long)(rbt_ms() - t0), total_ok, total_failed,
+           first_err[0] ? ": " : "", first_err, p50, p99, max);
+    fflush(stdout);
+    ck_assert_msg(rbt_alive(w.pid), "the mock-worker died");
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    rbt_kill(w.pid);
+    rbt_rmtree(w.dir);
+    ck_assert_int_eq(total_failed, 0);
+    ck_assert_int_eq(total_ok, nclients * rounds);
+    ck_assert_msg(p99 < rbt_scaled(1000), "first-byte p99 %.1f ms", p99);
+    free(cs);
+    free(ts);
+    free(all);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("load");
+    TCase *tc = rbt_tcase(s, "slowloris", env_int("RB_LOAD_LONG", 0) ? 600 : 90);
+    tcase_add_test(tc, test_load__held_slow_connections_do_not_starve_streaming_clients);
+    return rbt_run(s);
+}
