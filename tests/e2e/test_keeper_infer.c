@@ -188,7 +188,8 @@ START_TEST(test_keeper_infer__warm_start_reuses_the_idle_worker)
     free(err);
     {
         /* --max-tokens beyond what the bundled model's 512 context leaves: said first */
-        const char *more[] = {"infer", "--prompt", PROMPT, "--max-tokens", "600", NULL};
+        const char *more[] = {"infer", "--prompt",      PROMPT, "--max-tokens",
+                              "600",   "--temperature", "0",    NULL};
         ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, more), 0);
         err = rbt_keeper_err(&k);
         ck_assert_msg(strstr(err, "Warning: max_tokens 600 is more than the") &&
