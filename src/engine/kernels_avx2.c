@@ -6,8 +6,8 @@
  * the library runs on any x86-64 and kernels.c calls these only when the CPU has them.
  * Each type has one body: a step that dots one block of a weight row with that block of NT
  * activation rows, and a loop over the blocks. The two kernel shapes of kernels_isa.h
- * instantiate it with a constant NT (1, or ENG_TILE_TOKENS); the token loops are fully
- * unrolled so the accumulators stay in registers. With one token, consecutive blocks go to
+ * instantiate it with a constant NT (1, or 2, 3 or ENG_TILE_TOKENS for a tile); the token loops are
+ * fully unrolled so the accumulators stay in registers. With one token, consecutive blocks go to
  * two accumulators so the multiply-add latency does not serialise the loop.
  *
  * Integer dot products use maddubs (unsigned 8-bit x signed 8-bit, pairs summed to 16 bits)
@@ -457,7 +457,13 @@ INLINE AVX2 void q6_K_kernel(const int NT, int64_t n, const uint8_t *w, const ui
     static AVX2 void name##_tile(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, int nt, \
                                  float *y, size_t ldy)                                             \
     {                                                                                              \
-        call(TT, n, w, x, xs, nt, y, ldy);                                                         \
+        /* a short tile (a batch of 2 or 3 decoding sequences) computes only its tokens */         \
+        if (nt == 2)                                                                               \
+            call(2, n, w, x, xs, nt, y, ldy);                                                      \
+        else if (nt == 3)                                                                          \
+            call(3, n, w, x, xs, nt, y, ldy);                                                      \
+        else                                                                                       \
+            call(TT, n, w, x, xs, nt, y, ldy);                                                     \
     }
 
 #define F32_K(NT, ...) float_kernel(F_F32, NT, __VA_ARGS__)
