@@ -18,6 +18,7 @@
 #include "rb_models.h"
 #include "rb_procs.h"
 #include "rb_test.h"
+#include "rbt_hive.h"
 
 #define READ_TIMEOUT_MS 20000
 #define DEADLINE_MS 120000
@@ -30,12 +31,13 @@ static void start(const char *model, const char *const *extra)
 {
     rbt_tmpdir(dir);
     rbt_start_worker(&worker, dir, model, NULL, extra, NULL);
-    ck_assert_msg(rbt_wait_ready(&worker, 20000), "worker not ready (log %s)", worker.log);
+    ck_assert_msg(rbt_wait_ready(&worker, rbt_scaled(20000)), "worker not ready (log %s)",
+                  worker.log);
 }
 
 static void stop(void)
 {
-    ck_assert_int_eq(rbt_stop(&worker, 10000), 0);
+    ck_assert_int_eq(rbt_stop(&worker, rbt_scaled(10000)), 0);
     rbt_rmtree(dir);
 }
 
@@ -131,8 +133,8 @@ typedef struct job {
 static void *run_job(void *arg)
 {
     job *j = arg;
-    rbt_stream_run(&j->st, worker.base, j->path, j->body[0] ? j->body : NULL, READ_TIMEOUT_MS,
-                   DEADLINE_MS);
+    rbt_stream_run(&j->st, worker.base, j->path, j->body[0] ? j->body : NULL,
+                   rbt_scaled(READ_TIMEOUT_MS), rbt_scaled(DEADLINE_MS));
     return NULL;
 }
 
@@ -263,7 +265,8 @@ START_TEST(
     rbt_tmpdir(dir);
     make_long_model();
     rbt_start_worker(&worker, dir, long_model, NULL, extra, NULL);
-    ck_assert_msg(rbt_wait_ready(&worker, 20000), "worker not ready (log %s)", worker.log);
+    ck_assert_msg(rbt_wait_ready(&worker, rbt_scaled(20000)), "worker not ready (log %s)",
+                  worker.log);
     prompt = long_prompt("and");
     stream_sync(&full, prompt, 1);
     ck_assert_int_ge(end_int(&full.st, "prompt_tokens"), 1900);
@@ -283,7 +286,7 @@ START_TEST(
     }
     memset(&cancelled.st, 0, sizeof cancelled.st); /* an empty body: run_job GETs */
     ck_assert_int_eq(pthread_create(&tid, NULL, run_job, &cancelled), 0);
-    deadline = rbt_ms() + 10000;
+    deadline = rbt_ms() + rbt_scaled(10000);
     while (atomic_load(&cancelled.st.received) < 1 && rbt_ms() < deadline)
         rbt_poll_interval(); /* the started event: the prefill has begun */
     ck_assert_int_ge(atomic_load(&cancelled.st.received), 1);
@@ -322,20 +325,29 @@ START_TEST(test_worker_batching__a_long_prefill_delays_the_running_streams_by_ab
     int64_t deadline, pre0, pre1, gap = 0, prev = -1;
     double prefill_ms;
     int during = 0;
+    char cancel_url[256];
 
     rbt_tmpdir(dir);
     make_long_model();
     rbt_start_worker(&worker, dir, long_model, NULL, extra, NULL);
-    ck_assert_msg(rbt_wait_ready(&worker, 20000), "worker not ready (log %s)", worker.log);
+    ck_assert_msg(rbt_wait_ready(&worker, rbt_scaled(20000)), "worker not ready (log %s)",
+                  worker.log);
     prompt = long_prompt("for");
-    running.path = longp.path = "/v1/inference";
-    snprintf(running.body, sizeof running.body,
-             "{\"prompt\":\"and\",\"max_tokens\":2000,\"temperature\":0}");
+    {
+        /* the running stream is a /v1/jobs job, cancelled once the long prompt is done */
+        static char path[256];
+        const char *id = post_job("{\"prompt\":\"and\",\"max_tokens\":2000,\"temperature\":0}");
+        snprintf(path, sizeof path, "/v1/jobs/%s/stream", id);
+        snprintf(cancel_url, sizeof cancel_url, "%s/v1/jobs/%s", worker.base, id);
+        running.path = path;
+        running.body[0] = 0;
+    }
+    longp.path = "/v1/inference";
     snprintf(longp.body, sizeof longp.body, "{\"prompt\":\"%s\",\"max_tokens\":1}", prompt);
     memset(&running.st, 0, sizeof running.st);
     memset(&longp.st, 0, sizeof longp.st);
     ck_assert_int_eq(pthread_create(&t1, NULL, run_job, &running), 0);
-    deadline = rbt_ms() + 10000;
+    deadline = rbt_ms() + rbt_scaled(10000);
     while (atomic_load(&running.st.received) < 20 && rbt_ms() < deadline)
         rbt_poll_interval();
     ck_assert_int_ge(atomic_load(&running.st.received), 20);
@@ -343,6 +355,7 @@ START_TEST(test_worker_batching__a_long_prefill_delays_the_running_streams_by_ab
     ck_assert_int_eq(pthread_create(&t2, NULL, run_job, &longp), 0);
     pthread_join(t2, NULL);
     pre1 = rbt_us();
+    rbt_http("DELETE", cancel_url, NULL, NULL, 10000, NULL, NULL);
     pthread_join(t1, NULL);
     ck_assert_msg(longp.st.rc == RB_OK, "%s", longp.st.err);
     ck_assert_msg(running.st.rc == RB_OK, "%s", running.st.err);
@@ -414,7 +427,8 @@ START_TEST(test_worker_batching__shutdown_with_a_client_that_stopped_reading_end
     rbt_tmpdir(dir);
     make_long_model();
     rbt_start_worker(&worker, dir, long_model, NULL, extra, NULL);
-    ck_assert_msg(rbt_wait_ready(&worker, 20000), "worker not ready (log %s)", worker.log);
+    ck_assert_msg(rbt_wait_ready(&worker, rbt_scaled(20000)), "worker not ready (log %s)",
+                  worker.log);
     fd = socket(AF_INET, SOCK_STREAM, 0);
     ck_assert_int_ge(fd, 0);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
