@@ -6,3 +6,38 @@ Feature: Load
     When 1500 connections from 127.0.0.2 and up each hold a partial request
     And 10 clients stream 3 inferences each meanwhile
     Then every stream completes and the first-byte p99 is under 1 second
+
+  Scenario: Concurrent streams against a small queue complete or get 503
+    Given the real worker on the bundled model with --slots 2 --queue 16
+    When 200 clients each open an inference stream at once
+    Then every request either streams to an end event and [DONE] or gets 503 ALL_SLOTS_BUSY
+    And no request is reset, answered empty or left hanging
+
+  Scenario: Requests in waves leave descriptors and memory flat
+    Given the real worker on the bundled model with --slots 2 --queue 16
+    When 2000 requests arrive in waves of 20 (streams, abandoned streams, health checks, bad requests)
+    Then every request gets its expected answer
+    And the worker's open descriptors after the last wave are those after the first within 2
+    And its RSS grew by less than 8 MiB from the first wave to the last
+
+  Scenario: A stalled reader does not stop another client's stream
+    Given the real worker on the bundled model with --slots 2 --queue 16
+    When a client with a 1 KiB receive buffer opens a long stream and reads nothing
+    Then another client's stream completes meanwhile
+    And the stalled client, once it reads, gets its whole stream
+
+  Scenario: A half-closed request still gets its whole stream
+    Given the real worker on the bundled model
+    When 20 clients each send a request and shut down their writing side
+    Then every one of them gets the whole stream with an end event and [DONE]
+
+  Scenario: A worker killed mid-stream ends the client's stream at once
+    Given a client reading an inference stream from the real worker
+    When the worker is killed with SIGKILL after the first token
+    Then the client's connection ends within 5 seconds, without [DONE]
+
+  Scenario: Held slow connections do not starve the real worker's clients
+    Given the real worker under a soft open-file limit of 1024
+    When 1500 connections from 127.0.0.2 and up each hold a partial request
+    And 10 clients stream 3 rounds of inferences meanwhile
+    Then every stream completes
