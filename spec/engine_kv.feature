@@ -28,6 +28,6 @@ Feature: The KV cache and the memory a session needs
 
   Scenario: The memory estimate counts the weights, the KV cache and the scratch
     When the estimate is computed for the bundled model with 2 slots of 512 tokens, 2 threads and an F16 cache
-    Then it is 6837056 bytes of weights, 3145728 of KV cache, 3743744 of scratch and 64058176 in all
+    Then it is 6837056 bytes of weights, 3145728 of KV cache, 2122752 of scratch (the pass buffers once, logits per slot) and 62437184 in all
     And the KV part equals what the sessions allocate, for each cache type
     And a Llama-3.1-8B shape needs 512 MiB of F16 cache at the default context and 32 GiB of F32 cache at 131072 tokens

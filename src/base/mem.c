@@ -60,11 +60,20 @@ rb_err rb_kv_type_parse(const char *name, int *elems, int *bytes)
     return RB_EINVAL;
 }
 
-/* What one session allocates besides its KV cache (session.c). */
+/* What a sequence owns besides its KV cache: logits, sampler, the cached tokens
+ * (session.c, batch.c). */
+static uint64_t seq_scratch(const rb_mem_shape *m, const rb_mem_run *r)
+{
+    return add(mul(pos(m->n_vocab), 3 * SCRATCH_F32 + 8), mul(pos(r->n_ctx), 4));
+}
+
+/* The pass buffers, which every sequence of a batch shares (session.c, batch.c: a batch's
+ * n_batch is at least its number of sequences). */
 static uint64_t session_scratch(const rb_mem_shape *m, const rb_mem_run *r)
 {
     const uint64_t ctx = pos(r->n_ctx), embd = pos(m->n_embd), ff = pos(m->n_ff);
-    const uint64_t batch = pos(r->n_batch) < ctx ? pos(r->n_batch) : ctx;
+    const uint64_t nb = pos(r->n_batch) > pos(r->slots) ? pos(r->n_batch) : pos(r->slots);
+    const uint64_t batch = nb < ctx ? nb : ctx;
     const uint64_t kl = m->key_length > 0 ? (uint64_t)m->key_length
                         : m->n_head > 0   ? embd / (uint64_t)m->n_head
                                           : 0;
@@ -82,7 +91,7 @@ static uint64_t session_scratch(const rb_mem_shape *m, const rb_mem_run *r)
     b = add(b, mul(mul(pos(r->threads), mul(BLAS_ROWS, cols)), SCRATCH_F32)); /* sgemm */
     b = add(b, mul(mul(mul(CHUNKS_PER_THREAD, pos(r->threads)), mul(group, ctx)),
                    SCRATCH_F32));                          /* attention scores */
-    b = add(b, mul(pos(m->n_vocab), 3 * SCRATCH_F32 + 8)); /* logits, sampler */
+    b = add(b, mul(mul(batch, 8), 2)); /* the rows' sessions and positions */
     return b;
 }
 
@@ -102,8 +111,10 @@ void rb_mem_estimate_compute(const rb_mem_shape *m, const rb_mem_run *r, rb_mem_
 
     out->weights = m->weight_bytes;
     out->kv = mul(per_slot, pos(r->slots));
-    out->scratch =
-        add(mul(session_scratch(m, r), pos(r->slots)), mul(pos(m->n_vocab), TOKEN_BYTES));
+    out->scratch = add(add(session_scratch(m, r), mul(seq_scratch(m, r), pos(r->slots))),
+                       mul(pos(m->n_vocab), TOKEN_BYTES));
+    if (pos(r->slots) > 1) /* the batched output's logits rows */
+        out->scratch = add(out->scratch, mul(mul(pos(r->slots), pos(m->n_vocab)), SCRATCH_F32));
     out->process = RB_MEM_PROCESS_BYTES;
     out->total = add(add(out->weights, out->kv), add(out->scratch, out->process));
 }

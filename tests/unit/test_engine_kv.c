@@ -334,12 +334,15 @@ START_TEST(test_engine_kv__the_memory_estimate_counts_the_weights_the_kv_cache_a
     ck_assert_int_eq(eng_model_estimate_memory(m, &sp, 2, &e, err, sizeof err), RB_OK);
     ck_assert_uint_eq(e.weights, 6837056);                /* the file */
     ck_assert_uint_eq(e.kv, 2ull * 512 * 6 * 4 * 64 * 2); /* 3145728 */
-    /* per slot: 64 x (3 x 256 + 256 + 2 x 128 + 2 x 688) x 4 activations, 3 x 64 x 688 x 4
-     * prepared inputs, 512 x 32 x 4 RoPE, 2 x 64 x 688 x 4 sgemm, 4 x 2 x 2 x 512 x 4 scores,
-     * 4096 x 20 logits and sampler = 1740800; twice, plus 4096 x 64 of tokenizer */
-    ck_assert_uint_eq(e.scratch, 3743744);
+    /* once, shared by the batch's slots: 64 x (3 x 256 + 256 + 2 x 128 + 2 x 688) x 4
+     * activations, 3 x 64 x 688 x 4 prepared inputs, 512 x 32 x 4 RoPE, 2 x 64 x 688 x 4
+     * sgemm, 4 x 2 x 2 x 512 x 4 scores, 64 x 16 row bookkeeping = 1659904; per slot 4096 x 20
+     * logits and sampler and 512 x 4 cached tokens = 83968, twice; 2 x 4096 x 4 batched logits;
+     * 4096 x 64 of tokenizer */
+    ck_assert_uint_eq(e.scratch, 1659904ull + 2 * 83968 + 2 * 4096 * 4 + 4096 * 64);
+    ck_assert_uint_eq(e.scratch, 2122752);
     ck_assert_uint_eq(e.process, RB_MEM_PROCESS_BYTES);
-    ck_assert_uint_eq(e.total, 6837056ull + 3145728 + 3743744 + 50331648);
+    ck_assert_uint_eq(e.total, 6837056ull + 3145728 + 2122752 + 50331648);
 
     /* the KV part is what a session allocates, per type */
     static const struct {
