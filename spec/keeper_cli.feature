@@ -1,7 +1,9 @@
-Feature: rbee infer as a user types it
+Feature: rbee as a user types it
   The options a llama.cpp or ollama user reaches for: the sampling knobs and stop strings are
   forwarded to the worker's job, the prompt may be a plain argument or come from stdin, and a
-  bare path names a model file (docs/keeper.md).
+  bare path names a model file. Lists and status come as JSON documents for scripts, a worker
+  id may be shortened to a unique beginning, and the worker cache never forgets a worker its
+  hive did not say is gone (docs/keeper.md).
 
   Background:
     Given rbee-hive runs in local mode with mock-worker and a small GGUF file
@@ -17,3 +19,17 @@ Feature: rbee infer as a user types it
   Scenario: A bare path is a file model
     When the user runs rbee infer --model with the model's absolute path, without file:
     Then the hive is asked for file:<that path> and the run exits 0
+
+  Scenario: Lists and status are JSON documents with --json
+    When the user runs rbee workers list, rbee models list and rbee hive status with --json
+    Then each prints one JSON document on stdout with the facts of its text output and exits 0
+
+  Scenario: A unique beginning of a worker id selects the worker
+    Given the hive runs two workers
+    When the user runs rbee workers health and shutdown with --id and a part of an id
+    Then a unique beginning selects its worker, a shared one is a one-line error naming both ids and exits 1, and an unknown one is the not-found error
+
+  Scenario: A cached worker stays cached until its own hive says it is gone
+    Given rbee infer registered a worker of a hive in network mode
+    When the next runs meet a wrong token, another program on the hive's URL and nobody there
+    Then each says why the cached worker is not reused, the entry stays, and a run with the right token through http://LOCALHOST:PORT/ is a warm start

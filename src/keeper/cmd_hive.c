@@ -167,26 +167,47 @@ static rb_err hive_stop(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     return rc;
 }
 
-static rb_err hive_status(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
+static rb_err hive_status(kpr_ctx *c, const kpr_target *t, int json, kpr_fail *f)
 {
     char v[512];
     kpr_reply list = {0};
+    json_t *doc = NULL;
     rb_err rc = RB_OK;
+    int up = alive(t, v, sizeof v), counted = 0;
+    const char *why = "unknown";
 
-    if (!alive(t, v, sizeof v)) {
+    if (up &&
+        kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, STATUS_MS, &list) ==
+            RB_OK &&
+        list.status == 200)
+        counted = 1;
+    else if (up && (list.status == 401 || list.status == 403))
+        why = "authentication failed";
+    if (json)
+        doc = json_pack("{s:s, s:s, s:b}", "node", t->name, "hive_url", t->hive_url, "alive", up);
+    if (!up) {
         rc = RB_ECONNECT;
         kpr_fail_set(f, "HIVE_DOWN", "The hive of %s (%s) is not running: %s", t->name, t->hive_url,
                      v);
         kpr_fail_hint(f, "start it with: rbee hive start --node %s", t->name);
-    } else if (kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, STATUS_MS, &list) ==
-                   RB_OK &&
-               list.status == 200) {
+        json_object_set_new(doc, "error", json_string(v));
+    } else if (json) {
+        json_object_set_new(doc, "version", json_string(v));
+        json_object_set_new(doc, "workers",
+                            counted ? json_integer((json_int_t)json_array_size(
+                                          json_object_get(list.body, "workers")))
+                                    : json_null());
+        if (!counted)
+            json_object_set_new(doc, "workers_error", json_string(why));
+    } else if (counted) {
         kpr_out_line(&c->out, "%s %s alive, version %s, %zu workers", t->name, t->hive_url, v,
                      json_array_size(json_object_get(list.body, "workers")));
     } else {
         kpr_out_line(&c->out, "%s %s alive, version %s (workers: %s)", t->name, t->hive_url, v,
-                     list.status == 401 ? "authentication failed" : "unknown");
+                     why);
     }
+    if (doc)
+        kpr_out_doc(&c->out, doc);
     kpr_reply_release(&list);
     return rc;
 }
@@ -201,12 +222,15 @@ int kpr_cmd_hive(kpr_ctx *c, int argc, char **argv)
 {
     static const rb_group group = {"rbee hive", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
     const char *node = NULL;
-    const rb_opt opts[] = {{"--node", RB_OPT_STR, &node, .what = "NAME",
-                            .help = "a node of rbee setup list-nodes (default localhost)"}};
+    int json = 0;
+    const rb_opt opts[] = {
+        {"--node", RB_OPT_STR, &node, .what = "NAME",
+         .help = "a node of rbee setup list-nodes (default localhost)"},
+        {"--json", RB_OPT_FLAG, &json, .help = "the status as one JSON document on stdout"}};
     int status = KPR_EXIT_FAIL, shown = 0;
     int k = rb_group_pick(&group, argc, argv, &status);
     char err[256], prog[32];
-    rb_cmd cmd = {prog, NULL, NULL, opts, RB_ARRAY_LEN(opts), NULL, 0};
+    rb_cmd cmd = {prog, NULL, NULL, opts, 1, NULL, 0}; /* --json: status only */
     kpr_target t;
     kpr_fail f;
     rb_err rc;
@@ -215,12 +239,13 @@ int kpr_cmd_hive(kpr_ctx *c, int argc, char **argv)
         return status;
     snprintf(prog, sizeof prog, "rbee hive %s", subcommands[k].name);
     cmd.summary = subcommands[k].summary;
+    cmd.nopts = k == 2 ? RB_ARRAY_LEN(opts) : 1;
     kpr_fail_init(&f);
     if ((rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
     else if (!shown && !(rc = kpr_target_resolve(c, node, NULL, &t, &f)))
         rc = k == 0   ? hive_start(c, &t, &f)
              : k == 1 ? hive_stop(c, &t, &f)
-                      : hive_status(c, &t, &f);
+                      : hive_status(c, &t, json, &f);
     return kpr_cmd_status(c, rc, &f);
 }

@@ -17,7 +17,23 @@
 #include "rb_util.h"
 #include "kpr_infer.h"
 
-static rb_err do_list(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
+static void list_json(kpr_ctx *c, const kpr_target *t, json_t *ms)
+{
+    json_t *arr = json_array(), *m;
+    size_t i;
+
+    json_array_foreach(ms, i, m)
+    {
+        json_array_append_new(arr, json_pack("{s:s, s:I, s:s}", "reference",
+                                             kpr_jstr(m, "reference"), "size_bytes",
+                                             json_integer_value(json_object_get(m, "size_bytes")),
+                                             "local_path", kpr_jstr(m, "local_path")));
+    }
+    kpr_out_doc(&c->out, json_pack("{s:s, s:s, s:s, s:o}", "node", t->name, "hive_url", t->hive_url,
+                                   "bundled_model", KPR_DEFAULT_MODEL, "models", arr));
+}
+
+static rb_err do_list(kpr_ctx *c, const kpr_target *t, int json, kpr_fail *f)
 {
     kpr_reply r;
     json_t *ms, *m;
@@ -30,6 +46,10 @@ static rb_err do_list(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
         goto out;
     }
     ms = json_object_get(r.body, "models");
+    if (json) {
+        list_json(c, t, ms);
+        goto out;
+    }
     if (json_array_size(ms) == 0)
         kpr_out_line(&c->out,
                      "No downloaded models on %s (the bundled model %s needs no "
@@ -57,6 +77,7 @@ int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
 {
     static const rb_group group = {"rbee models", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
     const char *node = NULL, *hive = NULL, *ref = NULL, *file = NULL;
+    int json = 0;
     const rb_opt opts[] = {
         {"--node", RB_OPT_STR, &node, .what = "NAME",
          .help = "a node of rbee setup list-nodes (default localhost)"},
@@ -65,14 +86,19 @@ int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
         {"--file", RB_OPT_STR, &file, .what = "FILE.gguf",
          .help = "the file of an hf:ORG/REPO model (default: its Q4_K_M file)"},
     };
+    const rb_opt list_opts[] = {
+        opts[0],
+        opts[1],
+        {"--json", RB_OPT_FLAG, &json, .help = "the list as one JSON document on stdout"},
+    };
     int status = KPR_EXIT_FAIL, shown = 0;
     int k = rb_group_pick(&group, argc, argv, &status);
     int is_download = k == 1;
     char full[512], prog[32];
-    rb_cmd cmd = {
-        prog, is_download ? "REF" : NULL, NULL,
-        opts, is_download ? 3 : 2,        is_download ? "REF: " KPR_MODEL_HELP "\n" : NULL,
-        0};
+    rb_cmd cmd = {prog, is_download ? "REF" : NULL,
+                  NULL, is_download ? opts : list_opts,
+                  3,    is_download ? "REF: " KPR_MODEL_HELP "\n" : NULL,
+                  0};
     kpr_local_hive eph = {0};
     kpr_target t;
     kpr_fail f;
@@ -97,8 +123,8 @@ int kpr_cmd_models(kpr_ctx *c, int argc, char **argv)
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
     else if (!(rc = kpr_target_resolve(c, node, hive, &t, &f)) &&
              !(rc = kpr_hive_connect(c, &t, &eph, 0, 1, NULL, &f)))
-        rc =
-            is_download ? kpr_provision(c, &t, full, 0, path, sizeof path, &f) : do_list(c, &t, &f);
+        rc = is_download ? kpr_provision(c, &t, full, 0, path, sizeof path, &f)
+                         : do_list(c, &t, json, &f);
     kpr_local_hive_stop(&eph, KPR_HIVE_STOP_MS);
     return kpr_cmd_status(c, rc, &f);
 }

@@ -26,17 +26,46 @@
 
 typedef struct wopts {
     const char *node, *hive, *id;
-    int all;
+    int all, json;
 } wopts;
+
+/* One worker of the hive's list as the JSON document shows it: the text table's columns. */
+static json_t *worker_doc(json_t *w)
+{
+    json_t *rss = json_object_get(w, "rss_mb");
+
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:O}", "id", kpr_jstr(w, "id"), "state",
+                     kpr_jstr(w, "state"), "model_ref", kpr_jstr(w, "model_ref"), "url",
+                     kpr_jstr(w, "url"), "pid", json_integer_value(json_object_get(w, "pid")),
+                     "slots_busy", json_integer_value(json_object_get(w, "slots_busy")),
+                     "slots_total", json_integer_value(json_object_get(w, "slots_total")), "rss_mb",
+                     json_is_integer(rss) ? rss : json_null());
+}
+
+static void list_json(kpr_ctx *c, const kpr_target *t, json_t *ws, int hive_running)
+{
+    json_t *arr = json_array(), *w;
+    size_t i;
+
+    json_array_foreach(ws, i, w)
+    {
+        json_array_append_new(arr, worker_doc(w));
+    }
+    kpr_out_doc(&c->out, json_pack("{s:s, s:s, s:b, s:o}", "node", t->name, "hive_url", t->hive_url,
+                                   "hive_running", hive_running, "workers", arr));
+}
 
 /* The hive's worker list into *list; RB_ENOTFOUND (nothing to report) when localhost has no
  * hive. */
-static rb_err fetch_list(kpr_ctx *c, const kpr_target *t, kpr_reply *list, kpr_fail *f)
+static rb_err fetch_list(kpr_ctx *c, const kpr_target *t, int json, kpr_reply *list, kpr_fail *f)
 {
     rb_err rc = kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, LIST_MS, list);
 
     if (rc == RB_ECONNECT && t->is_local) {
-        kpr_out_line(&c->out, "No hive runs on localhost (%s), so no workers", t->hive_url);
+        if (json)
+            list_json(c, t, NULL, 0);
+        else
+            kpr_out_line(&c->out, "No hive runs on localhost (%s), so no workers", t->hive_url);
         rc = RB_ENOTFOUND;
     } else if (rc || list->status != 200) {
         kpr_reply_fail(f, t, list, "list its workers");
@@ -45,11 +74,15 @@ static rb_err fetch_list(kpr_ctx *c, const kpr_target *t, kpr_reply *list, kpr_f
     return rc;
 }
 
-static rb_err do_list(kpr_ctx *c, const kpr_target *t, json_t *ws)
+static rb_err do_list(kpr_ctx *c, const kpr_target *t, json_t *ws, int json)
 {
     size_t i;
     json_t *w;
 
+    if (json) {
+        list_json(c, t, ws, 1);
+        return RB_OK;
+    }
     if (json_array_size(ws) == 0)
         kpr_out_line(&c->out, "No workers on %s", t->name);
     else
@@ -70,15 +103,36 @@ static rb_err do_list(kpr_ctx *c, const kpr_target *t, json_t *ws)
     return RB_OK;
 }
 
+/* Resolves o->id, a worker id or a unique prefix of one, against the hive's list into id.
+ * No match leaves id as given (the caller reports it); several fill f (AMBIGUOUS_ID). */
+static rb_err resolve_id(const kpr_target *t, json_t *ws, const char *given, char *id, size_t len,
+                         kpr_fail *f)
+{
+    char ids[768] = "";
+    size_t n = kpr_workers_match(ws, given, id, len, ids, sizeof ids);
+
+    if (n > 1) {
+        kpr_fail_set(f, "AMBIGUOUS_ID", "Worker id '%s' matches %zu workers on %s: %s", given, n,
+                     t->name, ids);
+        return RB_EINVAL;
+    }
+    if (n == 0)
+        snprintf(id, len, "%s", given);
+    return RB_OK;
+}
+
 static rb_err do_health(kpr_ctx *c, const kpr_target *t, json_t *ws, const wopts *o, kpr_fail *f)
 {
     size_t i, checked = 0, bad = 0;
+    char id[128];
     json_t *w;
 
+    if (o->id && resolve_id(t, ws, o->id, id, sizeof id, f))
+        return RB_EINVAL;
     json_array_foreach(ws, i, w)
     {
         kpr_reply h;
-        if (o->id && strcmp(o->id, kpr_jstr(w, "id")) != 0)
+        if (o->id && strcmp(id, kpr_jstr(w, "id")) != 0)
             continue;
         checked++;
         if (kpr_call(kpr_jstr(w, "url"), t->token, "GET", "/v1/health", NULL, HEALTH_MS, &h) ==
@@ -145,13 +199,16 @@ static rb_err stop_one(kpr_ctx *c, const kpr_target *t, const char *id, kpr_fail
 
 static rb_err do_shutdown(kpr_ctx *c, const kpr_target *t, json_t *ws, const wopts *o, kpr_fail *f)
 {
+    char id[128];
     rb_err rc = RB_OK;
 
     if (!o->id && !o->all) {
         rc = RB_EINVAL;
         kpr_fail_set(f, "INVALID_ARGUMENT", "rbee workers shutdown: give --id ID or --all");
     } else if (o->id) {
-        rc = stop_one(c, t, o->id, f);
+        rc = resolve_id(t, ws, o->id, id, sizeof id, f);
+        if (!rc)
+            rc = stop_one(c, t, id, f);
     } else if (json_array_size(ws) == 0) {
         kpr_out_line(&c->out, "No workers on %s", t->name);
     } else {
@@ -171,37 +228,43 @@ int kpr_cmd_workers(kpr_ctx *c, int argc, char **argv)
 {
     static const rb_group group = {"rbee workers", subcommands, RB_ARRAY_LEN(subcommands), NULL, 0};
     wopts o = {0};
-    const rb_opt opts[] = {
-        {"--node", RB_OPT_STR, &o.node, .what = "NAME",
-         .help = "a node of rbee setup list-nodes (default localhost)"},
-        {"--hive", RB_OPT_STR, &o.hive, .what = "URL",
-         .help = "the hive at this URL, bypassing the node registry"},
-        {"--id", RB_OPT_STR, &o.id, .what = "ID", .help = "the worker (health, shutdown)"},
-        {"--all", RB_OPT_FLAG, &o.all, .help = "every worker of the node (shutdown)"},
-    };
-    /* list takes the first two options, health three, shutdown all four */
-    static const size_t nopts[] = {2, 3, 4};
+    const rb_opt node_opt = {"--node", RB_OPT_STR, &o.node, .what = "NAME",
+                             .help = "a node of rbee setup list-nodes (default localhost)"};
+    const rb_opt hive_opt = {"--hive", RB_OPT_STR, &o.hive, .what = "URL",
+                             .help = "the hive at this URL, bypassing the node registry"};
+    const rb_opt id_opt = {"--id", RB_OPT_STR, &o.id, .what = "ID",
+                           .help = "the worker, or a unique beginning of its id"};
+    const rb_opt all_opt = {"--all", RB_OPT_FLAG, &o.all, .help = "every worker of the node"};
+    const rb_opt json_opt = {"--json", RB_OPT_FLAG, &o.json,
+                             .help = "the list as one JSON document on stdout"};
+    /* list: node, hive, json; health: node, hive, id; shutdown: node, hive, id, all */
+    rb_opt opts[4] = {node_opt, hive_opt};
     int status = KPR_EXIT_FAIL, shown = 0;
     int k = rb_group_pick(&group, argc, argv, &status);
     kpr_target t;
     kpr_reply list = {0};
     kpr_fail f;
     char err[256], prog[32];
-    rb_cmd cmd = {prog, NULL, NULL, opts, 0, NULL, 0};
+    rb_cmd cmd = {prog, NULL, NULL, opts, 2, NULL, 0};
     rb_err rc;
 
     if (k < 0)
         return status;
+    if (k == 0)
+        opts[cmd.nopts++] = json_opt;
+    if (k >= 1)
+        opts[cmd.nopts++] = id_opt;
+    if (k == 2)
+        opts[cmd.nopts++] = all_opt;
     snprintf(prog, sizeof prog, "rbee workers %s", subcommands[k].name);
     cmd.summary = subcommands[k].summary;
-    cmd.nopts = nopts[k];
     kpr_fail_init(&f);
     if ((rc = rb_cmd_parse(&cmd, argc - 1, argv + 1, NULL, 0, NULL, &shown, err, sizeof err)))
         kpr_fail_set(&f, "INVALID_ARGUMENT", "%s", err);
     else if (!shown && !(rc = kpr_target_resolve(c, o.node, o.hive, &t, &f)) &&
-             !(rc = fetch_list(c, &t, &list, &f))) {
+             !(rc = fetch_list(c, &t, k == 0 && o.json, &list, &f))) {
         json_t *ws = json_object_get(list.body, "workers");
-        rc = k == 0   ? do_list(c, &t, ws)
+        rc = k == 0   ? do_list(c, &t, ws, o.json)
              : k == 1 ? do_health(c, &t, ws, &o, &f)
                       : do_shutdown(c, &t, ws, &o, &f);
     }

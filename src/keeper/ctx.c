@@ -168,6 +168,7 @@ static void host_url(char *out, size_t len, const char *host, int port)
 
 static rb_err resolve_node(kpr_ctx *c, kpr_target *t, kpr_fail *f)
 {
+    char raw[KPR_URL_MAX];
     kpr_store *st;
     rb_err rc = kpr_ctx_store(c, &st, f);
 
@@ -183,7 +184,9 @@ static rb_err resolve_node(kpr_ctx *c, kpr_target *t, kpr_fail *f)
         kpr_fail_set(f, "STATE_ERROR", "Cannot read %s/nodes.db", c->home);
     } else if (!rc) {
         t->registered = 1;
-        host_url(t->hive_url, sizeof t->hive_url, t->node.ssh_host, t->node.hive_port);
+        host_url(raw, sizeof raw, t->node.ssh_host, t->node.hive_port);
+        if (kpr_hive_url_norm(raw, t->hive_url, sizeof t->hive_url) != RB_OK)
+            snprintf(t->hive_url, sizeof t->hive_url, "%s", raw);
     }
     return rc;
 }
@@ -192,7 +195,6 @@ rb_err kpr_target_resolve(kpr_ctx *c, const char *node, const char *hive_url, kp
                           kpr_fail *f)
 {
     rb_err rc = RB_OK;
-    size_t n;
 
     memset(t, 0, sizeof(*t));
     snprintf(t->name, sizeof t->name, "%s", node ? node : hive_url ? hive_url : "localhost");
@@ -205,10 +207,12 @@ rb_err kpr_target_resolve(kpr_ctx *c, const char *node, const char *hive_url, kp
                          hive_url);
             goto out;
         }
-        snprintf(t->hive_url, sizeof t->hive_url, "%s", hive_url);
-        n = strlen(t->hive_url);
-        while (n > 0 && t->hive_url[n - 1] == '/')
-            t->hive_url[--n] = '\0';
+        if (kpr_hive_url_norm(hive_url, t->hive_url, sizeof t->hive_url) != RB_OK) {
+            rc = RB_EINVAL;
+            kpr_fail_set(f, "INVALID_ARGUMENT",
+                         "--hive takes a URL such as http://host:8080, not '%s'", hive_url);
+            goto out;
+        }
     } else if (strcmp(t->name, "localhost") == 0) {
         rc = local_port(&t->local_port, f);
         t->is_local = 1;

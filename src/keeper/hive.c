@@ -90,6 +90,65 @@ json_t *kpr_workers_entry(json_t *list_body, const char *id)
     return found;
 }
 
+kpr_fate kpr_worker_fate(rb_err rc, const kpr_reply *r, const char *base, const char *id,
+                         json_t **entry, char *why, size_t len)
+{
+    json_t *ws = json_object_get(r->body, "workers");
+    kpr_fate fate = KPR_FATE_UNKNOWN;
+
+    *entry = NULL;
+    why[0] = '\0';
+    if (rc) {
+        snprintf(why, len, "cannot reach the hive at %s: %s", base,
+                 r->err[0] ? r->err : rb_strerror(rc));
+    } else if (r->status == 401 || r->status == 403) {
+        snprintf(why, len, "the hive at %s refused the keeper's token (%ld %s)", base, r->status,
+                 r->code[0]         ? r->code
+                 : r->status == 401 ? "Unauthorized"
+                                    : "Forbidden");
+    } else if (r->status == 200 && json_is_array(ws)) {
+        *entry = kpr_workers_entry(r->body, id);
+        fate = *entry ? KPR_FATE_LISTED : KPR_FATE_GONE;
+    } else if (r->status >= 500 &&
+               r->code[0]) { /* a hive answers its list with 200, 401/403 or 500 */
+        snprintf(why, len, "the hive at %s could not list its workers (%ld %s)", base, r->status,
+                 r->code);
+    } else {
+        snprintf(why, len, "the program at %s does not answer as a hive (%ld%s)", base, r->status,
+                 r->status == 200 ? " without a worker list" : "");
+    }
+    return fate;
+}
+
+size_t kpr_workers_match(const json_t *ws, const char *prefix, char *id, size_t idlen, char *ids,
+                         size_t idslen)
+{
+    size_t n = 0, plen = strlen(prefix), used = 0;
+
+    if (idslen)
+        ids[0] = '\0';
+    for (size_t i = 0; i < json_array_size(ws); i++) {
+        const char *w = kpr_jstr(json_array_get(ws, i), "id");
+        if (strcmp(w, prefix) == 0) { /* a whole id wins over the ids it begins */
+            snprintf(id, idlen, "%s", w);
+            snprintf(ids, idslen, "%s", w);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < json_array_size(ws) && plen > 0; i++) {
+        const char *w = kpr_jstr(json_array_get(ws, i), "id");
+        if (strncmp(w, prefix, plen) != 0)
+            continue;
+        if (n++ == 0)
+            snprintf(id, idlen, "%s", w);
+        if (used < idslen) {
+            int k = snprintf(ids + used, idslen - used, "%s%s", n > 1 ? ", " : "", w);
+            used += k > 0 ? (size_t)k : 0;
+        }
+    }
+    return n;
+}
+
 const char *kpr_jstr(const json_t *obj, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));

@@ -179,12 +179,16 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, int *shown, c
 
 /* ---- phase 1 ----------------------------------------------------------------------------- */
 
-/* Looks at one cached worker in the hive's list; 1 when it is idle (warm start). */
-static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, json_t *list)
+/* Looks at one cached worker in the hive's list; 1 when it is idle (warm start). The entry
+ * is dropped only when the hive answered its list without it. */
+static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, rb_err rc,
+                        const kpr_reply *list)
 {
-    json_t *e = list ? kpr_workers_entry(list, w->id) : NULL;
+    char why[1024];
+    json_t *e;
+    kpr_fate fate = kpr_worker_fate(rc, list, r->t.hive_url, w->id, &e, why, sizeof why);
     const char *state = kpr_jstr(e, "state");
-    int idle = e && strcmp(state, "idle") == 0;
+    int idle = fate == KPR_FATE_LISTED && strcmp(state, "idle") == 0;
 
     if (idle) {
         snprintf(r->worker_id, sizeof r->worker_id, "%.*s", (int)sizeof r->worker_id - 1, w->id);
@@ -194,15 +198,19 @@ static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, j
                       "Worker cache: worker %s on %s is idle: warm start "
                       "(phases 2 to 7 skipped)",
                       w->id, r->t.name);
-    } else if (e) {
+    } else if (fate == KPR_FATE_LISTED) {
         kpr_out_phase(&r->c->out, 1, "Worker cache: worker %s on %s is %s, not idle", w->id,
                       r->t.name, state);
-    } else {
+    } else if (fate == KPR_FATE_GONE) {
         kpr_worker_remove(st, w->id);
         kpr_out_phase(&r->c->out, 1,
                       "Worker cache: the cached worker %s is gone from %s (its "
                       "hive stopped it, e.g. after its idle timeout)",
                       w->id, r->t.name);
+    } else {
+        kpr_out_phase(&r->c->out, 1,
+                      "Worker cache: cached worker %s not reused (kept in the cache): %s", w->id,
+                      why);
     }
     return idle;
 }
@@ -214,7 +222,7 @@ static rb_err phase_cache(kpr_run *r)
     kpr_store *st;
     kpr_reply list = {0};
     size_t n = 0;
-    rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
+    rb_err call, rc = kpr_ctx_store(r->c, &st, &r->f);
 
     if (!rc)
         rc = kpr_worker_find(st, r->t.hive_url, o->model, o->backend, (int)o->device, ws,
@@ -225,15 +233,10 @@ static rb_err phase_cache(kpr_run *r)
         rc = RB_OK;
         goto out;
     }
-    if (kpr_call(r->t.hive_url, r->t.token, "GET", "/v1/workers/list", NULL, LIST_TIMEOUT_MS,
-                 &list) != RB_OK ||
-        list.status != 200)
-        kpr_out_phase(&r->c->out, 1,
-                      "Worker cache: cannot ask the hive of %s about its workers "
-                      "(%s)",
-                      r->t.name, list.status ? list.code : list.err);
+    call = kpr_call(r->t.hive_url, r->t.token, "GET", "/v1/workers/list", NULL, LIST_TIMEOUT_MS,
+                    &list);
     for (size_t i = 0; i < n && !r->warm; i++)
-        r->warm = judge_cached(r, st, &ws[i], list.status == 200 ? list.body : NULL);
+        r->warm = judge_cached(r, st, &ws[i], call, &list);
     if (!r->warm)
         kpr_out_phase(&r->c->out, 1, "Worker cache: cold start");
 out:
@@ -404,21 +407,44 @@ static rb_err cold_start(kpr_run *r)
 
 /* ---- the command ------------------------------------------------------------------------- */
 
-/* The idle worker of phase 1 stopped before the job reached it: drop it, start cold. */
+kpr_fate kpr_run_forget_worker(kpr_run *r, char *why, size_t len)
+{
+    kpr_reply list;
+    kpr_store *st;
+    kpr_fail ignored;
+    json_t *e;
+    rb_err rc = kpr_call(r->t.hive_url, r->t.token, "GET", "/v1/workers/list", NULL,
+                         LIST_TIMEOUT_MS, &list);
+    kpr_fate fate = kpr_worker_fate(rc, &list, r->t.hive_url, r->worker_id, &e, why, len);
+
+    kpr_fail_init(&ignored);
+    if (fate == KPR_FATE_GONE && kpr_ctx_store(r->c, &st, &ignored) == RB_OK)
+        kpr_worker_remove(st, r->worker_id);
+    else if (fate == KPR_FATE_LISTED)
+        snprintf(why, len, "its hive still lists it as %s", kpr_jstr(e, "state"));
+    kpr_reply_release(&list);
+    return fate;
+}
+
+/* The idle worker of phase 1 refused the job's connection: dropped from the cache when its
+ * hive no longer lists it, kept otherwise; then a cold start. */
 static rb_err warm_worker_vanished(kpr_run *r)
 {
-    kpr_store *st;
-    rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
+    char why[1024];
+    rb_err rc = RB_OK;
 
-    if (!rc)
-        kpr_worker_remove(st, r->worker_id);
-    kpr_out_note(&r->c->out,
-                 "The cached worker %s is gone (it stopped before the job reached "
-                 "it): cold start",
-                 r->worker_id);
+    if (kpr_run_forget_worker(r, why, sizeof why) == KPR_FATE_GONE)
+        kpr_out_note(&r->c->out,
+                     "The cached worker %s is gone (it stopped before the job reached "
+                     "it): cold start",
+                     r->worker_id);
+    else
+        kpr_out_note(&r->c->out,
+                     "The cached worker %s does not accept the job (kept in the cache: %s): "
+                     "cold start",
+                     r->worker_id, why);
     r->warm = 0;
-    if (!rc)
-        rc = cold_start(r);
+    rc = cold_start(r);
     if (!rc)
         rc = kpr_phase_infer(r);
     return rc;

@@ -44,6 +44,26 @@ void kpr_reply_fail(kpr_fail *f, const kpr_target *t, const kpr_reply *r, const 
 /* The entry of worker id in a /v1/workers/list body (borrowed), or NULL. */
 json_t *kpr_workers_entry(json_t *list_body, const char *id);
 
+/* What a hive's /v1/workers/list answer says about one worker. */
+typedef enum kpr_fate {
+    KPR_FATE_LISTED,  /* the hive lists it */
+    KPR_FATE_GONE,    /* the hive answered its list and the worker is not in it */
+    KPR_FATE_UNKNOWN, /* no answer, a refused token, or not a hive's answer: keep the worker */
+} kpr_fate;
+
+/* Judges worker id from a list call to the hive at base (rc and r as kpr_call left them).
+ * LISTED sets *entry (borrowed from r->body); UNKNOWN puts the reason into why ("cannot reach
+ * the hive at ...", "the hive at ... refused the keeper's token (401 INVALID_API_KEY)", "the
+ * program at ... does not answer as a hive (404)"). Only GONE lets a cache drop the worker. */
+kpr_fate kpr_worker_fate(rb_err rc, const kpr_reply *r, const char *base, const char *id,
+                         json_t **entry, char *why, size_t len);
+
+/* Worker ids of ws (a list's "workers" array, borrowed) that prefix selects: the worker whose
+ * id it is, else every worker whose id begins with it. Returns how many; when one, its id
+ * goes to id. ids gets the matching ids joined by ", " (truncated to idslen). */
+size_t kpr_workers_match(const json_t *ws, const char *prefix, char *id, size_t idlen, char *ids,
+                         size_t idslen);
+
 /* A string field of obj, or "" (never NULL). */
 const char *kpr_jstr(const json_t *obj, const char *key);
 

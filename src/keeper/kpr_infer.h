@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "kpr_ctx.h"
+#include "kpr_hive.h"
 #include "kpr_proc.h"
 
 #define KPR_DEFAULT_MODEL "kjv"
@@ -95,6 +96,10 @@ rb_err kpr_phase_ready(kpr_run *r);
 /* Phase 8: runs the job on r's worker and streams its tokens (EC4, EC5, EC6). RB_ENOTFOUND
  * (nothing reported) when a warm worker no longer accepts connections. */
 rb_err kpr_phase_infer(kpr_run *r);
+
+/* Asks r's hive about r->worker_id and drops it from the worker cache only when the hive
+ * answers its list without it (KPR_FATE_GONE). Otherwise why says why the entry stays. */
+kpr_fate kpr_run_forget_worker(kpr_run *r, char *why, size_t len);
 
 /* Sleeps ms unless interrupted first; RB_ECANCELED then. */
 rb_err kpr_wait_ms(kpr_ctx *c, long ms);

@@ -83,6 +83,9 @@ void kpr_out_summary(kpr_out *o, const kpr_summary *s);
 void kpr_out_canceled(kpr_out *o, const char *detail);
 /* A table row or other command output on stdout (text mode only: JSON callers print JSON). */
 void kpr_out_line(kpr_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A command's whole answer as one JSON document (compact, one line) on stdout, whatever the
+ * mode: `rbee workers list --json` and the like. Takes doc (NULL-safe). */
+void kpr_out_doc(kpr_out *o, json_t *doc);
 
 void kpr_fail_init(kpr_fail *f);
 /* Sets code and message (replacing earlier ones). */

@@ -51,6 +51,13 @@ typedef struct kpr_cached_worker {
     int64_t created_unix, last_used_unix;
 } kpr_cached_worker;
 
+/* The one spelling of a hive URL, so that the cache sees one hive where the user wrote it
+ * several ways: scheme and host in lower case, localhost as 127.0.0.1, the port always
+ * written (80 for http, 443 for https when none is given), no trailing slash.
+ * http://LOCALHOST:8080/ becomes http://127.0.0.1:8080. RB_EINVAL (out "") for a URL that is
+ * not http(s)://host[:port][/path] or does not fit. */
+rb_err kpr_hive_url_norm(const char *in, char *out, size_t len);
+
 /* Opens (creating) nodes.db and workers.db in home. Caller closes with kpr_store_close. */
 rb_err kpr_store_open(const char *home, kpr_store **out, char *err, size_t errlen);
 /* NULL-safe. */
@@ -65,10 +72,10 @@ rb_err kpr_node_remove(kpr_store *st, const char *name);
 /* Every node by name, in a new array the caller frees with free(). */
 rb_err kpr_node_list(kpr_store *st, kpr_node **out, size_t *n);
 
-/* Inserts or replaces the row of w->id. */
+/* Inserts or replaces the row of w->id (its hive URL normalised). */
 rb_err kpr_worker_put(kpr_store *st, const kpr_cached_worker *w);
-/* Workers of hive_url for (model_ref, backend, device), most recently used first: at most
- * max of them into out. */
+/* Workers of hive_url (compared normalised) for (model_ref, backend, device), most recently used
+ * first: at most max of them into out. */
 rb_err kpr_worker_find(kpr_store *st, const char *hive_url, const char *model_ref,
                        const char *backend, int device, kpr_cached_worker *out, size_t max,
                        size_t *n);

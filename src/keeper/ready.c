@@ -112,8 +112,11 @@ static void discard_worker(kpr_run *r)
     kpr_fail ignored;
 
     kpr_fail_init(&ignored);
-    kpr_call(r->t.hive_url, r->t.token, "POST", "/v1/workers/shutdown", req, READY_CALL_MS, &rep);
-    if (kpr_ctx_store(r->c, &st, &ignored) == RB_OK)
+    /* the hive stops it (200) or does not know it (404): only then is it gone */
+    if (kpr_call(r->t.hive_url, r->t.token, "POST", "/v1/workers/shutdown", req, READY_CALL_MS,
+                 &rep) == RB_OK &&
+        (rep.status == 200 || strcmp(rep.code, "WORKER_NOT_FOUND") == 0) &&
+        kpr_ctx_store(r->c, &st, &ignored) == RB_OK)
         kpr_worker_remove(st, r->worker_id);
     kpr_reply_release(&rep);
     json_decref(req);

@@ -7,9 +7,11 @@
  * rather than the node name, because a worker belongs to the hive that spawned it, and
  * `--hive URL` or a changed RBEE_HIVE_PORT means another hive. The cache is only a hint:
  * `rbee infer` trusts a row only after the hive lists that worker as idle, and deletes rows
- * the hive no longer knows. Statements are prepared per call; these tables hold a handful of
- * rows.
+ * only when that hive answers its list without them. Hive URLs are normalised on the way in
+ * (put, find, remove_hive), so every spelling of one hive finds its rows. Statements are
+ * prepared per call; these tables hold a handful of rows.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,13 +205,80 @@ out:
     return rc;
 }
 
+/* ---- hive URLs --------------------------------------------------------------------------- */
+
+rb_err kpr_hive_url_norm(const char *in, char *out, size_t len)
+{
+    char scheme[8] = "", host[KPR_HOST_MAX];
+    const char *p = strstr(in, "://"), *h, *end, *path;
+    size_t n, plen;
+    int64_t port;
+    int w;
+
+    if (len)
+        out[0] = '\0';
+    if (!p || p - in > 5)
+        return RB_EINVAL;
+    for (n = 0; in + n < p; n++)
+        scheme[n] = (char)tolower((unsigned char)in[n]);
+    if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)
+        return RB_EINVAL;
+    h = p + 3;
+    end = *h == '[' ? strchr(h, ']') : h + strcspn(h, ":/?#");
+    if (!end || end == h)
+        return RB_EINVAL;
+    if (*h == '[')
+        end++;
+    if ((size_t)(end - h) >= sizeof host)
+        return RB_EINVAL;
+    for (n = 0; h + n < end; n++)
+        host[n] = (char)tolower((unsigned char)h[n]);
+    host[n] = '\0';
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "127.0.0.1");
+    port = strcmp(scheme, "https") == 0 ? 443 : 80;
+    path = end;
+    if (*end == ':') {
+        char digits[8];
+        size_t d = strspn(end + 1, "0123456789");
+        if (d == 0 || d >= sizeof digits)
+            return RB_EINVAL;
+        memcpy(digits, end + 1, d);
+        digits[d] = '\0';
+        if (rb_parse_i64(digits, 1, 65535, &port) != RB_OK)
+            return RB_EINVAL;
+        path = end + 1 + d;
+    }
+    if (*path && *path != '/')
+        return RB_EINVAL;
+    plen = strlen(path);
+    while (plen > 0 && path[plen - 1] == '/')
+        plen--;
+    w = snprintf(out, len, "%s://%s:%lld%.*s", scheme, host, (long long)port, (int)plen, path);
+    if (w < 0 || (size_t)w >= len) {
+        if (len)
+            out[0] = '\0';
+        return RB_EINVAL;
+    }
+    return RB_OK;
+}
+
+/* hive_url normalised into out, or copied as it is when it does not parse. */
+static void norm_or_copy(const char *hive_url, char *out, size_t len)
+{
+    if (kpr_hive_url_norm(hive_url, out, len) != RB_OK)
+        snprintf(out, len, "%s", hive_url);
+}
+
 /* ---- workers ----------------------------------------------------------------------------- */
 
 rb_err kpr_worker_put(kpr_store *st, const kpr_cached_worker *w)
 {
     sqlite3_stmt *s = NULL;
+    char hive[KPR_URL_MAX];
     rb_err rc = RB_EIO;
 
+    norm_or_copy(w->hive_url, hive, sizeof hive);
     if (sqlite3_prepare_v2(st->workers,
                            "INSERT OR REPLACE INTO workers (id, node, hive_url, url, model_ref,"
                            " backend, device, created_unix, last_used_unix)"
@@ -218,7 +287,7 @@ rb_err kpr_worker_put(kpr_store *st, const kpr_cached_worker *w)
         goto out;
     sqlite3_bind_text(s, 1, w->id, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, w->node, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, w->hive_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hive, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 4, w->url, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 5, w->model_ref, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 6, w->backend, -1, SQLITE_STATIC);
@@ -237,9 +306,11 @@ rb_err kpr_worker_find(kpr_store *st, const char *hive_url, const char *model_re
                        size_t *n)
 {
     sqlite3_stmt *s = NULL;
+    char hive[KPR_URL_MAX];
     rb_err rc = RB_EIO;
     size_t count = 0;
 
+    norm_or_copy(hive_url, hive, sizeof hive);
     if (sqlite3_prepare_v2(st->workers,
                            "SELECT id, node, hive_url, url, model_ref, backend, device,"
                            " created_unix, last_used_unix FROM workers WHERE hive_url = ? AND"
@@ -247,7 +318,7 @@ rb_err kpr_worker_find(kpr_store *st, const char *hive_url, const char *model_re
                            " ORDER BY last_used_unix DESC, created_unix DESC",
                            -1, &s, NULL) != SQLITE_OK)
         goto out;
-    sqlite3_bind_text(s, 1, hive_url, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 1, hive, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, model_ref, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 3, backend, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 4, device);
@@ -301,5 +372,8 @@ rb_err kpr_worker_remove(kpr_store *st, const char *id)
 
 rb_err kpr_worker_remove_hive(kpr_store *st, const char *hive_url)
 {
-    return exec1(st->workers, "DELETE FROM workers WHERE hive_url = ?", hive_url);
+    char hive[KPR_URL_MAX];
+
+    norm_or_copy(hive_url, hive, sizeof hive);
+    return exec1(st->workers, "DELETE FROM workers WHERE hive_url = ?", hive);
 }

@@ -204,9 +204,7 @@ static void *watch_main(void *arg)
 /* EC4: keeps what arrived in a file and reports the broken stream. */
 static void fail_broken(kpr_run *r, stream_state *s, const char *job_id, const char *err)
 {
-    char dir[KPR_PATH_MAX], path[KPR_PATH_MAX + 64];
-    kpr_store *st;
-    kpr_fail ignored;
+    char dir[KPR_PATH_MAX], path[KPR_PATH_MAX + 64], why[1024];
     int saved =
         rb_path_join(dir, sizeof dir, r->c->home, "partial") == RB_OK && rb_mkdir_p(dir) == RB_OK;
 
@@ -229,9 +227,7 @@ static void fail_broken(kpr_run *r, stream_state *s, const char *job_id, const c
     r->f.details =
         json_pack("{s:I, s:I, s:s?}", "tokens_generated", (json_int_t)s->tokens, "max_tokens",
                   (json_int_t)r->o->max_tokens, "partial_output", saved ? path : NULL);
-    kpr_fail_init(&ignored);
-    if (kpr_ctx_store(r->c, &st, &ignored) == RB_OK)
-        kpr_worker_remove(st, r->worker_id);
+    kpr_run_forget_worker(r, why, sizeof why); /* kept unless its hive says it is gone */
 }
 
 static void report_end(kpr_run *r, stream_state *s)

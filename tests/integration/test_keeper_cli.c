@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "kpr_store.h"
 #include "rb_procs.h"
 #include "rb_test.h"
 #include "rb_util.h"
@@ -34,7 +35,7 @@ static void setup(void)
     unsetenv("MOCK_WORKER_SCENARIO");
 }
 
-static void env_start(env *e)
+static void env_start_token(env *e, const char *token)
 {
     rbt_hive_opts o = rbt_hive_opts_default();
     char path[4200];
@@ -46,8 +47,14 @@ static void env_start(env *e)
     snprintf(path, sizeof path, "%s/models/model.gguf", e->h.home);
     rbt_write_fake_gguf(path, 4096);
     snprintf(e->model, sizeof e->model, "file:%s", path);
+    o.token = token;
     rbt_hive_start(&e->h, &o);
     rbt_keeper_init(&e->k, NULL);
+}
+
+static void env_start(env *e)
+{
+    env_start_token(e, NULL);
 }
 
 static void env_stop(env *e)
@@ -205,6 +212,333 @@ START_TEST(test_keeper_cli__a_bare_path_is_a_file_model)
 }
 END_TEST
 
+/* Runs rbee with args (stdin empty) and returns the exit code; *out and *err the streams
+ * (caller frees). */
+static int run_cmd(env *e, char **out, char **err, const char *const *args)
+{
+    int code = run_with_stdin(e, "", args);
+    *out = rbt_keeper_out(&e->k);
+    *err = rbt_keeper_err(&e->k);
+    return code;
+}
+
+/* stdout as exactly one JSON document: one line, one object (new reference). */
+static json_t *one_document(const char *out)
+{
+    json_error_t je;
+    json_t *doc;
+    size_t len = strlen(out);
+
+    ck_assert_msg(len > 1 && out[len - 1] == '\n' && memchr(out, '\n', len - 1) == NULL,
+                  "stdout is not one line:\n%s", out);
+    doc = json_loads(out, 0, &je);
+    ck_assert_msg(json_is_object(doc), "stdout is not a JSON object (%s):\n%s", je.text, out);
+    return doc;
+}
+
+/* Spawns a worker for e's model through the hive and waits until it is idle; its id. */
+static void spawn_idle(env *e, char *id, size_t len)
+{
+    json_t *r = NULL;
+    char body[4500];
+
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"backend\":\"cpu\",\"device\":0}",
+             e->model);
+    ck_assert_int_eq(rbt_hive_json(&e->h, "POST", "/v1/workers/spawn", body, &r), 200);
+    snprintf(id, len, "%s", jstr(r, "worker_id"));
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&e->h, id, "idle", rbt_scaled(20000), NULL));
+}
+
+/* Scenario: Lists and status are JSON documents with --json */
+START_TEST(test_keeper_cli__lists_and_status_are_json_documents_with_json)
+{
+    env e;
+    json_t *doc, *w, *list = NULL, *hw;
+    char id[128], want[8192], *out, *err;
+    int code;
+
+    env_start(&e);
+    spawn_idle(&e, id, sizeof id);
+    ck_assert_int_eq(rbt_hive_json(&e.h, "GET", "/v1/workers/list", NULL, &list), 200);
+    hw = json_array_get(json_object_get(list, "workers"), 0);
+    rbt_keeper_env(&e.k, "RBEE_HIVE_PORT=%d", e.h.port);
+
+    const char *wl[] = {"workers", "list", "--json", NULL};
+    code = run_cmd(&e, &out, &err, wl);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    doc = one_document(out);
+    ck_assert_str_eq(jstr(doc, "node"), "localhost");
+    ck_assert_str_eq(jstr(doc, "hive_url"), e.h.base);
+    ck_assert(json_is_true(json_object_get(doc, "hive_running")));
+    ck_assert_int_eq(json_array_size(json_object_get(doc, "workers")), 1);
+    w = json_array_get(json_object_get(doc, "workers"), 0);
+    ck_assert_int_eq(json_object_size(w), 8);
+    ck_assert_str_eq(jstr(w, "id"), id);
+    ck_assert_str_eq(jstr(w, "state"), "idle");
+    ck_assert_str_eq(jstr(w, "model_ref"), e.model);
+    ck_assert_str_eq(jstr(w, "url"), jstr(hw, "url"));
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "pid")),
+                     json_integer_value(json_object_get(hw, "pid")));
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "slots_busy")), 0);
+    ck_assert_int_eq(json_integer_value(json_object_get(w, "slots_total")), 1);
+    ck_assert(json_is_integer(json_object_get(w, "rss_mb")) ||
+              json_is_null(json_object_get(w, "rss_mb")));
+    ck_assert_str_eq(err, "");
+    json_decref(doc);
+    free(out);
+    free(err);
+
+    const char *ml[] = {"models", "list", "--json", NULL};
+    code = run_cmd(&e, &out, &err, ml);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    doc = one_document(out);
+    ck_assert_str_eq(jstr(doc, "node"), "localhost");
+    ck_assert_str_eq(jstr(doc, "hive_url"), e.h.base);
+    ck_assert_str_eq(jstr(doc, "bundled_model"), "kjv");
+    ck_assert(json_is_array(json_object_get(doc, "models")));
+    json_decref(doc);
+    free(out);
+    free(err);
+
+    const char *hs[] = {"hive", "status", "--json", NULL};
+    code = run_cmd(&e, &out, &err, hs);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    snprintf(want, sizeof want,
+             "{\"node\":\"localhost\",\"hive_url\":\"%s\",\"alive\":true,\"version\":\"%s\","
+             "\"workers\":1}\n",
+             e.h.base, RB_VERSION);
+    ck_assert_str_eq(out, want);
+    ck_assert_str_eq(err, "");
+    free(out);
+    free(err);
+
+    /* the same facts as text; a hive that is down is still a document, and still exit 1 */
+    const char *hs_text[] = {"hive", "status", NULL};
+    code = run_cmd(&e, &out, &err, hs_text);
+    ck_assert_int_eq(code, 0);
+    snprintf(want, sizeof want, "localhost %s alive, version %s, 1 workers\n", e.h.base,
+             RB_VERSION);
+    ck_assert_str_eq(out, want);
+    free(out);
+    free(err);
+    json_decref(list);
+    ck_assert_int_eq(rbt_hive_stop(&e.h), 0);
+    rbt_hive_cleanup(&e.h);
+
+    code = run_cmd(&e, &out, &err, hs);
+    ck_assert_int_eq(code, 1);
+    doc = one_document(out);
+    ck_assert(json_is_false(json_object_get(doc, "alive")));
+    ck_assert(json_is_string(json_object_get(doc, "error")));
+    ck_assert_msg(strstr(err, "Error: The hive of localhost"), "stderr:\n%s", err);
+    json_decref(doc);
+    free(out);
+    free(err);
+    code = run_cmd(&e, &out, &err, wl);
+    ck_assert_int_eq(code, 0);
+    snprintf(want, sizeof want,
+             "{\"node\":\"localhost\",\"hive_url\":\"%s\",\"hive_running\":false,\"workers\":[]}\n",
+             e.h.base);
+    ck_assert_str_eq(out, want);
+    free(out);
+    free(err);
+    rbt_keeper_cleanup(&e.k);
+    while (waitpid(-1, NULL, WNOHANG) > 0)
+        ;
+}
+END_TEST
+
+/* Scenario: A unique beginning of a worker id selects the worker */
+START_TEST(test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker)
+{
+    env e;
+    char a[128], b[128], pre[128], want[1024], *out, *err;
+    size_t d = 0;
+    int code;
+
+    env_start(&e);
+    spawn_idle(&e, a, sizeof a);
+    spawn_idle(&e, b, sizeof b);
+    while (a[d] && a[d] == b[d])
+        d++;
+    ck_assert_int_gt(d, 0);
+    snprintf(pre, sizeof pre, "%.*s", (int)d + 1, a); /* the shortest beginning only a has */
+    rbt_keeper_env(&e.k, "RBEE_HIVE_PORT=%d", e.h.port);
+
+    const char *health[] = {"workers", "health", "--id", pre, NULL};
+    code = run_cmd(&e, &out, &err, health);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    ck_assert_msg(strncmp(out, a, strlen(a)) == 0 && rbt_count(out, "\n") == 1, "stdout:\n%s", out);
+    free(out);
+    free(err);
+
+    /* both ids begin with "worker-": one line naming both, exit 1, nothing stopped */
+    const char *amb[] = {"workers", "shutdown", "--id", "worker-", NULL};
+    code = run_cmd(&e, &out, &err, amb);
+    ck_assert_int_eq(code, 1);
+    ck_assert_str_eq(out, "");
+    snprintf(want, sizeof want,
+             "Error: Worker id 'worker-' matches 2 workers on localhost: %s, %s\n", a, b);
+    if (strcmp(err, want) != 0) /* the hive lists them in its own order */
+        snprintf(want, sizeof want,
+                 "Error: Worker id 'worker-' matches 2 workers on localhost: %s, %s\n", b, a);
+    ck_assert_str_eq(err, want);
+    free(out);
+    free(err);
+    ck_assert(rbt_hive_wait_worker(&e.h, a, "idle", 1000, NULL));
+
+    const char *none[] = {"workers", "health", "--id", "nobody", NULL};
+    code = run_cmd(&e, &out, &err, none);
+    ck_assert_int_eq(code, 1);
+    ck_assert_str_eq(err, "Error: No worker nobody on localhost (rbee workers list --node "
+                          "localhost)\n");
+    free(out);
+    free(err);
+
+    const char *stop[] = {"workers", "shutdown", "--id", pre, NULL};
+    code = run_cmd(&e, &out, &err, stop);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    snprintf(want, sizeof want, "Worker %s stopped\n", a);
+    ck_assert_str_eq(out, want);
+    free(out);
+    free(err);
+    ck_assert(rbt_hive_wait_worker(&e.h, a, NULL, 1000, NULL));
+    ck_assert(rbt_hive_wait_worker(&e.h, b, "idle", 1000, NULL));
+    env_stop(&e);
+}
+END_TEST
+
+/* The number of cached workers of hive_url for e's model. */
+static size_t cached(env *e, const char *hive_url, kpr_cached_worker *w)
+{
+    kpr_store *st;
+    kpr_cached_worker ws[4];
+    char err[256];
+    size_t n = 0;
+
+    ck_assert_int_eq(kpr_store_open(e->k.home, &st, err, sizeof err), RB_OK);
+    ck_assert_int_eq(kpr_worker_find(st, hive_url, e->model, "cpu", 0, ws, 4, &n), RB_OK);
+    if (n && w)
+        *w = ws[0];
+    kpr_store_close(st);
+    return n;
+}
+
+/* Moves the cached row w to hive_url. */
+static void move_cached(env *e, kpr_cached_worker *w, const char *hive_url)
+{
+    kpr_store *st;
+    char err[256];
+
+    ck_assert_int_eq(kpr_store_open(e->k.home, &st, err, sizeof err), RB_OK);
+    snprintf(w->hive_url, sizeof w->hive_url, "%s", hive_url);
+    ck_assert_int_eq(kpr_worker_put(st, w), RB_OK);
+    kpr_store_close(st);
+}
+
+/* Scenario: A cached worker stays cached until its own hive says it is gone */
+START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says_it_is_gone)
+{
+    env e;
+    rbt_files files;
+    kpr_cached_worker w;
+    char want[4600], other[64], nobody[64], shouted[96], *out, *err;
+    int code;
+
+    env_start_token(&e, "right-token");
+    rbt_keeper_env(&e.k, "RBEE_API_TOKEN=right-token");
+    const char *cold[] = {"infer", "--hive",       e.h.base, "--model", e.model,
+                          "x",     "--max-tokens", "2",      NULL};
+    code = run_cmd(&e, &out, &err, cold);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(cached(&e, e.h.base, &w), 1);
+
+    /* a wrong token: the hive refuses, so it has not said the worker is gone */
+    rbt_keeper_env(&e.k, "RBEE_API_TOKEN=wrong-token");
+    snprintf(shouted, sizeof shouted, "http://LOCALHOST:%d/", e.h.port);
+    const char *wrong[] = {"infer", "--hive",       shouted, "--model", e.model,
+                           "x",     "--max-tokens", "2",     NULL};
+    code = run_cmd(&e, &out, &err, wrong);
+    ck_assert_int_eq(code, 1);
+    snprintf(want, sizeof want,
+             "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): the hive "
+             "at %s refused the keeper's token (401 INVALID_API_KEY)\n",
+             w.id, e.h.base);
+    ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(cached(&e, e.h.base, NULL), 1);
+
+    /* another program answers on the cached hive's URL */
+    rbt_files_init(&files);
+    rbt_files_start(&files, NULL);
+    snprintf(other, sizeof other, "%s", files.base);
+    move_cached(&e, &w, other);
+    const char *prog[] = {"infer", "--hive",       other, "--model", e.model,
+                          "x",     "--max-tokens", "2",   NULL};
+    code = run_cmd(&e, &out, &err, prog);
+    ck_assert_int_eq(code, 1);
+    snprintf(want, sizeof want,
+             "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): the "
+             "program at %s does not answer as a hive (404)\n",
+             w.id, other);
+    ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
+    free(out);
+    free(err);
+    rbt_files_stop(&files);
+    ck_assert_int_eq(cached(&e, other, NULL), 1);
+
+    /* nobody answers there */
+    snprintf(nobody, sizeof nobody, "http://127.0.0.1:%d", rbt_free_port());
+    move_cached(&e, &w, nobody);
+    const char *gone[] = {"infer", "--hive",       nobody, "--model", e.model,
+                          "x",     "--max-tokens", "2",    NULL};
+    code = run_cmd(&e, &out, &err, gone);
+    ck_assert_int_eq(code, 1);
+    snprintf(want, sizeof want,
+             "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): cannot "
+             "reach the hive at %s: ",
+             w.id, nobody);
+    ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(cached(&e, nobody, NULL), 1);
+
+    /* back at its hive, with the right token and another spelling of its URL: warm */
+    move_cached(&e, &w, e.h.base);
+    rbt_keeper_env(&e.k, "RBEE_API_TOKEN=right-token");
+    code = run_cmd(&e, &out, &err, wrong);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    snprintf(want, sizeof want,
+             "[Phase 1] Worker cache: worker %s on %s is idle: warm start (phases 2 to 7 "
+             "skipped)\n",
+             w.id, shouted);
+    ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
+    free(out);
+    free(err);
+
+    /* the hive stops it: now the hive says it is gone, and the entry goes */
+    char body[256];
+    json_t *r = NULL;
+    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", w.id);
+    ck_assert_int_eq(rbt_hive_json(&e.h, "POST", "/v1/workers/shutdown", body, &r), 200);
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&e.h, w.id, NULL, rbt_scaled(20000), NULL));
+    code = run_cmd(&e, &out, &err, cold);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    snprintf(want, sizeof want, "[Phase 1] Worker cache: the cached worker %s is gone from %s",
+             w.id, e.h.base);
+    ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
+    free(out);
+    free(err);
+    ck_assert_int_eq(cached(&e, e.h.base, &w), 1); /* the new worker */
+    env_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_cli");
@@ -215,5 +549,9 @@ int main(void)
     tcase_add_test(tc, test_keeper_cli__sampling_options_and_stop_strings_reach_the_worker);
     tcase_add_test(tc, test_keeper_cli__the_prompt_is_read_from_stdin);
     tcase_add_test(tc, test_keeper_cli__a_bare_path_is_a_file_model);
+    tcase_add_test(tc, test_keeper_cli__lists_and_status_are_json_documents_with_json);
+    tcase_add_test(tc, test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker);
+    tcase_add_test(
+        tc, test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says_it_is_gone);
     return rbt_run(s);
 }

@@ -11,6 +11,7 @@
 
 #include "kpr_args.h"
 #include "kpr_ctx.h"
+#include "kpr_hive.h"
 #include "kpr_out.h"
 #include "kpr_store.h"
 #include "rb_test.h"
@@ -407,6 +408,120 @@ START_TEST(test_output_json_is_one_object_per_line)
 }
 END_TEST
 
+START_TEST(test_hive_urls_are_normalised)
+{
+    static const char *const cases[][2] = {
+        {"http://localhost:8080", "http://127.0.0.1:8080"},
+        {"http://127.0.0.1:8080/", "http://127.0.0.1:8080"},
+        {"http://LOCALHOST:8080", "http://127.0.0.1:8080"},
+        {"HTTP://Gpu1.Example:9000//", "http://gpu1.example:9000"},
+        {"http://10.0.0.5", "http://10.0.0.5:80"},
+        {"https://hive.example/", "https://hive.example:443"},
+        {"http://[::1]:8080/", "http://[::1]:8080"},
+        {"http://proxy:81/rbee/", "http://proxy:81/rbee"},
+    };
+    static const char *const bad[] = {"localhost:8080", "ftp://x:1",      "http://",
+                                      "http://x:0",     "http://x:99999", "http://x:8080abc",
+                                      "http://:8080"};
+    char out[KPR_URL_MAX];
+    kpr_store *st;
+    kpr_cached_worker w = {0}, got[2];
+    char err[256];
+    size_t n = 0;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ck_assert_int_eq(kpr_hive_url_norm(cases[i][0], out, sizeof out), RB_OK);
+        ck_assert_str_eq(out, cases[i][1]);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(kpr_hive_url_norm(bad[i], out, sizeof out) == RB_EINVAL, "%s", bad[i]);
+        ck_assert_str_eq(out, "");
+    }
+    /* the cache stores and compares the normal form: three spellings, one hive */
+    ck_assert_int_eq(kpr_store_open(home, &st, err, sizeof err), RB_OK);
+    snprintf(w.id, sizeof w.id, "worker-1");
+    snprintf(w.hive_url, sizeof w.hive_url, "http://LOCALHOST:8080/");
+    snprintf(w.model_ref, sizeof w.model_ref, "kjv");
+    snprintf(w.backend, sizeof w.backend, "cpu");
+    ck_assert_int_eq(kpr_worker_put(st, &w), RB_OK);
+    ck_assert_int_eq(kpr_worker_find(st, "http://localhost:8080", "kjv", "cpu", 0, got, 2, &n),
+                     RB_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(got[0].hive_url, "http://127.0.0.1:8080");
+    ck_assert_int_eq(kpr_worker_find(st, "http://127.0.0.1:8080/", "kjv", "cpu", 0, got, 2, &n),
+                     RB_OK);
+    ck_assert_int_eq(n, 1);
+    ck_assert_int_eq(kpr_worker_remove_hive(st, "http://LocalHost:8080"), RB_OK);
+    ck_assert_int_eq(kpr_worker_find(st, "http://127.0.0.1:8080", "kjv", "cpu", 0, got, 2, &n),
+                     RB_OK);
+    ck_assert_int_eq(n, 0);
+    kpr_store_close(st);
+}
+END_TEST
+
+START_TEST(test_worker_ids_by_unique_prefix)
+{
+    json_t *ws = json_pack("[{s:s}, {s:s}, {s:s}]", "id", "worker-ab12", "id", "worker-ab34", "id",
+                           "worker-c");
+    char id[64], ids[256];
+
+    ck_assert_int_eq(kpr_workers_match(ws, "worker-ab1", id, sizeof id, ids, sizeof ids), 1);
+    ck_assert_str_eq(id, "worker-ab12");
+    ck_assert_int_eq(kpr_workers_match(ws, "worker-ab", id, sizeof id, ids, sizeof ids), 2);
+    ck_assert_str_eq(ids, "worker-ab12, worker-ab34");
+    ck_assert_int_eq(kpr_workers_match(ws, "worker-c", id, sizeof id, ids, sizeof ids), 1);
+    ck_assert_str_eq(id, "worker-c");
+    ck_assert_int_eq(kpr_workers_match(ws, "worker-x", id, sizeof id, ids, sizeof ids), 0);
+    ck_assert_int_eq(kpr_workers_match(ws, "", id, sizeof id, ids, sizeof ids), 0);
+    json_decref(ws);
+}
+END_TEST
+
+START_TEST(test_worker_fate_only_gone_when_the_hive_says_so)
+{
+    kpr_reply r;
+    json_t *e;
+    char why[512];
+    const char *base = "http://127.0.0.1:8080";
+
+    memset(&r, 0, sizeof r);
+    snprintf(r.err, sizeof r.err, "Connection refused");
+    ck_assert_int_eq(kpr_worker_fate(RB_ECONNECT, &r, base, "w1", &e, why, sizeof why),
+                     KPR_FATE_UNKNOWN);
+    ck_assert_str_eq(why, "cannot reach the hive at http://127.0.0.1:8080: Connection refused");
+
+    memset(&r, 0, sizeof r);
+    r.status = 401;
+    snprintf(r.code, sizeof r.code, "INVALID_API_KEY");
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w1", &e, why, sizeof why), KPR_FATE_UNKNOWN);
+    ck_assert_str_eq(why, "the hive at http://127.0.0.1:8080 refused the keeper's token (401 "
+                          "INVALID_API_KEY)");
+    r.status = 403;
+    r.code[0] = '\0';
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w1", &e, why, sizeof why), KPR_FATE_UNKNOWN);
+    ck_assert_str_eq(why, "the hive at http://127.0.0.1:8080 refused the keeper's token (403 "
+                          "Forbidden)");
+
+    memset(&r, 0, sizeof r);
+    r.status = 404;
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w1", &e, why, sizeof why), KPR_FATE_UNKNOWN);
+    ck_assert_str_eq(why, "the program at http://127.0.0.1:8080 does not answer as a hive (404)");
+    r.status = 200;
+    r.body = json_pack("{s:s}", "status", "ok");
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w1", &e, why, sizeof why), KPR_FATE_UNKNOWN);
+    ck_assert_str_eq(why, "the program at http://127.0.0.1:8080 does not answer as a hive (200 "
+                          "without a worker list)");
+    json_decref(r.body);
+
+    r.body = json_pack("{s:[{s:s, s:s}]}", "workers", "id", "w1", "state", "idle");
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w1", &e, why, sizeof why), KPR_FATE_LISTED);
+    ck_assert_str_eq(kpr_jstr(e, "state"), "idle");
+    ck_assert_int_eq(kpr_worker_fate(RB_OK, &r, base, "w2", &e, why, sizeof why), KPR_FATE_GONE);
+    ck_assert_ptr_null(e);
+    json_decref(r.body);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_units");
@@ -424,5 +539,8 @@ int main(void)
     tcase_add_test(tc, test_store_worker_cache);
     tcase_add_test(tc, test_output_text_keeps_tokens_alone_on_stdout);
     tcase_add_test(tc, test_output_json_is_one_object_per_line);
+    tcase_add_test(tc, test_hive_urls_are_normalised);
+    tcase_add_test(tc, test_worker_ids_by_unique_prefix);
+    tcase_add_test(tc, test_worker_fate_only_gone_when_the_hive_says_so);
     return rbt_run(s);
 }
