@@ -161,6 +161,10 @@ Feature: Engine tensor types and kernels
     Then q8_0, q4_0, q4_k and q6_k dequantize to finite values with the right signs
     And q8_0 gives +-65504 * 127
 
+  Scenario: A NaN quantizes to the code of zero
+    Given a row with one NaN, as a broken model's activations can hold (found by fuzz_model under UBSan)
+    Then q8_0 and q4_0 give it the code of zero and the other values their codes
+
   # ---- kernels (tests/unit/test_engine_kernels.c) ----
 
   Scenario: Forcing an instruction set is clamped to what the CPU has

@@ -31,6 +31,8 @@
 
 static float exp_scalar(float x)
 {
+    if (x != x) /* NaN (a broken model): (int)n below would be undefined */
+        return x;
     x = x > EXP_HI ? EXP_HI : x < EXP_LO ? EXP_LO : x;
     const float n = nearbyintf(x * LOG2E);
     float r = fmaf(n, -LN2_HI, x);

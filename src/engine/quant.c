@@ -317,6 +317,8 @@ void eng_quantize_q8_0(const float *x, eng_block_q8_0 *y, int64_t n)
             /* roundf (ties away from zero) as the reference; the clamp only bites when
              * the scale saturated */
             float q = roundf(x[j] * id);
+            if (q != q) /* NaN (a broken model's activations): converting it is undefined */
+                q = 0.0f;
             y[b].qs[j] = (int8_t)(q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q);
         }
     }
@@ -326,7 +328,7 @@ void eng_quantize_q8_0(const float *x, eng_block_q8_0 *y, int64_t n)
 static uint8_t q4_0_code(float v)
 {
     float c = v + 8.5f;
-    c = c < 0.0f ? 0.0f : c > 15.0f ? 15.0f : c;
+    c = c != c ? 8.0f : c < 0.0f ? 0.0f : c > 15.0f ? 15.0f : c; /* NaN: the code of 0 */
     return (uint8_t)c;
 }
 

@@ -653,6 +653,22 @@ START_TEST(
 }
 END_TEST
 
+/* Scenario: A NaN quantizes to the code of zero */
+START_TEST(test_engine_kernels__a_nan_quantizes_to_the_code_of_zero)
+{
+    float x[32];
+    uint8_t blk[34];
+    for (int j = 0; j < 32; j++)
+        x[j] = (float)(j - 16);
+    x[3] = NAN; /* a broken model's activation: converting it to an integer is undefined */
+    ck_assert_uint_eq(eng_quantize_row(ENG_TYPE_Q8_0, x, blk, 32), 34);
+    ck_assert_int_eq((int8_t)blk[2 + 3], 0);
+    ck_assert_int_eq((int8_t)blk[2 + 31], 127 * 15 / 16);
+    ck_assert_uint_eq(eng_quantize_row(ENG_TYPE_Q4_0, x, blk, 32), 18);
+    ck_assert_int_eq(blk[2 + 3] & 0x0F, 8); /* code 8 stands for 0 */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_quant");
@@ -691,5 +707,6 @@ int main(void)
     tcase_add_test(
         tc,
         test_engine_kernels__block_scales_beyond_the_half_precision_range_saturate_instead_of_becoming_infinite);
+    tcase_add_test(tc, test_engine_kernels__a_nan_quantizes_to_the_code_of_zero);
     return rbt_run(s);
 }
