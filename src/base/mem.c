@@ -90,7 +90,7 @@ static uint64_t session_scratch(const rb_mem_shape *m, const rb_mem_run *r)
     b = add(b, mul(mul(ctx, pos(m->n_rot)), SCRATCH_F32));                    /* RoPE table */
     b = add(b, mul(mul(pos(r->threads), mul(BLAS_ROWS, cols)), SCRATCH_F32)); /* sgemm */
     b = add(b, mul(mul(mul(CHUNKS_PER_THREAD, pos(r->threads)), mul(group, ctx)),
-                   SCRATCH_F32));                          /* attention scores */
+                   SCRATCH_F32));      /* attention scores */
     b = add(b, mul(mul(batch, 8), 2)); /* the rows' sessions and positions */
     return b;
 }
