@@ -414,11 +414,13 @@ static void check_wait(wrk *w, slot *sl)
         return;
     }
     if (gone(sl)) {
+        sl->reason = ENG_STOP_CANCELLED;
         finish(w, sl);
     } else if (rb_now_ms() >= sl->wait_until_ms) {
         rb_log(RB_LOG_WARN, "worker", "job %s cancelled: its stream was not opened within %d ms",
                sl->j->id, w->cfg.stream_open_timeout_ms);
         wrk_job_cancel(sl->j);
+        sl->reason = ENG_STOP_CANCELLED;
         finish(w, sl);
     }
 }

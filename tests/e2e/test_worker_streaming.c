@@ -459,6 +459,14 @@ START_TEST(test_worker_streaming__a_job_whose_stream_is_never_opened_is_cancelle
     ck_assert(rbt_file_contains(worker.log, "job orphan cancelled: its stream was not opened"));
     snprintf(url, sizeof url, "%s/v1/jobs/orphan/stream", worker.base);
     ck_assert_int_eq(rbt_http("GET", url, NULL, NULL, 5000, &b, NULL), 404);
+    {
+        /* the orphan counts as cancelled, the request that followed as completed */
+        char *m = rbt_get(worker.base, "/metrics");
+        ck_assert_ptr_nonnull(m);
+        ck_assert_double_eq(rbt_metric(m, "rbee_worker_requests_total{outcome=\"cancelled\"}"), 1);
+        ck_assert_double_eq(rbt_metric(m, "rbee_worker_requests_total{outcome=\"completed\"}"), 1);
+        free(m);
+    }
     rbt_stream_release(&st);
     rb_buf_release(&b);
     stop();
