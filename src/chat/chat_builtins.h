@@ -1,6 +1,6 @@
 /*
  * chat_builtins.h - what the built-ins share: the argument list of a call and the helpers of
- * chat_filters.c (arguments, globals, tests, filters), chat_strings.c (UTF-8, case,
+ * chat_filters.c (arguments, filters), chat_tests.c (tests, globals), chat_strings.c (UTF-8, case,
  * strip/split/replace, str and dict methods) and chat_format.c (printf-style %).
  */
 #ifndef CHAT_BUILTINS_H

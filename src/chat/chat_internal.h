@@ -1,7 +1,7 @@
 /*
  * chat_internal.h - the pieces of the chat-template renderer shared by its files: the arena
  * every value and node lives in, the syntax tree (chat_parse.c builds it), the values
- * (chat_value.c), and the evaluator's context (chat_eval.c, chat_filters.c).
+ * (chat_value.c), and the evaluator's context (chat_eval.c, chat_filters.c, chat_tests.c).
  *
  * DESIGN: a template is parsed once into a tree that is never written again, so one
  * chat_template can be rendered by many threads at once. A render allocates every value in
@@ -242,17 +242,18 @@ int ch_is_space_at(const char *s, size_t n, size_t i, size_t *len); /* Python is
 /* repr(v) appended to b (strings quoted); 0 or -1 (out of memory) */
 int ch_repr(rb_buf *b, const ch_val *v);
 
-/* chat_filters.c */
+/* chat_filters.c, chat_format.c, chat_strings.c */
 /* Python's fmt % arg (arg a tuple for several values): %s %r %d %i %u %x %X %o %e %f %g, the
  * flags - + space 0, width and precision; anything else fails by name. */
 ch_val *ch_percent_format(ch_ctx *c, const ch_node *nd, const ch_val *fmt, ch_val *arg);
 ch_val *ch_filter(ch_ctx *c, const ch_node *nd, ch_val *v, ch_val **args, int nargs,
                   const char **kwn, ch_val **kwv, int nkw);
-int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **args,
-            int nargs); /* 1/0, -1 error */
 ch_val *ch_call_method(ch_ctx *c, const ch_node *nd, ch_val *self, const char *name, ch_val **args,
                        int nargs, const char **kwn, ch_val **kwv, int nkw);
 int ch_has_method(const ch_val *self, const char *name);
+/* chat_tests.c */
+int ch_test(ch_ctx *c, const ch_node *nd, const char *name, ch_val *v, ch_val **args,
+            int nargs); /* 1/0, -1 error */
 ch_val *ch_call_global(ch_ctx *c, const ch_node *nd, const char *name, ch_val **args, int nargs,
                        const char **kwn, ch_val **kwv, int nkw);
 

@@ -1,6 +1,7 @@
 /*
- * http_internal.h - shared between the HTTP server core (http.c) and its SSE responses
- * (http_sse.c). Not part of rb_net's public interface.
+ * http_internal.h - shared between the HTTP server core (http.c), its SSE responses
+ * (http_sse.c) and its connection accounting (http_conn.c). Not part of rb_net's public
+ * interface.
  */
 #ifndef RB_HTTP_INTERNAL_H
 #define RB_HTTP_INTERNAL_H
@@ -16,6 +17,7 @@ typedef struct conn_info conn_info;
 typedef struct ip_count ip_count;
 
 #define RB_HTTP_IP_BUCKETS 1024
+#define RB_HTTP_MIN_CONNECTIONS 16 /* the least a too-low open-file limit leaves */
 
 struct rb_http_server {
     struct MHD_Daemon *mhd;
@@ -59,5 +61,18 @@ void rb_http_watcher_wake(rb_http_server *srv);
 /* Called by the watcher under srv->mu: closes every connection whose request deadline passed
  * and returns the next deadline (INT64_MAX when none is armed). */
 int64_t rb_http_sweep_deadlines(rb_http_server *srv, int64_t now_ms);
+
+/* Connection accounting (http_conn.c). */
+/* libmicrohttpd's accept policy: MHD_NO when a connection limit is reached. */
+enum MHD_Result rb_http_on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen);
+/* libmicrohttpd's connection notification: counts a connection in and out. */
+void rb_http_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code);
+/* Arms (on) or disarms the connection's request deadline. */
+void rb_http_request_deadline(rb_http_server *srv, struct MHD_Connection *conn, int on);
+/* Raises the soft open-file limit for cfg.max_connections, or lowers that limit to fit. */
+void rb_http_fit_fd_limit(rb_http_server *srv);
+/* Frees the per-address counts (the server is stopped). */
+void rb_http_conns_release(rb_http_server *srv);
 
 #endif

@@ -21,6 +21,7 @@
 #include "rb_json.h"
 #include "rb_test.h"
 #include "rb_sock.h"
+#include "rb_time.h"
 #include "rb_util.h"
 
 static char last_param[64];
@@ -72,8 +73,7 @@ static void *tick_main(void *arg)
 {
     rb_chan *ch = arg;
     for (int i = 0; i < 5; i++) {
-        struct timespec ts = {0, 300 * 1000000L};
-        nanosleep(&ts, NULL); /* the producer's pace under test, not a wait for a condition */
+        rb_sleep_ms(300); /* the producer's pace under test, not a wait for a condition */
         if (rb_chan_pushf(ch, "{\"tick\":%d}", i) != RB_OK)
             break;
     }
