@@ -37,17 +37,11 @@ static void setup(void)
 static void env_start(env *e, const char *scenario, const char *const *args, const char *token)
 {
     rbt_hive_opts o = rbt_hive_opts_default();
-    char path[4200];
     int i = 0;
 
     memset(e, 0, sizeof(*e));
     rbt_hive_init(&e->h);
-    /* in $RBEE_HOME/models: the hive's own folder that file: references may name */
-    snprintf(path, sizeof path, "%s/models", e->h.home);
-    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
-    snprintf(path, sizeof path, "%s/models/model.gguf", e->h.home);
-    rbt_write_fake_gguf(path, 4096);
-    snprintf(e->model, sizeof e->model, "file:%s", path);
+    rbt_hive_fake_model(&e->h, e->model, sizeof e->model);
     if (scenario) {
         snprintf(e->scenario, sizeof e->scenario, "MOCK_WORKER_SCENARIO=%s", scenario);
         o.env[0] = e->scenario;

@@ -38,15 +38,10 @@ static void setup(void)
 static void env_start_token(env *e, const char *token)
 {
     rbt_hive_opts o = rbt_hive_opts_default();
-    char path[4200];
 
     memset(e, 0, sizeof(*e));
     rbt_hive_init(&e->h);
-    snprintf(path, sizeof path, "%s/models", e->h.home);
-    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
-    snprintf(path, sizeof path, "%s/models/model.gguf", e->h.home);
-    rbt_write_fake_gguf(path, 4096);
-    snprintf(e->model, sizeof e->model, "file:%s", path);
+    rbt_hive_fake_model(&e->h, e->model, sizeof e->model);
     o.token = token;
     rbt_hive_start(&e->h, &o);
     rbt_keeper_init(&e->k, NULL);

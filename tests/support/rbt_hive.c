@@ -168,6 +168,16 @@ void rbt_write_fake_gguf(const char *path, size_t size)
     fclose(f);
 }
 
+void rbt_hive_fake_model(const rbt_hive *h, char *ref, size_t cap)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/models", h->home);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    snprintf(path, sizeof path, "%s/models/model.gguf", h->home);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(ref, cap, "file:%s", path);
+}
+
 const char *rbt_error_code(json_t *body)
 {
     const char *c = json_string_value(json_object_get(json_object_get(body, "error"), "code"));

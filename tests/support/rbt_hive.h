@@ -69,6 +69,9 @@ long rbt_hive_json(rbt_hive *h, const char *method, const char *path, const char
 
 /* Writes a small file starting with the GGUF magic at path. */
 void rbt_write_fake_gguf(const char *path, size_t size);
+/* Writes a fake 4 KB model at <h->home>/models/model.gguf (the hive's own folder, one that
+ * file: references may name) and puts "file:<that path>" in ref. */
+void rbt_hive_fake_model(const rbt_hive *h, char *ref, size_t cap);
 
 /* The code of an error envelope ("" if body is none). */
 const char *rbt_error_code(json_t *body);
