@@ -106,3 +106,9 @@ Feature: The HTTP layer shared by hive and worker
     Given a server with a 600 ms request deadline
     When a route streams 5 events 300 ms apart
     Then the client receives all 5 and the end of the stream
+
+  Scenario: A route table answers a call made in-process without a socket
+    When rb_http_call runs POST /v1/echo with a JSON body on the test's route table
+    Then it gets status 200 and the body back, and a {id} parameter reaches its handler
+    And an unknown path gets 404, a known path with another method 405, a handler that sets no reply 500
+    And a stream reply's channel is closed at once, so its producer stops

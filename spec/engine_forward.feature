@@ -62,6 +62,12 @@ Feature: The forward pass and the session API
     Then every logit is bit-identical and the copy's progress still rises per layer
     And a copy of the file without blk.1.ffn_down.weight is refused with copy_weights, naming the tensor, without a crash
 
+  Scenario: A model opened from memory gives the same logits as one opened from its file
+    Given the random GQA model's bytes read into a buffer
+    When it is opened with eng_model_open_mem and the reference prompt is prefilled
+    Then every logit is bit-identical to the file-opened model's
+    And a truncated buffer is refused with an error naming the given name, without a crash
+
   Scenario: rbee-gguf generate streams the continuation
     When the user runs rbee-gguf generate models/<bundled> --prompt "In the beginning" -n 16 --temp 0
     Then stdout is the greedy continuation only and the exit code is 0

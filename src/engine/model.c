@@ -503,31 +503,21 @@ static void fill_info(eng_model *m, const char *arch)
     in->add_bos = eng_tokenizer_add_bos(m->tok);
 }
 
-rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
-                      size_t errlen)
+/* Validates and binds the model whose GGUF is open in m->gguf; name names it in errors, path is
+ * the file copy_weights reads (NULL for a model in memory). Frees m on failure. */
+static rb_err model_load(eng_model *m, const char *path, const char *name,
+                         const eng_model_params *p, eng_model **out, char *err, size_t errlen)
 {
-    eng_model_params def = eng_model_params_default();
-    eng_model *m = calloc(1, sizeof(*m));
     char arch[32], gerr[256];
     rb_err rc;
 
-    if (!p)
-        p = &def;
-    if (!m)
-        return RB_ENOMEM;
-    m->fd = -1;
-    rc = eng_gguf_open(path, &m->gguf, gerr, sizeof gerr);
-    if (rc) {
-        rb_errf(err, errlen, rc, "cannot open model '%s': %s", path, gerr);
-        goto out;
-    }
     if (eng_gguf_find_str(m->gguf, "general.architecture", arch, sizeof arch)) {
-        rc = rb_errf(err, errlen, RB_EFORMAT, "model '%s' has no general.architecture", path);
+        rc = rb_errf(err, errlen, RB_EFORMAT, "model '%s' has no general.architecture", name);
         goto out;
     }
     if (!(m->arch = eng_arch_find(arch))) {
         rc = rb_errf(err, errlen, RB_EUNSUPPORTED,
-                     "model '%s' has architecture '%s'; supported: " ARCH_LIST, path, arch);
+                     "model '%s' has architecture '%s'; supported: " ARCH_LIST, name, arch);
         goto out;
     }
     m->used = calloc((size_t)eng_gguf_n_tensors(m->gguf) + 1, 1);
@@ -536,15 +526,15 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
         goto out;
     }
     if ((rc = read_hparams(m, arch, gerr, sizeof gerr))) {
-        rb_errf(err, errlen, rc, "model '%s': %s", path, gerr);
+        rb_errf(err, errlen, rc, "model '%s': %s", name, gerr);
         goto out;
     }
     if ((rc = eng_tokenizer_load(m->gguf, &m->tok, gerr, sizeof gerr))) {
-        rb_errf(err, errlen, rc, "model '%s': tokenizer: %s", path, gerr);
+        rb_errf(err, errlen, rc, "model '%s': tokenizer: %s", name, gerr);
         goto out;
     }
     m->hp.n_vocab = eng_tokenizer_n_vocab(m->tok);
-    if (p->copy_weights && (rc = copy_open(m, path, gerr, sizeof gerr)))
+    if (p->copy_weights && path && (rc = copy_open(m, path, gerr, sizeof gerr)))
         goto bad;
 
     {
@@ -583,7 +573,7 @@ rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **o
     copy_close(m);
     goto out;
 bad:
-    rb_errf(err, errlen, rc, "model '%s': %s", path, gerr);
+    rb_errf(err, errlen, rc, "model '%s': %s", name, gerr);
 out:
     if (rc) {
         eng_model_free(m);
@@ -591,6 +581,48 @@ out:
     }
     *out = m;
     return RB_OK;
+}
+
+rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
+                      size_t errlen)
+{
+    eng_model_params def = eng_model_params_default();
+    eng_model *m = calloc(1, sizeof(*m));
+    char gerr[256];
+    rb_err rc;
+
+    *out = NULL;
+    if (!m)
+        return RB_ENOMEM;
+    m->fd = -1;
+    if ((rc = eng_gguf_open(path, &m->gguf, gerr, sizeof gerr))) {
+        rb_errf(err, errlen, rc, "cannot open model '%s': %s", path, gerr);
+        eng_model_free(m);
+        return rc;
+    }
+    return model_load(m, path, path, p ? p : &def, out, err, errlen);
+}
+
+rb_err eng_model_open_mem(const void *data, size_t size, const char *name,
+                          const eng_model_params *p, eng_model **out, char *err, size_t errlen)
+{
+    eng_model_params def = eng_model_params_default();
+    eng_model *m = calloc(1, sizeof(*m));
+    char gerr[256];
+    rb_err rc;
+
+    *out = NULL;
+    if (!name)
+        name = "(memory)";
+    if (!m)
+        return RB_ENOMEM;
+    m->fd = -1;
+    if ((rc = eng_gguf_open_mem(data, size, &m->gguf, gerr, sizeof gerr))) {
+        rb_errf(err, errlen, rc, "cannot open model '%s': %s", name, gerr);
+        eng_model_free(m);
+        return rc;
+    }
+    return model_load(m, NULL, name, p ? p : &def, out, err, errlen);
 }
 
 void eng_model_free(eng_model *m)

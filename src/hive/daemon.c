@@ -244,9 +244,36 @@ static void announce(const hive *h)
     fflush(stdout);
 }
 
-rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen)
+rb_err hive_daemon_open(const hive_config *cfg, hive **out, char *err, size_t errlen)
 {
     hive *h = calloc(1, sizeof(*h));
+    rb_err rc;
+
+    *out = NULL;
+    if (!h)
+        return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+    if ((rc = init_config(h, cfg, err, errlen)) || (rc = init_paths(h, cfg, err, errlen)) ||
+        (rc = start(h, err, errlen))) {
+        stop(h);
+        free(h);
+        return rc;
+    }
+    *out = h;
+    return RB_OK;
+}
+
+void hive_daemon_close(hive *h)
+{
+    if (!h)
+        return;
+    stop(h);
+    rb_log(RB_LOG_INFO, "hive", "stopped");
+    free(h);
+}
+
+rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen)
+{
+    hive *h = NULL;
     sigset_t set;
     int sig = 0;
     rb_err rc;
@@ -257,24 +284,14 @@ rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     sigdelset(&set, SIGPIPE);
-    if (!h) {
-        rc = rb_errf(err, errlen, RB_ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = init_config(h, cfg, err, errlen)) || (rc = init_paths(h, cfg, err, errlen)) ||
-        (rc = start(h, err, errlen)))
-        goto out;
+    if ((rc = hive_daemon_open(cfg, &h, err, errlen)))
+        return rc;
     announce(h);
     while (sig != SIGTERM && sig != SIGINT)
         if (sigwait(&set, &sig) != 0)
             sig = 0;
     rb_log(RB_LOG_INFO, "hive", "%s received: stopping %zu workers", strsignal(sig),
            hive_registry_count(h->reg));
-out:
-    if (h)
-        stop(h);
-    if (!rc)
-        rb_log(RB_LOG_INFO, "hive", "stopped");
-    free(h);
-    return rc;
+    hive_daemon_close(h);
+    return RB_OK;
 }

@@ -64,4 +64,11 @@ typedef struct hive {
 extern const rb_http_route hive_routes[];
 extern const size_t hive_nroutes;
 
+/* hive_daemon_run without its signal wait, for running a hive inside another program (a
+ * fuzzer, a test): every component started, the server listening on cfg->port (0: any free
+ * port). hive_daemon_close stops the workers and every thread, then frees h (NULL-safe). The
+ * caller blocks SIGPIPE (or ignores it) itself. */
+rb_err hive_daemon_open(const hive_config *cfg, hive **out, char *err, size_t errlen);
+void hive_daemon_close(hive *h);
+
 #endif

@@ -226,7 +226,7 @@ void rb_http_reply_stream(rb_http_reply *rep, int status, const char *content_ty
 int rb_http_req_client_gone(rb_http_req *req)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        req->conn ? MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
     struct pollfd p;
     char c;
     ssize_t r;
@@ -617,12 +617,74 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 const char *rb_http_req_header(rb_http_req *req, const char *name)
 {
+    if (!req->conn) /* rb_http_call: a request with no headers */
+        return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
 const char *rb_http_req_query(rb_http_req *req, const char *name)
 {
+    if (!req->conn)
+        return NULL;
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+int rb_http_call(const rb_http_route *routes, size_t nroutes, void *user, const char *method,
+                 const char *path, const char *body, size_t body_len, rb_http_result *out)
+{
+    req_ctx *ctx = calloc(1, sizeof(*ctx));
+    rb_http_reply *rep = calloc(1, sizeof(*rep));
+    char *copy = malloc(body_len + 1);
+    const rb_http_route *route = NULL;
+    int known = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (!ctx || !rep || !copy) {
+        free(ctx);
+        free(rep);
+        free(copy);
+        return -1;
+    }
+    if (body_len)
+        memcpy(copy, body, body_len);
+    copy[body_len] = '\0';
+    for (size_t i = 0; i < nroutes && !route; i++) {
+        if (!route_match(routes[i].pattern, path, NULL))
+            continue;
+        known = 1;
+        if (strcmp(routes[i].method, method) == 0 && route_match(routes[i].pattern, path, ctx))
+            route = &routes[i];
+    }
+    if (!route) {
+        out->status = known ? 405 : 404;
+    } else {
+        ctx->req.method = method;
+        ctx->req.path = path;
+        ctx->req.body = copy;
+        ctx->req.body_len = body_len;
+        ctx->req.correlation_id = "local-call";
+        ctx->req.nparams = ctx->nparams;
+        for (int i = 0; i < ctx->nparams; i++)
+            ctx->req.params[i] = ctx->param_ptr[i];
+        route->handler(&ctx->req, rep, user);
+        out->status = rep->set ? rep->status : 500;
+        out->streamed = rep->sse != NULL;
+        if (rep->sse)
+            rb_chan_close(rep->sse); /* as when a client hangs up before reading */
+        else if (rep->body) {
+            out->body = rep->body;
+            out->body_len = rep->body_len;
+            rep->body = NULL;
+        }
+        snprintf(out->content_type, sizeof out->content_type, "%s", rep->content_type);
+        if (rep->on_complete)
+            rep->on_complete(rep->on_complete_user);
+    }
+    reply_release(rep);
+    free(rep);
+    free(ctx);
+    free(copy);
+    return 0;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */

@@ -199,16 +199,44 @@ static void end_queued(wrk *w, wrk_job *queued)
     }
 }
 
-int wrk_run(const wrk_config *c)
+/* Takes down what wrk_start started (NULL-safe at each step) and frees w. */
+static void wrk_teardown(wrk *w)
+{
+    if (atomic_load(&w->phase) != WRK_FAILED)
+        atomic_store(&w->phase, WRK_STOPPING);
+    wrk_request_stop(w);
+    if (w->jobs)
+        end_queued(w, wrk_jobs_shutdown(w->jobs));
+    wrk_gen_stop(w);
+    wrk_heartbeat_stop(w);
+    /* Every job's stream is finished; let their last events reach the clients. */
+    if (w->http && rb_http_server_drain(w->http, 2000) > 0)
+        rb_log(RB_LOG_WARN, "worker", "closing streams whose clients did not read their end");
+    rb_http_server_stop(w->http);
+    if (w->http)
+        rb_log(RB_LOG_INFO, "worker", "%s stopped", w->cfg.worker_id);
+    if (w->sig_started) {
+        rb_signal_pipe_wake();
+        pthread_join(w->sig_thread, NULL);
+    }
+    rb_bcast_free(w->progress);
+    wrk_metrics_free(w->metrics);
+    wrk_jobs_free(w->jobs);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    pthread_rwlock_destroy(&w->model_lock);
+    free(w);
+}
+
+rb_err wrk_start(const wrk_config *c, wrk **out, char *err, size_t errlen)
 {
     wrk *w = calloc(1, sizeof(*w));
     rb_http_config hc = rb_http_config_default();
-    pthread_t sig_thread;
-    char err[512], fp[7];
-    int code = 1, sig_started = 0;
+    char fp[7];
 
+    *out = NULL;
     if (!w)
-        return 1;
+        return rb_errf(err, errlen, RB_ENOMEM, "out of memory");
     w->cfg = *c;
     pthread_mutex_init(&w->mu, NULL);
     rb_cond_init_monotonic(&w->cv);
@@ -217,15 +245,17 @@ int wrk_run(const wrk_config *c)
     w->jobs = wrk_jobs_new(c->slots > 0 ? c->slots : 1, c->queue);
     w->metrics = wrk_metrics_new();
     w->progress = rb_bcast_new();
-    if (!w->jobs || !w->metrics || !w->progress)
-        goto out;
+    if (!w->jobs || !w->metrics || !w->progress) {
+        rb_errf(err, errlen, RB_ENOMEM, "out of memory");
+        goto fail;
+    }
     rb_client_global_init();
 
     /* SIGTERM/SIGINT become bytes on a pipe that one thread reads: OpenBLAS starts threads
      * before main(), so blocking the signals in our threads alone would not be enough. */
     if (c->handle_signals && rb_signal_pipe(&w->signal_fd) == RB_OK &&
-        pthread_create(&sig_thread, NULL, signal_main, w) == 0)
-        sig_started = 1;
+        pthread_create(&w->sig_thread, NULL, signal_main, w) == 0)
+        w->sig_started = 1;
 
     hc.bind_addr = c->local_mode ? "127.0.0.1" : "0.0.0.0";
     hc.port = c->port;
@@ -240,10 +270,10 @@ int wrk_run(const wrk_config *c)
         hc.max_connections_per_ip = c->max_conns_per_ip;
     if (c->request_timeout_ms)
         hc.request_timeout_ms = c->request_timeout_ms;
-    if (rb_http_server_start(&hc, &w->http, err, sizeof err)) {
+    if (rb_http_server_start(&hc, &w->http, err, errlen)) {
         rb_log(RB_LOG_ERROR, "worker", "%s", err);
         fprintf(stderr, "llm-worker-rbee: %s\n", err);
-        goto out;
+        goto fail;
     }
     snprintf(w->url, sizeof w->url, "http://%s:%u",
              c->advertise_host ? c->advertise_host : "127.0.0.1", rb_http_server_port(w->http));
@@ -258,40 +288,41 @@ int wrk_run(const wrk_config *c)
     printf("listening on port %u\n", rb_http_server_port(w->http));
     fflush(stdout);
 
-    if (wrk_heartbeat_start(w) || wrk_gen_start(w, err, sizeof err)) {
-        rb_log(RB_LOG_ERROR, "worker", "cannot start: %s", err);
-        goto stop;
+    if (wrk_heartbeat_start(w)) {
+        rb_errf(err, errlen, RB_EIO, "cannot start the heartbeat thread");
+        goto fail_started;
     }
+    if (wrk_gen_start(w, err, errlen))
+        goto fail_started;
+    *out = w;
+    return RB_OK;
+fail_started:
+    rb_log(RB_LOG_ERROR, "worker", "cannot start: %s", err);
+fail:
+    atomic_store(&w->phase, WRK_FAILED);
+    wrk_teardown(w);
+    return RB_EIO;
+}
+
+int wrk_finish(wrk *w)
+{
+    int code;
 
     pthread_mutex_lock(&w->mu);
     while (!w->stop)
         pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
     code = atomic_load(&w->phase) == WRK_FAILED ? 1 : 0;
-
-stop:
-    if (atomic_load(&w->phase) != WRK_FAILED)
-        atomic_store(&w->phase, WRK_STOPPING);
-    wrk_request_stop(w);
-    end_queued(w, wrk_jobs_shutdown(w->jobs));
-    wrk_gen_stop(w);
-    wrk_heartbeat_stop(w);
-    /* Every job's stream is finished; let their last events reach the clients. */
-    if (w->http && rb_http_server_drain(w->http, 2000) > 0)
-        rb_log(RB_LOG_WARN, "worker", "closing streams whose clients did not read their end");
-    rb_http_server_stop(w->http);
-    rb_log(RB_LOG_INFO, "worker", "%s stopped", c->worker_id);
-out:
-    if (sig_started) {
-        rb_signal_pipe_wake();
-        pthread_join(sig_thread, NULL);
-    }
-    rb_bcast_free(w->progress);
-    wrk_metrics_free(w->metrics);
-    wrk_jobs_free(w->jobs);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    pthread_rwlock_destroy(&w->model_lock);
-    free(w);
+    wrk_teardown(w);
     return code;
+}
+
+int wrk_run(const wrk_config *c)
+{
+    wrk *w;
+    char err[512];
+
+    if (wrk_start(c, &w, err, sizeof err))
+        return 1;
+    return wrk_finish(w);
 }

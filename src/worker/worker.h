@@ -52,7 +52,17 @@ typedef struct wrk {
     pthread_t hb_thread;
     int hb_started;
     int signal_fd; /* read end of the signal pipe */
+    pthread_t sig_thread;
+    int sig_started;
 } wrk;
+
+/* wrk_run in two halves, for running a worker inside another program (a fuzzer, a test):
+ * wrk_start starts the HTTP server, the heartbeat and the model load (or fails with err and
+ * everything taken down); wrk_finish waits for the stop request (wrk_request_stop, a signal
+ * when cfg.handle_signals, POST /v1/admin/shutdown), takes the worker down, frees it and
+ * returns the exit code. */
+rb_err wrk_start(const wrk_config *c, wrk **out, char *err, size_t errlen);
+int wrk_finish(wrk *w);
 
 /* Asks the worker to shut down (from a handler, a signal thread or a failed load). */
 void wrk_request_stop(wrk *w);

@@ -1,15 +1,12 @@
 /*
  * fuzz_model - libFuzzer target: a whole model load from arbitrary bytes, then, for a file it
- * accepts, one prefill and a few greedy steps. The bytes are served from a memfd (the engine
- * opens models by path), so nothing touches the disk. Inputs that would allocate more than a
+ * accepts, one prefill and a few greedy steps. The bytes are opened where they are
+ * (eng_model_open_mem), so nothing touches the disk. Inputs that would allocate more than a
  * small context are still loaded (that is the part under test); the session is capped at 64
  * positions and the steps run on one thread.
  */
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "eng.h"
 
@@ -20,17 +17,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     eng_sampler_params smp = eng_sampler_params_default();
     eng_model *m = NULL;
     eng_session *s = NULL;
-    char path[64], err[512];
-    int fd = memfd_create("fuzz-model", MFD_CLOEXEC);
+    char err[512];
     int32_t prompt[4] = {1, 2, 3, 4};
 
-    if (fd < 0)
-        return 0;
-    if (write(fd, data, size) != (ssize_t)size)
-        goto out;
-    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     mp.prefault = 0;
-    if (eng_model_open(path, &mp, &m, err, sizeof err) != RB_OK)
+    if (eng_model_open_mem(data, size, "fuzz", &mp, &m, err, sizeof err) != RB_OK)
         goto out;
     sp.n_threads = 1;
     sp.n_ctx = 64;
@@ -50,6 +41,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 out:
     eng_session_free(s);
     eng_model_free(m);
-    close(fd);
     return 0;
 }

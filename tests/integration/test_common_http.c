@@ -69,6 +69,8 @@ static void slow(rb_http_req *req, rb_http_reply *rep, void *user)
     rb_http_reply_json(rep, 200, json_pack("{s:s}", "status", "late"));
 }
 
+static atomic_int ticks_running, ticks_pushed;
+
 static void *tick_main(void *arg)
 {
     rb_chan *ch = arg;
@@ -76,10 +78,12 @@ static void *tick_main(void *arg)
         rb_sleep_ms(300); /* the producer's pace under test, not a wait for a condition */
         if (rb_chan_pushf(ch, "{\"tick\":%d}", i) != RB_OK)
             break;
+        atomic_fetch_add(&ticks_pushed, 1);
     }
     rb_chan_push(ch, "[DONE]", (size_t)-1, 1000);
     rb_chan_finish(ch);
     rb_chan_unref(ch);
+    atomic_store(&ticks_running, 0);
     return NULL;
 }
 
@@ -90,6 +94,8 @@ static void ticks(rb_http_req *req, rb_http_reply *rep, void *user)
     pthread_t t;
     (void)req, (void)user;
     rb_chan_ref(ch);
+    atomic_store(&ticks_running, 1);
+    atomic_store(&ticks_pushed, 0);
     ck_assert_int_eq(pthread_create(&t, NULL, tick_main, ch), 0);
     pthread_detach(t);
     rb_http_reply_sse(rep, ch);
@@ -652,6 +658,50 @@ START_TEST(test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_coun
 }
 END_TEST
 
+/* Scenario: A route table answers a call made in-process without a socket */
+START_TEST(test_common_http__a_route_table_answers_a_call_made_in_process_without_a_socket)
+{
+    const size_t n = sizeof routes / sizeof routes[0];
+    rb_http_result r;
+    int64_t deadline;
+
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "POST", "/v1/echo", "{\"a\":1}", 7, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.streamed, 0);
+    ck_assert_str_eq(r.content_type, "application/json");
+    ck_assert_ptr_nonnull(r.body);
+    ck_assert_msg(strstr(r.body, "\"a\": 1") || strstr(r.body, "\"a\":1"), "%s", r.body);
+    free(r.body);
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "POST", "/v1/echo", "{", 1, &r), 0);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "INVALID_JSON"));
+    free(r.body);
+    last_param[0] = '\0';
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "GET", "/v1/jobs/j-42/stream", NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(last_param, "j-42");
+    free(r.body);
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "GET", "/v1/nothing", NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "DELETE", "/v1/echo", NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "GET", "/v1/broken", NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 500);
+
+    /* The ticks producer holds a reference: its next push fails once the call closed the
+     * channel, and it exits; the channel's last reference goes with it. */
+    ck_assert_int_eq(rb_http_call(routes, n, NULL, "GET", "/v1/ticks", NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(r.streamed, 1);
+    ck_assert_ptr_null(r.body);
+    deadline = rbt_ms() + 5000;
+    while (atomic_load(&ticks_running) && rbt_ms() < deadline)
+        rbt_poll_interval();
+    ck_assert_msg(!atomic_load(&ticks_running), "the stream's producer did not stop");
+    ck_assert_int_eq(atomic_load(&ticks_pushed), 0); /* its first push came after the close */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("common_http");
@@ -680,5 +730,7 @@ int main(void)
         tc, test_common_http__a_stream_that_lasts_longer_than_the_request_deadline_is_not_cut);
     tcase_add_test(tc,
                    test_keeper_commands__a_port_left_in_time_wait_by_a_stopped_hive_counts_as_free);
+    tcase_add_test(tc,
+                   test_common_http__a_route_table_answers_a_call_made_in_process_without_a_socket);
     return rbt_run(s);
 }

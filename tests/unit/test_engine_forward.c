@@ -542,6 +542,61 @@ START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as
 }
 END_TEST
 
+/* Scenario: A model opened from memory gives the same logits as one opened from its file */
+START_TEST(
+    test_engine_forward__a_model_opened_from_memory_gives_the_same_logits_as_one_opened_from_its_file)
+{
+    const char *path = rbt_model_gqa();
+    eng_model *mapped = rbt_open_model(path), *mem = NULL;
+    eng_session *a, *b;
+    const float *la, *lb;
+    size_t na, nb, size = 0;
+    rbt_reference ref;
+    char err[256];
+    unsigned char *buf = NULL;
+    FILE *f = fopen(path, "rb");
+
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
+    size = (size_t)ftell(f);
+    rewind(f);
+    buf = malloc(size);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_uint_eq(fread(buf, 1, size, f), size);
+    fclose(f);
+    ck_assert_msg(eng_model_open_mem(buf, size, "gqa-in-memory", NULL, &mem, err, sizeof err) ==
+                      RB_OK,
+                  "%s", err);
+    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
+    a = open_session(mapped, 0, 2);
+    b = open_session(mem, 0, 2);
+    eng_session_keep_all_logits(a, 1);
+    eng_session_keep_all_logits(b, 1);
+    ck_assert_int_eq(eng_session_prefill(a, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
+    ck_assert_int_eq(eng_session_prefill(b, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
+    la = eng_session_all_logits(a, &na);
+    lb = eng_session_all_logits(b, &nb);
+    ck_assert_int_eq(na, ref.ntokens);
+    ck_assert_int_eq(nb, na);
+    ck_assert_int_eq(memcmp(la, lb, na * (size_t)ref.n_vocab * sizeof(float)), 0);
+    eng_session_free(a);
+    eng_session_free(b);
+    rbt_reference_release(&ref);
+    eng_model_free(mapped);
+    eng_model_free(mem);
+
+    /* Cut inside the tensor data: the header parses, the tensors do not fit. */
+    mem = NULL;
+    ck_assert_int_ne(eng_model_open_mem(buf, size - 100, "cut-short", NULL, &mem, err, sizeof err),
+                     RB_OK);
+    ck_assert_ptr_null(mem);
+    ck_assert_msg(strstr(err, "cut-short") != NULL, "%s", err);
+    ck_assert_int_ne(eng_model_open_mem(buf, 3, NULL, NULL, &mem, err, sizeof err), RB_OK);
+    ck_assert_msg(strstr(err, "(memory)") != NULL, "%s", err);
+    free(buf);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("engine_forward");
@@ -562,6 +617,9 @@ int main(void)
     tcase_add_test(
         tc, test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights);
     tc = rbt_tcase(s, "portable", 120);
+    tcase_add_test(
+        tc,
+        test_engine_forward__a_model_opened_from_memory_gives_the_same_logits_as_one_opened_from_its_file);
     tcase_add_checked_fixture(tc, NULL, restore_detected_isa);
     tcase_add_test(tc,
                    test_engine_forward__prompts_on_the_portable_kernels_go_through_openblas_sgemm);

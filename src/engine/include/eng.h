@@ -61,6 +61,11 @@ eng_model_params eng_model_params_default(void);
  * eng_model_free(). */
 rb_err eng_model_open(const char *path, const eng_model_params *p, eng_model **out, char *err,
                       size_t errlen);
+/* The same from a GGUF image in memory (a fuzzer's input, a test's buffer): nothing is copied,
+ * so data must stay valid and unchanged until eng_model_free; copy_weights is ignored. name
+ * stands for the path in errors (NULL: "(memory)"). */
+rb_err eng_model_open_mem(const void *data, size_t size, const char *name,
+                          const eng_model_params *p, eng_model **out, char *err, size_t errlen);
 void eng_model_free(eng_model *m); /* NULL-safe; every session must be freed first */
 /* The general.architecture values eng_model_open serves, comma-separated (static). */
 const char *eng_supported_archs(void);

@@ -154,6 +154,25 @@ void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void 
  * X-Correlation-ID and the SSE headers are added separately and do not count. */
 void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value);
 
+/* What rb_http_call got back. body is malloc'd (NULL for a stream or an empty reply); free it. */
+typedef struct rb_http_result {
+    int status;
+    char *body;
+    size_t body_len;
+    int streamed; /* the handler answered with a stream (SSE or raw); its channel was closed */
+    char content_type[64];
+} rb_http_result;
+
+/* Runs the handler of routes that method and path select, in the calling thread, as the server
+ * would for a request that passed its checks (auth, size, content type) but never touched a
+ * socket: for fuzzers and tests of the validation at a route's edge. The request has no
+ * headers, no query string and a client that never hangs up; a stream reply's channel is
+ * closed at once, as when a client leaves before reading, then the reply's on_complete runs.
+ * Unknown path: 404, known path with another method: 405, no reply set: 500. Returns 0, or -1
+ * when out of memory. */
+int rb_http_call(const rb_http_route *routes, size_t nroutes, void *user, const char *method,
+                 const char *path, const char *body, size_t body_len, rb_http_result *out);
+
 /* Parses "Authorization: Bearer <token>". Returns 0 when absent, 1 with the token borrowed
  * into *tok, -1 when present but malformed. */
 int rb_http_parse_bearer(const char *header, const char **tok, size_t *toklen);
