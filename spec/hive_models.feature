@@ -74,3 +74,11 @@ Feature: Model catalog and provisioning
     Then each gets the same 403 MODEL_PATH_FORBIDDEN, which reveals neither content nor existence
     And a path that is not a .gguf file (file:/etc/shadow) gets 400 without its content
     And a missing file inside the model folders gets 404 and a folder named x.gguf gets 400
+
+  Scenario: A downloaded model is removed, but not while a worker serves it
+    Given hf:org/repo/model.gguf downloaded and a worker spawned on it
+    When a client posts {"model_ref":"hf:org/repo/model.gguf"} to /v1/models/delete
+    Then it gets 409 MODEL_IN_USE naming the worker, and the file stays
+    When the worker is shut down and the client posts {"model_ref":"hf:org/repo"}
+    Then it gets 200 with the reference, path and size, the file is gone and the catalog empty
+    And a second removal gets 404 MODEL_NOT_FOUND, and the bundled model or a file: reference 400 INVALID_MODEL_REF

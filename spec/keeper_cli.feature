@@ -33,3 +33,9 @@ Feature: rbee as a user types it
     Given rbee infer registered a worker of a hive in network mode
     When the next runs meet a wrong token, another program on the hive's URL and nobody there
     Then each says why the cached worker is not reused, the entry stays, and a run with the right token through http://LOCALHOST:PORT/ is a warm start
+
+  Scenario: rbee models rm removes a downloaded model
+    Given a hive whose hub serves hf:org/repo/model.gguf, downloaded with rbee models download
+    When the user runs rbee models rm --hive <url> hf:org/repo/model.gguf
+    Then it prints "Removed hf:org/repo/model.gguf from <url> (3.1 MB freed: <path>)", exits 0 and the file is gone
+    And a second rm exits 1 with the hive's MODEL_NOT_FOUND reason and a Suggestion naming rbee models list

@@ -156,6 +156,7 @@ const rb_http_route hive_routes[] = {
     {"POST", "/v1/workers/shutdown", hive_h_workers_shutdown, 0},
     {"GET", "/v1/models", hive_h_models, 0},
     {"POST", "/v1/models/download", hive_h_download, 0},
+    {"POST", "/v1/models/delete", hive_h_models_delete, 0},
     {"GET", "/v1/models/download/{id}/progress", hive_h_download_progress, 0},
     {"POST", "/v1/chat/completions", hive_h_openai, RB_ROUTE_OPENAI},
     {"POST", "/v1/completions", hive_h_openai, RB_ROUTE_OPENAI},

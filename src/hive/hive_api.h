@@ -71,6 +71,7 @@ void hive_h_workers_list(rb_http_req *req, rb_http_reply *rep, void *user);
 void hive_h_workers_shutdown(rb_http_req *req, rb_http_reply *rep, void *user);
 void hive_h_models(rb_http_req *req, rb_http_reply *rep, void *user);
 void hive_h_download(rb_http_req *req, rb_http_reply *rep, void *user);
+void hive_h_models_delete(rb_http_req *req, rb_http_reply *rep, void *user);
 void hive_h_download_progress(rb_http_req *req, rb_http_reply *rep, void *user);
 
 #endif

@@ -618,6 +618,71 @@ START_TEST(test_hive_models__file_references_are_confined_to_the_model_folders)
 }
 END_TEST
 
+/* Scenario: A downloaded model is removed, but not while a worker serves it */
+START_TEST(test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worker_serves_it)
+{
+    env e;
+    char id[64], path[4400], worker[128], body[4600];
+    json_t *events, *r = NULL, *d;
+
+    env_start(&e, NULL, NULL);
+    start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
+    events = progress(&e, id);
+    ck_assert_str_eq(stage(last(events)), "complete");
+    snprintf(path, sizeof path, "%s",
+             json_string_value(json_object_get(last(events), "local_path")));
+    json_decref(events);
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/workers/spawn",
+                                   "{\"model_ref\":\"hf:org/repo/model.gguf\",\"backend\":"
+                                   "\"cpu\",\"device\":0}",
+                                   &r),
+                     200);
+    snprintf(worker, sizeof worker, "%s", json_string_value(json_object_get(r, "worker_id")));
+    json_decref(r);
+
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/models/delete",
+                                   "{\"model_ref\":\"hf:org/repo/model.gguf\"}", &r),
+                     409);
+    ck_assert_str_eq(rbt_error_code(r), "MODEL_IN_USE");
+    d = json_object_get(json_object_get(r, "error"), "details");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(d, "workers"), 0)), worker);
+    json_decref(r);
+    ck_assert_int_eq(access(path, F_OK), 0);
+
+    snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", worker);
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/workers/shutdown", body, &r), 200);
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&e.hive, worker, NULL, rbt_scaled(5000), NULL));
+
+    /* hf:org/repo names the one file of that repo that was downloaded. */
+    ck_assert_int_eq(
+        rbt_hive_json(&e.hive, "POST", "/v1/models/delete", "{\"model_ref\":\"hf:org/repo\"}", &r),
+        200);
+    ck_assert_str_eq(json_string_value(json_object_get(r, "reference")), "hf:org/repo/model.gguf");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "local_path")), path);
+    ck_assert_int_eq(json_integer_value(json_object_get(r, "size_bytes")), MODEL_SIZE);
+    json_decref(r);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(count_models(&e), 0);
+    ck_assert_int_eq(files_under_models(&e), 0);
+
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/models/delete",
+                                   "{\"model_ref\":\"hf:org/repo/model.gguf\"}", &r),
+                     404);
+    ck_assert_str_eq(rbt_error_code(r), "MODEL_NOT_FOUND");
+    json_decref(r);
+    ck_assert_int_eq(
+        rbt_hive_json(&e.hive, "POST", "/v1/models/delete", "{\"model_ref\":\"kjv\"}", &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_MODEL_REF");
+    json_decref(r);
+    snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\"}", path);
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/models/delete", body, &r), 400);
+    ck_assert_str_eq(rbt_error_code(r), "INVALID_MODEL_REF");
+    json_decref(r);
+    env_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_models");
@@ -639,5 +704,7 @@ int main(void)
                    test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file);
     tcase_add_test(tc, test_hive_models__a_late_subscriber_still_sees_the_end);
     tcase_add_test(tc, test_hive_models__file_references_are_confined_to_the_model_folders);
+    tcase_add_test(
+        tc, test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worker_serves_it);
     return rbt_run(s);
 }

@@ -534,6 +534,61 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
 }
 END_TEST
 
+/* Scenario: rbee models rm removes a downloaded model */
+START_TEST(test_keeper_cli__rbee_models_rm_removes_a_downloaded_model)
+{
+    rbt_hive_opts o = rbt_hive_opts_default();
+    rbt_files files;
+    env e;
+    char path[4400], endpoint[160], want[4600], *out, *err;
+    int code;
+
+    rbt_files_init(&files);
+    snprintf(path, sizeof path, "%s/org/repo", files.root);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    snprintf(path, sizeof path, "%s/org/repo/model.gguf", files.root);
+    rbt_write_fake_gguf(path, 3 << 20);
+    rbt_files_start(&files, NULL);
+    memset(&e, 0, sizeof e);
+    rbt_hive_init(&e.h);
+    snprintf(endpoint, sizeof endpoint, "HF_ENDPOINT=%s", files.base);
+    o.env[0] = endpoint;
+    rbt_hive_start(&e.h, &o);
+    rbt_keeper_init(&e.k, NULL);
+    const char *dl[] = {"models", "download", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
+    const char *rm[] = {"models", "rm", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
+
+    code = run_cmd(&e, &out, &err, dl);
+    ck_assert_msg(code == 0, "download: exit %d; stderr:\n%s", code, err);
+    free(out);
+    free(err);
+    snprintf(path, sizeof path, "%s/models/org/repo/model.gguf", e.h.home);
+    ck_assert_msg(access(path, F_OK) == 0, "no %s", path);
+
+    code = run_cmd(&e, &out, &err, rm);
+    ck_assert_msg(code == 0, "rm: exit %d; stderr:\n%s", code, err);
+    snprintf(want, sizeof want, "Removed hf:org/repo/model.gguf from %s (3.1 MB freed: %s)\n",
+             e.h.base, path);
+    ck_assert_str_eq(out, want);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    free(out);
+    free(err);
+
+    code = run_cmd(&e, &out, &err, rm);
+    ck_assert_int_eq(code, 1);
+    ck_assert_msg(strstr(err, "MODEL_NOT_FOUND: 'hf:org/repo/model.gguf' is not a downloaded "
+                              "model on this hive") != NULL,
+                  "%s", err);
+    snprintf(want, sizeof want,
+             "Suggestion: rbee models list --hive %s shows the downloaded models", e.h.base);
+    ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    free(out);
+    free(err);
+    env_stop(&e);
+    rbt_files_stop(&files);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_cli");
@@ -546,6 +601,7 @@ int main(void)
     tcase_add_test(tc, test_keeper_cli__a_bare_path_is_a_file_model);
     tcase_add_test(tc, test_keeper_cli__lists_and_status_are_json_documents_with_json);
     tcase_add_test(tc, test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker);
+    tcase_add_test(tc, test_keeper_cli__rbee_models_rm_removes_a_downloaded_model);
     tcase_add_test(
         tc, test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says_it_is_gone);
     return rbt_run(s);
