@@ -39,3 +39,10 @@ Feature: rbee as a user types it
     When the user runs rbee models rm --hive <url> hf:org/repo/model.gguf
     Then it prints "Removed hf:org/repo/model.gguf from <url> (3.1 MB freed: <path>)", exits 0 and the file is gone
     And a second rm exits 1 with the hive's MODEL_NOT_FOUND reason and a Suggestion naming rbee models list
+
+  Scenario: Download retries are shown as they happen and a failure that is not retried says so
+    Given a hive whose hub answers the model's first two requests with 503
+    When the user runs rbee models download for it
+    Then stderr shows "Download attempt 1/6 failed: ...; retrying in ..." and attempt 2/6 before the download completes
+    When the hub answers 404 instead
+    Then the download fails at once: no "retrying" line, and "This failure is not retried"

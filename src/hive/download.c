@@ -83,8 +83,28 @@ static void on_progress(void *user, int64_t done, int64_t total, double speed_mb
     rb_bcast_publish(d->progress, ev);
 }
 
-/* {"stage":"complete","local_path":...} or {"stage":"error","code":...,"message":...}. */
-static void finish_events(dl *d, const char *code, const char *message)
+/* {"stage":"retrying","attempt":N,"attempts":M,"retry_in_ms":P,"message":...}: the keeper
+ * shows each failed attempt as it happens. */
+static void on_retry(void *user, int attempt, int attempts, const char *why, long pause_ms)
+{
+    dl *d = user;
+    rb_buf b;
+
+    rb_buf_init(&b, EVENT_MAX);
+    rb_buf_appendf(&b,
+                   "{\"stage\":\"retrying\",\"attempt\":%d,\"attempts\":%d,\"retry_in_ms\":%ld,"
+                   "\"message\":",
+                   attempt, attempts, pause_ms);
+    rb_json_quote(&b, why, strlen(why));
+    rb_buf_appends(&b, "}");
+    if (b.data)
+        rb_bcast_publish(d->progress, b.data);
+    rb_buf_release(&b);
+}
+
+/* {"stage":"complete","local_path":...} or {"stage":"error","code":...,"message":...,
+ * "attempts":N} (the attempts made: 1 for a failure that is not retried). */
+static void finish_events(dl *d, const char *code, const char *message, int attempts)
 {
     rb_buf b;
 
@@ -93,7 +113,9 @@ static void finish_events(dl *d, const char *code, const char *message)
         rb_buf_appends(&b, "{\"stage\":\"complete\",\"local_path\":");
         rb_json_quote(&b, d->dest, strlen(d->dest));
     } else {
-        rb_buf_appendf(&b, "{\"stage\":\"error\",\"code\":\"%s\",\"message\":", code);
+        rb_buf_appendf(&b,
+                       "{\"stage\":\"error\",\"code\":\"%s\",\"attempts\":%d,\"message\":", code,
+                       attempts);
         rb_json_quote(&b, message, strlen(message));
     }
     rb_buf_appends(&b, "}");
@@ -152,6 +174,7 @@ static void *dl_main(void *arg)
     f.tag = d->id;
     f.cancel = &d->cancel;
     f.progress = on_progress;
+    f.retry = on_retry;
     f.user = d;
     rb_log(RB_LOG_INFO, "download", "%s: downloading %s", d->id, d->url);
     rc = prepare_dest(d->dest, err, sizeof err);
@@ -161,13 +184,13 @@ static void *dl_main(void *arg)
         atomic_fetch_add(&h->m.downloads_failed, 1);
         rb_log(RB_LOG_WARN, "download", "%s: %s failed (%s): %s", d->id, d->reference,
                res.code[0] ? res.code : "DOWNLOAD_FAILED", err);
-        finish_events(d, res.code[0] ? res.code : "DOWNLOAD_FAILED", err);
+        finish_events(d, res.code[0] ? res.code : "DOWNLOAD_FAILED", err, res.attempts);
     } else {
         atomic_fetch_add(&h->m.downloads_done, 1);
         atomic_fetch_add(&h->m.download_bytes, res.size);
         rb_log(RB_LOG_INFO, "download", "%s: %s complete: %s (%lld bytes)", d->id, d->reference,
                d->dest, (long long)res.size);
-        finish_events(d, NULL, NULL);
+        finish_events(d, NULL, NULL, res.attempts);
     }
     pthread_mutex_lock(&d->mgr->mu);
     d->finished = 1;

@@ -398,6 +398,8 @@ static attempt_result run_attempts(xfer *x, const char *part, hive_fetch_result 
             break;
         rb_log(RB_LOG_WARN, "download", "%s: attempt %d of %d failed: %s",
                x->f->tag ? x->f->tag : "-", i, x->f->attempts, err);
+        if (i < x->f->attempts && x->f->retry)
+            x->f->retry(x->f->user, i, x->f->attempts, err, backoff);
         if (i < x->f->attempts && pause_ms(x->f, backoff)) {
             r = ATT_CANCEL;
             break;

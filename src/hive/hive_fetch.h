@@ -31,6 +31,9 @@
 #define HIVE_FETCH_BACKOFF_MS 1000 /* first pause between attempts; RBEE_DOWNLOAD_BACKOFF_MS */
 
 typedef void (*hive_fetch_progress_fn)(void *user, int64_t done, int64_t total, double speed_mbps);
+/* An attempt failed and another follows after pause_ms; why is the attempt's error. */
+typedef void (*hive_fetch_retry_fn)(void *user, int attempt, int attempts, const char *why,
+                                    long pause_ms);
 
 typedef struct hive_fetch {
     const char *url;
@@ -42,6 +45,7 @@ typedef struct hive_fetch {
     long stall_timeout_s;            /* abort an attempt that receives nothing for this long */
     atomic_int *cancel;              /* non-zero: stop (code CANCELLED); may be NULL */
     hive_fetch_progress_fn progress; /* at most every HIVE_FETCH_PROGRESS_MS, and at the end */
+    hive_fetch_retry_fn retry;       /* before each pause between attempts; may be NULL */
     void *user;
 } hive_fetch;
 

@@ -6,8 +6,9 @@
  * The hive decides what is already there (a catalog row, the bundled model, a file: path) and
  * answers "cached" with the path; otherwise it starts or joins the download and the keeper
  * follows the progress stream (SSE, §4.3) to its end. The hive retries a download itself (6
- * attempts), so the keeper only reports: progress as it comes, the last error when the hive
- * gives up. Ctrl+C stops following, not the download: the hive finishes it for the next run.
+ * attempts), so the keeper only reports: progress as it comes, each failed attempt as the hive
+ * announces it ("retrying" events), the last error when the hive gives up. Ctrl+C stops following,
+ * not the download: the hive finishes it for the next run.
  */
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,7 @@ typedef struct follow {
     char code[64];
     char message[512];
     int complete, failed;
+    int attempts; /* of the failure; 0 when the hive did not say */
     int64_t bytes;
 } follow;
 
@@ -47,8 +49,21 @@ static int on_progress(void *user, const char *event, const char *data, size_t l
     } else if (strcmp(stage, "complete") == 0) {
         fl->complete = 1;
         snprintf(fl->path, sizeof fl->path, "%s", kpr_jstr(ev, "local_path"));
+    } else if (strcmp(stage, "retrying") == 0) {
+        long pause = (long)json_integer_value(json_object_get(ev, "retry_in_ms"));
+        char in[32];
+        if (pause < 1000)
+            snprintf(in, sizeof in, "%ld ms", pause);
+        else
+            snprintf(in, sizeof in, "%.0f s", pause / 1000.0);
+        kpr_out_progress_end(&fl->c->out);
+        kpr_out_note(&fl->c->out, "Download attempt %d/%d failed: %s; retrying in %s",
+                     (int)json_integer_value(json_object_get(ev, "attempt")),
+                     (int)json_integer_value(json_object_get(ev, "attempts")),
+                     kpr_jstr(ev, "message"), in);
     } else if (strcmp(stage, "error") == 0) {
         fl->failed = 1;
+        fl->attempts = (int)json_integer_value(json_object_get(ev, "attempts"));
         snprintf(fl->code, sizeof fl->code, "%s", kpr_jstr(ev, "code"));
         snprintf(fl->message, sizeof fl->message, "%s", kpr_jstr(ev, "message"));
     }
@@ -61,8 +76,11 @@ static void fail_download(const kpr_target *t, const char *ref, const follow *fl
     kpr_fail_set(f, "DOWNLOAD_FAILED", "Download of %s failed on %s: %s: %s", ref, t->name,
                  fl->code[0] ? fl->code : "DOWNLOAD_FAILED",
                  fl->message[0] ? fl->message : "no reason given");
-    kpr_fail_line(f, "The hive retries a download 6 times with growing pauses; this was its last "
-                     "error.");
+    if (fl->attempts > 1)
+        kpr_fail_line(f, "The hive tried %d times with growing pauses; this was its last error.",
+                      fl->attempts);
+    else if (fl->attempts == 1)
+        kpr_fail_line(f, "This failure is not retried: another attempt would end the same way.");
     kpr_fail_hint(f, "check the reference (hf:<org>/<repo>/<file>.gguf) and that the node reaches "
                      "the hub (HF_ENDPOINT, HF_TOKEN for gated repos); the hive's log has every "
                      "attempt");

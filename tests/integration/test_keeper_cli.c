@@ -534,27 +534,82 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
 }
 END_TEST
 
+/* A hub (mock-files with org/repo/model.gguf, 3 MiB, under scenario) and a hive that downloads
+ * from it with 200 ms between attempts; endpoint holds the hive's HF_ENDPOINT entry. */
+static void hub_env_start(env *e, rbt_files *files, char *endpoint, size_t len,
+                          const char *scenario)
+{
+    rbt_hive_opts o = rbt_hive_opts_default();
+    char path[4400];
+
+    rbt_files_init(files);
+    snprintf(path, sizeof path, "%s/org/repo", files->root);
+    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
+    snprintf(path, sizeof path, "%s/org/repo/model.gguf", files->root);
+    rbt_write_fake_gguf(path, 3 << 20);
+    rbt_files_start(files, scenario);
+    memset(e, 0, sizeof(*e));
+    rbt_hive_init(&e->h);
+    snprintf(endpoint, len, "HF_ENDPOINT=%s", files->base);
+    o.env[0] = endpoint;
+    o.env[1] = "RBEE_DOWNLOAD_BACKOFF_MS=200";
+    rbt_hive_start(&e->h, &o);
+    rbt_keeper_init(&e->k, NULL);
+}
+
+/* Scenario: Download retries are shown as they happen and a failure that is not retried says so */
+START_TEST(
+    test_keeper_cli__download_retries_are_shown_as_they_happen_and_a_failure_that_is_not_retried_says_so)
+{
+    rbt_files files;
+    env e;
+    char endpoint[160], *out, *err;
+    const char *a1, *a2, *done;
+    int code;
+
+    hub_env_start(&e, &files, endpoint, sizeof endpoint,
+                  "{\"faults\":[{\"path\":\"/org/repo/resolve/main/model.gguf\",\"status\":503,"
+                  "\"times\":2}]}");
+    const char *dl[] = {"models", "download", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
+    code = run_cmd(&e, &out, &err, dl);
+    ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
+    a1 = strstr(err, "Download attempt 1/6 failed: ");
+    a2 = strstr(err, "Download attempt 2/6 failed: ");
+    done = strstr(err, "Model: downloaded hf:org/repo/model.gguf");
+    ck_assert_msg(a1 && a2 && done && a1 < a2 && a2 < done, "%s", err);
+    ck_assert_msg(strstr(a1, "503") != NULL && strstr(a1, "retrying in 200 ms") != NULL, "%s", err);
+    ck_assert_msg(strstr(a2, "retrying in 400 ms") != NULL, "%s", err);
+    ck_assert_int_eq(rbt_count(err, "Download attempt"), 2);
+    free(out);
+    free(err);
+    env_stop(&e);
+    rbt_files_stop(&files);
+
+    hub_env_start(&e, &files, endpoint, sizeof endpoint,
+                  "{\"faults\":[{\"path\":\"/org/repo/resolve/main/model.gguf\",\"status\":404,"
+                  "\"times\":-1}]}");
+    const char *dl2[] = {"models", "download", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
+    code = run_cmd(&e, &out, &err, dl2);
+    ck_assert_int_eq(code, 1);
+    ck_assert_msg(strstr(err, "retrying") == NULL, "%s", err);
+    ck_assert_msg(strstr(err, "This failure is not retried") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "The hive tried") == NULL, "%s", err);
+    free(out);
+    free(err);
+    env_stop(&e);
+    rbt_files_stop(&files);
+}
+END_TEST
+
 /* Scenario: rbee models rm removes a downloaded model */
 START_TEST(test_keeper_cli__rbee_models_rm_removes_a_downloaded_model)
 {
-    rbt_hive_opts o = rbt_hive_opts_default();
     rbt_files files;
     env e;
     char path[4400], endpoint[160], want[4600], *out, *err;
     int code;
 
-    rbt_files_init(&files);
-    snprintf(path, sizeof path, "%s/org/repo", files.root);
-    ck_assert_int_eq(rb_mkdir_p(path), RB_OK);
-    snprintf(path, sizeof path, "%s/org/repo/model.gguf", files.root);
-    rbt_write_fake_gguf(path, 3 << 20);
-    rbt_files_start(&files, NULL);
-    memset(&e, 0, sizeof e);
-    rbt_hive_init(&e.h);
-    snprintf(endpoint, sizeof endpoint, "HF_ENDPOINT=%s", files.base);
-    o.env[0] = endpoint;
-    rbt_hive_start(&e.h, &o);
-    rbt_keeper_init(&e.k, NULL);
+    hub_env_start(&e, &files, endpoint, sizeof endpoint, NULL);
     const char *dl[] = {"models", "download", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
     const char *rm[] = {"models", "rm", "--hive", e.h.base, "hf:org/repo/model.gguf", NULL};
 
@@ -602,6 +657,9 @@ int main(void)
     tcase_add_test(tc, test_keeper_cli__lists_and_status_are_json_documents_with_json);
     tcase_add_test(tc, test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker);
     tcase_add_test(tc, test_keeper_cli__rbee_models_rm_removes_a_downloaded_model);
+    tcase_add_test(
+        tc,
+        test_keeper_cli__download_retries_are_shown_as_they_happen_and_a_failure_that_is_not_retried_says_so);
     tcase_add_test(
         tc, test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says_it_is_gone);
     return rbt_run(s);
