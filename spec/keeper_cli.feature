@@ -46,3 +46,8 @@ Feature: rbee as a user types it
     Then stderr shows "Download attempt 1/6 failed: ...; retrying in ..." and attempt 2/6 before the download completes
     When the hub answers 404 instead
     Then the download fails at once: no "retrying" line, and "This failure is not retried"
+
+  Scenario: An ambiguous repository lists its GGUF files
+    Given a hub whose org/repo holds a.gguf and b.gguf and no Q4_K_M file
+    When the user runs rbee models download hf:org/repo
+    Then it exits 1 and stderr lists hf:org/repo/a.gguf and hf:org/repo/b.gguf, with a Suggestion naming --file a.gguf

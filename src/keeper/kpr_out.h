@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
-#define KPR_FAIL_LINES 3
+#define KPR_FAIL_LINES 12
 
 typedef struct kpr_out {
     int json;        /* JSON lines on stdout instead of text */

@@ -136,7 +136,18 @@ rb_err kpr_provision(kpr_ctx *c, const kpr_target *t, const char *model_ref, int
 
     if (rc || r.status != 200) {
         kpr_reply_fail(f, t, &r, "provide the model");
-        if (!strcmp(r.code, "INVALID_MODEL_REF") || !strcmp(r.code, "AMBIGUOUS_MODEL_REF"))
+        if (!strcmp(r.code, "AMBIGUOUS_MODEL_REF")) {
+            json_t *files = json_object_get(
+                json_object_get(json_object_get(r.body, "error"), "details"), "files");
+            size_t n = json_array_size(files), shown = n < KPR_FAIL_LINES ? n : KPR_FAIL_LINES - 1;
+            for (size_t i = 0; i < shown; i++)
+                kpr_fail_line(f, "  %s/%s", model_ref, json_string_value(json_array_get(files, i)));
+            if (shown < n)
+                kpr_fail_line(f, "  and %zu more", n - shown);
+            if (json_array_size(files))
+                kpr_fail_hint(f, "name one of them: --model %s --file %s", model_ref,
+                              json_string_value(json_array_get(files, 0)));
+        } else if (!strcmp(r.code, "INVALID_MODEL_REF"))
             kpr_fail_hint(f,
                           "models are named hf:<org>/<repo>/<file>.gguf, hf:<org>/<repo> (its "
                           "Q4_K_M file), file:/path.gguf or %s (the bundled model)",

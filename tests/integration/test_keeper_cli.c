@@ -644,6 +644,36 @@ START_TEST(test_keeper_cli__rbee_models_rm_removes_a_downloaded_model)
 }
 END_TEST
 
+/* Scenario: An ambiguous repository lists its GGUF files */
+START_TEST(test_keeper_cli__an_ambiguous_repository_lists_its_gguf_files)
+{
+    rbt_files files;
+    env e;
+    char endpoint[160], path[4400], *out, *err;
+    int code;
+
+    hub_env_start(&e, &files, endpoint, sizeof endpoint, NULL);
+    snprintf(path, sizeof path, "%s/org/repo/model.gguf", files.root);
+    ck_assert_int_eq(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/org/repo/a.gguf", files.root);
+    rbt_write_fake_gguf(path, 4096);
+    snprintf(path, sizeof path, "%s/org/repo/b.gguf", files.root);
+    rbt_write_fake_gguf(path, 4096);
+    const char *dl[] = {"models", "download", "--hive", e.h.base, "hf:org/repo", NULL};
+    code = run_cmd(&e, &out, &err, dl);
+    ck_assert_int_eq(code, 1);
+    ck_assert_msg(strstr(err, "AMBIGUOUS_MODEL_REF") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "\n  hf:org/repo/a.gguf\n  hf:org/repo/b.gguf\n") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "Suggestion: name one of them: --model hf:org/repo --file a.gguf") !=
+                      NULL,
+                  "%s", err);
+    free(out);
+    free(err);
+    env_stop(&e);
+    rbt_files_stop(&files);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_cli");
@@ -657,6 +687,7 @@ int main(void)
     tcase_add_test(tc, test_keeper_cli__lists_and_status_are_json_documents_with_json);
     tcase_add_test(tc, test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker);
     tcase_add_test(tc, test_keeper_cli__rbee_models_rm_removes_a_downloaded_model);
+    tcase_add_test(tc, test_keeper_cli__an_ambiguous_repository_lists_its_gguf_files);
     tcase_add_test(
         tc,
         test_keeper_cli__download_retries_are_shown_as_they_happen_and_a_failure_that_is_not_retried_says_so);
