@@ -55,10 +55,12 @@ Feature: Model catalog and provisioning
     When a client requests "ftp:x", "hf:", "hf:org" or "file:relative.gguf"
     Then each answers 400 with code "INVALID_MODEL_REF"
 
-  Scenario: Stopping the hive during a download leaves no partial file
+  Scenario: Stopping the hive during a download keeps the partial file and the next hive resumes it
     Given the file server sends at 256 KB/s
     When the hive receives SIGTERM while the model is downloading
-    Then the hive exits 0, no file remains under models/ and no row is written
+    Then the hive exits 0, only model.gguf.part remains under models/, holding some bytes, and no row is written
+    When a new hive on the same home downloads the model again at full speed
+    Then its request asks for the rest with a Range from the partial file's size, and the model completes with its whole size
 
   Scenario: A late subscriber still sees the end
     Given a download that finished and whose first progress stream has ended

@@ -10,8 +10,9 @@
  * file: a 206 for the asked offset appends, a 200 replaces (the server ignored the range), an
  * error status is discarded. An attempt's outcome is classified as done, retry (network error,
  * short body, 408/429/5xx) or fatal (any other status, a disk error), and retries pause for a
- * doubling backoff that a cancel interrupts. Nothing named dest exists until every check passed;
- * every failure removes the .part file.
+ * doubling backoff that a cancel interrupts. Nothing named dest exists until every check passed.
+ * A cancelled run (the hive stopping) or one whose retries ran out keeps the .part, and the next
+ * run resumes it; any other failure removes it.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -414,6 +415,8 @@ rb_err hive_fetch_run(const hive_fetch *f, hive_fetch_result *res, char *err, si
     char part[HIVE_PATH_MAX + 8];
     xfer x = {0};
     attempt_result r;
+    struct stat st;
+    int keep = 0;
     rb_err rc = RB_OK;
 
     memset(res, 0, sizeof(*res));
@@ -424,11 +427,19 @@ rb_err hive_fetch_run(const hive_fetch *f, hive_fetch_result *res, char *err, si
         rc = rb_errf(err, errlen, RB_ETOOBIG, "destination path too long");
         goto out;
     }
-    unlink(part); /* a leftover of an earlier hive is not trusted */
+    /* A .part left by an interrupted run is resumed: the checks below (size, magic, SHA-256
+     * when announced) decide whether the whole file is right, and a range the server cannot
+     * serve starts over. */
+    if (stat(part, &st) == 0 && st.st_size > 0)
+        rb_log(RB_LOG_INFO, "download", "%s: resuming %s from %lld bytes", f->tag ? f->tag : "-",
+               part, (long long)st.st_size);
     report(&x, 1);
     r = run_attempts(&x, part, res, err, errlen);
     if (r != ATT_OK) {
         rc = r == ATT_CANCEL ? rb_errf(err, errlen, RB_ECANCELED, "download cancelled") : RB_EIO;
+        /* Interrupted (cancelled, or the network gave out): keep what arrived for the next run.
+         * A failure of the file itself (an HTTP error, a disk error) leaves nothing. */
+        keep = r == ATT_CANCEL || r == ATT_RETRY;
         goto out;
     }
     report(&x, 1);
@@ -440,7 +451,8 @@ out:
         if (!res->code[0])
             snprintf(res->code, sizeof res->code, "%s",
                      rc == RB_ECANCELED ? "CANCELLED" : "DOWNLOAD_FAILED");
-        unlink(part);
+        if (!keep || stat(part, &st) != 0 || st.st_size == 0)
+            unlink(part);
     }
     return rc;
 }

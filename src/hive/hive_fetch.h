@@ -14,7 +14,9 @@
  * doubling pause, others (404, 403, ...) end at once. The complete file must have the
  * announced size, start with the GGUF magic and, when the server names one (an ETag or
  * X-Linked-Etag of 64 hex digits, as the Hugging Face hub sends for LFS files), match its
- * SHA-256. Only then is it fsynced and renamed to dest. On failure no .part file remains.
+ * SHA-256. Only then is it fsynced and renamed to dest. A run that is cancelled or whose
+ * retries run out keeps the .part, and the next run resumes from it; after any other failure
+ * no .part file remains.
  */
 #ifndef HIVE_FETCH_H
 #define HIVE_FETCH_H

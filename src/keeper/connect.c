@@ -72,6 +72,7 @@ static rb_err start_ephemeral(kpr_ctx *c, kpr_target *t, kpr_local_hive *eph, in
     }
     if (rc == RB_OK) {
         snprintf(t->hive_url, sizeof t->hive_url, "%s", eph->url);
+        t->ephemeral = 1;
     } else if (rc != RB_ECANCELED) {
         kpr_fail_set(f, "HIVE_START_FAILED", "Cannot start a local hive: %s", err);
         kpr_fail_hint(f, "start one yourself with: rbee-hive daemon --local-mode (then rbee "

@@ -39,6 +39,7 @@ typedef struct kpr_target {
     char name[KPR_URL_MAX];     /* the node's name, or the URL given with --hive */
     char hive_url[KPR_URL_MAX]; /* "http://host:port", no trailing slash */
     int is_local;               /* node localhost without --hive: may get an ephemeral hive */
+    int ephemeral;              /* its hive is the ephemeral one this run started */
     int local_port;             /* is_local: $RBEE_HIVE_PORT or KPR_DEFAULT_HIVE_PORT */
     int registered;             /* node found in nodes.db (then node is its row) */
     kpr_node node;

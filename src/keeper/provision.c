@@ -107,7 +107,13 @@ static rb_err follow_download(kpr_ctx *c, const kpr_target *t, const char *ref, 
     rc = rb_client_sse("GET", url, NULL, &so, on_progress, &fl, &res, err, sizeof err);
     kpr_out_progress_end(&c->out);
     if (rc == RB_ECANCELED) {
-        kpr_out_note(&c->out, "The download continues on %s; the next run picks it up", t->name);
+        if (t->ephemeral)
+            kpr_out_note(&c->out,
+                         "The download stops with the ephemeral hive; the bytes that arrived are "
+                         "kept and the next run resumes from them");
+        else
+            kpr_out_note(&c->out, "The download continues on %s; the next run picks it up",
+                         t->name);
     } else if (fl.failed) {
         rc = RB_EIO;
         fail_download(t, ref, &fl, f);

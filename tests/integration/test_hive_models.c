@@ -31,10 +31,9 @@ typedef struct env {
     char endpoint[128];
 } env;
 
-/* A file server with org/repo/model.gguf (3 MB) and a hive pointed at it. */
-static void env_start(env *e, const char *scenario, const char *extra_env)
+/* A file server with org/repo/model.gguf (3 MB, the same bytes every time) under scenario. */
+static void env_start_files(env *e, const char *scenario)
 {
-    rbt_hive_opts o = rbt_hive_opts_default();
     char path[4400];
 
     rbt_files_init(&e->files);
@@ -44,6 +43,14 @@ static void env_start(env *e, const char *scenario, const char *extra_env)
     rbt_write_fake_gguf(path, MODEL_SIZE);
     rbt_files_start(&e->files, scenario);
     snprintf(e->endpoint, sizeof e->endpoint, "HF_ENDPOINT=%s", e->files.base);
+}
+
+/* A file server with org/repo/model.gguf (3 MB) and a hive pointed at it. */
+static void env_start(env *e, const char *scenario, const char *extra_env)
+{
+    rbt_hive_opts o = rbt_hive_opts_default();
+
+    env_start_files(e, scenario);
     o.env[0] = e->endpoint;
     o.env[1] = "RBEE_DOWNLOAD_BACKOFF_MS=10";
     o.env[2] = extra_env;
@@ -162,6 +169,25 @@ static int gets_of(env *e, const char *path, json_t **which)
     else
         json_decref(reqs);
     return n;
+}
+
+/* 1 when the two files hold the same bytes. */
+static int same_bytes(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int ca, cb, same = fa && fb;
+
+    while (same && (ca = fgetc(fa)) != EOF) {
+        cb = fgetc(fb);
+        same = ca == cb;
+    }
+    if (same && fb && fgetc(fb) != EOF)
+        same = 0;
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
 }
 
 /* Scenario: A download publishes progress in order and completes */
@@ -498,15 +524,20 @@ static int first_bytes(void *user, const char *event, const char *data, size_t l
     return got; /* non-zero stops the stream */
 }
 
-/* Scenario: Stopping the hive during a download leaves no partial file */
-START_TEST(test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file)
+/* Scenario: Stopping the hive during a download keeps the partial file and the next hive
+ * resumes it */
+START_TEST(
+    test_hive_models__stopping_the_hive_during_a_download_keeps_the_partial_file_and_the_next_hive_resumes_it)
 {
     env e;
     rb_sse_opts o = rb_sse_opts_default();
+    rbt_hive_opts ho = rbt_hive_opts_default();
     rb_sse_result res;
-    char id[64], url[256], err[256], db[4400];
+    char id[64], url[256], err[256], db[4400], part[4400], range[64];
     sqlite3 *dbh;
     sqlite3_stmt *st;
+    struct stat sb;
+    json_t *reqs = NULL, *events, *last_get = NULL;
 
     env_start(&e, "{\"rate_bytes_per_s\":262144}", NULL);
     start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
@@ -517,7 +548,11 @@ START_TEST(test_hive_models__stopping_the_hive_during_a_download_leaves_no_parti
                      RB_ECANCELED);
     rb_sse_result_release(&res);
     ck_assert_int_eq(rbt_hive_stop(&e.hive), 0);
-    ck_assert_int_eq(files_under_models(&e), 0);
+    snprintf(part, sizeof part, "%s/models/org/repo/model.gguf.part", e.hive.home);
+    ck_assert_int_eq(files_under_models(&e), 1);
+    ck_assert_int_eq(stat(part, &sb), 0);
+    ck_assert_int_gt(sb.st_size, 0);
+    ck_assert_int_lt(sb.st_size, MODEL_SIZE);
     snprintf(db, sizeof db, "%s/models.db", e.hive.home);
     ck_assert_int_eq(sqlite3_open(db, &dbh), SQLITE_OK);
     ck_assert_int_eq(sqlite3_prepare_v2(dbh, "SELECT COUNT(*) FROM models", -1, &st, NULL),
@@ -526,8 +561,36 @@ START_TEST(test_hive_models__stopping_the_hive_during_a_download_leaves_no_parti
     ck_assert_int_eq(sqlite3_column_int(st, 0), 0);
     sqlite3_finalize(st);
     sqlite3_close(dbh);
-    rbt_hive_cleanup(&e.hive);
+
+    /* The next hive, same home, a fast server: it asks only for the rest. */
     rbt_files_stop(&e.files);
+    env_start_files(&e, NULL);
+    ho.env[0] = e.endpoint;
+    ho.env[1] = "RBEE_DOWNLOAD_BACKOFF_MS=10";
+    rbt_hive_start(&e.hive, &ho);
+    start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
+    events = progress(&e, id);
+    ck_assert_str_eq(stage(last(events)), "complete");
+    json_decref(events);
+    ck_assert_int_eq(gets_of(&e, MODEL_PATH, &reqs), 1);
+    for (size_t i = 0; i < json_array_size(reqs); i++)
+        if (strcmp(json_string_value(json_object_get(json_array_get(reqs, i), "path")),
+                   MODEL_PATH) == 0)
+            last_get = json_array_get(reqs, i);
+    snprintf(range, sizeof range, "bytes=%lld-", (long long)sb.st_size);
+    ck_assert_ptr_nonnull(last_get);
+    ck_assert_str_eq(json_string_value(json_object_get(last_get, "range")), range);
+    json_decref(reqs);
+    snprintf(part, sizeof part, "%s/models/org/repo/model.gguf", e.hive.home);
+    ck_assert_int_eq(stat(part, &sb), 0);
+    ck_assert_int_eq(sb.st_size, MODEL_SIZE);
+    {
+        /* byte for byte the served file: the two halves were joined at the right offset */
+        char src[4400];
+        snprintf(src, sizeof src, "%s/org/repo/model.gguf", e.files.root);
+        ck_assert_int_eq(same_bytes(src, part), 1);
+    }
+    env_stop(&e);
 }
 END_TEST
 
@@ -700,8 +763,9 @@ int main(void)
     tcase_add_test(tc,
                    test_hive_models__local_files_and_the_bundled_model_resolve_without_a_download);
     tcase_add_test(tc, test_hive_models__bad_model_references_are_refused);
-    tcase_add_test(tc,
-                   test_hive_models__stopping_the_hive_during_a_download_leaves_no_partial_file);
+    tcase_add_test(
+        tc,
+        test_hive_models__stopping_the_hive_during_a_download_keeps_the_partial_file_and_the_next_hive_resumes_it);
     tcase_add_test(tc, test_hive_models__a_late_subscriber_still_sees_the_end);
     tcase_add_test(tc, test_hive_models__file_references_are_confined_to_the_model_folders);
     tcase_add_test(
