@@ -26,6 +26,7 @@
 typedef struct kpr_out {
     int json;        /* JSON lines on stdout instead of text */
     int tty;         /* stderr is a terminal */
+    int color;       /* colour the Error:/Warning:/Suggestion: words (kpr_out_color_wanted) */
     int bar_open;    /* a progress bar is on screen without its newline */
     int last_step;   /* plain progress: the last 10 % step printed, -1 for none */
     int64_t last_ms; /* plain progress without a total: time of the last line */
@@ -62,6 +63,8 @@ typedef struct kpr_fail {
 } kpr_fail;
 
 void kpr_out_init(kpr_out *o, int json);
+/* Colour on stderr: a terminal, $NO_COLOR unset or empty (no-color.org) and $TERM not "dumb". */
+int kpr_out_color_wanted(int tty, const char *no_color, const char *term);
 
 /* "[Phase N] ..." on stderr, or {"event":"phase","phase":N,"message":...}. Phase 0 (commands
  * other than infer) prints the message without the prefix (a notice in JSON). */

@@ -30,7 +30,26 @@ void kpr_out_init(kpr_out *o, int json)
     memset(o, 0, sizeof(*o));
     o->json = json;
     o->tty = isatty(STDERR_FILENO);
+    o->color = kpr_out_color_wanted(o->tty, getenv("NO_COLOR"), getenv("TERM"));
     o->last_step = -1;
+}
+
+int kpr_out_color_wanted(int tty, const char *no_color, const char *term)
+{
+    return tty && !(no_color && *no_color) && !(term && strcmp(term, "dumb") == 0);
+}
+
+/* The SGR colour of a line's leading word, or NULL: errors red, warnings yellow, suggestions
+ * cyan, all bold. */
+static const char *prefix_color(const char *prefix, const char *msg)
+{
+    if (strcmp(prefix, "Error: ") == 0)
+        return "\033[1;31m";
+    if (strcmp(prefix, "Suggestion: ") == 0)
+        return "\033[1;36m";
+    if (!*prefix && strncmp(msg, "Warning: ", 9) == 0)
+        return "\033[1;33m";
+    return NULL;
 }
 
 /* Emits a JSON event on stdout; steals ev. */
@@ -55,7 +74,15 @@ static void text_line(kpr_out *o, const char *prefix, const char *msg)
         fflush(stdout);
         o->tokens_open = 0;
     }
-    fprintf(stderr, "%s%s\n", prefix, msg);
+    {
+        const char *sgr = o->color ? prefix_color(prefix, msg) : NULL;
+        if (sgr && *prefix) /* "Error:" in colour, then the message */
+            fprintf(stderr, "%s%.*s\033[0m %s\n", sgr, (int)strlen(prefix) - 1, prefix, msg);
+        else if (sgr) /* a "Warning: ..." note: colour its first word */
+            fprintf(stderr, "%sWarning:\033[0m %s\n", sgr, msg + 9);
+        else
+            fprintf(stderr, "%s%s\n", prefix, msg);
+    }
     fflush(stderr);
 }
 
@@ -105,7 +132,16 @@ static void progress_text(const kpr_progress *p, char *buf, size_t len)
 {
     if (p->kind == KPR_PROGRESS_LAYERS)
         snprintf(buf, len, "%lld/%lld layers", (long long)p->done, (long long)p->total);
-    else if (p->total > 0)
+    else if (p->total > 0 && p->mbps > 0 && p->done < p->total) {
+        long eta = (long)((double)(p->total - p->done) / (p->mbps * MB) + 0.5);
+        char t[32];
+        if (eta >= 3600)
+            snprintf(t, sizeof t, "%ld:%02ld:%02ld", eta / 3600, eta / 60 % 60, eta % 60);
+        else
+            snprintf(t, sizeof t, "%ld:%02ld", eta / 60, eta % 60);
+        snprintf(buf, len, "%.1f / %.1f MB, %.1f MB/s, ETA %s", p->done / MB, p->total / MB,
+                 p->mbps, t);
+    } else if (p->total > 0)
         snprintf(buf, len, "%.1f / %.1f MB, %.1f MB/s", p->done / MB, p->total / MB, p->mbps);
     else
         snprintf(buf, len, "%.1f MB, %.1f MB/s", p->done / MB, p->mbps);

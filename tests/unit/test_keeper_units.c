@@ -363,7 +363,8 @@ START_TEST(test_output_text_keeps_tokens_alone_on_stdout)
     ck_assert_str_eq(out, "In the\n");
     ck_assert_ptr_nonnull(strstr(err, "[Phase 2] Hive preflight: ok\n"));
     /* Not a terminal: one plain progress line per 10 % step, 0 % to 100 %. */
-    ck_assert_ptr_nonnull(strstr(err, "[Phase 3] downloading: 0% (0.0 / 1.0 MB, 2.0 MB/s)\n"));
+    ck_assert_ptr_nonnull(
+        strstr(err, "[Phase 3] downloading: 0% (0.0 / 1.0 MB, 2.0 MB/s, ETA 0:01)\n"));
     ck_assert_ptr_nonnull(strstr(err, "[Phase 3] downloading: 100% (1.0 / 1.0 MB, 2.0 MB/s)\n"));
     ck_assert_ptr_null(strstr(err, "\r"));
     ck_assert_ptr_nonnull(
@@ -377,6 +378,46 @@ START_TEST(test_output_text_keeps_tokens_alone_on_stdout)
             lines++;
         ck_assert_int_eq(lines, 11);
     }
+    free(out);
+    free(err);
+}
+END_TEST
+
+static void coloured_events(kpr_out *o)
+{
+    kpr_fail f;
+    kpr_progress p = {3, KPR_PROGRESS_BYTES, 100 * 1000000LL, 7400 * 1000000LL, 2.0};
+
+    o->tty = 1;
+    o->color = 1;
+    kpr_out_note(o, "Warning: %s", "max_tokens 9000 is more than the context holds");
+    kpr_out_note(o, "Model: %s", "plain");
+    kpr_out_progress(o, &p);
+    kpr_out_progress_end(o);
+    kpr_fail_init(&f);
+    kpr_fail_set(&f, "X", "it broke");
+    kpr_fail_hint(&f, "fix it");
+    kpr_out_fail(o, &f);
+}
+
+START_TEST(test_output_colours_errors_and_warnings_on_a_terminal_and_shows_an_eta)
+{
+    char *out, *err;
+
+    ck_assert_int_eq(kpr_out_color_wanted(1, NULL, "xterm-256color"), 1);
+    ck_assert_int_eq(kpr_out_color_wanted(1, "", "xterm"), 1);
+    ck_assert_int_eq(kpr_out_color_wanted(1, "1", "xterm"), 0);
+    ck_assert_int_eq(kpr_out_color_wanted(1, NULL, "dumb"), 0);
+    ck_assert_int_eq(kpr_out_color_wanted(0, NULL, "xterm"), 0);
+    capture(coloured_events, 0, &out, &err);
+    ck_assert_msg(strstr(err, "\033[1;33mWarning:\033[0m max_tokens 9000 is more than the context "
+                              "holds\n") != NULL,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "Model: plain\n") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "\033[1;31mError:\033[0m it broke\n") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "\033[1;36mSuggestion:\033[0m fix it\n") != NULL, "%s", err);
+    /* 7,300 MB left at 2 MB/s: 3,650 s */
+    ck_assert_msg(strstr(err, "100.0 / 7400.0 MB, 2.0 MB/s, ETA 1:00:50") != NULL, "%s", err);
     free(out);
     free(err);
 }
@@ -539,6 +580,7 @@ int main(void)
     tcase_add_test(tc, test_store_worker_cache);
     tcase_add_test(tc, test_output_text_keeps_tokens_alone_on_stdout);
     tcase_add_test(tc, test_output_json_is_one_object_per_line);
+    tcase_add_test(tc, test_output_colours_errors_and_warnings_on_a_terminal_and_shows_an_eta);
     tcase_add_test(tc, test_hive_urls_are_normalised);
     tcase_add_test(tc, test_worker_ids_by_unique_prefix);
     tcase_add_test(tc, test_worker_fate_only_gone_when_the_hive_says_so);
