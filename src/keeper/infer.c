@@ -184,6 +184,7 @@ static rb_err parse_opts(int argc, char **argv, kpr_infer_opts *o, int *shown, c
 static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, rb_err rc,
                         const kpr_reply *list)
 {
+    char sid[64]; /* a short worker id for the phase lines */
     char why[1024];
     json_t *e;
     kpr_fate fate = kpr_worker_fate(rc, list, r->t.hive_url, w->id, &e, why, sizeof why);
@@ -197,20 +198,20 @@ static int judge_cached(kpr_run *r, kpr_store *st, const kpr_cached_worker *w, r
         kpr_out_phase(&r->c->out, 1,
                       "Worker cache: worker %s on %s is idle: warm start "
                       "(phases 2 to 7 skipped)",
-                      w->id, r->t.name);
+                      kpr_short_id(w->id, sid, sizeof sid), r->t.name);
     } else if (fate == KPR_FATE_LISTED) {
-        kpr_out_phase(&r->c->out, 1, "Worker cache: worker %s on %s is %s, not idle", w->id,
-                      r->t.name, state);
+        kpr_out_phase(&r->c->out, 1, "Worker cache: worker %s on %s is %s, not idle",
+                      kpr_short_id(w->id, sid, sizeof sid), r->t.name, state);
     } else if (fate == KPR_FATE_GONE) {
         kpr_worker_remove(st, w->id);
         kpr_out_phase(&r->c->out, 1,
                       "Worker cache: the cached worker %s is gone from %s (its "
                       "hive stopped it, e.g. after its idle timeout)",
-                      w->id, r->t.name);
+                      kpr_short_id(w->id, sid, sizeof sid), r->t.name);
     } else {
         kpr_out_phase(&r->c->out, 1,
-                      "Worker cache: cached worker %s not reused (kept in the cache): %s", w->id,
-                      why);
+                      "Worker cache: cached worker %s not reused (kept in the cache): %s",
+                      kpr_short_id(w->id, sid, sizeof sid), why);
     }
     return idle;
 }
@@ -333,6 +334,7 @@ static void fail_memory(kpr_run *r, const kpr_reply *rep)
 
 static rb_err phase_spawn(kpr_run *r)
 {
+    char sid[64]; /* a short worker id for the phase lines */
     json_t *req = json_pack("{s:s, s:s, s:I}", "model_ref", r->o->model, "backend", r->o->backend,
                             "device", (json_int_t)r->o->device);
     kpr_reply rep;
@@ -342,8 +344,8 @@ static rb_err phase_spawn(kpr_run *r)
     if (!rc && rep.status == 200) {
         snprintf(r->worker_id, sizeof r->worker_id, "%s", kpr_jstr(rep.body, "worker_id"));
         snprintf(r->worker_url, sizeof r->worker_url, "%s", kpr_jstr(rep.body, "url"));
-        kpr_out_phase(&r->c->out, 5, "Spawn: worker %s is loading %s at %s", r->worker_id,
-                      r->o->model, r->worker_url);
+        kpr_out_phase(&r->c->out, 5, "Spawn: worker %s is loading %s at %s",
+                      kpr_short_id(r->worker_id, sid, sizeof sid), r->o->model, r->worker_url);
     } else if (!rc && rep.status == 507) {
         rc = RB_ENOMEM;
         fail_memory(r, &rep);
@@ -363,6 +365,7 @@ static rb_err phase_spawn(kpr_run *r)
 
 static rb_err phase_register(kpr_run *r)
 {
+    char sid[64]; /* a short worker id for the phase lines */
     kpr_cached_worker w = {0};
     kpr_store *st;
     rb_err rc = kpr_ctx_store(r->c, &st, &r->f);
@@ -379,8 +382,8 @@ static rb_err phase_register(kpr_run *r)
         kpr_fail_set(&r->f, "STATE_ERROR", "Cannot write the worker cache in %s/workers.db",
                      r->c->home);
     if (!rc)
-        kpr_out_phase(&r->c->out, 6, "Worker cache: registered %s for %s on %s", w.id, w.model_ref,
-                      r->t.name);
+        kpr_out_phase(&r->c->out, 6, "Worker cache: registered %s for %s on %s",
+                      kpr_short_id(w.id, sid, sizeof sid), w.model_ref, r->t.name);
     return rc;
 }
 

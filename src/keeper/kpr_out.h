@@ -63,6 +63,10 @@ typedef struct kpr_fail {
 } kpr_fail;
 
 void kpr_out_init(kpr_out *o, int json);
+/* The id to show in a phase line: "worker-" and the first 8 characters of its UUID (a unique
+ * beginning selects the worker, as in `rbee workers shutdown --id`); other ids unchanged.
+ * Returns buf. */
+const char *kpr_short_id(const char *id, char *buf, size_t len);
 /* Colour on stderr: a terminal, $NO_COLOR unset or empty (no-color.org) and $TERM not "dumb". */
 int kpr_out_color_wanted(int tty, const char *no_color, const char *term);
 

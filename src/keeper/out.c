@@ -34,6 +34,15 @@ void kpr_out_init(kpr_out *o, int json)
     o->last_step = -1;
 }
 
+const char *kpr_short_id(const char *id, char *buf, size_t len)
+{
+    if (strncmp(id, "worker-", 7) == 0 && strlen(id) > 7 + 8)
+        snprintf(buf, len, "%.15s", id);
+    else
+        snprintf(buf, len, "%s", id);
+    return buf;
+}
+
 int kpr_out_color_wanted(int tty, const char *no_color, const char *term)
 {
     return tty && !(no_color && *no_color) && !(term && strcmp(term, "dumb") == 0);

@@ -175,8 +175,10 @@ rb_err kpr_phase_ready(kpr_run *r)
         kpr_fail_hint(&r->f, "read its log on %s: $RBEE_HOME/logs/%s.log", r->t.name, r->worker_id);
         discard_worker(r);
     } else if (!rc) {
-        kpr_out_phase(&r->c->out, 7, "Ready: worker %s loaded %s in %.1f s", r->worker_id,
-                      r->o->model, (rb_now_ms() - t0) / 1000.0);
+        char sid[64];
+        kpr_out_phase(&r->c->out, 7, "Ready: worker %s loaded %s in %.1f s",
+                      kpr_short_id(r->worker_id, sid, sizeof sid), r->o->model,
+                      (rb_now_ms() - t0) / 1000.0);
     }
     return rc;
 }

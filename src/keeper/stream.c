@@ -274,6 +274,7 @@ static rb_err read_stream(kpr_run *r, stream_state *s, watch *w, const char *sse
 
 rb_err kpr_phase_infer(kpr_run *r)
 {
+    char sid[64];
     stream_state s = {r, 0, -1, {0}, "", "", "", 0, 0, -1, -1};
     watch w = {0};
     char job_id[128] = "", sse[256] = "", err[512] = "";
@@ -282,8 +283,8 @@ rb_err kpr_phase_infer(kpr_run *r)
     rb_buf_init(&s.text, TEXT_MAX);
     if (rc)
         goto out;
-    kpr_out_phase(&r->c->out, 8, "Inference: job %s on worker %s (%s)", job_id, r->worker_id,
-                  r->worker_url);
+    kpr_out_phase(&r->c->out, 8, "Inference: job %s on worker %s (%s)", job_id,
+                  kpr_short_id(r->worker_id, sid, sizeof sid), r->worker_url);
     w.interrupted = r->c->interrupted;
     w.token = r->t.token[0] ? r->t.token : NULL;
     snprintf(w.url, sizeof w.url, "%s/v1/jobs/%s", r->worker_url, job_id);

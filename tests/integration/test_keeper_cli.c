@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "kpr_out.h"
 #include "kpr_store.h"
 #include "rb_procs.h"
 #include "rb_test.h"
@@ -438,7 +439,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     env e;
     rbt_files files;
     kpr_cached_worker w;
-    char want[4600], other[64], nobody[64], shouted[96], *out, *err;
+    char want[4600], other[64], nobody[64], shouted[96], sid[64], *out, *err;
     int code;
 
     env_start_token(&e, "right-token");
@@ -461,7 +462,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     snprintf(want, sizeof want,
              "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): the hive "
              "at %s refused the keeper's token (401 INVALID_API_KEY)\n",
-             w.id, e.h.base);
+             kpr_short_id(w.id, sid, sizeof sid), e.h.base);
     ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
     free(out);
     free(err);
@@ -479,7 +480,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     snprintf(want, sizeof want,
              "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): the "
              "program at %s does not answer as a hive (404)\n",
-             w.id, other);
+             kpr_short_id(w.id, sid, sizeof sid), other);
     ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
     free(out);
     free(err);
@@ -496,7 +497,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     snprintf(want, sizeof want,
              "[Phase 1] Worker cache: cached worker %s not reused (kept in the cache): cannot "
              "reach the hive at %s: ",
-             w.id, nobody);
+             kpr_short_id(w.id, sid, sizeof sid), nobody);
     ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
     free(out);
     free(err);
@@ -510,7 +511,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     snprintf(want, sizeof want,
              "[Phase 1] Worker cache: worker %s on %s is idle: warm start (phases 2 to 7 "
              "skipped)\n",
-             w.id, shouted);
+             kpr_short_id(w.id, sid, sizeof sid), shouted);
     ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
     free(out);
     free(err);
@@ -525,7 +526,7 @@ START_TEST(test_keeper_cli__a_cached_worker_stays_cached_until_its_own_hive_says
     code = run_cmd(&e, &out, &err, cold);
     ck_assert_msg(code == 0, "exit %d; stderr:\n%s", code, err);
     snprintf(want, sizeof want, "[Phase 1] Worker cache: the cached worker %s is gone from %s",
-             w.id, e.h.base);
+             kpr_short_id(w.id, sid, sizeof sid), e.h.base);
     ck_assert_msg(strstr(err, want), "stderr does not have\n%s:\n%s", want, err);
     free(out);
     free(err);

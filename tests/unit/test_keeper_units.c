@@ -423,6 +423,17 @@ START_TEST(test_output_colours_errors_and_warnings_on_a_terminal_and_shows_an_et
 }
 END_TEST
 
+START_TEST(test_output_phase_lines_show_short_worker_ids)
+{
+    char b[64];
+
+    ck_assert_str_eq(kpr_short_id("worker-f734964d-8f15-4591-a9cf-94bfffb6760e", b, sizeof b),
+                     "worker-f734964d");
+    ck_assert_str_eq(kpr_short_id("worker-1", b, sizeof b), "worker-1");
+    ck_assert_str_eq(kpr_short_id("my-worker", b, sizeof b), "my-worker");
+}
+END_TEST
+
 START_TEST(test_output_json_is_one_object_per_line)
 {
     char *out, *err, *save = NULL;
@@ -580,6 +591,7 @@ int main(void)
     tcase_add_test(tc, test_store_worker_cache);
     tcase_add_test(tc, test_output_text_keeps_tokens_alone_on_stdout);
     tcase_add_test(tc, test_output_json_is_one_object_per_line);
+    tcase_add_test(tc, test_output_phase_lines_show_short_worker_ids);
     tcase_add_test(tc, test_output_colours_errors_and_warnings_on_a_terminal_and_shows_an_eta);
     tcase_add_test(tc, test_hive_urls_are_normalised);
     tcase_add_test(tc, test_worker_ids_by_unique_prefix);
