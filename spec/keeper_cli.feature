@@ -51,3 +51,8 @@ Feature: rbee as a user types it
     Given a hub whose org/repo holds a.gguf and b.gguf and no Q4_K_M file
     When the user runs rbee models download hf:org/repo
     Then it exits 1 and stderr lists hf:org/repo/a.gguf and hf:org/repo/b.gguf, with a Suggestion naming --file a.gguf
+
+  Scenario: A file that is not GGUF is refused at phase 3 with what is wrong with it
+    Given a file bad.gguf holding text in the hive's models folder
+    When the user runs rbee infer --model file:<that path>
+    Then it exits 1 at phase 3: no worker is started, and the error is the hive's NOT_GGUF naming what is wrong with the file

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "hive_api.h"
+#include "hive_gguf.h"
 #include "hive_fetch.h"
 #include "rb_log.h"
 
@@ -206,6 +207,20 @@ static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t path
     return rc;
 }
 
+/* A local file must be a GGUF model the hive can read the header of, or phase 3 would call it
+ * available and the worker would fail on it later. */
+static rb_err check_gguf(const char *path, hive_api_error *e)
+{
+    rb_mem_shape sh;
+    char why[512];
+
+    if (hive_gguf_shape(path, &sh, why, sizeof why) == RB_OK)
+        return RB_OK;
+    snprintf(e->message, sizeof e->message, "the model file is not a usable GGUF model: %.800s",
+             why);
+    return fail(e, 400, "NOT_GGUF", RB_EFORMAT);
+}
+
 rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *canonical,
                           size_t canonlen, char *path, size_t pathlen, hive_resolved *what,
                           hive_api_error *e)
@@ -223,6 +238,8 @@ rb_err hive_resolve_model(hive *h, const char *text, hive_modelref *ref, char *c
     } else {
         hive_modelref_format(ref, canonical, canonlen);
         rc = resolve_local(h, ref, path, pathlen, e);
+        if (!rc)
+            rc = check_gguf(path, e);
     }
     return rc;
 }

@@ -675,6 +675,35 @@ START_TEST(test_keeper_cli__an_ambiguous_repository_lists_its_gguf_files)
 }
 END_TEST
 
+/* Scenario: A file that is not GGUF is refused at phase 3 with what is wrong with it */
+START_TEST(
+    test_keeper_cli__a_file_that_is_not_gguf_is_refused_at_phase_3_with_what_is_wrong_with_it)
+{
+    env e;
+    char path[4400], ref[4500], *out, *err;
+    FILE *f;
+    int code;
+
+    env_start(&e);
+    snprintf(path, sizeof path, "%s/models/bad.gguf", e.h.home);
+    ck_assert_ptr_nonnull(f = fopen(path, "w"));
+    fputs("# not a model, a README\n", f);
+    fclose(f);
+    snprintf(ref, sizeof ref, "file:%s", path);
+    const char *args[] = {"infer", "--hive", e.h.base, "--model", ref, "x", NULL};
+    code = run_cmd(&e, &out, &err, args);
+    ck_assert_int_eq(code, 1);
+    ck_assert_msg(strstr(err, "could not provide the model: 400 NOT_GGUF: the model file is not a "
+                              "usable GGUF model: ") != NULL,
+                  "%s", err);
+    ck_assert_msg(strstr(err, "GGUF v2 or v3 header") != NULL, "%s", err);
+    ck_assert_msg(strstr(err, "[Phase 4]") == NULL && strstr(err, "[Phase 5]") == NULL, "%s", err);
+    free(out);
+    free(err);
+    env_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_cli");
@@ -689,6 +718,9 @@ int main(void)
     tcase_add_test(tc, test_keeper_cli__a_unique_beginning_of_a_worker_id_selects_the_worker);
     tcase_add_test(tc, test_keeper_cli__rbee_models_rm_removes_a_downloaded_model);
     tcase_add_test(tc, test_keeper_cli__an_ambiguous_repository_lists_its_gguf_files);
+    tcase_add_test(
+        tc,
+        test_keeper_cli__a_file_that_is_not_gguf_is_refused_at_phase_3_with_what_is_wrong_with_it);
     tcase_add_test(
         tc,
         test_keeper_cli__download_retries_are_shown_as_they_happen_and_a_failure_that_is_not_retried_says_so);

@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,12 +159,51 @@ long rbt_hive_json(rbt_hive *h, const char *method, const char *path, const char
     return st;
 }
 
+static void put_u32(FILE *f, uint32_t v)
+{
+    fwrite(&v, 4, 1, f);
+}
+
+static void put_u64(FILE *f, uint64_t v)
+{
+    fwrite(&v, 8, 1, f);
+}
+
+static void put_str(FILE *f, const char *s)
+{
+    put_u64(f, strlen(s));
+    fwrite(s, 1, strlen(s), f);
+}
+
+static void put_kv_u32(FILE *f, const char *key, uint32_t v)
+{
+    put_str(f, key);
+    put_u32(f, 4); /* GGUF_TYPE_UINT32 */
+    put_u32(f, v);
+}
+
 void rbt_write_fake_gguf(const char *path, size_t size)
 {
     FILE *f = fopen(path, "wb");
+    long at;
+
     ck_assert_msg(f != NULL, "cannot create %s", path);
-    fwrite("GGUF\3\0\0\0", 1, 8, f);
-    for (size_t i = 8; i < size; i++)
+    /* A GGUF v3 header the hive can read (a one-layer llama shape, no tensors), then filler:
+     * a model for the mock worker, which loads nothing. */
+    fwrite("GGUF", 1, 4, f);
+    put_u32(f, 3);
+    put_u64(f, 0); /* tensors */
+    put_u64(f, 5); /* key-value pairs */
+    put_str(f, "general.architecture");
+    put_u32(f, 8); /* GGUF_TYPE_STRING */
+    put_str(f, "llama");
+    put_kv_u32(f, "llama.block_count", 1);
+    put_kv_u32(f, "llama.embedding_length", 64);
+    put_kv_u32(f, "llama.attention.head_count", 1);
+    put_kv_u32(f, "llama.vocab_size", 32);
+    at = ftell(f);
+    ck_assert_msg(at > 0 && (size_t)at <= size, "a fake GGUF needs at least %ld bytes", at);
+    for (size_t i = (size_t)at; i < size; i++)
         fputc((int)(i * 131 % 251), f);
     fclose(f);
 }
