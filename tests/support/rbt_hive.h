@@ -67,7 +67,8 @@ void rbt_hive_cleanup(rbt_hive *h);
 long rbt_hive_json(rbt_hive *h, const char *method, const char *path, const char *body,
                    json_t **reply);
 
-/* Writes a small file starting with the GGUF magic at path. */
+/* Writes a fake model of size bytes at path: from 256 bytes a GGUF v3 header the hive reads
+ * (a one-layer llama shape, no tensors) and filler, below that only the magic and a version. */
 void rbt_write_fake_gguf(const char *path, size_t size);
 /* Writes a fake 4 KB model at <h->home>/models/model.gguf (the hive's own folder, one that
  * file: references may name) and puts "file:<that path>" in ref. */

@@ -319,7 +319,14 @@ START_TEST(test_hive_units_gguf_shape)
     /* a truncated copy, a fake file and absurd counts are refused with a message */
     rbt_tmpdir(dir);
     snprintf(path, sizeof path, "%s/bad.gguf", dir);
-    rbt_write_fake_gguf(path, 4096);
+    {
+        FILE *bad = fopen(path, "wb"); /* the magic and a version, then noise */
+        ck_assert_ptr_nonnull(bad);
+        fwrite("GGUF\3\0\0\0", 1, 8, bad);
+        for (int i = 8; i < 4096; i++)
+            fputc(i * 131 % 251, bad);
+        fclose(bad);
+    }
     ck_assert_int_eq(hive_gguf_shape(path, &sh, err, sizeof err), RB_EFORMAT);
     ck_assert_ptr_nonnull(strstr(err, "bad.gguf"));
     {
