@@ -41,3 +41,10 @@ Feature: Load
     When 2000 connections from 127.0.0.2 and up each hold a partial request
     And 10 clients stream 3 rounds of inferences meanwhile
     Then every stream completes
+
+  Scenario: Held slow connections do not take the hive down, and its monitor keeps its worker
+    Given a hive with a 1 s heartbeat interval and one worker of 64 slots spawned on it
+    When 2000 connections from 127.0.0.2 and up each hold a partial request to the hive
+    And 20 clients stream 3 chat completions each through the hive meanwhile
+    Then every stream completes with a first-byte p99 under 200 ms
+    And after 6 s of the flood the worker is still listed with the same pid, alive, and the hive log has no "killing it"

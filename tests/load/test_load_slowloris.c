@@ -94,6 +94,7 @@ static int hold_from(int port, int src)
 
 typedef struct client {
     const worker *w;
+    const char *url, *body; /* default: the worker's /v1/inference */
     int rounds, ok, failed;
     int64_t first_byte_us[64];
     char err[256];
@@ -110,7 +111,10 @@ static void *client_main(void *arg)
     client *c = arg;
     char url[128];
 
-    snprintf(url, sizeof url, "%s/v1/inference", c->w->base);
+    if (c->url)
+        snprintf(url, sizeof url, "%s", c->url);
+    else
+        snprintf(url, sizeof url, "%s/v1/inference", c->w->base);
     for (int i = 0; i < c->rounds; i++) {
         rb_sse_opts o = rb_sse_opts_default();
         rb_sse_result res;
@@ -120,8 +124,8 @@ static void *client_main(void *arg)
         o.idle_timeout_ms = 5000;
         o.deadline_ms = 20000;
         rb_sse_result_init(&res);
-        rc = rb_client_sse("POST", url, "{\"prompt\":\"x\",\"max_tokens\":8}", &o, on_event, NULL,
-                           &res, c->err, sizeof c->err);
+        rc = rb_client_sse("POST", url, c->body ? c->body : "{\"prompt\":\"x\",\"max_tokens\":8}",
+                           &o, on_event, NULL, &res, c->err, sizeof c->err);
         if (rc == RB_OK && res.headers_us >= 0) {
             c->first_byte_us[c->ok++] = res.headers_us;
         } else {
@@ -220,10 +224,138 @@ START_TEST(test_load__held_slow_connections_do_not_starve_streaming_clients)
 }
 END_TEST
 
+/* Scenario: Held slow connections do not take the hive down, and its monitor keeps its worker */
+START_TEST(
+    test_load__held_slow_connections_do_not_take_the_hive_down_and_its_monitor_keeps_its_worker)
+{
+    int is_long = env_int("RB_LOAD_LONG", 0);
+    int nslow = env_int("RB_LOAD_SLOW", is_long ? 3000 : 2000);
+    int nclients = env_int("RB_LOAD_CLIENTS", is_long ? 50 : 20);
+    int rounds = env_int("RB_LOAD_ROUNDS", is_long ? 10 : 3);
+    static int held[MAX_SLOW];
+    rbt_hive_opts o = rbt_hive_opts_default();
+    rbt_hive h;
+    struct rlimit rl;
+    client *cs;
+    pthread_t *ts;
+    json_t *r = NULL, *w = NULL;
+    char model[4300], body[4600], url[128], chat[4600], id[128];
+    int nheld = 0, refused = 0, ok = 0, failed = 0, n = 0;
+    int64_t *all, t0, until;
+    pid_t wpid;
+    double p50, p99, max;
+    char first_err[256] = "";
+
+    if (nslow > MAX_SLOW)
+        nslow = MAX_SLOW;
+    if (rounds > 64)
+        rounds = 64;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < (rlim_t)nslow + 256)
+        nslow = (int)rl.rlim_cur - 256;
+    rb_client_global_init();
+
+    /* A hive whose monitor would kill a silent worker within 2 heartbeat intervals of 1 s. */
+    rbt_hive_init(&h);
+    rbt_hive_fake_model(&h, model, sizeof model);
+    o.heartbeat_interval = "1";
+    o.monitor_interval = "1";
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"token_interval_ms\":5,\"load_ms\":0}";
+    o.args[0] = "--worker-slots"; /* every client streams at once: the flood is what is measured */
+    o.args[1] = "64";
+    rbt_hive_start(&h, &o);
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"backend\":\"cpu\",\"device\":0}", model);
+    ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", body, &r), 200);
+    snprintf(id, sizeof id, "%s", json_string_value(json_object_get(r, "worker_id")));
+    json_decref(r);
+    ck_assert(rbt_hive_wait_worker(&h, id, "idle", rbt_scaled(10000), &w));
+    wpid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    json_decref(w);
+    ck_assert_int_gt(wpid, 0);
+
+    t0 = rbt_ms();
+    for (int i = 0; i < nslow; i++) {
+        int fd = hold_from(h.port, 2 + i / PER_ADDRESS);
+        if (fd < 0)
+            refused++;
+        else
+            held[nheld++] = fd;
+    }
+    printf("load: %d slow connections held on the hive (%d failed to connect) in %lld ms\n", nheld,
+           refused, (long long)(rbt_ms() - t0));
+
+    /* Clients stream chat completions through the hive to its worker meanwhile. */
+    snprintf(url, sizeof url, "%s/v1/chat/completions", h.base);
+    snprintf(chat, sizeof chat,
+             "{\"model\":\"%s\",\"stream\":true,\"max_tokens\":8,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"}]}",
+             model);
+    cs = calloc((size_t)nclients, sizeof(*cs));
+    ts = calloc((size_t)nclients, sizeof(*ts));
+    all = calloc((size_t)nclients * (size_t)rounds, sizeof(*all));
+    t0 = rbt_ms();
+    for (int i = 0; i < nclients; i++) {
+        cs[i].url = url;
+        cs[i].body = chat;
+        cs[i].rounds = rounds;
+        ck_assert_int_eq(pthread_create(&ts[i], NULL, client_main, &cs[i]), 0);
+    }
+    for (int i = 0; i < nclients; i++) {
+        pthread_join(ts[i], NULL);
+        ok += cs[i].ok;
+        failed += cs[i].failed;
+        if (cs[i].failed && !first_err[0])
+            snprintf(first_err, sizeof first_err, "%s", cs[i].err);
+        for (int k = 0; k < cs[i].ok; k++)
+            all[n++] = cs[i].first_byte_us[k];
+    }
+    qsort(all, (size_t)n, sizeof(*all), cmp_i64);
+    p50 = n ? (double)all[n / 2] / 1000.0 : -1;
+    p99 = n ? (double)all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : -1;
+    max = n ? (double)all[n - 1] / 1000.0 : -1;
+    printf("load: %d clients x %d chat streams through the hive in %lld ms: %d completed, %d "
+           "failed%s%s; first byte p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+           nclients, rounds, (long long)(rbt_ms() - t0), ok, failed, first_err[0] ? ": " : "",
+           first_err, p50, p99, max);
+
+    /* Keep the flood past two heartbeat intervals and four monitor ticks (under the hive's
+     * 10 s request deadline, which would close the held connections). */
+    until = t0 + 6000;
+    while (rbt_ms() < until)
+        rbt_poll_interval();
+    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
+    w = json_array_get(json_object_get(r, "workers"), 0);
+    ck_assert_msg(w && strcmp(json_string_value(json_object_get(w, "id")), id) == 0 &&
+                      json_integer_value(json_object_get(w, "pid")) == wpid,
+                  "the worker is no longer listed");
+    json_decref(r);
+    ck_assert_msg(rbt_alive(wpid), "the worker was killed");
+    ck_assert_msg(!rbt_file_contains(h.log, "killing it"), "the monitor killed a worker");
+    printf("load: after %lld ms of flood the worker %s (pid %d) is alive and listed\n",
+           (long long)(rbt_ms() - t0), id, (int)wpid);
+    fflush(stdout);
+    for (int i = 0; i < nheld; i++)
+        close(held[i]);
+    ck_assert_int_eq(failed, 0);
+    ck_assert_int_eq(ok, nclients * rounds);
+    ck_assert_msg(p99 < rbt_scaled(200), "first-byte p99 %.1f ms", p99);
+    ck_assert_int_eq(rbt_hive_stop(&h), 0);
+    rbt_hive_cleanup(&h);
+    free(cs);
+    free(ts);
+    free(all);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("load");
     TCase *tc = rbt_tcase(s, "slowloris", env_int("RB_LOAD_LONG", 0) ? 600 : 90);
     tcase_add_test(tc, test_load__held_slow_connections_do_not_starve_streaming_clients);
+    tcase_add_test(
+        tc,
+        test_load__held_slow_connections_do_not_take_the_hive_down_and_its_monitor_keeps_its_worker);
     return rbt_run(s);
 }
