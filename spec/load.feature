@@ -48,3 +48,9 @@ Feature: Load
     And 20 clients stream 3 chat completions each through the hive meanwhile
     Then every stream completes with a first-byte p99 under 200 ms
     And after 6 s of the flood the worker is still listed with the same pid, alive, and the hive log has no "killing it"
+
+  Scenario: SIGTERM with workers stops every worker and the hive exits 0
+    Given a hive with two workers and a client streaming 200 tokens through it
+    When the hive gets SIGTERM
+    Then it exits 0, both worker processes are gone and nothing answers on their ports or the hive's
+    And the client's stream ends within 5 s of the hive's exit, not a hang

@@ -11,11 +11,14 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "rb_client.h"
@@ -349,6 +352,112 @@ START_TEST(
 }
 END_TEST
 
+typedef struct slow_stream {
+    const char *url, *body;
+    atomic_int events, done;
+    rb_err rc;
+    int64_t ended_ms;
+    char err[256];
+} slow_stream;
+
+static int count_event(void *user, const char *event, const char *data, size_t len)
+{
+    slow_stream *st = user;
+    (void)event, (void)data, (void)len;
+    atomic_fetch_add(&st->events, 1);
+    return 0;
+}
+
+static void *slow_stream_main(void *arg)
+{
+    slow_stream *st = arg;
+    rb_sse_opts o = rb_sse_opts_default();
+    rb_sse_result res;
+
+    o.connect_timeout_ms = 5000;
+    o.idle_timeout_ms = 10000;
+    o.deadline_ms = 60000;
+    rb_sse_result_init(&res);
+    st->rc = rb_client_sse("POST", st->url, st->body, &o, count_event, st, &res, st->err,
+                           sizeof st->err);
+    rb_sse_result_release(&res);
+    st->ended_ms = rbt_ms();
+    atomic_store(&st->done, 1);
+    return NULL;
+}
+
+/* Scenario: SIGTERM with workers stops every worker and the hive exits 0 */
+START_TEST(test_load__sigterm_with_workers_stops_every_worker_and_the_hive_exits_0)
+{
+    rbt_hive_opts o = rbt_hive_opts_default();
+    rbt_hive h;
+    json_t *r = NULL, *w = NULL;
+    char model[4300], body[4600], url[128], chat[4600], id[2][128], probe[128];
+    pid_t wpid[2];
+    int wport[2], status = 0;
+    slow_stream st = {0};
+    pthread_t t;
+    int64_t t0, deadline;
+
+    rb_client_global_init();
+    rbt_hive_init(&h);
+    rbt_hive_fake_model(&h, model, sizeof model);
+    o.env[0] = "MOCK_WORKER_SCENARIO={\"token_interval_ms\":50,\"load_ms\":0}";
+    rbt_hive_start(&h, &o);
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"backend\":\"cpu\",\"device\":0}", model);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(rbt_hive_json(&h, "POST", "/v1/workers/spawn", body, &r), 200);
+        snprintf(id[i], sizeof id[i], "%s", json_string_value(json_object_get(r, "worker_id")));
+        wport[i] = atoi(strrchr(json_string_value(json_object_get(r, "url")), ':') + 1);
+        json_decref(r);
+        ck_assert(rbt_hive_wait_worker(&h, id[i], "idle", rbt_scaled(10000), &w));
+        wpid[i] = (pid_t)json_integer_value(json_object_get(w, "pid"));
+        json_decref(w);
+    }
+    /* A client mid-stream through the hive: 200 tokens 50 ms apart. */
+    snprintf(url, sizeof url, "%s/v1/chat/completions", h.base);
+    snprintf(chat, sizeof chat,
+             "{\"model\":\"%s\",\"stream\":true,\"max_tokens\":200,\"messages\":[{\"role\":"
+             "\"user\",\"content\":\"hi\"}]}",
+             model);
+    st.url = url;
+    st.body = chat;
+    ck_assert_int_eq(pthread_create(&t, NULL, slow_stream_main, &st), 0);
+    deadline = rbt_ms() + rbt_scaled(10000);
+    while (atomic_load(&st.events) < 3 && !atomic_load(&st.done) && rbt_ms() < deadline)
+        rbt_poll_interval();
+    ck_assert_msg(atomic_load(&st.events) >= 3, "the stream did not start: %s", st.err);
+
+    ck_assert_msg(!atomic_load(&st.done), "the stream ended before the SIGTERM: %s", st.err);
+    t0 = rbt_ms();
+    kill(h.pid, SIGTERM);
+    ck_assert_msg(rbt_wait_exit(h.pid, rbt_scaled(35000), &status), "the hive did not exit");
+    h.pid = 0;
+    printf("load: SIGTERM with 2 workers and a stream: the hive exited %d after %lld ms\n",
+           WIFEXITED(status) ? WEXITSTATUS(status) : -1, (long long)(rbt_ms() - t0));
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    for (int i = 0; i < 2; i++) {
+        deadline = rbt_ms() + rbt_scaled(5000);
+        while (!rbt_pid_gone(wpid[i]) && rbt_ms() < deadline)
+            rbt_poll_interval();
+        ck_assert_msg(rbt_pid_gone(wpid[i]), "worker %d (pid %d) still runs", i, (int)wpid[i]);
+        snprintf(probe, sizeof probe, "http://127.0.0.1:%d/v1/health", wport[i]);
+        ck_assert_msg(!rbt_wait_http(probe, 200, 100), "something still answers on %s", probe);
+    }
+    deadline = rbt_ms() + rbt_scaled(5000);
+    while (!atomic_load(&st.done) && rbt_ms() < deadline)
+        rbt_poll_interval();
+    ck_assert_msg(atomic_load(&st.done), "the client's stream did not end");
+    pthread_join(t, NULL);
+    printf("load: the client's stream ended %lld ms after the SIGTERM, after %d events (%s)\n",
+           (long long)(st.ended_ms - t0), atomic_load(&st.events),
+           st.rc == RB_OK ? "complete" : st.err);
+    snprintf(probe, sizeof probe, "%s/v1/health", h.base);
+    ck_assert_msg(!rbt_wait_http(probe, 200, 100), "something still answers on %s", probe);
+    rbt_hive_cleanup(&h);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("load");
@@ -357,5 +466,6 @@ int main(void)
     tcase_add_test(
         tc,
         test_load__held_slow_connections_do_not_take_the_hive_down_and_its_monitor_keeps_its_worker);
+    tcase_add_test(tc, test_load__sigterm_with_workers_stops_every_worker_and_the_hive_exits_0);
     return rbt_run(s);
 }
