@@ -284,6 +284,9 @@ rb_err hive_daemon_run(const hive_config *cfg, char *err, size_t errlen)
     sigaddset(&set, SIGPIPE);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     sigdelset(&set, SIGPIPE);
+    /* A file size limit (ulimit -f, a service's LimitFSIZE) must fail a download's write
+     * with EFBIG, as a full disk fails it with ENOSPC, not kill the daemon. */
+    signal(SIGXFSZ, SIG_IGN);
     if ((rc = hive_daemon_open(cfg, &h, err, errlen)))
         return rc;
     announce(h);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -746,6 +747,57 @@ START_TEST(test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worke
 }
 END_TEST
 
+static int count_fds(pid_t pid)
+{
+    char dir[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    if (!(d = opendir(dir)))
+        return -1;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Scenario: A full disk during a download ends it cleanly */
+START_TEST(test_hive_models__a_full_disk_during_a_download_ends_it_cleanly)
+{
+    env e;
+    char id[64];
+    json_t *events, *end, *r = NULL;
+    struct rlimit lim = {1 << 20, 1 << 20};
+    int fds_before, fds_after;
+
+    env_start(&e, NULL, NULL);
+    /* What a full disk does to the writer, without a mount: writes past 1 MiB fail (EFBIG). */
+    ck_assert_int_eq(prlimit(e.hive.pid, RLIMIT_FSIZE, &lim, NULL), 0);
+    fds_before = count_fds(e.hive.pid);
+    for (int round = 0; round < 2; round++) {
+        start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
+        events = progress(&e, id);
+        end = last(events);
+        ck_assert_str_eq(stage(end), "error");
+        ck_assert_msg(strstr(json_string_value(json_object_get(end, "message")),
+                             "cannot write the download") != NULL,
+                      "%s", json_string_value(json_object_get(end, "message")));
+        ck_assert_int_eq(json_integer_value(json_object_get(end, "attempts")), 1);
+        json_decref(events);
+        ck_assert_int_eq(files_under_models(&e), 0);
+        ck_assert_int_eq(count_models(&e), 0);
+    }
+    ck_assert_int_eq(rbt_hive_json(&e.hive, "GET", "/v1/health", NULL, &r), 200);
+    json_decref(r);
+    fds_after = count_fds(e.hive.pid);
+    printf("full disk: two downloads failed cleanly; hive fds %d -> %d\n", fds_before, fds_after);
+    ck_assert_int_le(fds_after, fds_before + 1);
+    env_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_models");
@@ -770,5 +822,6 @@ int main(void)
     tcase_add_test(tc, test_hive_models__file_references_are_confined_to_the_model_folders);
     tcase_add_test(
         tc, test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worker_serves_it);
+    tcase_add_test(tc, test_hive_models__a_full_disk_during_a_download_ends_it_cleanly);
     return rbt_run(s);
 }
