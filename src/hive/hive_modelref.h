@@ -51,8 +51,9 @@ int hive_modelref_valid_file(const char *name);
 rb_err hive_pick_gguf(const char *const *names, size_t n, size_t *pick);
 
 /* Finds the bundled model's file: $RBEE_BUNDLED_MODEL when set, else the first
- * HIVE_BUNDLED_GLOB (in name order) in <exe_dir>/models, <exe_dir>/../models and
- * <exe_dir>/../share/rbee/models. RB_ENOTFOUND when there is none. */
+ * HIVE_BUNDLED_GLOB (in name order) in <exe_dir>/models, <exe_dir>/../models,
+ * <exe_dir>/../share/rbee/models (an installation) and last the models/ folder of the source
+ * tree the binary was built from. RB_ENOTFOUND when there is none. */
 rb_err hive_bundled_path(const char *exe_dir, char *out, size_t outlen);
 
 /* 1 when the file at path starts with the GGUF magic. */

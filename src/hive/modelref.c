@@ -251,6 +251,11 @@ rb_err hive_bundled_path(const char *exe_dir, char *out, size_t outlen)
             continue;
         rc = find_in_dir(dir, out, outlen);
     }
+#ifdef RB_SOURCE_MODELS
+    /* A build tree anywhere finds the bundled model of the source tree it was built from. */
+    if (rc)
+        rc = find_in_dir(RB_SOURCE_MODELS, out, outlen);
+#endif
 out:
     return rc;
 }

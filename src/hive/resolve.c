@@ -197,9 +197,10 @@ static rb_err resolve_local(hive *h, hive_modelref *ref, char *path, size_t path
 
     if (ref->kind == HIVE_REF_BUNDLED && hive_bundled_path(h->exe_dir, path, pathlen)) {
         snprintf(e->message, sizeof e->message,
-                 "the bundled model ('%s', %s) is not "
-                 "installed next to rbee-hive",
-                 HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB);
+                 "the bundled model ('%s', %s) was not found: looked in %.250s/models, "
+                 "%.250s/../models, %.250s/../share/rbee/models and the source tree's models/ "
+                 "(set RBEE_BUNDLED_MODEL to its path)",
+                 HIVE_BUNDLED_NAME, HIVE_BUNDLED_GLOB, h->exe_dir, h->exe_dir, h->exe_dir);
         rc = fail(e, 404, "MODEL_NOT_FOUND", RB_ENOTFOUND);
     } else if (ref->kind == HIVE_REF_FILE) {
         rc = confine_file(h, ref->path, path, pathlen, e);
