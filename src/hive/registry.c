@@ -232,7 +232,10 @@ rb_err hive_registry_heartbeat(hive_registry *r, const char *id, const hive_hear
             w->slots_total = hb->slots_total;
         if (hb->slots_busy >= 0)
             w->slots_busy = hb->slots_busy;
-        if (w->state != HIVE_W_STOPPING && hb->state >= 0) {
+        /* A worker does not load again once it said it is ready: a "loading" heartbeat sent
+         * before the ready callback but arriving after it (another connection) is stale. */
+        if (w->state != HIVE_W_STOPPING && hb->state >= 0 &&
+            !(hb->state == HIVE_W_LOADING && w->state != HIVE_W_LOADING)) {
             if (w->state == HIVE_W_BUSY && hb->state == HIVE_W_IDLE)
                 touch_activity(w, now); /* the idle clock starts when the work ended */
             w->state = (hive_wstate)hb->state;

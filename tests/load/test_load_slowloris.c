@@ -411,9 +411,12 @@ START_TEST(test_load__sigterm_with_workers_stops_every_worker_and_the_hive_exits
         wport[i] = atoi(strrchr(json_string_value(json_object_get(r, "url")), ':') + 1);
         json_decref(r);
         if (!rbt_hive_wait_worker(&h, id[i], "idle", rbt_scaled(10000), &w)) {
-            char *hl = rbt_slurp(h.log);
-            ck_abort_msg("worker %d (%s) never became idle; hive log:\n%s", i, id[i],
-                         hl ? hl : "(none)");
+            char *hl = rbt_slurp(h.log), *ls = NULL;
+            json_t *l = NULL;
+            rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &l);
+            ls = l ? json_dumps(l, 0) : NULL;
+            ck_abort_msg("worker %d (%s) never became idle; list %s; hive log:\n%s", i, id[i],
+                         ls ? ls : "(none)", hl ? hl : "(none)");
         }
         wpid[i] = (pid_t)json_integer_value(json_object_get(w, "pid"));
         json_decref(w);
