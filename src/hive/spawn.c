@@ -10,7 +10,8 @@
  *
  * The child gets its own process group (a Ctrl+C meant for the hive reaches the workers only
  * through the hive's orderly shutdown), an empty signal mask (the hive blocks SIGTERM for its
- * sigwait loop and masks are inherited across exec), stdin from /dev/null, stdout and stderr
+ * sigwait loop and masks are inherited across exec), SIGXFSZ at its default (the hive ignores
+ * it, and an ignored signal stays ignored across exec), stdin from /dev/null, stdout and stderr
  * appended to $RBEE_HOME/logs/<id>.log, and no other descriptor. Between fork and exec it only
  * makes async-signal-safe calls.
  *
@@ -196,6 +197,7 @@ static void child_exec(int logfd, int nullfd, pid_t parent, char *const argv[])
         _exit(127); /* the hive died before prctl took effect */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGXFSZ, SIG_DFL);
     dup2(nullfd, 0);
     dup2(logfd, 1);
     dup2(logfd, 2);

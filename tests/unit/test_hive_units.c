@@ -195,7 +195,7 @@ START_TEST(test_hive_units_registry_states)
 {
     hive_registry *r = hive_registry_new();
     hive_worker w = worker("worker-a", 999999, 9001), got;
-    hive_heartbeat hb = {HIVE_W_BUSY, 2, 1};
+    hive_heartbeat hb = {HIVE_W_BUSY, 2, 1}, late = {HIVE_W_LOADING, 2, 0};
     int64_t before;
 
     ck_assert_int_eq(hive_registry_add(r, &w, -1), RB_OK);
@@ -205,6 +205,10 @@ START_TEST(test_hive_units_registry_states)
     ck_assert_int_eq(hive_registry_get(r, "worker-a", &got), RB_OK);
     ck_assert_int_eq(got.state, HIVE_W_IDLE);
     ck_assert_str_eq(got.url, "http://h:9001");
+    /* the worker's first heartbeat, sent before its ready callback, arriving after it */
+    ck_assert_int_eq(hive_registry_heartbeat(r, "worker-a", &late), RB_OK);
+    ck_assert_int_eq(hive_registry_get(r, "worker-a", &got), RB_OK);
+    ck_assert_int_eq(got.state, HIVE_W_IDLE);
     before = got.last_activity_ms;
     ck_assert_int_eq(hive_registry_health(r, "worker-a", 1, HIVE_W_IDLE), 0);
     ck_assert_int_eq(hive_registry_get(r, "worker-a", &got), RB_OK);
