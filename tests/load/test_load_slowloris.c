@@ -185,6 +185,11 @@ START_TEST(test_load__held_slow_connections_do_not_starve_streaming_clients)
     }
     printf("load: %d slow connections held (%d failed to connect) in %lld ms\n", nheld, refused,
            (long long)(rbt_ms() - t0));
+    {
+        char health[128]; /* every held connection accepted before the clients start */
+        snprintf(health, sizeof health, "%s/v1/health", w.base);
+        ck_assert(rbt_wait_http(health, 200, rbt_scaled(10000)));
+    }
 
     cs = calloc((size_t)nclients, sizeof(*cs));
     ts = calloc((size_t)nclients, sizeof(*ts));
@@ -288,6 +293,10 @@ START_TEST(
     }
     printf("load: %d slow connections held on the hive (%d failed to connect) in %lld ms\n", nheld,
            refused, (long long)(rbt_ms() - t0));
+    /* The accept queue is first in, first out: once this is answered the hive has taken every
+     * held connection, and no client's SYN waits behind a full backlog for a retransmit. */
+    snprintf(url, sizeof url, "%s/v1/health", h.base);
+    ck_assert(rbt_wait_http(url, 200, rbt_scaled(10000)));
 
     /* Clients stream chat completions through the hive to its worker meanwhile. */
     snprintf(url, sizeof url, "%s/v1/chat/completions", h.base);
