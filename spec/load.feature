@@ -47,7 +47,7 @@ Feature: Load
     When 2000 connections from 127.0.0.2 and up each hold a partial request to the hive
     And 20 clients stream 3 chat completions each through the hive meanwhile
     Then every stream completes with a first-byte p99 under 200 ms
-    And after 6 s of the flood the worker is still listed with the same pid, alive, and the hive log has no "killing it"
+    And while five more heartbeats come through the flood the worker stays listed with the same pid, and afterwards it is alive and the hive log has no "killing it"
 
   Scenario: SIGTERM with workers stops every worker and the hive exits 0
     Given a hive with two workers and a client streaming 200 tokens through it

@@ -60,7 +60,7 @@ out:
 }
 
 /* Validates {"model_ref"} into out; 0 after replying 400. */
-static int download_request(rb_http_req *req, rb_http_reply *rep, char *out, size_t outlen)
+static int model_ref_request(rb_http_req *req, rb_http_reply *rep, char *out, size_t outlen)
 {
     json_t *body = hive_api_body(req, rep);
     const char *ref = NULL;
@@ -92,7 +92,7 @@ void hive_h_download(rb_http_req *req, rb_http_reply *rep, void *user)
     char id[HIVE_DOWNLOAD_ID_MAX], err[1024];
     rb_err rc;
 
-    if (!download_request(req, rep, text, sizeof text))
+    if (!model_ref_request(req, rep, text, sizeof text))
         goto out;
     if (hive_resolve_model(h, text, &ref, canonical, sizeof canonical, path, sizeof path, &what,
                            &e)) {
@@ -195,7 +195,7 @@ void hive_h_models_delete(rb_http_req *req, rb_http_reply *rep, void *user)
     char text[HIVE_REF_MAX], canonical[HIVE_REF_MAX], err[HIVE_PATH_MAX + 256];
     char part[HIVE_PATH_MAX + 8];
 
-    if (!download_request(req, rep, text, sizeof text))
+    if (!model_ref_request(req, rep, text, sizeof text))
         return;
     if (hive_modelref_parse(text, &ref, err, sizeof err) ||
         hive_modelref_format(&ref, canonical, sizeof canonical)) {

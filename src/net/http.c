@@ -145,12 +145,13 @@ static int route_match(const char *pattern, const char *path, req_ctx *ctx)
 }
 
 /* Finds the route; *path_known tells whether another method would have matched. */
-static const rb_http_route *route_find(const rb_http_server *srv, const char *method,
-                                       const char *path, req_ctx *ctx, int *path_known)
+static const rb_http_route *route_find(const rb_http_route *routes, size_t nroutes,
+                                       const char *method, const char *path, req_ctx *ctx,
+                                       int *path_known)
 {
     *path_known = 0;
-    for (size_t i = 0; i < srv->cfg.nroutes; i++) {
-        const rb_http_route *r = &srv->cfg.routes[i];
+    for (size_t i = 0; i < nroutes; i++) {
+        const rb_http_route *r = &routes[i];
         if (!route_match(r->pattern, path, NULL))
             continue;
         *path_known = 1;
@@ -528,7 +529,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
         if ((framing = framing_error(conn, version)))
             return send_error(srv, conn, ctx, 400, "BAD_REQUEST", framing, method, url);
-        ctx->route = route_find(srv, method, url, ctx, &path_known);
+        ctx->route = route_find(srv->cfg.routes, srv->cfg.nroutes, method, url, ctx, &path_known);
         ctx->openai_errors = ctx->route && (ctx->route->flags & RB_ROUTE_OPENAI);
         if (!ctx->route)
             return path_known
@@ -648,13 +649,7 @@ int rb_http_call(const rb_http_route *routes, size_t nroutes, void *user, const 
     if (body_len)
         memcpy(copy, body, body_len);
     copy[body_len] = '\0';
-    for (size_t i = 0; i < nroutes && !route; i++) {
-        if (!route_match(routes[i].pattern, path, NULL))
-            continue;
-        known = 1;
-        if (strcmp(routes[i].method, method) == 0 && route_match(routes[i].pattern, path, ctx))
-            route = &routes[i];
-    }
+    route = route_find(routes, nroutes, method, path, ctx, &known);
     if (!route) {
         out->status = known ? 405 : 404;
     } else {

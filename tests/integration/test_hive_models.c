@@ -124,6 +124,19 @@ static json_t *last(json_t *events)
     return json_array_get(events, json_array_size(events) - 1);
 }
 
+/* Downloads ref to the end, which must be "complete"; its local path into path. */
+static void download_complete(env *e, const char *ref, char *path, size_t len)
+{
+    char id[64];
+    json_t *events;
+
+    start_download(e, ref, id, sizeof id);
+    events = progress(e, id);
+    ck_assert_str_eq(stage(last(events)), "complete");
+    snprintf(path, len, "%s", json_string_value(json_object_get(last(events), "local_path")));
+    json_decref(events);
+}
+
 static size_t count_models(env *e)
 {
     json_t *r = NULL;
@@ -534,11 +547,11 @@ START_TEST(
     rb_sse_opts o = rb_sse_opts_default();
     rbt_hive_opts ho = rbt_hive_opts_default();
     rb_sse_result res;
-    char id[64], url[256], err[256], db[4400], part[4400], range[64];
+    char id[64], url[256], err[256], db[4400], part[4400], range[64], done[4400];
     sqlite3 *dbh;
     sqlite3_stmt *st;
     struct stat sb;
-    json_t *reqs = NULL, *events, *last_get = NULL;
+    json_t *reqs = NULL, *last_get = NULL;
 
     env_start(&e, "{\"rate_bytes_per_s\":262144}", NULL);
     start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
@@ -569,10 +582,7 @@ START_TEST(
     ho.env[0] = e.endpoint;
     ho.env[1] = "RBEE_DOWNLOAD_BACKOFF_MS=10";
     rbt_hive_start(&e.hive, &ho);
-    start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
-    events = progress(&e, id);
-    ck_assert_str_eq(stage(last(events)), "complete");
-    json_decref(events);
+    download_complete(&e, "hf:org/repo/model.gguf", done, sizeof done);
     ck_assert_int_eq(gets_of(&e, MODEL_PATH, &reqs), 1);
     for (size_t i = 0; i < json_array_size(reqs); i++)
         if (strcmp(json_string_value(json_object_get(json_array_get(reqs, i), "path")),
@@ -583,6 +593,7 @@ START_TEST(
     ck_assert_str_eq(json_string_value(json_object_get(last_get, "range")), range);
     json_decref(reqs);
     snprintf(part, sizeof part, "%s/models/org/repo/model.gguf", e.hive.home);
+    ck_assert_str_eq(done, part);
     ck_assert_int_eq(stat(part, &sb), 0);
     ck_assert_int_eq(sb.st_size, MODEL_SIZE);
     {
@@ -686,16 +697,11 @@ END_TEST
 START_TEST(test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worker_serves_it)
 {
     env e;
-    char id[64], path[4400], worker[128], body[4600];
-    json_t *events, *r = NULL, *d;
+    char path[4400], worker[128], body[4600];
+    json_t *r = NULL, *d;
 
     env_start(&e, NULL, NULL);
-    start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
-    events = progress(&e, id);
-    ck_assert_str_eq(stage(last(events)), "complete");
-    snprintf(path, sizeof path, "%s",
-             json_string_value(json_object_get(last(events), "local_path")));
-    json_decref(events);
+    download_complete(&e, "hf:org/repo/model.gguf", path, sizeof path);
     ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/workers/spawn",
                                    "{\"model_ref\":\"hf:org/repo/model.gguf\",\"backend\":"
                                    "\"cpu\",\"device\":0}",
@@ -747,22 +753,6 @@ START_TEST(test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worke
 }
 END_TEST
 
-static int count_fds(pid_t pid)
-{
-    char dir[64];
-    DIR *d;
-    struct dirent *e;
-    int n = 0;
-
-    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
-    if (!(d = opendir(dir)))
-        return -1;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
-}
-
 /* Scenario: A full disk during a download ends it cleanly */
 START_TEST(test_hive_models__a_full_disk_during_a_download_ends_it_cleanly)
 {
@@ -775,7 +765,7 @@ START_TEST(test_hive_models__a_full_disk_during_a_download_ends_it_cleanly)
     env_start(&e, NULL, NULL);
     /* What a full disk does to the writer, without a mount: writes past 1 MiB fail (EFBIG). */
     ck_assert_int_eq(prlimit(e.hive.pid, RLIMIT_FSIZE, &lim, NULL), 0);
-    fds_before = count_fds(e.hive.pid);
+    fds_before = rbt_count_fds(e.hive.pid);
     for (int round = 0; round < 2; round++) {
         start_download(&e, "hf:org/repo/model.gguf", id, sizeof id);
         events = progress(&e, id);
@@ -791,7 +781,7 @@ START_TEST(test_hive_models__a_full_disk_during_a_download_ends_it_cleanly)
     }
     ck_assert_int_eq(rbt_hive_json(&e.hive, "GET", "/v1/health", NULL, &r), 200);
     json_decref(r);
-    fds_after = count_fds(e.hive.pid);
+    fds_after = rbt_count_fds(e.hive.pid);
     printf("full disk: two downloads failed cleanly; hive fds %d -> %d\n", fds_before, fds_after);
     ck_assert_int_le(fds_after, fds_before + 1);
     env_stop(&e);

@@ -145,124 +145,163 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Scenario: Held slow connections do not starve streaming clients */
-START_TEST(test_load__held_slow_connections_do_not_starve_streaming_clients)
+/* What one wave of clients saw. */
+typedef struct wave {
+    int ok, failed;
+    int64_t ms;
+    double p50, p99, max; /* first byte, ms */
+    char first_err[256];
+} wave;
+
+/* nclients threads each stream rounds requests at once: POST url with body (NULL, NULL: w's
+ * /v1/inference); their outcomes and first-byte percentiles into out. */
+static void run_wave(const worker *w, const char *url, const char *body, int nclients, int rounds,
+                     wave *out)
 {
-    int is_long = env_int("RB_LOAD_LONG", 0);
-    int nslow = env_int("RB_LOAD_SLOW", is_long ? 3000 : 2000);
-    int nclients = env_int("RB_LOAD_CLIENTS", 50);
-    int rounds = env_int("RB_LOAD_ROUNDS", is_long ? 10 : 3);
-    static int held[MAX_SLOW];
-    client *cs;
-    pthread_t *ts;
-    struct rlimit rl;
-    worker w;
-    int nheld = 0, refused = 0, total_ok = 0, total_failed = 0, n = 0;
-    int64_t *all, t0;
-    double p50, p99, max;
-    char first_err[256] = "";
+    client *cs = calloc((size_t)nclients, sizeof(*cs));
+    pthread_t *ts = calloc((size_t)nclients, sizeof(*ts));
+    int64_t *all = calloc((size_t)nclients * (size_t)rounds, sizeof(*all)), t0 = rbt_ms();
+    int n = 0;
 
-    if (nslow > MAX_SLOW)
-        nslow = MAX_SLOW;
-    if (rounds > 64)
-        rounds = 64;
-    /* The test itself holds every slow connection. */
-    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < (rlim_t)nslow + 256)
-        nslow = (int)rl.rlim_cur - 256;
-
-    rb_client_global_init();
-    worker_start(&w);
-    t0 = rbt_ms();
-    for (int i = 0; i < nslow; i++) {
-        int fd = hold_from(atoi(w.port), 2 + i / PER_ADDRESS);
-        if (fd < 0)
-            refused++;
-        else
-            held[nheld++] = fd;
-    }
-    printf("load: %d slow connections held (%d failed to connect) in %lld ms\n", nheld, refused,
-           (long long)(rbt_ms() - t0));
-    {
-        char health[128]; /* every held connection accepted before the clients start */
-        snprintf(health, sizeof health, "%s/v1/health", w.base);
-        ck_assert(rbt_wait_http(health, 200, rbt_scaled(10000)));
-    }
-
-    cs = calloc((size_t)nclients, sizeof(*cs));
-    ts = calloc((size_t)nclients, sizeof(*ts));
-    all = calloc((size_t)nclients * (size_t)rounds, sizeof(*all));
-    t0 = rbt_ms();
+    memset(out, 0, sizeof(*out));
     for (int i = 0; i < nclients; i++) {
-        cs[i].w = &w;
+        cs[i].w = w;
+        cs[i].url = url;
+        cs[i].body = body;
         cs[i].rounds = rounds;
         ck_assert_int_eq(pthread_create(&ts[i], NULL, client_main, &cs[i]), 0);
     }
     for (int i = 0; i < nclients; i++) {
         pthread_join(ts[i], NULL);
-        total_ok += cs[i].ok;
-        total_failed += cs[i].failed;
-        if (cs[i].failed && !first_err[0])
-            snprintf(first_err, sizeof first_err, "%s", cs[i].err);
+        out->ok += cs[i].ok;
+        out->failed += cs[i].failed;
+        if (cs[i].failed && !out->first_err[0])
+            snprintf(out->first_err, sizeof out->first_err, "%s", cs[i].err);
         for (int k = 0; k < cs[i].ok; k++)
             all[n++] = cs[i].first_byte_us[k];
     }
+    out->ms = rbt_ms() - t0;
     qsort(all, (size_t)n, sizeof(*all), cmp_i64);
-    p50 = n ? (double)all[n / 2] / 1000.0 : -1;
-    p99 = n ? (double)all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : -1;
-    max = n ? (double)all[n - 1] / 1000.0 : -1;
-    printf("load: %d clients x %d streams in %lld ms: %d completed, %d failed%s%s; first byte "
-           "p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-           nclients, rounds, (long long)(rbt_ms() - t0), total_ok, total_failed,
-           first_err[0] ? ": " : "", first_err, p50, p99, max);
+    out->p50 = n ? (double)all[n / 2] / 1000.0 : -1;
+    out->p99 = n ? (double)all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : -1;
+    out->max = n ? (double)all[n - 1] / 1000.0 : -1;
+    free(cs);
+    free(ts);
+    free(all);
+}
+
+static void print_wave(const char *what, int nclients, int rounds, const wave *v)
+{
+    printf("load: %d clients x %d %s in %lld ms: %d completed, %d failed%s%s; first byte p50 "
+           "%.1f ms, p99 %.1f ms, max %.1f ms\n",
+           nclients, rounds, what, (long long)v->ms, v->ok, v->failed, v->first_err[0] ? ": " : "",
+           v->first_err, v->p50, v->p99, v->max);
     fflush(stdout);
+}
+
+/* Raises this process's soft open-file limit to its hard one; n capped to what then fits
+ * beside the clients. */
+static int fit_nofile(int n)
+{
+    struct rlimit rl;
+
+    if (n > MAX_SLOW)
+        n = MAX_SLOW;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    return rl.rlim_cur < (rlim_t)n + 256 ? (int)rl.rlim_cur - 256 : n;
+}
+
+/* Holds n partial requests to port from 127.0.0.2 and up (PER_ADDRESS each), then waits for
+ * one health answer at health_url: the accept queue is first in, first out, so once it is
+ * answered the server has taken every held connection and no client's SYN waits behind a full
+ * backlog for a retransmit. Returns how many are held. */
+static int hold_many(int port, int n, int *held, const char *what, const char *health_url)
+{
+    int nheld = 0, refused = 0;
+    int64_t t0 = rbt_ms();
+
+    for (int i = 0; i < n; i++) {
+        int fd = hold_from(port, 2 + i / PER_ADDRESS);
+        if (fd < 0)
+            refused++;
+        else
+            held[nheld++] = fd;
+    }
+    printf("load: %d slow connections held%s (%d failed to connect) in %lld ms\n", nheld, what,
+           refused, (long long)(rbt_ms() - t0));
+    ck_assert(rbt_wait_http(health_url, 200, rbt_scaled(10000)));
+    return nheld;
+}
+
+/* Scenario: Held slow connections do not starve streaming clients */
+START_TEST(test_load__held_slow_connections_do_not_starve_streaming_clients)
+{
+    int is_long = env_int("RB_LOAD_LONG", 0);
+    int nslow = fit_nofile(env_int("RB_LOAD_SLOW", is_long ? 3000 : 2000));
+    int nclients = env_int("RB_LOAD_CLIENTS", 50);
+    int rounds = env_int("RB_LOAD_ROUNDS", is_long ? 10 : 3);
+    static int held[MAX_SLOW];
+    char health[128];
+    worker w;
+    wave v;
+    int nheld;
+
+    if (rounds > 64)
+        rounds = 64;
+    rb_client_global_init();
+    worker_start(&w);
+    snprintf(health, sizeof health, "%s/v1/health", w.base);
+    nheld = hold_many(atoi(w.port), nslow, held, "", health);
+    run_wave(&w, NULL, NULL, nclients, rounds, &v);
+    print_wave("streams", nclients, rounds, &v);
     ck_assert_msg(rbt_alive(w.pid), "the mock-worker died");
     for (int i = 0; i < nheld; i++)
         close(held[i]);
     rbt_kill(w.pid);
     rbt_rmtree(w.dir);
-    ck_assert_int_eq(total_failed, 0);
-    ck_assert_int_eq(total_ok, nclients * rounds);
-    ck_assert_msg(p99 < rbt_scaled(200), "first-byte p99 %.1f ms", p99);
-    free(cs);
-    free(ts);
-    free(all);
+    ck_assert_int_eq(v.failed, 0);
+    ck_assert_int_eq(v.ok, nclients * rounds);
+    ck_assert_msg(v.p99 < rbt_scaled(200), "first-byte p99 %.1f ms", v.p99);
 }
 END_TEST
+
+/* The hive's entry for worker id (new reference), or NULL. */
+static json_t *listed(rbt_hive *h, const char *id)
+{
+    json_t *r = NULL, *ws, *found = NULL;
+
+    if (rbt_hive_json(h, "GET", "/v1/workers/list", NULL, &r) == 200) {
+        ws = json_object_get(r, "workers");
+        for (size_t i = 0; i < json_array_size(ws) && !found; i++)
+            if (strcmp(json_string_value(json_object_get(json_array_get(ws, i), "id")), id) == 0)
+                found = json_incref(json_array_get(ws, i));
+    }
+    json_decref(r);
+    return found;
+}
 
 /* Scenario: Held slow connections do not take the hive down, and its monitor keeps its worker */
 START_TEST(
     test_load__held_slow_connections_do_not_take_the_hive_down_and_its_monitor_keeps_its_worker)
 {
     int is_long = env_int("RB_LOAD_LONG", 0);
-    int nslow = env_int("RB_LOAD_SLOW", is_long ? 3000 : 2000);
+    int nslow = fit_nofile(env_int("RB_LOAD_SLOW", is_long ? 3000 : 2000));
     int nclients = env_int("RB_LOAD_CLIENTS", is_long ? 50 : 20);
     int rounds = env_int("RB_LOAD_ROUNDS", is_long ? 10 : 3);
     static int held[MAX_SLOW];
     rbt_hive_opts o = rbt_hive_opts_default();
     rbt_hive h;
-    struct rlimit rl;
-    client *cs;
-    pthread_t *ts;
     json_t *r = NULL, *w = NULL;
     char model[4300], body[4600], url[128], chat[4600], id[128];
-    int nheld = 0, refused = 0, ok = 0, failed = 0, n = 0;
-    int64_t *all, t0, until;
+    int nheld, beats = 0;
+    int64_t t0, deadline, hb0, hb = 0;
     pid_t wpid;
-    double p50, p99, max;
-    char first_err[256] = "";
+    wave v;
 
-    if (nslow > MAX_SLOW)
-        nslow = MAX_SLOW;
     if (rounds > 64)
         rounds = 64;
-    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-    if (rl.rlim_cur < (rlim_t)nslow + 256)
-        nslow = (int)rl.rlim_cur - 256;
     rb_client_global_init();
 
     /* A hive whose monitor would kill a silent worker within 2 heartbeat intervals of 1 s. */
@@ -280,23 +319,13 @@ START_TEST(
     json_decref(r);
     ck_assert(rbt_hive_wait_worker(&h, id, "idle", rbt_scaled(10000), &w));
     wpid = (pid_t)json_integer_value(json_object_get(w, "pid"));
+    hb0 = json_integer_value(json_object_get(w, "last_heartbeat_unix"));
     json_decref(w);
     ck_assert_int_gt(wpid, 0);
 
     t0 = rbt_ms();
-    for (int i = 0; i < nslow; i++) {
-        int fd = hold_from(h.port, 2 + i / PER_ADDRESS);
-        if (fd < 0)
-            refused++;
-        else
-            held[nheld++] = fd;
-    }
-    printf("load: %d slow connections held on the hive (%d failed to connect) in %lld ms\n", nheld,
-           refused, (long long)(rbt_ms() - t0));
-    /* The accept queue is first in, first out: once this is answered the hive has taken every
-     * held connection, and no client's SYN waits behind a full backlog for a retransmit. */
     snprintf(url, sizeof url, "%s/v1/health", h.base);
-    ck_assert(rbt_wait_http(url, 200, rbt_scaled(10000)));
+    nheld = hold_many(h.port, nslow, held, " on the hive", url);
 
     /* Clients stream chat completions through the hive to its worker meanwhile. */
     snprintf(url, sizeof url, "%s/v1/chat/completions", h.base);
@@ -304,60 +333,39 @@ START_TEST(
              "{\"model\":\"%s\",\"stream\":true,\"max_tokens\":8,\"messages\":[{\"role\":"
              "\"user\",\"content\":\"hi\"}]}",
              model);
-    cs = calloc((size_t)nclients, sizeof(*cs));
-    ts = calloc((size_t)nclients, sizeof(*ts));
-    all = calloc((size_t)nclients * (size_t)rounds, sizeof(*all));
-    t0 = rbt_ms();
-    for (int i = 0; i < nclients; i++) {
-        cs[i].url = url;
-        cs[i].body = chat;
-        cs[i].rounds = rounds;
-        ck_assert_int_eq(pthread_create(&ts[i], NULL, client_main, &cs[i]), 0);
-    }
-    for (int i = 0; i < nclients; i++) {
-        pthread_join(ts[i], NULL);
-        ok += cs[i].ok;
-        failed += cs[i].failed;
-        if (cs[i].failed && !first_err[0])
-            snprintf(first_err, sizeof first_err, "%s", cs[i].err);
-        for (int k = 0; k < cs[i].ok; k++)
-            all[n++] = cs[i].first_byte_us[k];
-    }
-    qsort(all, (size_t)n, sizeof(*all), cmp_i64);
-    p50 = n ? (double)all[n / 2] / 1000.0 : -1;
-    p99 = n ? (double)all[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1] / 1000.0 : -1;
-    max = n ? (double)all[n - 1] / 1000.0 : -1;
-    printf("load: %d clients x %d chat streams through the hive in %lld ms: %d completed, %d "
-           "failed%s%s; first byte p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
-           nclients, rounds, (long long)(rbt_ms() - t0), ok, failed, first_err[0] ? ": " : "",
-           first_err, p50, p99, max);
+    run_wave(NULL, url, chat, nclients, rounds, &v);
+    print_wave("chat streams through the hive", nclients, rounds, &v);
 
-    /* Keep the flood past two heartbeat intervals and four monitor ticks (under the hive's
-     * 10 s request deadline, which would close the held connections). */
-    until = t0 + 6000;
-    while (rbt_ms() < until)
+    /* The flood lasts until five more heartbeats (at least four intervals, so several monitor
+     * ticks) came through it, and no longer than the hive's 10 s request deadline, after which
+     * the held connections are closed. Each poll also checks that the worker is still there. */
+    deadline = t0 + 9500;
+    while (rbt_ms() < deadline) {
+        w = listed(&h, id);
+        ck_assert_msg(w && json_integer_value(json_object_get(w, "pid")) == wpid,
+                      "the worker is no longer listed after %lld ms of flood",
+                      (long long)(rbt_ms() - t0));
+        hb = json_integer_value(json_object_get(w, "last_heartbeat_unix"));
+        json_decref(w);
+        if (hb >= hb0 + 5)
+            break;
         rbt_poll_interval();
-    ck_assert_int_eq(rbt_hive_json(&h, "GET", "/v1/workers/list", NULL, &r), 200);
-    w = json_array_get(json_object_get(r, "workers"), 0);
-    ck_assert_msg(w && strcmp(json_string_value(json_object_get(w, "id")), id) == 0 &&
-                      json_integer_value(json_object_get(w, "pid")) == wpid,
-                  "the worker is no longer listed");
-    json_decref(r);
+    }
+    beats = (int)(hb - hb0);
+    ck_assert_msg(beats >= 5, "only %d heartbeats came through the flood", beats);
     ck_assert_msg(rbt_alive(wpid), "the worker was killed");
     ck_assert_msg(!rbt_file_contains(h.log, "killing it"), "the monitor killed a worker");
-    printf("load: after %lld ms of flood the worker %s (pid %d) is alive and listed\n",
-           (long long)(rbt_ms() - t0), id, (int)wpid);
+    printf("load: after %lld ms of flood (%d s of heartbeats through it) the worker %s (pid %d) "
+           "is alive and listed\n",
+           (long long)(rbt_ms() - t0), beats, id, (int)wpid);
     fflush(stdout);
     for (int i = 0; i < nheld; i++)
         close(held[i]);
-    ck_assert_int_eq(failed, 0);
-    ck_assert_int_eq(ok, nclients * rounds);
-    ck_assert_msg(p99 < rbt_scaled(200), "first-byte p99 %.1f ms", p99);
+    ck_assert_int_eq(v.failed, 0);
+    ck_assert_int_eq(v.ok, nclients * rounds);
+    ck_assert_msg(v.p99 < rbt_scaled(200), "first-byte p99 %.1f ms", v.p99);
     ck_assert_int_eq(rbt_hive_stop(&h), 0);
     rbt_hive_cleanup(&h);
-    free(cs);
-    free(ts);
-    free(all);
 }
 END_TEST
 

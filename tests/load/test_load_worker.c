@@ -378,22 +378,6 @@ static int cmp_i64(const void *a, const void *b)
 
 /* ---- /proc figures ---- */
 
-static int proc_fds(pid_t pid)
-{
-    char path[64];
-    DIR *d;
-    struct dirent *e;
-    int n = 0;
-    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    d = opendir(path);
-    ck_assert_ptr_nonnull(d);
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 static long proc_rss_kib(pid_t pid)
 {
     char path[64];
@@ -518,12 +502,12 @@ START_TEST(test_load__requests_in_waves_leave_descriptors_and_memory_flat)
     t0 = rbt_ms();
     sent += wave(count, &bad);
     ck_assert_msg(wait_idle(rbt_scaled(10000)), "the worker did not become idle");
-    fds1 = proc_fds(worker.pid);
+    fds1 = rbt_count_fds(worker.pid);
     rss1 = proc_rss_kib(worker.pid);
     for (int w = 1; w < nwaves; w++)
         sent += wave(count, &bad);
     ck_assert_msg(wait_idle(rbt_scaled(10000)), "the worker did not become idle");
-    fds2 = proc_fds(worker.pid);
+    fds2 = rbt_count_fds(worker.pid);
     rss2 = proc_rss_kib(worker.pid);
     printf("load: %d requests in %d waves of %d in %lld ms:", sent, nwaves, WAVE,
            (long long)(rbt_ms() - t0));

@@ -1,6 +1,7 @@
 /*
  * rb_test.c - shared helpers for the Check suites (see rb_test.h).
  */
+#include <dirent.h>
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
@@ -178,6 +179,22 @@ void rbt_kill(pid_t pid)
         return;
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+}
+
+int rbt_count_fds(pid_t pid)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *e;
+    int n = 0;
+
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    ck_assert_msg(d != NULL, "cannot read %s", path);
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }
 
 int rbt_alive(pid_t pid)

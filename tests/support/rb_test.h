@@ -54,6 +54,8 @@ int rbt_wait_exit(pid_t pid, int timeout_ms, int *status);
 void rbt_kill(pid_t pid);
 /* 1 while pid exists (and is not a zombie of ours still to reap). */
 int rbt_alive(pid_t pid);
+/* Open descriptors of process pid (entries of /proc/<pid>/fd); fails the test when unreadable. */
+int rbt_count_fds(pid_t pid);
 
 /* Waits up to timeout_ms for a "listening on port N" line in logpath; returns N or -1. */
 int rbt_wait_listening(const char *logpath, int timeout_ms);

@@ -476,28 +476,17 @@ START_TEST(test_engine_forward__loading_reports_layer_progress)
 }
 END_TEST
 
-/* Scenario: Weights read into memory give the same logits as mapped weights */
-START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights)
+/* Both models prefill the reference prompt of path with every position's logits kept: the
+ * logits must be bit-identical. */
+static void assert_same_prefill_logits(eng_model *x, eng_model *y, const char *path)
 {
-    const char *path = rbt_model_gqa();
-    eng_model_params mp = eng_model_params_default();
-    progress_log p = {0, 0, 0, 1};
-    eng_model *mapped = rbt_open_model(path), *copied = NULL;
-    eng_session *a, *b;
+    eng_session *a = open_session(x, 0, 2), *b = open_session(y, 0, 2);
     const float *la, *lb;
     size_t na, nb;
     rbt_reference ref;
     char err[256];
 
-    mp.copy_weights = 1;
-    mp.progress = on_progress;
-    mp.progress_user = &p;
-    ck_assert_msg(eng_model_open(path, &mp, &copied, err, sizeof err) == RB_OK, "%s", err);
-    ck_assert(p.monotonic);
-    ck_assert_int_eq(p.last, p.total);
     ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
-    a = open_session(mapped, 0, 2);
-    b = open_session(copied, 0, 2);
     eng_session_keep_all_logits(a, 1);
     eng_session_keep_all_logits(b, 1);
     ck_assert_int_eq(eng_session_prefill(a, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
@@ -510,6 +499,24 @@ START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as
     eng_session_free(a);
     eng_session_free(b);
     rbt_reference_release(&ref);
+}
+
+/* Scenario: Weights read into memory give the same logits as mapped weights */
+START_TEST(test_engine_forward__weights_read_into_memory_give_the_same_logits_as_mapped_weights)
+{
+    const char *path = rbt_model_gqa();
+    eng_model_params mp = eng_model_params_default();
+    progress_log p = {0, 0, 0, 1};
+    eng_model *mapped = rbt_open_model(path), *copied = NULL;
+    char err[256];
+
+    mp.copy_weights = 1;
+    mp.progress = on_progress;
+    mp.progress_user = &p;
+    ck_assert_msg(eng_model_open(path, &mp, &copied, err, sizeof err) == RB_OK, "%s", err);
+    ck_assert(p.monotonic);
+    ck_assert_int_eq(p.last, p.total);
+    assert_same_prefill_logits(mapped, copied, path);
     eng_model_free(mapped);
     eng_model_free(copied);
 
@@ -548,10 +555,7 @@ START_TEST(
 {
     const char *path = rbt_model_gqa();
     eng_model *mapped = rbt_open_model(path), *mem = NULL;
-    eng_session *a, *b;
-    const float *la, *lb;
-    size_t na, nb, size = 0;
-    rbt_reference ref;
+    size_t size = 0;
     char err[256];
     unsigned char *buf = NULL;
     FILE *f = fopen(path, "rb");
@@ -567,21 +571,7 @@ START_TEST(
     ck_assert_msg(eng_model_open_mem(buf, size, "gqa-in-memory", NULL, &mem, err, sizeof err) ==
                       RB_OK,
                   "%s", err);
-    ck_assert_int_eq(rbt_reference_load(path, &ref), 0);
-    a = open_session(mapped, 0, 2);
-    b = open_session(mem, 0, 2);
-    eng_session_keep_all_logits(a, 1);
-    eng_session_keep_all_logits(b, 1);
-    ck_assert_int_eq(eng_session_prefill(a, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
-    ck_assert_int_eq(eng_session_prefill(b, ref.tokens, ref.ntokens, err, sizeof err), RB_OK);
-    la = eng_session_all_logits(a, &na);
-    lb = eng_session_all_logits(b, &nb);
-    ck_assert_int_eq(na, ref.ntokens);
-    ck_assert_int_eq(nb, na);
-    ck_assert_int_eq(memcmp(la, lb, na * (size_t)ref.n_vocab * sizeof(float)), 0);
-    eng_session_free(a);
-    eng_session_free(b);
-    rbt_reference_release(&ref);
+    assert_same_prefill_logits(mapped, mem, path);
     eng_model_free(mapped);
     eng_model_free(mem);
 
