@@ -44,12 +44,15 @@ Feature: Keeper commands besides infer
     When rbee infer finishes
     Then the hive and the worker are still alive
 
-  Scenario: Two nodes, a hive in a second network namespace
-    Given a network namespace with a veth pair on private addresses and a hive inside it
-    And the node "ns2" registered with its address
-    When the user runs rbee infer --node ns2
-    Then the tokens stream from the worker in the other namespace (its URL has the namespace's address)
-    And without permission for network namespaces the suite prints why and ctest reports it skipped
+  Scenario: Two nodes over real ssh
+    Given two network namespaces "a" and "b", each joined by a veth pair on private addresses
+    And in each the real sshd with its own host key, port and authorized_keys for a generated key
+    When the user runs rbee setup add-node for both and rbee hive start --node over the real ssh client
+    Then rbee infer --node a and --node b at the same time stream from the worker on each node
+    And with node b's link down rbee infer --node b fails with EC1 "Cannot connect to b" after 3 attempts
+    And with a wrong token rbee infer --node a fails with EC9 "Authentication failed", printing no token
+    And rbee hive stop for both leaves nothing but sshd running in either namespace
+    And without network namespaces or sshd the suite prints why and ctest reports it skipped
 
   Scenario: A port left in TIME_WAIT by a stopped hive counts as free
     Given a server on a loopback port that closed a connection first and then stopped listening

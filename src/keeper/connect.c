@@ -104,9 +104,9 @@ static void fail_unreachable(const kpr_target *t, const kpr_reply *last, kpr_fai
                  last->status ? "it does not answer as a hive" : last->err);
     if (t->registered)
         kpr_fail_hint(f,
-                      "start its hive with: rbee hive start --node %s; check its address "
-                      "with: rbee setup list-nodes",
-                      t->name);
+                      "check that %s is up and reachable from here; start its hive with: rbee "
+                      "hive start --node %s; check its address with: rbee setup list-nodes",
+                      t->name, t->name);
     else if (t->is_local)
         kpr_fail_hint(f, "start a hive with: rbee-hive daemon --local-mode, or unset "
                          "RBEE_HIVE_PORT");
