@@ -44,6 +44,13 @@ Feature: Keeper commands besides infer
     When rbee infer finishes
     Then the hive and the worker are still alive
 
+  Scenario: A hive that cannot take its port says why
+    Given another program answers HTTP on the hive's port
+    When the user runs rbee hive status
+    Then it says the program on the port is not a hive (404 Not Found) and suggests freeing the port
+    When the user runs rbee hive start
+    Then within seconds it says the hive exited, with the hive's own line "Address already in use"
+
   Scenario: Two nodes over real ssh
     Given two network namespaces "a" and "b", each joined by a veth pair on private addresses
     And in each the real sshd with its own host key, port and authorized_keys for a generated key

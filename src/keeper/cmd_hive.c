@@ -20,6 +20,7 @@
 #include "kpr_hive.h"
 #include "kpr_infer.h"
 #include "kpr_proc.h"
+#include "rb_http.h"
 #include "rb_util.h"
 
 #define SCRIPT_MS 30000
@@ -29,6 +30,8 @@
 #define POLL_MS 200
 #define OUTPUT_MAX (64 * 1024)
 #define NO_PID_FILE 3 /* exit status of the stop script */
+#define PROBE_EVERY_MS 1000
+#define RUNNING "rbee-hive-running"
 
 static const char start_network[] =
     "H=\"${RBEE_HOME:-$HOME/.rbee}\"; mkdir -p \"$H/logs\" || exit 1; "
@@ -40,6 +43,12 @@ static const char start_local[] =
     "H=\"${RBEE_HOME:-$HOME/.rbee}\"; mkdir -p \"$H/logs\" || exit 1; "
     "nohup '%s' daemon --local-mode --addr 127.0.0.1:%d </dev/null >>\"$H/logs/hive-%d.log\" "
     "2>&1 & echo $! >\"$H/hive-%d.pid\"";
+
+/* Whether the hive of a start is still running; when not, the end of its log. */
+static const char probe_script[] =
+    "H=\"${RBEE_HOME:-$HOME/.rbee}\"; P=$(cat \"$H/hive-%d.pid\" 2>/dev/null); "
+    "if [ -n \"$P\" ] && kill -0 \"$P\" 2>/dev/null; then echo " RUNNING "; else "
+    "tail -n 20 \"$H/logs/hive-%d.log\" 2>/dev/null; fi";
 
 static const char stop_script[] =
     "H=\"${RBEE_HOME:-$HOME/.rbee}\"; F=\"$H/hive-%d.pid\"; "
@@ -69,16 +78,24 @@ static rb_err run_script(const kpr_target *t, const char *script, const char *in
     return rc;
 }
 
-/* GET /v1/health once: 1 alive (its version into version), 0 not. */
+/* GET /v1/health once: 1 alive (its version into version), 0 not, -1 another program
+ * answers there (either way the reason into version). */
 static int alive(const kpr_target *t, char *version, size_t len)
 {
     kpr_reply r;
     int ok = kpr_call(t->hive_url, NULL, "GET", "/v1/health", NULL, STATUS_MS, &r) == RB_OK &&
-             r.status == 200;
+             r.status == 200,
+        foreign = !ok && r.status != 0;
 
-    snprintf(version, len, "%s", ok ? kpr_jstr(r.body, "version") : r.err);
+    if (ok)
+        snprintf(version, len, "%s", kpr_jstr(r.body, "version"));
+    else if (r.status)
+        snprintf(version, len, "the program on its port is not a hive (it answered %ld %s)",
+                 r.status, rb_http_reason(r.status));
+    else
+        snprintf(version, len, "%s", r.err[0] ? r.err : "no answer");
     kpr_reply_release(&r);
-    return ok;
+    return ok ? 1 : foreign ? -1 : 0;
 }
 
 /* Polls health until it is up (want 1) or down (want 0), at most ms. */
@@ -87,20 +104,59 @@ static int wait_state(kpr_ctx *c, const kpr_target *t, int want, int ms, char *v
     int64_t end = rb_now_ms() + ms;
     int state = alive(t, v, len);
 
-    while (state != want && rb_now_ms() < end && kpr_wait_ms(c, POLL_MS) == RB_OK)
+    while ((state == 1) != want && rb_now_ms() < end && kpr_wait_ms(c, POLL_MS) == RB_OK)
         state = alive(t, v, len);
-    return state == want;
+    return (state == 1) == want;
+}
+
+/* Polls health until the hive just started answers (1). Every second it also asks the node
+ * whether the hive still runs: when it has exited, or when START_WAIT_MS pass, it returns 0
+ * with the reason in why (the last line of the hive's log, or the last health error). */
+static int wait_started(kpr_ctx *c, const kpr_target *t, int port, char *v, size_t vlen, char *why,
+                        size_t wlen)
+{
+    char script[512], err[512], line[512];
+    int64_t end = rb_now_ms() + START_WAIT_MS, next_probe = rb_now_ms() + PROBE_EVERY_MS;
+    int running = 1, status;
+
+    while (alive(t, v, vlen) != 1) {
+        int now_done = rb_now_ms() >= end;
+
+        if (rb_now_ms() >= next_probe || now_done) {
+            rb_buf out;
+
+            rb_buf_init(&out, OUTPUT_MAX);
+            snprintf(script, sizeof script, probe_script, port, port);
+            if (run_script(t, script, NULL, &status, &out, err, sizeof err) == RB_OK &&
+                status == 0 && !strstr(out.data ? out.data : "", RUNNING)) {
+                kpr_last_line(out.data ? out.data : "", line, sizeof line);
+                snprintf(why, wlen, "it exited: %s", line[0] ? line : "its log is empty");
+                running = 0;
+            }
+            rb_buf_release(&out);
+            next_probe = rb_now_ms() + PROBE_EVERY_MS;
+        }
+        if (!running)
+            return 0;
+        if (now_done || kpr_wait_ms(c, POLL_MS) != RB_OK) {
+            snprintf(why, wlen, "it runs but did not answer within %d s (%s)", START_WAIT_MS / 1000,
+                     v[0] ? v : "no answer");
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
 {
-    char script[KPR_PATH_MAX + 1024], bin[KPR_PATH_MAX], v[512], err[512], input[KPR_TOKEN_MAX + 2];
-    int port = t->registered ? t->node.hive_port : t->local_port, status = -1;
+    char script[KPR_PATH_MAX + 1024], bin[KPR_PATH_MAX], v[512], err[512], why[1100];
+    char input[KPR_TOKEN_MAX + 2];
+    int port = t->registered ? t->node.hive_port : t->local_port, status = -1, script_ok;
     rb_buf out;
     rb_err rc = RB_OK;
 
     rb_buf_init(&out, OUTPUT_MAX);
-    if (alive(t, v, sizeof v)) {
+    if (alive(t, v, sizeof v) == 1) {
         kpr_out_line(&c->out, "A hive already runs on %s at %s (version %s)", t->name, t->hive_url,
                      v);
         goto out;
@@ -124,12 +180,18 @@ static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     }
     snprintf(input, sizeof input, "%s\n", t->token);
     rc = run_script(t, script, t->registered ? input : NULL, &status, &out, err, sizeof err);
-    if (!rc && status == 0 && wait_state(c, t, 1, START_WAIT_MS, v, sizeof v)) {
+    script_ok = !rc && status == 0;
+    if (script_ok && wait_started(c, t, port, v, sizeof v, why, sizeof why)) {
         kpr_out_line(&c->out, "Hive started on %s at %s (version %s)", t->name, t->hive_url, v);
+    } else if (c->interrupted && *c->interrupted) {
+        rc = RB_ECANCELED;
     } else if (rc != RB_ECANCELED) {
         rc = rc ? rc : RB_EIO;
         kpr_fail_set(f, "HIVE_START_FAILED", "The hive on %s did not come up at %s: %s", t->name,
-                     t->hive_url, status != 0 ? (out.len ? output_text(&out) : err) : v);
+                     t->hive_url,
+                     script_ok ? why
+                     : out.len ? output_text(&out)
+                               : err);
         kpr_fail_hint(f, "read its log on %s: $RBEE_HOME/logs/hive-%d.log", t->name, port);
     }
 out:
@@ -173,7 +235,7 @@ static rb_err hive_status(kpr_ctx *c, const kpr_target *t, int json, kpr_fail *f
     kpr_reply list = {0};
     json_t *doc = NULL;
     rb_err rc = RB_OK;
-    int up = alive(t, v, sizeof v), counted = 0;
+    int state = alive(t, v, sizeof v), up = state == 1, counted = 0;
     const char *why = "unknown";
 
     if (up &&
@@ -189,7 +251,14 @@ static rb_err hive_status(kpr_ctx *c, const kpr_target *t, int json, kpr_fail *f
         rc = RB_ECONNECT;
         kpr_fail_set(f, "HIVE_DOWN", "The hive of %s (%s) is not running: %s", t->name, t->hive_url,
                      v);
-        kpr_fail_hint(f, "start it with: rbee hive start --node %s", t->name);
+        if (state < 0)
+            kpr_fail_hint(f,
+                          "stop the program that holds port %d, or give the hive another port "
+                          "(%s)",
+                          t->registered ? t->node.hive_port : t->local_port,
+                          t->registered ? "rbee setup add-node --hive-port" : "RBEE_HIVE_PORT");
+        else
+            kpr_fail_hint(f, "start it with: rbee hive start --node %s", t->name);
         json_object_set_new(doc, "error", json_string(v));
     } else if (json) {
         json_object_set_new(doc, "version", json_string(v));

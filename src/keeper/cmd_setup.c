@@ -65,19 +65,6 @@ static rb_err check_node(const kpr_node *n, kpr_fail *f)
     return rc;
 }
 
-/* The last non-empty line of text, for an error message. */
-static void last_line(const char *text, char *out, size_t len)
-{
-    const char *end = text + strlen(text), *start;
-
-    while (end > text && (end[-1] == '\n' || end[-1] == '\r'))
-        end--;
-    start = end;
-    while (start > text && start[-1] != '\n')
-        start--;
-    snprintf(out, len, "%.*s", (int)(end - start), start);
-}
-
 /* Runs a harmless command over ssh; also tells whether rbee-hive is on the node. */
 static rb_err test_ssh(kpr_ctx *c, const kpr_node *n, kpr_fail *f)
 {
@@ -91,7 +78,7 @@ static rb_err test_ssh(kpr_ctx *c, const kpr_node *n, kpr_fail *f)
              n->hive_bin);
     rb_buf_init(&out, OUTPUT_MAX);
     rc = kpr_ssh_run(n, cmd, NULL, SSH_TEST_MS, &out, &status, err, sizeof err);
-    last_line(out.data ? out.data : "", line, sizeof line);
+    kpr_last_line(out.data ? out.data : "", line, sizeof line);
     if (rc || status != 0) {
         rc = rc ? rc : RB_ECONNECT;
         kpr_fail_set(f, "SSH_FAILED", "Cannot reach '%s' over ssh (%s): %s", n->ssh_host,

@@ -13,6 +13,7 @@
 
 #include "kpr_hive.h"
 #include "rb_client.h"
+#include "rb_http.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 
@@ -71,7 +72,8 @@ void kpr_reply_fail(kpr_fail *f, const kpr_target *t, const kpr_reply *r, const 
     } else {
         kpr_fail_set(f, r->code[0] ? "HIVE_ERROR" : "HTTP_ERROR",
                      "The hive of %s could not %s: %ld %s%s%s", t->name, what, r->status,
-                     r->code[0] ? r->code : "", r->message[0] ? ": " : "", r->message);
+                     r->code[0] ? r->code : rb_http_reason(r->status), r->message[0] ? ": " : "",
+                     r->message);
         if (r->code[0])
             f->code = strcmp(r->code, "INVALID_MODEL_REF") == 0  ? "INVALID_MODEL_REF"
                       : strcmp(r->code, "MODEL_NOT_FOUND") == 0  ? "MODEL_NOT_FOUND"

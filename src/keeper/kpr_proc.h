@@ -62,6 +62,8 @@ void kpr_local_hive_stop(kpr_local_hive *h, int timeout_ms);
 rb_err kpr_run_program(char *const argv[], const char *stdin_text, int timeout_ms, rb_buf *out,
                        int *status, char *err, size_t errlen);
 
+/* The last non-empty line of text (a program's output), for an error message; "" when none. */
+void kpr_last_line(const char *text, char *out, size_t len);
 /* Runs command on node n over ssh (BatchMode, ConnectTimeout) as kpr_run_program does. The
  * ssh program is $RBEE_SSH (split at spaces) when set, else "ssh". */
 rb_err kpr_ssh_run(const kpr_node *n, const char *command, const char *stdin_text, int timeout_ms,

@@ -290,6 +290,18 @@ out:
     return rc;
 }
 
+void kpr_last_line(const char *text, char *out, size_t len)
+{
+    const char *end = text + strlen(text), *start;
+
+    while (end > text && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' '))
+        end--;
+    start = end;
+    while (start > text && start[-1] != '\n')
+        start--;
+    snprintf(out, len, "%.*s", (int)(end - start), start);
+}
+
 rb_err kpr_ssh_run(const kpr_node *n, const char *command, const char *stdin_text, int timeout_ms,
                    rb_buf *out, int *status, char *err, size_t errlen)
 {

@@ -815,3 +815,11 @@ void rb_http_server_stop(rb_http_server *srv)
     free(srv->token);
     free(srv);
 }
+
+const char *rb_http_reason(long status)
+{
+    const char *r =
+        status > 0 && status < 1000 ? MHD_get_reason_phrase_for((unsigned)status) : NULL;
+
+    return r && *r && strcmp(r, "Unknown") != 0 ? r : "HTTP error";
+}

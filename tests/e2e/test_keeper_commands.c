@@ -303,6 +303,41 @@ START_TEST(
 }
 END_TEST
 
+/* Scenario: A hive that cannot take its port says why */
+START_TEST(test_keeper_commands__a_hive_that_cannot_take_its_port_says_why)
+{
+    const char *start[] = {"hive", "start", NULL};
+    const char *status[] = {"hive", "status", NULL};
+    char want[256];
+    rbt_files f;
+    rbt_keeper k;
+
+    rbt_files_init(&f);
+    rbt_files_start(&f, NULL);
+    rbt_keeper_init(&k, NULL);
+    rbt_keeper_env(&k, "RBEE_HIVE_PORT=%d", f.port);
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, status), 1);
+    snprintf(want, sizeof want,
+             "Error: The hive of localhost (http://127.0.0.1:%d) is not running: the program on "
+             "its port is not a hive (it answered 404 Not Found)\n"
+             "Suggestion: stop the program that holds port %d, or give the hive another port "
+             "(RBEE_HIVE_PORT)",
+             f.port, f.port);
+    ck_assert_msg(rbt_keeper_err_has(&k, want), "no \"%s\" in:\n%s", want, rbt_keeper_err(&k));
+    /* The hive that start runs exits at once: the keeper says so within seconds, with the
+     * hive's own words, not after the whole start wait. */
+    ck_assert_int_eq(rbt_keeper_run(&k, RUN_MS, start), 1);
+    snprintf(want, sizeof want,
+             "Error: The hive on localhost did not come up at http://127.0.0.1:%d: it exited: "
+             "rbee-hive: cannot listen on 127.0.0.1:%d: Address already in use\n",
+             f.port, f.port);
+    ck_assert_msg(rbt_keeper_err_has(&k, want), "no \"%s\" in:\n%s", want, rbt_keeper_err(&k));
+    ck_assert_msg(rbt_keeper_ms(&k) < 10000, "took %lld ms", (long long)rbt_keeper_ms(&k));
+    rbt_keeper_cleanup(&k);
+    rbt_files_stop(&f);
+}
+END_TEST
+
 static void reap(void)
 {
     rbt_keeper_reap_marked();
@@ -325,5 +360,6 @@ int main(void)
     tcase_add_test(
         tc,
         test_keeper_commands__persistent_mode_keeps_the_hive_and_worker_alive_after_the_keeper_exits);
+    tcase_add_test(tc, test_keeper_commands__a_hive_that_cannot_take_its_port_says_why);
     return rbt_run(s);
 }

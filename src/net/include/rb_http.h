@@ -154,6 +154,9 @@ void rb_http_reply_on_complete(rb_http_reply *rep, void (*fn)(void *user), void 
  * X-Correlation-ID and the SSE headers are added separately and do not count. */
 void rb_http_reply_header(rb_http_reply *rep, const char *name, const char *value);
 
+/* The reason phrase of an HTTP status ("Not Found"); "HTTP error" for a status without one. */
+const char *rb_http_reason(long status);
+
 /* What rb_http_call got back. body is malloc'd (NULL for a stream or an empty reply); free it. */
 typedef struct rb_http_result {
     int status;
