@@ -8,3 +8,8 @@ Feature: Package
     And the package depends on the runtime libraries, and the unit runs /usr/bin/rbee-hive with its token file and state folder
     When <root>/usr/bin/rbee infer runs from another folder with only RBEE_HOME and ports set
     Then it streams 8 tokens from the packaged model and exits 0
+
+  Scenario: A build tree elsewhere finds its source tree's bundled model
+    Given the build's rbee, rbee-hive and llm-worker-rbee copied to a folder outside the build and source trees
+    When that rbee infer runs from another folder without RBEE_BUNDLED_MODEL
+    Then its hive serves the source tree's models/kjv-5m-q8_0.gguf and 4 tokens stream, exit 0

@@ -140,6 +140,52 @@ START_TEST(test_package__the_debian_package_installs_a_working_rbee)
 }
 END_TEST
 
+/* Scenario: A build tree elsewhere finds its source tree's bundled model */
+START_TEST(test_package__a_build_tree_elsewhere_finds_its_source_tree_s_bundled_model)
+{
+    char dir[4096], bin[4200], cwd[4200], log[4200], want[4400], rbee[4400], env_home[4300];
+    char env_port[64], env_wport[64], *err;
+    const char *progs[] = {"rbee", "rbee-hive", "llm-worker-rbee"};
+    int code;
+
+    /* The build's three programs in a folder that is neither the build tree nor under the
+     * source tree, as a build tree made anywhere is. */
+    rbt_tmpdir(dir);
+    snprintf(bin, sizeof bin, "%s/build-elsewhere", dir);
+    snprintf(cwd, sizeof cwd, "%s/cwd", dir);
+    snprintf(log, sizeof log, "%s/run.log", dir);
+    ck_assert_int_eq(mkdir(bin, 0755), 0);
+    ck_assert_int_eq(mkdir(cwd, 0755), 0);
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        char *argv[] = {"/bin/cp", (char *)rbt_bin(progs[i]), bin, NULL};
+        ck_assert_int_eq(run(argv, NULL, log, 30000), 0);
+    }
+    snprintf(env_home, sizeof env_home, "RBEE_HOME=%s/home", dir);
+    snprintf(env_port, sizeof env_port, "RBEE_HIVE_PORT=%d", rbt_free_port());
+    snprintf(env_wport, sizeof env_wport, "RBEE_WORKER_PORT_BASE=%d", rbt_free_port());
+    snprintf(rbee, sizeof rbee, "%s/rbee", bin);
+    {
+        char *argv[] = {"/bin/sh",
+                        "-c",
+                        "cd \"$0\" && exec env -u RBEE_BUNDLED_MODEL \"$1\" infer --max-tokens 4 "
+                        "\"$2\"",
+                        cwd,
+                        rbee,
+                        "In the beginning",
+                        NULL};
+        char *env[] = {env_home, env_port, env_wport, NULL};
+        code = run(argv, env, log, rbt_scaled(RUN_MS));
+    }
+    err = rbt_slurp(log);
+    ck_assert_msg(code == 0, "rbee infer exit %d:\n%s", code, err);
+    snprintf(want, sizeof want, "(%s)", rbt_src("models/kjv-5m-q8_0.gguf"));
+    ck_assert_msg(strstr(err, want) != NULL, "the model is not the source tree's:\n%s", err);
+    ck_assert_msg(strstr(err, "[Summary] 4 tokens") != NULL, "%s", err);
+    free(err);
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("package");
@@ -152,5 +198,6 @@ int main(void)
         return 77;
     }
     tcase_add_test(tc, test_package__the_debian_package_installs_a_working_rbee);
+    tcase_add_test(tc, test_package__a_build_tree_elsewhere_finds_its_source_tree_s_bundled_model);
     return rbt_run(s);
 }
