@@ -135,6 +135,14 @@ Feature: The forward pass and the session API
     Then the logits and greedy tokens agree as for llama (short factors, cos and sin times the attention factor)
     And the logits differ by more than 0.05 from the reference of the same weights without the factors
 
+  Scenario: Every architecture in Q4_K_M matches the reference of its own weights
+    Given models/test-<arch>-wide-q4_k_m.gguf for llama, qwen2, qwen3, phi3, gemma2 and gemma3: rbee-gguf random --like <arch>-wide (256-wide rows) quantized to q4_k_m, every matrix Q4_K or Q6_K
+    And its reference JSON from the float64 reference reading the Q4_K and Q6_K blocks itself
+    When the engine runs the reference tokens on the file
+    Then the logits are within 0.1 of the reference
+    And top-1 agrees at every position where the reference's best two logits are more than twice the error apart
+    And the greedy path leaves the reference's only at a step where the reference's gap is below 0.2
+
   Scenario: What the engine does not understand is refused by name
     When a fixture's general.architecture is "mamba", a required tensor is missing, an extra tensor is present, or rope.scaling.type is "yarn"
     Then loading fails with an error naming the architecture and the supported list, the missing tensor, the extra tensor, or the scaling type and the supported ones

@@ -146,6 +146,12 @@ int rbt_reference_load(const char *model_path, rbt_reference *r)
                  : "");
     r->tokens = int_array(json_object_get(j, "tokens"), &r->ntokens);
     r->greedy = int_array(json_object_get(j, "greedy"), &r->ngreedy);
+    if (json_array_size(json_object_get(j, "greedy_gaps")) == r->ngreedy && r->ngreedy) {
+        r->greedy_gaps = calloc(r->ngreedy, sizeof(float));
+        for (size_t i = 0; i < r->ngreedy; i++)
+            r->greedy_gaps[i] =
+                (float)json_number_value(json_array_get(json_object_get(j, "greedy_gaps"), i));
+    }
     logits = json_object_get(j, "logits");
     r->n_vocab = (int)json_array_size(json_array_get(logits, 0));
     r->logits = calloc(json_array_size(logits) * (size_t)r->n_vocab + 1, sizeof(float));
@@ -163,6 +169,7 @@ void rbt_reference_release(rbt_reference *r)
 {
     free(r->tokens);
     free(r->greedy);
+    free(r->greedy_gaps);
     free(r->logits);
     memset(r, 0, sizeof(*r));
 }

@@ -61,6 +61,8 @@ typedef struct rbt_reference {
     int n_vocab;
     int32_t *greedy; /* greedy continuation */
     size_t ngreedy;
+    float *greedy_gaps; /* per greedy step, the reference's top-1 minus top-2 logit (NULL when
+                         * the JSON has no "greedy_gaps") */
 } rbt_reference;
 
 /* Loads "<model without .gguf>.ref.json"; 0 on success. */

@@ -53,6 +53,81 @@ _STRING, _ARRAY = 8, 9
 _TENSOR_TYPES = {0: ("F32", np.dtype("<f4")), 1: ("F16", np.dtype("<f2"))}
 
 
+# Block types, from ggml's block definitions (ggml-common.h, the GGUF spec's "ggml types"):
+# (name, values per block, bytes per block, dequantizer of an (n_blocks, bytes) uint8 array
+# to (n_blocks, values) float64). Written from the layouts, not from any decoder's code.
+def _f16(col):
+    return np.ascontiguousarray(col).view("<f2").reshape(-1).astype(np.float64)
+
+
+def _deq_q8_0(b):
+    # { f16 d; int8 qs[32]; }: x = d * q
+    d = _f16(b[:, 0:2])
+    return d[:, None] * b[:, 2:34].view(np.int8).astype(np.float64)
+
+
+def _k_scales(sc):
+    # Q4_K/Q5_K's 12 bytes: 8 six-bit scales and 8 six-bit mins. j < 4: scale = low 6 bits of
+    # byte j, min = low 6 bits of byte j + 4; j >= 4: the low (scale) or high (min) nibble of
+    # byte j + 4, with the top two bits of byte j - 4 (scale) or byte j (min) above them.
+    sc = sc.astype(np.int64)
+    scale = np.empty((sc.shape[0], 8), np.int64)
+    mins = np.empty((sc.shape[0], 8), np.int64)
+    for j in range(8):
+        if j < 4:
+            scale[:, j] = sc[:, j] & 63
+            mins[:, j] = sc[:, j + 4] & 63
+        else:
+            scale[:, j] = (sc[:, j + 4] & 0xF) | ((sc[:, j - 4] >> 6) << 4)
+            mins[:, j] = (sc[:, j + 4] >> 4) | ((sc[:, j] >> 6) << 4)
+    return scale, mins
+
+
+def _deq_q4_k(b):
+    # { f16 d; f16 dmin; u8 scales[12]; u8 qs[128]; } over 256 values in 8 sub-blocks of 32:
+    # x = d * scale_j * q - dmin * min_j. Each 32 bytes of qs hold sub-block 2k in their low
+    # nibbles and sub-block 2k + 1 in their high nibbles.
+    d, dmin = _f16(b[:, 0:2]), _f16(b[:, 2:4])
+    scale, mins = _k_scales(b[:, 4:16])
+    qs = b[:, 16:144].astype(np.int64)
+    out = np.empty((b.shape[0], 256))
+    for k in range(4):
+        chunk = qs[:, 32 * k:32 * k + 32]
+        for half, q in ((0, chunk & 0xF), (1, chunk >> 4)):
+            j = 2 * k + half
+            out[:, 32 * j:32 * j + 32] = ((d * scale[:, j])[:, None] * q
+                                          - (dmin * mins[:, j])[:, None])
+    return out
+
+
+def _deq_q6_k(b):
+    # { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; } over 256 values in 16 sub-blocks of
+    # 16: a 6-bit code q (low 4 bits from ql, high 2 from qh), x = d * scale * (q - 32). Each
+    # half of 128 values uses 64 bytes of ql and 32 of qh: value l + 32 m (m = 0..3) takes
+    # the low (m = 0, 1) or high (m = 2, 3) nibble of ql[l + 32 (m % 2)] and bits 2m..2m+1
+    # of qh[l].
+    ql = b[:, 0:128].astype(np.int64)
+    qh = b[:, 128:192].astype(np.int64)
+    sc = b[:, 192:208].view(np.int8).astype(np.float64)
+    d = _f16(b[:, 208:210])
+    out = np.empty((b.shape[0], 256))
+    for h in range(2):
+        lo, hi = ql[:, 64 * h:64 * h + 64], qh[:, 32 * h:32 * h + 32]
+        for m in range(4):
+            nib = lo[:, 32 * (m % 2):32 * (m % 2) + 32]
+            nib = nib & 0xF if m < 2 else nib >> 4
+            q = (nib | (((hi >> (2 * m)) & 3) << 4)) - 32
+            for l16 in range(2):
+                v0 = 128 * h + 32 * m + 16 * l16
+                s = sc[:, 8 * h + 2 * m + l16]
+                out[:, v0:v0 + 16] = (d * s)[:, None] * q[:, 16 * l16:16 * l16 + 16]
+    return out
+
+
+_BLOCK_TYPES = {8: ("Q8_0", 32, 34, _deq_q8_0), 12: ("Q4_K", 256, 144, _deq_q4_k),
+                14: ("Q6_K", 256, 210, _deq_q6_k)}
+
+
 class GGUFError(Exception):
     pass
 
@@ -123,19 +198,31 @@ def read_gguf(path):
     data_start = (r.pos + align - 1) // align * align
     tensors = {}
     for name, ne, ttype, offset in infos:
-        if ttype not in _TENSOR_TYPES:
-            raise GGUFError("tensor '%s' has type %d; only F32/F16 supported" % (name, ttype))
+        if ttype not in _TENSOR_TYPES and ttype not in _BLOCK_TYPES:
+            raise GGUFError("tensor '%s' has type %d; only F32, F16, Q8_0, Q4_K and Q6_K are "
+                            "supported" % (name, ttype))
         if offset % align:
             raise GGUFError("tensor '%s' offset %d is not aligned" % (name, offset))
-        dtype = _TENSOR_TYPES[ttype][1]
         count = int(np.prod(ne))
         start = data_start + offset
-        end = start + count * dtype.itemsize
-        if end > len(buf):
-            raise GGUFError("tensor '%s' runs past the end of the file" % name)
-        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=start)
+        if ttype in _TENSOR_TYPES:
+            dtype = _TENSOR_TYPES[ttype][1]
+            end = start + count * dtype.itemsize
+            if end > len(buf):
+                raise GGUFError("tensor '%s' runs past the end of the file" % name)
+            arr = np.frombuffer(buf, dtype=dtype, count=count, offset=start).astype(np.float32)
+        else:
+            tname, per, size, deq = _BLOCK_TYPES[ttype]
+            if ne[0] % per:
+                raise GGUFError("tensor '%s': rows of %d are not whole %s blocks"
+                                % (name, ne[0], tname))
+            nb = count // per
+            if start + nb * size > len(buf):
+                raise GGUFError("tensor '%s' runs past the end of the file" % name)
+            raw = np.frombuffer(buf, dtype=np.uint8, count=nb * size, offset=start)
+            arr = deq(raw.reshape(nb, size)).reshape(-1)
         # ne[0] is innermost, so the C-order shape is ne reversed.
-        tensors[name] = arr.reshape(list(reversed(ne))).astype(np.float32)
+        tensors[name] = arr.reshape(list(reversed(ne)))
     return meta, tensors, infos
 
 

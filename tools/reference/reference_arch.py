@@ -270,6 +270,7 @@ def main():
         "logits": [[sig7(v) for v in row] for row in logits.tolist()],
         "greedy": greedy,
         "min_greedy_gap": sig7(min(gaps)),
+        "greedy_gaps": [sig7(g) for g in gaps],
     }
     path = a.out or os.path.splitext(a.model)[0] + ".ref.json"
     tmp = path + ".tmp"
