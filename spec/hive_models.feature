@@ -84,6 +84,7 @@ Feature: Model catalog and provisioning
     When the worker is shut down and the client posts {"model_ref":"hf:org/repo"}
     Then it gets 200 with the reference, path and size, the file is gone and the catalog empty
     And a second removal gets 404 MODEL_NOT_FOUND, and the bundled model or a file: reference 400 INVALID_MODEL_REF
+    And downloading it again right after downloads it again: the file and its row are back
 
   Scenario: A full disk during a download ends it cleanly
     Given a hive whose files may not grow past 1 MiB (RLIMIT_FSIZE: writes fail with EFBIG)

@@ -293,7 +293,9 @@ static dl *find_shared(hive_downloads *m, const char *reference)
 {
     dl *found = NULL;
     for (dl *x = m->list; x && !found; x = x->next)
-        if (strcmp(x->reference, reference) == 0 && (!x->finished || x->ok))
+        /* a finished one only while its file is there: not after rbee models rm */
+        if (strcmp(x->reference, reference) == 0 &&
+            (!x->finished || (x->ok && access(x->dest, F_OK) == 0)))
             found = x;
     return found;
 }

@@ -232,7 +232,11 @@ static attempt_result judge(xfer *x, CURLcode cc, const char *cerr, char *err, s
         x->total = x->range_total; /* we already had every byte */
         r = ATT_OK;
     } else {
-        rb_errf(err, errlen, RB_EIO, "%s answered HTTP %ld", x->f->url, x->status);
+        if (x->status == 200 || x->status == 206)
+            rb_errf(err, errlen, RB_EIO, "%s answered HTTP %ld with %s", x->f->url, x->status,
+                    x->status == 200 ? "an empty body" : "a range that was not asked for");
+        else
+            rb_errf(err, errlen, RB_EIO, "%s answered HTTP %ld", x->f->url, x->status);
         if (x->status == 416 || x->status == 206) /* a range we did not ask for: start over */
             r = ftruncate(fileno(x->fp), 0) == 0 ? ATT_RETRY : ATT_FATAL;
         else

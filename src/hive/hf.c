@@ -58,7 +58,9 @@ static rb_err fetch_info(const char *endpoint, const char *token, const hive_mod
         rc = rb_errf(err, errlen, RB_ENOTFOUND, "repo '%s/%s' was not found at %s", r->org, r->repo,
                      endpoint);
     } else if (status != 200 || !json_is_object(*info)) {
-        rc = rb_errf(err, errlen, RB_EPROTO, "%s answered HTTP %ld", url, status);
+        rc = status == 200 ? rb_errf(err, errlen, RB_EPROTO,
+                                     "%s answered HTTP 200 without a repository's model info", url)
+                           : rb_errf(err, errlen, RB_EPROTO, "%s answered HTTP %ld", url, status);
     }
 out:
     if (rc) {

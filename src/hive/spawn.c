@@ -104,16 +104,33 @@ void hive_log_tail(const char *path, int max_lines, char *out, size_t outlen)
             break;
         }
     }
-    for (size_t o = 0; *start && o + 4 < outlen; start++) {
-        if (*start == '\r')
-            continue;
-        if (*start == '\n') {
-            memcpy(out + o, " | ", 3);
-            o += 3;
-        } else {
-            out[o++] = *start;
+    {
+        /* the lines joined by " | "; when that does not fit, its end is kept (the newest line
+         * is the one that says why), cut at a character boundary after "..." */
+        char joined[TAIL_READ_BYTES * 3 + 1];
+        size_t o = 0, skip = 0;
+
+        for (; *start; start++) {
+            if (*start == '\r')
+                continue;
+            if (*start == '\n') {
+                memcpy(joined + o, " | ", 3);
+                o += 3;
+            } else {
+                joined[o++] = *start;
+            }
         }
-        out[o] = '\0';
+        joined[o] = '\0';
+        if (outlen < 8)
+            return;
+        if (o + 1 > outlen) {
+            skip = o - (outlen - 4);
+            while (skip < o && ((unsigned char)joined[skip] & 0xC0) == 0x80)
+                skip++;
+            snprintf(out, outlen, "...%s", joined + skip);
+        } else {
+            memcpy(out, joined, o + 1);
+        }
     }
 }
 

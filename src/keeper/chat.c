@@ -181,16 +181,6 @@ static int on_chunk(void *user, const char *event, const char *data, size_t len)
     return t->out->closed; /* nobody reads the output any more */
 }
 
-/* The error message of a non-2xx answer (OpenAI's shape or the hive's envelope). */
-static void http_error(const rb_sse_result *res, char *out, size_t outlen)
-{
-    json_t *j = res->body.data ? json_loadb(res->body.data, res->body.len, 0, NULL) : NULL;
-    const char *m = json_string_value(json_object_get(json_object_get(j, "error"), "message"));
-
-    snprintf(out, outlen, "the hive answered %ld%s%s", res->status, m ? ": " : "", m ? m : "");
-    json_decref(j);
-}
-
 /* Streams the reply to messages; the assistant's text goes to reply. RB_ECANCELED after an
  * interrupt, else fills f on failure. */
 static rb_err run_turn(kpr_run *r, const chat_opts *o, json_t *messages, rb_buf *reply)
@@ -224,7 +214,7 @@ static rb_err run_turn(kpr_run *r, const chat_opts *o, json_t *messages, rb_buf 
     if (rc == RB_ECANCELED && !kpr_ctx_interrupted(r->c))
         rc = RB_EIO; /* stopped because stdout went away */
     if (rc == RB_EHTTP) {
-        http_error(&res, err, sizeof err);
+        kpr_http_error(&res, "hive", err, sizeof err);
         kpr_fail_set(&r->f, "CHAT_FAILED", "Chat request failed on %s: %s", r->t.name, err);
     } else if (!rc && t.err[0]) {
         rc = RB_EPROTO;

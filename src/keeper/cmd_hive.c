@@ -64,6 +64,18 @@ static const char *output_text(rb_buf *out)
     return out->data ? out->data : "";
 }
 
+/* Why a start or stop script failed: its last line of output, else the runner's error, else
+ * its exit status (into buf). */
+static const char *script_failure(rb_buf *out, const char *err, int status, char *buf, size_t len)
+{
+    kpr_last_line(output_text(out), buf, len);
+    if (!buf[0] && err[0])
+        snprintf(buf, len, "%s", err);
+    else if (!buf[0])
+        snprintf(buf, len, "the script exited with status %d and printed nothing", status);
+    return buf;
+}
+
 /* Runs script on t's node: over ssh, or under /bin/sh for localhost. */
 static rb_err run_script(const kpr_target *t, const char *script, const char *input, int *status,
                          rb_buf *out, char *err, size_t errlen)
@@ -84,11 +96,16 @@ static int alive(const kpr_target *t, char *version, size_t len)
 {
     kpr_reply r;
     int ok = kpr_call(t->hive_url, NULL, "GET", "/v1/health", NULL, STATUS_MS, &r) == RB_OK &&
-             r.status == 200,
+             r.status == 200 && strcmp(kpr_jstr(r.body, "status"), "alive") == 0,
         foreign = !ok && r.status != 0;
 
     if (ok)
-        snprintf(version, len, "%s", kpr_jstr(r.body, "version"));
+        snprintf(version, len, "%s",
+                 *kpr_jstr(r.body, "version") ? kpr_jstr(r.body, "version") : "unknown");
+    else if (r.status == 200)
+        snprintf(version, len,
+                 "the program on its port is not a hive (its /v1/health is not a "
+                 "hive's)");
     else if (r.status)
         snprintf(version, len, "the program on its port is not a hive (it answered %ld %s)",
                  r.status, rb_http_reason(r.status));
@@ -149,7 +166,7 @@ static int wait_started(kpr_ctx *c, const kpr_target *t, int port, char *v, size
 
 static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
 {
-    char script[KPR_PATH_MAX + 1024], bin[KPR_PATH_MAX], v[512], err[512], why[1100];
+    char script[KPR_PATH_MAX + 1024], bin[KPR_PATH_MAX], v[512], err[512] = "", why[1100];
     char input[KPR_TOKEN_MAX + 2];
     int port = t->registered ? t->node.hive_port : t->local_port, status = -1, script_ok;
     rb_buf out;
@@ -188,10 +205,7 @@ static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     } else if (rc != RB_ECANCELED) {
         rc = rc ? rc : RB_EIO;
         kpr_fail_set(f, "HIVE_START_FAILED", "The hive on %s did not come up at %s: %s", t->name,
-                     t->hive_url,
-                     script_ok ? why
-                     : out.len ? output_text(&out)
-                               : err);
+                     t->hive_url, script_ok ? why : script_failure(&out, err, status, v, sizeof v));
         kpr_fail_hint(f, "read its log on %s: $RBEE_HOME/logs/hive-%d.log", t->name, port);
     }
 out:
@@ -201,7 +215,7 @@ out:
 
 static rb_err hive_stop(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
 {
-    char script[1024], v[512], err[512];
+    char script[1024], v[512], err[512] = "";
     int port = t->registered ? t->node.hive_port : t->local_port, status = -1;
     rb_buf out;
     rb_err rc;
@@ -212,12 +226,12 @@ static rb_err hive_stop(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     if (!rc && status == NO_PID_FILE) {
         rc = RB_ENOTFOUND;
         kpr_fail_set(f, "NOT_STARTED_BY_RBEE", "No hive started by rbee runs on %s (%s)", t->name,
-                     out.len ? output_text(&out) : "no pid file");
+                     *output_text(&out) ? output_text(&out) : "no pid file");
         kpr_fail_hint(f, "a hive started by hand is stopped with Ctrl+C or kill -TERM <pid>");
     } else if (rc || status != 0) {
         rc = rc ? rc : RB_EIO;
         kpr_fail_set(f, "HIVE_STOP_FAILED", "Cannot stop the hive on %s: %s", t->name,
-                     out.len ? output_text(&out) : err);
+                     script_failure(&out, err, status, v, sizeof v));
     } else if (!wait_state(c, t, 0, STOP_WAIT_MS, v, sizeof v)) {
         rc = RB_ETIMEDOUT;
         kpr_fail_set(f, "HIVE_STOP_FAILED", "The hive on %s still answers at %s", t->name,
@@ -236,15 +250,20 @@ static rb_err hive_status(kpr_ctx *c, const kpr_target *t, int json, kpr_fail *f
     json_t *doc = NULL;
     rb_err rc = RB_OK;
     int state = alive(t, v, sizeof v), up = state == 1, counted = 0;
-    const char *why = "unknown";
+    char why[700] = "";
 
     if (up &&
         kpr_call(t->hive_url, t->token, "GET", "/v1/workers/list", NULL, STATUS_MS, &list) ==
             RB_OK &&
-        list.status == 200)
+        list.status == 200 && json_is_array(json_object_get(list.body, "workers")))
         counted = 1;
     else if (up && (list.status == 401 || list.status == 403))
-        why = "authentication failed";
+        snprintf(why, sizeof why, "authentication failed");
+    else if (up && list.status)
+        snprintf(why, sizeof why, "the list answered %ld %s", list.status,
+                 list.code[0] ? list.code : rb_http_reason(list.status));
+    else if (up)
+        snprintf(why, sizeof why, "%s", list.err[0] ? list.err : "no answer to the list");
     if (json)
         doc = json_pack("{s:s, s:s, s:b}", "node", t->name, "hive_url", t->hive_url, "alive", up);
     if (!up) {

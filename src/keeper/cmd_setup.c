@@ -68,7 +68,7 @@ static rb_err check_node(const kpr_node *n, kpr_fail *f)
 /* Runs a harmless command over ssh; also tells whether rbee-hive is on the node. */
 static rb_err test_ssh(kpr_ctx *c, const kpr_node *n, kpr_fail *f)
 {
-    char cmd[KPR_PATH_MAX + 128], err[512], line[512];
+    char cmd[KPR_PATH_MAX + 128], err[512] = "", line[512], how[64];
     rb_buf out;
     int status = -1;
     rb_err rc;
@@ -81,8 +81,12 @@ static rb_err test_ssh(kpr_ctx *c, const kpr_node *n, kpr_fail *f)
     kpr_last_line(out.data ? out.data : "", line, sizeof line);
     if (rc || status != 0) {
         rc = rc ? rc : RB_ECONNECT;
+        snprintf(how, sizeof how, "ssh exited with status %d", status);
         kpr_fail_set(f, "SSH_FAILED", "Cannot reach '%s' over ssh (%s): %s", n->ssh_host,
-                     status >= 0 ? "ssh failed" : err, line[0] ? line : "no output");
+                     status >= 0 ? how
+                     : err[0]    ? err
+                                 : "ssh did not run",
+                     line[0] ? line : "no output");
         kpr_fail_line(f, "Nothing was saved.");
         kpr_fail_hint(f,
                       "check that 'ssh -p %d %s%s%s true' works without a password prompt "

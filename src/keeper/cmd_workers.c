@@ -17,6 +17,7 @@
 #include "kpr_cmds.h"
 #include "kpr_hive.h"
 #include "kpr_infer.h"
+#include "rb_http.h"
 #include "rb_util.h"
 
 #define LIST_MS 5000
@@ -142,8 +143,15 @@ static rb_err do_health(kpr_ctx *c, const kpr_target *t, json_t *ws, const wopts
                          kpr_jstr(h.body, "state"), kpr_jstr(w, "url"));
         } else {
             bad++;
+            char why[600];
+
+            if (h.status && h.status != 200)
+                snprintf(why, sizeof why, "it answered %ld %s", h.status,
+                         h.code[0] ? h.code : rb_http_reason(h.status));
+            else
+                snprintf(why, sizeof why, "%s", h.err[0] ? h.err : "no answer");
             kpr_out_line(&c->out, "%s unhealthy %s (%s)", kpr_jstr(w, "id"), kpr_jstr(w, "url"),
-                         h.status ? "HTTP error" : h.err);
+                         why);
         }
         kpr_reply_release(&h);
     }

@@ -70,10 +70,13 @@ void kpr_reply_fail(kpr_fail *f, const kpr_target *t, const kpr_reply *r, const 
                      r->err[0] ? r->err : "no answer");
         kpr_fail_hint(f, "check that its hive runs: rbee hive status --node %s", t->name);
     } else {
+        /* an answer without an envelope: the client's own words (a 200 that is not JSON) */
+        const char *detail = r->message[0] ? r->message : r->code[0] ? "" : r->err;
+
         kpr_fail_set(f, r->code[0] ? "HIVE_ERROR" : "HTTP_ERROR",
                      "The hive of %s could not %s: %ld %s%s%s", t->name, what, r->status,
-                     r->code[0] ? r->code : rb_http_reason(r->status), r->message[0] ? ": " : "",
-                     r->message);
+                     r->code[0] ? r->code : rb_http_reason(r->status), detail[0] ? ": " : "",
+                     detail);
         if (r->code[0])
             f->code = strcmp(r->code, "INVALID_MODEL_REF") == 0  ? "INVALID_MODEL_REF"
                       : strcmp(r->code, "MODEL_NOT_FOUND") == 0  ? "MODEL_NOT_FOUND"
@@ -155,4 +158,17 @@ const char *kpr_jstr(const json_t *obj, const char *key)
 {
     const char *s = json_string_value(json_object_get(obj, key));
     return s ? s : "";
+}
+
+void kpr_http_error(const rb_sse_result *res, const char *who, char *out, size_t outlen)
+{
+    json_t *j = res->body.data ? json_loadb(res->body.data, res->body.len, 0, NULL) : NULL;
+    json_t *e = json_object_get(j, "error");
+    const char *m = json_string_value(json_object_get(e, "message"));
+    const char *code = json_string_value(json_object_get(e, "code"));
+
+    snprintf(out, outlen, "the %s answered %ld %s%s%s", who, res->status,
+             code && *code ? code : rb_http_reason(res->status), m && *m ? ": " : "",
+             m && *m ? m : "");
+    json_decref(j);
 }

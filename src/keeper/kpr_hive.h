@@ -17,6 +17,7 @@
 #include "kpr_ctx.h"
 #include "kpr_out.h"
 #include "rb_err.h"
+#include "rb_client.h"
 
 #define KPR_CALL_TIMEOUT_MS 10000
 
@@ -35,6 +36,10 @@ typedef struct kpr_reply {
 rb_err kpr_call(const char *base, const char *token, const char *method, const char *path,
                 const json_t *body, long timeout_ms, kpr_reply *r);
 void kpr_reply_release(kpr_reply *r);
+
+/* "the <who> answered <status> <code or reason phrase>[: <message>]" for a non-2xx answer of
+ * an SSE call (the hive's envelope or OpenAI's error shape in res->body). */
+void kpr_http_error(const rb_sse_result *res, const char *who, char *out, size_t outlen);
 
 /* Fills f for a call that failed or answered an error: "Authentication failed" (EC9) for
  * 401, "Cannot reach" for no answer, otherwise the hive's code and message. what says what

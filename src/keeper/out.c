@@ -61,6 +61,13 @@ static const char *prefix_color(const char *prefix, const char *msg)
     return NULL;
 }
 
+/* A JSON string of text with invalid UTF-8 repaired (json_pack's "s" would drop the whole
+ * event): a message may quote a file, a log or a cut of either. */
+static json_t *txt(const char *text)
+{
+    return rb_json_text(text ? text : "", text ? strlen(text) : 0);
+}
+
 /* Emits a JSON event on stdout; steals ev. */
 static void emit(json_t *ev)
 {
@@ -114,9 +121,9 @@ void kpr_out_phase(kpr_out *o, int phase, const char *fmt, ...)
     va_end(ap);
     o->last_step = -1;
     if (o->json && phase > 0)
-        emit(json_pack("{s:s, s:i, s:s}", "event", "phase", "phase", phase, "message", msg));
+        emit(json_pack("{s:s, s:i, s:o}", "event", "phase", "phase", phase, "message", txt(msg)));
     else if (o->json)
-        emit(json_pack("{s:s, s:s}", "event", "notice", "message", msg));
+        emit(json_pack("{s:s, s:o}", "event", "notice", "message", txt(msg)));
     else {
         text_line(o, phase_text(phase, prefix, sizeof prefix), msg);
     }
@@ -131,7 +138,7 @@ void kpr_out_note(kpr_out *o, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (o->json)
-        emit(json_pack("{s:s, s:s}", "event", "notice", "message", msg));
+        emit(json_pack("{s:s, s:o}", "event", "notice", "message", txt(msg)));
     else
         text_line(o, "", msg);
 }
@@ -232,7 +239,8 @@ void kpr_out_progress_end(kpr_out *o)
 void kpr_out_token(kpr_out *o, long index, const char *text)
 {
     if (o->json) {
-        emit(json_pack("{s:s, s:I, s:s}", "event", "token", "i", (json_int_t)index, "t", text));
+        emit(
+            json_pack("{s:s, s:I, s:o}", "event", "token", "i", (json_int_t)index, "t", txt(text)));
     } else {
         kpr_out_progress_end(o);
         fputs(text, stdout);
@@ -347,14 +355,14 @@ int kpr_fail_isset(const kpr_fail *f)
 void kpr_out_fail(kpr_out *o, kpr_fail *f)
 {
     if (o->json) {
-        json_t *ev = json_pack("{s:s, s:s, s:s}", "event", "error", "code",
-                               f->code ? f->code : "FAILED", "message", f->message);
+        json_t *ev = json_pack("{s:s, s:s, s:o}", "event", "error", "code",
+                               f->code ? f->code : "FAILED", "message", txt(f->message));
         json_t *lines = json_array();
         for (int i = 0; i < f->nlines; i++)
-            json_array_append_new(lines, json_string(f->lines[i]));
+            json_array_append_new(lines, txt(f->lines[i]));
         json_object_set_new(ev, "lines", lines);
         if (f->suggestion[0])
-            json_object_set_new(ev, "suggestion", json_string(f->suggestion));
+            json_object_set_new(ev, "suggestion", txt(f->suggestion));
         if (f->details)
             json_object_update(ev, f->details);
         emit(ev);

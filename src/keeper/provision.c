@@ -93,7 +93,7 @@ static rb_err follow_download(kpr_ctx *c, const kpr_target *t, const char *ref, 
     rb_sse_opts so = rb_sse_opts_default();
     rb_sse_result res;
     follow fl = {0};
-    char url[1024], err[512];
+    char url[1024], err[512] = "";
     int64_t t0 = rb_now_ms();
     rb_err rc;
 
@@ -120,7 +120,7 @@ static rb_err follow_download(kpr_ctx *c, const kpr_target *t, const char *ref, 
     } else if (rc || !fl.complete) {
         rc = rc ? rc : RB_EPROTO;
         kpr_fail_set(f, "DOWNLOAD_FAILED", "Lost the progress of the download of %s on %s: %s", ref,
-                     t->name, err);
+                     t->name, err[0] ? err : "the hive ended the progress stream without a result");
         kpr_fail_hint(f, "run the command again: the hive resumes the download");
     } else {
         snprintf(path, pathlen, "%s", fl.path);

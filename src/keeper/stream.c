@@ -263,8 +263,7 @@ static rb_err read_stream(kpr_run *r, stream_state *s, watch *w, const char *sse
     rb_sse_result_init(&res);
     rc = rb_client_sse("GET", url, NULL, &so, on_event, s, &res, err, errlen);
     if (rc == RB_EHTTP)
-        snprintf(err, errlen, "the worker answered %ld: %.200s", res.status,
-                 res.body.data ? res.body.data : "");
+        kpr_http_error(&res, "worker", err, errlen);
     atomic_store(&w->finished, 1);
     if (watching)
         pthread_join(th, NULL);

@@ -221,7 +221,9 @@ int rb_json_strarr(rb_jcheck *c, const json_t *obj, const char *key, int require
 
 json_t *rb_error_envelope(const char *code, const char *message, json_t *details)
 {
-    json_t *e = json_pack("{s:s, s:s}", "code", code, "message", message);
+    /* a message quoting a file or a log may hold invalid UTF-8: repaired, never dropped */
+    json_t *e = json_pack("{s:o, s:o}", "code", rb_json_text(code, strlen(code)), "message",
+                          rb_json_text(message, strlen(message)));
     if (details)
         json_object_set_new(e, "details", details);
     return json_pack("{s:o}", "error", e);

@@ -749,6 +749,11 @@ START_TEST(test_hive_models__a_downloaded_model_is_removed_but_not_while_a_worke
     ck_assert_int_eq(rbt_hive_json(&e.hive, "POST", "/v1/models/delete", body, &r), 400);
     ck_assert_str_eq(rbt_error_code(r), "INVALID_MODEL_REF");
     json_decref(r);
+    /* Downloading it again at once downloads it again (the finished download of a minute ago
+     * is not taken for it): the file is back, with its row. */
+    download_complete(&e, "hf:org/repo/model.gguf", path, sizeof path);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    ck_assert_int_eq(count_models(&e), 1);
     env_stop(&e);
 }
 END_TEST

@@ -370,6 +370,19 @@ START_TEST(test_common_basics_args_help)
 END_TEST
 
 /* rb_utf8, rb_json_text, rb_id_valid, deadlines and the port probe. */
+START_TEST(test_common_basics_error_envelope_repairs_invalid_utf8)
+{
+    /* a message quoting a log cut mid-character still makes an envelope, not "out of memory" */
+    json_t *e = rb_error_envelope("WORKER_CRASHED", "log: caf\xc3", NULL);
+    json_t *in = json_object_get(e, "error");
+
+    ck_assert_ptr_nonnull(e);
+    ck_assert_str_eq(json_string_value(json_object_get(in, "code")), "WORKER_CRASHED");
+    ck_assert_str_eq(json_string_value(json_object_get(in, "message")), "log: caf\xef\xbf\xbd");
+    json_decref(e);
+}
+END_TEST
+
 START_TEST(test_common_basics_utf8_ids_time_ports)
 {
     const struct {
@@ -443,5 +456,6 @@ int main(void)
     tcase_add_test(tc, test_common_basics_args);
     tcase_add_test(tc, test_common_basics_args_help);
     tcase_add_test(tc, test_common_basics_utf8_ids_time_ports);
+    tcase_add_test(tc, test_common_basics_error_envelope_repairs_invalid_utf8);
     return rbt_run(s);
 }

@@ -20,6 +20,7 @@
 #include "hive_gguf.h"
 #include "hive_modelref.h"
 #include "hive_registry.h"
+#include "hive_spawn.h"
 #include "rb_models.h"
 #include "rb_test.h"
 #include "rb_util.h"
@@ -361,6 +362,39 @@ START_TEST(test_hive_units_gguf_shape)
 }
 END_TEST
 
+START_TEST(test_hive_units_log_tail_keeps_the_newest_line)
+{
+    char dir[4096], path[4200], tail[256];
+    FILE *f;
+
+    rbt_tmpdir(dir);
+    snprintf(path, sizeof path, "%s/w.log", dir);
+    f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("first line\n", f);
+    for (int i = 0; i < 6; i++) {
+        for (int k = 0; k < 100; k++)
+            fputc('x', f);
+        fputc('\n', f);
+    }
+    fputs("llm-worker-rbee: cannot open model: not a GGUF file\n\n", f);
+    fclose(f);
+    hive_log_tail(path, 8, tail, sizeof tail);
+    ck_assert_uint_lt(strlen(tail), sizeof tail);
+    ck_assert_msg(strncmp(tail, "...", 3) == 0, "%s", tail);
+    ck_assert_msg(strstr(tail, "xx | llm-worker-rbee: cannot open model: not a GGUF file") != NULL,
+                  "%s", tail);
+    ck_assert_ptr_null(strstr(tail, "first line"));
+    /* short tails are whole, lines joined by " | " */
+    f = fopen(path, "w");
+    fputs("a\r\nb\n", f);
+    fclose(f);
+    hive_log_tail(path, 8, tail, sizeof tail);
+    ck_assert_str_eq(tail, "a | b");
+    rbt_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hive_units");
@@ -373,5 +407,6 @@ int main(void)
     tcase_add_test(tc, test_hive_units_registry_reaps_only_started_workers);
     tcase_add_test(tc, test_hive_units_ram_estimate);
     tcase_add_test(tc, test_hive_units_gguf_shape);
+    tcase_add_test(tc, test_hive_units_log_tail_keeps_the_newest_line);
     return rbt_run(s);
 }

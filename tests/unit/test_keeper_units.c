@@ -14,6 +14,7 @@
 #include "kpr_hive.h"
 #include "kpr_out.h"
 #include "kpr_store.h"
+#include "rb_http.h"
 #include "rb_test.h"
 #include "rb_util.h"
 
@@ -574,6 +575,60 @@ START_TEST(test_worker_fate_only_gone_when_the_hive_says_so)
 }
 END_TEST
 
+static void bad_utf8_events(kpr_out *o)
+{
+    kpr_fail f;
+
+    kpr_out_phase(o, 3, "Model: %s", "caf\xc3"); /* a cut in the middle of a character */
+    kpr_fail_init(&f);
+    kpr_fail_set(&f, "HIVE_START_FAILED", "it exited: %s", "bad \xff byte");
+    kpr_fail_line(&f, "log: \xfe");
+    kpr_out_fail(o, &f);
+}
+
+START_TEST(test_output_json_keeps_messages_with_invalid_utf8)
+{
+    char *out, *err, *save = NULL, *line;
+    json_t *phase, *fail;
+
+    capture(bad_utf8_events, 1, &out, &err);
+    line = strtok_r(out, "\n", &save);
+    phase = line ? json_loads(line, 0, NULL) : NULL;
+    line = strtok_r(NULL, "\n", &save);
+    fail = line ? json_loads(line, 0, NULL) : NULL;
+    ck_assert_msg(phase && fail, "events missing: %s", out);
+    ck_assert_str_eq(json_string_value(json_object_get(phase, "message")),
+                     "Model: caf\xef\xbf\xbd");
+    ck_assert_str_eq(json_string_value(json_object_get(fail, "message")),
+                     "it exited: bad \xef\xbf\xbd byte");
+    ck_assert_str_eq(json_string_value(json_array_get(json_object_get(fail, "lines"), 0)),
+                     "log: \xef\xbf\xbd");
+    json_decref(phase);
+    json_decref(fail);
+    free(out);
+    free(err);
+}
+END_TEST
+
+START_TEST(test_http_errors_name_the_status_and_the_envelope)
+{
+    rb_sse_result res;
+    char msg[512];
+
+    rb_sse_result_init(&res);
+    res.status = 404;
+    kpr_http_error(&res, "worker", msg, sizeof msg);
+    ck_assert_str_eq(msg, "the worker answered 404 Not Found");
+    rb_buf_appends(&res.body,
+                   "{\"error\":{\"code\":\"MODEL_IN_USE\",\"message\":\"a worker serves it\"}}");
+    res.status = 409;
+    kpr_http_error(&res, "hive", msg, sizeof msg);
+    ck_assert_str_eq(msg, "the hive answered 409 MODEL_IN_USE: a worker serves it");
+    rb_sse_result_release(&res);
+    ck_assert_str_eq(rb_http_reason(599), "HTTP error");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("keeper_units");
@@ -596,5 +651,7 @@ int main(void)
     tcase_add_test(tc, test_hive_urls_are_normalised);
     tcase_add_test(tc, test_worker_ids_by_unique_prefix);
     tcase_add_test(tc, test_worker_fate_only_gone_when_the_hive_says_so);
+    tcase_add_test(tc, test_output_json_keeps_messages_with_invalid_utf8);
+    tcase_add_test(tc, test_http_errors_name_the_status_and_the_envelope);
     return rbt_run(s);
 }
