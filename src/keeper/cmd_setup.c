@@ -163,7 +163,8 @@ static int add_node(kpr_ctx *c, int argc, char **argv)
     if (!rc)
         rc = test_ssh(c, &n, &f);
     if (!rc && (rc = kpr_node_add(st, &n)) != RB_OK)
-        kpr_fail_set(&f, "STATE_ERROR", "Cannot save node '%s' in %s/nodes.db", n.name, c->home);
+        kpr_fail_set(&f, "STATE_ERROR", "Cannot save node '%s' in %s/nodes.db: %s", n.name, c->home,
+                     kpr_store_error(st, 0));
     if (!rc)
         kpr_out_line(&c->out, "Node '%s' added: ssh %s%s%s port %d, hive port %d", n.name,
                      n.ssh_user, n.ssh_user[0] ? "@" : "", n.ssh_host, n.ssh_port, n.hive_port);
@@ -192,7 +193,8 @@ static int list_nodes(kpr_ctx *c, int argc, char **argv)
         return kpr_cmd_status(c, rc, &f);
     rc = kpr_ctx_store(c, &st, &f);
     if (!rc && (rc = kpr_node_list(st, &ns, &n)) != RB_OK)
-        kpr_fail_set(&f, "STATE_ERROR", "Cannot read %s/nodes.db", c->home);
+        kpr_fail_set(&f, "STATE_ERROR", "Cannot read %s/nodes.db: %s", c->home,
+                     kpr_store_error(st, 0));
     if (!rc && n == 0)
         kpr_out_line(&c->out, "No nodes registered (localhost is built in).");
     if (!rc && n > 0)
@@ -233,12 +235,16 @@ static int remove_node(kpr_ctx *c, int argc, char **argv)
         rc = kpr_ctx_store(c, &st, &f);
     if (!rc && (rc = kpr_node_get(st, name, &n)) == RB_ENOTFOUND)
         kpr_fail_set(&f, "UNKNOWN_NODE", "Unknown node '%s' (rbee setup list-nodes)", name);
+    else if (rc && !kpr_fail_isset(&f))
+        kpr_fail_set(&f, "STATE_ERROR", "Cannot read %s/nodes.db: %s", c->home,
+                     kpr_store_error(st, 0));
     /* Its cached workers go with it. */
     if (!rc && kpr_target_resolve(c, name, NULL, &t, &ignored) == RB_OK)
         kpr_worker_remove_hive(st, t.hive_url);
     kpr_fail_release(&ignored);
     if (!rc && (rc = kpr_node_remove(st, name)) != RB_OK)
-        kpr_fail_set(&f, "STATE_ERROR", "Cannot remove node '%s' from %s/nodes.db", name, c->home);
+        kpr_fail_set(&f, "STATE_ERROR", "Cannot remove node '%s' from %s/nodes.db: %s", name,
+                     c->home, kpr_store_error(st, 0));
     if (!rc)
         kpr_out_line(&c->out, "Node '%s' removed", name);
     return kpr_cmd_status(c, rc, &f);

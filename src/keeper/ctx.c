@@ -180,8 +180,9 @@ static rb_err resolve_node(kpr_ctx *c, kpr_target *t, kpr_fail *f)
                       "list the nodes with: rbee setup list-nodes; add one with: rbee setup "
                       "add-node --name %s --ssh-host HOST",
                       t->name);
-    } else if (rc == RB_EIO) {
-        kpr_fail_set(f, "STATE_ERROR", "Cannot read %s/nodes.db", c->home);
+    } else if (rc == RB_EIO && !kpr_fail_isset(f)) {
+        kpr_fail_set(f, "STATE_ERROR", "Cannot read %s/nodes.db: %s", c->home,
+                     kpr_store_error(st, 0));
     } else if (!rc) {
         t->registered = 1;
         host_url(raw, sizeof raw, t->node.ssh_host, t->node.hive_port);

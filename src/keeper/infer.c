@@ -379,8 +379,8 @@ static rb_err phase_register(kpr_run *r)
     w.device = (int)r->o->device;
     w.created_unix = w.last_used_unix = rb_unix_s();
     if (!rc && (rc = kpr_worker_put(st, &w)) != RB_OK)
-        kpr_fail_set(&r->f, "STATE_ERROR", "Cannot write the worker cache in %s/workers.db",
-                     r->c->home);
+        kpr_fail_set(&r->f, "STATE_ERROR", "Cannot write the worker cache in %s/workers.db: %s",
+                     r->c->home, kpr_store_error(st, 1));
     if (!rc)
         kpr_out_phase(&r->c->out, 6, "Worker cache: registered %s for %s on %s",
                       kpr_short_id(w.id, sid, sizeof sid), w.model_ref, r->t.name);

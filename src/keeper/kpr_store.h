@@ -63,6 +63,9 @@ rb_err kpr_store_open(const char *home, kpr_store **out, char *err, size_t errle
 /* NULL-safe. */
 void kpr_store_close(kpr_store *st);
 
+/* SQLite's words for the last failure on nodes.db (workers 0) or workers.db (workers 1). */
+const char *kpr_store_error(kpr_store *st, int workers);
+
 /* Adds a node; RB_EEXIST when the name is taken. */
 rb_err kpr_node_add(kpr_store *st, const kpr_node *n);
 /* RB_ENOTFOUND when there is no such node. */

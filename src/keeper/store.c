@@ -377,3 +377,10 @@ rb_err kpr_worker_remove_hive(kpr_store *st, const char *hive_url)
     norm_or_copy(hive_url, hive, sizeof hive);
     return exec1(st->workers, "DELETE FROM workers WHERE hive_url = ?", hive);
 }
+
+const char *kpr_store_error(kpr_store *st, int workers)
+{
+    sqlite3 *db = st ? (workers ? st->workers : st->nodes) : NULL;
+
+    return db ? sqlite3_errmsg(db) : "the state folder is not open";
+}
