@@ -102,7 +102,8 @@ Feature: The forward pass and the session API
     Given models/test-llama-tiny-f16.gguf: rope_freqs.weight with llama 3.1 divisors, attention.key_length 24 for a 64-wide stream of 4 heads
     When the engine runs the reference tokens in F16, and in Q8_0 and Q4_0 made from it
     Then F16 logits are within 1e-3 of the float64 reference with top-1 agreeing at every position and all 16 greedy tokens equal
-    And Q8_0 is within 0.25 and Q4_0 within 1.5, top-1 and greedy agreement printed
+    And Q8_0 is within 0.25 and Q4_0 within 1.5, with the same top-1 wherever the reference's best two logits are more than twice the error apart
+    And their greedy paths leave the reference's only at a step where its gap is below twice the tolerance
 
   Scenario: A qwen2 model matches its reference
     Given models/test-qwen2-tiny-f16.gguf: biases on q, k and v, NEOX rope

@@ -89,6 +89,24 @@ static double top_gap(const float *row, int n)
     return a - b;
 }
 
+/* With a max abs error e, a position where the reference's best two logits are more than 2e
+ * apart must have the same top-1 (agree_at); the greedy path (greedy steps followed) may leave
+ * the reference's only at a step where the reference's own gap is below 2 tol. */
+static void decisive_agree(const char *file, const rbt_reference *ref, double e,
+                           const int *agree_at, size_t greedy, double tol)
+{
+    for (size_t p = 0; p < ref->ntokens; p++) {
+        const float *row = ref->logits + p * (size_t)ref->n_vocab;
+        ck_assert_msg(top_gap(row, ref->n_vocab) <= 2 * e || agree_at[p],
+                      "%s: top-1 differs at position %zu, reference gap %.4f", file, p,
+                      top_gap(row, ref->n_vocab));
+    }
+    ck_assert_msg(ref->greedy_gaps != NULL, "%s: its reference has no greedy_gaps", file);
+    ck_assert_msg(greedy == ref->ngreedy || ref->greedy_gaps[greedy] < 2 * tol,
+                  "%s: greedy left the reference at step %zu, where its gap is %.4f", file, greedy,
+                  greedy < ref->ngreedy ? ref->greedy_gaps[greedy] : 0.0f);
+}
+
 /* Greedy continuation of the reference's tokens: how many leading tokens equal the
  * reference's (prefilled at once, then one token per step). */
 static size_t greedy_agree(eng_model *m, const rbt_reference *ref)
@@ -122,12 +140,14 @@ static void check_fixture(const char *fixture, const char *arch)
     char file[128], f16[4096], dir[4096], path[4200], err[512];
     rbt_reference ref;
     eng_model_info info;
+    int *agree_at;
 
     snprintf(file, sizeof file, "test-%s-tiny-f16.gguf", fixture);
     ck_assert_msg(rbt_model_fixture(file) != NULL, "models/%s missing", file);
     snprintf(f16, sizeof f16, "%s", rbt_model_fixture(file));
     ck_assert_msg(rbt_reference_load(f16, &ref) == 0, "no reference JSON for %s", file);
     ck_assert_int_gt(ref.ngreedy, 0);
+    agree_at = calloc(ref.ntokens, sizeof(int));
     rbt_tmpdir(dir);
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         eng_model *m;
@@ -144,7 +164,7 @@ static void check_fixture(const char *fixture, const char *arch)
         m = rbt_open_model(path);
         eng_model_get_info(m, &info);
         ck_assert_str_eq(info.arch, arch);
-        e = compare_logits(m, &ref, &agree, NULL);
+        e = compare_logits(m, &ref, &agree, agree_at);
         g = greedy_agree(m, &ref);
         printf("%s %s vs float64 reference: max abs logit error %.6f (tolerance %g), top-1 "
                "%d/%zu, greedy %zu/%zu\n",
@@ -153,9 +173,12 @@ static void check_fixture(const char *fixture, const char *arch)
         if (t == 0) {
             ck_assert_int_eq(agree, (int)ref.ntokens);
             ck_assert_int_eq(g, ref.ngreedy);
+        } else {
+            decisive_agree(file, &ref, e, agree_at, g, tol[t]);
         }
         eng_model_free(m);
     }
+    free(agree_at);
     rbt_reference_release(&ref);
     rbt_rmtree(dir);
 }
@@ -201,19 +224,7 @@ START_TEST(
                "logit error %.6f (tolerance %g), top-1 %d/%zu, greedy %zu/%zu\n",
                archs[a], k_quants, e, TOL_Q4_K_M, agree, ref.ntokens, greedy, ref.ngreedy);
         ck_assert_double_lt(e, TOL_Q4_K_M);
-        /* Where the reference's best two logits are further apart than twice the error, the
-         * engine must pick the same token: at every prompt position, and on the greedy path,
-         * which it may leave only at a step where the reference itself nearly ties. */
-        for (size_t p = 0; p < ref.ntokens; p++) {
-            const float *row = ref.logits + p * (size_t)ref.n_vocab;
-            ck_assert_msg(top_gap(row, ref.n_vocab) <= 2 * e || agree_at[p],
-                          "%s: top-1 differs at position %zu, reference gap %.4f", file, p,
-                          top_gap(row, ref.n_vocab));
-        }
-        ck_assert_ptr_nonnull(ref.greedy_gaps);
-        ck_assert_msg(greedy == ref.ngreedy || ref.greedy_gaps[greedy] < 2 * TOL_Q4_K_M,
-                      "%s: greedy left the reference at step %zu, where its gap is %.4f", file,
-                      greedy, greedy < ref.ngreedy ? ref.greedy_gaps[greedy] : 0.0f);
+        decisive_agree(file, &ref, e, agree_at, greedy, TOL_Q4_K_M);
         free(agree_at);
         eng_model_free(m);
         rbt_reference_release(&ref);
