@@ -46,6 +46,18 @@ static int64_t tiles(int64_t nt)
     return (nt + ENG_ACT_TILE - 1) / ENG_ACT_TILE;
 }
 
+size_t eng_act_token_stride(eng_act_layout layout, eng_type at, int64_t n)
+{
+    switch (layout) {
+    case ENG_ACT_ROWS:
+        return eng_type_row_bytes(at, n);
+    case ENG_ACT_Q8_PAIRS: /* codes, then a float scale and an int32 term per block */
+        return ((size_t)n + 8 * (size_t)(n / ENG_QK) + 63) / 64 * 64;
+    default:
+        return 0;
+    }
+}
+
 size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64_t nt)
 {
     size_t bytes = 0;
@@ -54,7 +66,7 @@ size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64
         bytes = (size_t)nt * eng_type_row_bytes(at, n);
         break;
     case ENG_ACT_Q8_PAIRS:
-        bytes = (size_t)n + 8 * (size_t)(n / ENG_QK);
+        bytes = (size_t)nt * eng_act_token_stride(layout, at, n);
         break;
     case ENG_ACT_Q8_TILES:
         bytes = (size_t)tiles(nt) * (size_t)(n / ENG_QK) * TILE_BLOCK_BYTES;
@@ -180,7 +192,7 @@ void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset,
                 memcpy(out + t * row, x, (size_t)n * sizeof(float));
             break;
         case ENG_ACT_Q8_PAIRS:
-            prepare_pairs(code_offset, x, n, out);
+            prepare_pairs(code_offset, x, n, out + t * eng_act_token_stride(layout, at, n));
             break;
         case ENG_ACT_Q8_TILES:
             prepare_tile_q8(code_offset, x, n, (int)(t % ENG_ACT_TILE),

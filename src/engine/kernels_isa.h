@@ -109,6 +109,9 @@ eng_rows_fn eng_gemm_avx512_k(eng_type wtype);
 
 /* Layout helpers shared by the preparation code and the kernels (kernels_act.c). */
 size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64_t nt);
+/* Bytes from one token to the next in a per-token layout (ENG_ACT_ROWS, ENG_ACT_Q8_PAIRS:
+ * 64-byte aligned); 0 for the tiled layouts. */
+size_t eng_act_token_stride(eng_act_layout layout, eng_type at, int64_t n);
 /* fast: the AVX-512 quantizers may be used for the rows layout too (same bytes) */
 void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset, int fast,
                             const float *X, int64_t n, int64_t nt, int64_t t0, int64_t t1,
