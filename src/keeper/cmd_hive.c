@@ -200,7 +200,7 @@ static rb_err hive_start(kpr_ctx *c, const kpr_target *t, kpr_fail *f)
     script_ok = !rc && status == 0;
     if (script_ok && wait_started(c, t, port, v, sizeof v, why, sizeof why)) {
         kpr_out_line(&c->out, "Hive started on %s at %s (version %s)", t->name, t->hive_url, v);
-    } else if (c->interrupted && *c->interrupted) {
+    } else if (kpr_ctx_interrupted(c)) {
         rc = RB_ECANCELED;
     } else if (rc != RB_ECANCELED) {
         rc = rc ? rc : RB_EIO;

@@ -14,6 +14,7 @@
 #include "kpr_hive.h"
 #include "rb_client.h"
 #include "rb_http.h"
+#include "rb_json.h"
 
 #define CONNECT_TIMEOUT_MS 5000
 
@@ -162,13 +163,9 @@ const char *kpr_jstr(const json_t *obj, const char *key)
 
 void kpr_http_error(const rb_sse_result *res, const char *who, char *out, size_t outlen)
 {
-    json_t *j = res->body.data ? json_loadb(res->body.data, res->body.len, 0, NULL) : NULL;
-    json_t *e = json_object_get(j, "error");
-    const char *m = json_string_value(json_object_get(e, "message"));
-    const char *code = json_string_value(json_object_get(e, "code"));
+    char code[64], msg[512];
 
+    rb_error_envelope_parse(res->body.data, code, sizeof code, msg, sizeof msg);
     snprintf(out, outlen, "the %s answered %ld %s%s%s", who, res->status,
-             code && *code ? code : rb_http_reason(res->status), m && *m ? ": " : "",
-             m && *m ? m : "");
-    json_decref(j);
+             code[0] ? code : rb_http_reason(res->status), msg[0] ? ": " : "", msg);
 }

@@ -369,7 +369,6 @@ START_TEST(test_common_basics_args_help)
 }
 END_TEST
 
-/* rb_utf8, rb_json_text, rb_id_valid, deadlines and the port probe. */
 START_TEST(test_common_basics_error_envelope_repairs_invalid_utf8)
 {
     /* a message quoting a log cut mid-character still makes an envelope, not "out of memory" */
@@ -383,6 +382,7 @@ START_TEST(test_common_basics_error_envelope_repairs_invalid_utf8)
 }
 END_TEST
 
+/* rb_utf8, rb_json_text, rb_id_valid, deadlines and the port probe. */
 START_TEST(test_common_basics_utf8_ids_time_ports)
 {
     const struct {
