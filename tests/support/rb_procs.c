@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "rb_buf.h"
+#include "rb_json.h"
 #include "rb_procs.h"
 #include "rb_test.h"
 
@@ -177,4 +178,64 @@ double rbt_metric(const char *metrics, const char *name)
             p++;
     }
     return -1;
+}
+
+double rbt_logged_job_ms(const char *log, const char *id, int *tokens)
+{
+    char needle[160];
+    int64_t end = rbt_ms() + 5000;
+    snprintf(needle, sizeof needle, "job %s completed after ", id);
+    while (rbt_ms() < end) {
+        char *text = rbt_slurp(log);
+        char *at = text ? strstr(text, needle) : NULL;
+        double ms;
+        int prompt;
+        if (at && sscanf(at + strlen(needle), "%d tokens (%d prompt, %lf ms", tokens, &prompt,
+                         &ms) == 3) {
+            free(text);
+            return ms;
+        }
+        free(text);
+        rbt_poll_interval();
+    }
+    return -1;
+}
+
+void rbt_check_openai_spread(const char *base, const char *path, const char *body,
+                             const char *field, const char *worker_log)
+{
+    rbt_stream st = {0};
+    int64_t first = -1, last = -1;
+    int nchunks = 0, tokens = 0;
+    char id[128] = "";
+    double ms;
+
+    rbt_stream_run(&st, base, path, body, 30000, 120000);
+    ck_assert_msg(st.rc == RB_OK, "%s: %s", path, st.err);
+    for (int i = 0; i < st.n; i++) {
+        json_t *j = json_loads(st.ev[i].data, 0, NULL);
+        json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+        json_t *t = strcmp(field, "content") == 0
+                        ? json_object_get(json_object_get(c0, "delta"), "content")
+                        : json_object_get(c0, "text");
+        if (j && !id[0] && json_is_string(json_object_get(j, "id")))
+            snprintf(id, sizeof id, "%s", json_string_value(json_object_get(j, "id")));
+        if (json_is_string(t) && json_string_length(t) > 0) {
+            if (first < 0)
+                first = st.ev[i].at_us;
+            last = st.ev[i].at_us;
+            nchunks++;
+        }
+        json_decref(j);
+    }
+    ms = rbt_logged_job_ms(worker_log, id, &tokens);
+    ck_assert_msg(ms > 0, "no log line for job %s (log %s)", id, worker_log);
+    printf("%s%s: %d content chunks of %d tokens arrived over %.1f ms of a %.1f ms generation\n",
+           base, path, nchunks, tokens, (last - first) / 1000.0, ms);
+    ck_assert_int_ge(tokens, 150);
+    ck_assert_int_ge(nchunks, tokens / 2);
+    ck_assert_msg((double)(last - first) / 1000.0 >= ms / 2,
+                  "%s: chunks arrived within %.1f ms of a %.1f ms generation: buffered", path,
+                  (last - first) / 1000.0, ms);
+    rbt_stream_release(&st);
 }

@@ -68,6 +68,17 @@ int64_t rbt_us(void);
 /* Index of the first event whose data contains needle, or -1. */
 int rbt_stream_find(const rbt_stream *st, const char *needle);
 
+/* The run time a worker logs for job id ("job <id> completed after N tokens (P prompt, X ms")
+ * in the log file at log, polled for up to 5 s; -1 if it never appears. *tokens gets N. */
+double rbt_logged_job_ms(const char *log, const char *id, int *tokens);
+/* Streams an OpenAI request (body with "stream":true and max_tokens of at least 150) from
+ * base+path and fails the test unless its content chunks (choices[0].text, or
+ * choices[0].delta.content when field is "content") arrive spread over at least half of the
+ * generation time the worker logs in worker_log. A response buffered to the end arrives at once;
+ * OpenAI chunks carry no timestamps of rbee's, so the worker's log is the generation's clock. */
+void rbt_check_openai_spread(const char *base, const char *path, const char *body,
+                             const char *field, const char *worker_log);
+
 /* GET base+path into a new string (caller frees); NULL on failure. */
 char *rbt_get(const char *base, const char *path);
 /* Value of a Prometheus sample line "name value" (name may include {labels}); -1 if absent. */
