@@ -45,6 +45,17 @@ const char *eng_isa_name(eng_isa isa);
  * the CPU has, whatever eng_isa_force chose; the one test of VNNI in the engine. */
 int eng_isa_has_vnni(void);
 
+/* Intel AMX (AMX-TILE and AMX-INT8) for the batch products of Q4_0, Q8_0 and IQ4_NL weights.
+ * eng_amx_available: the CPU has it, the kernel saves its state and granted it to this process
+ * (asked once, on the first call), and AVX-512 VNNI is there too. eng_amx_active: in use now,
+ * which is what is available unless RBEE_NO_AMX is set (to anything but 0) or eng_amx_force
+ * said otherwise, and only while the active instruction set is AVX-512. eng_amx_force(on): uses
+ * AMX from now on when on and available; returns whether it will. Not thread-safe, as
+ * eng_isa_force. */
+int eng_amx_available(void);
+int eng_amx_active(void);
+int eng_amx_force(int on);
+
 /* Activation quantization for weights of type wtype: the type whose values the kernels
  * multiply (F32, Q8_0 or Q8_K). How those values are laid out in memory is the kernels'
  * business: see eng_act_bytes and eng_act_prepare. */

@@ -63,6 +63,9 @@ typedef struct eng_kernel_set {
     /* The weight code offset the Q8 layouts fold into their per-block term
      * (-offset * sum of the block's activation codes): 8 for Q4_0, 128 for Q8_0. */
     int code_offset;
+    /* 1 for the AMX batch kernels, which pay from 3 tokens on (kernels.c, SMALL_BATCH_AMX)
+     * where the others go token by token up to 7. */
+    int gemm_small;
 } eng_kernel_set;
 
 /* Each fills *ks with its kernels for weights of type wtype and returns 1, or returns 0 when
@@ -106,6 +109,10 @@ void eng_quantize_q8_K_avx512(const float *x, struct eng_block_q8_K *y, int64_t 
 /* The AVX-512 batch kernel of Q4_K, Q6_K, Q2_K, Q3_K or IQ4_XS weights (ENG_ACT_Q8K_TILES), or NULL
  * (kernels_avx512_k.c). */
 eng_rows_fn eng_gemm_avx512_k(eng_type wtype);
+
+/* The AMX batch kernel of Q4_0, Q8_0 or IQ4_NL weights (ENG_ACT_Q8_TILES, as the AVX-512 one),
+ * or NULL when AMX is not in use (eng_amx_active) or the type has none (kernels_amx.c). */
+eng_rows_fn eng_gemm_amx(eng_type wtype);
 
 /* Layout helpers shared by the preparation code and the kernels (kernels_act.c). */
 size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64_t nt);

@@ -6,6 +6,10 @@
  * tg: a fresh context takes one token, then n single-token forward passes follow, each on
  *     the token before (decoding without sampling, so an end-of-text token cannot cut the run
  *     short); tokens/s = n / time.
+ * bN: with -b LIST, for each N of the list, N sessions of one batch (eng_batch_open) take one
+ *     token each, then n batched passes follow, each running one token of every session in one
+ *     forward pass (the worker's decoding step with N streams); tokens/s = N * n / time, and
+ *     the ratio to N = 1 of the same run is printed. The sizes run interleaved in each round.
  * Each test runs r times after one warm-up; median, min and max are printed.
  */
 #include <stdio.h>
@@ -22,7 +26,9 @@
 typedef struct engine_args {
     const char *model;
     const char *kv_type; /* f16 (default), q8_0 or f32 */
+    const char *batches; /* -b: comma-separated batch sizes, or NULL */
     int p, n, threads, reps, json, no_mmap;
+    int nb, b[16];
 } engine_args;
 
 /* 0 when the run may start, 1 after -h/--help, -1 after a usage error (printed). */
@@ -37,6 +43,8 @@ static int parse(engine_args *a, int argc, char **argv)
         {"-r", RB_OPT_INT, &a->reps, 1, 1000, .help = "repetitions, the median is shown (5)"},
         {"--kv-type", RB_OPT_STR, &a->kv_type, .what = "f16|q8_0|f32",
          .help = "KV cache type (default f16)"},
+        {"-b", RB_OPT_STR, &a->batches, .what = "N,N,...",
+         .help = "also decode N sequences in batched passes, for each N (e.g. 1,2,4,8)"},
         {"--no-mmap", RB_OPT_FLAG, &a->no_mmap, .help = "read the weights into memory"},
         {"--json", RB_OPT_FLAG, &a->json, .help = "one JSON object"},
     };
@@ -63,6 +71,20 @@ static int parse(engine_args *a, int argc, char **argv)
         fprintf(stderr, "rbee-bench engine: --kv-type must be f16, q8_0 or f32, not '%s'\n",
                 a->kv_type);
         return -1;
+    }
+    for (const char *c = a->batches; c && *c;) {
+        char *end;
+        long v = strtol(c, &end, 10);
+        if (end == c || v < 1 || v > ENG_BATCH_MAX_SEQ || a->nb == RB_ARRAY_LEN(a->b) ||
+            (*end && *end != ',')) {
+            fprintf(stderr,
+                    "rbee-bench engine: -b takes up to 16 sizes of 1 to %d, comma-separated, not "
+                    "'%s'\n",
+                    ENG_BATCH_MAX_SEQ, a->batches);
+            return -1;
+        }
+        a->b[a->nb++] = (int)v;
+        c = *end ? end + 1 : end;
     }
     if (!a->model) {
         fprintf(stderr, "rbee-bench engine: -m MODEL is required\n");
@@ -100,6 +122,76 @@ static double run_tg(eng_session *s, const int32_t *toks, int n)
             return -1;
         }
     return (double)(rb_now_us() - t0) / 1e6;
+}
+
+/* One bN run: seconds for n passes of one token of each of the first nseq sessions. */
+static double run_batch(eng_batch *b, int nseq, const int32_t *toks, int n)
+{
+    char err[256];
+    eng_batch_entry e[ENG_BATCH_MAX_SEQ];
+    int64_t t0 = 0;
+    for (int i = 0; i < nseq; i++)
+        eng_session_reset(eng_batch_session(b, i), NULL, NULL, 0);
+    for (int step = 0; step <= n; step++) {
+        if (step == 1)
+            t0 = rb_now_us(); /* after the first pass, as for tg */
+        for (int i = 0; i < nseq; i++)
+            e[i] = (eng_batch_entry){eng_batch_session(b, i), toks + (step + i) % (n + 1), 1};
+        if (eng_batch_decode(b, e, nseq, err, sizeof err)) {
+            fprintf(stderr, "rbee-bench engine: %s\n", err);
+            return -1;
+        }
+    }
+    return (double)(rb_now_us() - t0) / 1e6;
+}
+
+/* The -b runs: r rounds, each running every size once; prints medians and ratios to N = 1. */
+static int bench_batches(eng_model *m, const eng_session_params *p, const engine_args *a,
+                         const int32_t *toks)
+{
+    char err[512];
+    eng_batch *b = NULL;
+    int most = 1, rc = -1;
+    double *tps = calloc((size_t)a->nb * (size_t)a->reps, sizeof(double)), med[16], one = 0;
+    eng_session_params sp = *p;
+    for (int i = 0; i < a->nb; i++)
+        most = a->b[i] > most ? a->b[i] : most;
+    sp.n_ctx = a->n + 2;
+    sp.n_batch = most;
+    if (!tps || eng_batch_open(m, &sp, most, &b, err, sizeof err)) {
+        fprintf(stderr, "rbee-bench engine: %s\n", tps ? err : "out of memory");
+        goto out;
+    }
+    for (int i = 0; i < a->nb; i++) /* warm-up */
+        if (run_batch(b, a->b[i], toks, 4) < 0)
+            goto out;
+    for (int r = 0; r < a->reps; r++)
+        for (int i = 0; i < a->nb; i++) {
+            double t = run_batch(b, a->b[i], toks, a->n);
+            if (t <= 0)
+                goto out;
+            tps[i * a->reps + r] = (double)a->b[i] * a->n / t;
+            if (!a->json)
+                fprintf(stderr, "rep %d: b%d %.1f tok/s\n", r + 1, a->b[i], tps[i * a->reps + r]);
+        }
+    for (int i = 0; i < a->nb; i++) {
+        med[i] = bench_quantile(tps + i * a->reps, (size_t)a->reps, 0.5);
+        if (a->b[i] == 1)
+            one = med[i];
+    }
+    for (int i = 0; i < a->nb; i++) {
+        const double *v = tps + i * a->reps;
+        printf("b%-2d x tg%-5d %9.1f tok/s  (min %.1f, max %.1f, %d runs)", a->b[i], a->n, med[i],
+               v[0], v[a->reps - 1], a->reps);
+        if (one > 0)
+            printf("  %.2fx of b1", med[i] / one);
+        printf("\n");
+    }
+    rc = 0;
+out:
+    eng_batch_free(b);
+    free(tps);
+    return rc;
 }
 
 int bench_engine_main(int argc, char **argv)
@@ -158,6 +250,8 @@ int bench_engine_main(int argc, char **argv)
         if (!a.json)
             fprintf(stderr, "rep %d: pp %.1f tok/s, tg %.1f tok/s\n", r + 1, pp[r], tg[r]);
     }
+    if (a.nb && bench_batches(m, &sp, &a, toks))
+        goto out;
     getrusage(RUSAGE_SELF, &ru);
     {
         double pmed = bench_quantile(pp, (size_t)a.reps, 0.5), pmin = pp[0], pmax = pp[a.reps - 1];

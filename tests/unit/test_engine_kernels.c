@@ -134,6 +134,37 @@ static void note_untested_isas(const char *test, int needs_vnni)
         printf("SKIP part of %s: the CPU lacks AVX-512 VNNI (avx512vnni), so the integer "
                "AVX-512 kernels are not tested here\n",
                rbt_test_name(test));
+    else if (needs_vnni && !eng_amx_available())
+        printf("SKIP part of %s: the CPU lacks AMX-TILE/AMX-INT8 (or the kernel does not grant "
+               "it), so the AMX batch kernels are not tested here\n",
+               rbt_test_name(test));
+}
+
+/* The kernel variants a test compares: the instruction sets from ENG_ISA_SCALAR to best, then
+ * AVX-512 with the AMX batch kernels when this machine has them (eng_amx_available). */
+static int n_variants(void)
+{
+    return (int)eng_isa_detect() + 1 + (eng_isa_detect() == ENG_ISA_AVX512 && eng_amx_available());
+}
+
+/* Makes variant v active; returns its name. */
+static const char *use_variant(int v)
+{
+    if (v > (int)ENG_ISA_AVX512) {
+        eng_isa_force(ENG_ISA_AVX512);
+        ck_assert(eng_amx_force(1));
+        return "avx512+amx";
+    }
+    eng_isa_force((eng_isa)v);
+    eng_amx_force(0);
+    return eng_isa_name((eng_isa)v);
+}
+
+/* Back to what the engine picks by itself. */
+static void default_variant(void)
+{
+    eng_isa_force(eng_isa_detect());
+    eng_amx_force(1);
 }
 
 /* 1 if the CPU has what the AVX-512 activation quantizers need (AVX-512 VNNI, detected as the
@@ -240,8 +271,8 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
                 eng_isa_force(ENG_ISA_SCALAR);
                 prepare_acts(t, xf, n, nt, xq);
                 eng_matmul(t, w, n, xq, nt, ref, ROWS, 0, ROWS);
-                for (int isa = ENG_ISA_AVX2; isa <= (int)best; isa++) {
-                    ck_assert_int_eq(eng_isa_force((eng_isa)isa), isa);
+                for (int isa = ENG_ISA_AVX2; isa < n_variants(); isa++) {
+                    const char *variant = use_variant(isa);
                     prepare_acts(t, xf, n, nt, xq);
                     eng_matmul(t, w, n, xq, nt, got, ROWS, 0, ROWS);
                     for (int tt = 0; tt < nt; tt++) {
@@ -251,8 +282,8 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
                                 fabs((double)got[tt * ROWS + row] - ref[tt * ROWS + row]);
                             ck_assert_msg(diff <= tol * s,
                                           "%s %s n=%ld nt=%d row %d token %d: %.9g vs scalar %.9g",
-                                          eng_type_name(t), eng_isa_name((eng_isa)isa), (long)n, nt,
-                                          row, tt, (double)got[tt * ROWS + row],
+                                          eng_type_name(t), variant, (long)n, nt, row, tt,
+                                          (double)got[tt * ROWS + row],
                                           (double)ref[tt * ROWS + row]);
                             compared++;
                         }
@@ -261,7 +292,7 @@ START_TEST(test_engine_kernels__every_fast_kernel_matches_its_scalar_twin)
             }
         }
     }
-    eng_isa_force(best);
+    default_variant();
     /* on a CPU without AVX2 there is nothing to compare, and nothing to fail */
     ck_assert(best == ENG_ISA_SCALAR || compared > 0);
     note_untested_isas(__func__, 1);
@@ -450,8 +481,8 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
 {
     static const eng_type types[] = {ENG_TYPE_F16,  ENG_TYPE_Q4_0,   ENG_TYPE_Q6_K,
                                      ENG_TYPE_Q3_K, ENG_TYPE_IQ4_NL, ENG_TYPE_IQ4_XS};
-    enum { ROWS = 10, NT = 5, LDY = 13, N = 512, R0 = 3, R1 = 8 };
-    const eng_isa best = eng_isa_detect();
+    /* rows 3..36: two whole groups of 16 rows of the AMX kernels and a part of one */
+    enum { ROWS = 40, NT = 5, LDY = 43, N = 512, R0 = 3, R1 = 37 };
     uint8_t *w = malloc(ROWS * N * 4), *xq = malloc(NT * N * 8), *x1 = malloc(N * 4);
     float *xf = malloc(sizeof(float) * NT * N), y[NT * LDY];
     rng r = {5};
@@ -460,8 +491,8 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
         const size_t wr = eng_type_row_bytes(t, N);
         fill_weights(t, w, N, ROWS, &r);
         fill_acts(xf, N, NT, &r);
-        for (int isa = ENG_ISA_SCALAR; isa <= (int)best; isa++) {
-            eng_isa_force((eng_isa)isa);
+        for (int isa = ENG_ISA_SCALAR; isa < n_variants(); isa++) {
+            const char *variant = use_variant(isa);
             for (int nt = 1; nt <= NT; nt += NT - 1) { /* the decode path and a tile */
                 for (int i = 0; i < NT * LDY; i++)
                     y[i] = SENTINEL;
@@ -475,18 +506,17 @@ START_TEST(test_engine_kernels__matrix_products_write_only_their_rows_and_column
                             const float want = eng_vec_dot(t, w + c * wr, x1, N);
                             ck_assert_msg(fabsf(v - want) <= 1e-4f * (1.0f + fabsf(want)),
                                           "%s %s nt=%d: Y[%d][%d] = %g, want %g", eng_type_name(t),
-                                          eng_isa_name((eng_isa)isa), nt, tt, c, (double)v,
-                                          (double)want);
+                                          variant, nt, tt, c, (double)v, (double)want);
                         } else {
                             ck_assert_msg(v == SENTINEL, "%s %s nt=%d: Y[%d][%d] was written",
-                                          eng_type_name(t), eng_isa_name((eng_isa)isa), nt, tt, c);
+                                          eng_type_name(t), variant, nt, tt, c);
                         }
                     }
                 }
             }
         }
     }
-    eng_isa_force(best);
+    default_variant();
     note_untested_isas(__func__, 1);
     free(w);
     free(xq);
