@@ -53,11 +53,6 @@ INLINE AVX512 void store8(const __m256 *acc, const __m256 *acc2, int NT, int nt,
             y[(size_t)t * ldy] = hsum8(acc2 ? _mm256_add_ps(acc[t], acc2[t]) : acc[t]);
 }
 
-INLINE AVX512 __m256 h2f8(uint16_t h)
-{
-    return _mm256_cvtph_ps(_mm_set1_epi16((short)h));
-}
-
 /* ---- float weights: F32, F16, BF16 against F32 activations ------------------------- */
 
 enum fkind { F_F32, F_F16, F_BF16 };
