@@ -35,7 +35,6 @@
 #include "quant.h"
 
 #define PAIR_BYTES 64
-#define TILE_BLOCK_BYTES (ENG_QK * ENG_ACT_TILE + 2 * 4 * ENG_ACT_TILE) /* 640 */
 #define KTILE_BLOCK_BYTES (ENG_QK_K * ENG_ACT_TILE + 4 * ENG_ACT_TILE + 16 * 4 * ENG_ACT_TILE)
 
 /* Position of block j of a group in the group's d and c arrays. */
@@ -69,7 +68,7 @@ size_t eng_act_layout_bytes(eng_act_layout layout, eng_type at, int64_t n, int64
         bytes = (size_t)nt * eng_act_token_stride(layout, at, n);
         break;
     case ENG_ACT_Q8_TILES:
-        bytes = (size_t)tiles(nt) * (size_t)(n / ENG_QK) * TILE_BLOCK_BYTES;
+        bytes = (size_t)tiles(nt) * (size_t)(n / ENG_QK) * ENG_ACT_TILE_BLOCK;
         break;
     case ENG_ACT_Q8K_TILES:
         bytes = (size_t)tiles(nt) * (size_t)(n / ENG_QK_K) * KTILE_BLOCK_BYTES;
@@ -127,7 +126,7 @@ static void prepare_tile_q8(int code_offset, const float *x, int64_t n, int lane
         const int64_t k = nb - b0 < CHUNK ? nb - b0 : CHUNK;
         quantize_chunk(x, b0, k, q, sum);
         for (int64_t i = 0; i < k; i++) {
-            uint8_t *blk = tile + (b0 + i) * TILE_BLOCK_BYTES;
+            uint8_t *blk = tile + (b0 + i) * ENG_ACT_TILE_BLOCK;
             for (int g = 0; g < ENG_QK / 4; g++)
                 memcpy(blk + (g * ENG_ACT_TILE + lane) * 4, q[i].qs + 4 * g, 4);
             const float d = eng_h2f(q[i].d);
@@ -159,7 +158,7 @@ static void prepare_tile_q8k(const float *x, int64_t n, int lane, uint8_t *tile)
 static void clear_tail_lanes(eng_act_layout layout, int64_t n, int64_t nt, uint8_t *tile)
 {
     const int64_t blocks = layout == ENG_ACT_Q8_TILES ? n / ENG_QK : n / ENG_QK_K;
-    const size_t block_bytes = layout == ENG_ACT_Q8_TILES ? TILE_BLOCK_BYTES : KTILE_BLOCK_BYTES;
+    const size_t block_bytes = layout == ENG_ACT_Q8_TILES ? ENG_ACT_TILE_BLOCK : KTILE_BLOCK_BYTES;
     const int used = (int)(nt % ENG_ACT_TILE);
     if (used == 0)
         return;
@@ -196,7 +195,7 @@ void eng_act_layout_prepare(eng_act_layout layout, eng_type at, int code_offset,
             break;
         case ENG_ACT_Q8_TILES:
             prepare_tile_q8(code_offset, x, n, (int)(t % ENG_ACT_TILE),
-                            out + (t / ENG_ACT_TILE) * (n / ENG_QK) * TILE_BLOCK_BYTES);
+                            out + (t / ENG_ACT_TILE) * (n / ENG_QK) * ENG_ACT_TILE_BLOCK);
             break;
         case ENG_ACT_Q8K_TILES:
             prepare_tile_q8k(x, n, (int)(t % ENG_ACT_TILE),

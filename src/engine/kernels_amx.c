@@ -42,9 +42,8 @@
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,amx-tile,amx-int8,f16c")))
 #define INLINE static inline __attribute__((always_inline))
 #define TILE ENG_ACT_TILE
-#define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of an activation tile */
-#define GROUP_ROWS 16                             /* weight rows per A tile */
-#define A_BLOCK (GROUP_ROWS * ENG_QK)             /* bytes of one block's A tile (512) */
+#define GROUP_ROWS 16                 /* weight rows per A tile */
+#define A_BLOCK (GROUP_ROWS * ENG_QK) /* bytes of one block's A tile (512) */
 
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
@@ -87,8 +86,8 @@ int eng_amx_active(void)
 {
     int on = atomic_load_explicit(&g_amx_on, memory_order_relaxed);
     if (on < 0) {
-        const char *no = getenv("RBEE_NO_AMX");
-        on = eng_amx_available() && !(no && *no && strcmp(no, "0") != 0);
+        const char *no = getenv("RBEE_NO_AMX"); /* first: then no permission is asked for */
+        on = !(no && *no && strcmp(no, "0") != 0) && eng_amx_available();
         atomic_store_explicit(&g_amx_on, on, memory_order_relaxed);
     }
     return on && eng_isa_active() >= ENG_ISA_AVX512;
@@ -250,28 +249,28 @@ static AMX void group_tile(const amx_buf *buf, int64_t nb, const uint8_t *x, flo
         for (size_t o = 0; o < pf_step && pf < pf_end; o += 64, pf += 64)
             _mm_prefetch((const char *)pf, _MM_HINT_T0);
         _tile_loadd(0, buf->a + b * A_BLOCK, ENG_QK);
-        _tile_loadd(1, x + b * TILE_BLOCK, 4 * TILE);
+        _tile_loadd(1, x + b * ENG_ACT_TILE_BLOCK, 4 * TILE);
         _tile_zero(2);
         _tile_dpbssd(2, 0, 1);
         _tile_loadd(3, buf->a + (b + 1) * A_BLOCK, ENG_QK);
-        _tile_loadd(4, x + (b + 1) * TILE_BLOCK, 4 * TILE);
+        _tile_loadd(4, x + (b + 1) * ENG_ACT_TILE_BLOCK, 4 * TILE);
         _tile_zero(5);
         _tile_dpbssd(5, 3, 4);
         _tile_stored(2, sums[0], 4 * TILE);
-        scale_block((const int32_t(*)[TILE])sums[0], buf->dw + b * GROUP_ROWS, x + b * TILE_BLOCK,
-                    acc);
+        scale_block((const int32_t(*)[TILE])sums[0], buf->dw + b * GROUP_ROWS,
+                    x + b * ENG_ACT_TILE_BLOCK, acc);
         _tile_stored(5, sums[1], 4 * TILE);
         scale_block((const int32_t(*)[TILE])sums[1], buf->dw + (b + 1) * GROUP_ROWS,
-                    x + (b + 1) * TILE_BLOCK, acc);
+                    x + (b + 1) * ENG_ACT_TILE_BLOCK, acc);
     }
     if (b < nb) {
         _tile_loadd(0, buf->a + b * A_BLOCK, ENG_QK);
-        _tile_loadd(1, x + b * TILE_BLOCK, 4 * TILE);
+        _tile_loadd(1, x + b * ENG_ACT_TILE_BLOCK, 4 * TILE);
         _tile_zero(2);
         _tile_dpbssd(2, 0, 1);
         _tile_stored(2, sums[0], 4 * TILE);
-        scale_block((const int32_t(*)[TILE])sums[0], buf->dw + b * GROUP_ROWS, x + b * TILE_BLOCK,
-                    acc);
+        scale_block((const int32_t(*)[TILE])sums[0], buf->dw + b * GROUP_ROWS,
+                    x + b * ENG_ACT_TILE_BLOCK, acc);
     }
     for (int i = 0; i < GROUP_ROWS; i++)
         _mm512_storeu_ps(out[i], acc[i]);
@@ -290,7 +289,7 @@ INLINE AMX int gemm(const int kind, int64_t n, const uint8_t *W, size_t wrow, co
                     int64_t nt, float *Y, size_t ldy, int64_t r0, int64_t r1)
 {
     const int64_t nb = n / ENG_QK, ntiles = (nt + TILE - 1) / TILE;
-    const size_t tile_bytes = (size_t)nb * TILE_BLOCK;
+    const size_t tile_bytes = (size_t)nb * ENG_ACT_TILE_BLOCK;
     amx_buf *buf = thread_buf(nb);
     float out[GROUP_ROWS][TILE];
     if (!buf)

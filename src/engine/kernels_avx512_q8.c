@@ -40,8 +40,7 @@
 #define INLINE static inline __attribute__((always_inline))
 #define GROUP ENG_ACT_GROUP
 #define TILE ENG_ACT_TILE
-#define TILE_BLOCK (ENG_QK * TILE + 2 * 4 * TILE) /* bytes per block of a tile (640) */
-#define MAX_TILES ENG_TILES_MAX                   /* tiles sharing one decode of a weight row */
+#define MAX_TILES ENG_TILES_MAX /* tiles sharing one decode of a weight row */
 
 enum wkind { W_Q4_0, W_Q8_0, W_IQ4_NL };
 
@@ -243,7 +242,7 @@ INLINE VNNI void gemm_rows(const int kind, const int R, const int NT, int64_t n,
         }
 #pragma GCC unroll 4
         for (int t = 0; t < NT; t++) {
-            const uint8_t *y = x + t * tile_bytes + b * TILE_BLOCK;
+            const uint8_t *y = x + t * tile_bytes + b * ENG_ACT_TILE_BLOCK;
             const __m512i c = _mm512_loadu_si512(y + ENG_QK * TILE + 4 * TILE);
             const __m512 dx = _mm512_loadu_ps(y + ENG_QK * TILE);
             __m512i s[2];
@@ -401,18 +400,18 @@ static VNNI void iq4_nl_gemv(ROWS_ARGS)
 }
 static void iq4_nl_gemm(ROWS_ARGS)
 {
-    eng_gemm_tiles(iq4_nl_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
-                   ldy, r0, r1);
+    eng_gemm_tiles(iq4_nl_part, MAX_TILES, (size_t)(n / ENG_QK) * ENG_ACT_TILE_BLOCK, n, W, wrow,
+                   xq, nt, Y, ldy, r0, r1);
 }
 static void q4_0_gemm(ROWS_ARGS)
 {
-    eng_gemm_tiles(q4_0_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
-                   ldy, r0, r1);
+    eng_gemm_tiles(q4_0_part, MAX_TILES, (size_t)(n / ENG_QK) * ENG_ACT_TILE_BLOCK, n, W, wrow, xq,
+                   nt, Y, ldy, r0, r1);
 }
 static void q8_0_gemm(ROWS_ARGS)
 {
-    eng_gemm_tiles(q8_0_part, MAX_TILES, (size_t)(n / ENG_QK) * TILE_BLOCK, n, W, wrow, xq, nt, Y,
-                   ldy, r0, r1);
+    eng_gemm_tiles(q8_0_part, MAX_TILES, (size_t)(n / ENG_QK) * ENG_ACT_TILE_BLOCK, n, W, wrow, xq,
+                   nt, Y, ldy, r0, r1);
 }
 
 int eng_kernels_avx512_q8(eng_type wtype, eng_kernel_set *ks)

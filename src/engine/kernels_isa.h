@@ -33,6 +33,9 @@
 #define ENG_TILE_TOKENS 4
 #define ENG_ACT_TILE 16 /* tokens per tile of ENG_ACT_Q8_TILES (the lanes of a 512-bit vector) */
 #define ENG_ACT_GROUP 8 /* blocks per reduction group of ENG_ACT_Q8_PAIRS */
+/* Bytes of one block of an ENG_ACT_Q8_TILES tile (640): 32 codes of each of the 16 tokens, then
+ * 16 float scales and 16 int32 terms (kernels_act.c). */
+#define ENG_ACT_TILE_BLOCK (ENG_QK * ENG_ACT_TILE + 2 * 4 * ENG_ACT_TILE)
 
 /* How prepared activations are laid out (see kernels_act.c for the byte layouts). */
 typedef enum eng_act_layout {
